@@ -1,0 +1,173 @@
+//! Errors of the store. Every variant names what the caller can act on;
+//! corrupt bytes are reported for the one run or record they belong to.
+
+use crate::codec::CodecError;
+use crate::ids::{CommandSeq, RunId, WorkflowId};
+use crate::store::records::RunStatus;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Errors returned by `Store` operations.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another handle (usually another process) holds the store's file
+    /// lock. Nothing was changed.
+    StorageLocked {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// sled or the file system failed. I/O errors are sticky in sled: treat
+    /// this as fatal for the engine and restart.
+    Storage(sled::Error),
+    /// An fsync of the data file failed; nothing later is acknowledged.
+    Sync(std::io::Error),
+    /// Stored bytes failed to decode. Only the named record is affected.
+    Corrupt {
+        /// Which record: `history`, `run`, `inbox`, `activity task`, ...
+        what: &'static str,
+        /// The run it belongs to, when known.
+        run: Option<RunId>,
+        /// The decoding failure.
+        source: CodecError,
+    },
+    /// A run of this workflow id is open and the start policy is to reject.
+    AlreadyRunning {
+        /// The id.
+        workflow_id: WorkflowId,
+        /// The open run.
+        run: RunId,
+    },
+    /// No workflow with this id exists.
+    WorkflowNotFound {
+        /// The id.
+        workflow_id: WorkflowId,
+    },
+    /// The run is closed and cannot take this request.
+    WorkflowClosed {
+        /// The id.
+        workflow_id: WorkflowId,
+        /// The closed run.
+        run: RunId,
+        /// How it closed.
+        status: RunStatus,
+    },
+    /// No run with this number exists.
+    RunNotFound {
+        /// The run.
+        run: RunId,
+    },
+    /// A payload exceeds `StoreConfig::max_payload_bytes`. Nothing was
+    /// written.
+    PayloadTooLarge {
+        /// Its size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The workflow-task lease was lost (another claim, or a restart).
+    /// Nothing was written.
+    LeaseLost {
+        /// The run.
+        run: RunId,
+    },
+    /// The run's history moved since the claim. Nothing was written.
+    Conflict {
+        /// The run.
+        run: RunId,
+        /// `last_seq` the commit expected.
+        expected: u64,
+        /// `last_seq` found.
+        found: u64,
+    },
+    /// An activity completion or heartbeat presented a token that no longer
+    /// holds (the attempt timed out or the task is gone). Nothing was
+    /// written.
+    StaleActivity {
+        /// The run.
+        run: RunId,
+        /// The activity's command.
+        cmd: CommandSeq,
+    },
+    /// A commit was malformed (events out of order, an inbound event in the
+    /// command part, ...). Nothing was written.
+    InvalidCommit {
+        /// The run.
+        run: RunId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store was shut down or its flusher stopped after an error.
+    Closed,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::StorageLocked { path } => write!(
+                f,
+                "store at {} is locked by another process (sled allows one process per database)",
+                path.display()
+            ),
+            StoreError::Storage(e) => write!(f, "storage error: {e}"),
+            StoreError::Sync(e) => write!(f, "fsync of the data file failed: {e}"),
+            StoreError::Corrupt { what, run, source } => match run {
+                Some(run) => write!(f, "corrupt {what} record of {run}: {source}"),
+                None => write!(f, "corrupt {what} record: {source}"),
+            },
+            StoreError::AlreadyRunning { workflow_id, run } => {
+                write!(f, "workflow {workflow_id} is already running as {run}")
+            }
+            StoreError::WorkflowNotFound { workflow_id } => {
+                write!(f, "no workflow with id {workflow_id}")
+            }
+            StoreError::WorkflowClosed {
+                workflow_id,
+                run,
+                status,
+            } => write!(
+                f,
+                "workflow {workflow_id} ({run}) is closed ({})",
+                status.as_str()
+            ),
+            StoreError::RunNotFound { run } => write!(f, "no such run {run}"),
+            StoreError::PayloadTooLarge { size, limit } => {
+                write!(f, "payload of {size} bytes exceeds the limit of {limit} bytes")
+            }
+            StoreError::LeaseLost { run } => write!(f, "workflow task lease on {run} was lost"),
+            StoreError::Conflict {
+                run,
+                expected,
+                found,
+            } => write!(
+                f,
+                "history of {run} moved: expected last event {expected}, found {found}"
+            ),
+            StoreError::StaleActivity { run, cmd } => write!(
+                f,
+                "activity {cmd} of {run} was not running under that token (timed out or gone)"
+            ),
+            StoreError::InvalidCommit { run, reason } => {
+                write!(f, "invalid commit for {run}: {reason}")
+            }
+            StoreError::Closed => write!(f, "store is closed"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Storage(e) => Some(e),
+            StoreError::Sync(e) => Some(e),
+            StoreError::Corrupt { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Storage(e)
+    }
+}

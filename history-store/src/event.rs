@@ -1,0 +1,328 @@
+//! The events of a run's history. This is a persisted format: variants and
+//! fields are only ever appended under a new schema version, never
+//! reordered, and golden byte fixtures in `tests/` keep old histories
+//! readable. No serde attribute that bincode cannot honour is used here.
+
+use crate::ids::{CommandSeq, Timestamp, WorkflowId};
+use crate::options::ActivityOptions;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A user value as recorded in history: JSON bytes. JSON rather than
+/// bincode because user types evolve (a new optional field must still
+/// decode old histories) and because operators read histories.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Payload(pub Vec<u8>);
+
+impl Payload {
+    /// Wraps already-encoded bytes.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Payload(bytes)
+    }
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Whether the payload holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// A short stable digest (CRC32C) used in reports to tell inputs apart
+    /// without printing them.
+    pub fn digest(&self) -> u32 {
+        crc32c::crc32c(&self.0)
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::str::from_utf8(&self.0) {
+            Ok(s) if s.len() <= 200 => write!(f, "{s}"),
+            Ok(s) => write!(f, "{}… ({} bytes)", &s[..s.floor_char_boundary_compat(200)], s.len()),
+            Err(_) => write!(f, "<{} bytes>", self.0.len()),
+        }
+    }
+}
+
+trait FloorCharBoundary {
+    fn floor_char_boundary_compat(&self, i: usize) -> usize;
+}
+
+impl FloorCharBoundary for str {
+    fn floor_char_boundary_compat(&self, mut i: usize) -> usize {
+        if i >= self.len() {
+            return self.len();
+        }
+        while !self.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    }
+}
+
+/// Where in workflow source code a command was issued, so that a
+/// nondeterminism report can point at the line.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Callsite {
+    /// Source file as the compiler names it.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+impl Callsite {
+    /// The location of `loc`, typically `Location::caller()`.
+    pub fn from_location(loc: &std::panic::Location<'_>) -> Self {
+        Callsite {
+            file: loc.file().to_owned(),
+            line: loc.line(),
+            column: loc.column(),
+        }
+    }
+}
+
+impl fmt::Display for Callsite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// Which deadline an activity attempt missed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TimeoutKind {
+    /// One attempt ran longer than its start-to-close timeout.
+    StartToClose,
+    /// All attempts together ran past the schedule-to-close timeout.
+    ScheduleToClose,
+    /// A running attempt stopped heartbeating.
+    Heartbeat,
+}
+
+/// What kind of thing went wrong, beyond the user's own error kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FailureCause {
+    /// The activity or workflow returned an error.
+    Application,
+    /// The activity panicked.
+    Panicked,
+    /// A deadline passed.
+    Timeout(TimeoutKind),
+    /// No worker had the activity type registered.
+    NotRegistered,
+}
+
+/// A failure as recorded in history: what an activity or workflow error
+/// looks like once it has crossed a process boundary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// User-defined error kind, matched by `RetryPolicy::non_retryable`.
+    pub kind: String,
+    /// Human-readable message.
+    pub message: String,
+    /// Whether the failing code said that retrying cannot help.
+    pub non_retryable: bool,
+    /// What kind of failure this is.
+    pub cause: FailureCause,
+    /// Optional structured details.
+    pub details: Option<Payload>,
+}
+
+impl Failure {
+    /// An application failure of `kind` with `message`.
+    pub fn application(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Failure {
+            kind: kind.into(),
+            message: message.into(),
+            non_retryable: false,
+            cause: FailureCause::Application,
+            details: None,
+        }
+    }
+
+    /// A timeout of the given kind.
+    pub fn timeout(kind: TimeoutKind) -> Self {
+        let what = match kind {
+            TimeoutKind::StartToClose => "start-to-close",
+            TimeoutKind::ScheduleToClose => "schedule-to-close",
+            TimeoutKind::Heartbeat => "heartbeat",
+        };
+        Failure {
+            kind: "timeout".into(),
+            message: format!("activity {what} timeout expired"),
+            non_retryable: false,
+            cause: FailureCause::Timeout(kind),
+            details: None,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+/// One immutable entry of a run's history.
+///
+/// An activation is recorded as `ActivationStarted`, then the inbound
+/// events it applied (`ActivityCompleted`, `TimerFired`, `SignalReceived`,
+/// ...), then the commands the workflow produced (`ActivityScheduled`,
+/// `TimerStarted`, ..., `WorkflowCompleted`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// First event of every run.
+    WorkflowStarted {
+        /// Registered workflow type name.
+        workflow_type: String,
+        /// The caller-chosen id.
+        workflow_id: WorkflowId,
+        /// The workflow's input.
+        input: Payload,
+        /// Seed of the run's deterministic random generator.
+        seed: u64,
+        /// When the client started the run.
+        start_time: Timestamp,
+    },
+    /// Opens an activation; `time` is what `ctx.now()` returns during it.
+    ActivationStarted {
+        /// Recorded wall-clock time of the activation.
+        time: Timestamp,
+    },
+    /// Command: run an activity.
+    ActivityScheduled {
+        /// Command number.
+        cmd: CommandSeq,
+        /// Registered activity type name.
+        activity_type: String,
+        /// The activity's input.
+        input: Payload,
+        /// Timeouts and retry policy.
+        options: ActivityOptions,
+        /// Where the workflow asked for it.
+        callsite: Callsite,
+    },
+    /// Inbound: an activity finished successfully.
+    ActivityCompleted {
+        /// Command that scheduled it.
+        cmd: CommandSeq,
+        /// Which attempt succeeded (1-based).
+        attempt: u32,
+        /// Its result.
+        result: Payload,
+    },
+    /// Inbound: an activity failed for good (retries exhausted or not
+    /// retryable).
+    ActivityFailed {
+        /// Command that scheduled it.
+        cmd: CommandSeq,
+        /// Attempts made.
+        attempt: u32,
+        /// The last failure.
+        failure: Failure,
+    },
+    /// Command: start a durable timer.
+    TimerStarted {
+        /// Command number.
+        cmd: CommandSeq,
+        /// When it fires.
+        fire_at: Timestamp,
+        /// Where the workflow asked for it.
+        callsite: Callsite,
+    },
+    /// Inbound: a timer fired.
+    TimerFired {
+        /// Command that started it.
+        cmd: CommandSeq,
+    },
+    /// Command: a timer that has not fired is no longer wanted.
+    TimerCancelled {
+        /// Command that started it.
+        cmd: CommandSeq,
+    },
+    /// Inbound: a signal arrived.
+    SignalReceived {
+        /// Signal name.
+        name: String,
+        /// Signal value.
+        payload: Payload,
+    },
+    /// Command: a value computed once by `ctx.side_effect` (also used by
+    /// `ctx.uuid`-style helpers that must not be recomputed on replay).
+    SideEffectRecorded {
+        /// Command number.
+        cmd: CommandSeq,
+        /// The recorded value.
+        value: Payload,
+        /// Where the workflow asked for it.
+        callsite: Callsite,
+    },
+    /// Command: the workflow returned a value. Last event of the run.
+    WorkflowCompleted {
+        /// The result.
+        result: Payload,
+    },
+    /// Command: the workflow returned an error. Last event of the run.
+    WorkflowFailed {
+        /// The error.
+        failure: Failure,
+    },
+}
+
+impl Event {
+    /// Short name of the event kind, as used in reports and the JSON form.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::WorkflowStarted { .. } => "WorkflowStarted",
+            Event::ActivationStarted { .. } => "ActivationStarted",
+            Event::ActivityScheduled { .. } => "ActivityScheduled",
+            Event::ActivityCompleted { .. } => "ActivityCompleted",
+            Event::ActivityFailed { .. } => "ActivityFailed",
+            Event::TimerStarted { .. } => "TimerStarted",
+            Event::TimerFired { .. } => "TimerFired",
+            Event::TimerCancelled { .. } => "TimerCancelled",
+            Event::SignalReceived { .. } => "SignalReceived",
+            Event::SideEffectRecorded { .. } => "SideEffectRecorded",
+            Event::WorkflowCompleted { .. } => "WorkflowCompleted",
+            Event::WorkflowFailed { .. } => "WorkflowFailed",
+        }
+    }
+
+    /// Whether this event records a command the workflow produced (as
+    /// opposed to something that happened to it).
+    pub fn is_command(&self) -> bool {
+        matches!(
+            self,
+            Event::ActivityScheduled { .. }
+                | Event::TimerStarted { .. }
+                | Event::TimerCancelled { .. }
+                | Event::SideEffectRecorded { .. }
+                | Event::WorkflowCompleted { .. }
+                | Event::WorkflowFailed { .. }
+        )
+    }
+
+    /// Whether this event may arrive through a run's inbox.
+    pub fn is_inbound(&self) -> bool {
+        matches!(
+            self,
+            Event::ActivityCompleted { .. }
+                | Event::ActivityFailed { .. }
+                | Event::TimerFired { .. }
+                | Event::SignalReceived { .. }
+        )
+    }
+
+    /// Whether this event closes the run.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Event::WorkflowCompleted { .. } | Event::WorkflowFailed { .. }
+        )
+    }
+}

@@ -1,0 +1,49 @@
+//! Event histories and the durable store behind Refrain workflows.
+//!
+//! This crate holds no user code. It defines the vocabulary every other
+//! Refrain crate speaks (ids, [`Event`], [`ActivityOptions`]), the codec that
+//! every stored value passes through, and [`Store`], the sled-backed store
+//! that performs every durable state transition: starting runs, committing
+//! activations, claiming and completing activity tasks, firing timers,
+//! expiring attempts and scheduling retries.
+//!
+//! ```
+//! use refrain_history::{Store, StoreConfig, StartRequest, IdConflictPolicy, Payload, Timestamp};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+//! let started = store
+//!     .start_workflow(StartRequest {
+//!         workflow_id: "order-1".into(),
+//!         workflow_type: "order-to-cash".into(),
+//!         input: Payload::from_bytes(b"{}".to_vec()),
+//!         on_conflict: IdConflictPolicy::Reject,
+//!         seed: 7,
+//!         now: Timestamp::now(),
+//!     })
+//!     .unwrap();
+//! store.durable_blocking().unwrap(); // acknowledged means durable
+//! assert!(started.started);
+//! assert_eq!(store.read_history(started.run).unwrap().len(), 1);
+//! ```
+
+pub mod codec;
+mod error;
+mod event;
+mod ids;
+pub mod keys;
+mod options;
+pub mod store;
+
+pub use error::StoreError;
+pub use event::{Callsite, Event, Failure, FailureCause, Payload, TimeoutKind};
+pub use ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
+pub use options::{ActivityOptions, RetryPolicy};
+pub use store::api::{
+    ActivationCommit, ActivityResolution, DurabilityMode, IdConflictPolicy, RunFilter, RunSummary,
+    StartOutcome, StartRequest, StoreConfig, WorkflowTask,
+};
+pub use store::records::{
+    ActivityState, ActivityTask, ActivityTaskRecord, PendingTimer, RunLease, RunRecord, RunStatus,
+};
+pub use store::Store;

@@ -1,0 +1,153 @@
+//! Request and response types of the store's operations.
+
+use crate::event::{Event, Payload};
+use crate::ids::{LeaseToken, RunId, Timestamp, WorkflowId};
+use crate::store::records::{RunRecord, RunStatus};
+use std::time::Duration;
+
+/// How durable an acknowledged write is. Every figure Refrain reports
+/// states which mode it was measured in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DurabilityMode {
+    /// Survives power loss: sled `flush()` and then an fsync of sled's data
+    /// file, shared by all concurrent writers (group commit). The default.
+    #[default]
+    Fsync,
+    /// Survives a process crash but not necessarily power loss: sled
+    /// `flush()` only (which is `sync_file_range` in sled 0.34.7).
+    Flush,
+    /// Acknowledges before anything is flushed; sled's background flush
+    /// (every 500 ms) writes it later. A crash may lose recent
+    /// acknowledged writes. For tests and throwaway data only.
+    None,
+}
+
+/// Settings of an opened store.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// What an acknowledgement promises.
+    pub durability: DurabilityMode,
+    /// Largest payload (input, result, signal, heartbeat details) accepted.
+    pub max_payload_bytes: usize,
+    /// sled page cache size in bytes.
+    pub cache_capacity_bytes: u64,
+    /// How long `open` retries while another handle holds the file lock.
+    pub lock_timeout: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            durability: DurabilityMode::Fsync,
+            max_payload_bytes: 4 * 1024 * 1024,
+            cache_capacity_bytes: 64 * 1024 * 1024,
+            lock_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What to do when a workflow id is started while a run of it is open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IdConflictPolicy {
+    /// Return `StoreError::AlreadyRunning` and write nothing.
+    #[default]
+    Reject,
+    /// Return the open run instead of starting a new one.
+    AttachToOpen,
+}
+
+/// A request to start a run.
+#[derive(Clone, Debug)]
+pub struct StartRequest {
+    /// Caller-chosen id.
+    pub workflow_id: WorkflowId,
+    /// Registered workflow type.
+    pub workflow_type: String,
+    /// Encoded input.
+    pub input: Payload,
+    /// Behaviour when a run of the id is open.
+    pub on_conflict: IdConflictPolicy,
+    /// Seed of the run's random generator.
+    pub seed: u64,
+    /// Start time recorded in `WorkflowStarted`.
+    pub now: Timestamp,
+}
+
+/// Result of `start_workflow`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartOutcome {
+    /// The run that now stands for the id.
+    pub run: RunId,
+    /// False when an open run was attached to instead.
+    pub started: bool,
+}
+
+/// A claimed workflow task: everything an activation needs.
+#[derive(Clone, Debug)]
+pub struct WorkflowTask {
+    /// The run.
+    pub run: RunId,
+    /// Fencing token for the commit.
+    pub token: LeaseToken,
+    /// The run record at claim time.
+    pub record: RunRecord,
+    /// Inbound events `record.inbox_head .. inbox_upto`, in arrival order.
+    pub inbox: Vec<Event>,
+    /// Inbox index up to which (exclusive) the commit consumes.
+    pub inbox_upto: u64,
+}
+
+/// What one activation writes.
+#[derive(Clone, Debug)]
+pub struct ActivationCommit {
+    /// The run.
+    pub run: RunId,
+    /// Token from the claim.
+    pub token: LeaseToken,
+    /// `record.last_seq` at claim time; the commit fails if it moved.
+    pub expected_last_seq: u64,
+    /// `WorkflowTask::inbox_upto`.
+    pub inbox_upto: u64,
+    /// Events to append, starting at `expected_last_seq + 1`.
+    pub events: Vec<Event>,
+}
+
+/// How `complete_activity` disposed of an attempt's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActivityResolution {
+    /// The result (or final failure) entered the run's inbox.
+    Recorded,
+    /// The attempt failed and another is scheduled.
+    RetryScheduled {
+        /// The next attempt's number.
+        attempt: u32,
+        /// When it becomes claimable.
+        at: Timestamp,
+    },
+}
+
+/// Which runs `list_runs` returns.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    /// Only runs in this state.
+    pub status: Option<RunStatus>,
+    /// Only runs of this workflow type.
+    pub workflow_type: Option<String>,
+}
+
+/// One row of `list_runs`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    /// The run.
+    pub run: RunId,
+    /// Its workflow id.
+    pub workflow_id: WorkflowId,
+    /// Its workflow type.
+    pub workflow_type: String,
+    /// Its state.
+    pub status: RunStatus,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it closed.
+    pub closed_at: Option<Timestamp>,
+}

@@ -1,0 +1,172 @@
+//! Records the store keeps beside the history: one per run, one per
+//! activity task. Persisted through the codec like events, so the same
+//! append-only rules apply to their fields and variants.
+
+use crate::event::{Failure, Payload};
+use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp, WorkflowId};
+use crate::options::ActivityOptions;
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RunStatus {
+    /// Started and not yet closed.
+    Running,
+    /// The workflow returned a value.
+    Completed,
+    /// The workflow returned an error.
+    Failed,
+}
+
+impl RunStatus {
+    /// Whether the run can still make progress.
+    pub fn is_open(self) -> bool {
+        matches!(self, RunStatus::Running)
+    }
+    /// Lower-case name, as printed by tools.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A workflow task's claim on a run, valid only within the store epoch
+/// (process lifetime) that granted it: after a crash every old lease is
+/// void at once, so recovery does not wait for lease expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLease {
+    /// Fencing token the commit must present.
+    pub token: LeaseToken,
+    /// Store epoch in which it was granted.
+    pub epoch: u64,
+}
+
+/// A timer a run is waiting on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingTimer {
+    /// Command that started it.
+    pub cmd: CommandSeq,
+    /// When it fires.
+    pub fire_at: Timestamp,
+}
+
+/// The store's record of one run (tree `runs`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The caller-chosen id.
+    pub workflow_id: WorkflowId,
+    /// Registered workflow type.
+    pub workflow_type: String,
+    /// Lifecycle state.
+    pub status: RunStatus,
+    /// When the run was started.
+    pub started_at: Timestamp,
+    /// When it closed, if it has.
+    pub closed_at: Option<Timestamp>,
+    /// Sequence number of the last event in history (1 after start).
+    pub last_seq: u64,
+    /// First inbox index not yet consumed by an activation.
+    pub inbox_head: u64,
+    /// Next inbox index to be written.
+    pub inbox_tail: u64,
+    /// Whether the first activation is still to run.
+    pub needs_first_activation: bool,
+    /// Current workflow-task claim, if any.
+    pub lease: Option<RunLease>,
+    /// Timers started and neither fired nor cancelled.
+    pub pending_timers: Vec<PendingTimer>,
+    /// Activities scheduled and not yet resolved.
+    pub pending_activities: Vec<CommandSeq>,
+    /// Final outcome once closed.
+    pub outcome: Option<Result<Payload, Failure>>,
+    /// Last reason a workflow task failed without committing (panic,
+    /// nondeterminism, corrupt history), for operators; cleared on commit.
+    pub last_task_failure: Option<String>,
+}
+
+impl RunRecord {
+    /// Whether the run has work for a workflow task.
+    pub fn is_ready(&self) -> bool {
+        self.status.is_open() && (self.needs_first_activation || self.inbox_head < self.inbox_tail)
+    }
+}
+
+/// State of an activity task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActivityState {
+    /// Waiting to be claimed once `visible_at` has passed.
+    Scheduled {
+        /// Earliest time a worker may claim it (later than now during
+        /// retry backoff).
+        visible_at: Timestamp,
+    },
+    /// Claimed by a worker.
+    Running {
+        /// Token the completion must present.
+        token: LeaseToken,
+        /// When the attempt started.
+        started_at: Timestamp,
+        /// When the attempt times out unless completed or heartbeated.
+        deadline: Timestamp,
+    },
+}
+
+/// The store's record of one activity task (tree `activity_tasks`, keyed by
+/// run and command).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityTaskRecord {
+    /// Owning workflow id (for the idempotency key and tracing).
+    pub workflow_id: WorkflowId,
+    /// Registered activity type.
+    pub activity_type: String,
+    /// Input.
+    pub input: Payload,
+    /// Timeouts and retry policy.
+    pub options: ActivityOptions,
+    /// Current (or next) attempt, 1-based.
+    pub attempt: u32,
+    /// When it was first scheduled (schedule-to-close counts from here).
+    pub first_scheduled_at: Timestamp,
+    /// Claim state.
+    pub state: ActivityState,
+    /// Details of the last heartbeat, readable by the next attempt.
+    pub heartbeat_details: Option<Payload>,
+    /// Failure of the previous attempt, if any.
+    pub last_failure: Option<Failure>,
+}
+
+/// What a worker receives when it claims an activity task.
+#[derive(Clone, Debug)]
+pub struct ActivityTask {
+    /// Owning run.
+    pub run: RunId,
+    /// Command that scheduled it.
+    pub cmd: CommandSeq,
+    /// Owning workflow id.
+    pub workflow_id: WorkflowId,
+    /// Registered activity type.
+    pub activity_type: String,
+    /// Input.
+    pub input: Payload,
+    /// This attempt, 1-based.
+    pub attempt: u32,
+    /// Token to present on heartbeat and completion.
+    pub token: LeaseToken,
+    /// When this attempt times out unless it heartbeats or completes.
+    pub deadline: Timestamp,
+    /// Heartbeat timeout, if any.
+    pub heartbeat_timeout: Option<std::time::Duration>,
+    /// Details from the last heartbeat of an earlier attempt.
+    pub heartbeat_details: Option<Payload>,
+}
+
+impl ActivityTask {
+    /// Stable across retries and restarts: `workflow-id/run/cmd`. Activities
+    /// pass it to external systems to deduplicate their effects.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}/{}/{}", self.workflow_id, self.run.0, self.cmd.0)
+    }
+}
