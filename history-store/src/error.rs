@@ -132,7 +132,10 @@ impl fmt::Display for StoreError {
             ),
             StoreError::RunNotFound { run } => write!(f, "no such run {run}"),
             StoreError::PayloadTooLarge { size, limit } => {
-                write!(f, "payload of {size} bytes exceeds the limit of {limit} bytes")
+                write!(
+                    f,
+                    "payload of {size} bytes exceeds the limit of {limit} bytes"
+                )
             }
             StoreError::LeaseLost { run } => write!(f, "workflow task lease on {run} was lost"),
             StoreError::Conflict {

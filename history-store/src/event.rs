@@ -42,7 +42,12 @@ impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match std::str::from_utf8(&self.0) {
             Ok(s) if s.len() <= 200 => write!(f, "{s}"),
-            Ok(s) => write!(f, "{}… ({} bytes)", &s[..s.floor_char_boundary_compat(200)], s.len()),
+            Ok(s) => write!(
+                f,
+                "{}… ({} bytes)",
+                &s[..s.floor_char_boundary_compat(200)],
+                s.len()
+            ),
             Err(_) => write!(f, "<{} bytes>", self.0.len()),
         }
     }

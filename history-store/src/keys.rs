@@ -120,7 +120,10 @@ mod tests {
             parse_task_key(&task_key(RunId(3), CommandSeq(7))).unwrap(),
             (RunId(3), CommandSeq(7))
         );
-        assert_eq!(parse_run_key(&run_key(RunId(u64::MAX))).unwrap(), RunId(u64::MAX));
+        assert_eq!(
+            parse_run_key(&run_key(RunId(u64::MAX))).unwrap(),
+            RunId(u64::MAX)
+        );
         assert_eq!(
             parse_run_key(&[1, 2, 3]),
             Err(BadKey {

@@ -3,11 +3,12 @@
 //! [`Store::durable`], which shares one flush (+ fsync) between all
 //! concurrent callers (group commit).
 //!
-//! Trees (all keys from [`crate::keys`], all values through [`crate::codec`]):
+//! Trees (all keys from [`crate::keys`]; records and events go through
+//! [`crate::codec`], plain numbers are stored as u64 BE):
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `meta` | name | counters: next run number, epoch, next lease token |
+//! | `meta` | name | `epoch`, `next_run` (u64 BE) |
 //! | `workflow_ids` | workflow id bytes | latest `RunId` (u64 BE) |
 //! | `runs` | run | [`RunRecord`] |
 //! | `history` | run ++ seq | [`Event`] |
@@ -17,21 +18,46 @@
 //! | `activity_ready` | visible_at ++ run ++ cmd | empty |
 //! | `activity_deadlines` | deadline ++ run ++ cmd | lease token (u64 BE) |
 //! | `timers` | fire_at ++ run ++ cmd | empty |
+//!
+//! Lease tokens come from sled's id generator, which stays unique across
+//! restarts, so no counter of ours has to be read in every claim. Corrupt
+//! records found through a time index (`timers`, `activity_ready`,
+//! `activity_deadlines`) are logged and skipped until the next open, so one
+//! damaged run never stalls the others.
 
 pub mod api;
 pub mod records;
 
+mod activities;
+mod commit;
+mod durability;
+mod ready;
+mod runs;
+mod timers;
+mod tx;
+
 use crate::error::StoreError;
 use crate::event::{Event, Failure, Payload};
 use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp, WorkflowId};
+use crate::keys;
 use api::{
-    ActivationCommit, ActivityResolution, RunFilter, RunSummary, StartOutcome, StartRequest,
-    StoreConfig, WorkflowTask,
+    ActivationCommit, ActivityResolution, DurabilityMode, RunFilter, RunSummary, StartOutcome,
+    StartRequest, StoreConfig, WorkflowTask,
 };
+use durability::Flusher;
+use ready::{CloseWaiters, ReadyQueue};
 use records::{ActivityTask, ActivityTaskRecord, RunRecord};
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+use tx::Trees;
+
+/// `meta` key of the store epoch, bumped by every `open`.
+const META_EPOCH: &str = "epoch";
+/// `meta` key of the next run number.
+const META_NEXT_RUN: &str = "next_run";
 
 /// Handle to an open store. Cheap to clone; all clones share one sled
 /// database, one flusher and one set of in-process notifications.
@@ -41,7 +67,100 @@ pub struct Store {
 }
 
 struct Inner {
-    _todo: (),
+    // Dropped first: the flusher's final flush runs while everything else
+    // is still alive.
+    flusher: Flusher,
+    path: PathBuf,
+    config: StoreConfig,
+    /// This process's epoch; workflow-task leases of other epochs are void.
+    epoch: u64,
+    db: sled::Db,
+    trees: Trees,
+    ready_queue: ReadyQueue,
+    activity_notify: Notify,
+    timer_notify: Notify,
+    closed: CloseWaiters,
+    quarantine: Quarantine,
+}
+
+/// Index keys whose record could not be decoded. They stay on disk (stored
+/// data is never deleted behind an operator's back) but are skipped until
+/// the next open, so a poller or timer service does not spin on a deadline
+/// it can never handle.
+#[derive(Default)]
+struct Quarantine {
+    keys: Mutex<HashSet<(&'static str, Vec<u8>)>>,
+}
+
+impl Quarantine {
+    fn add(&self, tree: &'static str, key: &[u8]) {
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((tree, key.to_vec()));
+    }
+
+    fn contains(&self, tree: &'static str, key: &[u8]) -> bool {
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(tree, key.to_vec()))
+    }
+}
+
+/// Whether sled failed because another handle holds the file lock. sled
+/// 0.34.7 reports it as an `Other` io error whose message names the lock
+/// (wrapping the `WouldBlock` from `flock`).
+fn is_lock_error(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("could not acquire lock")
+        }
+        _ => false,
+    }
+}
+
+/// Opens sled, retrying while the lock is held: a handle dropped a moment
+/// ago in this process may still be releasing it on a sled thread.
+fn open_db(path: &Path, config: &StoreConfig) -> Result<sled::Db, StoreError> {
+    let give_up = Instant::now() + config.lock_timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(config.cache_capacity_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .open();
+        match opened {
+            Ok(db) => return Ok(db),
+            Err(e) if is_lock_error(&e) => {
+                let now = Instant::now();
+                if now >= give_up {
+                    return Err(StoreError::StorageLocked {
+                        path: path.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(pause.min(give_up - now));
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            Err(e) => return Err(StoreError::Storage(e)),
+        }
+    }
+}
+
+/// Increments and returns the epoch. Made durable before any lease is
+/// granted: a crash must never let a later process reuse this epoch and
+/// mistake this process's leases for its own.
+fn bump_epoch(db: &sled::Db, meta: &sled::Tree) -> Result<u64, StoreError> {
+    let old = match meta.get(META_EPOCH)? {
+        None => 0,
+        Some(bytes) => tx::decode_u64(&bytes, "meta", None)?,
+    };
+    let epoch = old.wrapping_add(1);
+    meta.insert(META_EPOCH, &epoch.to_be_bytes()[..])?;
+    db.flush()?;
+    Ok(epoch)
 }
 
 impl Store {
@@ -53,29 +172,70 @@ impl Store {
     /// `lock_timeout`; `Storage` for other sled failures; `Corrupt` if the
     /// meta counters cannot be read.
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store, StoreError> {
-        let _ = (path, config);
-        todo!()
+        let path = path.as_ref().to_path_buf();
+        let db = open_db(&path, &config)?;
+        let trees = Trees::open(&db)?;
+        let epoch = bump_epoch(&db, &trees.meta)?;
+        // sled 0.34.7 keeps everything in this one file; our own handle
+        // lets the flusher fsync it (sled's flush alone is not an fsync).
+        let data_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path.join("db"))
+            .map_err(|e| StoreError::Storage(sled::Error::Io(e)))?;
+        if config.durability == DurabilityMode::Fsync {
+            // The epoch must survive power loss too, and a new store's files
+            // must be named durably by their directory.
+            data_file.sync_all().map_err(StoreError::Sync)?;
+            std::fs::File::open(&path)
+                .and_then(|d| d.sync_all())
+                .map_err(StoreError::Sync)?;
+        }
+        let flusher = Flusher::start(db.clone(), &path, data_file, config.durability)?;
+        let inner = Inner {
+            flusher,
+            path,
+            config,
+            epoch,
+            db,
+            trees,
+            ready_queue: ReadyQueue::default(),
+            activity_notify: Notify::new(),
+            timer_notify: Notify::new(),
+            closed: CloseWaiters::default(),
+            quarantine: Quarantine::default(),
+        };
+        for key in inner.trees.ready.iter().keys() {
+            let key = key?;
+            match keys::parse_run_key(&key) {
+                Ok(run) => inner.ready_queue.push(run),
+                Err(bad) => tracing::warn!(?bad, "skipping malformed key in the ready tree"),
+            }
+        }
+        Ok(Store {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The directory the store lives in.
     pub fn path(&self) -> &Path {
-        todo!()
+        &self.inner.path
     }
 
     /// The settings it was opened with.
     pub fn config(&self) -> &StoreConfig {
-        todo!()
+        &self.inner.config
     }
 
     /// Waits until every write made before this call is durable in the
-    /// configured [`DurabilityMode`](api::DurabilityMode). Concurrent callers
+    /// configured [`DurabilityMode`]. Concurrent callers
     /// share one flush and one fsync.
     ///
     /// # Errors
     /// `Sync` or `Storage` if the flush failed; after that the store refuses
     /// every later acknowledgement (`Closed`).
     pub async fn durable(&self) -> Result<(), StoreError> {
-        todo!()
+        self.inner.flusher.durable().await
     }
 
     /// Blocking form of [`Store::durable`], for threads outside an async
@@ -83,8 +243,12 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::durable`].
+    ///
+    /// # Panics
+    /// If called from within an async runtime (it blocks the thread on a
+    /// tokio channel); use [`Store::durable`] there.
     pub fn durable_blocking(&self) -> Result<(), StoreError> {
-        todo!()
+        self.inner.flusher.durable_blocking()
     }
 
     // ----- clients -----
@@ -100,8 +264,7 @@ impl Store {
     /// `AlreadyRunning` (policy `Reject`), `PayloadTooLarge`; nothing is
     /// written on error.
     pub fn start_workflow(&self, req: StartRequest) -> Result<StartOutcome, StoreError> {
-        let _ = req;
-        todo!()
+        self.inner.start_workflow(req)
     }
 
     /// Appends a `SignalReceived` to the latest run of `workflow_id`.
@@ -115,8 +278,7 @@ impl Store {
         name: &str,
         payload: Payload,
     ) -> Result<RunId, StoreError> {
-        let _ = (workflow_id, name, payload);
-        todo!()
+        self.inner.signal(workflow_id, name, payload)
     }
 
     /// The latest run of `workflow_id`, if any.
@@ -127,8 +289,7 @@ impl Store {
         &self,
         workflow_id: &WorkflowId,
     ) -> Result<Option<(RunId, RunRecord)>, StoreError> {
-        let _ = workflow_id;
-        todo!()
+        self.inner.latest_run(workflow_id)
     }
 
     /// The record of `run`, if it exists.
@@ -136,8 +297,7 @@ impl Store {
     /// # Errors
     /// `Corrupt` or `Storage`.
     pub fn run_record(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
-        let _ = run;
-        todo!()
+        self.inner.run_record(run)
     }
 
     /// The record of a pending activity task.
@@ -149,8 +309,7 @@ impl Store {
         run: RunId,
         cmd: CommandSeq,
     ) -> Result<Option<ActivityTaskRecord>, StoreError> {
-        let _ = (run, cmd);
-        todo!()
+        self.inner.activity_task(run, cmd)
     }
 
     /// Runs matching `filter`, in run order.
@@ -158,8 +317,7 @@ impl Store {
     /// # Errors
     /// `Corrupt` or `Storage`.
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
-        let _ = filter;
-        todo!()
+        self.inner.list_runs(filter)
     }
 
     /// Waits until `run` is closed and its closing is durable, and returns
@@ -168,8 +326,23 @@ impl Store {
     /// # Errors
     /// `RunNotFound`, `Corrupt`, `Storage`, `Sync`.
     pub async fn wait_closed(&self, run: RunId) -> Result<RunRecord, StoreError> {
-        let _ = run;
-        todo!()
+        loop {
+            // Registered before the read, so a close between the read and
+            // the await still wakes us.
+            let woken = self.inner.closed.register(run);
+            let record = self
+                .inner
+                .run_record(run)?
+                .ok_or(StoreError::RunNotFound { run })?;
+            if !record.status.is_open() {
+                self.inner.closed.wake(run);
+                self.durable().await?;
+                return Ok(record);
+            }
+            // An error only means the sender was dropped by another waiter's
+            // clean-up: look again either way.
+            let _ = woken.await;
+        }
     }
 
     /// The whole history of `run`; element `i` is event `i + 1`.
@@ -178,8 +351,7 @@ impl Store {
     /// `RunNotFound`; `Corrupt { what: "history", run: Some(run), .. }` for
     /// undecodable events.
     pub fn read_history(&self, run: RunId) -> Result<Vec<Event>, StoreError> {
-        let _ = run;
-        todo!()
+        self.inner.read_history(run)
     }
 
     // ----- workflow tasks -----
@@ -189,19 +361,17 @@ impl Store {
     /// inbound event enters its inbox, when [`Store::requeue`] is called,
     /// and at open for every run in the `ready` tree.
     pub fn take_ready(&self, max: usize) -> Vec<RunId> {
-        let _ = max;
-        todo!()
+        self.inner.ready_queue.take(max)
     }
 
     /// Notified whenever a run is queued.
     pub fn ready_notify(&self) -> &Notify {
-        todo!()
+        self.inner.ready_queue.notify()
     }
 
     /// Puts `run` back on the ready queue (after a failed task's backoff).
     pub fn requeue(&self, run: RunId) {
-        let _ = run;
-        todo!()
+        self.inner.ready_queue.push(run);
     }
 
     /// Claims the workflow task of `run`: sets a lease (new token, current
@@ -212,8 +382,7 @@ impl Store {
     /// # Errors
     /// `Corrupt` (run record or an inbox item), `Storage`.
     pub fn claim_workflow_task(&self, run: RunId) -> Result<Option<WorkflowTask>, StoreError> {
-        let _ = run;
-        todo!()
+        self.inner.claim_workflow_task(run)
     }
 
     /// Commits one activation in one transaction: checks the lease token and
@@ -227,14 +396,19 @@ impl Store {
     /// work remains (and queues it if so). Wakes activity pollers, timer
     /// service, and `wait_closed` callers as needed.
     ///
+    /// `events` must be one activation: `ActivationStarted` first, then the
+    /// inbound events it applied, then the commands it produced, a terminal
+    /// command only last. The `ActivationStarted` time is the commit's
+    /// clock: new activity tasks become visible and a closing run records
+    /// `closed_at` at that time.
+    ///
     /// Not durable until [`Store::durable`] returns.
     ///
     /// # Errors
     /// `LeaseLost`, `Conflict`, `InvalidCommit`, `PayloadTooLarge`; nothing
     /// is written on error.
     pub fn commit_activation(&self, commit: ActivationCommit) -> Result<(), StoreError> {
-        let _ = commit;
-        todo!()
+        self.inner.commit_activation(commit)
     }
 
     /// Releases a workflow task without committing (the workflow panicked,
@@ -250,15 +424,14 @@ impl Store {
         token: LeaseToken,
         failure: Option<String>,
     ) -> Result<(), StoreError> {
-        let _ = (run, token, failure);
-        todo!()
+        self.inner.release_workflow_task(run, token, failure)
     }
 
     // ----- activity tasks -----
 
     /// Notified when an activity task may have become claimable.
     pub fn activity_notify(&self) -> &Notify {
-        todo!()
+        &self.inner.activity_notify
     }
 
     /// Claims up to `max` activity tasks visible at `now`, oldest first:
@@ -268,15 +441,18 @@ impl Store {
     /// `activity_deadlines`. A task whose schedule-to-close has already
     /// passed is failed instead of returned.
     ///
+    /// A task whose record cannot be decoded is skipped and logged (and not
+    /// offered again until the store is reopened) rather than failing the
+    /// claim for every other run.
+    ///
     /// # Errors
-    /// `Corrupt`, `Storage`.
+    /// `Storage`.
     pub fn claim_activity_tasks(
         &self,
         now: Timestamp,
         max: usize,
     ) -> Result<Vec<ActivityTask>, StoreError> {
-        let _ = (now, max);
-        todo!()
+        self.inner.claim_activity_tasks(now, max)
     }
 
     /// Earliest `visible_at` among scheduled activity tasks, so pollers can
@@ -285,7 +461,7 @@ impl Store {
     /// # Errors
     /// `Storage`.
     pub fn next_activity_visible(&self) -> Result<Option<Timestamp>, StoreError> {
-        todo!()
+        self.inner.next_activity_visible()
     }
 
     /// Records the outcome of a running attempt presented with its token.
@@ -309,8 +485,7 @@ impl Store {
         outcome: Result<Payload, Failure>,
         now: Timestamp,
     ) -> Result<ActivityResolution, StoreError> {
-        let _ = (run, cmd, token, outcome, now);
-        todo!()
+        self.inner.complete_activity(run, cmd, token, outcome, now)
     }
 
     /// Records a heartbeat: stores `details` (if given) for later attempts
@@ -328,8 +503,7 @@ impl Store {
         details: Option<Payload>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let _ = (run, cmd, token, details, now);
-        todo!()
+        self.inner.heartbeat_activity(run, cmd, token, details, now)
     }
 
     // ----- time -----
@@ -337,7 +511,7 @@ impl Store {
     /// Notified when a timer or attempt deadline earlier than any known may
     /// have been added.
     pub fn timer_notify(&self) -> &Notify {
-        todo!()
+        &self.inner.timer_notify
     }
 
     /// Earliest timer fire time or running-attempt deadline.
@@ -345,7 +519,7 @@ impl Store {
     /// # Errors
     /// `Storage`.
     pub fn next_deadline(&self) -> Result<Option<Timestamp>, StoreError> {
-        todo!()
+        self.inner.next_deadline()
     }
 
     /// Fires every timer due at `now` (once: the timer key is removed in
@@ -357,7 +531,6 @@ impl Store {
     /// # Errors
     /// `Storage`; a corrupt record is skipped and logged, not fatal.
     pub fn fire_due(&self, now: Timestamp) -> Result<usize, StoreError> {
-        let _ = now;
-        todo!()
+        self.inner.fire_due(now)
     }
 }

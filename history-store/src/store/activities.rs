@@ -1,0 +1,457 @@
+//! Activity tasks: claiming attempts, recording their outcomes and
+//! heartbeats, and the one place that decides what a failed attempt leads
+//! to (`fail_attempt`), shared by explicit failures, expired deadlines and
+//! schedule-to-close expiry at claim time.
+//!
+//! A task is in exactly one index at a time: `activity_ready` while
+//! `Scheduled`, `activity_deadlines` while `Running` (unless it has no
+//! timeout at all). Index entries found without a matching task are stale
+//! and removed when met.
+
+use super::tx::{
+    abort, check_payload, decode, decode_u64, encode, finish, get_run, push_inbox, put_run,
+    TxResult,
+};
+use super::Inner;
+use crate::codec::CodecError;
+use crate::error::StoreError;
+use crate::event::{Event, Failure, Payload, TimeoutKind};
+use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp};
+use crate::keys;
+use crate::options::ActivityOptions;
+use crate::store::api::ActivityResolution;
+use crate::store::records::{ActivityState, ActivityTask, ActivityTaskRecord};
+use sled::transaction::TransactionalTree;
+use sled::{IVec, Transactional};
+use std::ops::Bound;
+
+/// Tree name used for quarantined `activity_ready` keys.
+pub(super) const READY_INDEX: &str = "activity_ready";
+
+/// The trees an activity transition touches.
+pub(super) struct TaskTx<'a> {
+    pub(super) runs: &'a TransactionalTree,
+    pub(super) inbox: &'a TransactionalTree,
+    pub(super) ready: &'a TransactionalTree,
+    pub(super) tasks: &'a TransactionalTree,
+    pub(super) task_ready: &'a TransactionalTree,
+    pub(super) deadlines: &'a TransactionalTree,
+}
+
+/// Runs `f` in a transaction over the trees of `TaskTx`.
+pub(super) fn task_transaction<A>(
+    inner: &Inner,
+    f: impl Fn(&TaskTx<'_>) -> TxResult<A>,
+) -> Result<A, StoreError> {
+    let t = &inner.trees;
+    finish(
+        (
+            &t.runs,
+            &t.inbox,
+            &t.ready,
+            &t.activity_tasks,
+            &t.activity_ready,
+            &t.activity_deadlines,
+        )
+            .transaction(|(runs, inbox, ready, tasks, task_ready, deadlines)| {
+                f(&TaskTx {
+                    runs,
+                    inbox,
+                    ready,
+                    tasks,
+                    task_ready,
+                    deadlines,
+                })
+            }),
+    )
+}
+
+/// Deadline of an attempt started at `started`, given the latest moment
+/// the last heartbeat allows (`heartbeat_until`).
+fn attempt_deadline(
+    options: &ActivityOptions,
+    first_scheduled_at: Timestamp,
+    started: Timestamp,
+    heartbeat_until: Option<Timestamp>,
+) -> Option<Timestamp> {
+    [
+        options.start_to_close.map(|d| started.saturating_add(d)),
+        heartbeat_until,
+        options
+            .schedule_to_close
+            .map(|d| first_scheduled_at.saturating_add(d)),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+}
+
+/// Which timeout a passed `deadline` was: the one that produced it.
+/// Schedule-to-close wins ties because no retry can follow it.
+pub(super) fn binding_timeout(
+    task: &ActivityTaskRecord,
+    started: Timestamp,
+    deadline: Timestamp,
+) -> TimeoutKind {
+    let o = &task.options;
+    if o.schedule_to_close
+        .is_some_and(|d| task.first_scheduled_at.saturating_add(d) == deadline)
+    {
+        TimeoutKind::ScheduleToClose
+    } else if o
+        .start_to_close
+        .is_some_and(|d| started.saturating_add(d) == deadline)
+        || o.heartbeat_timeout.is_none()
+    {
+        TimeoutKind::StartToClose
+    } else {
+        TimeoutKind::Heartbeat
+    }
+}
+
+/// Removes a task and whichever index entry its state implies. A record
+/// that cannot be decoded is removed too (its run is closing); its stale
+/// index entry is cleaned up when next met.
+pub(super) fn delete_task(tx: &TaskTx<'_>, run: RunId, cmd: CommandSeq) -> TxResult<()> {
+    let key = keys::task_key(run, cmd);
+    let Some(bytes) = tx.tasks.remove(&key[..])? else {
+        return Ok(());
+    };
+    match decode::<ActivityTaskRecord>(&bytes, "activity task", Some(run)).map(|t| t.state) {
+        Ok(ActivityState::Scheduled { visible_at }) => {
+            tx.task_ready
+                .remove(&keys::time_key(visible_at, run, cmd)[..])?;
+        }
+        Ok(ActivityState::Running { deadline, .. }) => {
+            tx.deadlines
+                .remove(&keys::time_key(deadline, run, cmd)[..])?;
+        }
+        Err(_) => {}
+    }
+    Ok(())
+}
+
+/// Removes a finished task and delivers `event` to its run's inbox.
+fn resolve(tx: &TaskTx<'_>, run: RunId, cmd: CommandSeq, event: &Event) -> TxResult<()> {
+    tx.tasks.remove(&keys::task_key(run, cmd)[..])?;
+    // A closed run deletes its tasks, so a missing or closed run here means
+    // there is nobody left to tell.
+    if let Some(mut record) = get_run(tx.runs, run)?.filter(|r| r.status.is_open()) {
+        push_inbox(tx.inbox, run, &mut record, event)?;
+        record.pending_activities.retain(|c| *c != cmd);
+        put_run(tx.runs, tx.ready, run, &record)?;
+    }
+    Ok(())
+}
+
+/// The single decision on a failed attempt: schedule a retry after the
+/// policy's backoff, or record `ActivityFailed` with `attempts_made`.
+/// The caller has already removed the index entry of the task's current
+/// state.
+pub(super) fn fail_attempt(
+    tx: &TaskTx<'_>,
+    run: RunId,
+    cmd: CommandSeq,
+    mut task: ActivityTaskRecord,
+    attempts_made: u32,
+    failure: Failure,
+    now: Timestamp,
+) -> TxResult<ActivityResolution> {
+    let retry = &task.options.retry;
+    let at = now.saturating_add(retry.backoff_after(attempts_made));
+    let before_schedule_to_close = task
+        .options
+        .schedule_to_close
+        .map_or(true, |d| at < task.first_scheduled_at.saturating_add(d));
+    if !failure.non_retryable
+        && retry.allows_retry(attempts_made, &failure.kind)
+        && before_schedule_to_close
+    {
+        let attempt = attempts_made.saturating_add(1);
+        task.attempt = attempt;
+        task.state = ActivityState::Scheduled { visible_at: at };
+        task.last_failure = Some(failure);
+        let bytes = encode(&task, "activity task", Some(run)).map_err(abort)?;
+        tx.tasks.insert(&keys::task_key(run, cmd)[..], bytes)?;
+        tx.task_ready
+            .insert(&keys::time_key(at, run, cmd)[..], &[][..])?;
+        return Ok(ActivityResolution::RetryScheduled { attempt, at });
+    }
+    let event = Event::ActivityFailed {
+        cmd,
+        attempt: attempts_made,
+        failure,
+    };
+    resolve(tx, run, cmd, &event)?;
+    Ok(ActivityResolution::Recorded)
+}
+
+/// Reads the task at `key` and checks that `token` runs it.
+fn running_task(
+    tx: &TaskTx<'_>,
+    run: RunId,
+    cmd: CommandSeq,
+    token: LeaseToken,
+) -> TxResult<(ActivityTaskRecord, Timestamp, Timestamp)> {
+    let stale = || abort(StoreError::StaleActivity { run, cmd });
+    let bytes = tx.tasks.get(keys::task_key(run, cmd))?.ok_or_else(stale)?;
+    let task: ActivityTaskRecord = decode(&bytes, "activity task", Some(run)).map_err(abort)?;
+    match task.state {
+        ActivityState::Running {
+            token: t,
+            started_at,
+            deadline,
+        } if t == token => Ok((task, started_at, deadline)),
+        _ => Err(stale()),
+    }
+}
+
+/// What claiming one `activity_ready` entry came to.
+enum Claim {
+    Claimed(ActivityTask),
+    /// Schedule-to-close passed while the task waited; it was failed.
+    Expired(RunId),
+    /// The entry was gone or stale.
+    Skipped,
+}
+
+impl Inner {
+    pub(super) fn claim_activity_tasks(
+        &self,
+        now: Timestamp,
+        max: usize,
+    ) -> Result<Vec<ActivityTask>, StoreError> {
+        const CHUNK: usize = 64;
+        let mut claimed = Vec::new();
+        let mut deadline_added = false;
+        let upper = IVec::from(&keys::time_upper_bound(now)[..]);
+        let mut after: Option<IVec> = None;
+        'scan: while claimed.len() < max {
+            let lower = after.clone().map_or(Bound::Unbounded, Bound::Excluded);
+            let due: Vec<IVec> = self
+                .trees
+                .activity_ready
+                .range::<IVec, _>((lower, Bound::Excluded(upper.clone())))
+                .keys()
+                .take(CHUNK)
+                .collect::<Result<_, _>>()?;
+            for key in &due {
+                if claimed.len() >= max {
+                    break 'scan;
+                }
+                if self.quarantine.contains(READY_INDEX, key) {
+                    continue;
+                }
+                let token = LeaseToken(self.db.generate_id()?);
+                match task_transaction(self, |tx| claim_one(tx, key, token, now)) {
+                    Ok(Claim::Claimed(task)) => {
+                        deadline_added |= task.deadline != Timestamp(u64::MAX);
+                        claimed.push(task);
+                    }
+                    Ok(Claim::Expired(run)) => self.ready_queue.push(run),
+                    Ok(Claim::Skipped) => {}
+                    Err(e @ StoreError::Corrupt { .. }) => {
+                        tracing::warn!(error = %e, "skipping an activity task that cannot be read");
+                        self.quarantine.add(READY_INDEX, key);
+                    }
+                    // Tasks claimed so far are Running; returning the error
+                    // would strand them until their deadlines pass.
+                    Err(e) if !claimed.is_empty() => {
+                        tracing::error!(error = %e, "activity claim stopped early");
+                        break 'scan;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if due.len() < CHUNK {
+                break;
+            }
+            after = due.last().cloned();
+        }
+        if deadline_added {
+            self.timer_notify.notify_one();
+        }
+        Ok(claimed)
+    }
+
+    pub(super) fn next_activity_visible(&self) -> Result<Option<Timestamp>, StoreError> {
+        for key in self.trees.activity_ready.iter().keys() {
+            let key = key?;
+            if self.quarantine.contains(READY_INDEX, &key) {
+                continue;
+            }
+            if let Ok((at, _, _)) = keys::parse_time_key(&key) {
+                return Ok(Some(at));
+            }
+        }
+        Ok(None)
+    }
+
+    pub(super) fn complete_activity(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+        token: LeaseToken,
+        outcome: Result<Payload, Failure>,
+        now: Timestamp,
+    ) -> Result<ActivityResolution, StoreError> {
+        let limit = self.config.max_payload_bytes;
+        match &outcome {
+            Ok(result) => check_payload(result.len(), limit)?,
+            Err(failure) => {
+                check_payload(failure.details.as_ref().map_or(0, |d| d.len()), limit)?;
+                check_payload(failure.message.len(), limit)?;
+            }
+        }
+        let resolution = task_transaction(self, |tx| {
+            let (task, _, deadline) = running_task(tx, run, cmd, token)?;
+            tx.deadlines
+                .remove(&keys::time_key(deadline, run, cmd)[..])?;
+            match &outcome {
+                Ok(result) => {
+                    let event = Event::ActivityCompleted {
+                        cmd,
+                        attempt: task.attempt,
+                        result: result.clone(),
+                    };
+                    resolve(tx, run, cmd, &event)?;
+                    Ok(ActivityResolution::Recorded)
+                }
+                Err(failure) => {
+                    let attempt = task.attempt;
+                    fail_attempt(tx, run, cmd, task, attempt, failure.clone(), now)
+                }
+            }
+        })?;
+        self.after_resolution(run, resolution);
+        Ok(resolution)
+    }
+
+    /// Wake-ups after an attempt was resolved.
+    pub(super) fn after_resolution(&self, run: RunId, resolution: ActivityResolution) {
+        match resolution {
+            ActivityResolution::Recorded => self.ready_queue.push(run),
+            ActivityResolution::RetryScheduled { .. } => self.activity_notify.notify_one(),
+        }
+    }
+
+    pub(super) fn heartbeat_activity(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+        token: LeaseToken,
+        details: Option<Payload>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        if let Some(d) = &details {
+            check_payload(d.len(), self.config.max_payload_bytes)?;
+        }
+        let moved_earlier = task_transaction(self, |tx| {
+            let (mut task, started_at, deadline) = running_task(tx, run, cmd, token)?;
+            if details.is_some() {
+                task.heartbeat_details = details.clone();
+            }
+            let mut new_deadline = deadline;
+            if let Some(hb) = task.options.heartbeat_timeout {
+                let until = Some(now.saturating_add(hb));
+                if let Some(d) =
+                    attempt_deadline(&task.options, task.first_scheduled_at, started_at, until)
+                {
+                    new_deadline = d;
+                }
+            }
+            if new_deadline != deadline {
+                tx.deadlines
+                    .remove(&keys::time_key(deadline, run, cmd)[..])?;
+                tx.deadlines.insert(
+                    &keys::time_key(new_deadline, run, cmd)[..],
+                    &token.0.to_be_bytes()[..],
+                )?;
+                task.state = ActivityState::Running {
+                    token,
+                    started_at,
+                    deadline: new_deadline,
+                };
+            }
+            let bytes = encode(&task, "activity task", Some(run)).map_err(abort)?;
+            tx.tasks.insert(&keys::task_key(run, cmd)[..], bytes)?;
+            Ok(new_deadline < deadline)
+        })?;
+        if moved_earlier {
+            self.timer_notify.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// Claims the task behind one `activity_ready` key, re-checking inside the
+/// transaction that the key is still there.
+fn claim_one(tx: &TaskTx<'_>, key: &IVec, token: LeaseToken, now: Timestamp) -> TxResult<Claim> {
+    if tx.task_ready.get(key)?.is_none() {
+        return Ok(Claim::Skipped);
+    }
+    let Ok((visible_at, run, cmd)) = keys::parse_time_key(key) else {
+        return Err(abort(StoreError::Corrupt {
+            what: "activity_ready key",
+            run: None,
+            source: CodecError::Decode(format!("{} byte key", key.len())),
+        }));
+    };
+    let Some(bytes) = tx.tasks.get(keys::task_key(run, cmd))? else {
+        tx.task_ready.remove(key)?;
+        return Ok(Claim::Skipped);
+    };
+    let task: ActivityTaskRecord = decode(&bytes, "activity task", Some(run)).map_err(abort)?;
+    if task.state != (ActivityState::Scheduled { visible_at }) {
+        tx.task_ready.remove(key)?;
+        return Ok(Claim::Skipped);
+    }
+    tx.task_ready.remove(key)?;
+    if let Some(s2c) = task.options.schedule_to_close {
+        if now >= task.first_scheduled_at.saturating_add(s2c) {
+            let made = task.attempt.saturating_sub(1);
+            let failure = Failure::timeout(TimeoutKind::ScheduleToClose);
+            fail_attempt(tx, run, cmd, task, made, failure, now)?;
+            return Ok(Claim::Expired(run));
+        }
+    }
+    let heartbeat_until = task
+        .options
+        .heartbeat_timeout
+        .map(|d| now.saturating_add(d));
+    // Without any timeout the attempt has no deadline to index; only its
+    // completion ends it.
+    let deadline = attempt_deadline(&task.options, task.first_scheduled_at, now, heartbeat_until)
+        .unwrap_or(Timestamp(u64::MAX));
+    if deadline != Timestamp(u64::MAX) {
+        tx.deadlines.insert(
+            &keys::time_key(deadline, run, cmd)[..],
+            &token.0.to_be_bytes()[..],
+        )?;
+    }
+    let mut task = task;
+    task.state = ActivityState::Running {
+        token,
+        started_at: now,
+        deadline,
+    };
+    let bytes = encode(&task, "activity task", Some(run)).map_err(abort)?;
+    tx.tasks.insert(&keys::task_key(run, cmd)[..], bytes)?;
+    Ok(Claim::Claimed(ActivityTask {
+        run,
+        cmd,
+        workflow_id: task.workflow_id,
+        activity_type: task.activity_type,
+        input: task.input,
+        attempt: task.attempt,
+        token,
+        deadline,
+        heartbeat_timeout: task.options.heartbeat_timeout,
+        heartbeat_details: task.heartbeat_details,
+    }))
+}
+
+/// Reads the token stored in an `activity_deadlines` value.
+pub(super) fn deadline_token(bytes: &[u8], run: RunId) -> Result<LeaseToken, StoreError> {
+    decode_u64(bytes, "activity deadline", Some(run)).map(LeaseToken)
+}

@@ -1,0 +1,342 @@
+//! Group commit. One flusher thread serves every caller of
+//! `Store::durable`: callers park a waiter and wake the thread, the thread
+//! takes *all* parked waiters, flushes (and fsyncs) once, and answers them
+//! all. A write made before its caller parked is covered because the flush
+//! starts only after the waiter was taken.
+//!
+//! sled's I/O errors are sticky, so the first failed flush closes the store
+//! for acknowledgements: every later `durable` call gets `Closed` rather
+//! than a promise nobody can keep.
+
+use crate::error::StoreError;
+use crate::store::api::DurabilityMode;
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+type Waiter = oneshot::Sender<Result<(), StoreError>>;
+
+#[derive(Default)]
+struct State {
+    waiters: Vec<Waiter>,
+    shutdown: bool,
+    failed: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Shared {
+    /// The flusher never panics while holding the lock, but a poisoned lock
+    /// must still not take the process down: the data is a plain list.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Handle to the flusher thread; dropping it stops the thread after a final
+/// flush.
+pub(super) struct Flusher {
+    mode: DurabilityMode,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Makes everything written so far durable; `true` on the final call at
+/// shutdown.
+type SyncFn = Box<dyn FnMut(bool) -> Result<(), StoreError> + Send>;
+
+impl Flusher {
+    pub(super) fn start(
+        db: sled::Db,
+        dir: &Path,
+        data_file: File,
+        mode: DurabilityMode,
+    ) -> Result<Flusher, StoreError> {
+        let mut blobs = BlobSync::new(dir.join("blobs"));
+        Flusher::spawn(
+            mode,
+            Box::new(move |closing| {
+                // Mode `None` promised nothing, but flushing on a clean close
+                // costs little and spares the next open a recovery.
+                let mode = match mode {
+                    DurabilityMode::None if closing => DurabilityMode::Flush,
+                    mode => mode,
+                };
+                flush_once(&db, &data_file, &mut blobs, mode)
+            }),
+        )
+    }
+
+    fn spawn(mode: DurabilityMode, sync: SyncFn) -> Result<Flusher, StoreError> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+        });
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("refrain-flusher".into())
+            .spawn(move || run(&thread_shared, sync))
+            .map_err(StoreError::Sync)?;
+        Ok(Flusher {
+            mode,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Parks a waiter, or answers at once when there is nothing to wait for.
+    fn register(&self) -> Result<Option<oneshot::Receiver<Result<(), StoreError>>>, StoreError> {
+        let mut state = self.shared.lock();
+        if state.failed || state.shutdown {
+            return Err(StoreError::Closed);
+        }
+        if self.mode == DurabilityMode::None {
+            return Ok(None);
+        }
+        let (tx, rx) = oneshot::channel();
+        state.waiters.push(tx);
+        drop(state);
+        self.shared.wake.notify_one();
+        Ok(Some(rx))
+    }
+
+    pub(super) async fn durable(&self) -> Result<(), StoreError> {
+        match self.register()? {
+            None => Ok(()),
+            // A dropped sender means the thread is gone: nothing more will
+            // be made durable.
+            Some(rx) => rx.await.unwrap_or(Err(StoreError::Closed)),
+        }
+    }
+
+    pub(super) fn durable_blocking(&self) -> Result<(), StoreError> {
+        match self.register()? {
+            None => Ok(()),
+            Some(rx) => rx.blocking_recv().unwrap_or(Err(StoreError::Closed)),
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.shared.lock().shutdown = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("refrain flusher thread panicked");
+            }
+        }
+    }
+}
+
+/// sled 0.34.7 writes values too large for a log segment (and pages that
+/// grew that large) to files under `blobs/`, and never fsyncs them; its
+/// `flush` only syncs the main data file. In `Fsync` mode every new blob
+/// file, and the directory that names it, is synced before an
+/// acknowledgement. Files already synced are remembered so each is synced
+/// once.
+struct BlobSync {
+    dir: PathBuf,
+    synced: HashSet<OsString>,
+}
+
+impl BlobSync {
+    fn new(dir: PathBuf) -> BlobSync {
+        BlobSync {
+            dir,
+            synced: HashSet::new(),
+        }
+    }
+
+    fn sync_new(&mut self) -> std::io::Result<()> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut present = HashSet::new();
+        let mut added = false;
+        for entry in entries {
+            let name = entry?.file_name();
+            if !self.synced.contains(&name) {
+                match File::open(self.dir.join(&name)) {
+                    Ok(f) => f.sync_all()?,
+                    // Garbage-collected by sled since the listing.
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
+                added = true;
+            }
+            present.insert(name);
+        }
+        if added {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        self.synced = present;
+        Ok(())
+    }
+}
+
+fn flush_once(
+    db: &sled::Db,
+    data_file: &File,
+    blobs: &mut BlobSync,
+    mode: DurabilityMode,
+) -> Result<(), StoreError> {
+    match mode {
+        DurabilityMode::None => Ok(()),
+        DurabilityMode::Flush => db.flush().map(drop).map_err(StoreError::Storage),
+        DurabilityMode::Fsync => {
+            db.flush().map_err(StoreError::Storage)?;
+            blobs.sync_new().map_err(StoreError::Sync)?;
+            data_file.sync_all().map_err(StoreError::Sync)
+        }
+    }
+}
+
+/// A copy of `e` for each waiter of a failed batch (io errors do not
+/// clone).
+fn copy_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Storage(e) => StoreError::Storage(e.clone()),
+        StoreError::Sync(e) => StoreError::Sync(std::io::Error::new(e.kind(), e.to_string())),
+        _ => StoreError::Closed,
+    }
+}
+
+fn run(shared: &Shared, mut sync: SyncFn) {
+    loop {
+        let batch = {
+            let mut state = shared.lock();
+            while state.waiters.is_empty() && !state.shutdown {
+                state = shared.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            if state.waiters.is_empty() {
+                break;
+            }
+            std::mem::take(&mut state.waiters)
+        };
+        match sync(false) {
+            Ok(()) => {
+                for w in batch {
+                    // The caller may have stopped waiting; that is its right.
+                    let _ = w.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "flush failed; the store acknowledges nothing more");
+                let late = {
+                    let mut state = shared.lock();
+                    state.failed = true;
+                    std::mem::take(&mut state.waiters)
+                };
+                for w in batch {
+                    let _ = w.send(Err(copy_error(&e)));
+                }
+                for w in late {
+                    let _ = w.send(Err(StoreError::Closed));
+                }
+                // sled's errors are sticky: a final flush would fail too.
+                return;
+            }
+        }
+    }
+    // Last handle dropped: leave nothing for sled's background flush to
+    // finish after the process may already be gone.
+    if let Err(e) = sync(true) {
+        tracing::warn!(error = %e, "final flush on close failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Polls until `n` waiters are parked (registration is synchronous, so
+    /// this only waits for the spawned threads to get that far).
+    fn wait_for_parked(f: &Flusher, n: usize) {
+        while f.shared.lock().waiters.len() < n {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn waiters_parked_during_a_flush_share_the_next_one() {
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let flushes = Arc::new(Mutex::new(0));
+        let count = Arc::clone(&flushes);
+        let flusher = Flusher::spawn(
+            DurabilityMode::Fsync,
+            Box::new(move |closing| {
+                if !closing {
+                    *count.lock().unwrap() += 1;
+                    let _ = entered_tx.send(());
+                    let _ = release_rx.recv();
+                }
+                Ok(())
+            }),
+        )
+        .unwrap();
+        std::thread::scope(|s| {
+            let first = s.spawn(|| flusher.durable_blocking());
+            entered.recv().unwrap();
+            let later: Vec<_> = (0..5)
+                .map(|_| s.spawn(|| flusher.durable_blocking()))
+                .collect();
+            wait_for_parked(&flusher, 5);
+            release.send(()).unwrap();
+            entered.recv().unwrap();
+            release.send(()).unwrap();
+            assert!(first.join().unwrap().is_ok());
+            for w in later {
+                assert!(w.join().unwrap().is_ok());
+            }
+        });
+        assert_eq!(*flushes.lock().unwrap(), 2, "five waiters, one flush");
+    }
+
+    #[test]
+    fn a_failed_flush_is_reported_once_then_the_store_is_closed() {
+        let flusher = Flusher::spawn(
+            DurabilityMode::Fsync,
+            Box::new(|_| Err(StoreError::Sync(std::io::Error::other("disk full")))),
+        )
+        .unwrap();
+        assert!(matches!(
+            flusher.durable_blocking(),
+            Err(StoreError::Sync(_))
+        ));
+        assert!(matches!(
+            flusher.durable_blocking(),
+            Err(StoreError::Closed)
+        ));
+    }
+
+    #[test]
+    fn mode_none_answers_without_flushing_and_flushes_on_close() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&calls);
+        let flusher = Flusher::spawn(
+            DurabilityMode::None,
+            Box::new(move |closing| {
+                seen.lock().unwrap().push(closing);
+                Ok(())
+            }),
+        )
+        .unwrap();
+        assert!(flusher.durable_blocking().is_ok());
+        drop(flusher);
+        assert_eq!(*calls.lock().unwrap(), [true]);
+    }
+}

@@ -1,0 +1,77 @@
+//! In-process wake-ups: the queue of runs with work for a workflow task, and
+//! the waiters of `wait_closed`. Neither is durable; the `ready` tree is,
+//! and `Store::open` rebuilds the queue from it.
+
+use crate::ids::RunId;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::{oneshot, Notify};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; if something ever did, the
+    // queue is still structurally sound, so keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// FIFO of ready runs, each queued at most once.
+#[derive(Default)]
+pub(super) struct ReadyQueue {
+    queue: Mutex<(VecDeque<RunId>, HashSet<RunId>)>,
+    notify: Notify,
+}
+
+impl ReadyQueue {
+    pub(super) fn push(&self, run: RunId) {
+        let mut q = lock(&self.queue);
+        if q.1.insert(run) {
+            q.0.push_back(run);
+        }
+        drop(q);
+        // `notify_one` stores a permit when nobody waits, so a consumer that
+        // found the queue empty and is about to await `notified()` still
+        // wakes for a push that raced with it.
+        self.notify.notify_one();
+    }
+
+    pub(super) fn take(&self, max: usize) -> Vec<RunId> {
+        let mut q = lock(&self.queue);
+        let n = max.min(q.0.len());
+        let taken: Vec<RunId> = q.0.drain(..n).collect();
+        for run in &taken {
+            q.1.remove(run);
+        }
+        taken
+    }
+
+    pub(super) fn notify(&self) -> &Notify {
+        &self.notify
+    }
+}
+
+/// Callers of `wait_closed`, by run.
+#[derive(Default)]
+pub(super) struct CloseWaiters {
+    waiters: Mutex<HashMap<RunId, Vec<oneshot::Sender<()>>>>,
+}
+
+impl CloseWaiters {
+    /// Registers interest in `run` closing. Senders of callers that gave up
+    /// waiting are dropped here, so an abandoned wait does not accumulate.
+    pub(super) fn register(&self, run: RunId) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut map = lock(&self.waiters);
+        let list = map.entry(run).or_default();
+        list.retain(|s| !s.is_closed());
+        list.push(tx);
+        rx
+    }
+
+    /// Wakes every waiter of `run` (dropping a sender wakes its receiver
+    /// too, which callers treat the same way).
+    pub(super) fn wake(&self, run: RunId) {
+        let list = lock(&self.waiters).remove(&run);
+        for tx in list.into_iter().flatten() {
+            let _ = tx.send(());
+        }
+    }
+}

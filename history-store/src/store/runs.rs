@@ -1,0 +1,283 @@
+//! Runs: starting them, signalling them, reading them, and claiming and
+//! releasing their workflow tasks. Committing an activation lives in
+//! `commit.rs`.
+
+use super::tx::{
+    abort, check_payload, decode, decode_u64, encode, finish, get_run, missing, push_inbox, put_run,
+};
+use super::{Inner, META_NEXT_RUN};
+use crate::codec::CodecError;
+use crate::error::StoreError;
+use crate::event::{Event, Payload};
+use crate::ids::{CommandSeq, LeaseToken, RunId, WorkflowId};
+use crate::keys;
+use crate::store::api::{
+    IdConflictPolicy, RunFilter, RunSummary, StartOutcome, StartRequest, WorkflowTask,
+};
+use crate::store::records::{ActivityTaskRecord, RunLease, RunRecord, RunStatus};
+use sled::Transactional;
+
+impl Inner {
+    pub(super) fn start_workflow(&self, req: StartRequest) -> Result<StartOutcome, StoreError> {
+        let limit = self.config.max_payload_bytes;
+        check_payload(req.input.len(), limit)?;
+        check_payload(req.workflow_type.len(), limit)?;
+        check_payload(req.workflow_id.as_str().len(), limit)?;
+        let started = Event::WorkflowStarted {
+            workflow_type: req.workflow_type.clone(),
+            workflow_id: req.workflow_id.clone(),
+            input: req.input.clone(),
+            seed: req.seed,
+            start_time: req.now,
+        };
+        // Neither value depends on the run number, so both are encoded once,
+        // outside the (possibly re-run) transaction.
+        let event = encode(&started, "history", None)?;
+        let record = RunRecord {
+            workflow_id: req.workflow_id.clone(),
+            workflow_type: req.workflow_type.clone(),
+            status: RunStatus::Running,
+            started_at: req.now,
+            closed_at: None,
+            last_seq: 1,
+            inbox_head: 0,
+            inbox_tail: 0,
+            needs_first_activation: true,
+            lease: None,
+            pending_timers: Vec::new(),
+            pending_activities: Vec::new(),
+            outcome: None,
+            last_task_failure: None,
+        };
+        let id_key = req.workflow_id.as_str().as_bytes();
+        let t = &self.trees;
+        let outcome = finish(
+            (&t.meta, &t.workflow_ids, &t.runs, &t.history, &t.ready).transaction(
+                |(meta, ids, runs, history, ready)| {
+                    if let Some(latest) = ids.get(id_key)? {
+                        let run = RunId(decode_u64(&latest, "workflow id", None).map_err(abort)?);
+                        if let Some(open) = get_run(runs, run)?.filter(|r| r.status.is_open()) {
+                            return match req.on_conflict {
+                                IdConflictPolicy::Reject => {
+                                    Err(abort(StoreError::AlreadyRunning {
+                                        workflow_id: open.workflow_id,
+                                        run,
+                                    }))
+                                }
+                                IdConflictPolicy::AttachToOpen => Ok(StartOutcome {
+                                    run,
+                                    started: false,
+                                }),
+                            };
+                        }
+                    }
+                    let next = match meta.get(META_NEXT_RUN)? {
+                        None => 1,
+                        Some(bytes) => decode_u64(&bytes, "meta", None).map_err(abort)?,
+                    };
+                    let run = RunId(next);
+                    meta.insert(META_NEXT_RUN, &next.saturating_add(1).to_be_bytes()[..])?;
+                    history.insert(&keys::run_seq_key(run, 1)[..], event.clone())?;
+                    put_run(runs, ready, run, &record)?;
+                    ids.insert(id_key, &keys::run_key(run)[..])?;
+                    Ok(StartOutcome { run, started: true })
+                },
+            ),
+        )?;
+        if outcome.started {
+            self.ready_queue.push(outcome.run);
+        }
+        Ok(outcome)
+    }
+
+    pub(super) fn signal(
+        &self,
+        workflow_id: &WorkflowId,
+        name: &str,
+        payload: Payload,
+    ) -> Result<RunId, StoreError> {
+        let limit = self.config.max_payload_bytes;
+        check_payload(payload.len(), limit)?;
+        check_payload(name.len(), limit)?;
+        let event = Event::SignalReceived {
+            name: name.to_owned(),
+            payload,
+        };
+        let t = &self.trees;
+        let run = finish((&t.workflow_ids, &t.runs, &t.inbox, &t.ready).transaction(
+            |(ids, runs, inbox, ready)| {
+                let Some(latest) = ids.get(workflow_id.as_str().as_bytes())? else {
+                    return Err(abort(StoreError::WorkflowNotFound {
+                        workflow_id: workflow_id.clone(),
+                    }));
+                };
+                let run = RunId(decode_u64(&latest, "workflow id", None).map_err(abort)?);
+                let Some(mut record) = get_run(runs, run)? else {
+                    return Err(abort(missing("run", Some(run))));
+                };
+                if !record.status.is_open() {
+                    return Err(abort(StoreError::WorkflowClosed {
+                        workflow_id: workflow_id.clone(),
+                        run,
+                        status: record.status,
+                    }));
+                }
+                push_inbox(inbox, run, &mut record, &event)?;
+                put_run(runs, ready, run, &record)?;
+                Ok(run)
+            },
+        ))?;
+        self.ready_queue.push(run);
+        Ok(run)
+    }
+
+    pub(super) fn latest_run(
+        &self,
+        workflow_id: &WorkflowId,
+    ) -> Result<Option<(RunId, RunRecord)>, StoreError> {
+        let Some(latest) = self
+            .trees
+            .workflow_ids
+            .get(workflow_id.as_str().as_bytes())?
+        else {
+            return Ok(None);
+        };
+        let run = RunId(decode_u64(&latest, "workflow id", None)?);
+        Ok(self.run_record(run)?.map(|record| (run, record)))
+    }
+
+    pub(super) fn run_record(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
+        match self.trees.runs.get(keys::run_key(run))? {
+            None => Ok(None),
+            Some(bytes) => decode(&bytes, "run", Some(run)).map(Some),
+        }
+    }
+
+    pub(super) fn activity_task(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+    ) -> Result<Option<ActivityTaskRecord>, StoreError> {
+        match self.trees.activity_tasks.get(keys::task_key(run, cmd))? {
+            None => Ok(None),
+            Some(bytes) => decode(&bytes, "activity task", Some(run)).map(Some),
+        }
+    }
+
+    pub(super) fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.trees.runs.iter() {
+            let (key, bytes) = item?;
+            let run = keys::parse_run_key(&key).map_err(|bad| StoreError::Corrupt {
+                what: "run key",
+                run: None,
+                source: CodecError::Decode(format!("{bad:?}")),
+            })?;
+            let record: RunRecord = decode(&bytes, "run", Some(run))?;
+            if filter.status.is_some_and(|s| s != record.status)
+                || filter
+                    .workflow_type
+                    .as_ref()
+                    .is_some_and(|t| *t != record.workflow_type)
+            {
+                continue;
+            }
+            out.push(RunSummary {
+                run,
+                workflow_id: record.workflow_id,
+                workflow_type: record.workflow_type,
+                status: record.status,
+                started_at: record.started_at,
+                closed_at: record.closed_at,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) fn read_history(&self, run: RunId) -> Result<Vec<Event>, StoreError> {
+        if !self.trees.runs.contains_key(keys::run_key(run))? {
+            return Err(StoreError::RunNotFound { run });
+        }
+        let corrupt = |why: String| StoreError::Corrupt {
+            what: "history",
+            run: Some(run),
+            source: CodecError::Decode(why),
+        };
+        let mut events = Vec::new();
+        for item in self.trees.history.scan_prefix(keys::run_key(run)) {
+            let (key, bytes) = item?;
+            let (_, seq) =
+                keys::parse_run_seq_key(&key).map_err(|bad| corrupt(format!("key {bad:?}")))?;
+            let expected = events.len() as u64 + 1;
+            if seq != expected {
+                return Err(corrupt(format!("expected event {expected}, found {seq}")));
+            }
+            events.push(decode(&bytes, "history", Some(run))?);
+        }
+        Ok(events)
+    }
+
+    pub(super) fn claim_workflow_task(
+        &self,
+        run: RunId,
+    ) -> Result<Option<WorkflowTask>, StoreError> {
+        // Tokens only need to be unique, and sled's id generator stays
+        // unique across restarts; drawing it outside keeps the closure pure.
+        let token = LeaseToken(self.db.generate_id()?);
+        let epoch = self.epoch;
+        let t = &self.trees;
+        // The inbox is read inside the transaction: the task then matches
+        // the record exactly, and a corrupt item aborts the claim instead of
+        // leaving a lease nobody holds a token for.
+        finish(
+            (&t.runs, &t.inbox, &t.ready).transaction(|(runs, inbox, ready)| {
+                let Some(mut record) = get_run(runs, run)? else {
+                    return Ok(None);
+                };
+                if !record.is_ready() || record.lease.is_some_and(|l| l.epoch == epoch) {
+                    return Ok(None);
+                }
+                let mut items = Vec::new();
+                for n in record.inbox_head..record.inbox_tail {
+                    let Some(bytes) = inbox.get(keys::run_seq_key(run, n))? else {
+                        return Err(abort(missing("inbox", Some(run))));
+                    };
+                    items.push(decode(&bytes, "inbox", Some(run)).map_err(abort)?);
+                }
+                record.lease = Some(RunLease { token, epoch });
+                put_run(runs, ready, run, &record)?;
+                Ok(Some(WorkflowTask {
+                    run,
+                    token,
+                    inbox_upto: record.inbox_tail,
+                    record,
+                    inbox: items,
+                }))
+            }),
+        )
+    }
+
+    pub(super) fn release_workflow_task(
+        &self,
+        run: RunId,
+        token: LeaseToken,
+        failure: Option<String>,
+    ) -> Result<(), StoreError> {
+        let lease = Some(RunLease {
+            token,
+            epoch: self.epoch,
+        });
+        let t = &self.trees;
+        finish((&t.runs, &t.ready).transaction(|(runs, ready)| {
+            let Some(mut record) = get_run(runs, run)? else {
+                return Err(abort(StoreError::RunNotFound { run }));
+            };
+            if record.lease != lease {
+                return Err(abort(StoreError::LeaseLost { run }));
+            }
+            record.lease = None;
+            record.last_task_failure = failure.clone();
+            put_run(runs, ready, run, &record)
+        }))
+    }
+}

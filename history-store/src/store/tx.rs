@@ -1,0 +1,199 @@
+//! Plumbing shared by every operation: the set of trees, the mapping of
+//! stored bytes to records (and of decode failures to `StoreError::Corrupt`),
+//! and the few writes that must always happen together inside a
+//! transaction (a run record and its `ready` mirror; an inbox append).
+
+use crate::codec::{self, CodecError, MAX_VALUE_BYTES};
+use crate::error::StoreError;
+use crate::event::Event;
+use crate::ids::RunId;
+use crate::keys;
+use crate::store::records::RunRecord;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{
+    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
+    TransactionalTree,
+};
+use sled::{Db, Tree};
+
+/// Result of a transaction closure: aborts carry our own error.
+pub(super) type TxResult<A> = ConflictableTransactionResult<A, StoreError>;
+
+/// Every tree of the store, opened once.
+pub(super) struct Trees {
+    pub(super) meta: Tree,
+    pub(super) workflow_ids: Tree,
+    pub(super) runs: Tree,
+    pub(super) history: Tree,
+    pub(super) inbox: Tree,
+    pub(super) ready: Tree,
+    pub(super) activity_tasks: Tree,
+    pub(super) activity_ready: Tree,
+    pub(super) activity_deadlines: Tree,
+    pub(super) timers: Tree,
+}
+
+impl Trees {
+    pub(super) fn open(db: &Db) -> Result<Trees, StoreError> {
+        Ok(Trees {
+            meta: db.open_tree("meta")?,
+            workflow_ids: db.open_tree("workflow_ids")?,
+            runs: db.open_tree("runs")?,
+            history: db.open_tree("history")?,
+            inbox: db.open_tree("inbox")?,
+            ready: db.open_tree("ready")?,
+            activity_tasks: db.open_tree("activity_tasks")?,
+            activity_ready: db.open_tree("activity_ready")?,
+            activity_deadlines: db.open_tree("activity_deadlines")?,
+            timers: db.open_tree("timers")?,
+        })
+    }
+}
+
+/// Maps the outcome of `Transactional::transaction` back to our error.
+pub(super) fn finish<A>(r: Result<A, TransactionError<StoreError>>) -> Result<A, StoreError> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Storage(e),
+    })
+}
+
+/// Aborts the surrounding transaction with `e`; nothing it staged is
+/// written.
+pub(super) fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+/// Decodes a stored value, naming the record on failure.
+pub(super) fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+    run: Option<RunId>,
+) -> Result<T, StoreError> {
+    codec::decode(bytes).map_err(|source| StoreError::Corrupt { what, run, source })
+}
+
+/// Encodes a value for storage. Our own types always encode; the only
+/// realistic failure is a value past the codec's hard limit, which is
+/// reported like an oversized payload.
+pub(super) fn encode<T: Serialize>(
+    value: &T,
+    what: &'static str,
+    run: Option<RunId>,
+) -> Result<Vec<u8>, StoreError> {
+    codec::encode(value).map_err(|source| match source {
+        CodecError::TooLarge { declared, limit } => StoreError::PayloadTooLarge {
+            size: usize::try_from(declared).unwrap_or(usize::MAX),
+            limit,
+        },
+        source => StoreError::Corrupt { what, run, source },
+    })
+}
+
+/// Reads a raw big-endian u64 value (counters, run numbers, tokens).
+pub(super) fn decode_u64(
+    bytes: &[u8],
+    what: &'static str,
+    run: Option<RunId>,
+) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt {
+        what,
+        run,
+        source: if bytes.len() < 8 {
+            CodecError::Truncated {
+                needed: 8,
+                got: bytes.len(),
+            }
+        } else {
+            CodecError::TrailingBytes {
+                count: bytes.len() - 8,
+            }
+        },
+    })?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+/// The error for an index entry or inbox slot that should exist and does
+/// not: reported as a zero-length (truncated) value of that record.
+pub(super) fn missing(what: &'static str, run: Option<RunId>) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        run,
+        source: CodecError::Truncated {
+            needed: codec::HEADER_LEN,
+            got: 0,
+        },
+    }
+}
+
+/// Rejects a payload over the configured limit (or the codec's hard one).
+pub(super) fn check_payload(size: usize, limit: usize) -> Result<(), StoreError> {
+    let limit = limit.min(MAX_VALUE_BYTES);
+    if size > limit {
+        return Err(StoreError::PayloadTooLarge { size, limit });
+    }
+    Ok(())
+}
+
+/// Checks every payload an event carries.
+pub(super) fn check_event_payloads(event: &Event, limit: usize) -> Result<(), StoreError> {
+    let sizes: [usize; 2] = match event {
+        Event::WorkflowStarted { input, .. } => [input.len(), 0],
+        Event::ActivityScheduled { input, .. } => [input.len(), 0],
+        Event::ActivityCompleted { result, .. } => [result.len(), 0],
+        Event::ActivityFailed { failure, .. } | Event::WorkflowFailed { failure } => [
+            failure.details.as_ref().map_or(0, |d| d.len()),
+            failure.message.len(),
+        ],
+        Event::SignalReceived { payload, .. } => [payload.len(), 0],
+        Event::SideEffectRecorded { value, .. } => [value.len(), 0],
+        Event::WorkflowCompleted { result } => [result.len(), 0],
+        Event::ActivationStarted { .. }
+        | Event::TimerStarted { .. }
+        | Event::TimerFired { .. }
+        | Event::TimerCancelled { .. } => [0, 0],
+    };
+    sizes.iter().try_for_each(|&s| check_payload(s, limit))
+}
+
+/// Reads a run record inside a transaction.
+pub(super) fn get_run(runs: &TransactionalTree, run: RunId) -> TxResult<Option<RunRecord>> {
+    match runs.get(keys::run_key(run))? {
+        None => Ok(None),
+        Some(bytes) => decode(&bytes, "run", Some(run)).map(Some).map_err(abort),
+    }
+}
+
+/// Writes a run record and keeps the `ready` tree equal to
+/// `RunRecord::is_ready` for it. Every record write goes through here so the
+/// mirror cannot drift.
+pub(super) fn put_run(
+    runs: &TransactionalTree,
+    ready: &TransactionalTree,
+    run: RunId,
+    record: &RunRecord,
+) -> TxResult<()> {
+    let bytes = encode(record, "run", Some(run)).map_err(abort)?;
+    runs.insert(&keys::run_key(run)[..], bytes)?;
+    if record.is_ready() {
+        ready.insert(&keys::run_key(run)[..], &[][..])?;
+    } else {
+        ready.remove(&keys::run_key(run)[..])?;
+    }
+    Ok(())
+}
+
+/// Appends an inbound event to `record`'s inbox (the caller writes the
+/// record afterwards with `put_run`).
+pub(super) fn push_inbox(
+    inbox: &TransactionalTree,
+    run: RunId,
+    record: &mut RunRecord,
+    event: &Event,
+) -> TxResult<()> {
+    let bytes = encode(event, "inbox", Some(run)).map_err(abort)?;
+    inbox.insert(&keys::run_seq_key(run, record.inbox_tail)[..], bytes)?;
+    record.inbox_tail += 1;
+    Ok(())
+}

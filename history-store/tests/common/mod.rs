@@ -1,0 +1,138 @@
+//! Helpers shared by the store's integration tests: a store in a temporary
+//! directory and short builders for activations. Every time is explicit so
+//! the tests never depend on the wall clock.
+
+// Each test file uses a different subset.
+#![allow(dead_code)]
+
+use refrain_history::{
+    ActivationCommit, ActivityOptions, Callsite, CommandSeq, DurabilityMode, Event,
+    IdConflictPolicy, Payload, RunId, StartRequest, Store, StoreConfig, Timestamp, WorkflowTask,
+};
+use std::path::Path;
+use std::time::Duration;
+
+/// A fixed origin for test clocks.
+pub const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+/// `T0` plus `ms` milliseconds.
+pub fn at(ms: u64) -> Timestamp {
+    Timestamp(T0.0 + ms)
+}
+
+/// Config for tests where durability is not the point.
+pub fn fast_config() -> StoreConfig {
+    StoreConfig {
+        durability: DurabilityMode::None,
+        cache_capacity_bytes: 4 * 1024 * 1024,
+        lock_timeout: Duration::from_secs(5),
+        ..StoreConfig::default()
+    }
+}
+
+pub fn open(dir: &Path) -> Store {
+    Store::open(dir, fast_config()).expect("open store")
+}
+
+pub fn payload(s: &str) -> Payload {
+    Payload::from_bytes(s.as_bytes().to_vec())
+}
+
+pub fn start_request(id: &str, now: Timestamp) -> StartRequest {
+    StartRequest {
+        workflow_id: id.into(),
+        workflow_type: "order-to-cash".into(),
+        input: payload("{}"),
+        on_conflict: IdConflictPolicy::Reject,
+        seed: 7,
+        now,
+    }
+}
+
+/// Starts `id` and returns its run.
+pub fn start(store: &Store, id: &str, now: Timestamp) -> RunId {
+    let out = store.start_workflow(start_request(id, now)).expect("start");
+    assert!(out.started);
+    out.run
+}
+
+pub fn callsite() -> Callsite {
+    Callsite {
+        file: "tests/order.rs".into(),
+        line: 1,
+        column: 1,
+    }
+}
+
+pub fn schedule(cmd: u32, options: ActivityOptions) -> Event {
+    Event::ActivityScheduled {
+        cmd: CommandSeq(cmd),
+        activity_type: "reserve-stock".into(),
+        input: payload("\"sku-1\""),
+        options,
+        callsite: callsite(),
+    }
+}
+
+pub fn start_timer(cmd: u32, fire_at: Timestamp) -> Event {
+    Event::TimerStarted {
+        cmd: CommandSeq(cmd),
+        fire_at,
+        callsite: callsite(),
+    }
+}
+
+/// The commit a well-behaved worker makes for `task`: the activation
+/// marker, every inbox item it was given, then `commands`.
+pub fn commit_for(task: &WorkflowTask, time: Timestamp, commands: Vec<Event>) -> ActivationCommit {
+    let mut events = vec![Event::ActivationStarted { time }];
+    events.extend(task.inbox.iter().cloned());
+    events.extend(commands);
+    ActivationCommit {
+        run: task.run,
+        token: task.token,
+        expected_last_seq: task.record.last_seq,
+        inbox_upto: task.inbox_upto,
+        events,
+    }
+}
+
+/// Claims `run` and commits one activation at `time` producing `commands`.
+/// Returns the task that was claimed (with the inbox it applied).
+pub fn activate(store: &Store, run: RunId, time: Timestamp, commands: Vec<Event>) -> WorkflowTask {
+    let task = store
+        .claim_workflow_task(run)
+        .expect("claim")
+        .expect("run is ready");
+    store
+        .commit_activation(commit_for(&task, time, commands))
+        .expect("commit");
+    task
+}
+
+/// Inbox items currently waiting for `run` (claims and releases the task).
+pub fn peek_inbox(store: &Store, run: RunId) -> Vec<Event> {
+    match store.claim_workflow_task(run).expect("claim") {
+        None => Vec::new(),
+        Some(task) => {
+            store
+                .release_workflow_task(run, task.token, None)
+                .expect("release");
+            task.inbox
+        }
+    }
+}
+
+/// Opens the store's sled database directly, retrying while the store's
+/// last handle finishes releasing the file lock.
+pub fn raw_sled(dir: &Path) -> sled::Db {
+    let mut last = None;
+    for _ in 0..200 {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("could not open sled directly: {last:?}");
+}

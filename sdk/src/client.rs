@@ -1,0 +1,386 @@
+//! [`Client`]: start workflows, await their results, signal them, and see
+//! what they are doing. Every call that changes state returns only once the
+//! change is durable.
+
+use crate::payload::{self, PayloadError};
+use crate::workflow::{Signal, Workflow};
+use rand::RngCore;
+use refrain_history::{
+    CommandSeq, Event, Failure, IdConflictPolicy, PendingTimer, RunFilter, RunId, RunRecord,
+    RunStatus, RunSummary, StartRequest, Store, StoreError, Timestamp, WorkflowId,
+};
+use std::fmt;
+use std::marker::PhantomData;
+
+/// Starts, signals and inspects workflows in a store.
+#[derive(Clone)]
+pub struct Client {
+    store: Store,
+}
+
+/// Options of [`Client::start_with`].
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// What to do if a run of the id is open.
+    pub on_conflict: IdConflictPolicy,
+}
+
+impl StartOptions {
+    /// Attach to an open run of the same id instead of failing: makes a
+    /// start idempotent, e.g. for a process that resumes after a restart.
+    pub fn attach_to_open() -> Self {
+        StartOptions {
+            on_conflict: IdConflictPolicy::AttachToOpen,
+        }
+    }
+}
+
+impl Client {
+    /// A client of `store`.
+    pub fn new(store: Store) -> Self {
+        Client { store }
+    }
+
+    /// The store it talks to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Starts workflow `W` under `id`. Fails with
+    /// [`ClientError::AlreadyRunning`] if a run of `id` is open.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn start<W: Workflow>(
+        &self,
+        id: impl Into<WorkflowId>,
+        input: W::Input,
+    ) -> Result<WorkflowHandle<W>, ClientError> {
+        self.start_with::<W>(id, input, StartOptions::default()).await
+    }
+
+    /// Starts workflow `W` under `id` with `options`.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn start_with<W: Workflow>(
+        &self,
+        id: impl Into<WorkflowId>,
+        input: W::Input,
+        options: StartOptions,
+    ) -> Result<WorkflowHandle<W>, ClientError> {
+        let workflow_id = id.into();
+        let input = payload::encode("workflow input", &input)?;
+        let outcome = self.store.start_workflow(StartRequest {
+            workflow_id: workflow_id.clone(),
+            workflow_type: W::NAME.to_owned(),
+            input,
+            on_conflict: options.on_conflict,
+            seed: rand::rng().next_u64(),
+            now: Timestamp::now(),
+        })?;
+        self.store.durable().await?;
+        Ok(WorkflowHandle {
+            client: self.clone(),
+            workflow_id,
+            run: outcome.run,
+            started: outcome.started,
+            _marker: PhantomData,
+        })
+    }
+
+    /// A handle to the latest run of `id`.
+    ///
+    /// # Errors
+    /// `NotFound` if no run of `id` exists.
+    pub fn handle<W: Workflow>(
+        &self,
+        id: impl Into<WorkflowId>,
+    ) -> Result<WorkflowHandle<W>, ClientError> {
+        let workflow_id = id.into();
+        let (run, _) = self
+            .store
+            .latest_run(&workflow_id)?
+            .ok_or_else(|| ClientError::NotFound {
+                workflow_id: workflow_id.clone(),
+            })?;
+        Ok(WorkflowHandle {
+            client: self.clone(),
+            workflow_id,
+            run,
+            started: false,
+            _marker: PhantomData,
+        })
+    }
+
+    /// Sends signal `value` to the open run of `id`; returns once durable.
+    ///
+    /// # Errors
+    /// `NotFound` or `Closed` (nothing is written), `PayloadTooLarge`.
+    pub async fn signal<S: Signal>(
+        &self,
+        id: impl Into<WorkflowId>,
+        value: &S,
+    ) -> Result<(), ClientError> {
+        let p = payload::encode(&format!("signal {}", S::NAME), value)?;
+        self.store.signal(&id.into(), S::NAME, p)?;
+        self.store.durable().await?;
+        Ok(())
+    }
+
+    /// Status, pending activities and timers of the latest run of `id`.
+    ///
+    /// # Errors
+    /// `NotFound`, or a storage error.
+    pub fn describe(&self, id: impl Into<WorkflowId>) -> Result<WorkflowDescription, ClientError> {
+        let workflow_id = id.into();
+        let (run, record) =
+            self.store
+                .latest_run(&workflow_id)?
+                .ok_or_else(|| ClientError::NotFound {
+                    workflow_id: workflow_id.clone(),
+                })?;
+        let mut pending_activities = Vec::new();
+        for &cmd in &record.pending_activities {
+            if let Some(task) = self.store.activity_task(run, cmd)? {
+                pending_activities.push(PendingActivity {
+                    cmd,
+                    activity_type: task.activity_type,
+                    attempt: task.attempt,
+                    running: matches!(
+                        task.state,
+                        refrain_history::ActivityState::Running { .. }
+                    ),
+                    last_failure: task.last_failure,
+                });
+            }
+        }
+        Ok(WorkflowDescription {
+            workflow_id,
+            run,
+            pending_activities,
+            pending_timers: record.pending_timers.clone(),
+            record,
+        })
+    }
+
+    /// Runs matching `filter` (status, type).
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, ClientError> {
+        Ok(self.store.list_runs(filter)?)
+    }
+
+    /// The history of the latest run of `id`.
+    ///
+    /// # Errors
+    /// `NotFound`, or a storage error (`Corrupt` for damaged events).
+    pub fn history(&self, id: impl Into<WorkflowId>) -> Result<Vec<Event>, ClientError> {
+        let workflow_id = id.into();
+        let (run, _) = self
+            .store
+            .latest_run(&workflow_id)?
+            .ok_or(ClientError::NotFound { workflow_id })?;
+        Ok(self.store.read_history(run)?)
+    }
+}
+
+/// A typed handle to one run.
+pub struct WorkflowHandle<W> {
+    client: Client,
+    workflow_id: WorkflowId,
+    run: RunId,
+    started: bool,
+    _marker: PhantomData<fn() -> W>,
+}
+
+impl<W> Clone for WorkflowHandle<W> {
+    fn clone(&self) -> Self {
+        WorkflowHandle {
+            client: self.client.clone(),
+            workflow_id: self.workflow_id.clone(),
+            run: self.run,
+            started: self.started,
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<W: Workflow> WorkflowHandle<W> {
+    /// The workflow id.
+    pub fn workflow_id(&self) -> &WorkflowId {
+        &self.workflow_id
+    }
+
+    /// The run.
+    pub fn run_id(&self) -> RunId {
+        self.run
+    }
+
+    /// False if `start_with(.., attach_to_open())` attached to a run that
+    /// was already open.
+    pub fn was_started(&self) -> bool {
+        self.started
+    }
+
+    /// Waits for the run to close and returns its result.
+    ///
+    /// # Errors
+    /// `WorkflowFailed` with the recorded failure, `Decode` if the result
+    /// is not a `W::Output`, or a storage error.
+    pub async fn result(&self) -> Result<W::Output, ClientError> {
+        let record = self.client.store.wait_closed(self.run).await?;
+        match record.outcome {
+            Some(Ok(p)) => Ok(payload::decode("workflow result", &p)?),
+            Some(Err(failure)) => Err(ClientError::WorkflowFailed {
+                workflow_id: self.workflow_id.clone(),
+                failure,
+            }),
+            None => Err(ClientError::Store(StoreError::RunNotFound { run: self.run })),
+        }
+    }
+}
+
+/// What [`Client::describe`] reports.
+#[derive(Clone, Debug)]
+pub struct WorkflowDescription {
+    /// The id.
+    pub workflow_id: WorkflowId,
+    /// The latest run.
+    pub run: RunId,
+    /// The store's record of it (status, times, last task failure).
+    pub record: RunRecord,
+    /// Activities scheduled and not resolved.
+    pub pending_activities: Vec<PendingActivity>,
+    /// Timers started and not fired.
+    pub pending_timers: Vec<PendingTimer>,
+}
+
+impl WorkflowDescription {
+    /// The run's status.
+    pub fn status(&self) -> RunStatus {
+        self.record.status
+    }
+}
+
+/// One pending activity in a [`WorkflowDescription`].
+#[derive(Clone, Debug)]
+pub struct PendingActivity {
+    /// Its command.
+    pub cmd: CommandSeq,
+    /// Its type.
+    pub activity_type: String,
+    /// Current or next attempt.
+    pub attempt: u32,
+    /// Whether an attempt is running now.
+    pub running: bool,
+    /// The previous attempt's failure.
+    pub last_failure: Option<Failure>,
+}
+
+/// Errors of [`Client`] calls.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A run of the id is open. Nothing was written.
+    AlreadyRunning {
+        /// The id.
+        workflow_id: WorkflowId,
+        /// Its open run.
+        run: RunId,
+    },
+    /// No workflow has this id. Nothing was written.
+    NotFound {
+        /// The id.
+        workflow_id: WorkflowId,
+    },
+    /// The workflow is closed. Nothing was written.
+    Closed {
+        /// The id.
+        workflow_id: WorkflowId,
+        /// How it closed.
+        status: RunStatus,
+    },
+    /// A payload exceeds the store's limit. Nothing was written.
+    PayloadTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The workflow returned an error.
+    WorkflowFailed {
+        /// The id.
+        workflow_id: WorkflowId,
+        /// The recorded failure.
+        failure: Failure,
+    },
+    /// A value could not be encoded or decoded.
+    Payload(PayloadError),
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<PayloadError> for ClientError {
+    fn from(e: PayloadError) -> Self {
+        ClientError::Payload(e)
+    }
+}
+
+impl From<StoreError> for ClientError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::AlreadyRunning { workflow_id, run } => {
+                ClientError::AlreadyRunning { workflow_id, run }
+            }
+            StoreError::WorkflowNotFound { workflow_id } => ClientError::NotFound { workflow_id },
+            StoreError::WorkflowClosed {
+                workflow_id,
+                status,
+                ..
+            } => ClientError::Closed {
+                workflow_id,
+                status,
+            },
+            StoreError::PayloadTooLarge { size, limit } => {
+                ClientError::PayloadTooLarge { size, limit }
+            }
+            other => ClientError::Store(other),
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::AlreadyRunning { workflow_id, run } => {
+                write!(f, "workflow {workflow_id} is already running ({run})")
+            }
+            ClientError::NotFound { workflow_id } => write!(f, "no workflow with id {workflow_id}"),
+            ClientError::Closed {
+                workflow_id,
+                status,
+            } => write!(f, "workflow {workflow_id} is closed ({})", status.as_str()),
+            ClientError::PayloadTooLarge { size, limit } => {
+                write!(f, "payload of {size} bytes exceeds the limit of {limit} bytes")
+            }
+            ClientError::WorkflowFailed {
+                workflow_id,
+                failure,
+            } => write!(f, "workflow {workflow_id} failed: {failure}"),
+            ClientError::Payload(e) => fmt::Display::fmt(e, f),
+            ClientError::Store(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Payload(e) => Some(e),
+            ClientError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Refrain: durable workflows as ordinary async Rust.
+//!
+//! A [`Workflow`] is an `async fn` that orchestrates [`Activity`] calls,
+//! durable timers and signals through a [`WorkflowContext`]. Every decision
+//! it makes and every result it receives is appended to an event history in
+//! an embedded sled store; after a crash, a deploy or a month-long wait, a
+//! worker replays the history through the same code and carries on exactly
+//! where it stopped. Activities run at least once and their outcome is
+//! recorded exactly once.
+//!
+//! ```
+//! use refrain::{async_trait, Activity, ActivityContext, ActivityError, RetryPolicy,
+//!               Workflow, WorkflowContext, WorkflowError};
+//! use std::time::Duration;
+//!
+//! struct ChargeCard;
+//! #[async_trait]
+//! impl Activity for ChargeCard {
+//!     const NAME: &'static str = "charge-card";
+//!     type Input = u64;       // cents
+//!     type Output = String;   // payment id
+//!     async fn run(&self, ctx: ActivityContext, cents: u64) -> Result<String, ActivityError> {
+//!         Ok(format!("pay-{cents}-{}", ctx.idempotency_key()))
+//!     }
+//! }
+//!
+//! struct Checkout;
+//! impl Workflow for Checkout {
+//!     const NAME: &'static str = "checkout";
+//!     type Input = u64;
+//!     type Output = String;
+//!     async fn run(ctx: WorkflowContext, cents: u64) -> Result<String, WorkflowError> {
+//!         let payment = ctx.activity::<ChargeCard>(cents)
+//!             .start_to_close(Duration::from_secs(30))
+//!             .retry(RetryPolicy::exponential().max_attempts(3))
+//!             .await?;
+//!         ctx.sleep(Duration::from_secs(3600)).await; // durable timer
+//!         Ok(payment)
+//!     }
+//! }
+//! ```
+//!
+//! The worker that runs these lives in the `refrain-worker` crate; the
+//! store in `refrain-history`.
+
+mod activity;
+mod client;
+mod combinators;
+mod commands;
+mod context;
+mod error;
+pub mod payload;
+pub mod replay;
+mod workflow;
+
+pub use activity::{Activity, ActivityContext, CancelHandle, HeartbeatError};
+pub use async_trait::async_trait;
+pub use client::{
+    Client, ClientError, PendingActivity, StartOptions, WorkflowDescription, WorkflowHandle,
+};
+pub use combinators::{join, join3, join_all, select, Either, JoinAll, Select};
+pub use commands::{ActivityCall, ActivityFuture, SignalFuture, TimerFuture};
+pub use context::WorkflowContext;
+pub use error::{ActivityError, ActivityFailed, WorkflowError};
+pub use replay::{ActivationError, NondeterminismError};
+pub use workflow::{Signal, Workflow};
+
+pub use refrain_history::{
+    ActivityOptions, DurabilityMode, Event, Failure, FailureCause, IdConflictPolicy, Payload,
+    RetryPolicy, RunFilter, RunId, RunStatus, Store, StoreConfig, StoreError, TimeoutKind,
+    WorkflowId,
+};

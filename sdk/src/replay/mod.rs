@@ -1,0 +1,484 @@
+//! The pure replay core: history in, commands out. No I/O, no wall clock,
+//! no threads; the worker feeds it events and commits what it returns.
+//!
+//! A [`WorkflowMachine`] owns one run's workflow future. [`WorkflowMachine::replay`]
+//! re-executes recorded activations and checks that the code produces
+//! exactly the recorded commands; [`WorkflowMachine::activate`] runs one new
+//! activation and returns the events to append. Both apply an
+//! activation's whole inbound batch before polling, and poll until nothing
+//! is woken, so `select` over two results that both arrived picks the same
+//! winner on every replay.
+//!
+//! ```text
+//! seq 1  WorkflowStarted{type, input, seed, start_time}
+//!        ActivationStarted{time}            <- activation 1
+//!        ActivityScheduled{cmd 1, ...}         (commands it produced)
+//!        ActivationStarted{time}            <- activation 2
+//!        ActivityCompleted{cmd 1, ...}         (inbound batch)
+//!        WorkflowCompleted{result}             (commands it produced)
+//! ```
+
+mod nondeterminism;
+pub(crate) mod state;
+mod wake;
+
+pub use nondeterminism::{CommandSummary, DivergenceKind, NondeterminismError};
+
+use crate::context::WorkflowContext;
+use crate::error::WorkflowError;
+use crate::payload;
+use crate::workflow::Workflow;
+use futures::future::LocalBoxFuture;
+use futures::FutureExt;
+use refrain_history::{Event, Failure, Payload, RunId, Timestamp, WorkflowId};
+use state::{RunState, SharedState};
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use wake::WakeFlag;
+
+/// Polls allowed in one activation before the workflow is judged to be
+/// spinning (waking itself forever).
+const MAX_POLLS_PER_ACTIVATION: usize = 100_000;
+
+/// A workflow type with its input and output erased to payloads, so a
+/// worker can hold many in one registry.
+pub trait ErasedWorkflow: Send + Sync + 'static {
+    /// The registered type name.
+    fn name(&self) -> &'static str;
+    /// Creates the run's future. Nothing runs until it is polled.
+    fn instantiate(
+        &self,
+        ctx: WorkflowContext,
+        input: Payload,
+    ) -> LocalBoxFuture<'static, Result<Payload, Failure>>;
+}
+
+/// The [`ErasedWorkflow`] of a [`Workflow`] type.
+pub struct WorkflowType<W>(PhantomData<fn() -> W>);
+
+impl<W> WorkflowType<W> {
+    /// The erased form of `W`.
+    pub fn new() -> Self {
+        WorkflowType(PhantomData)
+    }
+}
+
+impl<W> Default for WorkflowType<W> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<W: Workflow> ErasedWorkflow for WorkflowType<W> {
+    fn name(&self) -> &'static str {
+        W::NAME
+    }
+
+    fn instantiate(
+        &self,
+        ctx: WorkflowContext,
+        input: Payload,
+    ) -> LocalBoxFuture<'static, Result<Payload, Failure>> {
+        async move {
+            let input: W::Input = payload::decode("workflow input", &input)
+                .map_err(|e| WorkflowError::from(e).into_failure())?;
+            let output = W::run(ctx, input).await.map_err(WorkflowError::into_failure)?;
+            payload::encode("workflow result", &output)
+                .map_err(|e| WorkflowError::from(e).into_failure())
+        }
+        .boxed_local()
+    }
+}
+
+/// Why an activation produced nothing to commit.
+#[derive(Debug)]
+pub enum ActivationError {
+    /// The code diverged from its history.
+    Nondeterminism(Box<NondeterminismError>),
+    /// Workflow code panicked. Nothing is committed; the task is retried.
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+    /// The history itself is malformed (not a Refrain history, or
+    /// truncated in the middle of an activation).
+    InvalidHistory {
+        /// Event position.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ActivationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ActivationError::Nondeterminism(e) => fmt::Display::fmt(e, f),
+            ActivationError::Panicked { message } => write!(f, "workflow panicked: {message}"),
+            ActivationError::InvalidHistory { position, reason } => {
+                write!(f, "invalid history at position {position}: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ActivationError {}
+
+/// One run's workflow instance and the state its futures share.
+pub struct WorkflowMachine {
+    state: SharedState,
+    future: Option<LocalBoxFuture<'static, Result<Payload, Failure>>>,
+    wake: Arc<WakeFlag>,
+    last_seq: u64,
+    activations: u64,
+}
+
+impl WorkflowMachine {
+    /// Creates the instance of a run from its first event.
+    ///
+    /// # Errors
+    /// `InvalidHistory` if `started` is not `WorkflowStarted`, or names a
+    /// different workflow type than `workflow`.
+    pub fn new(
+        workflow: &dyn ErasedWorkflow,
+        run: RunId,
+        started: &Event,
+    ) -> Result<Self, ActivationError> {
+        let Event::WorkflowStarted {
+            workflow_type,
+            workflow_id,
+            input,
+            seed,
+            start_time,
+        } = started
+        else {
+            return Err(ActivationError::InvalidHistory {
+                position: 1,
+                reason: format!("first event is {}, not WorkflowStarted", started.kind()),
+            });
+        };
+        if workflow_type != workflow.name() {
+            return Err(ActivationError::InvalidHistory {
+                position: 1,
+                reason: format!(
+                    "history is of workflow type {workflow_type:?}, code is {:?}",
+                    workflow.name()
+                ),
+            });
+        }
+        let state = Rc::new(RefCell::new(RunState::new(
+            workflow_id.clone(),
+            workflow_type.clone(),
+            run,
+            *seed,
+            *start_time,
+        )));
+        let ctx = WorkflowContext::new(state.clone());
+        let future = catch_unwind(AssertUnwindSafe(|| workflow.instantiate(ctx, input.clone())))
+            .map_err(|p| panic_error(p.as_ref()))?;
+        Ok(WorkflowMachine {
+            state,
+            future: Some(future),
+            wake: Arc::new(WakeFlag::default()),
+            last_seq: 1,
+            activations: 0,
+        })
+    }
+
+    /// Sequence number of the last event this instance has applied.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Whether the workflow has returned.
+    pub fn is_closed(&self) -> bool {
+        self.future.is_none()
+    }
+
+    /// The run's workflow id.
+    pub fn workflow_id(&self) -> WorkflowId {
+        self.state.borrow().workflow_id.clone()
+    }
+
+    /// Re-executes recorded events that follow `last_seq` (usually the whole
+    /// history after `WorkflowStarted`), checking every command against the
+    /// record. Runs no activity and writes nothing.
+    ///
+    /// # Errors
+    /// `Nondeterminism` at the first divergence; `Panicked`;
+    /// `InvalidHistory` for events outside any activation.
+    pub fn replay(&mut self, events: &[Event]) -> Result<(), ActivationError> {
+        let mut i = 0;
+        while i < events.len() {
+            let first_seq = self.last_seq + 1 + i as u64;
+            let Event::ActivationStarted { time } = &events[i] else {
+                return Err(ActivationError::InvalidHistory {
+                    position: first_seq,
+                    reason: format!(
+                        "expected ActivationStarted, found {}",
+                        events[i].kind()
+                    ),
+                });
+            };
+            let end = events[i + 1..]
+                .iter()
+                .position(|e| matches!(e, Event::ActivationStarted { .. }))
+                .map_or(events.len(), |p| i + 1 + p);
+            let group = &events[i + 1..end];
+            self.replay_activation(*time, first_seq, group)?;
+            i = end;
+        }
+        self.last_seq += events.len() as u64;
+        Ok(())
+    }
+
+    fn replay_activation(
+        &mut self,
+        time: Timestamp,
+        first_seq: u64,
+        group: &[Event],
+    ) -> Result<(), ActivationError> {
+        self.activations += 1;
+        let split = group.iter().position(|e| !e.is_inbound()).unwrap_or(group.len());
+        let (inbound, commands) = group.split_at(split);
+        if let Some(bad) = commands.iter().position(|e| !e.is_command()) {
+            return Err(ActivationError::InvalidHistory {
+                position: first_seq + 1 + (split + bad) as u64,
+                reason: format!(
+                    "{} after the commands of an activation",
+                    commands[bad].kind()
+                ),
+            });
+        }
+        {
+            let mut st = self.state.borrow_mut();
+            st.replaying = true;
+            st.now = time;
+            st.recorded_side_effects = commands
+                .iter()
+                .filter_map(|e| match e {
+                    Event::SideEffectRecorded { cmd, value, .. } => Some((cmd.0, value.clone())),
+                    _ => None,
+                })
+                .collect();
+        }
+        let produced = self.run_activation(inbound)?;
+        self.state.borrow_mut().recorded_side_effects.clear();
+        let commands_seq = first_seq + 1 + split as u64;
+        self.compare(commands_seq, commands, &produced)
+    }
+
+    /// Runs one new activation at `now` with the inbound batch `inbound`
+    /// and returns the events to append: `ActivationStarted`, the batch,
+    /// then the commands produced.
+    ///
+    /// # Errors
+    /// `Nondeterminism` if the code did something unreplayable; `Panicked`.
+    /// After an error the instance must be discarded.
+    pub fn activate(
+        &mut self,
+        now: Timestamp,
+        inbound: Vec<Event>,
+    ) -> Result<Vec<Event>, ActivationError> {
+        self.activations += 1;
+        let time = {
+            let mut st = self.state.borrow_mut();
+            st.replaying = false;
+            // ctx.now() never goes backwards, even if the wall clock does.
+            st.now = st.now.max(now);
+            st.now
+        };
+        let produced = self.run_activation(&inbound)?;
+        let mut events = Vec::with_capacity(1 + inbound.len() + produced.len());
+        events.push(Event::ActivationStarted { time });
+        events.extend(inbound);
+        events.extend(produced.into_iter().map(|p| p.event));
+        self.last_seq += events.len() as u64;
+        self.state.borrow_mut().history_len = self.last_seq;
+        Ok(events)
+    }
+
+    /// Applies the inbound batch, then polls until nothing wakes. Returns
+    /// the commands produced.
+    fn run_activation(
+        &mut self,
+        inbound: &[Event],
+    ) -> Result<Vec<state::Produced>, ActivationError> {
+        if self.wake.take_foreign() {
+            return Err(self.misuse_error(
+                "the workflow was woken from outside Refrain (another thread, a tokio timer or channel), which replay cannot reproduce".into(),
+                None,
+            ));
+        }
+        self.wake.enter();
+        {
+            let mut st = self.state.borrow_mut();
+            for e in inbound {
+                st.apply_inbound(e);
+            }
+        }
+        self.wake.leave();
+        self.poll_until_blocked()?;
+        let mut st = self.state.borrow_mut();
+        if let Some(m) = st.misuse.take() {
+            drop(st);
+            return Err(self.misuse_error(m.message, m.callsite));
+        }
+        Ok(std::mem::take(&mut st.produced))
+    }
+
+    fn poll_until_blocked(&mut self) -> Result<(), ActivationError> {
+        let waker = self.wake.waker();
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..MAX_POLLS_PER_ACTIVATION {
+            let Some(fut) = self.future.as_mut() else {
+                return Ok(());
+            };
+            self.wake.enter();
+            let polled = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
+            let woken = self.wake.leave();
+            match polled {
+                Err(p) => return Err(self.classify_panic(p.as_ref())),
+                Ok(Poll::Ready(outcome)) => {
+                    self.future = None;
+                    let event = match outcome {
+                        Ok(result) => Event::WorkflowCompleted { result },
+                        Err(failure) => Event::WorkflowFailed { failure },
+                    };
+                    self.state.borrow_mut().emit(event, None);
+                    return Ok(());
+                }
+                Ok(Poll::Pending) => {
+                    if self.state.borrow().misuse.is_some() {
+                        return Ok(());
+                    }
+                    if !woken {
+                        if !self.state.borrow().sdk_waiting() {
+                            return Err(self.misuse_error(
+                                "the workflow is waiting on a future that Refrain does not control (a tokio timer, channel, socket or task), which replay cannot reproduce".into(),
+                                None,
+                            ));
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(self.misuse_error(
+            format!("the workflow woke itself {MAX_POLLS_PER_ACTIVATION} times in one activation without blocking on Refrain"),
+            None,
+        ))
+    }
+
+    /// tokio's timers, spawn and I/O panic outside a tokio runtime, which is
+    /// exactly where workflow code runs: report them as nondeterminism.
+    fn classify_panic(&self, payload: &(dyn std::any::Any + Send)) -> ActivationError {
+        let message = panic_message(payload);
+        if message.contains("Tokio 1.x runtime") || message.contains("no reactor running") {
+            return self.misuse_error(
+                format!("workflow code used the tokio runtime (tokio::time::sleep, tokio::spawn or tokio I/O), which replay cannot reproduce ({message})"),
+                None,
+            );
+        }
+        ActivationError::Panicked { message }
+    }
+
+    fn misuse_error(
+        &self,
+        message: String,
+        callsite: Option<refrain_history::Callsite>,
+    ) -> ActivationError {
+        let st = self.state.borrow();
+        ActivationError::Nondeterminism(Box::new(NondeterminismError {
+            workflow_type: st.workflow_type.clone(),
+            workflow_id: st.workflow_id.clone(),
+            run: st.run,
+            activation: self.activations,
+            position: self.last_seq + 1,
+            kind: DivergenceKind::NonDeterministicCall(message),
+            expected: None,
+            produced: callsite.map(|c| CommandSummary {
+                kind: "call",
+                name: None,
+                input_digest: None,
+                cmd: None,
+                callsite: Some(c),
+            }),
+            later_differences: 0,
+        }))
+    }
+
+    /// Compares the commands one replayed activation produced with those
+    /// history recorded for it, position by position.
+    fn compare(
+        &self,
+        commands_seq: u64,
+        recorded: &[Event],
+        produced: &[state::Produced],
+    ) -> Result<(), ActivationError> {
+        let n = recorded.len().max(produced.len());
+        let summary = |i: usize| -> (Option<CommandSummary>, Option<CommandSummary>) {
+            (
+                recorded.get(i).map(|e| CommandSummary::of(e, None)),
+                produced
+                    .get(i)
+                    .map(|p| CommandSummary::of(&p.event, p.callsite.as_ref())),
+            )
+        };
+        let differs = |i: usize| match summary(i) {
+            (Some(e), Some(p)) => !e.matches(&p),
+            _ => true,
+        };
+        let Some(first) = (0..n).find(|&i| differs(i)) else {
+            return Ok(());
+        };
+        let (expected, produced_cmd) = summary(first);
+        let kind = match (&expected, &produced_cmd) {
+            (Some(_), Some(_)) => DivergenceKind::Mismatch,
+            (Some(_), None) => DivergenceKind::Missing,
+            _ => DivergenceKind::Unexpected,
+        };
+        let st = self.state.borrow();
+        Err(ActivationError::Nondeterminism(Box::new(NondeterminismError {
+            workflow_type: st.workflow_type.clone(),
+            workflow_id: st.workflow_id.clone(),
+            run: st.run,
+            activation: self.activations,
+            position: commands_seq + first as u64,
+            kind,
+            expected,
+            produced: produced_cmd,
+            later_differences: (first + 1..n).filter(|&i| differs(i)).count(),
+        })))
+    }
+}
+
+impl Drop for WorkflowMachine {
+    fn drop(&mut self) {
+        // Futures dropped with an evicted instance must not emit
+        // cancellations into a state nobody will commit.
+        if let Ok(mut st) = self.state.try_borrow_mut() {
+            st.tearing_down = true;
+        }
+        self.future = None;
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
+}
+
+fn panic_error(payload: &(dyn std::any::Any + Send)) -> ActivationError {
+    ActivationError::Panicked {
+        message: panic_message(payload),
+    }
+}

@@ -1,0 +1,175 @@
+//! The per-run state shared between [`WorkflowContext`](crate::WorkflowContext)
+//! handles, the futures they return, and the [`WorkflowMachine`](super::WorkflowMachine)
+//! that drives them. Single-threaded by design (`Rc<RefCell<_>>`): a run is
+//! always polled on one thread, which is also why workflow futures need not
+//! be `Send`.
+
+use refrain_history::{
+    Callsite, CommandSeq, Event, Failure, Payload, RunId, Timestamp, WorkflowId,
+};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::rc::Rc;
+use std::task::Waker;
+
+/// How a command's future was resolved by an inbound event.
+#[derive(Clone, Debug)]
+pub(crate) enum Resolution {
+    ActivityCompleted { attempt: u32, result: Payload },
+    ActivityFailed { attempt: u32, failure: Failure },
+    TimerFired,
+}
+
+/// A command future's slot: its resolution once known, and the waker of
+/// whoever is waiting for it.
+#[derive(Default)]
+pub(crate) struct Slot {
+    pub resolution: Option<Resolution>,
+    pub waker: Option<Waker>,
+    /// Activity type, kept for error messages.
+    pub activity_type: Option<String>,
+}
+
+/// A command produced by workflow code in the current activation.
+#[derive(Clone, Debug)]
+pub(crate) struct Produced {
+    pub event: Event,
+    pub callsite: Option<Callsite>,
+}
+
+/// Something workflow code did that cannot be replayed, noticed while it
+/// ran (rather than by comparing commands afterwards).
+#[derive(Clone, Debug)]
+pub(crate) struct Misuse {
+    pub message: String,
+    pub callsite: Option<Callsite>,
+}
+
+pub(crate) struct RunState {
+    pub workflow_id: WorkflowId,
+    pub workflow_type: String,
+    pub run: RunId,
+    pub now: Timestamp,
+    pub next_cmd: u32,
+    pub produced: Vec<Produced>,
+    pub slots: HashMap<u32, Slot>,
+    pub signals: BTreeMap<String, VecDeque<Payload>>,
+    pub signal_wakers: Vec<Waker>,
+    pub rng: ChaCha8Rng,
+    pub replaying: bool,
+    /// Side-effect values recorded in history, by command number, so that
+    /// replay returns them instead of recomputing.
+    pub recorded_side_effects: HashMap<u32, Payload>,
+    /// Set while the instance is being dropped (cache eviction): futures
+    /// dropped then must not emit cancellations.
+    pub tearing_down: bool,
+    pub misuse: Option<Misuse>,
+    pub history_len: u64,
+}
+
+impl RunState {
+    pub fn new(
+        workflow_id: WorkflowId,
+        workflow_type: String,
+        run: RunId,
+        seed: u64,
+        start_time: Timestamp,
+    ) -> Self {
+        RunState {
+            workflow_id,
+            workflow_type,
+            run,
+            now: start_time,
+            next_cmd: 1,
+            produced: Vec::new(),
+            slots: HashMap::new(),
+            signals: BTreeMap::new(),
+            signal_wakers: Vec::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            replaying: false,
+            recorded_side_effects: HashMap::new(),
+            tearing_down: false,
+            misuse: None,
+            history_len: 1,
+        }
+    }
+
+    /// Takes the next command number.
+    pub fn next_cmd(&mut self) -> CommandSeq {
+        let cmd = CommandSeq(self.next_cmd);
+        self.next_cmd += 1;
+        cmd
+    }
+
+    pub fn emit(&mut self, event: Event, callsite: Option<Callsite>) {
+        self.produced.push(Produced { event, callsite });
+    }
+
+    pub fn record_misuse(&mut self, message: String, callsite: Option<Callsite>) {
+        if self.misuse.is_none() {
+            self.misuse = Some(Misuse { message, callsite });
+        }
+    }
+
+    /// Applies one inbound event, waking whoever waits on it.
+    pub fn apply_inbound(&mut self, event: &Event) {
+        let (cmd, resolution) = match event {
+            Event::ActivityCompleted {
+                cmd,
+                attempt,
+                result,
+            } => (
+                *cmd,
+                Resolution::ActivityCompleted {
+                    attempt: *attempt,
+                    result: result.clone(),
+                },
+            ),
+            Event::ActivityFailed {
+                cmd,
+                attempt,
+                failure,
+            } => (
+                *cmd,
+                Resolution::ActivityFailed {
+                    attempt: *attempt,
+                    failure: failure.clone(),
+                },
+            ),
+            Event::TimerFired { cmd } => (*cmd, Resolution::TimerFired),
+            Event::SignalReceived { name, payload } => {
+                self.signals
+                    .entry(name.clone())
+                    .or_default()
+                    .push_back(payload.clone());
+                for w in self.signal_wakers.drain(..) {
+                    w.wake();
+                }
+                return;
+            }
+            _ => return,
+        };
+        let slot = self.slots.entry(cmd.0).or_default();
+        // A command resolves at most once; a duplicate delivery is ignored.
+        if slot.resolution.is_none() {
+            slot.resolution = Some(resolution);
+            if let Some(w) = slot.waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Whether any SDK future is registered as waiting. A workflow that is
+    /// pending while none is waits on something Refrain does not control.
+    pub fn sdk_waiting(&self) -> bool {
+        !self.signal_wakers.is_empty()
+            || self
+                .slots
+                .values()
+                .any(|s| s.waker.is_some() && s.resolution.is_none())
+    }
+}
+
+pub(crate) type SharedState = Rc<RefCell<RunState>>;

@@ -1,0 +1,182 @@
+//! Claims activity tasks and runs them on the tokio runtime, bounded by a
+//! slot count, and reports each outcome to the store, which decides about
+//! retries.
+
+use crate::registry::{not_registered, Registry};
+use futures::FutureExt;
+use refrain::{ActivityContext, CancelHandle};
+use refrain_history::{
+    ActivityResolution, ActivityTask, CommandSeq, Failure, FailureCause, RunId, Store, StoreError,
+    Timestamp,
+};
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+/// Longest the poller sleeps without looking at the store, as a safety net
+/// against a missed notification or a clock jump.
+const MAX_IDLE: Duration = Duration::from_secs(1);
+
+type Running = Arc<Mutex<HashMap<(RunId, CommandSeq), CancelHandle>>>;
+
+pub(crate) async fn run_activity_poller(
+    store: Store,
+    registry: Arc<Registry>,
+    slots: usize,
+    grace: watch::Receiver<Option<Duration>>,
+) {
+    let sem = Arc::new(Semaphore::new(slots.max(1)));
+    let running: Running = Arc::default();
+    let mut tasks = JoinSet::new();
+    let mut stop = grace.clone();
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            biased;
+            _ = stop.wait_for(Option::is_some) => break,
+            p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let want = 1 + sem.available_permits();
+        let claimed = match store.claim_activity_tasks(Timestamp::now(), want) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "cannot claim activity tasks");
+                Vec::new()
+            }
+        };
+        if claimed.is_empty() {
+            drop(permit);
+            let idle = match store.next_activity_visible() {
+                Ok(Some(at)) => at.saturating_since(Timestamp::now()).min(MAX_IDLE),
+                _ => MAX_IDLE,
+            };
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(Option::is_some) => break,
+                _ = store.activity_notify().notified() => {}
+                _ = tokio::time::sleep(idle) => {}
+            }
+            continue;
+        }
+        let mut permit = Some(permit);
+        for task in claimed {
+            // Only this poller takes permits, so the extra ones are there.
+            let p = match permit.take() {
+                Some(p) => p,
+                None => match sem.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => sem.clone().acquire_owned().await.expect("semaphore open"),
+                },
+            };
+            let store = store.clone();
+            let registry = registry.clone();
+            let running = running.clone();
+            tasks.spawn(async move {
+                execute(store, registry, running, task).await;
+                drop(p);
+            });
+        }
+    }
+    // Shutdown: ask running activities to stop, give them the grace
+    // period, then drop the rest; their attempts time out in the store and
+    // are retried by whichever worker runs next.
+    for c in running.lock().expect("running map").values() {
+        c.cancel();
+    }
+    let grace = grace.borrow().unwrap_or_default();
+    let drained = tokio::time::timeout(grace, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(left = tasks.len(), "activities still running after the grace period were dropped");
+        tasks.abort_all();
+    }
+}
+
+async fn execute(store: Store, registry: Arc<Registry>, running: Running, task: ActivityTask) {
+    let span = info_span!(
+        "activity",
+        workflow_id = %task.workflow_id,
+        run = task.run.0,
+        cmd = task.cmd.0,
+        activity_type = %task.activity_type,
+        attempt = task.attempt,
+    );
+    async move {
+        let key = (task.run, task.cmd);
+        let outcome = match registry.activities.get(&task.activity_type) {
+            None => Err(not_registered(&task.activity_type)),
+            Some(activity) => {
+                let (ctx, cancel) = ActivityContext::new(task.clone(), Some(store.clone()));
+                running.lock().expect("running map").insert(key, cancel.clone());
+                // Past its deadline the attempt is void in the store; tell
+                // the code so it can stop. It is not killed: only the code
+                // knows whether stopping midway is safe.
+                let until = task.deadline.saturating_since(Timestamp::now());
+                let watchdog = tokio::spawn(async move {
+                    tokio::time::sleep(until).await;
+                    cancel.cancel();
+                });
+                let result = AssertUnwindSafe(activity.run(ctx, task.input.clone()))
+                    .catch_unwind()
+                    .await;
+                watchdog.abort();
+                running.lock().expect("running map").remove(&key);
+                match result {
+                    Ok(r) => r,
+                    Err(panic) => Err(panicked(panic.as_ref())),
+                }
+            }
+        };
+        report(&store, &task, outcome);
+    }
+    .instrument(span)
+    .await
+}
+
+fn report(store: &Store, task: &ActivityTask, outcome: Result<refrain_history::Payload, Failure>) {
+    let failed = outcome.is_err();
+    let result = store.complete_activity(task.run, task.cmd, task.token, outcome, Timestamp::now());
+    match result {
+        Ok(ActivityResolution::Recorded) => debug!(failed, "activity outcome recorded"),
+        Ok(ActivityResolution::RetryScheduled { attempt, at }) => {
+            info!(next_attempt = attempt, at = at.0, "activity attempt failed; retry scheduled")
+        }
+        Err(StoreError::StaleActivity { .. }) => {
+            warn!("late result of a timed-out attempt rejected")
+        }
+        Err(StoreError::PayloadTooLarge { size, limit }) => {
+            let mut f = Failure::application(
+                "payload-too-large",
+                format!("activity result of {size} bytes exceeds the limit of {limit} bytes"),
+            );
+            f.non_retryable = true;
+            if let Err(e) =
+                store.complete_activity(task.run, task.cmd, task.token, Err(f), Timestamp::now())
+            {
+                warn!(error = %e, "cannot record oversized-result failure");
+            }
+        }
+        Err(e) => warn!(error = %e, "cannot record activity outcome"),
+    }
+}
+
+fn panicked(payload: &(dyn std::any::Any + Send)) -> Failure {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into());
+    Failure {
+        kind: "panic".into(),
+        message: format!("activity panicked: {message}"),
+        non_retryable: false,
+        cause: FailureCause::Panicked,
+        details: None,
+    }
+}

@@ -1,0 +1,168 @@
+//! Workflow-task threads. Workflow futures need not be `Send`, and their
+//! polling is pure CPU work, so each run is pinned to one plain OS thread
+//! (no async runtime: tokio's timers and spawn panic there, which is how
+//! they are caught in workflow code). A thread claims the run's task,
+//! replays or reuses its instance, runs one activation and commits it.
+
+use crate::cache::StickyCache;
+use crate::registry::Registry;
+use refrain::replay::{ActivationError, WorkflowMachine};
+use refrain_history::{ActivationCommit, RunId, RunRecord, Store, StoreError, Timestamp};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, error, info_span, warn};
+
+/// How a workflow task ended, reported back to the dispatcher.
+pub(crate) struct TaskDone {
+    pub run: RunId,
+    /// Whether the task failed and should be retried after a backoff.
+    pub failed: bool,
+}
+
+pub(crate) struct Executor {
+    store: Store,
+    registry: Arc<Registry>,
+    cache: StickyCache,
+    done: UnboundedSender<TaskDone>,
+}
+
+enum Outcome {
+    Committed,
+    Nothing,
+    Failed,
+}
+
+impl Executor {
+    pub fn spawn(
+        index: usize,
+        store: Store,
+        registry: Arc<Registry>,
+        cache_capacity: usize,
+        done: UnboundedSender<TaskDone>,
+    ) -> (mpsc::Sender<RunId>, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel::<RunId>();
+        let handle = std::thread::Builder::new()
+            .name(format!("refrain-wf-{index}"))
+            .spawn(move || {
+                // Built on the thread: cached instances are not `Send`.
+                let mut exec = Executor {
+                    store,
+                    registry,
+                    cache: StickyCache::new(cache_capacity),
+                    done,
+                };
+                while let Ok(run) = rx.recv() {
+                    let failed = matches!(exec.process(run), Outcome::Failed);
+                    if exec.done.send(TaskDone { run, failed }).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("spawning a workflow thread");
+        (tx, handle)
+    }
+
+    fn process(&mut self, run: RunId) -> Outcome {
+        let task = match self.store.claim_workflow_task(run) {
+            Ok(Some(task)) => task,
+            Ok(None) => return Outcome::Nothing,
+            Err(e) => {
+                error!(%run, error = %e, "cannot claim workflow task");
+                return Outcome::Failed;
+            }
+        };
+        let span = info_span!(
+            "workflow_task",
+            workflow_id = %task.record.workflow_id,
+            run = run.0,
+            workflow_type = %task.record.workflow_type,
+        );
+        let _enter = span.enter();
+        let machine = match self.cache.take(run) {
+            Some(m) if m.last_seq() == task.record.last_seq => Ok(m),
+            _ => self.rebuild(run, &task.record),
+        };
+        let mut machine = match machine {
+            Ok(m) => m,
+            Err(reason) => return self.fail_task(run, task.token, reason),
+        };
+        let events = match machine.activate(Timestamp::now(), task.inbox) {
+            Ok(events) => events,
+            Err(e) => {
+                let reason = match &e {
+                    ActivationError::Nondeterminism(_) => format!("{e}"),
+                    _ => e.to_string(),
+                };
+                return self.fail_task(run, task.token, reason);
+            }
+        };
+        let closed = machine.is_closed();
+        let commit = ActivationCommit {
+            run,
+            token: task.token,
+            expected_last_seq: task.record.last_seq,
+            inbox_upto: task.inbox_upto,
+            events,
+        };
+        match self.store.commit_activation(commit) {
+            Ok(()) => {
+                debug!(last_seq = machine.last_seq(), closed, "activation committed");
+                if !closed {
+                    self.cache.put(run, machine);
+                }
+                Outcome::Committed
+            }
+            Err(e @ (StoreError::LeaseLost { .. } | StoreError::Conflict { .. })) => {
+                // Someone else moved the run on; the next task replays.
+                warn!(error = %e, "activation discarded");
+                Outcome::Nothing
+            }
+            Err(e) => self.fail_task(run, task.token, format!("commit failed: {e}")),
+        }
+    }
+
+    /// Builds the instance of `run` by replaying its stored history.
+    fn rebuild(&self, run: RunId, record: &RunRecord) -> Result<WorkflowMachine, String> {
+        let workflow = self
+            .registry
+            .workflows
+            .get(&record.workflow_type)
+            .ok_or_else(|| {
+                format!(
+                    "workflow type {:?} is not registered on this worker",
+                    record.workflow_type
+                )
+            })?;
+        let history = self.store.read_history(run).map_err(|e| e.to_string())?;
+        let Some((first, rest)) = history.split_first() else {
+            return Err(format!("{run} has an empty history"));
+        };
+        let mut machine =
+            WorkflowMachine::new(workflow.as_ref(), run, first).map_err(|e| e.to_string())?;
+        machine.replay(rest).map_err(|e| e.to_string())?;
+        debug!(events = history.len(), "replayed history");
+        Ok(machine)
+    }
+
+    fn fail_task(
+        &mut self,
+        run: RunId,
+        token: refrain_history::LeaseToken,
+        reason: String,
+    ) -> Outcome {
+        error!(%run, "workflow task failed; history unchanged, will retry:\n{reason}");
+        if let Err(e) = self.store.release_workflow_task(run, token, Some(reason)) {
+            warn!(%run, error = %e, "cannot release workflow task");
+        }
+        Outcome::Failed
+    }
+}
+
+/// Backoff before retrying a run whose workflow task failed `failures`
+/// times in a row: 100 ms doubling to at most one minute.
+pub(crate) fn task_retry_backoff(failures: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1u64 << failures.saturating_sub(1).min(10));
+    Duration::from_millis(ms.min(60_000))
+}

@@ -1,0 +1,39 @@
+//! Runs Refrain workflows and activities.
+//!
+//! A [`Worker`] runs in the application process on an embedded store. It
+//! takes runs with new events, replays or reuses their workflow instances
+//! on a few pinned threads, commits each activation in one transaction,
+//! runs activities on the tokio runtime within a slot limit, and fires
+//! durable timers.
+//!
+//! ```no_run
+//! # use refrain::{Workflow, WorkflowContext, WorkflowError, Client, Store, StoreConfig};
+//! # struct Hello;
+//! # impl Workflow for Hello {
+//! #     const NAME: &'static str = "hello";
+//! #     type Input = String;
+//! #     type Output = String;
+//! #     async fn run(_ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
+//! #         Ok(format!("hello {name}"))
+//! #     }
+//! # }
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use refrain_worker::Worker;
+//! let store = Store::open("./refrain-data", StoreConfig::default())?;
+//! let worker = Worker::builder(store.clone()).workflow::<Hello>().start();
+//! let client = Client::new(store);
+//! let handle = client.start::<Hello>("greet-ada", "Ada".to_string()).await?;
+//! assert_eq!(handle.result().await?, "hello Ada");
+//! worker.shutdown(std::time::Duration::from_secs(5)).await;
+//! # Ok(()) }
+//! ```
+
+mod activities;
+mod cache;
+mod dispatcher;
+mod executor;
+mod registry;
+mod timers;
+mod worker;
+
+pub use worker::{Worker, WorkerBuilder};

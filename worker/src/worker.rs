@@ -1,0 +1,166 @@
+//! [`Worker`]: the builder users configure and the running set of loops.
+
+use crate::activities::run_activity_poller;
+use crate::dispatcher::run_dispatcher;
+use crate::executor::Executor;
+use crate::registry::Registry;
+use crate::timers::run_timer_service;
+use refrain::{Activity, Workflow};
+use refrain_history::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+/// Configures a worker: which workflows and activities it runs and how
+/// much at once.
+pub struct WorkerBuilder {
+    store: Store,
+    registry: Registry,
+    workflow_threads: usize,
+    activity_slots: usize,
+    cache_size: usize,
+}
+
+impl WorkerBuilder {
+    /// Registers workflow type `W`.
+    pub fn workflow<W: Workflow>(mut self) -> Self {
+        self.registry.add_workflow::<W>();
+        self
+    }
+
+    /// Registers `activity`, which runs every call of its type.
+    pub fn activity<A: Activity>(mut self, activity: A) -> Self {
+        self.registry.add_activity(activity);
+        self
+    }
+
+    /// Workflow tasks that run at once: one OS thread each (default: the
+    /// number of CPUs, at most 4).
+    pub fn max_concurrent_workflow_tasks(mut self, n: usize) -> Self {
+        self.workflow_threads = n.max(1);
+        self
+    }
+
+    /// Activity attempts that run at once (default 100).
+    pub fn max_concurrent_activities(mut self, n: usize) -> Self {
+        self.activity_slots = n.max(1);
+        self
+    }
+
+    /// Workflow instances kept in memory between activations (default
+    /// 1,000). Zero replays the history on every activation.
+    pub fn cache_size(mut self, n: usize) -> Self {
+        self.cache_size = n;
+        self
+    }
+
+    /// Starts the worker's loops on the current tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(self) -> Worker {
+        let registry = Arc::new(self.registry);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (grace_tx, grace_rx) = watch::channel(None);
+        let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
+        let per_thread = self.cache_size.div_ceil(self.workflow_threads);
+        let mut senders = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..self.workflow_threads {
+            let (tx, handle) = Executor::spawn(
+                i,
+                self.store.clone(),
+                registry.clone(),
+                per_thread,
+                done_tx.clone(),
+            );
+            senders.push(tx);
+            threads.push(handle);
+        }
+        drop(done_tx);
+        let tasks = vec![
+            tokio::spawn(run_dispatcher(
+                self.store.clone(),
+                senders,
+                done_rx,
+                stop_rx.clone(),
+            )),
+            tokio::spawn(run_activity_poller(
+                self.store.clone(),
+                registry.clone(),
+                self.activity_slots,
+                grace_rx,
+            )),
+            tokio::spawn(run_timer_service(self.store.clone(), stop_rx)),
+        ];
+        info!(
+            workflows = registry.workflows.len(),
+            activities = registry.activities.len(),
+            workflow_threads = self.workflow_threads,
+            activity_slots = self.activity_slots,
+            cache_size = self.cache_size,
+            "worker started"
+        );
+        Worker {
+            stop: stop_tx,
+            grace: grace_tx,
+            tasks,
+            threads,
+        }
+    }
+}
+
+/// A running worker. Dropping it without [`Worker::shutdown`] stops its
+/// loops abruptly, which is safe (everything durable is in the store) but
+/// abandons running activities until their timeouts.
+pub struct Worker {
+    stop: watch::Sender<bool>,
+    grace: watch::Sender<Option<Duration>>,
+    tasks: Vec<JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    /// A builder for a worker on `store`.
+    pub fn builder(store: Store) -> WorkerBuilder {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        WorkerBuilder {
+            store,
+            registry: Registry::default(),
+            workflow_threads: cpus.min(4),
+            activity_slots: 100,
+            cache_size: 1000,
+        }
+    }
+
+    /// Stops taking new work, lets running activities finish within
+    /// `grace` (they see cancellation), lets the workflow task in progress
+    /// on each thread commit, and returns. Work left over is picked up
+    /// after restart: attempts by their timeouts, workflow tasks at once.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.stop.send_replace(true);
+        self.grace.send_replace(Some(grace));
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        // The dispatcher is gone, so every thread's channel is closed and it
+        // exits after its current task.
+        let threads = std::mem::take(&mut self.threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+        info!("worker stopped");
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+        self.grace.send_replace(Some(Duration::ZERO));
+    }
+}
