@@ -128,6 +128,23 @@ impl Client {
         Ok(())
     }
 
+    /// Like [`Client::signal`], recording `sender` (a person or system) in
+    /// the history for the audit trail.
+    ///
+    /// # Errors
+    /// As [`Client::signal`].
+    pub async fn signal_from<S: Signal>(
+        &self,
+        id: impl Into<WorkflowId>,
+        value: &S,
+        sender: &str,
+    ) -> Result<(), ClientError> {
+        let p = payload::encode(&format!("signal {}", S::NAME), value)?;
+        self.store.signal_from(&id.into(), S::NAME, p, sender)?;
+        self.store.durable().await?;
+        Ok(())
+    }
+
     /// Status, pending activities and timers of the latest run of `id`.
     ///
     /// # Errors
@@ -224,20 +241,28 @@ impl<W: Workflow> WorkflowHandle<W> {
         self.started
     }
 
-    /// Waits for the run to close and returns its result.
+    /// Waits for the workflow to close and returns its result, following
+    /// continue-as-new from run to run.
     ///
     /// # Errors
-    /// `WorkflowFailed` with the recorded failure, `Decode` if the result
+    /// `WorkflowFailed` with the recorded failure, `Payload` if the result
     /// is not a `W::Output`, or a storage error.
     pub async fn result(&self) -> Result<W::Output, ClientError> {
-        let record = self.client.store.wait_closed(self.run).await?;
+        let mut run = self.run;
+        let record = loop {
+            let record = self.client.store.wait_closed(run).await?;
+            match (record.status, record.continued_to) {
+                (RunStatus::ContinuedAsNew, Some(next)) => run = next,
+                _ => break record,
+            }
+        };
         match record.outcome {
             Some(Ok(p)) => Ok(payload::decode("workflow result", &p)?),
             Some(Err(failure)) => Err(ClientError::WorkflowFailed {
                 workflow_id: self.workflow_id.clone(),
                 failure,
             }),
-            None => Err(ClientError::Store(StoreError::RunNotFound { run: self.run })),
+            None => Err(ClientError::Store(StoreError::RunNotFound { run })),
         }
     }
 }

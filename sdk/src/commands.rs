@@ -313,8 +313,7 @@ impl<S: Signal> Future for SignalFuture<S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut st = self.state.borrow_mut();
-        let next = st.signals.get_mut(S::NAME).and_then(|q| q.pop_front());
-        match next {
+        match st.take_signal(S::NAME) {
             Some(p) => Poll::Ready(
                 payload::decode(&format!("signal {}", S::NAME), &p).map_err(WorkflowError::from),
             ),
@@ -325,5 +324,20 @@ impl<S: Signal> Future for SignalFuture<S> {
                 Poll::Pending
             }
         }
+    }
+}
+
+/// Returned by [`WorkflowContext::continue_as_new`](crate::WorkflowContext::continue_as_new):
+/// never resolves; the run ends at this point and a new one starts.
+#[must_use = "continue-as-new happens when this is awaited"]
+pub struct ContinueAsNew {
+    pub(crate) _private: (),
+}
+
+impl Future for ContinueAsNew {
+    type Output = std::convert::Infallible;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Pending
     }
 }

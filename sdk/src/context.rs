@@ -1,7 +1,7 @@
 //! [`WorkflowContext`]: everything a workflow may do, each of it replayable.
 
 use crate::activity::Activity;
-use crate::commands::{ActivityCall, SignalFuture, TimerFuture};
+use crate::commands::{ActivityCall, ContinueAsNew, SignalFuture, TimerFuture};
 use crate::combinators::{select, Either};
 use crate::error::WorkflowError;
 use crate::payload;
@@ -69,6 +69,107 @@ impl WorkflowContext {
     /// Events in the run's history so far.
     pub fn history_length(&self) -> u64 {
         self.state.borrow().history_len
+    }
+
+    /// Encoded size of the run's history so far, in bytes.
+    pub fn history_size_bytes(&self) -> u64 {
+        self.state.borrow().history_bytes
+    }
+
+    /// Whether the history has grown enough (a fifth of the store's hard
+    /// limit on events or bytes) that the workflow should
+    /// [`continue_as_new`](Self::continue_as_new) soon. Past the hard limit
+    /// the store refuses further progress and the run fails.
+    pub fn continue_as_new_suggested(&self) -> bool {
+        let st = self.state.borrow();
+        let (max_events, max_bytes) = st.history_limits;
+        st.history_len >= max_events / 5 || st.history_bytes >= max_bytes / 5
+    }
+
+    /// Ends this run and starts a new run of the same workflow id with
+    /// `input` and an empty history, so that long-lived workflows (a
+    /// subscription, an entity) never hit the history limits. Signals that
+    /// arrived but were not taken are delivered to the new run. Await it:
+    ///
+    /// ```ignore
+    /// if ctx.continue_as_new_suggested() {
+    ///     ctx.continue_as_new::<Self>(state).await;
+    /// }
+    /// ```
+    pub fn continue_as_new<W: crate::Workflow>(&self, input: W::Input) -> ContinueAsNew {
+        match payload::encode("continue-as-new input", &input) {
+            Ok(p) => self.state.borrow_mut().continue_as_new = Some(p),
+            Err(e) => self
+                .state
+                .borrow_mut()
+                .record_misuse(format!("cannot continue as new: {e}"), None),
+        }
+        ContinueAsNew { _private: () }
+    }
+
+    /// Whether this run takes the new code path of change `patch_id`.
+    ///
+    /// Wrap a change to a running workflow's logic in it:
+    /// `if ctx.patched("skip-fraud-check") { new } else { old }`. Runs that
+    /// recorded commands before the change was deployed replay the old
+    /// path (false); new runs, and old runs reaching this point for the
+    /// first time after the deploy, take the new path (true) and record a
+    /// `PatchMarker` so their replays do too. The decision is taken once
+    /// per run and id.
+    pub fn patched(&self, patch_id: &str) -> bool {
+        self.decide_patch(patch_id, false)
+    }
+
+    /// Marks `patch_id` as retired: every run that could take the old path
+    /// has finished, and the `if/else` around it has been removed. Both
+    /// histories with and without the patch marker replay; once no such
+    /// run is left, the call itself can go.
+    pub fn deprecate_patch(&self, patch_id: &str) {
+        self.decide_patch(patch_id, true);
+    }
+
+    fn decide_patch(&self, patch_id: &str, deprecated: bool) -> bool {
+        let mut st = self.state.borrow_mut();
+        if let Some(&taken) = st.patches.get(patch_id) {
+            return taken;
+        }
+        let taken = deprecated || !st.replaying || st.recorded_patches.contains(patch_id);
+        st.patches.insert(patch_id.to_owned(), taken);
+        if taken && (!st.replaying || st.recorded_patches.contains(patch_id)) {
+            st.emit(
+                Event::PatchMarker {
+                    patch_id: patch_id.to_owned(),
+                    deprecated,
+                },
+                None,
+            );
+        }
+        taken
+    }
+
+    /// Logs `message` at info level with the workflow id and run, once:
+    /// not again when the workflow is replayed. Use it instead of
+    /// `tracing::info!` in workflow code.
+    pub fn log_info(&self, message: impl std::fmt::Display) {
+        self.log(tracing::Level::INFO, message);
+    }
+
+    /// Like [`log_info`](Self::log_info), at warn level.
+    pub fn log_warn(&self, message: impl std::fmt::Display) {
+        self.log(tracing::Level::WARN, message);
+    }
+
+    fn log(&self, level: tracing::Level, message: impl std::fmt::Display) {
+        let st = self.state.borrow();
+        if st.replaying {
+            return;
+        }
+        let (id, run) = (&st.workflow_id, st.run.0);
+        if level == tracing::Level::WARN {
+            tracing::warn!(workflow_id = %id, run, "{message}");
+        } else {
+            tracing::info!(workflow_id = %id, run, "{message}");
+        }
     }
 
     /// A random number from the run's seeded generator (ChaCha8, seeded
@@ -210,12 +311,7 @@ impl WorkflowContext {
     /// # Errors
     /// If the signal's payload does not decode as `S`.
     pub fn try_signal<S: Signal>(&self) -> Result<Option<S>, WorkflowError> {
-        let next = self
-            .state
-            .borrow_mut()
-            .signals
-            .get_mut(S::NAME)
-            .and_then(|q| q.pop_front());
+        let next = self.state.borrow_mut().take_signal(S::NAME);
         next.map(|p| payload::decode(&format!("signal {}", S::NAME), &p))
             .transpose()
             .map_err(WorkflowError::from)

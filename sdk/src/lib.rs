@@ -49,6 +49,7 @@ mod combinators;
 mod commands;
 mod context;
 mod error;
+pub mod history_file;
 pub mod payload;
 pub mod replay;
 mod workflow;

@@ -40,6 +40,8 @@ fn started(workflow_type: &str, input: Payload) -> Event {
         input,
         seed: 42,
         start_time: Timestamp(1_000),
+        continued_from: None,
+        parent: None,
     }
 }
 
@@ -284,6 +286,7 @@ fn a_signal_before_the_deadline_cancels_the_deadline_timer() {
     let signal = Event::SignalReceived {
         name: "approve".into(),
         payload: json(&Approve(true)),
+        sender: Some("manager".into()),
     };
     let a2 = m.activate(Timestamp(3_000), vec![signal]).unwrap();
     assert_eq!(

@@ -155,6 +155,7 @@ impl WorkflowMachine {
             input,
             seed,
             start_time,
+            ..
         } = started
         else {
             return Err(ActivationError::InvalidHistory {
@@ -266,9 +267,20 @@ impl WorkflowMachine {
                     _ => None,
                 })
                 .collect();
+            st.recorded_patches = commands
+                .iter()
+                .filter_map(|e| match e {
+                    Event::PatchMarker { patch_id, .. } => Some(patch_id.clone()),
+                    _ => None,
+                })
+                .collect();
         }
         let produced = self.run_activation(inbound)?;
-        self.state.borrow_mut().recorded_side_effects.clear();
+        {
+            let mut st = self.state.borrow_mut();
+            st.recorded_side_effects.clear();
+            st.recorded_patches.clear();
+        }
         let commands_seq = first_seq + 1 + split as u64;
         self.compare(commands_seq, commands, &produced)
     }
@@ -357,6 +369,11 @@ impl WorkflowMachine {
                     if self.state.borrow().misuse.is_some() {
                         return Ok(());
                     }
+                    let next_input = self.state.borrow_mut().continue_as_new.take();
+                    if let Some(input) = next_input {
+                        self.close_as_new(input);
+                        return Ok(());
+                    }
                     if !woken {
                         if !self.state.borrow().sdk_waiting() {
                             return Err(self.misuse_error(
@@ -373,6 +390,36 @@ impl WorkflowMachine {
             format!("the workflow woke itself {MAX_POLLS_PER_ACTIVATION} times in one activation without blocking on Refrain"),
             None,
         ))
+    }
+
+    /// Ends the run with `WorkflowContinuedAsNew`, carrying the signals its
+    /// code never took.
+    fn close_as_new(&mut self, input: Payload) {
+        {
+            let mut st = self.state.borrow_mut();
+            // Futures dropped with the run emit nothing: it is over.
+            st.tearing_down = true;
+        }
+        self.future = None;
+        let mut st = self.state.borrow_mut();
+        let seed = rand::RngCore::next_u64(&mut st.rng);
+        let carried_signals = st.drain_signals();
+        st.emit(
+            Event::WorkflowContinuedAsNew {
+                input,
+                seed,
+                carried_signals,
+            },
+            None,
+        );
+    }
+
+    /// Tells the instance how large its history is in the store and the
+    /// store's hard limits, for `ctx.continue_as_new_suggested()`.
+    pub fn set_history_info(&mut self, bytes: u64, max_events: u64, max_bytes: u64) {
+        let mut st = self.state.borrow_mut();
+        st.history_bytes = bytes;
+        st.history_limits = (max_events, max_bytes);
     }
 
     /// tokio's timers, spawn and I/O panic outside a tokio runtime, which is
@@ -415,16 +462,27 @@ impl WorkflowMachine {
 
     /// Compares the commands one replayed activation produced with those
     /// history recorded for it, position by position.
+    ///
+    /// Patch markers are left out on both sides: whether a patch applies is
+    /// decided from the record itself, and a retired patch may leave
+    /// markers in old histories that the code no longer produces.
     fn compare(
         &self,
         commands_seq: u64,
         recorded: &[Event],
         produced: &[state::Produced],
     ) -> Result<(), ActivationError> {
+        let not_marker = |e: &Event| !matches!(e, Event::PatchMarker { .. });
+        let recorded: Vec<(u64, &Event)> = (commands_seq..)
+            .zip(recorded)
+            .filter(|(_, e)| not_marker(e))
+            .collect();
+        let produced: Vec<&state::Produced> =
+            produced.iter().filter(|p| not_marker(&p.event)).collect();
         let n = recorded.len().max(produced.len());
         let summary = |i: usize| -> (Option<CommandSummary>, Option<CommandSummary>) {
             (
-                recorded.get(i).map(|e| CommandSummary::of(e, None)),
+                recorded.get(i).map(|(_, e)| CommandSummary::of(e, None)),
                 produced
                     .get(i)
                     .map(|p| CommandSummary::of(&p.event, p.callsite.as_ref())),
@@ -449,7 +507,9 @@ impl WorkflowMachine {
             workflow_id: st.workflow_id.clone(),
             run: st.run,
             activation: self.activations,
-            position: commands_seq + first as u64,
+            position: recorded
+                .get(first)
+                .map_or(commands_seq + recorded.len() as u64, |(seq, _)| *seq),
             kind,
             expected,
             produced: produced_cmd,

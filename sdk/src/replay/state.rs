@@ -10,7 +10,7 @@ use refrain_history::{
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::task::Waker;
 
@@ -47,6 +47,13 @@ pub(crate) struct Misuse {
     pub callsite: Option<Callsite>,
 }
 
+/// A signal applied to the run and not yet taken by its code.
+pub(crate) struct BufferedSignal {
+    pub arrival: u64,
+    pub payload: Payload,
+    pub sender: Option<String>,
+}
+
 pub(crate) struct RunState {
     pub workflow_id: WorkflowId,
     pub workflow_type: String,
@@ -55,7 +62,10 @@ pub(crate) struct RunState {
     pub next_cmd: u32,
     pub produced: Vec<Produced>,
     pub slots: HashMap<u32, Slot>,
-    pub signals: BTreeMap<String, VecDeque<Payload>>,
+    /// Signals applied but not yet taken, by name, each with its arrival
+    /// number so that continue-as-new can carry them in arrival order.
+    pub signals: BTreeMap<String, VecDeque<BufferedSignal>>,
+    pub signals_applied: u64,
     pub signal_wakers: Vec<Waker>,
     pub rng: ChaCha8Rng,
     pub replaying: bool,
@@ -67,6 +77,14 @@ pub(crate) struct RunState {
     pub tearing_down: bool,
     pub misuse: Option<Misuse>,
     pub history_len: u64,
+    pub history_bytes: u64,
+    pub history_limits: (u64, u64),
+    /// Patch decisions already taken in this run.
+    pub patches: HashMap<String, bool>,
+    /// Patch markers in the commands of the activation being replayed.
+    pub recorded_patches: HashSet<String>,
+    /// Set by `ctx.continue_as_new`: the next run's input.
+    pub continue_as_new: Option<Payload>,
 }
 
 impl RunState {
@@ -86,6 +104,7 @@ impl RunState {
             produced: Vec::new(),
             slots: HashMap::new(),
             signals: BTreeMap::new(),
+            signals_applied: 0,
             signal_wakers: Vec::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             replaying: false,
@@ -93,6 +112,11 @@ impl RunState {
             tearing_down: false,
             misuse: None,
             history_len: 1,
+            history_bytes: 0,
+            history_limits: (u64::MAX, u64::MAX),
+            patches: HashMap::new(),
+            recorded_patches: HashSet::new(),
+            continue_as_new: None,
         }
     }
 
@@ -139,11 +163,20 @@ impl RunState {
                 },
             ),
             Event::TimerFired { cmd } => (*cmd, Resolution::TimerFired),
-            Event::SignalReceived { name, payload } => {
+            Event::SignalReceived {
+                name,
+                payload,
+                sender,
+            } => {
+                self.signals_applied += 1;
                 self.signals
                     .entry(name.clone())
                     .or_default()
-                    .push_back(payload.clone());
+                    .push_back(BufferedSignal {
+                        arrival: self.signals_applied,
+                        payload: payload.clone(),
+                        sender: sender.clone(),
+                    });
                 for w in self.signal_wakers.drain(..) {
                     w.wake();
                 }
@@ -159,6 +192,30 @@ impl RunState {
                 w.wake();
             }
         }
+    }
+
+    /// Takes the next buffered signal named `name`.
+    pub fn take_signal(&mut self, name: &str) -> Option<Payload> {
+        self.signals
+            .get_mut(name)
+            .and_then(|q| q.pop_front())
+            .map(|s| s.payload)
+    }
+
+    /// Drains every buffered signal in arrival order.
+    pub fn drain_signals(&mut self) -> Vec<refrain_history::SignalRecord> {
+        let mut all: Vec<(String, BufferedSignal)> = std::mem::take(&mut self.signals)
+            .into_iter()
+            .flat_map(|(name, q)| q.into_iter().map(move |s| (name.clone(), s)))
+            .collect();
+        all.sort_by_key(|(_, s)| s.arrival);
+        all.into_iter()
+            .map(|(name, s)| refrain_history::SignalRecord {
+                name,
+                payload: s.payload,
+                sender: s.sender,
+            })
+            .collect()
     }
 
     /// Whether any SDK future is registered as waiting. A workflow that is

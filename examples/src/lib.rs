@@ -1,0 +1,311 @@
+//! Plumbing shared by the Refrain examples, so that each example file reads
+//! as the business process it shows.
+//!
+//! Every example:
+//!
+//! - takes `--db DIR` ([`StoreArgs`]); without it the store goes into a new
+//!   temporary directory that is kept and printed, so a run can be inspected
+//!   or resumed afterwards;
+//! - logs through `tracing` to stderr, quiet unless `RUST_LOG` says otherwise
+//!   ([`init_tracing`]);
+//! - starts its workflows under fixed ids and attaches to runs a killed
+//!   process left open ([`start_or_resume`]), which is what makes
+//!   `kill -9` followed by a rerun with the same `--db` carry on instead of
+//!   starting over;
+//! - prints what ran: activities and workflows announce their steps
+//!   ([`activity_says`], [`narrate`]) and each finished workflow's history is
+//!   printed compactly ([`print_history`]).
+
+use anyhow::{bail, Context as _, Result};
+use refrain::{
+    ActivityContext, Client, ClientError, Event, RunStatus, StartOptions, Store, StoreConfig,
+    Workflow, WorkflowContext, WorkflowHandle,
+};
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tracing_subscriber::EnvFilter;
+
+/// The `--db` option of every example.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Directory of the workflow store. Pass the directory of an earlier,
+    /// interrupted run to resume its workflows. Default: a new temporary
+    /// directory, kept afterwards.
+    #[arg(long, value_name = "DIR")]
+    pub db: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// Opens the store in `--db`, or in a new temporary directory named
+    /// after `example`, with the default (fsync) durability, and prints
+    /// where it is.
+    ///
+    /// # Errors
+    /// If the directory cannot be created or the store cannot be opened
+    /// (for instance because another process holds it).
+    pub fn open_store(&self, example: &str) -> Result<Store> {
+        let (path, fresh) = match &self.db {
+            Some(dir) => {
+                let fresh = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
+                (dir.clone(), fresh)
+            }
+            None => {
+                // Kept rather than deleted on exit: the printed path is how a
+                // reader resumes or inspects this run.
+                let dir = tempfile::Builder::new()
+                    .prefix(&format!("refrain-{example}-"))
+                    .tempdir()
+                    .context("creating a temporary directory for the store")?;
+                (dir.keep(), true)
+            }
+        };
+        let store = Store::open(&path, StoreConfig::default())
+            .with_context(|| format!("opening the store in {}", path.display()))?;
+        if fresh {
+            println!("store: {} (new)", path.display());
+            println!(
+                "       kill this process at any point and rerun with --db {} to resume",
+                path.display()
+            );
+        } else {
+            println!(
+                "store: {} (existing: resuming what it holds)",
+                path.display()
+            );
+        }
+        Ok(store)
+    }
+}
+
+/// Sends `tracing` output to stderr. Only warnings and errors unless
+/// `RUST_LOG` asks for more (`RUST_LOG=refrain_worker=debug`), so that the
+/// story on stdout stays readable.
+pub fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Prints one line of workflow narration, `[workflow] <id>: <message>`,
+/// except while the workflow re-executes recorded history: after a restart
+/// the reader should see only what is new, not the replayed past again.
+pub fn narrate(ctx: &WorkflowContext, message: impl Display) {
+    if !ctx.is_replaying() {
+        println!("[workflow] {}: {message}", ctx.workflow_id());
+    }
+}
+
+/// Prints one line for an activity attempt,
+/// `[activity] <name> <workflow id> attempt <n>: <message>`. Attempts run at
+/// least once, so after a crash the same line may appear again with a
+/// higher attempt number; that is the point of printing it.
+pub fn activity_says(ctx: &ActivityContext, name: &str, message: impl Display) {
+    println!(
+        "[activity] {name:<20} {} attempt {}: {message}",
+        ctx.workflow_id(),
+        ctx.attempt()
+    );
+}
+
+/// How [`start_or_resume`] found the workflow id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begun {
+    /// No run existed; a new one was started.
+    Started,
+    /// A run left open by an earlier process was attached to; the worker
+    /// replays its history and carries on.
+    Resumed,
+    /// A run had already closed in an earlier process; nothing was started.
+    AlreadyClosed(RunStatus),
+}
+
+/// Starts workflow `W` under `id` (with `attach_to_open`, so that a start
+/// is never doubled), or returns a handle to the run of `id` that an
+/// earlier (killed) process left open, or to the run that already finished
+/// there, without starting anything. Prints which.
+///
+/// # Errors
+/// Storage errors.
+pub async fn start_or_resume<W: Workflow>(
+    client: &Client,
+    id: &str,
+    input: W::Input,
+) -> Result<(WorkflowHandle<W>, Begun)> {
+    // Looked up first rather than left to `attach_to_open`: once this
+    // process's worker has closed a resumed run (it may, before this call),
+    // `attach_to_open` would start a second one, and a finished order would
+    // be processed again.
+    match client.describe(id) {
+        Ok(d) if !d.status().is_open() => {
+            println!(
+                "[main] {id}: already {} in an earlier process; not starting it again",
+                d.status().as_str()
+            );
+            Ok((client.handle::<W>(id)?, Begun::AlreadyClosed(d.status())))
+        }
+        Ok(d) => {
+            println!(
+                "[main] {id}: resuming {} left open by an earlier process",
+                d.run
+            );
+            Ok((client.handle::<W>(id)?, Begun::Resumed))
+        }
+        Err(ClientError::NotFound { .. }) => {
+            println!("[main] {id}: starting");
+            let handle = client
+                .start_with::<W>(id, input, StartOptions::attach_to_open())
+                .await
+                .with_context(|| format!("starting {id}"))?;
+            Ok((handle, Begun::Started))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether the history of `id` already holds a signal named `name`: a
+/// sender that checks this first can be rerun after a crash without
+/// delivering the signal twice.
+///
+/// # Errors
+/// Storage errors.
+pub fn signal_recorded(client: &Client, id: &str, name: &str) -> Result<bool> {
+    Ok(client
+        .history(id)?
+        .iter()
+        .any(|e| matches!(e, Event::SignalReceived { name: n, .. } if n == name)))
+}
+
+/// Polls the history of `id` until an activity of type `activity_type`
+/// has completed (`Ok(true)`) or the run has closed without one
+/// (`Ok(false)`).
+///
+/// # Errors
+/// After `timeout`, or on storage errors.
+pub async fn wait_for_activity(
+    client: &Client,
+    id: &str,
+    activity_type: &str,
+    timeout: Duration,
+) -> Result<bool> {
+    let give_up = Instant::now() + timeout;
+    loop {
+        let history = client.history(id)?;
+        let mut cmds = Vec::new();
+        for e in &history {
+            match e {
+                Event::ActivityScheduled {
+                    cmd,
+                    activity_type: t,
+                    ..
+                } if t == activity_type => cmds.push(*cmd),
+                Event::ActivityCompleted { cmd, .. } if cmds.contains(cmd) => return Ok(true),
+                e if e.is_terminal() => return Ok(false),
+                _ => {}
+            }
+        }
+        if Instant::now() >= give_up {
+            bail!("{id}: no {activity_type} completed within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Prints the history of the latest run of `id`, one line per event, with
+/// activity names, attempts and timer durations resolved. Activation
+/// boundaries are counted rather than printed.
+///
+/// # Errors
+/// Storage errors.
+pub fn print_history(client: &Client, id: &str) -> Result<()> {
+    let history = client.history(id)?;
+    let activations = history
+        .iter()
+        .filter(|e| matches!(e, Event::ActivationStarted { .. }))
+        .count();
+    println!(
+        "  history of {id}: {} events in {activations} activations",
+        history.len()
+    );
+    let mut names = BTreeMap::new();
+    let mut now = None;
+    for (i, event) in history.iter().enumerate() {
+        let detail = match event {
+            Event::ActivationStarted { time } => {
+                now = Some(*time);
+                continue;
+            }
+            Event::WorkflowStarted {
+                workflow_type,
+                input,
+                ..
+            } => format!("{workflow_type} {}", short(&format!("{input:?}"), 60)),
+            Event::ActivityScheduled {
+                cmd,
+                activity_type,
+                options,
+                ..
+            } => {
+                names.insert(*cmd, activity_type.clone());
+                let attempts = match options.retry.max_attempts {
+                    0 => "retried until it succeeds".to_owned(),
+                    1 => "no retries".to_owned(),
+                    n => format!("up to {n} attempts"),
+                };
+                format!("{activity_type} ({cmd}, {attempts})")
+            }
+            Event::ActivityCompleted { cmd, attempt, .. } => {
+                format!("{} ({cmd}) on attempt {attempt}", name(&names, *cmd))
+            }
+            Event::ActivityFailed {
+                cmd,
+                attempt,
+                failure,
+            } => format!(
+                "{} ({cmd}) after {attempt} attempt{}: {failure}",
+                name(&names, *cmd),
+                if *attempt == 1 { "" } else { "s" }
+            ),
+            Event::TimerStarted { cmd, fire_at, .. } => match now {
+                Some(t) => format!("({cmd}) fires after {:.1?}", fire_at.saturating_since(t)),
+                None => format!("({cmd}) fires at {fire_at}"),
+            },
+            Event::TimerFired { cmd } | Event::TimerCancelled { cmd } => format!("({cmd})"),
+            Event::SignalReceived { name, payload, .. } => {
+                format!("{name} {}", short(&format!("{payload:?}"), 80))
+            }
+            Event::SideEffectRecorded { cmd, value, .. } => format!("({cmd}) {value:?}"),
+            Event::WorkflowCompleted { result } => short(&format!("{result:?}"), 90),
+            Event::WorkflowFailed { failure } => failure.to_string(),
+            Event::PatchMarker {
+                patch_id,
+                deprecated,
+            } => format!(
+                "{patch_id}{}",
+                if *deprecated { " (deprecated)" } else { "" }
+            ),
+            Event::WorkflowContinuedAsNew { input, .. } => short(&format!("{input:?}"), 90),
+        };
+        println!("  {:>4}  {:<18} {detail}", i + 1, event.kind());
+    }
+    Ok(())
+}
+
+fn name(
+    names: &BTreeMap<refrain_history::CommandSeq, String>,
+    cmd: refrain_history::CommandSeq,
+) -> &str {
+    names.get(&cmd).map_or("?", String::as_str)
+}
+
+fn short(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let cut: String = s.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
