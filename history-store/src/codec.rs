@@ -224,8 +224,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Callsite, Event, Failure, FailureCause, Payload, TimeoutKind};
-    use crate::ids::{CommandSeq, Timestamp, WorkflowId};
+    use crate::event::{
+        Callsite, Event, Failure, FailureCause, ParentRef, Payload, SignalRecord, TimeoutKind,
+    };
+    use crate::ids::{CommandSeq, RunId, Timestamp, WorkflowId};
     use crate::options::{ActivityOptions, RetryPolicy};
     use std::time::Duration;
 
@@ -247,6 +249,12 @@ mod tests {
                 input: Payload::from_bytes(b"{\"sku\":\"A-1\"}".to_vec()),
                 seed: 0xDEAD_BEEF,
                 start_time: Timestamp(1_700_000_000_000),
+                continued_from: Some(RunId(3)),
+                parent: Some(ParentRef {
+                    workflow_id: WorkflowId::new("batch-9"),
+                    run: RunId(2),
+                    cmd: CommandSeq(4),
+                }),
             },
             Event::ActivationStarted {
                 time: Timestamp(1_700_000_000_001),
@@ -294,6 +302,7 @@ mod tests {
             Event::SignalReceived {
                 name: "approve".into(),
                 payload: Payload::default(),
+                sender: Some("ops@example.com".into()),
             },
             Event::SideEffectRecorded {
                 cmd: CommandSeq(3),
@@ -305,6 +314,19 @@ mod tests {
             },
             Event::WorkflowFailed {
                 failure: Failure::application("rejected", "credit check failed"),
+            },
+            Event::PatchMarker {
+                patch_id: "fraud-check-v2".into(),
+                deprecated: true,
+            },
+            Event::WorkflowContinuedAsNew {
+                input: Payload::from_bytes(b"{\"cursor\":1000}".to_vec()),
+                seed: u64::MAX,
+                carried_signals: vec![SignalRecord {
+                    name: "approve".into(),
+                    payload: Payload::from_bytes(b"true".to_vec()),
+                    sender: None,
+                }],
             },
         ];
         for e in &events {
@@ -320,7 +342,9 @@ mod tests {
                 | Event::SignalReceived { .. }
                 | Event::SideEffectRecorded { .. }
                 | Event::WorkflowCompleted { .. }
-                | Event::WorkflowFailed { .. } => {}
+                | Event::WorkflowFailed { .. }
+                | Event::PatchMarker { .. }
+                | Event::WorkflowContinuedAsNew { .. } => {}
             }
         }
         events
@@ -348,7 +372,7 @@ mod tests {
     #[test]
     fn every_event_variant_round_trips() {
         let events = every_event();
-        assert_eq!(events.len(), 12);
+        assert_eq!(events.len(), 14);
         for e in events {
             let bytes = encode(&e).unwrap();
             assert_eq!(&bytes[..2], b"RF");

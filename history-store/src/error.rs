@@ -97,6 +97,23 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The commit would take the run's history past
+    /// `StoreConfig::max_history_events` or `max_history_bytes`. Nothing
+    /// was written. The workflow should continue as new earlier; a commit
+    /// whose only command is `WorkflowFailed` is still accepted, so the run
+    /// can be closed.
+    HistoryLimitExceeded {
+        /// The run.
+        run: RunId,
+        /// Events the history would hold after the commit.
+        events: u64,
+        /// Encoded bytes the history would hold after the commit.
+        bytes: u64,
+        /// The configured event limit.
+        max_events: u64,
+        /// The configured byte limit.
+        max_bytes: u64,
+    },
     /// The store was shut down or its flusher stopped after an error.
     Closed,
 }
@@ -153,6 +170,17 @@ impl fmt::Display for StoreError {
             StoreError::InvalidCommit { run, reason } => {
                 write!(f, "invalid commit for {run}: {reason}")
             }
+            StoreError::HistoryLimitExceeded {
+                run,
+                events,
+                bytes,
+                max_events,
+                max_bytes,
+            } => write!(
+                f,
+                "history of {run} would exceed its limit: {events} events (max {max_events}), \
+                 {bytes} bytes (max {max_bytes}); continue as new sooner"
+            ),
             StoreError::Closed => write!(f, "store is closed"),
         }
     }

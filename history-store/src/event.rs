@@ -3,7 +3,7 @@
 //! reordered, and golden byte fixtures in `tests/` keep old histories
 //! readable. No serde attribute that bincode cannot honour is used here.
 
-use crate::ids::{CommandSeq, Timestamp, WorkflowId};
+use crate::ids::{CommandSeq, RunId, Timestamp, WorkflowId};
 use crate::options::ActivityOptions;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -193,6 +193,10 @@ pub enum Event {
         seed: u64,
         /// When the client started the run.
         start_time: Timestamp,
+        /// The run this one continues, after `WorkflowContinuedAsNew`.
+        continued_from: Option<RunId>,
+        /// The parent workflow's command that started this run as a child.
+        parent: Option<ParentRef>,
     },
     /// Opens an activation; `time` is what `ctx.now()` returns during it.
     ActivationStarted {
@@ -256,6 +260,9 @@ pub enum Event {
         name: String,
         /// Signal value.
         payload: Payload,
+        /// Who sent it, as the sender said (a person, a system), for the
+        /// audit trail.
+        sender: Option<String>,
     },
     /// Command: a value computed once by `ctx.side_effect` (also used by
     /// `ctx.uuid`-style helpers that must not be recomputed on replay).
@@ -277,6 +284,47 @@ pub enum Event {
         /// The error.
         failure: Failure,
     },
+    /// Command: `ctx.patched(id)` took the new path in this run, so replays
+    /// of it take the new path too. Not matched against code on replay.
+    PatchMarker {
+        /// The patch id.
+        patch_id: String,
+        /// Recorded by `ctx.deprecate_patch` rather than `ctx.patched`.
+        deprecated: bool,
+    },
+    /// Command: the run ends and a new run of the same workflow id starts
+    /// with `input` and a fresh history. Last event of the run.
+    WorkflowContinuedAsNew {
+        /// Input of the new run.
+        input: Payload,
+        /// Seed of the new run's random generator.
+        seed: u64,
+        /// Signals this run received but its code never took; they are
+        /// delivered to the new run first, in this order.
+        carried_signals: Vec<SignalRecord>,
+    },
+}
+
+/// A signal carried from one run to the next.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignalRecord {
+    /// Signal name.
+    pub name: String,
+    /// Signal value.
+    pub payload: Payload,
+    /// Who sent it.
+    pub sender: Option<String>,
+}
+
+/// Which parent command started a child run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentRef {
+    /// Parent workflow id.
+    pub workflow_id: WorkflowId,
+    /// Parent run.
+    pub run: RunId,
+    /// The parent's command.
+    pub cmd: CommandSeq,
 }
 
 impl Event {
@@ -295,6 +343,8 @@ impl Event {
             Event::SideEffectRecorded { .. } => "SideEffectRecorded",
             Event::WorkflowCompleted { .. } => "WorkflowCompleted",
             Event::WorkflowFailed { .. } => "WorkflowFailed",
+            Event::PatchMarker { .. } => "PatchMarker",
+            Event::WorkflowContinuedAsNew { .. } => "WorkflowContinuedAsNew",
         }
     }
 
@@ -309,6 +359,8 @@ impl Event {
                 | Event::SideEffectRecorded { .. }
                 | Event::WorkflowCompleted { .. }
                 | Event::WorkflowFailed { .. }
+                | Event::PatchMarker { .. }
+                | Event::WorkflowContinuedAsNew { .. }
         )
     }
 
@@ -327,7 +379,9 @@ impl Event {
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
-            Event::WorkflowCompleted { .. } | Event::WorkflowFailed { .. }
+            Event::WorkflowCompleted { .. }
+                | Event::WorkflowFailed { .. }
+                | Event::WorkflowContinuedAsNew { .. }
         )
     }
 }

@@ -36,7 +36,9 @@ mod options;
 pub mod store;
 
 pub use error::StoreError;
-pub use event::{Callsite, Event, Failure, FailureCause, Payload, TimeoutKind};
+pub use event::{
+    Callsite, Event, Failure, FailureCause, ParentRef, Payload, SignalRecord, TimeoutKind,
+};
 pub use ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 pub use options::{ActivityOptions, RetryPolicy};
 pub use store::api::{

@@ -9,11 +9,12 @@
 use refrain_history::codec::{decode, encode};
 use refrain_history::{
     ActivityOptions, ActivityState, ActivityTaskRecord, Callsite, CommandSeq, Event, Failure,
-    FailureCause, LeaseToken, Payload, PendingTimer, RetryPolicy, RunLease, RunRecord, RunStatus,
-    TimeoutKind, Timestamp, WorkflowId,
+    FailureCause, LeaseToken, ParentRef, Payload, PendingTimer, RetryPolicy, RunId, RunLease,
+    RunRecord, RunStatus, SignalRecord, TimeoutKind, Timestamp, WorkflowId,
 };
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -55,9 +56,10 @@ fn failure() -> Failure {
     }
 }
 
-/// One fixed value of every event variant, named by its fixture file.
+/// Fixed event values, named by their fixture files: at least one of every
+/// variant (see `fixture_of_variant`).
 fn events() -> Vec<(&'static str, Event)> {
-    let events = vec![
+    vec![
         (
             "event_workflow_started",
             Event::WorkflowStarted {
@@ -66,6 +68,20 @@ fn events() -> Vec<(&'static str, Event)> {
                 input: p("{\"sku\":\"A-1\",\"qty\":2}"),
                 seed: 0x0123_4567_89AB_CDEF,
                 start_time: Timestamp(1_700_000_000_000),
+                continued_from: None,
+                parent: None,
+            },
+        ),
+        (
+            "event_workflow_started_continued_child",
+            Event::WorkflowStarted {
+                workflow_type: "invoice-batch".into(),
+                workflow_id: WorkflowId::new("order-1001/invoices"),
+                input: p("{\"cursor\":1000}"),
+                seed: 0xFEDC_BA98_7654_3210,
+                start_time: Timestamp(1_700_000_900_000),
+                continued_from: Some(RunId(41)),
+                parent: Some(parent()),
             },
         ),
         (
@@ -121,6 +137,7 @@ fn events() -> Vec<(&'static str, Event)> {
             Event::SignalReceived {
                 name: "approve".into(),
                 payload: p("{\"by\":\"ops\"}"),
+                sender: Some("ops@example.com".into()),
             },
         ),
         (
@@ -149,25 +166,92 @@ fn events() -> Vec<(&'static str, Event)> {
                 },
             },
         ),
-    ];
-    // Fails to compile when a variant is added: give it a fixture too.
-    for (_, e) in &events {
-        match e {
-            Event::WorkflowStarted { .. }
-            | Event::ActivationStarted { .. }
-            | Event::ActivityScheduled { .. }
-            | Event::ActivityCompleted { .. }
-            | Event::ActivityFailed { .. }
-            | Event::TimerStarted { .. }
-            | Event::TimerFired { .. }
-            | Event::TimerCancelled { .. }
-            | Event::SignalReceived { .. }
-            | Event::SideEffectRecorded { .. }
-            | Event::WorkflowCompleted { .. }
-            | Event::WorkflowFailed { .. } => {}
+        (
+            "event_patch_marker",
+            Event::PatchMarker {
+                patch_id: "fraud-check-v2".into(),
+                deprecated: false,
+            },
+        ),
+        (
+            "event_workflow_continued_as_new",
+            Event::WorkflowContinuedAsNew {
+                input: p("{\"cursor\":2000}"),
+                seed: 0x0F0F_0F0F_0F0F_0F0F,
+                carried_signals: vec![SignalRecord {
+                    name: "approve".into(),
+                    payload: p("{\"by\":\"ops\"}"),
+                    sender: None,
+                }],
+            },
+        ),
+    ]
+}
+
+/// The fixture that stands for each variant. The match is exhaustive, so
+/// adding a variant to `Event` fails to compile here until it is given a
+/// fixture; `every_event_variant_has_a_fixture` then checks that the named
+/// fixture is one of `events()` and that it holds that variant.
+fn fixture_of_variant(event: &Event) -> &'static str {
+    match event {
+        Event::WorkflowStarted { .. } => "event_workflow_started",
+        Event::ActivationStarted { .. } => "event_activation_started",
+        Event::ActivityScheduled { .. } => "event_activity_scheduled",
+        Event::ActivityCompleted { .. } => "event_activity_completed",
+        Event::ActivityFailed { .. } => "event_activity_failed",
+        Event::TimerStarted { .. } => "event_timer_started",
+        Event::TimerFired { .. } => "event_timer_fired",
+        Event::TimerCancelled { .. } => "event_timer_cancelled",
+        Event::SignalReceived { .. } => "event_signal_received",
+        Event::SideEffectRecorded { .. } => "event_side_effect_recorded",
+        Event::WorkflowCompleted { .. } => "event_workflow_completed",
+        Event::WorkflowFailed { .. } => "event_workflow_failed",
+        Event::PatchMarker { .. } => "event_patch_marker",
+        Event::WorkflowContinuedAsNew { .. } => "event_workflow_continued_as_new",
+    }
+}
+
+/// The variant names of an enum as its derived `Deserialize` declares
+/// them: the compiler's list, so it cannot fall behind the type.
+fn variant_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Capture<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for Capture<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not an enum"))
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            variants: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = variants;
+            Err(de::Error::custom("variant names captured"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map struct identifier ignored_any
         }
     }
-    events
+
+    let mut names: &'static [&'static str] = &[];
+    let _ = T::deserialize(Capture(&mut names));
+    assert!(!names.is_empty(), "not an enum");
+    names
+}
+
+fn parent() -> ParentRef {
+    ParentRef {
+        workflow_id: WorkflowId::new("order-1001"),
+        run: RunId(40),
+        cmd: CommandSeq(6),
+    }
 }
 
 fn run_record_open() -> RunRecord {
@@ -192,6 +276,10 @@ fn run_record_open() -> RunRecord {
         pending_activities: vec![CommandSeq(1), CommandSeq(3)],
         outcome: None,
         last_task_failure: Some("nondeterminism at event 7".into()),
+        history_bytes: 2_345,
+        continued_from: Some(RunId(41)),
+        continued_to: None,
+        parent: Some(parent()),
     }
 }
 
@@ -214,6 +302,25 @@ fn run_record_completed() -> RunRecord {
         outcome: Some(Ok(p("{\"invoice\":\"INV-7\"}"))),
         ..run_record_closed()
     }
+}
+
+fn run_record_continued_as_new() -> RunRecord {
+    RunRecord {
+        status: RunStatus::ContinuedAsNew,
+        outcome: None,
+        continued_to: Some(RunId(43)),
+        ..run_record_closed()
+    }
+}
+
+/// Every run record fixture with its name.
+fn run_records() -> Vec<(&'static str, RunRecord)> {
+    vec![
+        ("run_record_open", run_record_open()),
+        ("run_record_closed", run_record_closed()),
+        ("run_record_completed", run_record_completed()),
+        ("run_record_continued_as_new", run_record_continued_as_new()),
+    ]
 }
 
 fn activity_task_scheduled() -> ActivityTaskRecord {
@@ -288,10 +395,55 @@ fn every_event_variant_matches_its_fixture() {
 }
 
 #[test]
+fn every_event_variant_has_a_fixture() {
+    let events = events();
+    let names: BTreeSet<&str> = events.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names.len(), events.len(), "fixture names repeat");
+    let mut covered = BTreeSet::new();
+    for (name, event) in &events {
+        covered.insert(event.kind());
+        let canonical = fixture_of_variant(event);
+        let (_, held) = events
+            .iter()
+            .find(|(n, _)| *n == canonical)
+            .unwrap_or_else(|| panic!("{} names fixture {canonical}, not in events()", name));
+        assert_eq!(
+            held.kind(),
+            event.kind(),
+            "fixture {canonical} does not hold a {}",
+            event.kind()
+        );
+    }
+    let declared: BTreeSet<&str> = variant_names::<Event>().iter().copied().collect();
+    let missing: Vec<_> = declared.difference(&covered).collect();
+    assert!(
+        missing.is_empty(),
+        "Event variants without a fixture: {missing:?}"
+    );
+    assert_eq!(
+        covered, declared,
+        "Event::kind() disagrees with the variant names"
+    );
+}
+
+#[test]
 fn run_records_match_their_fixtures() {
-    check("run_record_open", &run_record_open());
-    check("run_record_closed", &run_record_closed());
-    check("run_record_completed", &run_record_completed());
+    for (name, record) in run_records() {
+        check(name, &record);
+    }
+}
+
+#[test]
+fn every_run_status_has_a_run_record_fixture() {
+    let covered: BTreeSet<String> = run_records()
+        .iter()
+        .map(|(_, r)| format!("{:?}", r.status))
+        .collect();
+    let declared: BTreeSet<String> = variant_names::<RunStatus>()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(covered, declared, "RunStatus variants without a fixture");
 }
 
 #[test]

@@ -4,9 +4,10 @@
 mod common;
 
 use common::*;
+use refrain_history::codec::encode;
 use refrain_history::{
-    ActivationCommit, ActivityOptions, DurabilityMode, Event, IdConflictPolicy, RunFilter,
-    RunStatus, Store, StoreConfig, StoreError, WorkflowId,
+    ActivationCommit, ActivityOptions, CommandSeq, DurabilityMode, Event, Failure,
+    IdConflictPolicy, RunFilter, RunStatus, Store, StoreConfig, StoreError, WorkflowId,
 };
 use std::time::Duration;
 
@@ -227,6 +228,7 @@ fn signals_reach_the_inbox_and_refused_signals_write_nothing() {
         vec![Event::SignalReceived {
             name: "approve".into(),
             payload: payload("true"),
+            sender: None,
         }]
     );
     store
@@ -519,4 +521,187 @@ fn a_large_payload_is_acknowledged_durably_and_reads_back_after_reopen() {
         [Event::WorkflowStarted { input: read, .. }] => assert_eq!(*read, input),
         other => panic!("unexpected history {other:?}"),
     }
+}
+
+/// Sum of the stored (enveloped) sizes of `events`.
+fn encoded_size(events: &[Event]) -> u64 {
+    events.iter().map(|e| encode(e).unwrap().len() as u64).sum()
+}
+
+fn fail(message: &str) -> Event {
+    Event::WorkflowFailed {
+        failure: Failure::application("too-long", message),
+    }
+}
+
+#[test]
+fn history_bytes_grows_by_the_encoded_size_of_each_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let run = start(&store, "order-1", at(0));
+    let history = store.read_history(run).unwrap();
+    let bytes = |store: &Store| store.run_record(run).unwrap().unwrap().history_bytes;
+    assert_eq!(bytes(&store), encoded_size(&history));
+    assert!(bytes(&store) > 0);
+
+    let before = bytes(&store);
+    activate(
+        &store,
+        run,
+        at(1),
+        vec![
+            schedule(1, ActivityOptions::default()),
+            Event::PatchMarker {
+                patch_id: "fraud-check-v2".into(),
+                deprecated: false,
+            },
+            start_timer(2, at(60_000)),
+        ],
+    );
+    let history = store.read_history(run).unwrap();
+    assert_eq!(history.len(), 5);
+    assert_eq!(bytes(&store), before + encoded_size(&history[1..]));
+
+    store
+        .signal(&"order-1".into(), "approve", payload("true"))
+        .unwrap();
+    let before = bytes(&store);
+    activate(
+        &store,
+        run,
+        at(2),
+        vec![Event::WorkflowCompleted {
+            result: payload("\"done\""),
+        }],
+    );
+    let history = store.read_history(run).unwrap();
+    assert_eq!(history.len(), 8);
+    assert_eq!(bytes(&store), before + encoded_size(&history[5..]));
+    assert_eq!(bytes(&store), encoded_size(&history));
+}
+
+#[test]
+fn a_commit_past_the_event_limit_is_refused_but_a_lone_failure_closes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        max_history_events: 4,
+        ..fast_config()
+    };
+    let store = Store::open(dir.path(), config).unwrap();
+    let run = start(&store, "order-1", at(0));
+    activate(
+        &store,
+        run,
+        at(1),
+        vec![schedule(1, ActivityOptions::default())],
+    );
+    let task = store.claim_workflow_task(run).unwrap();
+    assert!(task.is_none(), "nothing to do yet");
+    store
+        .signal(&"order-1".into(), "cancel", payload("1"))
+        .unwrap();
+    let task = store.claim_workflow_task(run).unwrap().unwrap();
+    let record = store.run_record(run).unwrap().unwrap();
+    assert_eq!(record.last_seq, 3);
+
+    // 3 + ActivationStarted + SignalReceived + 2 timers = 7 > 4.
+    let commit = commit_for(
+        &task,
+        at(2),
+        vec![start_timer(2, at(9)), start_timer(3, at(9))],
+    );
+    let expected_bytes = record.history_bytes + encoded_size(&commit.events);
+    let err = store.commit_activation(commit).unwrap_err();
+    match &err {
+        StoreError::HistoryLimitExceeded {
+            run: r,
+            events,
+            bytes,
+            max_events,
+            max_bytes,
+        } => {
+            assert_eq!(*r, run);
+            assert_eq!(*events, 7);
+            assert_eq!(*bytes, expected_bytes);
+            assert_eq!(*max_events, 4);
+            assert_eq!(*max_bytes, StoreConfig::default().max_history_bytes);
+        }
+        other => panic!("expected HistoryLimitExceeded, got {other:?}"),
+    }
+    assert!(err.to_string().contains("7 events (max 4)"), "{err}");
+    // Nothing written: record (lease included), history, timers.
+    assert_eq!(store.run_record(run).unwrap().unwrap(), record);
+    assert_eq!(store.read_history(run).unwrap().len(), 3);
+    assert_eq!(store.next_deadline().unwrap(), None);
+
+    // A failure alongside another command is not exempt.
+    let commit = commit_for(&task, at(2), vec![start_timer(2, at(9)), fail("no")]);
+    assert!(matches!(
+        store.commit_activation(commit),
+        Err(StoreError::HistoryLimitExceeded { events: 7, .. })
+    ));
+    assert_eq!(store.run_record(run).unwrap().unwrap(), record);
+
+    // A lone WorkflowFailed is accepted past the limit (3 + 3 = 6 > 4); the
+    // inbound signal it applies does not count as a command.
+    store
+        .commit_activation(commit_for(&task, at(3), vec![fail("history too long")]))
+        .unwrap();
+    let closed = store.run_record(run).unwrap().unwrap();
+    assert_eq!(closed.status, RunStatus::Failed);
+    assert_eq!(closed.last_seq, 6);
+    assert_eq!(closed.closed_at, Some(at(3)));
+    assert!(store.activity_task(run, CommandSeq(1)).unwrap().is_none());
+    assert_eq!(
+        closed.history_bytes,
+        encoded_size(&store.read_history(run).unwrap())
+    );
+}
+
+#[test]
+fn a_commit_past_the_byte_limit_is_refused_but_a_lone_failure_closes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        max_history_bytes: 400,
+        ..fast_config()
+    };
+    let store = Store::open(dir.path(), config).unwrap();
+    let run = start(&store, "order-1", at(0));
+    let task = store.claim_workflow_task(run).unwrap().unwrap();
+    let record = store.run_record(run).unwrap().unwrap();
+    assert!(record.history_bytes < 400);
+
+    let big = Event::SideEffectRecorded {
+        cmd: CommandSeq(1),
+        value: payload(&"x".repeat(500)),
+        callsite: callsite(),
+    };
+    let commit = commit_for(&task, at(1), vec![big]);
+    let expected_bytes = record.history_bytes + encoded_size(&commit.events);
+    assert!(matches!(
+        store.commit_activation(commit),
+        Err(StoreError::HistoryLimitExceeded { events: 3, bytes, max_events: 50_000, max_bytes: 400, .. })
+            if bytes == expected_bytes
+    ));
+    assert_eq!(store.run_record(run).unwrap().unwrap(), record);
+    assert_eq!(store.read_history(run).unwrap().len(), 1);
+
+    // Under the limit still commits.
+    store
+        .commit_activation(commit_for(&task, at(1), vec![start_timer(1, at(50))]))
+        .unwrap();
+    let task = {
+        store.fire_due(at(50)).unwrap();
+        store.claim_workflow_task(run).unwrap().unwrap()
+    };
+    store
+        .commit_activation(commit_for(&task, at(51), vec![fail(&"y".repeat(500))]))
+        .unwrap();
+    let closed = store.run_record(run).unwrap().unwrap();
+    assert_eq!(closed.status, RunStatus::Failed);
+    assert!(closed.history_bytes > 400);
+    assert_eq!(
+        closed.history_bytes,
+        encoded_size(&store.read_history(run).unwrap())
+    );
 }

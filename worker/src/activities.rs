@@ -88,12 +88,13 @@ pub(crate) async fn run_activity_poller(
         c.cancel();
     }
     let grace = grace.borrow().unwrap_or_default();
-    let drained = tokio::time::timeout(grace, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
-        warn!(left = tasks.len(), "activities still running after the grace period were dropped");
+        warn!(
+            left = tasks.len(),
+            "activities still running after the grace period were dropped"
+        );
         tasks.abort_all();
     }
 }
@@ -113,7 +114,10 @@ async fn execute(store: Store, registry: Arc<Registry>, running: Running, task: 
             None => Err(not_registered(&task.activity_type)),
             Some(activity) => {
                 let (ctx, cancel) = ActivityContext::new(task.clone(), Some(store.clone()));
-                running.lock().expect("running map").insert(key, cancel.clone());
+                running
+                    .lock()
+                    .expect("running map")
+                    .insert(key, cancel.clone());
                 // Past its deadline the attempt is void in the store; tell
                 // the code so it can stop. It is not killed: only the code
                 // knows whether stopping midway is safe.
@@ -145,7 +149,11 @@ fn report(store: &Store, task: &ActivityTask, outcome: Result<refrain_history::P
     match result {
         Ok(ActivityResolution::Recorded) => debug!(failed, "activity outcome recorded"),
         Ok(ActivityResolution::RetryScheduled { attempt, at }) => {
-            info!(next_attempt = attempt, at = at.0, "activity attempt failed; retry scheduled")
+            info!(
+                next_attempt = attempt,
+                at = at.0,
+                "activity attempt failed; retry scheduled"
+            )
         }
         Err(StoreError::StaleActivity { .. }) => {
             warn!("late result of a timed-out attempt rejected")

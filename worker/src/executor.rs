@@ -7,7 +7,9 @@
 use crate::cache::StickyCache;
 use crate::registry::Registry;
 use refrain::replay::{ActivationError, WorkflowMachine};
-use refrain_history::{ActivationCommit, RunId, RunRecord, Store, StoreError, Timestamp};
+use refrain_history::{
+    ActivationCommit, Event, Failure, RunId, RunRecord, Store, StoreError, Timestamp,
+};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,6 +90,12 @@ impl Executor {
             Ok(m) => m,
             Err(reason) => return self.fail_task(run, task.token, reason),
         };
+        let config = self.store.config();
+        machine.set_history_info(
+            task.record.history_bytes,
+            config.max_history_events,
+            config.max_history_bytes,
+        );
         let events = match machine.activate(Timestamp::now(), task.inbox) {
             Ok(events) => events,
             Err(e) => {
@@ -108,7 +116,10 @@ impl Executor {
         };
         match self.store.commit_activation(commit) {
             Ok(()) => {
-                debug!(last_seq = machine.last_seq(), closed, "activation committed");
+                debug!(
+                    last_seq = machine.last_seq(),
+                    closed, "activation committed"
+                );
                 if !closed {
                     self.cache.put(run, machine);
                 }
@@ -118,6 +129,11 @@ impl Executor {
                 // Someone else moved the run on; the next task replays.
                 warn!(error = %e, "activation discarded");
                 Outcome::Nothing
+            }
+            Err(e @ StoreError::HistoryLimitExceeded { .. }) => {
+                // Retrying cannot help: close the run with a failure that
+                // says why (the store always admits a lone failure).
+                self.close_over_limit(run, &task.record, task.token, &e)
             }
             Err(e) => self.fail_task(run, task.token, format!("commit failed: {e}")),
         }
@@ -144,6 +160,39 @@ impl Executor {
         machine.replay(rest).map_err(|e| e.to_string())?;
         debug!(events = history.len(), "replayed history");
         Ok(machine)
+    }
+
+    fn close_over_limit(
+        &mut self,
+        run: RunId,
+        record: &RunRecord,
+        token: refrain_history::LeaseToken,
+        cause: &StoreError,
+    ) -> Outcome {
+        let mut failure = Failure::application(
+            "history-limit",
+            format!("{cause}; continue as new before the history grows this large"),
+        );
+        failure.non_retryable = true;
+        let commit = ActivationCommit {
+            run,
+            token,
+            expected_last_seq: record.last_seq,
+            inbox_upto: record.inbox_head,
+            events: vec![
+                Event::ActivationStarted {
+                    time: Timestamp::now(),
+                },
+                Event::WorkflowFailed { failure },
+            ],
+        };
+        match self.store.commit_activation(commit) {
+            Ok(()) => {
+                error!(%run, "run failed: {cause}");
+                Outcome::Committed
+            }
+            Err(e) => self.fail_task(run, token, format!("{cause}; closing it failed: {e}")),
+        }
     }
 
     fn fail_task(

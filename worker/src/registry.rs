@@ -19,17 +19,13 @@ struct ActivityAdapter<A>(A);
 #[async_trait]
 impl<A: Activity> ErasedActivity for ActivityAdapter<A> {
     async fn run(&self, ctx: ActivityContext, input: Payload) -> Result<Payload, Failure> {
-        let input: A::Input = payload::decode(&format!("{} input", A::NAME), &input)
-            .map_err(|e| {
+        let input: A::Input =
+            payload::decode(&format!("{} input", A::NAME), &input).map_err(|e| {
                 let mut f = Failure::application("payload", e.to_string());
                 f.non_retryable = true;
                 f
             })?;
-        let output = self
-            .0
-            .run(ctx, input)
-            .await
-            .map_err(|e| e.into_failure())?;
+        let output = self.0.run(ctx, input).await.map_err(|e| e.into_failure())?;
         payload::encode(&format!("{} result", A::NAME), &output).map_err(|e| {
             let mut f = Failure::application("payload", e.to_string());
             f.non_retryable = true;

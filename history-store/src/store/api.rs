@@ -33,6 +33,17 @@ pub struct StoreConfig {
     pub cache_capacity_bytes: u64,
     /// How long `open` retries while another handle holds the file lock.
     pub lock_timeout: Duration,
+    /// Most events one run's history may hold (`WorkflowStarted`
+    /// included). A commit that would take a run past it is refused with
+    /// `StoreError::HistoryLimitExceeded`, except a commit whose only
+    /// command is `WorkflowFailed`, so an over-long run can always be
+    /// closed. Workflows that run indefinitely continue as new well before
+    /// this. Default 50 000.
+    pub max_history_events: u64,
+    /// Most encoded bytes one run's history may hold (`RunRecord::history_bytes`:
+    /// the sum of the stored sizes of its events, envelopes included).
+    /// Enforced like `max_history_events`. Default 50 MiB.
+    pub max_history_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -42,6 +53,8 @@ impl Default for StoreConfig {
             max_payload_bytes: 4 * 1024 * 1024,
             cache_capacity_bytes: 64 * 1024 * 1024,
             lock_timeout: Duration::from_secs(2),
+            max_history_events: 50_000,
+            max_history_bytes: 50 * 1024 * 1024,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Committing one activation: the single transaction that appends a batch
-//! of events and applies everything they imply.
+//! of events and applies everything they imply, continue-as-new included
+//! (the next run starts in the same transaction that closes this one).
 //!
 //! The commit's clock is the `time` of its `ActivationStarted`: the moment
 //! the workflow observed as `ctx.now()`. Activity tasks become visible, and
@@ -7,10 +8,13 @@
 //! wall clock at commit keeps the store's state a function of the history.
 
 use super::activities::{delete_task, TaskTx};
-use super::tx::{abort, check_event_payloads, encode, finish, get_run, put_run, TxResult};
+use super::tx::{
+    abort, allocate_run, check_event_payloads, decode, encode, finish, get_run, missing,
+    push_inbox, put_run, TxResult,
+};
 use super::Inner;
 use crate::error::StoreError;
-use crate::event::{Event, Failure, Payload};
+use crate::event::{Event, Failure, Payload, SignalRecord};
 use crate::ids::{RunId, Timestamp};
 use crate::keys;
 use crate::store::api::ActivationCommit;
@@ -27,6 +31,36 @@ struct Effects {
     activity_scheduled: bool,
     timer_started: bool,
     closed: bool,
+    /// The run started by `WorkflowContinuedAsNew`.
+    continued_to: Option<RunId>,
+}
+
+/// The trees of the commit transaction.
+struct CommitTx<'a> {
+    task: TaskTx<'a>,
+    meta: &'a TransactionalTree,
+    ids: &'a TransactionalTree,
+    history: &'a TransactionalTree,
+    timers: &'a TransactionalTree,
+}
+
+/// The history limits a commit is checked against.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_events: u64,
+    max_bytes: u64,
+    /// The commit's only command is `WorkflowFailed`: accepted past the
+    /// limits, so an over-long run can always be closed.
+    exempt: bool,
+}
+
+/// Whether the command part of `events` is exactly one `WorkflowFailed`.
+fn only_fails(events: &[Event]) -> bool {
+    let mut commands = events.iter().filter(|e| e.is_command());
+    matches!(
+        (commands.next(), commands.next()),
+        (Some(Event::WorkflowFailed { .. }), None)
+    )
 }
 
 /// Checks the shape of the batch: `ActivationStarted`, then inbound
@@ -90,9 +124,18 @@ impl Inner {
             token: commit.token,
             epoch: self.epoch,
         };
+        let limits = Limits {
+            max_events: self.config.max_history_events,
+            max_bytes: self.config.max_history_bytes,
+            exempt: only_fails(&commit.events),
+        };
         let t = &self.trees;
+        // Ten trees; sled 0.34.7 implements `Transactional` for tuples of
+        // up to fourteen.
         let fx = finish(
             (
+                &t.meta,
+                &t.workflow_ids,
                 &t.runs,
                 &t.inbox,
                 &t.ready,
@@ -103,21 +146,41 @@ impl Inner {
                 &t.timers,
             )
                 .transaction(
-                    |(runs, inbox, ready, tasks, task_ready, deadlines, history, timers)| {
-                        let view = TaskTx {
-                            runs,
-                            inbox,
-                            ready,
-                            tasks,
-                            task_ready,
-                            deadlines,
+                    |(
+                        meta,
+                        ids,
+                        runs,
+                        inbox,
+                        ready,
+                        tasks,
+                        task_ready,
+                        deadlines,
+                        history,
+                        timers,
+                    )| {
+                        let tx = CommitTx {
+                            task: TaskTx {
+                                runs,
+                                inbox,
+                                ready,
+                                tasks,
+                                task_ready,
+                                deadlines,
+                            },
+                            meta,
+                            ids,
+                            history,
+                            timers,
                         };
-                        apply(&view, history, timers, &commit, &encoded, lease, now)
+                        apply(&tx, &commit, &encoded, lease, limits, now)
                     },
                 ),
         )?;
         if fx.ready {
             self.ready_queue.push(run);
+        }
+        if let Some(next) = fx.continued_to {
+            self.ready_queue.push(next);
         }
         if fx.activity_scheduled {
             self.activity_notify.notify_one();
@@ -134,14 +197,15 @@ impl Inner {
 
 /// The body of the commit transaction.
 fn apply(
-    tx: &TaskTx<'_>,
-    history: &TransactionalTree,
-    timers: &TransactionalTree,
+    ctx: &CommitTx<'_>,
     commit: &ActivationCommit,
     encoded: &[Vec<u8>],
     lease: RunLease,
+    limits: Limits,
     now: Timestamp,
 ) -> TxResult<Effects> {
+    let tx = &ctx.task;
+    let timers = ctx.timers;
     let run = commit.run;
     let Some(mut record) = get_run(tx.runs, run)? else {
         return Err(abort(StoreError::RunNotFound { run }));
@@ -165,10 +229,25 @@ fn apply(
             ),
         }));
     }
-    for (seq, bytes) in (commit.expected_last_seq + 1..).zip(encoded) {
-        history.insert(&keys::run_seq_key(run, seq)[..], bytes.clone())?;
+    // `validate` checked that the sequence numbers do not overflow.
+    let events_after = commit.expected_last_seq + encoded.len() as u64;
+    let added: u64 = encoded.iter().map(|b| b.len() as u64).sum();
+    let bytes_after = record.history_bytes.saturating_add(added);
+    if !limits.exempt && (events_after > limits.max_events || bytes_after > limits.max_bytes) {
+        return Err(abort(StoreError::HistoryLimitExceeded {
+            run,
+            events: events_after,
+            bytes: bytes_after,
+            max_events: limits.max_events,
+            max_bytes: limits.max_bytes,
+        }));
     }
-    record.last_seq = commit.expected_last_seq + encoded.len() as u64;
+    for (seq, bytes) in (commit.expected_last_seq + 1..).zip(encoded) {
+        ctx.history
+            .insert(&keys::run_seq_key(run, seq)[..], bytes.clone())?;
+    }
+    record.last_seq = events_after;
+    record.history_bytes = bytes_after;
     for n in record.inbox_head..commit.inbox_upto {
         tx.inbox.remove(&keys::run_seq_key(run, n)[..])?;
     }
@@ -233,12 +312,34 @@ fn apply(
                 }
             }
             Event::WorkflowCompleted { result } => {
-                close(tx, timers, run, &mut record, Ok(result.clone()), now)?;
+                let outcome = Some(Ok(result.clone()));
+                close(ctx, run, &mut record, RunStatus::Completed, outcome, now)?;
                 fx.closed = true;
             }
             Event::WorkflowFailed { failure } => {
-                close(tx, timers, run, &mut record, Err(failure.clone()), now)?;
+                let outcome = Some(Err(failure.clone()));
+                close(ctx, run, &mut record, RunStatus::Failed, outcome, now)?;
                 fx.closed = true;
+            }
+            Event::WorkflowContinuedAsNew {
+                input,
+                seed,
+                carried_signals,
+            } => {
+                close(ctx, run, &mut record, RunStatus::ContinuedAsNew, None, now)?;
+                let next = start_next_run(
+                    ctx,
+                    run,
+                    &mut record,
+                    NextRun {
+                        input,
+                        seed: *seed,
+                        carried_signals,
+                        now,
+                    },
+                )?;
+                fx.closed = true;
+                fx.continued_to = Some(next);
             }
             // Inbound events were accounted for when they entered the inbox;
             // the rest imply nothing beyond the history itself.
@@ -254,27 +355,114 @@ fn apply(
 
 /// Closes the run and deletes what it was waiting on. Inbox items that
 /// arrived after the claim stay where they are, as a record of what the
-/// run never handled.
+/// run never handled (unless it continues as new: see `start_next_run`).
 fn close(
-    tx: &TaskTx<'_>,
-    timers: &TransactionalTree,
+    ctx: &CommitTx<'_>,
     run: RunId,
     record: &mut RunRecord,
-    outcome: Result<Payload, Failure>,
+    status: RunStatus,
+    outcome: Option<Result<Payload, Failure>>,
     now: Timestamp,
 ) -> TxResult<()> {
-    record.status = if outcome.is_ok() {
-        RunStatus::Completed
-    } else {
-        RunStatus::Failed
-    };
-    record.outcome = Some(outcome);
+    record.status = status;
+    record.outcome = outcome;
     record.closed_at = Some(now);
     for timer in std::mem::take(&mut record.pending_timers) {
-        timers.remove(&keys::time_key(timer.fire_at, run, timer.cmd)[..])?;
+        ctx.timers
+            .remove(&keys::time_key(timer.fire_at, run, timer.cmd)[..])?;
     }
     for cmd in std::mem::take(&mut record.pending_activities) {
-        delete_task(tx, run, cmd)?;
+        delete_task(&ctx.task, run, cmd)?;
     }
     Ok(())
+}
+
+/// What `WorkflowContinuedAsNew` asks of the next run.
+struct NextRun<'a> {
+    input: &'a Payload,
+    seed: u64,
+    carried_signals: &'a [SignalRecord],
+    now: Timestamp,
+}
+
+/// Starts the run that continues `run` (already closed in `record`, whose
+/// consumed inbox items are already deleted): a new run number, its
+/// `WorkflowStarted`, its record, and the workflow id pointing at it.
+///
+/// Its inbox receives first the carried signals, in order, then the
+/// signals that reached `run` after the claim (`inbox_head..inbox_tail`),
+/// moved in arrival order. The other late items of `run` (results of its
+/// activities and timers) are deleted: their commands died with it. A
+/// late item that cannot be decoded aborts the commit, since it might be a
+/// signal.
+fn start_next_run(
+    ctx: &CommitTx<'_>,
+    run: RunId,
+    record: &mut RunRecord,
+    next: NextRun<'_>,
+) -> TxResult<RunId> {
+    let inbox = ctx.task.inbox;
+    let new_run = allocate_run(ctx.meta)?;
+    let started = Event::WorkflowStarted {
+        workflow_type: record.workflow_type.clone(),
+        workflow_id: record.workflow_id.clone(),
+        input: next.input.clone(),
+        seed: next.seed,
+        start_time: next.now,
+        continued_from: Some(run),
+        parent: record.parent.clone(),
+    };
+    let started = encode(&started, "history", Some(new_run)).map_err(abort)?;
+    let mut new_record = RunRecord {
+        workflow_id: record.workflow_id.clone(),
+        workflow_type: record.workflow_type.clone(),
+        status: RunStatus::Running,
+        started_at: next.now,
+        closed_at: None,
+        last_seq: 1,
+        inbox_head: 0,
+        inbox_tail: 0,
+        needs_first_activation: true,
+        lease: None,
+        pending_timers: Vec::new(),
+        pending_activities: Vec::new(),
+        outcome: None,
+        last_task_failure: None,
+        history_bytes: started.len() as u64,
+        continued_from: Some(run),
+        continued_to: None,
+        parent: record.parent.clone(),
+    };
+    ctx.history
+        .insert(&keys::run_seq_key(new_run, 1)[..], started)?;
+    for signal in next.carried_signals {
+        let event = Event::SignalReceived {
+            name: signal.name.clone(),
+            payload: signal.payload.clone(),
+            sender: signal.sender.clone(),
+        };
+        push_inbox(inbox, new_run, &mut new_record, &event)?;
+    }
+    for n in record.inbox_head..record.inbox_tail {
+        let Some(bytes) = inbox.remove(&keys::run_seq_key(run, n)[..])? else {
+            return Err(abort(missing("inbox", Some(run))));
+        };
+        let event: Event = decode(&bytes, "inbox", Some(run)).map_err(abort)?;
+        if matches!(event, Event::SignalReceived { .. }) {
+            // The stored value does not name its run: move it as it is.
+            inbox.insert(
+                &keys::run_seq_key(new_run, new_record.inbox_tail)[..],
+                bytes,
+            )?;
+            new_record.inbox_tail += 1;
+        }
+    }
+    record.inbox_head = record.inbox_tail;
+    record.continued_to = Some(new_run);
+    put_run(ctx.task.runs, ctx.task.ready, new_run, &new_record)?;
+    ctx.ids.insert(
+        record.workflow_id.as_str().as_bytes(),
+        &keys::run_key(new_run)[..],
+    )?;
+    Ok(new_run)
 }

@@ -253,8 +253,9 @@ impl Store {
 
     // ----- clients -----
 
-    /// Starts a run: writes `WorkflowStarted` as event 1, maps the id to the
-    /// new run and marks it ready. With `AttachToOpen`, an open run of the id
+    /// Starts a run: writes `WorkflowStarted` as event 1 (its encoded size
+    /// is the run's first `history_bytes`), maps the id to the new run and
+    /// marks it ready. With `AttachToOpen`, an open run of the id
     /// is returned instead (`started: false`) and nothing is written. A
     /// closed run of the id does not prevent a new one.
     ///
@@ -278,7 +279,21 @@ impl Store {
         name: &str,
         payload: Payload,
     ) -> Result<RunId, StoreError> {
-        self.inner.signal(workflow_id, name, payload)
+        self.inner.signal(workflow_id, name, payload, None)
+    }
+
+    /// Like [`Store::signal`], recording who sent the signal.
+    ///
+    /// # Errors
+    /// As [`Store::signal`].
+    pub fn signal_from(
+        &self,
+        workflow_id: &WorkflowId,
+        name: &str,
+        payload: Payload,
+        sender: &str,
+    ) -> Result<RunId, StoreError> {
+        self.inner.signal(workflow_id, name, payload, Some(sender))
     }
 
     /// The latest run of `workflow_id`, if any.
@@ -321,7 +336,13 @@ impl Store {
     }
 
     /// Waits until `run` is closed and its closing is durable, and returns
-    /// its record (with `outcome` set).
+    /// its record (with `outcome` set, except for a run that continued as
+    /// new).
+    ///
+    /// A run that continued as new is closed: its record has status
+    /// `ContinuedAsNew`, no outcome, and `continued_to` naming the next
+    /// run. Callers that want the workflow's result follow `continued_to`
+    /// (and wait on that run) until a run completes or fails.
     ///
     /// # Errors
     /// `RunNotFound`, `Corrupt`, `Storage`, `Sync`.
@@ -391,7 +412,8 @@ impl Store {
     /// `ActivityScheduled` creates an activity task visible now (attempt 1),
     /// `TimerStarted` a timer, `TimerCancelled` removes one, and
     /// `WorkflowCompleted`/`WorkflowFailed` close the run (status, outcome,
-    /// closed_at) and delete its pending timers and activity tasks. Releases
+    /// closed_at) and delete its pending timers and activity tasks. Adds the
+    /// encoded size of the appended events to `history_bytes`. Releases
     /// the lease; keeps or removes the run in `ready` depending on whether
     /// work remains (and queues it if so). Wakes activity pollers, timer
     /// service, and `wait_closed` callers as needed.
@@ -402,11 +424,42 @@ impl Store {
     /// clock: new activity tasks become visible and a closing run records
     /// `closed_at` at that time.
     ///
+    /// # Continue-as-new
+    ///
+    /// A terminal `WorkflowContinuedAsNew { input, seed, carried_signals }`
+    /// closes the run like the other terminal commands, with status
+    /// `ContinuedAsNew` and no outcome, and in the same transaction starts
+    /// the next run of the workflow id: a new run number, event 1
+    /// `WorkflowStarted` (same type and id, `input`, `seed`, start time =
+    /// the commit's clock, `continued_from` = this run, this run's
+    /// `parent`), a ready record, and the id mapped to it; this run's
+    /// `continued_to` names it. The new run's inbox holds first
+    /// `carried_signals` as `SignalReceived`, in order, then the signals
+    /// that reached this run after the claim (inbox items from
+    /// `inbox_upto` on), moved in arrival order. This run's other late
+    /// inbox items (results of its activities and timers) are deleted with
+    /// the commands they answer. A concurrent [`Store::signal`] is ordered
+    /// before the commit (and moved) or after it (and reaches the new run):
+    /// no signal is lost or delivered twice.
+    ///
+    /// # History limits
+    ///
+    /// A commit that would take the run past
+    /// [`StoreConfig::max_history_events`] events or
+    /// [`StoreConfig::max_history_bytes`] encoded bytes is refused with
+    /// `HistoryLimitExceeded`, unless its command part is exactly one
+    /// `WorkflowFailed`: a worker can always close an over-long run with a
+    /// failure. Workflows that would grow past the limits should continue
+    /// as new before they reach them (a continue-as-new commit is not
+    /// exempt).
+    ///
     /// Not durable until [`Store::durable`] returns.
     ///
     /// # Errors
-    /// `LeaseLost`, `Conflict`, `InvalidCommit`, `PayloadTooLarge`; nothing
-    /// is written on error.
+    /// `LeaseLost`, `Conflict`, `InvalidCommit`, `PayloadTooLarge`,
+    /// `HistoryLimitExceeded`; `Corrupt` if continuing as new meets an
+    /// undecodable late inbox item (it might be a signal). Nothing is
+    /// written on error.
     pub fn commit_activation(&self, commit: ActivationCommit) -> Result<(), StoreError> {
         self.inner.commit_activation(commit)
     }

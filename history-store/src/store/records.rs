@@ -2,7 +2,7 @@
 //! activity task. Persisted through the codec like events, so the same
 //! append-only rules apply to their fields and variants.
 
-use crate::event::{Failure, Payload};
+use crate::event::{Failure, ParentRef, Payload};
 use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::options::ActivityOptions;
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,8 @@ pub enum RunStatus {
     Completed,
     /// The workflow returned an error.
     Failed,
+    /// The workflow continued as a new run (`continued_to`).
+    ContinuedAsNew,
 }
 
 impl RunStatus {
@@ -29,6 +31,7 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
+            RunStatus::ContinuedAsNew => "continued-as-new",
         }
     }
 }
@@ -85,6 +88,14 @@ pub struct RunRecord {
     /// Last reason a workflow task failed without committing (panic,
     /// nondeterminism, corrupt history), for operators; cleared on commit.
     pub last_task_failure: Option<String>,
+    /// Encoded size of the history so far, in bytes.
+    pub history_bytes: u64,
+    /// The run this one continues.
+    pub continued_from: Option<RunId>,
+    /// The run that continues this one.
+    pub continued_to: Option<RunId>,
+    /// The parent command that started this run as a child.
+    pub parent: Option<ParentRef>,
 }
 
 impl RunRecord {

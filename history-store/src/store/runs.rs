@@ -3,9 +3,10 @@
 //! `commit.rs`.
 
 use super::tx::{
-    abort, check_payload, decode, decode_u64, encode, finish, get_run, missing, push_inbox, put_run,
+    abort, allocate_run, check_payload, decode, decode_u64, encode, finish, get_run, missing,
+    push_inbox, put_run,
 };
-use super::{Inner, META_NEXT_RUN};
+use super::Inner;
 use crate::codec::CodecError;
 use crate::error::StoreError;
 use crate::event::{Event, Payload};
@@ -29,6 +30,8 @@ impl Inner {
             input: req.input.clone(),
             seed: req.seed,
             start_time: req.now,
+            continued_from: None,
+            parent: None,
         };
         // Neither value depends on the run number, so both are encoded once,
         // outside the (possibly re-run) transaction.
@@ -48,6 +51,10 @@ impl Inner {
             pending_activities: Vec::new(),
             outcome: None,
             last_task_failure: None,
+            history_bytes: event.len() as u64,
+            continued_from: None,
+            continued_to: None,
+            parent: None,
         };
         let id_key = req.workflow_id.as_str().as_bytes();
         let t = &self.trees;
@@ -71,12 +78,7 @@ impl Inner {
                             };
                         }
                     }
-                    let next = match meta.get(META_NEXT_RUN)? {
-                        None => 1,
-                        Some(bytes) => decode_u64(&bytes, "meta", None).map_err(abort)?,
-                    };
-                    let run = RunId(next);
-                    meta.insert(META_NEXT_RUN, &next.saturating_add(1).to_be_bytes()[..])?;
+                    let run = allocate_run(meta)?;
                     history.insert(&keys::run_seq_key(run, 1)[..], event.clone())?;
                     put_run(runs, ready, run, &record)?;
                     ids.insert(id_key, &keys::run_key(run)[..])?;
@@ -95,13 +97,15 @@ impl Inner {
         workflow_id: &WorkflowId,
         name: &str,
         payload: Payload,
+        sender: Option<&str>,
     ) -> Result<RunId, StoreError> {
         let limit = self.config.max_payload_bytes;
         check_payload(payload.len(), limit)?;
-        check_payload(name.len(), limit)?;
+        check_payload(name.len() + sender.map_or(0, str::len), limit)?;
         let event = Event::SignalReceived {
             name: name.to_owned(),
             payload,
+            sender: sender.map(str::to_owned),
         };
         let t = &self.trees;
         let run = finish((&t.workflow_ids, &t.runs, &t.inbox, &t.ready).transaction(

@@ -3,6 +3,7 @@
 //! and the few writes that must always happen together inside a
 //! transaction (a run record and its `ready` mirror; an inbox append).
 
+use super::META_NEXT_RUN;
 use crate::codec::{self, CodecError, MAX_VALUE_BYTES};
 use crate::error::StoreError;
 use crate::event::Event;
@@ -149,12 +150,31 @@ pub(super) fn check_event_payloads(event: &Event, limit: usize) -> Result<(), St
         Event::SignalReceived { payload, .. } => [payload.len(), 0],
         Event::SideEffectRecorded { value, .. } => [value.len(), 0],
         Event::WorkflowCompleted { result } => [result.len(), 0],
+        Event::WorkflowContinuedAsNew {
+            input,
+            carried_signals,
+            ..
+        } => [
+            input.len(),
+            carried_signals.iter().map(|s| s.payload.len()).sum(),
+        ],
+        Event::PatchMarker { patch_id, .. } => [patch_id.len(), 0],
         Event::ActivationStarted { .. }
         | Event::TimerStarted { .. }
         | Event::TimerFired { .. }
         | Event::TimerCancelled { .. } => [0, 0],
     };
     sizes.iter().try_for_each(|&s| check_payload(s, limit))
+}
+
+/// Takes the next run number from the `meta` counter.
+pub(super) fn allocate_run(meta: &TransactionalTree) -> TxResult<RunId> {
+    let next = match meta.get(META_NEXT_RUN)? {
+        None => 1,
+        Some(bytes) => decode_u64(&bytes, "meta", None).map_err(abort)?,
+    };
+    meta.insert(META_NEXT_RUN, &next.saturating_add(1).to_be_bytes()[..])?;
+    Ok(RunId(next))
 }
 
 /// Reads a run record inside a transaction.
