@@ -136,8 +136,8 @@ impl ActivityContext {
     /// `HeartbeatError` when the details cannot be encoded or the store
     /// rejects the heartbeat.
     pub fn heartbeat<T: Serialize>(&self, details: &T) -> Result<(), HeartbeatError> {
-        let details = payload::encode("heartbeat details", details)
-            .map_err(HeartbeatError::Encode)?;
+        let details =
+            payload::encode("heartbeat details", details).map_err(HeartbeatError::Encode)?;
         self.heartbeat_payload(Some(details))
     }
 

@@ -56,7 +56,8 @@ impl Client {
         id: impl Into<WorkflowId>,
         input: W::Input,
     ) -> Result<WorkflowHandle<W>, ClientError> {
-        self.start_with::<W>(id, input, StartOptions::default()).await
+        self.start_with::<W>(id, input, StartOptions::default())
+            .await
     }
 
     /// Starts workflow `W` under `id` with `options`.
@@ -98,12 +99,12 @@ impl Client {
         id: impl Into<WorkflowId>,
     ) -> Result<WorkflowHandle<W>, ClientError> {
         let workflow_id = id.into();
-        let (run, _) = self
-            .store
-            .latest_run(&workflow_id)?
-            .ok_or_else(|| ClientError::NotFound {
-                workflow_id: workflow_id.clone(),
-            })?;
+        let (run, _) =
+            self.store
+                .latest_run(&workflow_id)?
+                .ok_or_else(|| ClientError::NotFound {
+                    workflow_id: workflow_id.clone(),
+                })?;
         Ok(WorkflowHandle {
             client: self.clone(),
             workflow_id,
@@ -164,10 +165,7 @@ impl Client {
                     cmd,
                     activity_type: task.activity_type,
                     attempt: task.attempt,
-                    running: matches!(
-                        task.state,
-                        refrain_history::ActivityState::Running { .. }
-                    ),
+                    running: matches!(task.state, refrain_history::ActivityState::Running { .. }),
                     last_failure: task.last_failure,
                 });
             }
@@ -388,7 +386,10 @@ impl fmt::Display for ClientError {
                 status,
             } => write!(f, "workflow {workflow_id} is closed ({})", status.as_str()),
             ClientError::PayloadTooLarge { size, limit } => {
-                write!(f, "payload of {size} bytes exceeds the limit of {limit} bytes")
+                write!(
+                    f,
+                    "payload of {size} bytes exceeds the limit of {limit} bytes"
+                )
             }
             ClientError::WorkflowFailed {
                 workflow_id,

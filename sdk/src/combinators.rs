@@ -86,7 +86,10 @@ where
         .map(|f| Box::pin(f.into_future()))
         .collect();
     let outputs = futures.iter().map(|_| None).collect();
-    JoinAll { futures: futures.into_iter().map(Some).collect(), outputs }
+    JoinAll {
+        futures: futures.into_iter().map(Some).collect(),
+        outputs,
+    }
 }
 
 /// Future of [`join_all`].

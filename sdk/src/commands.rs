@@ -76,12 +76,16 @@ impl<A: Activity> ActivityCall<A> {
     fn amend(self, f: impl FnOnce(&mut ActivityOptions)) -> Self {
         if let Ok(cmd) = self.scheduled {
             let mut st = self.state.borrow_mut();
-            let found = st.produced.iter_mut().rev().find_map(|p| match &mut p.event {
-                Event::ActivityScheduled {
-                    cmd: c, options, ..
-                } if *c == cmd => Some(options),
-                _ => None,
-            });
+            let found = st
+                .produced
+                .iter_mut()
+                .rev()
+                .find_map(|p| match &mut p.event {
+                    Event::ActivityScheduled {
+                        cmd: c, options, ..
+                    } if *c == cmd => Some(options),
+                    _ => None,
+                });
             match found {
                 Some(options) => f(options),
                 None => st.record_misuse(
@@ -192,10 +196,9 @@ impl<O: serde::de::DeserializeOwned> Future for ActivityFuture<O> {
             }
             Some(Resolution::TimerFired) => {
                 drop(st);
-                self.state.borrow_mut().record_misuse(
-                    format!("{} was resolved as a timer", self.cmd),
-                    None,
-                );
+                self.state
+                    .borrow_mut()
+                    .record_misuse(format!("{} was resolved as a timer", self.cmd), None);
                 Poll::Pending
             }
         }
@@ -287,7 +290,9 @@ impl Drop for TimerFuture {
             return;
         }
         let fired_unseen = matches!(
-            st.slots.get(&self.cmd.0).and_then(|s| s.resolution.as_ref()),
+            st.slots
+                .get(&self.cmd.0)
+                .and_then(|s| s.resolution.as_ref()),
             Some(Resolution::TimerFired)
         );
         if let Some(slot) = st.slots.get_mut(&self.cmd.0) {

@@ -1,8 +1,8 @@
 //! [`WorkflowContext`]: everything a workflow may do, each of it replayable.
 
 use crate::activity::Activity;
-use crate::commands::{ActivityCall, ContinueAsNew, SignalFuture, TimerFuture};
 use crate::combinators::{select, Either};
+use crate::commands::{ActivityCall, ContinueAsNew, SignalFuture, TimerFuture};
 use crate::error::WorkflowError;
 use crate::payload;
 use crate::replay::state::SharedState;
@@ -219,12 +219,14 @@ impl WorkflowContext {
             };
             (cmd, recorded)
         };
-        let (value, payload) = match recorded.map(|p| (payload::decode::<T>("side effect", &p), p)) {
+        let (value, payload) = match recorded.map(|p| (payload::decode::<T>("side effect", &p), p))
+        {
             Some((Ok(v), p)) => (v, p),
             Some((Err(e), _)) => {
-                self.state
-                    .borrow_mut()
-                    .record_misuse(format!("recorded side effect does not decode: {e}"), Some(callsite.clone()));
+                self.state.borrow_mut().record_misuse(
+                    format!("recorded side effect does not decode: {e}"),
+                    Some(callsite.clone()),
+                );
                 let v = f();
                 let p = payload::encode("side effect", &v).unwrap_or_default();
                 (v, p)

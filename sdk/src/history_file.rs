@@ -237,11 +237,12 @@ impl HistoryExport {
     /// `Store(WorkflowNotFound)` if no run of the id exists; other store
     /// errors (`Corrupt` for undecodable events).
     pub fn from_store(store: &Store, workflow_id: &WorkflowId) -> Result<Self, HistoryFileError> {
-        let (run, _) = store
-            .latest_run(workflow_id)?
-            .ok_or_else(|| StoreError::WorkflowNotFound {
-                workflow_id: workflow_id.clone(),
-            })?;
+        let (run, _) =
+            store
+                .latest_run(workflow_id)?
+                .ok_or_else(|| StoreError::WorkflowNotFound {
+                    workflow_id: workflow_id.clone(),
+                })?;
         Self::from_run(store, run)
     }
 
@@ -958,17 +959,18 @@ struct Obj<'a> {
 
 impl<'a> Obj<'a> {
     fn parse(raw: &'a RawValue, event: Option<usize>, path: String) -> R<Self> {
-        let fields = serde_json::from_str::<BTreeMap<String, &'a RawValue>>(raw.get()).map_err(
-            |_| HistoryFileError::InvalidField {
-                event,
-                field: if path.is_empty() {
-                    "(event)".into()
-                } else {
-                    path.clone()
-                },
-                reason: format!("expected an object, found {}", describe(raw)),
-            },
-        )?;
+        let fields =
+            serde_json::from_str::<BTreeMap<String, &'a RawValue>>(raw.get()).map_err(|_| {
+                HistoryFileError::InvalidField {
+                    event,
+                    field: if path.is_empty() {
+                        "(event)".into()
+                    } else {
+                        path.clone()
+                    },
+                    reason: format!("expected an object, found {}", describe(raw)),
+                }
+            })?;
         Ok(Obj {
             event,
             path,
@@ -1271,9 +1273,10 @@ fn parse_ms(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_export(top: &RawValue) -> R<HistoryExport> {
-    let mut o = Obj::parse(top, None, String::new()).map_err(|_| HistoryFileError::NotAHistory {
-        reason: format!("the top level is {}, not an object", describe(top)),
-    })?;
+    let mut o =
+        Obj::parse(top, None, String::new()).map_err(|_| HistoryFileError::NotAHistory {
+            reason: format!("the top level is {}, not an object", describe(top)),
+        })?;
     // Format and version first: a future version may have different fields.
     match o.fields.remove("format") {
         None => {
@@ -1423,7 +1426,16 @@ mod tests {
             };
             assert_eq!(parse_ms(&text), Ok(d), "{text}");
         }
-        for bad in ["", "1.", ".5", "1e3", "-1", "1.1234567", "1,5", "99999999999999999999999999999999999999999"] {
+        for bad in [
+            "",
+            "1.",
+            ".5",
+            "1e3",
+            "-1",
+            "1.1234567",
+            "1,5",
+            "99999999999999999999999999999999999999999",
+        ] {
             assert!(parse_ms(bad).is_err(), "{bad:?}");
         }
     }

@@ -171,7 +171,11 @@ fn a_run_started_before_the_deploy_finishes_on_the_old_path() {
     let mut m = machine::<V2>(&history[0]);
     m.replay(&history[1..]).unwrap();
     run_to_end_from(&mut m, &mut history, vec![done(2)]);
-    assert_eq!(names(&history), ["charge", "ship"], "no fraud check, no marker");
+    assert_eq!(
+        names(&history),
+        ["charge", "ship"],
+        "no fraud check, no marker"
+    );
     let mut again = machine::<V2>(&history[0]);
     again.replay(&history[1..]).unwrap();
     assert!(again.is_closed());
@@ -206,7 +210,10 @@ fn old_path_and_new_path_histories_both_replay_on_patched_code() {
     // A history V2 completed (the new path, with its marker).
     let mut new = vec![first.clone()];
     run_to_end(&mut machine::<V2>(&first), &mut new);
-    assert_eq!(names(&new), ["charge", "patch:fraud-check", "fraud-check", "ship"]);
+    assert_eq!(
+        names(&new),
+        ["charge", "patch:fraud-check", "fraud-check", "ship"]
+    );
 
     for h in [&old, &new] {
         let mut m = machine::<V2>(&h[0]);

@@ -105,7 +105,9 @@ fn record_flow() -> Vec<Event> {
     let a1 = m.activate(Timestamp(1_001), vec![]).unwrap();
     assert_eq!(kinds(&a1), ["ActivationStarted", "ActivityScheduled"]);
     history.extend(a1);
-    let a2 = m.activate(Timestamp(1_002), vec![completed(1, "r")]).unwrap();
+    let a2 = m
+        .activate(Timestamp(1_002), vec![completed(1, "r")])
+        .unwrap();
     assert_eq!(
         kinds(&a2),
         ["ActivationStarted", "ActivityCompleted", "TimerStarted"]
@@ -126,7 +128,9 @@ fn record_flow() -> Vec<Event> {
         ["ActivationStarted", "TimerFired", "ActivityScheduled"]
     );
     history.extend(a3);
-    let a4 = m.activate(Timestamp(11_003), vec![completed(3, "c")]).unwrap();
+    let a4 = m
+        .activate(Timestamp(11_003), vec![completed(3, "c")])
+        .unwrap();
     assert_eq!(
         a4[2],
         Event::WorkflowCompleted {
@@ -173,7 +177,10 @@ fn swapped_activities_are_reported_with_position_types_and_both_lines() {
         panic!("expected nondeterminism, got {err:?}")
     };
     assert_eq!(e.kind, DivergenceKind::Mismatch);
-    assert_eq!(e.position, 3, "WorkflowStarted, ActivationStarted, then cmd 1");
+    assert_eq!(
+        e.position, 3,
+        "WorkflowStarted, ActivationStarted, then cmd 1"
+    );
     assert_eq!(e.activation, 1);
     let expected = e.expected.as_ref().unwrap();
     let produced = e.produced.as_ref().unwrap();
@@ -186,7 +193,10 @@ fn swapped_activities_are_reported_with_position_types_and_both_lines() {
     assert_eq!(produced_site.line, CHARGE_LINE.with(Cell::get));
     let text = e.to_string();
     assert!(text.contains("history position 3"), "{text}");
-    assert!(text.contains("ctx.patched"), "the hint names the fix: {text}");
+    assert!(
+        text.contains("ctx.patched"),
+        "the hint names the fix: {text}"
+    );
 }
 
 #[test]
@@ -268,7 +278,10 @@ impl Workflow for Approval {
     type Output = String;
     async fn run(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
         Ok(
-            match ctx.wait_signal_for::<Approve>(Duration::from_secs(3600)).await? {
+            match ctx
+                .wait_signal_for::<Approve>(Duration::from_secs(3600))
+                .await?
+            {
                 Some(Approve(true)) => "approved".into(),
                 Some(Approve(false)) => "rejected".into(),
                 None => "timed out".into(),
@@ -298,7 +311,12 @@ fn a_signal_before_the_deadline_cancels_the_deadline_timer() {
             "WorkflowCompleted"
         ]
     );
-    assert_eq!(a2[3], Event::WorkflowCompleted { result: json(&"approved") });
+    assert_eq!(
+        a2[3],
+        Event::WorkflowCompleted {
+            result: json(&"approved")
+        }
+    );
 }
 
 #[test]
@@ -312,7 +330,12 @@ fn the_deadline_fires_when_no_signal_comes() {
             vec![Event::TimerFired { cmd: CommandSeq(1) }],
         )
         .unwrap();
-    assert_eq!(a2[2], Event::WorkflowCompleted { result: json(&"timed out") });
+    assert_eq!(
+        a2[2],
+        Event::WorkflowCompleted {
+            result: json(&"timed out")
+        }
+    );
 }
 
 static SIDE_EFFECT_CALLS: AtomicU32 = AtomicU32::new(0);
@@ -402,10 +425,7 @@ fn awaiting_a_foreign_future_is_reported() {
     let err = machine::<Foreign>(&first)
         .activate(Timestamp(1), vec![])
         .unwrap_err();
-    assert!(
-        err.to_string().contains("does not control"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("does not control"), "{err}");
 }
 
 #[test]
@@ -435,7 +455,10 @@ fn a_history_of_another_type_is_rejected() {
     let err = WorkflowMachine::new(&WorkflowType::<Flow>::new(), RunId(1), &first)
         .err()
         .unwrap();
-    assert!(matches!(err, ActivationError::InvalidHistory { position: 1, .. }));
+    assert!(matches!(
+        err,
+        ActivationError::InvalidHistory { position: 1, .. }
+    ));
 }
 
 #[test]
@@ -468,5 +491,9 @@ fn a_workflow_error_is_recorded_as_workflow_failed() {
         panic!("{a2:?}")
     };
     assert_eq!(failure.kind, "activity-failed");
-    assert!(failure.message.contains("after 3 attempts"), "{}", failure.message);
+    assert!(
+        failure.message.contains("after 3 attempts"),
+        "{}",
+        failure.message
+    );
 }

@@ -53,3 +53,60 @@ impl StickyCache {
         self.entries.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use refrain::replay::WorkflowType;
+    use refrain::{Workflow, WorkflowContext, WorkflowError};
+    use refrain_history::{Event, Payload, Timestamp};
+
+    struct Idle;
+    impl Workflow for Idle {
+        const NAME: &'static str = "idle";
+        type Input = ();
+        type Output = ();
+        async fn run(_: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+            Ok(())
+        }
+    }
+
+    fn machine(run: u64) -> WorkflowMachine {
+        let started = Event::WorkflowStarted {
+            workflow_type: "idle".into(),
+            workflow_id: format!("w{run}").into(),
+            input: Payload::from_bytes(b"null".to_vec()),
+            seed: 0,
+            start_time: Timestamp(0),
+            continued_from: None,
+            parent: None,
+        };
+        WorkflowMachine::new(&WorkflowType::<Idle>::new(), RunId(run), &started).unwrap()
+    }
+
+    #[test]
+    fn the_least_recently_used_instance_is_evicted_first() {
+        let mut cache = StickyCache::new(2);
+        cache.put(RunId(1), machine(1));
+        cache.put(RunId(2), machine(2));
+        // Touch run 1: take and put back, as an activation does.
+        let m = cache.take(RunId(1)).unwrap();
+        cache.put(RunId(1), m);
+        cache.put(RunId(3), machine(3));
+        assert_eq!(cache.len(), 2);
+        assert!(
+            cache.take(RunId(2)).is_none(),
+            "run 2 was least recently used"
+        );
+        assert!(cache.take(RunId(1)).is_some());
+        assert!(cache.take(RunId(3)).is_some());
+    }
+
+    #[test]
+    fn a_zero_sized_cache_keeps_nothing() {
+        let mut cache = StickyCache::new(0);
+        cache.put(RunId(1), machine(1));
+        assert_eq!(cache.len(), 0);
+        assert!(cache.take(RunId(1)).is_none());
+    }
+}

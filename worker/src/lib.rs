@@ -30,10 +30,13 @@
 
 mod activities;
 mod cache;
+pub mod cli;
 mod dispatcher;
 mod executor;
 mod registry;
+mod replayer;
 mod timers;
 mod worker;
 
+pub use replayer::{ReplayError, ReplayReport, Replayer};
 pub use worker::{Worker, WorkerBuilder};

@@ -87,7 +87,9 @@ impl<W: Workflow> ErasedWorkflow for WorkflowType<W> {
         async move {
             let input: W::Input = payload::decode("workflow input", &input)
                 .map_err(|e| WorkflowError::from(e).into_failure())?;
-            let output = W::run(ctx, input).await.map_err(WorkflowError::into_failure)?;
+            let output = W::run(ctx, input)
+                .await
+                .map_err(WorkflowError::into_failure)?;
             payload::encode("workflow result", &output)
                 .map_err(|e| WorkflowError::from(e).into_failure())
         }
@@ -180,8 +182,10 @@ impl WorkflowMachine {
             *start_time,
         )));
         let ctx = WorkflowContext::new(state.clone());
-        let future = catch_unwind(AssertUnwindSafe(|| workflow.instantiate(ctx, input.clone())))
-            .map_err(|p| panic_error(p.as_ref()))?;
+        let future = catch_unwind(AssertUnwindSafe(|| {
+            workflow.instantiate(ctx, input.clone())
+        }))
+        .map_err(|p| panic_error(p.as_ref()))?;
         Ok(WorkflowMachine {
             state,
             future: Some(future),
@@ -220,10 +224,7 @@ impl WorkflowMachine {
             let Event::ActivationStarted { time } = &events[i] else {
                 return Err(ActivationError::InvalidHistory {
                     position: first_seq,
-                    reason: format!(
-                        "expected ActivationStarted, found {}",
-                        events[i].kind()
-                    ),
+                    reason: format!("expected ActivationStarted, found {}", events[i].kind()),
                 });
             };
             let end = events[i + 1..]
@@ -245,7 +246,10 @@ impl WorkflowMachine {
         group: &[Event],
     ) -> Result<(), ActivationError> {
         self.activations += 1;
-        let split = group.iter().position(|e| !e.is_inbound()).unwrap_or(group.len());
+        let split = group
+            .iter()
+            .position(|e| !e.is_inbound())
+            .unwrap_or(group.len());
         let (inbound, commands) = group.split_at(split);
         if let Some(bad) = commands.iter().position(|e| !e.is_command()) {
             return Err(ActivationError::InvalidHistory {
@@ -502,19 +506,21 @@ impl WorkflowMachine {
             _ => DivergenceKind::Unexpected,
         };
         let st = self.state.borrow();
-        Err(ActivationError::Nondeterminism(Box::new(NondeterminismError {
-            workflow_type: st.workflow_type.clone(),
-            workflow_id: st.workflow_id.clone(),
-            run: st.run,
-            activation: self.activations,
-            position: recorded
-                .get(first)
-                .map_or(commands_seq + recorded.len() as u64, |(seq, _)| *seq),
-            kind,
-            expected,
-            produced: produced_cmd,
-            later_differences: (first + 1..n).filter(|&i| differs(i)).count(),
-        })))
+        Err(ActivationError::Nondeterminism(Box::new(
+            NondeterminismError {
+                workflow_type: st.workflow_type.clone(),
+                workflow_id: st.workflow_id.clone(),
+                run: st.run,
+                activation: self.activations,
+                position: recorded
+                    .get(first)
+                    .map_or(commands_seq + recorded.len() as u64, |(seq, _)| *seq),
+                kind,
+                expected,
+                produced: produced_cmd,
+                later_differences: (first + 1..n).filter(|&i| differs(i)).count(),
+            },
+        )))
     }
 }
 

@@ -138,9 +138,18 @@ impl fmt::Display for NondeterminismError {
             self.workflow_id, self.workflow_type, self.run, self.position, self.activation
         )?;
         match &self.kind {
-            DivergenceKind::Mismatch => writeln!(f, "  the code produced a different command than history recorded")?,
-            DivergenceKind::Missing => writeln!(f, "  history recorded a command that the code no longer produces")?,
-            DivergenceKind::Unexpected => writeln!(f, "  the code produced a command that history does not have")?,
+            DivergenceKind::Mismatch => writeln!(
+                f,
+                "  the code produced a different command than history recorded"
+            )?,
+            DivergenceKind::Missing => writeln!(
+                f,
+                "  history recorded a command that the code no longer produces"
+            )?,
+            DivergenceKind::Unexpected => writeln!(
+                f,
+                "  the code produced a command that history does not have"
+            )?,
             DivergenceKind::NonDeterministicCall(what) => writeln!(f, "  {what}")?,
         }
         match &self.expected {

@@ -4,11 +4,11 @@
 //! always polled on one thread, which is also why workflow futures need not
 //! be `Send`.
 
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use refrain_history::{
     Callsite, CommandSeq, Event, Failure, Payload, RunId, Timestamp, WorkflowId,
 };
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::rc::Rc;

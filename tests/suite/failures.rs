@@ -1,0 +1,304 @@
+//! User code that panics and bytes that rot: a panicking workflow commits
+//! nothing and is retried until fixed, a panicking activity is one failed
+//! attempt, and a corrupt history stops only the run it belongs to.
+
+use refrain::{
+    async_trait, Activity, ActivityContext, ActivityError, ClientError, FailureCause, RetryPolicy,
+    RunStatus, Signal, StoreError, Workflow, WorkflowContext, WorkflowError,
+};
+use refrain_history::keys;
+use refrain_tests::activities::{Gate, Reserve};
+use refrain_tests::env::{eventually, result_of, TestEnv};
+use refrain_tests::history::{assert_well_formed, completions, kinds, strings};
+use refrain_tests::ledger::{attempts, Ledger, Phase};
+use refrain_worker::Worker;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Whether the "bug" in [`Fragile`] has been fixed yet.
+static FRAGILE_FIXED: AtomicBool = AtomicBool::new(false);
+/// How often [`Fragile`] panicked.
+static FRAGILE_PANICS: AtomicU32 = AtomicU32::new(0);
+
+/// Panics after its activity until the test "deploys a fix".
+struct Fragile;
+
+impl Workflow for Fragile {
+    const NAME: &'static str = "fragile";
+    type Input = ();
+    type Output = String;
+
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        let reserved = ctx.activity::<Reserve>("stock".into()).await?;
+        if !FRAGILE_FIXED.load(Ordering::SeqCst) {
+            FRAGILE_PANICS.fetch_add(1, Ordering::SeqCst);
+            panic!("fragile workflow bug");
+        }
+        Ok(reserved)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_workflow_commits_nothing_and_retries_until_fixed() {
+    let env = TestEnv::new();
+    let ledger = Ledger::in_memory();
+    let worker = Worker::builder(env.store.clone())
+        .workflow::<Fragile>()
+        .activity(Reserve::new(&ledger))
+        .start();
+    let handle = env.client.start::<Fragile>("fragile-1", ()).await.unwrap();
+
+    let failure = eventually("the workflow task to panic twice", || {
+        let d = env.client.describe("fragile-1").ok()?;
+        (FRAGILE_PANICS.load(Ordering::SeqCst) >= 2)
+            .then_some(d.record.last_task_failure)
+            .flatten()
+    })
+    .await;
+    assert!(failure.contains("fragile workflow bug"), "{failure}");
+    assert_eq!(
+        kinds(&env.client.history("fragile-1").unwrap()),
+        strings(&[
+            "WorkflowStarted",
+            "ActivationStarted",
+            "ActivityScheduled(reserve)",
+        ]),
+        "a panicking activation must not be committed"
+    );
+    assert_eq!(
+        env.client.describe("fragile-1").unwrap().status(),
+        RunStatus::Running
+    );
+
+    FRAGILE_FIXED.store(true, Ordering::SeqCst);
+    assert_eq!(result_of(&handle).await.unwrap(), "reserve(stock)");
+    let history = env.client.history("fragile-1").unwrap();
+    assert_well_formed(&history);
+    assert_eq!(
+        kinds(&history),
+        strings(&[
+            "WorkflowStarted",
+            "ActivationStarted",
+            "ActivityScheduled(reserve)",
+            "ActivationStarted",
+            "ActivityCompleted(reserve)",
+            "WorkflowCompleted",
+        ])
+    );
+    assert!(env
+        .client
+        .describe("fragile-1")
+        .unwrap()
+        .record
+        .last_task_failure
+        .is_none());
+    assert_eq!(
+        attempts(&ledger.of("fragile-1", "reserve"), Phase::Start),
+        [1],
+        "workflow retries must not re-run activities"
+    );
+    worker.shutdown(Duration::from_secs(1)).await;
+}
+
+/// Panics on its first attempt; later attempts wait for a gate.
+struct PanicsFirst {
+    ledger: Ledger,
+    gate: Gate,
+}
+
+#[async_trait]
+impl Activity for PanicsFirst {
+    const NAME: &'static str = "panics-first";
+    type Input = ();
+    type Output = String;
+
+    async fn run(&self, ctx: ActivityContext, _: ()) -> Result<String, ActivityError> {
+        self.ledger.record(&ctx, Phase::Start);
+        if ctx.attempt() == 1 {
+            panic!("activity bug");
+        }
+        self.gate.wait().await;
+        self.ledger.record(&ctx, Phase::End);
+        Ok(format!("attempt {}", ctx.attempt()))
+    }
+}
+
+struct PanicsFirstFlow;
+
+impl Workflow for PanicsFirstFlow {
+    const NAME: &'static str = "panics-first-flow";
+    type Input = ();
+    type Output = String;
+
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        Ok(ctx
+            .activity::<PanicsFirst>(())
+            .retry(RetryPolicy::exponential().initial_interval(Duration::from_millis(20)))
+            .await?)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_activity_is_a_failed_attempt() {
+    let env = TestEnv::new();
+    let ledger = Ledger::in_memory();
+    let gate = Gate::new();
+    let worker = Worker::builder(env.store.clone())
+        .workflow::<PanicsFirstFlow>()
+        .activity(PanicsFirst {
+            ledger: ledger.clone(),
+            gate: gate.clone(),
+        })
+        .start();
+    let handle = env
+        .client
+        .start::<PanicsFirstFlow>("panics-1", ())
+        .await
+        .unwrap();
+
+    let retrying = eventually("attempt 2 to be running", || {
+        let d = env.client.describe("panics-1").ok()?;
+        let a = d.pending_activities.first()?.clone();
+        (a.attempt == 2 && a.running).then_some(a)
+    })
+    .await;
+    let failure = retrying.last_failure.expect("attempt 1's failure");
+    assert_eq!(failure.cause, FailureCause::Panicked);
+    assert!(failure.message.contains("activity bug"), "{failure:?}");
+    assert!(!failure.non_retryable);
+
+    gate.open();
+    assert_eq!(result_of(&handle).await.unwrap(), "attempt 2");
+    let history = env.client.history("panics-1").unwrap();
+    assert_eq!(completions(&history), BTreeMap::from([(1, vec![2])]));
+    let entries = ledger.of("panics-1", "panics-first");
+    assert_eq!(attempts(&entries, Phase::Start), [1, 2]);
+    assert_eq!(
+        attempts(&entries, Phase::End),
+        [2],
+        "attempt 1 never finished"
+    );
+    worker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[derive(Serialize, Deserialize)]
+struct Resume(u32);
+
+impl Signal for Resume {
+    const NAME: &'static str = "resume";
+}
+
+struct Parked;
+
+impl Workflow for Parked {
+    const NAME: &'static str = "parked";
+    type Input = String;
+    type Output = String;
+
+    async fn run(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
+        let reserved = ctx.activity::<Reserve>(name).await?;
+        let n = ctx.wait_signal::<Resume>().await?.0;
+        Ok(format!("{reserved} resumed with {n}"))
+    }
+}
+
+/// Opens sled at `path`, retrying while a handle dropped a moment ago still
+/// holds the file lock.
+fn open_sled(path: &std::path::Path) -> sled::Db {
+    let give_up = Instant::now() + Duration::from_secs(5);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(_) if Instant::now() < give_up => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("cannot open {}: {e}", path.display()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_history_stops_only_its_own_run() {
+    let env = TestEnv::new();
+    let ledger = Ledger::in_memory();
+    let worker = Worker::builder(env.store.clone())
+        .workflow::<Parked>()
+        .activity(Reserve::new(&ledger))
+        .start();
+    let a = env
+        .client
+        .start::<Parked>("parked-a", "a".into())
+        .await
+        .unwrap();
+    let b = env
+        .client
+        .start::<Parked>("parked-b", "b".into())
+        .await
+        .unwrap();
+    for id in ["parked-a", "parked-b"] {
+        eventually(&format!("{id} to wait for its signal"), || {
+            let h = env.client.history(id).ok()?;
+            kinds(&h)
+                .contains(&"ActivityCompleted(reserve)".to_owned())
+                .then_some(())
+        })
+        .await;
+    }
+    let (run_a, run_b) = (a.run_id(), b.run_id());
+    let last_of_a = env.client.describe("parked-a").unwrap().record.last_seq;
+    worker.shutdown(Duration::from_secs(1)).await;
+    drop((a, b));
+    let dir = env.close();
+
+    // Flip the last byte (inside the checksummed payload) of A's last event.
+    {
+        let db = open_sled(&refrain_tests::env::store_path(dir.path()));
+        let history = db.open_tree("history").unwrap();
+        let key = keys::run_seq_key(run_a, last_of_a);
+        let mut bytes = history.get(key).unwrap().expect("A's last event").to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        history.insert(key, bytes).unwrap();
+        db.flush().unwrap();
+    }
+
+    let env = TestEnv::open(dir);
+    let worker = Worker::builder(env.store.clone())
+        .workflow::<Parked>()
+        .activity(Reserve::new(&ledger))
+        .start();
+    env.client.signal("parked-a", &Resume(1)).await.unwrap();
+    env.client.signal("parked-b", &Resume(2)).await.unwrap();
+
+    let b = env.client.handle::<Parked>("parked-b").unwrap();
+    assert_eq!(b.run_id(), run_b);
+    assert_eq!(result_of(&b).await.unwrap(), "reserve(b) resumed with 2");
+
+    let failure = eventually("A's task to fail on its history", || {
+        env.client
+            .describe("parked-a")
+            .ok()?
+            .record
+            .last_task_failure
+    })
+    .await;
+    assert!(failure.contains("corrupt history"), "{failure}");
+    assert!(failure.contains("checksum"), "{failure}");
+    assert_eq!(
+        env.client.describe("parked-a").unwrap().status(),
+        RunStatus::Running
+    );
+    match env.client.history("parked-a") {
+        Err(ClientError::Store(StoreError::Corrupt { what, run, .. })) => {
+            assert_eq!(what, "history");
+            assert_eq!(run, Some(run_a));
+        }
+        other => panic!("expected a Corrupt error, got {other:?}"),
+    }
+    assert_eq!(
+        attempts(&ledger.of("parked-b", "reserve"), Phase::Start),
+        [1],
+        "B's replay after the reopen must not re-run its activity"
+    );
+    worker.shutdown(Duration::from_secs(1)).await;
+}

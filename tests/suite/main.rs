@@ -1,0 +1,16 @@
+//! End-to-end tests of Refrain across its crates: real stores in temporary
+//! directories, real workers, and, for crashes, a real child process killed
+//! with SIGKILL. The modules read as the reliability contract they check.
+
+/// SIGKILL at each interesting point, then restart.
+mod crash;
+/// Replay reaches the same decisions: `select` ties, cache size 0 vs N.
+mod determinism;
+/// Panics in workflows and activities; corrupt stored bytes.
+mod failures;
+/// Start, signal, describe, list; duplicate starts; the order of a history.
+mod lifecycle;
+/// Changed or nondeterministic code stops with a descriptive error.
+mod nondeterminism;
+/// Activity retries, backoff, non-retryable errors, timeouts, heartbeats.
+mod retries;
