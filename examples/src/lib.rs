@@ -288,6 +288,17 @@ pub fn print_history(client: &Client, id: &str) -> Result<()> {
                 if *deprecated { " (deprecated)" } else { "" }
             ),
             Event::WorkflowContinuedAsNew { input, .. } => short(&format!("{input:?}"), 90),
+            Event::WorkflowCancelRequested {
+                reason,
+                requested_by,
+            } => format!(
+                "{reason} (by {})",
+                requested_by.as_deref().unwrap_or("unknown")
+            ),
+            Event::ActivityCancelRequested { cmd } => format!("{} ({cmd})", name(&names, *cmd)),
+            Event::WorkflowCancelled { reason } | Event::WorkflowTerminated { reason } => {
+                reason.clone()
+            }
         };
         println!("  {:>4}  {:<18} {detail}", i + 1, event.kind());
     }

@@ -328,6 +328,17 @@ mod tests {
                     sender: None,
                 }],
             },
+            Event::WorkflowCancelRequested {
+                reason: "withdrawn".into(),
+                requested_by: Some("support".into()),
+            },
+            Event::ActivityCancelRequested { cmd: CommandSeq(9) },
+            Event::WorkflowCancelled {
+                reason: "withdrawn".into(),
+            },
+            Event::WorkflowTerminated {
+                reason: "duplicate".into(),
+            },
         ];
         for e in &events {
             match e {
@@ -344,7 +355,11 @@ mod tests {
                 | Event::WorkflowCompleted { .. }
                 | Event::WorkflowFailed { .. }
                 | Event::PatchMarker { .. }
-                | Event::WorkflowContinuedAsNew { .. } => {}
+                | Event::WorkflowContinuedAsNew { .. }
+                | Event::WorkflowCancelRequested { .. }
+                | Event::ActivityCancelRequested { .. }
+                | Event::WorkflowCancelled { .. }
+                | Event::WorkflowTerminated { .. } => {}
             }
         }
         events
@@ -372,7 +387,7 @@ mod tests {
     #[test]
     fn every_event_variant_round_trips() {
         let events = every_event();
-        assert_eq!(events.len(), 14);
+        assert_eq!(events.len(), 18);
         for e in events {
             let bytes = encode(&e).unwrap();
             assert_eq!(&bytes[..2], b"RF");

@@ -120,6 +120,10 @@ pub enum FailureCause {
     Timeout(TimeoutKind),
     /// No worker had the activity type registered.
     NotRegistered,
+    /// Cancellation was requested and the work stopped.
+    Cancelled,
+    /// The run was terminated without cleanup.
+    Terminated,
 }
 
 /// A failure as recorded in history: what an activity or workflow error
@@ -146,6 +150,28 @@ impl Failure {
             message: message.into(),
             non_retryable: false,
             cause: FailureCause::Application,
+            details: None,
+        }
+    }
+
+    /// A cancellation, with the reason given.
+    pub fn cancelled(reason: impl Into<String>) -> Self {
+        Failure {
+            kind: "cancelled".into(),
+            message: reason.into(),
+            non_retryable: true,
+            cause: FailureCause::Cancelled,
+            details: None,
+        }
+    }
+
+    /// A termination, with the reason given.
+    pub fn terminated(reason: impl Into<String>) -> Self {
+        Failure {
+            kind: "terminated".into(),
+            message: reason.into(),
+            non_retryable: true,
+            cause: FailureCause::Terminated,
             details: None,
         }
     }
@@ -303,6 +329,34 @@ pub enum Event {
         /// delivered to the new run first, in this order.
         carried_signals: Vec<SignalRecord>,
     },
+    /// Inbound: someone asked the workflow to cancel. The workflow sees it
+    /// through `ctx.cancelled()` and may clean up before it ends.
+    WorkflowCancelRequested {
+        /// Why.
+        reason: String,
+        /// Who asked.
+        requested_by: Option<String>,
+    },
+    /// Command: a running or scheduled activity is no longer wanted (its
+    /// future was dropped, or the workflow is cancelling). A scheduled one
+    /// fails at once as cancelled; a running one learns it at its next
+    /// heartbeat.
+    ActivityCancelRequested {
+        /// Command that scheduled it.
+        cmd: CommandSeq,
+    },
+    /// Command: the workflow ended because it was cancelled. Last event of
+    /// the run.
+    WorkflowCancelled {
+        /// The reason given with the request.
+        reason: String,
+    },
+    /// Written by the store, not by workflow code: the run was terminated
+    /// without cleanup. Last event of the run.
+    WorkflowTerminated {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A signal carried from one run to the next.
@@ -345,6 +399,10 @@ impl Event {
             Event::WorkflowFailed { .. } => "WorkflowFailed",
             Event::PatchMarker { .. } => "PatchMarker",
             Event::WorkflowContinuedAsNew { .. } => "WorkflowContinuedAsNew",
+            Event::WorkflowCancelRequested { .. } => "WorkflowCancelRequested",
+            Event::ActivityCancelRequested { .. } => "ActivityCancelRequested",
+            Event::WorkflowCancelled { .. } => "WorkflowCancelled",
+            Event::WorkflowTerminated { .. } => "WorkflowTerminated",
         }
     }
 
@@ -361,6 +419,8 @@ impl Event {
                 | Event::WorkflowFailed { .. }
                 | Event::PatchMarker { .. }
                 | Event::WorkflowContinuedAsNew { .. }
+                | Event::ActivityCancelRequested { .. }
+                | Event::WorkflowCancelled { .. }
         )
     }
 
@@ -372,6 +432,7 @@ impl Event {
                 | Event::ActivityFailed { .. }
                 | Event::TimerFired { .. }
                 | Event::SignalReceived { .. }
+                | Event::WorkflowCancelRequested { .. }
         )
     }
 
@@ -382,6 +443,8 @@ impl Event {
             Event::WorkflowCompleted { .. }
                 | Event::WorkflowFailed { .. }
                 | Event::WorkflowContinuedAsNew { .. }
+                | Event::WorkflowCancelled { .. }
+                | Event::WorkflowTerminated { .. }
         )
     }
 }

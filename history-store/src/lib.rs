@@ -42,7 +42,7 @@ pub use event::{
 pub use ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 pub use options::{ActivityOptions, RetryPolicy};
 pub use store::api::{
-    ActivationCommit, ActivityResolution, DurabilityMode, IdConflictPolicy, RunFilter, RunSummary,
+    ActivationCommit, ActivityResolution, DurabilityMode, HeartbeatAck, IdConflictPolicy, RunFilter, RunSummary,
     StartOutcome, StartRequest, StoreConfig, WorkflowTask,
 };
 pub use store::records::{

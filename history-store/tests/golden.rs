@@ -185,6 +185,29 @@ fn events() -> Vec<(&'static str, Event)> {
                 }],
             },
         ),
+        (
+            "event_workflow_cancel_requested",
+            Event::WorkflowCancelRequested {
+                reason: "customer withdrew the order".into(),
+                requested_by: Some("support@example.com".into()),
+            },
+        ),
+        (
+            "event_activity_cancel_requested",
+            Event::ActivityCancelRequested { cmd: CommandSeq(6) },
+        ),
+        (
+            "event_workflow_cancelled",
+            Event::WorkflowCancelled {
+                reason: "customer withdrew the order".into(),
+            },
+        ),
+        (
+            "event_workflow_terminated",
+            Event::WorkflowTerminated {
+                reason: "duplicate order".into(),
+            },
+        ),
     ]
 }
 
@@ -208,6 +231,10 @@ fn fixture_of_variant(event: &Event) -> &'static str {
         Event::WorkflowFailed { .. } => "event_workflow_failed",
         Event::PatchMarker { .. } => "event_patch_marker",
         Event::WorkflowContinuedAsNew { .. } => "event_workflow_continued_as_new",
+        Event::WorkflowCancelRequested { .. } => "event_workflow_cancel_requested",
+        Event::ActivityCancelRequested { .. } => "event_activity_cancel_requested",
+        Event::WorkflowCancelled { .. } => "event_workflow_cancelled",
+        Event::WorkflowTerminated { .. } => "event_workflow_terminated",
     }
 }
 
@@ -304,6 +331,34 @@ fn run_record_completed() -> RunRecord {
     }
 }
 
+fn run_record_cancelled() -> RunRecord {
+    RunRecord {
+        status: RunStatus::Cancelled,
+        outcome: Some(Err(Failure {
+            kind: "cancelled".into(),
+            message: "customer withdrew the order".into(),
+            non_retryable: true,
+            cause: FailureCause::Cancelled,
+            details: None,
+        })),
+        ..run_record_closed()
+    }
+}
+
+fn run_record_terminated() -> RunRecord {
+    RunRecord {
+        status: RunStatus::Terminated,
+        outcome: Some(Err(Failure {
+            kind: "terminated".into(),
+            message: "duplicate order".into(),
+            non_retryable: true,
+            cause: FailureCause::Terminated,
+            details: None,
+        })),
+        ..run_record_closed()
+    }
+}
+
 fn run_record_continued_as_new() -> RunRecord {
     RunRecord {
         status: RunStatus::ContinuedAsNew,
@@ -320,6 +375,8 @@ fn run_records() -> Vec<(&'static str, RunRecord)> {
         ("run_record_closed", run_record_closed()),
         ("run_record_completed", run_record_completed()),
         ("run_record_continued_as_new", run_record_continued_as_new()),
+        ("run_record_cancelled", run_record_cancelled()),
+        ("run_record_terminated", run_record_terminated()),
     ]
 }
 
@@ -336,6 +393,7 @@ fn activity_task_scheduled() -> ActivityTaskRecord {
         },
         heartbeat_details: Some(p("{\"page\":7}")),
         last_failure: Some(failure()),
+        cancel_requested: false,
     }
 }
 
@@ -349,6 +407,7 @@ fn activity_task_running() -> ActivityTaskRecord {
         },
         heartbeat_details: None,
         last_failure: None,
+        cancel_requested: true,
         ..activity_task_scheduled()
     }
 }

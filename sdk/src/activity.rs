@@ -128,9 +128,12 @@ impl ActivityContext {
     }
 
     /// Reports progress: extends the heartbeat deadline and stores
-    /// `details` for a later attempt. If the store says this attempt is no
-    /// longer current (it timed out), the context becomes cancelled and the
-    /// error is returned.
+    /// `details` for a later attempt. This is also how cancellation reaches
+    /// a running activity: when the workflow no longer wants the result,
+    /// the context becomes cancelled ([`is_cancelled`](Self::is_cancelled),
+    /// [`cancelled`](Self::cancelled)). If the store says this attempt is
+    /// no longer current (it timed out), the context becomes cancelled and
+    /// the error is returned.
     ///
     /// # Errors
     /// `HeartbeatError` when the details cannot be encoded or the store
@@ -147,7 +150,12 @@ impl ActivityContext {
         };
         let t = &self.inner.task;
         match store.heartbeat_activity(t.run, t.cmd, t.token, details, Timestamp::now()) {
-            Ok(()) => Ok(()),
+            Ok(ack) => {
+                if ack.cancel_requested {
+                    self.inner.cancel.send_replace(true);
+                }
+                Ok(())
+            }
             Err(e) => {
                 if matches!(e, StoreError::StaleActivity { .. }) {
                     // The attempt is over as far as the workflow is

@@ -146,6 +146,35 @@ impl Client {
         Ok(())
     }
 
+    /// Asks the workflow `id` to cancel; returns once the request is
+    /// durable. The workflow sees it through `ctx.cancelled()` and may
+    /// clean up before it ends; one that ignores cancellation is cancelled
+    /// for it. Await the handle's `result()` to see it end.
+    ///
+    /// # Errors
+    /// `NotFound` or `Closed` (nothing is written).
+    pub async fn cancel(
+        &self,
+        id: impl Into<WorkflowId>,
+        reason: &str,
+        requested_by: Option<&str>,
+    ) -> Result<(), ClientError> {
+        self.store.request_cancel(&id.into(), reason, requested_by)?;
+        self.store.durable().await?;
+        Ok(())
+    }
+
+    /// Ends the workflow `id` at once, without running any of its code
+    /// (no cleanup); returns once durable.
+    ///
+    /// # Errors
+    /// `NotFound` or `Closed` (nothing is written).
+    pub async fn terminate(&self, id: impl Into<WorkflowId>, reason: &str) -> Result<(), ClientError> {
+        self.store.terminate(&id.into(), reason, Timestamp::now())?;
+        self.store.durable().await?;
+        Ok(())
+    }
+
     /// Status, pending activities and timers of the latest run of `id`.
     ///
     /// # Errors

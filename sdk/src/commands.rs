@@ -206,11 +206,26 @@ impl<O: serde::de::DeserializeOwned> Future for ActivityFuture<O> {
 }
 
 impl<O> Drop for ActivityFuture<O> {
+    /// An activity whose result nobody will read any more (the other branch
+    /// of a `select` won, the workflow is cancelling) is cancelled: it does
+    /// not start if it has not, and a running attempt learns it at its
+    /// next heartbeat.
     fn drop(&mut self) {
-        if let Ok(mut st) = self.state.try_borrow_mut() {
-            if let Some(slot) = st.slots.get_mut(&self.cmd.0) {
+        if self.early.is_some() {
+            return;
+        }
+        let Ok(mut st) = self.state.try_borrow_mut() else {
+            return;
+        };
+        let unresolved = match st.slots.get_mut(&self.cmd.0) {
+            Some(slot) => {
                 slot.waker = None;
+                slot.resolution.is_none()
             }
+            None => true,
+        };
+        if unresolved && !st.tearing_down {
+            st.emit(Event::ActivityCancelRequested { cmd: self.cmd }, None);
         }
     }
 }
@@ -343,6 +358,27 @@ impl Future for ContinueAsNew {
     type Output = std::convert::Infallible;
 
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Pending
+    }
+}
+
+/// Resolves with the reason once cancellation of the workflow is requested.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Cancelled {
+    pub(crate) state: SharedState,
+}
+
+impl Future for Cancelled {
+    type Output = String;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<String> {
+        let mut st = self.state.borrow_mut();
+        if let Some(reason) = &st.cancel_requested {
+            return Poll::Ready(reason.clone());
+        }
+        if !st.cancel_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            st.cancel_wakers.push(cx.waker().clone());
+        }
         Poll::Pending
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::activity::Activity;
 use crate::combinators::{select, Either};
-use crate::commands::{ActivityCall, ContinueAsNew, SignalFuture, TimerFuture};
+use crate::commands::{ActivityCall, Cancelled, ContinueAsNew, SignalFuture, TimerFuture};
 use crate::error::WorkflowError;
 use crate::payload;
 use crate::replay::state::SharedState;
@@ -105,6 +105,57 @@ impl WorkflowContext {
                 .record_misuse(format!("cannot continue as new: {e}"), None),
         }
         ContinueAsNew { _private: () }
+    }
+
+    /// Resolves with the reason when someone asks this workflow to cancel
+    /// ([`Client::cancel`](crate::Client::cancel)).
+    ///
+    /// A workflow that never calls this (nor
+    /// [`is_cancel_requested`](Self::is_cancel_requested) or
+    /// [`or_cancelled`](Self::or_cancelled)) is cancelled for it: its
+    /// pending activities and timers are cancelled and the run ends as
+    /// `Cancelled`. A workflow that does call it decides what cancelling
+    /// means; everything it does after seeing the request (compensating
+    /// activities, notifications) runs to completion, as in a
+    /// non-cancellable scope, until it returns
+    /// `Err(WorkflowError::cancelled(reason))`.
+    pub fn cancelled(&self) -> Cancelled {
+        self.state.borrow_mut().cancel_observed = true;
+        Cancelled {
+            state: self.state.clone(),
+        }
+    }
+
+    /// Whether cancellation has been requested (see
+    /// [`cancelled`](Self::cancelled)).
+    pub fn is_cancel_requested(&self) -> bool {
+        let mut st = self.state.borrow_mut();
+        st.cancel_observed = true;
+        st.cancel_requested.is_some()
+    }
+
+    /// Runs `work` unless cancellation is requested first; then `work` is
+    /// dropped (its activities are cancelled, reaching running ones at
+    /// their next heartbeat, and its timers are cancelled) and the error to
+    /// return from the workflow after any cleanup is given back.
+    ///
+    /// ```ignore
+    /// match ctx.or_cancelled(fulfil(&ctx, order)).await {
+    ///     Ok(done) => Ok(done?),
+    ///     Err(cancelled) => {
+    ///         ctx.activity::<ReleaseStock>(order.sku).await?; // runs to completion
+    ///         Err(cancelled)
+    ///     }
+    /// }
+    /// ```
+    pub async fn or_cancelled<F: std::future::IntoFuture>(
+        &self,
+        work: F,
+    ) -> Result<F::Output, WorkflowError> {
+        match select(self.cancelled(), work).await {
+            Either::Left(reason) => Err(WorkflowError::cancelled(reason)),
+            Either::Right(out) => Ok(out),
+        }
     }
 
     /// Whether this run takes the new code path of change `patch_id`.

@@ -130,6 +130,19 @@ impl WorkflowError {
         WorkflowError { failure }
     }
 
+    /// The workflow stops because cancellation was requested; recorded as
+    /// `WorkflowCancelled` and the run ends `Cancelled`.
+    pub fn cancelled(reason: impl Into<String>) -> Self {
+        WorkflowError {
+            failure: Failure::cancelled(reason),
+        }
+    }
+
+    /// Whether this is a cancellation.
+    pub fn is_cancelled(&self) -> bool {
+        self.failure.cause == refrain_history::FailureCause::Cancelled
+    }
+
     /// The failure as it will be recorded.
     pub fn failure(&self) -> &Failure {
         &self.failure

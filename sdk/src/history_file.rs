@@ -132,6 +132,10 @@
 //!   | `WorkflowFailed` | `failure` |
 //!   | `PatchMarker` | `patch_id`, `deprecated` |
 //!   | `WorkflowContinuedAsNew` | `input`, `seed`, `carried_signals` (list of `{name, payload, sender}`) |
+//!   | `WorkflowCancelRequested` | `reason`, `requested_by` (string or null) |
+//!   | `ActivityCancelRequested` | `cmd` |
+//!   | `WorkflowCancelled` | `reason` |
+//!   | `WorkflowTerminated` | `reason` |
 //!
 //! - **Payloads** (inputs, results, signal values, side-effect values,
 //!   failure details) are JSON bytes and are embedded verbatim as JSON
@@ -155,8 +159,8 @@
 //!   `"NaN"`, `"inf"` or `"-inf"`.
 //! - **Failures** are `{kind, message, non_retryable, cause, details}`, with
 //!   `cause` one of `"application"`, `"panicked"`, `"not-registered"`,
-//!   `"timeout-start-to-close"`, `"timeout-schedule-to-close"`,
-//!   `"timeout-heartbeat"`.
+//!   `"cancelled"`, `"terminated"`, `"timeout-start-to-close"`,
+//!   `"timeout-schedule-to-close"`, `"timeout-heartbeat"`.
 //! - **Callsites** are `"file:line:column"` strings (the file may itself
 //!   contain `:`; the last two fields are the numbers), or `null` where the
 //!   location is unknown (the default, empty callsite).
@@ -730,6 +734,17 @@ fn event_json(seq: u64, event: &Event) -> J {
                 J::List(carried_signals.iter().map(signal_record_json).collect()),
             ));
         }
+        Event::WorkflowCancelRequested {
+            reason,
+            requested_by,
+        } => {
+            o.push(("reason", str_j(reason)));
+            o.push(("requested_by", requested_by.as_deref().map_or(J::Null, str_j)));
+        }
+        Event::ActivityCancelRequested { cmd } => o.push(("cmd", cmd_json(*cmd))),
+        Event::WorkflowCancelled { reason } | Event::WorkflowTerminated { reason } => {
+            o.push(("reason", str_j(reason)));
+        }
     }
     J::Obj(o)
 }
@@ -807,6 +822,8 @@ fn cause_name(cause: FailureCause) -> &'static str {
         FailureCause::Application => "application",
         FailureCause::Panicked => "panicked",
         FailureCause::NotRegistered => "not-registered",
+        FailureCause::Cancelled => "cancelled",
+        FailureCause::Terminated => "terminated",
         FailureCause::Timeout(TimeoutKind::StartToClose) => "timeout-start-to-close",
         FailureCause::Timeout(TimeoutKind::ScheduleToClose) => "timeout-schedule-to-close",
         FailureCause::Timeout(TimeoutKind::Heartbeat) => "timeout-heartbeat",
@@ -818,6 +835,8 @@ fn cause_from_name(name: &str) -> Option<FailureCause> {
         "application" => FailureCause::Application,
         "panicked" => FailureCause::Panicked,
         "not-registered" => FailureCause::NotRegistered,
+        "cancelled" => FailureCause::Cancelled,
+        "terminated" => FailureCause::Terminated,
         "timeout-start-to-close" => FailureCause::Timeout(TimeoutKind::StartToClose),
         "timeout-schedule-to-close" => FailureCause::Timeout(TimeoutKind::ScheduleToClose),
         "timeout-heartbeat" => FailureCause::Timeout(TimeoutKind::Heartbeat),
@@ -1391,6 +1410,17 @@ fn parse_event(index: usize, raw: &RawValue) -> R<Event> {
             input: o.payload("input")?,
             seed: o.seed("seed")?,
             carried_signals: o.signal_records("carried_signals")?,
+        },
+        "WorkflowCancelRequested" => Event::WorkflowCancelRequested {
+            reason: o.string("reason")?,
+            requested_by: o.opt("requested_by")?,
+        },
+        "ActivityCancelRequested" => Event::ActivityCancelRequested { cmd: o.cmd("cmd")? },
+        "WorkflowCancelled" => Event::WorkflowCancelled {
+            reason: o.string("reason")?,
+        },
+        "WorkflowTerminated" => Event::WorkflowTerminated {
+            reason: o.string("reason")?,
         },
         _ => {
             return Err(HistoryFileError::UnknownEventType {

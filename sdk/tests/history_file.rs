@@ -122,6 +122,25 @@ fn every_event() -> Vec<Event> {
                 },
             ],
         },
+        Event::WorkflowCancelRequested {
+            reason: "customer withdrew".into(),
+            requested_by: Some("support@example.com".into()),
+        },
+        Event::ActivityCancelRequested { cmd: CommandSeq(1) },
+        Event::WorkflowCancelled {
+            reason: "customer withdrew".into(),
+        },
+        Event::WorkflowTerminated {
+            reason: String::new(),
+        },
+        Event::ActivityFailed {
+            cmd: CommandSeq(5),
+            attempt: 1,
+            failure: Failure::cancelled("no longer wanted"),
+        },
+        Event::WorkflowFailed {
+            failure: Failure::terminated("operator"),
+        },
     ];
     for e in &events {
         match e {
@@ -138,7 +157,11 @@ fn every_event() -> Vec<Event> {
             | Event::WorkflowCompleted { .. }
             | Event::WorkflowFailed { .. }
             | Event::PatchMarker { .. }
-            | Event::WorkflowContinuedAsNew { .. } => {}
+            | Event::WorkflowContinuedAsNew { .. }
+            | Event::WorkflowCancelRequested { .. }
+            | Event::ActivityCancelRequested { .. }
+            | Event::WorkflowCancelled { .. }
+            | Event::WorkflowTerminated { .. } => {}
         }
     }
     events

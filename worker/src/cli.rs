@@ -2,7 +2,7 @@
 //! workflows in a store directory.
 //!
 //! ```text
-//! refrain --db DIR list [--status running|completed|failed|continued-as-new] [--type T]
+//! refrain --db DIR list [--status running|completed|failed|continued-as-new|cancelled|terminated] [--type T]
 //! refrain --db DIR describe ID
 //! refrain --db DIR history ID [--run N]
 //! refrain --db DIR export ID --out FILE [--run N]     # FILE.json: JSON, else binary
@@ -190,6 +190,8 @@ enum StatusArg {
     Completed,
     Failed,
     ContinuedAsNew,
+    Cancelled,
+    Terminated,
 }
 
 impl From<StatusArg> for RunStatus {
@@ -199,6 +201,8 @@ impl From<StatusArg> for RunStatus {
             StatusArg::Completed => RunStatus::Completed,
             StatusArg::Failed => RunStatus::Failed,
             StatusArg::ContinuedAsNew => RunStatus::ContinuedAsNew,
+            StatusArg::Cancelled => RunStatus::Cancelled,
+            StatusArg::Terminated => RunStatus::Terminated,
         }
     }
 }
@@ -453,6 +457,11 @@ fn describe(store: &Store, id: &WorkflowId, out: Out<'_>) -> Result<(), CliError
             writeln!(out, "  cmd {}  (task record missing)", cmd.0)?;
             continue;
         };
+        let cancel = if task.cancel_requested {
+            ", cancel requested"
+        } else {
+            ""
+        };
         let state = match task.state {
             ActivityState::Running {
                 started_at,
@@ -472,7 +481,7 @@ fn describe(store: &Store, id: &WorkflowId, out: Out<'_>) -> Result<(), CliError
         };
         writeln!(
             out,
-            "  cmd {}  {}{}  attempt {}{}  {state}",
+            "  cmd {}  {}{}  attempt {}{}  {state}{cancel}",
             cmd.0,
             task.activity_type,
             role_tag(&task.activity_type),
@@ -572,11 +581,12 @@ fn history(
         .count();
     writeln!(
         out,
-        "{id}, run {} ({}, {}): {} events in {activations} activations",
+        "{id}, run {} ({}, {}): {} events in {activations} activation{}",
         run.0,
         record.workflow_type,
         record.status.as_str(),
-        events.len()
+        events.len(),
+        if activations == 1 { "" } else { "s" }
     )?;
     writeln!(
         out,
@@ -599,6 +609,9 @@ fn history(
                 time = *t;
                 activation += 1;
             }
+            // Appended by the store outside any activation: its only time
+            // is the run's close.
+            Event::WorkflowTerminated { .. } => time = record.closed_at.unwrap_or(time),
             _ => {}
         }
         let wait = match previous {
@@ -794,13 +807,27 @@ fn describe_event(event: &Event, time: Timestamp, activation: u64, known: &mut C
             short(input),
             carried_signals.len()
         ),
+        Event::WorkflowCancelRequested {
+            reason,
+            requested_by,
+        } => format!(
+            "CANCEL REQUESTED by {}: {reason}",
+            requested_by.as_deref().unwrap_or("(requester not given)")
+        ),
+        Event::ActivityCancelRequested { cmd } => {
+            format!("cancel activity {}", activity(known, cmd))
+        }
+        Event::WorkflowCancelled { reason } => format!("workflow CANCELLED: {reason}"),
+        Event::WorkflowTerminated { reason } => format!("workflow TERMINATED: {reason}"),
     }
 }
 
 /// Why the store stopped retrying a failed activity.
 fn gave_up(failure: &Failure, attempt: u32, options: &ActivityOptions) -> String {
     let retry = &options.retry;
-    if failure.non_retryable {
+    if failure.cause == FailureCause::Cancelled {
+        " (cancelled)".into()
+    } else if failure.non_retryable {
         " (not retryable)".into()
     } else if retry.non_retryable_kinds.contains(&failure.kind) {
         format!(" (kind {:?} is not retried)", failure.kind)
@@ -866,6 +893,8 @@ fn failure_text(f: &Failure) -> String {
         FailureCause::Application => String::new(),
         FailureCause::Panicked => " [panicked]".into(),
         FailureCause::NotRegistered => " [not registered on any worker]".into(),
+        FailureCause::Cancelled => " [cancelled]".into(),
+        FailureCause::Terminated => " [terminated]".into(),
         FailureCause::Timeout(k) => format!(
             " [{} timeout]",
             match k {

@@ -64,8 +64,8 @@ pub struct ReplayReport {
     pub events: u64,
     /// Activations replayed.
     pub activations: u64,
-    /// Whether the history ends the run (completed, failed or continued as
-    /// new) and the code agreed.
+    /// Whether the history ends the run (completed, failed, cancelled,
+    /// continued as new, or terminated) and the code agreed.
     pub closed: bool,
 }
 

@@ -7,6 +7,7 @@ use refrain::{
     async_trait, join, Activity, ActivityContext, ActivityError, Client, RetryPolicy, RunId,
     Signal, Store, StoreConfig, Workflow, WorkflowContext, WorkflowError,
 };
+use refrain_history::Timestamp;
 use refrain_worker::{Replayer, Worker};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -92,9 +93,10 @@ impl Fixture {
     }
 }
 
-/// Records `order-1` (completed after a retry and a signal) and `stuck-1`
-/// (open: its activity failed once and waits an hour to retry, its timer
-/// is pending), then drops everything so the CLI can take the lock.
+/// Records `order-1` (completed after a retry and a signal), `stuck-1`
+/// (open: its activity failed once and waits to retry, its timer is
+/// pending) and `stuck-2` (terminated), then drops everything so the CLI
+/// can take the lock.
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -136,6 +138,11 @@ fn fixture() -> Fixture {
             assert!(Instant::now() < give_up, "stuck-1 never retried: {d:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        client.start::<Stuck>("stuck-2", ()).await.unwrap();
+        store
+            .terminate(&"stuck-2".into(), "duplicate alert", Timestamp::now())
+            .unwrap();
+        store.durable().await.unwrap();
         worker.shutdown(Duration::from_secs(1)).await;
         stuck.run_id()
     });
@@ -202,14 +209,22 @@ fn list_shows_runs_and_filters_them() {
     assert!(lines[0].starts_with("ID"), "{all}");
     assert!(lines[0].contains("STATUS"), "{all}");
     let order = lines.iter().find(|l| l.starts_with("order-1")).unwrap();
-    assert!(order.contains("checkout") && order.contains("completed"), "{all}");
+    assert!(
+        order.contains("checkout") && order.contains("completed"),
+        "{all}"
+    );
     let stuck = lines.iter().find(|l| l.starts_with("stuck-1")).unwrap();
     assert!(stuck.contains("running") && stuck.ends_with(" -"), "{all}");
 
     let running = ok(f.db(), &["list", "--status", "running"]);
-    assert!(running.contains("stuck-1") && !running.contains("order-1"), "{running}");
+    assert!(
+        running.contains("stuck-1") && !running.contains("order-1"),
+        "{running}"
+    );
     let checkouts = ok(f.db(), &["list", "--type", "checkout"]);
     assert!(checkouts.contains("order-1") && !checkouts.contains("stuck-1"));
+    let terminated = ok(f.db(), &["list", "--status", "terminated"]);
+    assert!(terminated.contains("stuck-2") && !terminated.contains("stuck-1"));
     let none = ok(f.db(), &["list", "--status", "failed"]);
     assert!(none.contains("no runs match"), "{none}");
     fails(f.db(), &["list", "--status", "sleeping"], 2);
@@ -229,11 +244,17 @@ fn describe_shows_pending_work_and_outcomes() {
     );
     assert!(stuck.contains("pending timers (1):"), "{stuck}");
     assert!(stuck.contains("fires "), "{stuck}");
-    assert!(stuck.contains("last workflow-task failure: none"), "{stuck}");
+    assert!(
+        stuck.contains("last workflow-task failure: none"),
+        "{stuck}"
+    );
 
     let order = ok(f.db(), &["describe", "order-1"]);
     assert!(order.contains("status    completed"), "{order}");
-    assert!(order.contains("result    \"pay-4200 approved=true\""), "{order}");
+    assert!(
+        order.contains("result    \"pay-4200 approved=true\""),
+        "{order}"
+    );
     assert!(order.contains("pending activities: none"), "{order}");
 
     let err = fails(f.db(), &["describe", "nope"], 1);
@@ -281,6 +302,12 @@ fn history_is_a_timeline_that_shows_retries_and_signals() {
         "{stuck}"
     );
 
+    let terminated = ok(f.db(), &["history", "stuck-2"]);
+    assert!(
+        terminated.contains("workflow TERMINATED: duplicate alert"),
+        "{terminated}"
+    );
+
     // --run must name a run of the same workflow.
     let run = f.stuck_run.0.to_string();
     assert!(ok(f.db(), &["history", "stuck-1", "--run", &run]).contains("stuck, running"));
@@ -294,9 +321,15 @@ fn export_writes_a_file_that_reads_back_and_replays() {
     let out = tempfile::tempdir().unwrap();
     let json = out.path().join("order-1.json");
     let bin = out.path().join("order-1.bin");
-    let said = ok(f.db(), &["export", "order-1", "--out", json.to_str().unwrap()]);
+    let said = ok(
+        f.db(),
+        &["export", "order-1", "--out", json.to_str().unwrap()],
+    );
     assert!(said.contains("(JSON)"), "{said}");
-    ok(f.db(), &["export", "order-1", "--out", bin.to_str().unwrap()]);
+    ok(
+        f.db(),
+        &["export", "order-1", "--out", bin.to_str().unwrap()],
+    );
     assert!(std::fs::read_to_string(&json)
         .unwrap()
         .contains("\"format\": \"refrain-history\""));
@@ -314,7 +347,11 @@ fn export_writes_a_file_that_reads_back_and_replays() {
 
     // An unknown id writes nothing.
     let missing = out.path().join("nope.json");
-    let err = fails(f.db(), &["export", "nope", "--out", missing.to_str().unwrap()], 1);
+    let err = fails(
+        f.db(),
+        &["export", "nope", "--out", missing.to_str().unwrap()],
+        1,
+    );
     assert!(err.contains("no workflow with id nope"), "{err}");
     assert!(!missing.exists());
 
@@ -325,6 +362,11 @@ fn export_writes_a_file_that_reads_back_and_replays() {
 
     // An application's own binary, with its workflows registered, can.
     let with_code = || Replayer::new().workflow::<Checkout>().workflow::<Stuck>();
+    let terminated = out.path().join("stuck-2.json");
+    ok(
+        f.db(),
+        &["export", "stuck-2", "--out", terminated.to_str().unwrap()],
+    );
     let dir_arg = out.path().to_str().unwrap();
     assert_eq!(
         refrain_worker::cli::run_with_args(with_code(), ["refrain", "replay", dir_arg]),
@@ -346,7 +388,11 @@ fn signal_checks_its_input_and_writes_nothing_on_error() {
     assert!(err.contains("no workflow with id nope"), "{err}");
 
     let before = history_len(f.db(), "stuck-1");
-    let err = fails(f.db(), &["signal", "stuck-1", "approve", "{approved: yes"], 1);
+    let err = fails(
+        f.db(),
+        &["signal", "stuck-1", "approve", "{approved: yes"],
+        1,
+    );
     assert!(err.contains("not JSON"), "{err}");
     let err = fails(f.db(), &["signal", "order-1", "approve", "{}"], 1);
     assert!(err.contains("closed"), "{err}");

@@ -182,6 +182,18 @@ fn a_history_cut_at_an_activation_replays_as_open() {
         .unwrap();
     assert!(!report.closed);
     assert_eq!(report.activations, 3);
+
+    // A termination is written by the store, outside any activation, with
+    // no code to check it against: it closes the run and nothing more.
+    export.events.push(Event::WorkflowTerminated {
+        reason: "duplicate".into(),
+    });
+    let report = Replayer::new()
+        .workflow::<Onboard>()
+        .replay(&export)
+        .unwrap();
+    assert!(report.closed);
+    assert_eq!(report.events, export.events.len() as u64);
 }
 
 #[test]

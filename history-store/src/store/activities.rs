@@ -19,7 +19,7 @@ use crate::event::{Event, Failure, Payload, TimeoutKind};
 use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp};
 use crate::keys;
 use crate::options::ActivityOptions;
-use crate::store::api::ActivityResolution;
+use crate::store::api::{ActivityResolution, HeartbeatAck};
 use crate::store::records::{ActivityState, ActivityTask, ActivityTaskRecord};
 use sled::transaction::TransactionalTree;
 use sled::{IVec, Transactional};
@@ -154,9 +154,15 @@ pub(super) fn fail_attempt(
     cmd: CommandSeq,
     mut task: ActivityTaskRecord,
     attempts_made: u32,
-    failure: Failure,
+    mut failure: Failure,
     now: Timestamp,
 ) -> TxResult<ActivityResolution> {
+    if task.cancel_requested {
+        // The workflow stopped waiting: no further attempt, and the record
+        // says why the last one ended.
+        failure.cause = crate::event::FailureCause::Cancelled;
+        failure.non_retryable = true;
+    }
     let retry = &task.options.retry;
     let at = now.saturating_add(retry.backoff_after(attempts_made));
     let before_schedule_to_close = task
@@ -342,7 +348,7 @@ impl Inner {
         token: LeaseToken,
         details: Option<Payload>,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<HeartbeatAck, StoreError> {
         if let Some(d) = &details {
             check_payload(d.len(), self.config.max_payload_bytes)?;
         }
@@ -375,12 +381,14 @@ impl Inner {
             }
             let bytes = encode(&task, "activity task", Some(run)).map_err(abort)?;
             tx.tasks.insert(&keys::task_key(run, cmd)[..], bytes)?;
-            Ok(new_deadline < deadline)
+            Ok((new_deadline < deadline, task.cancel_requested))
         })?;
-        if moved_earlier {
+        if moved_earlier.0 {
             self.timer_notify.notify_one();
         }
-        Ok(())
+        Ok(HeartbeatAck {
+            cancel_requested: moved_earlier.1,
+        })
     }
 }
 

@@ -139,6 +139,14 @@ pub enum ActivityResolution {
     },
 }
 
+/// The store's answer to a heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeartbeatAck {
+    /// The workflow no longer wants this activity: stop, clean up, and
+    /// return (any error); no further attempt will be made.
+    pub cancel_requested: bool,
+}
+
 /// Which runs `list_runs` returns.
 #[derive(Clone, Debug, Default)]
 pub struct RunFilter {

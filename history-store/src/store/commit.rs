@@ -281,6 +281,7 @@ fn apply(
                     state: ActivityState::Scheduled { visible_at: now },
                     heartbeat_details: None,
                     last_failure: None,
+                    cancel_requested: false,
                 };
                 let bytes = encode(&task, "activity task", Some(run)).map_err(abort)?;
                 tx.tasks.insert(&key[..], bytes)?;
@@ -341,6 +342,14 @@ fn apply(
                 fx.closed = true;
                 fx.continued_to = Some(next);
             }
+            Event::ActivityCancelRequested { cmd } => {
+                cancel_activity(tx, run, &mut record, *cmd)?;
+            }
+            Event::WorkflowCancelled { reason } => {
+                let outcome = Some(Err(Failure::cancelled(reason.clone())));
+                close(ctx, run, &mut record, RunStatus::Cancelled, outcome, now)?;
+                fx.closed = true;
+            }
             // Inbound events were accounted for when they entered the inbox;
             // the rest imply nothing beyond the history itself.
             _ => {}
@@ -351,6 +360,124 @@ fn apply(
     put_run(tx.runs, tx.ready, run, &record)?;
     fx.ready = record.is_ready();
     Ok(fx)
+}
+
+/// The workflow no longer wants activity `cmd`. One that has not started
+/// (waiting to be claimed, or in retry backoff) fails at once as cancelled,
+/// through the inbox like any outcome; a running one is flagged, learns it
+/// at its next heartbeat, and is not retried. One already resolved is left
+/// alone: its outcome is in the inbox.
+fn cancel_activity(
+    tx: &TaskTx<'_>,
+    run: RunId,
+    record: &mut RunRecord,
+    cmd: crate::ids::CommandSeq,
+) -> TxResult<()> {
+    if !record.pending_activities.contains(&cmd) {
+        return Ok(());
+    }
+    let key = keys::task_key(run, cmd);
+    let Some(bytes) = tx.tasks.get(key)? else {
+        return Ok(());
+    };
+    let mut task: ActivityTaskRecord =
+        decode(&bytes, "activity task", Some(run)).map_err(abort)?;
+    match task.state {
+        ActivityState::Scheduled { visible_at } => {
+            tx.tasks.remove(&key[..])?;
+            tx.task_ready
+                .remove(&keys::time_key(visible_at, run, cmd)[..])?;
+            let failed = Event::ActivityFailed {
+                cmd,
+                attempt: task.attempt.saturating_sub(1),
+                failure: Failure::cancelled("activity cancelled before its attempt started"),
+            };
+            push_inbox(tx.inbox, run, record, &failed)?;
+            record.pending_activities.retain(|c| *c != cmd);
+        }
+        ActivityState::Running { .. } => {
+            task.cancel_requested = true;
+            let bytes = encode(&task, "activity task", Some(run)).map_err(abort)?;
+            tx.tasks.insert(&key[..], bytes)?;
+        }
+    }
+    Ok(())
+}
+
+impl Inner {
+    /// Ends the latest run of `workflow_id` at once, without running any
+    /// workflow code: appends `WorkflowTerminated`, closes the run and
+    /// deletes its timers and activity tasks. A workflow task in flight
+    /// finds the history moved and its commit refused.
+    pub(super) fn terminate(
+        &self,
+        workflow_id: &crate::ids::WorkflowId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<RunId, StoreError> {
+        super::tx::check_payload(reason.len(), self.config.max_payload_bytes)?;
+        let event = Event::WorkflowTerminated {
+            reason: reason.to_owned(),
+        };
+        let bytes = encode(&event, "history", None)?;
+        let t = &self.trees;
+        let run = finish(
+            (
+                &t.meta,
+                &t.workflow_ids,
+                &t.runs,
+                &t.inbox,
+                &t.ready,
+                &t.activity_tasks,
+                &t.activity_ready,
+                &t.activity_deadlines,
+                &t.history,
+                &t.timers,
+            )
+                .transaction(
+                    |(
+                        meta,
+                        ids,
+                        runs,
+                        inbox,
+                        ready,
+                        tasks,
+                        task_ready,
+                        deadlines,
+                        history,
+                        timers,
+                    )| {
+                        let ctx = CommitTx {
+                            task: TaskTx {
+                                runs,
+                                inbox,
+                                ready,
+                                tasks,
+                                task_ready,
+                                deadlines,
+                            },
+                            meta,
+                            ids,
+                            history,
+                            timers,
+                        };
+                        let (run, mut record) = super::runs::open_run_of(ids, runs, workflow_id)?;
+                        let seq = record.last_seq + 1;
+                        history.insert(&keys::run_seq_key(run, seq)[..], bytes.clone())?;
+                        record.last_seq = seq;
+                        record.history_bytes =
+                            record.history_bytes.saturating_add(bytes.len() as u64);
+                        let outcome = Some(Err(Failure::terminated(reason)));
+                        close(&ctx, run, &mut record, RunStatus::Terminated, outcome, now)?;
+                        record.lease = None;
+                        put_run(runs, ready, run, &record)?;
+                        Ok(run)
+                    },
+                ),
+        )?;
+        self.closed.wake(run);
+        Ok(run)
+    }
 }
 
 /// Closes the run and deletes what it was waiting on. Inbox items that

@@ -296,6 +296,39 @@ impl Store {
         self.inner.signal(workflow_id, name, payload, Some(sender))
     }
 
+    /// Asks the latest run of `workflow_id` to cancel: appends
+    /// `WorkflowCancelRequested` to its inbox. The workflow decides what
+    /// cancelling means (it may clean up first); see `terminate` for an
+    /// immediate end.
+    ///
+    /// # Errors
+    /// `WorkflowNotFound`, `WorkflowClosed`; nothing is written on error.
+    pub fn request_cancel(
+        &self,
+        workflow_id: &WorkflowId,
+        reason: &str,
+        requested_by: Option<&str>,
+    ) -> Result<RunId, StoreError> {
+        self.inner.request_cancel(workflow_id, reason, requested_by)
+    }
+
+    /// Ends the latest run of `workflow_id` now, without cleanup: appends
+    /// `WorkflowTerminated` and closes the run as `Terminated`, deleting its
+    /// timers and activity tasks.
+    ///
+    /// Not durable until [`Store::durable`] returns.
+    ///
+    /// # Errors
+    /// `WorkflowNotFound`, `WorkflowClosed`; nothing is written on error.
+    pub fn terminate(
+        &self,
+        workflow_id: &WorkflowId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<RunId, StoreError> {
+        self.inner.terminate(workflow_id, reason, now)
+    }
+
     /// The latest run of `workflow_id`, if any.
     ///
     /// # Errors
@@ -555,7 +588,7 @@ impl Store {
         token: LeaseToken,
         details: Option<Payload>,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<api::HeartbeatAck, StoreError> {
         self.inner.heartbeat_activity(run, cmd, token, details, now)
     }
 

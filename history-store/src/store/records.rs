@@ -18,6 +18,10 @@ pub enum RunStatus {
     Failed,
     /// The workflow continued as a new run (`continued_to`).
     ContinuedAsNew,
+    /// The workflow ended after a cancellation request.
+    Cancelled,
+    /// The run was terminated without cleanup.
+    Terminated,
 }
 
 impl RunStatus {
@@ -32,6 +36,8 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::ContinuedAsNew => "continued-as-new",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Terminated => "terminated",
         }
     }
 }
@@ -147,6 +153,9 @@ pub struct ActivityTaskRecord {
     pub heartbeat_details: Option<Payload>,
     /// Failure of the previous attempt, if any.
     pub last_failure: Option<Failure>,
+    /// The workflow no longer wants the result: the running attempt learns
+    /// it at its next heartbeat, and no further attempt is made.
+    pub cancel_requested: bool,
 }
 
 /// What a worker receives when it claims an activity task.

@@ -107,26 +107,35 @@ impl Inner {
             payload,
             sender: sender.map(str::to_owned),
         };
+        self.deliver(workflow_id, &event)
+    }
+
+    /// Asks the latest run of `workflow_id` to cancel.
+    pub(super) fn request_cancel(
+        &self,
+        workflow_id: &WorkflowId,
+        reason: &str,
+        requested_by: Option<&str>,
+    ) -> Result<RunId, StoreError> {
+        check_payload(
+            reason.len() + requested_by.map_or(0, str::len),
+            self.config.max_payload_bytes,
+        )?;
+        let event = Event::WorkflowCancelRequested {
+            reason: reason.to_owned(),
+            requested_by: requested_by.map(str::to_owned),
+        };
+        self.deliver(workflow_id, &event)
+    }
+
+    /// Appends an inbound event to the inbox of the open latest run of
+    /// `workflow_id` and queues the run.
+    fn deliver(&self, workflow_id: &WorkflowId, event: &Event) -> Result<RunId, StoreError> {
         let t = &self.trees;
         let run = finish((&t.workflow_ids, &t.runs, &t.inbox, &t.ready).transaction(
             |(ids, runs, inbox, ready)| {
-                let Some(latest) = ids.get(workflow_id.as_str().as_bytes())? else {
-                    return Err(abort(StoreError::WorkflowNotFound {
-                        workflow_id: workflow_id.clone(),
-                    }));
-                };
-                let run = RunId(decode_u64(&latest, "workflow id", None).map_err(abort)?);
-                let Some(mut record) = get_run(runs, run)? else {
-                    return Err(abort(missing("run", Some(run))));
-                };
-                if !record.status.is_open() {
-                    return Err(abort(StoreError::WorkflowClosed {
-                        workflow_id: workflow_id.clone(),
-                        run,
-                        status: record.status,
-                    }));
-                }
-                push_inbox(inbox, run, &mut record, &event)?;
+                let (run, mut record) = open_run_of(ids, runs, workflow_id)?;
+                push_inbox(inbox, run, &mut record, event)?;
                 put_run(runs, ready, run, &record)?;
                 Ok(run)
             },
@@ -284,4 +293,29 @@ impl Inner {
             put_run(runs, ready, run, &record)
         }))
     }
+}
+
+/// The latest run of `workflow_id`, which must be open.
+pub(super) fn open_run_of(
+    ids: &sled::transaction::TransactionalTree,
+    runs: &sled::transaction::TransactionalTree,
+    workflow_id: &WorkflowId,
+) -> super::tx::TxResult<(RunId, RunRecord)> {
+    let Some(latest) = ids.get(workflow_id.as_str().as_bytes())? else {
+        return Err(abort(StoreError::WorkflowNotFound {
+            workflow_id: workflow_id.clone(),
+        }));
+    };
+    let run = RunId(decode_u64(&latest, "workflow id", None).map_err(abort)?);
+    let Some(record) = get_run(runs, run)? else {
+        return Err(abort(missing("run", Some(run))));
+    };
+    if !record.status.is_open() {
+        return Err(abort(StoreError::WorkflowClosed {
+            workflow_id: workflow_id.clone(),
+            run,
+            status: record.status,
+        }));
+    }
+    Ok((run, record))
 }

@@ -159,6 +159,14 @@ pub(super) fn check_event_payloads(event: &Event, limit: usize) -> Result<(), St
             carried_signals.iter().map(|s| s.payload.len()).sum(),
         ],
         Event::PatchMarker { patch_id, .. } => [patch_id.len(), 0],
+        Event::WorkflowCancelRequested {
+            reason,
+            requested_by,
+        } => [reason.len(), requested_by.as_ref().map_or(0, String::len)],
+        Event::WorkflowCancelled { reason } | Event::WorkflowTerminated { reason } => {
+            [reason.len(), 0]
+        }
+        Event::ActivityCancelRequested { .. } => [0, 0],
         Event::ActivationStarted { .. }
         | Event::TimerStarted { .. }
         | Event::TimerFired { .. }

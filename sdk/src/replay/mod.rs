@@ -30,7 +30,7 @@ use crate::payload;
 use crate::workflow::Workflow;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
-use refrain_history::{Event, Failure, Payload, RunId, Timestamp, WorkflowId};
+use refrain_history::{Event, Failure, FailureCause, Payload, RunId, Timestamp, WorkflowId};
 use state::{RunState, SharedState};
 use std::cell::RefCell;
 use std::fmt;
@@ -221,6 +221,13 @@ impl WorkflowMachine {
         let mut i = 0;
         while i < events.len() {
             let first_seq = self.last_seq + 1 + i as u64;
+            if matches!(events[i], Event::WorkflowTerminated { .. }) && i + 1 == events.len() {
+                // Written by the store, not by the code: nothing to check,
+                // the run simply ends here.
+                self.state.borrow_mut().tearing_down = true;
+                self.future = None;
+                break;
+            }
             let Event::ActivationStarted { time } = &events[i] else {
                 return Err(ActivationError::InvalidHistory {
                     position: first_seq,
@@ -364,6 +371,11 @@ impl WorkflowMachine {
                     self.future = None;
                     let event = match outcome {
                         Ok(result) => Event::WorkflowCompleted { result },
+                        Err(failure) if failure.cause == FailureCause::Cancelled => {
+                            Event::WorkflowCancelled {
+                                reason: failure.message,
+                            }
+                        }
                         Err(failure) => Event::WorkflowFailed { failure },
                     };
                     self.state.borrow_mut().emit(event, None);
@@ -376,6 +388,20 @@ impl WorkflowMachine {
                     let next_input = self.state.borrow_mut().continue_as_new.take();
                     if let Some(input) = next_input {
                         self.close_as_new(input);
+                        return Ok(());
+                    }
+                    let unhandled_cancel = {
+                        let st = self.state.borrow();
+                        st.cancel_requested.clone().filter(|_| !st.cancel_observed)
+                    };
+                    if let Some(reason) = unhandled_cancel {
+                        // Dropping the workflow cancels what it waits on:
+                        // each pending timer and activity emits its
+                        // cancellation, in drop order, which replay repeats.
+                        self.future = None;
+                        self.state
+                            .borrow_mut()
+                            .emit(Event::WorkflowCancelled { reason }, None);
                         return Ok(());
                     }
                     if !woken {

@@ -85,6 +85,12 @@ pub(crate) struct RunState {
     pub recorded_patches: HashSet<String>,
     /// Set by `ctx.continue_as_new`: the next run's input.
     pub continue_as_new: Option<Payload>,
+    /// The reason of the first cancellation request applied, if any.
+    pub cancel_requested: Option<String>,
+    pub cancel_wakers: Vec<Waker>,
+    /// Whether workflow code looked at cancellation. A workflow that never
+    /// does is cancelled by dropping it; one that does decides itself.
+    pub cancel_observed: bool,
 }
 
 impl RunState {
@@ -117,6 +123,9 @@ impl RunState {
             patches: HashMap::new(),
             recorded_patches: HashSet::new(),
             continue_as_new: None,
+            cancel_requested: None,
+            cancel_wakers: Vec::new(),
+            cancel_observed: false,
         }
     }
 
@@ -163,6 +172,15 @@ impl RunState {
                 },
             ),
             Event::TimerFired { cmd } => (*cmd, Resolution::TimerFired),
+            Event::WorkflowCancelRequested { reason, .. } => {
+                if self.cancel_requested.is_none() {
+                    self.cancel_requested = Some(reason.clone());
+                    for w in self.cancel_wakers.drain(..) {
+                        w.wake();
+                    }
+                }
+                return;
+            }
             Event::SignalReceived {
                 name,
                 payload,
@@ -222,6 +240,7 @@ impl RunState {
     /// pending while none is waits on something Refrain does not control.
     pub fn sdk_waiting(&self) -> bool {
         !self.signal_wakers.is_empty()
+            || !self.cancel_wakers.is_empty()
             || self
                 .slots
                 .values()
