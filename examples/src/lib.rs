@@ -299,6 +299,17 @@ pub fn print_history(client: &Client, id: &str) -> Result<()> {
             Event::WorkflowCancelled { reason } | Event::WorkflowTerminated { reason } => {
                 reason.clone()
             }
+            Event::ChildWorkflowStarted {
+                cmd,
+                workflow_type,
+                workflow_id,
+                ..
+            } => format!("{workflow_type} {workflow_id} ({cmd})"),
+            Event::ChildWorkflowCompleted { cmd, result } => {
+                format!("({cmd}) {}", short(&format!("{result:?}"), 80))
+            }
+            Event::ChildWorkflowFailed { cmd, failure } => format!("({cmd}) {failure}"),
+            Event::ChildWorkflowCancelRequested { cmd } => format!("({cmd})"),
         };
         println!("  {:>4}  {:<18} {detail}", i + 1, event.kind());
     }

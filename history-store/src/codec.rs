@@ -339,6 +339,26 @@ mod tests {
             Event::WorkflowTerminated {
                 reason: "duplicate".into(),
             },
+            Event::ChildWorkflowStarted {
+                cmd: CommandSeq(10),
+                workflow_type: "batch".into(),
+                workflow_id: WorkflowId::new("batch-1"),
+                input: Payload::from_bytes(b"[1,2]".to_vec()),
+                seed: 3,
+                parent_close: crate::event::ParentClosePolicy::Abandon,
+                callsite: Callsite::default(),
+            },
+            Event::ChildWorkflowCompleted {
+                cmd: CommandSeq(10),
+                result: Payload::from_bytes(b"0".to_vec()),
+            },
+            Event::ChildWorkflowFailed {
+                cmd: CommandSeq(10),
+                failure: Failure::terminated("parent closed"),
+            },
+            Event::ChildWorkflowCancelRequested {
+                cmd: CommandSeq(10),
+            },
         ];
         for e in &events {
             match e {
@@ -359,7 +379,11 @@ mod tests {
                 | Event::WorkflowCancelRequested { .. }
                 | Event::ActivityCancelRequested { .. }
                 | Event::WorkflowCancelled { .. }
-                | Event::WorkflowTerminated { .. } => {}
+                | Event::WorkflowTerminated { .. }
+                | Event::ChildWorkflowStarted { .. }
+                | Event::ChildWorkflowCompleted { .. }
+                | Event::ChildWorkflowFailed { .. }
+                | Event::ChildWorkflowCancelRequested { .. } => {}
             }
         }
         events
@@ -387,7 +411,7 @@ mod tests {
     #[test]
     fn every_event_variant_round_trips() {
         let events = every_event();
-        assert_eq!(events.len(), 18);
+        assert_eq!(events.len(), 22);
         for e in events {
             let bytes = encode(&e).unwrap();
             assert_eq!(&bytes[..2], b"RF");

@@ -357,6 +357,56 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// Command: start a child workflow. The store starts it in the same
+    /// transaction that records this command.
+    ChildWorkflowStarted {
+        /// Command number.
+        cmd: CommandSeq,
+        /// The child's workflow type.
+        workflow_type: String,
+        /// The child's workflow id.
+        workflow_id: WorkflowId,
+        /// The child's input.
+        input: Payload,
+        /// Seed of the child's random generator.
+        seed: u64,
+        /// What happens to the child if this run closes first.
+        parent_close: ParentClosePolicy,
+        /// Where the workflow asked for it.
+        callsite: Callsite,
+    },
+    /// Inbound: a child workflow returned a value.
+    ChildWorkflowCompleted {
+        /// Command that started it.
+        cmd: CommandSeq,
+        /// Its result.
+        result: Payload,
+    },
+    /// Inbound: a child workflow failed, was cancelled or terminated, or
+    /// could not start (its id was taken).
+    ChildWorkflowFailed {
+        /// Command that started it.
+        cmd: CommandSeq,
+        /// Why.
+        failure: Failure,
+    },
+    /// Command: a child workflow's result is no longer wanted; the child
+    /// receives a cancellation request.
+    ChildWorkflowCancelRequested {
+        /// Command that started it.
+        cmd: CommandSeq,
+    },
+}
+
+/// What happens to a running child workflow when its parent closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ParentClosePolicy {
+    /// The child is terminated with the parent.
+    Terminate,
+    /// The child receives a cancellation request and may clean up.
+    RequestCancel,
+    /// The child runs on by itself.
+    Abandon,
 }
 
 /// A signal carried from one run to the next.
@@ -403,6 +453,10 @@ impl Event {
             Event::ActivityCancelRequested { .. } => "ActivityCancelRequested",
             Event::WorkflowCancelled { .. } => "WorkflowCancelled",
             Event::WorkflowTerminated { .. } => "WorkflowTerminated",
+            Event::ChildWorkflowStarted { .. } => "ChildWorkflowStarted",
+            Event::ChildWorkflowCompleted { .. } => "ChildWorkflowCompleted",
+            Event::ChildWorkflowFailed { .. } => "ChildWorkflowFailed",
+            Event::ChildWorkflowCancelRequested { .. } => "ChildWorkflowCancelRequested",
         }
     }
 
@@ -421,6 +475,8 @@ impl Event {
                 | Event::WorkflowContinuedAsNew { .. }
                 | Event::ActivityCancelRequested { .. }
                 | Event::WorkflowCancelled { .. }
+                | Event::ChildWorkflowStarted { .. }
+                | Event::ChildWorkflowCancelRequested { .. }
         )
     }
 
@@ -433,6 +489,8 @@ impl Event {
                 | Event::TimerFired { .. }
                 | Event::SignalReceived { .. }
                 | Event::WorkflowCancelRequested { .. }
+                | Event::ChildWorkflowCompleted { .. }
+                | Event::ChildWorkflowFailed { .. }
         )
     }
 

@@ -37,15 +37,17 @@ pub mod store;
 
 pub use error::StoreError;
 pub use event::{
-    Callsite, Event, Failure, FailureCause, ParentRef, Payload, SignalRecord, TimeoutKind,
+    Callsite, Event, Failure, FailureCause, ParentClosePolicy, ParentRef, Payload, SignalRecord,
+    TimeoutKind,
 };
 pub use ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 pub use options::{ActivityOptions, RetryPolicy};
 pub use store::api::{
-    ActivationCommit, ActivityResolution, DurabilityMode, HeartbeatAck, IdConflictPolicy, RunFilter, RunSummary,
-    StartOutcome, StartRequest, StoreConfig, WorkflowTask,
+    ActivationCommit, ActivityResolution, DurabilityMode, HeartbeatAck, IdConflictPolicy,
+    RunFilter, RunSummary, StartOutcome, StartRequest, StoreConfig, WorkflowTask,
 };
 pub use store::records::{
-    ActivityState, ActivityTask, ActivityTaskRecord, PendingTimer, RunLease, RunRecord, RunStatus,
+    ActivityState, ActivityTask, ActivityTaskRecord, PendingChild, PendingTimer, RunLease,
+    RunRecord, RunStatus,
 };
 pub use store::Store;

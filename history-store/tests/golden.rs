@@ -9,8 +9,9 @@
 use refrain_history::codec::{decode, encode};
 use refrain_history::{
     ActivityOptions, ActivityState, ActivityTaskRecord, Callsite, CommandSeq, Event, Failure,
-    FailureCause, LeaseToken, ParentRef, Payload, PendingTimer, RetryPolicy, RunId, RunLease,
-    RunRecord, RunStatus, SignalRecord, TimeoutKind, Timestamp, WorkflowId,
+    FailureCause, LeaseToken, ParentClosePolicy, ParentRef, Payload, PendingChild, PendingTimer,
+    RetryPolicy, RunId, RunLease, RunRecord, RunStatus, SignalRecord, TimeoutKind, Timestamp,
+    WorkflowId,
 };
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
@@ -208,6 +209,36 @@ fn events() -> Vec<(&'static str, Event)> {
                 reason: "duplicate order".into(),
             },
         ),
+        (
+            "event_child_workflow_started",
+            Event::ChildWorkflowStarted {
+                cmd: CommandSeq(7),
+                workflow_type: "reconcile-batch".into(),
+                workflow_id: WorkflowId::new("recon-2026-11-21/batch-3"),
+                input: p("{\"accounts\":[1,2,3]}"),
+                seed: 99,
+                parent_close: ParentClosePolicy::RequestCancel,
+                callsite: callsite(),
+            },
+        ),
+        (
+            "event_child_workflow_completed",
+            Event::ChildWorkflowCompleted {
+                cmd: CommandSeq(7),
+                result: p("{\"mismatches\":0}"),
+            },
+        ),
+        (
+            "event_child_workflow_failed",
+            Event::ChildWorkflowFailed {
+                cmd: CommandSeq(7),
+                failure: failure(),
+            },
+        ),
+        (
+            "event_child_workflow_cancel_requested",
+            Event::ChildWorkflowCancelRequested { cmd: CommandSeq(7) },
+        ),
     ]
 }
 
@@ -235,6 +266,10 @@ fn fixture_of_variant(event: &Event) -> &'static str {
         Event::ActivityCancelRequested { .. } => "event_activity_cancel_requested",
         Event::WorkflowCancelled { .. } => "event_workflow_cancelled",
         Event::WorkflowTerminated { .. } => "event_workflow_terminated",
+        Event::ChildWorkflowStarted { .. } => "event_child_workflow_started",
+        Event::ChildWorkflowCompleted { .. } => "event_child_workflow_completed",
+        Event::ChildWorkflowFailed { .. } => "event_child_workflow_failed",
+        Event::ChildWorkflowCancelRequested { .. } => "event_child_workflow_cancel_requested",
     }
 }
 
@@ -307,6 +342,11 @@ fn run_record_open() -> RunRecord {
         continued_from: Some(RunId(41)),
         continued_to: None,
         parent: Some(parent()),
+        pending_children: vec![PendingChild {
+            cmd: CommandSeq(4),
+            workflow_id: WorkflowId::new("order-1001/shipment"),
+            parent_close: ParentClosePolicy::Terminate,
+        }],
     }
 }
 
@@ -317,6 +357,7 @@ fn run_record_closed() -> RunRecord {
         lease: None,
         pending_timers: Vec::new(),
         pending_activities: Vec::new(),
+        pending_children: Vec::new(),
         outcome: Some(Err(failure())),
         last_task_failure: None,
         ..run_record_open()

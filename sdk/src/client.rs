@@ -159,7 +159,8 @@ impl Client {
         reason: &str,
         requested_by: Option<&str>,
     ) -> Result<(), ClientError> {
-        self.store.request_cancel(&id.into(), reason, requested_by)?;
+        self.store
+            .request_cancel(&id.into(), reason, requested_by)?;
         self.store.durable().await?;
         Ok(())
     }
@@ -169,7 +170,11 @@ impl Client {
     ///
     /// # Errors
     /// `NotFound` or `Closed` (nothing is written).
-    pub async fn terminate(&self, id: impl Into<WorkflowId>, reason: &str) -> Result<(), ClientError> {
+    pub async fn terminate(
+        &self,
+        id: impl Into<WorkflowId>,
+        reason: &str,
+    ) -> Result<(), ClientError> {
         self.store.terminate(&id.into(), reason, Timestamp::now())?;
         self.store.durable().await?;
         Ok(())

@@ -194,11 +194,15 @@ impl<O: serde::de::DeserializeOwned> Future for ActivityFuture<O> {
                     failure,
                 }))
             }
-            Some(Resolution::TimerFired) => {
+            Some(_) => {
                 drop(st);
-                self.state
-                    .borrow_mut()
-                    .record_misuse(format!("{} was resolved as a timer", self.cmd), None);
+                self.state.borrow_mut().record_misuse(
+                    format!(
+                        "{} was resolved as something other than an activity",
+                        self.cmd
+                    ),
+                    None,
+                );
                 Poll::Pending
             }
         }

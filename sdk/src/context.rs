@@ -318,6 +318,25 @@ impl WorkflowContext {
         )
     }
 
+    /// Starts child workflow `W` under `workflow_id` with `input` and
+    /// returns its result when awaited. The child has its own history. If
+    /// this workflow closes first, the child is asked to cancel, unless
+    /// `.parent_close(..)` says to terminate or abandon it. Dropping the
+    /// future unawaited also asks the child to cancel (unless abandoned).
+    #[track_caller]
+    pub fn child<W: crate::Workflow>(
+        &self,
+        workflow_id: impl Into<WorkflowId>,
+        input: W::Input,
+    ) -> crate::child::ChildCall<W> {
+        crate::child::ChildCall::start(
+            self.state.clone(),
+            workflow_id.into(),
+            payload::encode(&format!("{} input", W::NAME), &input),
+            Callsite::from_location(Location::caller()),
+        )
+    }
+
     /// A durable timer: resolves after `duration`, even across restarts and
     /// deploys. A sleep of 30 days costs one stored key and no memory.
     #[track_caller]

@@ -164,6 +164,8 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for WorkflowError {
         let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
         let kind = if boxed.is::<ActivityFailed>() {
             "activity-failed"
+        } else if boxed.is::<crate::child::ChildWorkflowFailed>() {
+            "child-failed"
         } else if boxed.is::<crate::payload::PayloadError>() {
             "payload"
         } else {

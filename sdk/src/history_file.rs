@@ -136,6 +136,10 @@
 //!   | `ActivityCancelRequested` | `cmd` |
 //!   | `WorkflowCancelled` | `reason` |
 //!   | `WorkflowTerminated` | `reason` |
+//!   | `ChildWorkflowStarted` | `cmd`, `workflow_type`, `workflow_id`, `input`, `seed`, `parent_close` (`"terminate"`, `"request-cancel"` or `"abandon"`), `callsite` |
+//!   | `ChildWorkflowCompleted` | `cmd`, `result` |
+//!   | `ChildWorkflowFailed` | `cmd`, `failure` |
+//!   | `ChildWorkflowCancelRequested` | `cmd` |
 //!
 //! - **Payloads** (inputs, results, signal values, side-effect values,
 //!   failure details) are JSON bytes and are embedded verbatim as JSON
@@ -176,8 +180,9 @@
 
 use refrain_history::codec::{self, CodecError};
 use refrain_history::{
-    ActivityOptions, Callsite, CommandSeq, Event, Failure, FailureCause, ParentRef, Payload,
-    RetryPolicy, RunId, SignalRecord, Store, StoreError, TimeoutKind, Timestamp, WorkflowId,
+    ActivityOptions, Callsite, CommandSeq, Event, Failure, FailureCause, ParentClosePolicy,
+    ParentRef, Payload, RetryPolicy, RunId, SignalRecord, Store, StoreError, TimeoutKind,
+    Timestamp, WorkflowId,
 };
 use serde::de::Deserialize;
 use serde::ser::{SerializeMap, SerializeSeq};
@@ -739,12 +744,41 @@ fn event_json(seq: u64, event: &Event) -> J {
             requested_by,
         } => {
             o.push(("reason", str_j(reason)));
-            o.push(("requested_by", requested_by.as_deref().map_or(J::Null, str_j)));
+            o.push((
+                "requested_by",
+                requested_by.as_deref().map_or(J::Null, str_j),
+            ));
         }
         Event::ActivityCancelRequested { cmd } => o.push(("cmd", cmd_json(*cmd))),
         Event::WorkflowCancelled { reason } | Event::WorkflowTerminated { reason } => {
             o.push(("reason", str_j(reason)));
         }
+        Event::ChildWorkflowStarted {
+            cmd,
+            workflow_type,
+            workflow_id,
+            input,
+            seed,
+            parent_close,
+            callsite,
+        } => {
+            o.push(("cmd", cmd_json(*cmd)));
+            o.push(("workflow_type", str_j(workflow_type)));
+            o.push(("workflow_id", str_j(workflow_id.as_str())));
+            o.push(("input", payload_json(input)));
+            o.push(("seed", seed_json(*seed)));
+            o.push(("parent_close", str_j(parent_close_name(*parent_close))));
+            o.push(("callsite", callsite_json(callsite)));
+        }
+        Event::ChildWorkflowCompleted { cmd, result } => {
+            o.push(("cmd", cmd_json(*cmd)));
+            o.push(("result", payload_json(result)));
+        }
+        Event::ChildWorkflowFailed { cmd, failure } => {
+            o.push(("cmd", cmd_json(*cmd)));
+            o.push(("failure", failure_json(failure)));
+        }
+        Event::ChildWorkflowCancelRequested { cmd } => o.push(("cmd", cmd_json(*cmd))),
     }
     J::Obj(o)
 }
@@ -815,6 +849,23 @@ fn failure_json(f: &Failure) -> J {
             },
         ),
     ])
+}
+
+fn parent_close_name(p: ParentClosePolicy) -> &'static str {
+    match p {
+        ParentClosePolicy::Terminate => "terminate",
+        ParentClosePolicy::RequestCancel => "request-cancel",
+        ParentClosePolicy::Abandon => "abandon",
+    }
+}
+
+fn parent_close_from_name(name: &str) -> Option<ParentClosePolicy> {
+    Some(match name {
+        "terminate" => ParentClosePolicy::Terminate,
+        "request-cancel" => ParentClosePolicy::RequestCancel,
+        "abandon" => ParentClosePolicy::Abandon,
+        _ => return None,
+    })
 }
 
 fn cause_name(cause: FailureCause) -> &'static str {
@@ -1150,6 +1201,12 @@ impl<'a> Obj<'a> {
         parsed.ok_or_else(|| self.invalid(field, format!("{s:?} is not \"file:line:column\"")))
     }
 
+    fn parent_close(&mut self, field: &str) -> R<ParentClosePolicy> {
+        let name = self.string(field)?;
+        parent_close_from_name(&name)
+            .ok_or_else(|| self.invalid(field, format!("unknown parent-close policy {name:?}")))
+    }
+
     fn obj(&mut self, field: &str) -> R<Obj<'a>> {
         let raw = self.raw(field)?;
         Obj::parse(raw, self.event, self.name(field))
@@ -1422,6 +1479,26 @@ fn parse_event(index: usize, raw: &RawValue) -> R<Event> {
         "WorkflowTerminated" => Event::WorkflowTerminated {
             reason: o.string("reason")?,
         },
+        "ChildWorkflowStarted" => Event::ChildWorkflowStarted {
+            cmd: o.cmd("cmd")?,
+            workflow_type: o.string("workflow_type")?,
+            workflow_id: WorkflowId(o.string("workflow_id")?),
+            input: o.payload("input")?,
+            seed: o.seed("seed")?,
+            parent_close: o.parent_close("parent_close")?,
+            callsite: o.callsite("callsite")?,
+        },
+        "ChildWorkflowCompleted" => Event::ChildWorkflowCompleted {
+            cmd: o.cmd("cmd")?,
+            result: o.payload("result")?,
+        },
+        "ChildWorkflowFailed" => Event::ChildWorkflowFailed {
+            cmd: o.cmd("cmd")?,
+            failure: o.failure("failure")?,
+        },
+        "ChildWorkflowCancelRequested" => {
+            Event::ChildWorkflowCancelRequested { cmd: o.cmd("cmd")? }
+        }
         _ => {
             return Err(HistoryFileError::UnknownEventType {
                 event: index,

@@ -44,6 +44,7 @@
 //! store in `refrain-history`.
 
 mod activity;
+mod child;
 mod client;
 mod combinators;
 mod commands;
@@ -56,6 +57,7 @@ mod workflow;
 
 pub use activity::{Activity, ActivityContext, CancelHandle, HeartbeatError};
 pub use async_trait::async_trait;
+pub use child::{ChildCall, ChildFuture, ChildWorkflowFailed};
 pub use client::{
     Client, ClientError, PendingActivity, StartOptions, WorkflowDescription, WorkflowHandle,
 };
@@ -67,7 +69,7 @@ pub use replay::{ActivationError, NondeterminismError};
 pub use workflow::{Signal, Workflow};
 
 pub use refrain_history::{
-    ActivityOptions, DurabilityMode, Event, Failure, FailureCause, IdConflictPolicy, Payload,
-    RetryPolicy, RunFilter, RunId, RunStatus, Store, StoreConfig, StoreError, TimeoutKind,
-    WorkflowId,
+    ActivityOptions, DurabilityMode, Event, Failure, FailureCause, IdConflictPolicy,
+    ParentClosePolicy, Payload, RetryPolicy, RunFilter, RunId, RunStatus, Store, StoreConfig,
+    StoreError, TimeoutKind, WorkflowId,
 };

@@ -4,8 +4,8 @@
 use refrain::history_file::{FileFormat, HistoryExport, HistoryFileError};
 use refrain_history::{
     ActivityOptions, Callsite, CommandSeq, Event, Failure, FailureCause, IdConflictPolicy,
-    ParentRef, Payload, RetryPolicy, RunId, SignalRecord, StartRequest, Store, StoreConfig,
-    StoreError, TimeoutKind, Timestamp, WorkflowId,
+    ParentClosePolicy, ParentRef, Payload, RetryPolicy, RunId, SignalRecord, StartRequest, Store,
+    StoreConfig, StoreError, TimeoutKind, Timestamp, WorkflowId,
 };
 use std::time::Duration;
 
@@ -141,6 +141,33 @@ fn every_event() -> Vec<Event> {
         Event::WorkflowFailed {
             failure: Failure::terminated("operator"),
         },
+        Event::ChildWorkflowStarted {
+            cmd: CommandSeq(6),
+            workflow_type: "ship-order".into(),
+            workflow_id: WorkflowId::new("order-1/ship"),
+            input: p(r#"{"carrier":"dhl"}"#),
+            seed: 12_345_678_901_234_567_890,
+            parent_close: ParentClosePolicy::RequestCancel,
+            callsite: site("src/order.rs", 77, 5),
+        },
+        Event::ChildWorkflowStarted {
+            cmd: CommandSeq(7),
+            workflow_type: "audit".into(),
+            workflow_id: WorkflowId::new("order-1/audit"),
+            input: Payload::default(),
+            seed: 1,
+            parent_close: ParentClosePolicy::Abandon,
+            callsite: Callsite::default(),
+        },
+        Event::ChildWorkflowCompleted {
+            cmd: CommandSeq(6),
+            result: p("\"shipped\""),
+        },
+        Event::ChildWorkflowFailed {
+            cmd: CommandSeq(7),
+            failure: Failure::terminated("parent closed"),
+        },
+        Event::ChildWorkflowCancelRequested { cmd: CommandSeq(6) },
     ];
     for e in &events {
         match e {
@@ -161,7 +188,11 @@ fn every_event() -> Vec<Event> {
             | Event::WorkflowCancelRequested { .. }
             | Event::ActivityCancelRequested { .. }
             | Event::WorkflowCancelled { .. }
-            | Event::WorkflowTerminated { .. } => {}
+            | Event::WorkflowTerminated { .. }
+            | Event::ChildWorkflowStarted { .. }
+            | Event::ChildWorkflowCompleted { .. }
+            | Event::ChildWorkflowFailed { .. }
+            | Event::ChildWorkflowCancelRequested { .. } => {}
         }
     }
     events

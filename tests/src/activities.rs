@@ -29,6 +29,11 @@ impl Gate {
         self.0.send_replace(true);
     }
 
+    /// Whether the gate is open.
+    pub fn is_open(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Waits until the gate is open.
     pub async fn wait(&self) {
         let mut rx = self.0.subscribe();

@@ -74,6 +74,8 @@ pub struct CrashPlan {
     pub id: String,
     /// How long the first attempt of step 1 sleeps (later attempts do not).
     pub slow_first_attempt_ms: u64,
+    /// How long the first attempt of step 2 sleeps.
+    pub slow_second_step_ms: u64,
     /// A durable timer between the two steps.
     pub timer_ms: Option<u64>,
     /// Whether the workflow waits for a [`Proceed`] signal before step 2.
@@ -90,6 +92,7 @@ impl CrashPlan {
         CrashPlan {
             id: id.to_owned(),
             slow_first_attempt_ms: 0,
+            slow_second_step_ms: 0,
             timer_ms: None,
             wait_signal: false,
             hold_file: None,
@@ -128,31 +131,17 @@ pub fn scenario(name: &str, dir: &Path) -> Vec<CrashPlan> {
             wait_signal: true,
             ..CrashPlan::plain("wf-d")
         }],
-        "loop" => vec![
-            CrashPlan::plain("loop-1"),
-            CrashPlan {
-                timer_ms: Some(300),
-                ..CrashPlan::plain("loop-2")
-            },
-            CrashPlan {
-                slow_first_attempt_ms: 400,
-                timer_ms: Some(200),
-                ..CrashPlan::plain("loop-3")
-            },
-            CrashPlan {
-                wait_signal: true,
-                ..CrashPlan::plain("loop-4")
-            },
-            CrashPlan {
-                slow_first_attempt_ms: 1_500,
-                ..CrashPlan::plain("loop-5")
-            },
-            CrashPlan {
-                timer_ms: Some(700),
-                wait_signal: true,
-                ..CrashPlan::plain("loop-6")
-            },
-        ],
+        // Staggered so that any kill finds some runs mid-activity, some on
+        // a timer, some waiting for a signal and some between activations.
+        "loop" => (1..=8u64)
+            .map(|i| CrashPlan {
+                slow_first_attempt_ms: [0, 150, 300, 450, 600, 1_500][i as usize % 6],
+                slow_second_step_ms: 100 * (i % 3),
+                timer_ms: [None, Some(100), Some(250), Some(400), Some(700)][i as usize % 5],
+                wait_signal: i % 4 == 0,
+                ..CrashPlan::plain(&format!("loop-{i}"))
+            })
+            .collect(),
         other => panic!("unknown crash scenario {other:?}"),
     }
 }
@@ -202,7 +191,7 @@ impl Workflow for CrashFlow {
             "-".to_owned()
         };
         let two = ctx
-            .activity::<StepTwo>(0)
+            .activity::<StepTwo>(plan.slow_second_step_ms)
             .start_to_close(START_TO_CLOSE)
             .retry(step_retry())
             .await?;

@@ -121,8 +121,9 @@ pub fn activations(history: &[Event]) -> Vec<&[Event]> {
 /// `WorkflowStarted` first and only there; then whole activations, each
 /// `ActivationStarted`, inbound events, commands; non-decreasing activation
 /// times; command numbers that only grow; every result, failure and timer
-/// firing answering a command recorded earlier, at most once; a terminal
-/// event only at the very end.
+/// firing answering a command recorded earlier, at most once; no timer
+/// applied in an activation earlier than its deadline; a terminal event
+/// only at the very end.
 ///
 /// # Panics
 /// Describing the first violation and printing the history.
@@ -144,7 +145,7 @@ fn check_well_formed(history: &[Event]) -> Result<(), String> {
     let mut last_time = *start_time;
     let mut last_cmd = 0u32;
     let mut activities = BTreeSet::new();
-    let mut timers = BTreeSet::new();
+    let mut timers = BTreeMap::new();
     let mut resolved = BTreeSet::new();
     let mut fired = BTreeSet::new();
     // 0: before any activation, 1: inbound part, 2: command part.
@@ -176,8 +177,13 @@ fn check_well_formed(history: &[Event]) -> Result<(), String> {
                     }
                 }
                 Event::TimerFired { cmd } => {
-                    if !timers.contains(cmd) {
+                    let Some(fire_at) = timers.get(cmd) else {
                         return Err(format!("#{seq} fires {cmd}, never started"));
+                    };
+                    if last_time < *fire_at {
+                        return Err(format!(
+                            "#{seq} fires {cmd} in an activation at {last_time}, before {fire_at}"
+                        ));
                     }
                     if !fired.insert(*cmd) {
                         return Err(format!("#{seq} fires {cmd} a second time"));
@@ -192,8 +198,8 @@ fn check_well_formed(history: &[Event]) -> Result<(), String> {
                     activities.insert(*cmd);
                     Some(*cmd)
                 }
-                Event::TimerStarted { cmd, .. } => {
-                    timers.insert(*cmd);
+                Event::TimerStarted { cmd, fire_at, .. } => {
+                    timers.insert(*cmd, *fire_at);
                     Some(*cmd)
                 }
                 Event::SideEffectRecorded { cmd, .. } => Some(*cmd),

@@ -111,10 +111,21 @@ impl RunningChild {
         State::parse(&line).expect("parsed above")
     }
 
-    /// SIGKILL (what `Child::kill` sends on Unix), then reap.
-    fn kill(mut self) {
+    /// SIGKILL (what `Child::kill` sends on Unix), then reap. Returns the
+    /// last `STATE` line the child printed for each run, i.e. the durable
+    /// state the kill interrupted.
+    fn kill(mut self) -> BTreeMap<String, String> {
         self.child.kill().expect("killing the child");
         self.child.wait().expect("reaping the child");
+        // The reader thread ends at EOF, so everything printed is here now.
+        self.seen.extend(self.lines.iter());
+        let mut last = BTreeMap::new();
+        for line in &self.seen {
+            if let Some(s) = State::parse(line) {
+                last.insert(s.id, line.clone());
+            }
+        }
+        last
     }
 
     /// Waits for the child to finish every workflow and exit cleanly;
@@ -474,26 +485,31 @@ fn repeated_kills_at_arbitrary_points_lose_and_duplicate_nothing() {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        Duration::from_millis(50 + rng % 600)
+        Duration::from_millis(100 + rng % 600)
     };
 
     let dir = tempdir();
     let plans = scenario("loop", dir.path());
-    let signals = HashMap::from([("loop-4", "four"), ("loop-6", "six")]);
-    for round in 1..=3u32 {
+    let signals = HashMap::from([("loop-4", "four"), ("loop-8", "eight")]);
+    for round in 1..=4u32 {
         let mut child = RunningChild::start(dir.path(), "loop", round);
         child.wait_for("the workflows to be started", |l| l == READY);
         match round {
             1 => send_signal(dir.path(), "loop-4", signals["loop-4"]),
-            2 => send_signal(dir.path(), "loop-6", signals["loop-6"]),
+            3 => send_signal(dir.path(), "loop-8", signals["loop-8"]),
             _ => {}
         }
-        std::thread::sleep(next_delay());
-        child.kill();
+        let delay = next_delay();
+        std::thread::sleep(delay);
+        let states = child.kill();
+        println!("round {round}: killed {delay:?} after READY, at");
+        for line in states.values() {
+            println!("  {line}");
+        }
     }
-    let results = RunningChild::start(dir.path(), "loop", 4).finish();
+    let results = RunningChild::start(dir.path(), "loop", 5).finish();
     let histories = verify(dir.path(), &plans, &results, &signals);
-    for id in ["loop-4", "loop-6"] {
+    for id in ["loop-4", "loop-8"] {
         let received = histories[id]
             .iter()
             .filter(|e| matches!(e, Event::SignalReceived { .. }))

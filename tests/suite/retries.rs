@@ -4,10 +4,12 @@
 //! the final outcome may reach the history.
 
 use refrain::{
-    async_trait, Activity, ActivityContext, ActivityError, ActivityFailed, Event, FailureCause,
-    RetryPolicy, Signal, Workflow, WorkflowContext, WorkflowError,
+    async_trait, Activity, ActivityContext, ActivityError, ActivityFailed, ClientError, Event,
+    FailureCause, RetryPolicy, RunFilter, RunStatus, Signal, Workflow, WorkflowContext,
+    WorkflowError,
 };
 use refrain_history::CommandSeq;
+use refrain_tests::activities::Gate;
 use refrain_tests::env::{eventually, result_of, TestEnv};
 use refrain_tests::history::{assert_well_formed, completions, kinds, strings};
 use refrain_tests::ledger::{attempts, Entry, Ledger, Phase};
@@ -56,6 +58,21 @@ impl Workflow for FlakyFlow {
             .initial_interval(INITIAL_BACKOFF)
             .backoff_coefficient(BACKOFF_COEFFICIENT)
             .max_interval(Duration::from_secs(1));
+        Ok(ctx.activity::<Flaky>(()).retry(policy).await?)
+    }
+}
+
+struct GiveUpFlow;
+
+impl Workflow for GiveUpFlow {
+    const NAME: &'static str = "give-up-flow";
+    type Input = ();
+    type Output = String;
+
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        let policy = RetryPolicy::exponential()
+            .initial_interval(Duration::from_millis(10))
+            .max_attempts(2);
         Ok(ctx.activity::<Flaky>(()).retry(policy).await?)
     }
 }
@@ -169,9 +186,12 @@ impl Workflow for SlowFlow {
     }
 }
 
-/// Heartbeats once, then goes silent for longer than its heartbeat timeout.
+/// Attempt 1 heartbeats, goes silent past its heartbeat timeout, then
+/// comes back to heartbeat and report while attempt 2 holds the task.
+/// Attempt 2 heartbeats steadily until attempt 1 has come back and gone.
 struct GoesSilent {
     ledger: Ledger,
+    first_is_back: Gate,
 }
 
 #[async_trait]
@@ -184,7 +204,24 @@ impl Activity for GoesSilent {
         self.ledger.record(&ctx, Phase::Start);
         ctx.heartbeat(&"alive")?;
         if ctx.attempt() == 1 {
-            tokio::time::sleep(Duration::from_millis(1_200)).await;
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            if ctx.heartbeat(&"back").is_err() {
+                self.ledger.record(&ctx, Phase::Stale);
+            }
+            self.ledger.record(&ctx, Phase::End);
+            self.first_is_back.open();
+            return Ok("attempt-1".into());
+        }
+        // Hold the task until attempt 1 has returned and, a few beats
+        // later, its result has certainly been reported: that report must
+        // meet a task running under another lease token.
+        let mut beats_since_back = 0;
+        while beats_since_back < 3 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            ctx.heartbeat(&"working")?;
+            if self.first_is_back.is_open() {
+                beats_since_back += 1;
+            }
         }
         self.ledger.record(&ctx, Phase::End);
         Ok(format!("attempt-{}", ctx.attempt()))
@@ -203,7 +240,7 @@ impl Workflow for SilentFlow {
         // timeout can end the first attempt early.
         Ok(ctx
             .activity::<GoesSilent>(())
-            .heartbeat_timeout(Duration::from_millis(200))
+            .heartbeat_timeout(Duration::from_millis(300))
             .retry(RetryPolicy::exponential().initial_interval(Duration::from_millis(20)))
             .await?)
     }
@@ -428,13 +465,14 @@ async fn late_result_of_a_timed_out_attempt_is_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_attempt_that_stops_heartbeating_is_retried() {
+async fn a_silent_attempt_is_retried_and_its_lease_no_longer_holds() {
     let env = TestEnv::new();
     let ledger = Ledger::in_memory();
     let worker = Worker::builder(env.store.clone())
         .workflow::<SilentFlow>()
         .activity(GoesSilent {
             ledger: ledger.clone(),
+            first_is_back: Gate::new(),
         })
         .start();
     let handle = env
@@ -442,16 +480,25 @@ async fn an_attempt_that_stops_heartbeating_is_retried() {
         .start::<SilentFlow>("silent-1", ())
         .await
         .unwrap();
-    // Attempt 1 would succeed by itself after 1.2 s; only the heartbeat
+    // Attempt 1 would succeed by itself after 0.8 s; only the heartbeat
     // timeout can make attempt 2 the one recorded.
     assert_eq!(result_of(&handle).await.unwrap(), "attempt-2");
     let history = env.client.history("silent-1").unwrap();
+    assert_well_formed(&history);
     assert_eq!(completions(&history), BTreeMap::from([(1, vec![2])]));
+    let entries = ledger.of("silent-1", "goes-silent");
+    assert_eq!(attempts(&entries, Phase::Start), [1, 2]);
     assert_eq!(
-        attempts(&ledger.of("silent-1", "goes-silent"), Phase::Start),
-        [1, 2]
+        attempts(&entries, Phase::Stale),
+        [1],
+        "attempt 1's heartbeat must be refused while attempt 2 holds the task"
     );
-    worker.shutdown(Duration::ZERO).await;
+    assert_eq!(
+        attempts(&entries, Phase::End),
+        [1, 2],
+        "attempt 1 reported while attempt 2 was running"
+    );
+    worker.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -478,6 +525,72 @@ async fn heartbeat_details_reach_the_next_attempt() {
     assert_eq!(
         attempts(&ledger.of("resume-1", "resume"), Phase::Start),
         [1, 2]
+    );
+    worker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_retries_fail_the_activity_and_then_the_workflow() {
+    let env = TestEnv::new();
+    let ledger = Ledger::in_memory();
+    let worker = Worker::builder(env.store.clone())
+        .workflow::<GiveUpFlow>()
+        .activity(Flaky {
+            ledger: ledger.clone(),
+            failures: 5,
+        })
+        .start();
+    let handle = env
+        .client
+        .start::<GiveUpFlow>("give-up-1", ())
+        .await
+        .unwrap();
+    match result_of(&handle).await {
+        Err(ClientError::WorkflowFailed {
+            workflow_id,
+            failure,
+        }) => {
+            assert_eq!(workflow_id.as_str(), "give-up-1");
+            assert_eq!(failure.kind, "activity-failed");
+            assert!(
+                failure.message.contains("transient failure 2"),
+                "{failure:?}"
+            );
+        }
+        other => panic!("expected the workflow to fail, got {other:?}"),
+    }
+    let d = env.client.describe("give-up-1").unwrap();
+    assert_eq!(d.status(), RunStatus::Failed);
+    let history = env.client.history("give-up-1").unwrap();
+    assert_well_formed(&history);
+    assert_eq!(
+        kinds(&history),
+        strings(&[
+            "WorkflowStarted",
+            "ActivationStarted",
+            "ActivityScheduled(flaky)",
+            "ActivationStarted",
+            "ActivityFailed(flaky)",
+            "WorkflowFailed",
+        ])
+    );
+    assert!(history.iter().any(|e| matches!(
+        e,
+        Event::ActivityFailed { attempt: 2, failure, .. } if failure.message == "transient failure 2"
+    )));
+    assert_eq!(
+        attempts(&ledger.of("give-up-1", "flaky"), Phase::Start),
+        [1, 2]
+    );
+    assert_eq!(
+        env.client
+            .list(&RunFilter {
+                status: Some(RunStatus::Failed),
+                workflow_type: None,
+            })
+            .unwrap()
+            .len(),
+        1
     );
     worker.shutdown(Duration::from_secs(1)).await;
 }

@@ -43,9 +43,9 @@ use crate::replayer::{history_files, indent, ReplayError, Replayer};
 use clap::{Parser, Subcommand, ValueEnum};
 use refrain::history_file::{FileFormat, HistoryExport};
 use refrain_history::{
-    ActivityOptions, ActivityState, CommandSeq, Event, Failure, FailureCause, Payload, RunFilter,
-    RunId, RunRecord, RunStatus, Store, StoreConfig, StoreError, TimeoutKind, Timestamp,
-    WorkflowId,
+    ActivityOptions, ActivityState, CommandSeq, Event, Failure, FailureCause, ParentClosePolicy,
+    Payload, RunFilter, RunId, RunRecord, RunStatus, Store, StoreConfig, StoreError, TimeoutKind,
+    Timestamp, WorkflowId,
 };
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -182,6 +182,27 @@ enum Command {
         #[arg(long, value_name = "WHO")]
         sender: Option<String>,
     },
+    /// Asks the open run of a workflow to cancel; the workflow may clean up
+    /// (compensate) before it ends.
+    Cancel {
+        /// Workflow id.
+        id: String,
+        /// Why, recorded in the history.
+        #[arg(long, default_value = "cancelled by an operator")]
+        reason: String,
+        /// Who asks, recorded in the history.
+        #[arg(long = "by", value_name = "WHO")]
+        requested_by: Option<String>,
+    },
+    /// Ends the open run of a workflow at once, without running any of its
+    /// code (no cleanup).
+    Terminate {
+        /// Workflow id.
+        id: String,
+        /// Why, recorded in the history.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -289,8 +310,44 @@ fn execute(cli: Cli, replayer: &Replayer, out: Out<'_>) -> Result<u8, CliError> 
                 out,
             )
         }
+        Command::Cancel {
+            id,
+            reason,
+            requested_by,
+        } => {
+            let store = open_store(db)?;
+            let id = WorkflowId::new(id);
+            let run = store
+                .request_cancel(&id, &reason, requested_by.as_deref())
+                .map_err(|e| CliError::Failed(format!("cancellation not requested: {e}")))?;
+            acknowledge(&store, "cancellation request")?;
+            writeln!(
+                out,
+                "cancellation of {id} (run {}) requested: {reason}",
+                run.0
+            )?;
+            Ok(())
+        }
+        Command::Terminate { id, reason } => {
+            let store = open_store(db)?;
+            let id = WorkflowId::new(id);
+            let run = store
+                .terminate(&id, &reason, Timestamp::now())
+                .map_err(|e| CliError::Failed(format!("not terminated: {e}")))?;
+            acknowledge(&store, "termination")?;
+            writeln!(out, "{id} (run {}) terminated: {reason}", run.0)?;
+            Ok(())
+        }
     }?;
     Ok(0)
+}
+
+/// Waits until what was just written is durable: acknowledged means
+/// durable.
+fn acknowledge(store: &Store, what: &str) -> Result<(), CliError> {
+    store
+        .durable_blocking()
+        .map_err(|e| CliError::Failed(format!("{what} may not be durable: {e}")))
 }
 
 fn open_store(db: Option<&Path>) -> Result<Store, CliError> {
@@ -565,6 +622,7 @@ fn pick_run(
 struct Commands {
     activities: BTreeMap<CommandSeq, (String, ActivityOptions)>,
     timers: BTreeMap<CommandSeq, (Timestamp, Timestamp)>,
+    children: BTreeMap<CommandSeq, String>,
 }
 
 fn history(
@@ -677,6 +735,12 @@ fn describe_event(event: &Event, time: Timestamp, activation: u64, known: &mut C
     let activity = |known: &Commands, cmd: &CommandSeq| -> String {
         match known.activities.get(cmd) {
             Some((name, _)) => format!("{name}{} (cmd {})", role_tag(name), cmd.0),
+            None => format!("(cmd {})", cmd.0),
+        }
+    };
+    let child = |known: &Commands, cmd: &CommandSeq| -> String {
+        match known.children.get(cmd) {
+            Some(name) => format!("{name} (cmd {})", cmd.0),
             None => format!("(cmd {})", cmd.0),
         }
     };
@@ -819,6 +883,41 @@ fn describe_event(event: &Event, time: Timestamp, activation: u64, known: &mut C
         }
         Event::WorkflowCancelled { reason } => format!("workflow CANCELLED: {reason}"),
         Event::WorkflowTerminated { reason } => format!("workflow TERMINATED: {reason}"),
+        Event::ChildWorkflowStarted {
+            cmd,
+            workflow_type,
+            workflow_id,
+            input,
+            parent_close,
+            ..
+        } => {
+            known
+                .children
+                .insert(*cmd, format!("{workflow_id} ({workflow_type})"));
+            let on_close = match parent_close {
+                ParentClosePolicy::Terminate => "terminated",
+                ParentClosePolicy::RequestCancel => "asked to cancel",
+                ParentClosePolicy::Abandon => "left running",
+            };
+            format!(
+                "start child workflow {} with input {}; {on_close} if this run closes first",
+                child(known, cmd),
+                short(input)
+            )
+        }
+        Event::ChildWorkflowCompleted { cmd, result } => format!(
+            "child workflow {} completed: result {}",
+            child(known, cmd),
+            short(result)
+        ),
+        Event::ChildWorkflowFailed { cmd, failure } => format!(
+            "child workflow {} FAILED: {}",
+            child(known, cmd),
+            failure_text(failure)
+        ),
+        Event::ChildWorkflowCancelRequested { cmd } => {
+            format!("cancel child workflow {}", child(known, cmd))
+        }
     }
 }
 
@@ -1047,10 +1146,7 @@ fn signal(
         None => store.signal(id, name, payload),
     };
     let run = sent.map_err(|e| CliError::Failed(format!("signal not sent: {e}")))?;
-    // Acknowledged means durable.
-    store
-        .durable_blocking()
-        .map_err(|e| CliError::Failed(format!("signal may not be durable: {e}")))?;
+    acknowledge(store, "signal")?;
     writeln!(out, "signal {name} sent to {id} (run {})", run.0)?;
     Ok(())
 }
@@ -1059,33 +1155,13 @@ fn signal(
 
 /// RFC 3339 UTC with millisecond precision, e.g. `2024-05-01T12:00:00.004Z`.
 fn utc(t: Timestamp) -> String {
-    let ms = t.0;
-    let secs = ms / 1000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
-}
-
-/// Proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's
-/// algorithm, for non-negative day counts).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
+    // RFC 3339 ends with year 9999; a timer that far out was almost
+    // certainly computed by saturating, and reads better as such.
+    const LAST_RFC3339_MS: u64 = 253_402_300_799_999;
+    if t.0 > LAST_RFC3339_MS {
+        return format!("after 9999-12-31 ({} ms since the epoch)", t.0);
+    }
+    humantime::format_rfc3339_millis(t.to_system_time()).to_string()
 }
 
 /// A duration the way people say it: `350ms`, `1.2s`, `4m05s`, `2h10m`,
@@ -1132,8 +1208,11 @@ mod tests {
             utc(Timestamp(253_402_300_799_999)),
             "9999-12-31T23:59:59.999Z"
         );
-        // No overflow at the far end.
-        assert!(utc(Timestamp(u64::MAX)).ends_with(".615Z"));
+        // No panic at the far end.
+        assert_eq!(
+            utc(Timestamp(u64::MAX)),
+            "after 9999-12-31 (18446744073709551615 ms since the epoch)"
+        );
     }
 
     #[test]

@@ -239,13 +239,20 @@ impl Replayer {
                     workflow_type: workflow_type.clone(),
                     registered: self.workflows.keys().cloned().collect(),
                 })?;
+        // The store appends WorkflowTerminated by itself, outside any
+        // activation and without running workflow code, so there is no
+        // code to check it against: it only closes the run.
+        let (replayable, terminated) = match rest.split_last() {
+            Some((Event::WorkflowTerminated { .. }, before)) => (before, true),
+            _ => (rest, false),
+        };
         let run = history.run;
         let replayed = std::thread::scope(|scope| {
             let thread = std::thread::Builder::new()
                 .name("refrain-replay".into())
                 .spawn_scoped(scope, || -> Result<bool, ActivationError> {
                     let mut machine = WorkflowMachine::new(workflow.as_ref(), run, first)?;
-                    machine.replay(rest)?;
+                    machine.replay(replayable)?;
                     Ok(machine.is_closed())
                 });
             match thread {
@@ -277,7 +284,7 @@ impl Replayer {
                 .iter()
                 .filter(|e| matches!(e, Event::ActivationStarted { .. }))
                 .count() as u64,
-            closed,
+            closed: closed || terminated,
         })
     }
 

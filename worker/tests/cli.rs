@@ -419,6 +419,38 @@ fn signal_checks_its_input_and_writes_nothing_on_error() {
 }
 
 #[test]
+fn cancel_and_terminate_record_the_request_and_refuse_closed_runs() {
+    let f = fixture();
+    let said = ok(
+        f.db(),
+        &[
+            "cancel",
+            "stuck-1",
+            "--reason",
+            "alert resolved",
+            "--by",
+            "oncall",
+        ],
+    );
+    assert!(said.contains("cancellation of stuck-1"), "{said}");
+    // No worker runs here: the request waits in the inbox, durable, and is
+    // what the workflow sees when a worker next runs it.
+    let store = Store::open(f.db(), StoreConfig::default()).unwrap();
+    let record = store.run_record(f.stuck_run).unwrap().unwrap();
+    assert_eq!(record.inbox_tail - record.inbox_head, 1);
+    drop(store);
+
+    let said = ok(f.db(), &["terminate", "stuck-1", "--reason", "superseded"]);
+    assert!(said.contains("terminated: superseded"), "{said}");
+    let timeline = ok(f.db(), &["history", "stuck-1"]);
+    assert!(timeline.contains("superseded"), "{timeline}");
+    let err = fails(f.db(), &["cancel", "stuck-1"], 1);
+    assert!(err.contains("closed"), "{err}");
+    let err = fails(f.db(), &["terminate", "nope", "--reason", "x"], 1);
+    assert!(err.contains("no workflow with id nope"), "{err}");
+}
+
+#[test]
 fn a_store_held_by_another_process_is_a_one_line_error() {
     let f = fixture();
     let _held = Store::open(f.db(), StoreConfig::default()).unwrap();

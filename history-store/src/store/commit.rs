@@ -8,6 +8,9 @@
 //! wall clock at commit keeps the store's state a function of the history.
 
 use super::activities::{delete_task, TaskTx};
+use super::children::{
+    append_terminated, apply_parent_close, cancel_child, notify_parent, start_child, ChildStart,
+};
 use super::tx::{
     abort, allocate_run, check_event_payloads, decode, encode, finish, get_run, missing,
     push_inbox, put_run, TxResult,
@@ -26,22 +29,45 @@ use sled::Transactional;
 
 /// What the committed transaction changed, for the wake-ups that follow it.
 #[derive(Default)]
-struct Effects {
+pub(super) struct Effects {
     ready: bool,
     activity_scheduled: bool,
     timer_started: bool,
-    closed: bool,
-    /// The run started by `WorkflowContinuedAsNew`.
-    continued_to: Option<RunId>,
+    /// Runs closed (the committing one, or children closed with it).
+    pub(super) closed: Vec<RunId>,
+    /// Other runs given work: a started child, a parent told of its
+    /// child, the run started by `WorkflowContinuedAsNew`.
+    pub(super) also_ready: Vec<RunId>,
+}
+
+impl Effects {
+    /// The wake-ups after the transaction committed.
+    fn wake(&self, inner: &Inner, run: RunId) {
+        if self.ready {
+            inner.ready_queue.push(run);
+        }
+        for r in &self.also_ready {
+            inner.ready_queue.push(*r);
+        }
+        if self.activity_scheduled {
+            inner.activity_notify.notify_one();
+        }
+        if self.timer_started {
+            inner.timer_notify.notify_one();
+        }
+        for r in &self.closed {
+            inner.closed.wake(*r);
+        }
+    }
 }
 
 /// The trees of the commit transaction.
-struct CommitTx<'a> {
-    task: TaskTx<'a>,
-    meta: &'a TransactionalTree,
-    ids: &'a TransactionalTree,
-    history: &'a TransactionalTree,
-    timers: &'a TransactionalTree,
+pub(super) struct CommitTx<'a> {
+    pub(super) task: TaskTx<'a>,
+    pub(super) meta: &'a TransactionalTree,
+    pub(super) ids: &'a TransactionalTree,
+    pub(super) history: &'a TransactionalTree,
+    pub(super) timers: &'a TransactionalTree,
 }
 
 /// The history limits a commit is checked against.
@@ -176,21 +202,7 @@ impl Inner {
                     },
                 ),
         )?;
-        if fx.ready {
-            self.ready_queue.push(run);
-        }
-        if let Some(next) = fx.continued_to {
-            self.ready_queue.push(next);
-        }
-        if fx.activity_scheduled {
-            self.activity_notify.notify_one();
-        }
-        if fx.timer_started {
-            self.timer_notify.notify_one();
-        }
-        if fx.closed {
-            self.closed.wake(run);
-        }
+        fx.wake(self, run);
         Ok(())
     }
 }
@@ -313,21 +325,20 @@ fn apply(
                 }
             }
             Event::WorkflowCompleted { result } => {
-                let outcome = Some(Ok(result.clone()));
-                close(ctx, run, &mut record, RunStatus::Completed, outcome, now)?;
-                fx.closed = true;
+                let how = Closing::by_code(RunStatus::Completed, Some(Ok(result.clone())), now);
+                close_run(ctx, run, &mut record, how, &mut fx)?;
             }
             Event::WorkflowFailed { failure } => {
-                let outcome = Some(Err(failure.clone()));
-                close(ctx, run, &mut record, RunStatus::Failed, outcome, now)?;
-                fx.closed = true;
+                let how = Closing::by_code(RunStatus::Failed, Some(Err(failure.clone())), now);
+                close_run(ctx, run, &mut record, how, &mut fx)?;
             }
             Event::WorkflowContinuedAsNew {
                 input,
                 seed,
                 carried_signals,
             } => {
-                close(ctx, run, &mut record, RunStatus::ContinuedAsNew, None, now)?;
+                let how = Closing::by_code(RunStatus::ContinuedAsNew, None, now);
+                close_run(ctx, run, &mut record, how, &mut fx)?;
                 let next = start_next_run(
                     ctx,
                     run,
@@ -339,16 +350,39 @@ fn apply(
                         now,
                     },
                 )?;
-                fx.closed = true;
-                fx.continued_to = Some(next);
+                fx.also_ready.push(next);
             }
             Event::ActivityCancelRequested { cmd } => {
                 cancel_activity(tx, run, &mut record, *cmd)?;
             }
             Event::WorkflowCancelled { reason } => {
                 let outcome = Some(Err(Failure::cancelled(reason.clone())));
-                close(ctx, run, &mut record, RunStatus::Cancelled, outcome, now)?;
-                fx.closed = true;
+                let how = Closing::by_code(RunStatus::Cancelled, outcome, now);
+                close_run(ctx, run, &mut record, how, &mut fx)?;
+            }
+            Event::ChildWorkflowStarted {
+                cmd,
+                workflow_type,
+                workflow_id,
+                input,
+                seed,
+                parent_close,
+                ..
+            } => {
+                let child = ChildStart {
+                    cmd: *cmd,
+                    workflow_type,
+                    workflow_id,
+                    input,
+                    seed: *seed,
+                    parent_close: *parent_close,
+                    now,
+                };
+                start_child(ctx, run, &mut record, child, &mut fx)?;
+            }
+            Event::ChildWorkflowCancelRequested { cmd } => {
+                let reason = "the parent workflow no longer waits for it";
+                cancel_child(ctx, &record, *cmd, reason, &mut fx)?;
             }
             // Inbound events were accounted for when they entered the inbox;
             // the rest imply nothing beyond the history itself.
@@ -380,8 +414,7 @@ fn cancel_activity(
     let Some(bytes) = tx.tasks.get(key)? else {
         return Ok(());
     };
-    let mut task: ActivityTaskRecord =
-        decode(&bytes, "activity task", Some(run)).map_err(abort)?;
+    let mut task: ActivityTaskRecord = decode(&bytes, "activity task", Some(run)).map_err(abort)?;
     match task.state {
         ActivityState::Scheduled { visible_at } => {
             tx.tasks.remove(&key[..])?;
@@ -416,10 +449,6 @@ impl Inner {
         now: Timestamp,
     ) -> Result<RunId, StoreError> {
         super::tx::check_payload(reason.len(), self.config.max_payload_bytes)?;
-        let event = Event::WorkflowTerminated {
-            reason: reason.to_owned(),
-        };
-        let bytes = encode(&event, "history", None)?;
         let t = &self.trees;
         let run = finish(
             (
@@ -462,38 +491,67 @@ impl Inner {
                             timers,
                         };
                         let (run, mut record) = super::runs::open_run_of(ids, runs, workflow_id)?;
-                        let seq = record.last_seq + 1;
-                        history.insert(&keys::run_seq_key(run, seq)[..], bytes.clone())?;
-                        record.last_seq = seq;
-                        record.history_bytes =
-                            record.history_bytes.saturating_add(bytes.len() as u64);
-                        let outcome = Some(Err(Failure::terminated(reason)));
-                        close(&ctx, run, &mut record, RunStatus::Terminated, outcome, now)?;
+                        append_terminated(&ctx, run, &mut record, reason)?;
+                        let mut fx = Effects::default();
+                        let how = Closing::by_code(
+                            RunStatus::Terminated,
+                            Some(Err(Failure::terminated(reason))),
+                            now,
+                        );
+                        close_run(&ctx, run, &mut record, how, &mut fx)?;
                         record.lease = None;
                         put_run(runs, ready, run, &record)?;
-                        Ok(run)
+                        Ok((run, fx))
                     },
                 ),
         )?;
-        self.closed.wake(run);
+        let (run, fx) = run;
+        fx.wake(self, run);
         Ok(run)
     }
 }
 
-/// Closes the run and deletes what it was waiting on. Inbox items that
-/// arrived after the claim stay where they are, as a record of what the
-/// run never handled (unless it continues as new: see `start_next_run`).
-fn close(
+/// How a run closes.
+pub(super) struct Closing {
+    pub(super) status: RunStatus,
+    pub(super) outcome: Option<Result<Payload, Failure>>,
+    pub(super) now: Timestamp,
+    /// Whether a parent waiting on this run is told (not when the parent
+    /// itself is closing in the same transaction).
+    pub(super) tell_parent: bool,
+}
+
+impl Closing {
+    /// A close decided by the run's own code or a client.
+    pub(super) fn by_code(
+        status: RunStatus,
+        outcome: Option<Result<Payload, Failure>>,
+        now: Timestamp,
+    ) -> Self {
+        Closing {
+            status,
+            outcome,
+            now,
+            tell_parent: true,
+        }
+    }
+}
+
+/// Closes the run and deletes what it was waiting on, applies its
+/// children's parent-close policies, and tells its parent. Inbox items
+/// that arrived after the claim stay where they are, as a record of what
+/// the run never handled (unless it continues as new: see
+/// `start_next_run`). The caller writes `record`.
+pub(super) fn close_run(
     ctx: &CommitTx<'_>,
     run: RunId,
     record: &mut RunRecord,
-    status: RunStatus,
-    outcome: Option<Result<Payload, Failure>>,
-    now: Timestamp,
+    how: Closing,
+    fx: &mut Effects,
 ) -> TxResult<()> {
-    record.status = status;
-    record.outcome = outcome;
-    record.closed_at = Some(now);
+    record.status = how.status;
+    record.outcome = how.outcome;
+    record.closed_at = Some(how.now);
     for timer in std::mem::take(&mut record.pending_timers) {
         ctx.timers
             .remove(&keys::time_key(timer.fire_at, run, timer.cmd)[..])?;
@@ -501,6 +559,11 @@ fn close(
     for cmd in std::mem::take(&mut record.pending_activities) {
         delete_task(&ctx.task, run, cmd)?;
     }
+    apply_parent_close(ctx, record, how.now, fx)?;
+    if how.tell_parent {
+        notify_parent(ctx, record, fx)?;
+    }
+    fx.closed.push(run);
     Ok(())
 }
 
@@ -540,26 +603,14 @@ fn start_next_run(
         parent: record.parent.clone(),
     };
     let started = encode(&started, "history", Some(new_run)).map_err(abort)?;
-    let mut new_record = RunRecord {
-        workflow_id: record.workflow_id.clone(),
-        workflow_type: record.workflow_type.clone(),
-        status: RunStatus::Running,
-        started_at: next.now,
-        closed_at: None,
-        last_seq: 1,
-        inbox_head: 0,
-        inbox_tail: 0,
-        needs_first_activation: true,
-        lease: None,
-        pending_timers: Vec::new(),
-        pending_activities: Vec::new(),
-        outcome: None,
-        last_task_failure: None,
-        history_bytes: started.len() as u64,
-        continued_from: Some(run),
-        continued_to: None,
-        parent: record.parent.clone(),
-    };
+    let mut new_record = RunRecord::started(
+        record.workflow_id.clone(),
+        record.workflow_type.clone(),
+        next.now,
+        started.len() as u64,
+        Some(run),
+        record.parent.clone(),
+    );
     ctx.history
         .insert(&keys::run_seq_key(new_run, 1)[..], started)?;
     for signal in next.carried_signals {

@@ -29,6 +29,7 @@ pub mod api;
 pub mod records;
 
 mod activities;
+mod children;
 mod commit;
 mod durability;
 mod ready;

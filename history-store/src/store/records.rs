@@ -2,7 +2,7 @@
 //! activity task. Persisted through the codec like events, so the same
 //! append-only rules apply to their fields and variants.
 
-use crate::event::{Failure, ParentRef, Payload};
+use crate::event::{Failure, ParentClosePolicy, ParentRef, Payload};
 use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::options::ActivityOptions;
 use serde::{Deserialize, Serialize};
@@ -102,9 +102,55 @@ pub struct RunRecord {
     pub continued_to: Option<RunId>,
     /// The parent command that started this run as a child.
     pub parent: Option<ParentRef>,
+    /// Child workflows started by this run and not yet closed.
+    pub pending_children: Vec<PendingChild>,
+}
+
+/// A child workflow its parent is waiting on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChild {
+    /// The parent's command that started it.
+    pub cmd: CommandSeq,
+    /// The child's workflow id (its latest run is the one to act on).
+    pub workflow_id: WorkflowId,
+    /// What happens to it when the parent closes first.
+    pub parent_close: ParentClosePolicy,
 }
 
 impl RunRecord {
+    /// The record of a run that has just been started with a
+    /// `WorkflowStarted` of `history_bytes` bytes.
+    pub fn started(
+        workflow_id: WorkflowId,
+        workflow_type: String,
+        started_at: Timestamp,
+        history_bytes: u64,
+        continued_from: Option<RunId>,
+        parent: Option<ParentRef>,
+    ) -> Self {
+        RunRecord {
+            workflow_id,
+            workflow_type,
+            status: RunStatus::Running,
+            started_at,
+            closed_at: None,
+            last_seq: 1,
+            inbox_head: 0,
+            inbox_tail: 0,
+            needs_first_activation: true,
+            lease: None,
+            pending_timers: Vec::new(),
+            pending_activities: Vec::new(),
+            outcome: None,
+            last_task_failure: None,
+            history_bytes,
+            continued_from,
+            continued_to: None,
+            parent,
+            pending_children: Vec::new(),
+        }
+    }
+
     /// Whether the run has work for a workflow task.
     pub fn is_ready(&self) -> bool {
         self.status.is_open() && (self.needs_first_activation || self.inbox_head < self.inbox_tail)

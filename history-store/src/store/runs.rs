@@ -15,7 +15,7 @@ use crate::keys;
 use crate::store::api::{
     IdConflictPolicy, RunFilter, RunSummary, StartOutcome, StartRequest, WorkflowTask,
 };
-use crate::store::records::{ActivityTaskRecord, RunLease, RunRecord, RunStatus};
+use crate::store::records::{ActivityTaskRecord, RunLease, RunRecord};
 use sled::Transactional;
 
 impl Inner {
@@ -36,26 +36,14 @@ impl Inner {
         // Neither value depends on the run number, so both are encoded once,
         // outside the (possibly re-run) transaction.
         let event = encode(&started, "history", None)?;
-        let record = RunRecord {
-            workflow_id: req.workflow_id.clone(),
-            workflow_type: req.workflow_type.clone(),
-            status: RunStatus::Running,
-            started_at: req.now,
-            closed_at: None,
-            last_seq: 1,
-            inbox_head: 0,
-            inbox_tail: 0,
-            needs_first_activation: true,
-            lease: None,
-            pending_timers: Vec::new(),
-            pending_activities: Vec::new(),
-            outcome: None,
-            last_task_failure: None,
-            history_bytes: event.len() as u64,
-            continued_from: None,
-            continued_to: None,
-            parent: None,
-        };
+        let record = RunRecord::started(
+            req.workflow_id.clone(),
+            req.workflow_type.clone(),
+            req.now,
+            event.len() as u64,
+            None,
+            None,
+        );
         let id_key = req.workflow_id.as_str().as_bytes();
         let t = &self.trees;
         let outcome = finish(

@@ -166,7 +166,23 @@ pub(super) fn check_event_payloads(event: &Event, limit: usize) -> Result<(), St
         Event::WorkflowCancelled { reason } | Event::WorkflowTerminated { reason } => {
             [reason.len(), 0]
         }
-        Event::ActivityCancelRequested { .. } => [0, 0],
+        Event::ChildWorkflowStarted {
+            workflow_type,
+            workflow_id,
+            input,
+            ..
+        } => [
+            input.len(),
+            workflow_type.len() + workflow_id.as_str().len(),
+        ],
+        Event::ChildWorkflowCompleted { result, .. } => [result.len(), 0],
+        Event::ChildWorkflowFailed { failure, .. } => [
+            failure.details.as_ref().map_or(0, |d| d.len()),
+            failure.message.len(),
+        ],
+        Event::ActivityCancelRequested { .. } | Event::ChildWorkflowCancelRequested { .. } => {
+            [0, 0]
+        }
         Event::ActivationStarted { .. }
         | Event::TimerStarted { .. }
         | Event::TimerFired { .. }

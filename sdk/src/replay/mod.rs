@@ -181,6 +181,7 @@ impl WorkflowMachine {
             *seed,
             *start_time,
         )));
+        state.borrow_mut().history_bytes = stored_size(started);
         let ctx = WorkflowContext::new(state.clone());
         let future = catch_unwind(AssertUnwindSafe(|| {
             workflow.instantiate(ctx, input.clone())
@@ -240,6 +241,7 @@ impl WorkflowMachine {
                 .map_or(events.len(), |p| i + 1 + p);
             let group = &events[i + 1..end];
             self.replay_activation(*time, first_seq, group)?;
+            self.count_applied(&events[i..end]);
             i = end;
         }
         self.last_seq += events.len() as u64;
@@ -322,7 +324,7 @@ impl WorkflowMachine {
         events.extend(inbound);
         events.extend(produced.into_iter().map(|p| p.event));
         self.last_seq += events.len() as u64;
-        self.state.borrow_mut().history_len = self.last_seq;
+        self.count_applied(&events);
         Ok(events)
     }
 
@@ -444,6 +446,17 @@ impl WorkflowMachine {
         );
     }
 
+    /// Counts `events`, just replayed or produced, into what
+    /// `ctx.history_length()` and `ctx.history_size_bytes()` report from the
+    /// next activation on. Counting replayed activations exactly like live
+    /// ones is what lets code that branches on them (as on
+    /// `ctx.continue_as_new_suggested()`) replay to the same commands.
+    fn count_applied(&self, events: &[Event]) {
+        let mut st = self.state.borrow_mut();
+        st.history_len += events.len() as u64;
+        st.history_bytes += events.iter().map(stored_size).sum::<u64>();
+    }
+
     /// Tells the instance how large its history is in the store and the
     /// store's hard limits, for `ctx.continue_as_new_suggested()`.
     pub fn set_history_info(&mut self, bytes: u64, max_events: u64, max_bytes: u64) {
@@ -559,6 +572,12 @@ impl Drop for WorkflowMachine {
         }
         self.future = None;
     }
+}
+
+/// The size of `event` as the store keeps it (envelope included), which is
+/// what `RunRecord::history_bytes` sums.
+fn stored_size(event: &Event) -> u64 {
+    refrain_history::codec::encode(event).map_or(0, |bytes| bytes.len() as u64)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -34,7 +34,21 @@ impl CommandSummary {
                 Some(callsite),
             ),
             Event::TimerStarted { cmd, callsite, .. } => (None, None, Some(cmd.0), Some(callsite)),
-            Event::TimerCancelled { cmd } => (None, None, Some(cmd.0), None),
+            Event::TimerCancelled { cmd }
+            | Event::ActivityCancelRequested { cmd }
+            | Event::ChildWorkflowCancelRequested { cmd } => (None, None, Some(cmd.0), None),
+            Event::ChildWorkflowStarted {
+                cmd,
+                workflow_type,
+                input,
+                callsite,
+                ..
+            } => (
+                Some(workflow_type.clone()),
+                Some(input.digest()),
+                Some(cmd.0),
+                Some(callsite),
+            ),
             Event::SideEffectRecorded {
                 cmd,
                 value,

@@ -20,6 +20,8 @@ pub(crate) enum Resolution {
     ActivityCompleted { attempt: u32, result: Payload },
     ActivityFailed { attempt: u32, failure: Failure },
     TimerFired,
+    ChildCompleted { result: Payload },
+    ChildFailed { failure: Failure },
 }
 
 /// A command future's slot: its resolution once known, and the waker of
@@ -172,6 +174,18 @@ impl RunState {
                 },
             ),
             Event::TimerFired { cmd } => (*cmd, Resolution::TimerFired),
+            Event::ChildWorkflowCompleted { cmd, result } => (
+                *cmd,
+                Resolution::ChildCompleted {
+                    result: result.clone(),
+                },
+            ),
+            Event::ChildWorkflowFailed { cmd, failure } => (
+                *cmd,
+                Resolution::ChildFailed {
+                    failure: failure.clone(),
+                },
+            ),
             Event::WorkflowCancelRequested { reason, .. } => {
                 if self.cancel_requested.is_none() {
                     self.cancel_requested = Some(reason.clone());
