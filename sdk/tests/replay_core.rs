@@ -497,3 +497,50 @@ fn a_workflow_error_is_recorded_as_workflow_failed() {
         failure.message
     );
 }
+
+#[test]
+fn a_history_terminated_after_an_activation_replays_as_closed() {
+    let mut history = record_flow();
+    // Cut after activation 2 and terminate, as the store does.
+    history.truncate(6);
+    history.push(Event::WorkflowTerminated {
+        reason: "duplicate".into(),
+    });
+    let mut m = machine::<Flow>(&history[0]);
+    m.replay(&history[1..]).unwrap();
+    assert!(m.is_closed());
+    assert_eq!(m.last_seq(), history.len() as u64);
+}
+
+#[test]
+fn misuse_found_during_replay_points_at_its_activation() {
+    /// Waits on a foreign future only from its second activation on.
+    struct LateForeign;
+    impl Workflow for LateForeign {
+        const NAME: &'static str = "late-foreign";
+        type Input = ();
+        type Output = ();
+        async fn run(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+            ctx.activity::<Reserve>("x".into()).await?;
+            if !ctx.is_replaying() {
+                ctx.activity::<Charge>("y".into()).await?;
+                return Ok(());
+            }
+            let (tx, rx) = futures::channel::oneshot::channel::<()>();
+            std::mem::forget(tx);
+            let _ = rx.await;
+            Ok(())
+        }
+    }
+    let first = started("late-foreign", json(&()));
+    let mut m = machine::<LateForeign>(&first);
+    let mut h = vec![first];
+    h.extend(m.activate(Timestamp(1), vec![]).unwrap());
+    h.extend(m.activate(Timestamp(2), vec![completed(1, "r")]).unwrap());
+    let err = machine::<LateForeign>(&h[0]).replay(&h[1..]).unwrap_err();
+    let ActivationError::Nondeterminism(e) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(e.activation, 2);
+    assert_eq!(e.position, 4, "activation 2 starts at event 4");
+}

@@ -138,6 +138,9 @@ pub struct WorkflowMachine {
     wake: Arc<WakeFlag>,
     last_seq: u64,
     activations: u64,
+    /// History position of the `ActivationStarted` of the activation being
+    /// run, for reports.
+    activation_seq: u64,
 }
 
 impl WorkflowMachine {
@@ -193,6 +196,7 @@ impl WorkflowMachine {
             wake: Arc::new(WakeFlag::default()),
             last_seq: 1,
             activations: 0,
+            activation_seq: 2,
         })
     }
 
@@ -218,17 +222,19 @@ impl WorkflowMachine {
     /// # Errors
     /// `Nondeterminism` at the first divergence; `Panicked`;
     /// `InvalidHistory` for events outside any activation.
-    pub fn replay(&mut self, events: &[Event]) -> Result<(), ActivationError> {
+    pub fn replay(&mut self, all: &[Event]) -> Result<(), ActivationError> {
+        // A termination is written by the store after whatever activation
+        // came last, not by the code: nothing to check, the run simply ends
+        // there.
+        let terminated = matches!(all.last(), Some(Event::WorkflowTerminated { .. }));
+        let events = if terminated {
+            &all[..all.len() - 1]
+        } else {
+            all
+        };
         let mut i = 0;
         while i < events.len() {
             let first_seq = self.last_seq + 1 + i as u64;
-            if matches!(events[i], Event::WorkflowTerminated { .. }) && i + 1 == events.len() {
-                // Written by the store, not by the code: nothing to check,
-                // the run simply ends here.
-                self.state.borrow_mut().tearing_down = true;
-                self.future = None;
-                break;
-            }
             let Event::ActivationStarted { time } = &events[i] else {
                 return Err(ActivationError::InvalidHistory {
                     position: first_seq,
@@ -244,7 +250,12 @@ impl WorkflowMachine {
             self.count_applied(&events[i..end]);
             i = end;
         }
-        self.last_seq += events.len() as u64;
+        if terminated {
+            self.count_applied(&all[all.len() - 1..]);
+            self.state.borrow_mut().tearing_down = true;
+            self.future = None;
+        }
+        self.last_seq += all.len() as u64;
         Ok(())
     }
 
@@ -255,6 +266,7 @@ impl WorkflowMachine {
         group: &[Event],
     ) -> Result<(), ActivationError> {
         self.activations += 1;
+        self.activation_seq = first_seq;
         let split = group
             .iter()
             .position(|e| !e.is_inbound())
@@ -311,6 +323,7 @@ impl WorkflowMachine {
         inbound: Vec<Event>,
     ) -> Result<Vec<Event>, ActivationError> {
         self.activations += 1;
+        self.activation_seq = self.last_seq + 1;
         let time = {
             let mut st = self.state.borrow_mut();
             st.replaying = false;
@@ -489,7 +502,7 @@ impl WorkflowMachine {
             workflow_id: st.workflow_id.clone(),
             run: st.run,
             activation: self.activations,
-            position: self.last_seq + 1,
+            position: self.activation_seq,
             kind: DivergenceKind::NonDeterministicCall(message),
             expected: None,
             produced: callsite.map(|c| CommandSummary {
