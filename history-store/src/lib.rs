@@ -50,4 +50,4 @@ pub use store::records::{
     ActivityState, ActivityTask, ActivityTaskRecord, PendingChild, PendingTimer, RunLease,
     RunRecord, RunStatus,
 };
-pub use store::Store;
+pub use store::{QueryRouter, Store};

@@ -180,6 +180,37 @@ impl Client {
         Ok(())
     }
 
+    /// Asks the latest run of `id` query `Q` and returns the answer of the
+    /// handler the workflow registered with `ctx.on_query`. Nothing is
+    /// written to the history. Works on closed runs too (their final
+    /// state). Needs a worker in this process with the workflow's type.
+    ///
+    /// # Errors
+    /// `NotFound`; `Query` if no worker runs here, the workflow does not
+    /// answer `Q`, or its handler failed.
+    pub async fn query<Q: crate::Query>(
+        &self,
+        id: impl Into<WorkflowId>,
+        args: &Q::Args,
+    ) -> Result<Q::Result, ClientError> {
+        let workflow_id = id.into();
+        let (run, _) = self
+            .store
+            .latest_run(&workflow_id)?
+            .ok_or_else(|| ClientError::NotFound {
+                workflow_id: workflow_id.clone(),
+            })?;
+        let args = payload::encode(&format!("query {} arguments", Q::NAME), args)?;
+        let router = self.store.query_router().ok_or_else(|| {
+            ClientError::Query("no worker runs in this process to answer queries".into())
+        })?;
+        let answer = router(run, Q::NAME.to_owned(), args)
+            .await
+            .map_err(|_| ClientError::Query("the worker stopped before answering".into()))?
+            .map_err(ClientError::Query)?;
+        Ok(crate::query::decode_result::<Q>(&answer)?)
+    }
+
     /// Status, pending activities and timers of the latest run of `id`.
     ///
     /// # Errors
@@ -373,6 +404,8 @@ pub enum ClientError {
         /// The recorded failure.
         failure: Failure,
     },
+    /// A query was not answered; the message says why.
+    Query(String),
     /// A value could not be encoded or decoded.
     Payload(PayloadError),
     /// The store failed.
@@ -429,6 +462,7 @@ impl fmt::Display for ClientError {
                 workflow_id,
                 failure,
             } => write!(f, "workflow {workflow_id} failed: {failure}"),
+            ClientError::Query(m) => write!(f, "query not answered: {m}"),
             ClientError::Payload(e) => fmt::Display::fmt(e, f),
             ClientError::Store(e) => fmt::Display::fmt(e, f),
         }

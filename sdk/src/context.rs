@@ -45,6 +45,10 @@ impl WorkflowContext {
         WorkflowContext { state }
     }
 
+    pub(crate) fn state(&self) -> &SharedState {
+        &self.state
+    }
+
     /// The caller-chosen workflow id.
     pub fn workflow_id(&self) -> WorkflowId {
         self.state.borrow().workflow_id.clone()

@@ -52,6 +52,7 @@ mod context;
 mod error;
 pub mod history_file;
 pub mod payload;
+mod query;
 pub mod replay;
 mod workflow;
 
@@ -66,6 +67,7 @@ pub use commands::{ActivityCall, ActivityFuture, SignalFuture, TimerFuture};
 pub use context::WorkflowContext;
 pub use error::{ActivityError, ActivityFailed, WorkflowError};
 pub use replay::{ActivationError, NondeterminismError};
+pub use query::{Query, QueryError};
 pub use workflow::{Signal, Workflow};
 
 pub use refrain_history::{

@@ -1,7 +1,7 @@
 //! Hands ready runs to workflow threads, one task per run at a time, and
 //! retries failed tasks with backoff.
 
-use crate::executor::{task_retry_backoff, TaskDone};
+use crate::executor::{task_retry_backoff, Job, TaskDone};
 use refrain_history::{RunId, Store};
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
@@ -11,7 +11,7 @@ use tracing::debug;
 
 pub(crate) async fn run_dispatcher(
     store: Store,
-    threads: Vec<mpsc::Sender<RunId>>,
+    threads: Vec<mpsc::Sender<Job>>,
     mut done: UnboundedReceiver<TaskDone>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -22,8 +22,7 @@ pub(crate) async fn run_dispatcher(
     let dispatch = |run: RunId, in_flight: &mut HashSet<RunId>| {
         in_flight.insert(run);
         // Pin each run to one thread so its cached instance is found again.
-        let thread = (run.0 % threads.len() as u64) as usize;
-        let _ = threads[thread].send(run);
+        let _ = threads[thread_of(run, threads.len())].send(Job::Activate(run));
     };
     loop {
         for run in store.take_ready(1024) {
@@ -59,4 +58,9 @@ pub(crate) async fn run_dispatcher(
             _ = store.ready_notify().notified() => {}
         }
     }
+}
+
+/// The thread a run is pinned to, so its cached instance is found again.
+pub(crate) fn thread_of(run: RunId, threads: usize) -> usize {
+    (run.0 % threads as u64) as usize
 }

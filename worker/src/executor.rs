@@ -8,13 +8,28 @@ use crate::cache::StickyCache;
 use crate::registry::Registry;
 use refrain::replay::{ActivationError, WorkflowMachine};
 use refrain_history::{
-    ActivationCommit, Event, Failure, RunId, RunRecord, Store, StoreError, Timestamp,
+    ActivationCommit, Event, Failure, Payload, RunId, RunRecord, Store, StoreError, Timestamp,
 };
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
 use tracing::{debug, error, info_span, warn};
+
+/// Work for a workflow thread.
+pub(crate) enum Job {
+    /// Run the workflow task of a ready run.
+    Activate(RunId),
+    /// Answer a query from the run's instance (between activations, so it
+    /// sees committed state).
+    Query {
+        run: RunId,
+        name: String,
+        args: Payload,
+        reply: oneshot::Sender<Result<Payload, String>>,
+    },
+}
 
 /// How a workflow task ended, reported back to the dispatcher.
 pub(crate) struct TaskDone {
@@ -43,8 +58,8 @@ impl Executor {
         registry: Arc<Registry>,
         cache_capacity: usize,
         done: UnboundedSender<TaskDone>,
-    ) -> (mpsc::Sender<RunId>, std::thread::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel::<RunId>();
+    ) -> (mpsc::Sender<Job>, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel::<Job>();
         let handle = std::thread::Builder::new()
             .name(format!("refrain-wf-{index}"))
             .spawn(move || {
@@ -55,7 +70,19 @@ impl Executor {
                     cache: StickyCache::new(cache_capacity),
                     done,
                 };
-                while let Ok(run) = rx.recv() {
+                while let Ok(job) = rx.recv() {
+                    let run = match job {
+                        Job::Activate(run) => run,
+                        Job::Query {
+                            run,
+                            name,
+                            args,
+                            reply,
+                        } => {
+                            let _ = reply.send(exec.query(run, &name, &args));
+                            continue;
+                        }
+                    };
                     let failed = matches!(exec.process(run), Outcome::Failed);
                     if exec.done.send(TaskDone { run, failed }).is_err() {
                         break;
@@ -137,6 +164,26 @@ impl Executor {
             }
             Err(e) => self.fail_task(run, task.token, format!("commit failed: {e}")),
         }
+    }
+
+    /// Answers a query from the cached instance of `run`, or from one
+    /// rebuilt by replaying its history (kept in the cache if the run is
+    /// open).
+    fn query(&mut self, run: RunId, name: &str, args: &Payload) -> Result<Payload, String> {
+        let record = self
+            .store
+            .run_record(run)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no such run {run}"))?;
+        let machine = match self.cache.take(run) {
+            Some(m) if m.last_seq() == record.last_seq => m,
+            _ => self.rebuild(run, &record)?,
+        };
+        let answer = machine.query(name, args).map_err(|e| e.to_string());
+        if !machine.is_closed() {
+            self.cache.put(run, machine);
+        }
+        answer
     }
 
     /// Builds the instance of `run` by replaying its stored history.

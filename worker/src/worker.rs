@@ -2,7 +2,8 @@
 
 use crate::activities::run_activity_poller;
 use crate::dispatcher::run_dispatcher;
-use crate::executor::Executor;
+use crate::dispatcher::thread_of;
+use crate::executor::{Executor, Job};
 use crate::registry::Registry;
 use crate::timers::run_timer_service;
 use refrain::{Activity, Workflow};
@@ -80,6 +81,8 @@ impl WorkerBuilder {
             threads.push(handle);
         }
         drop(done_tx);
+        self.store
+            .set_query_router(Some(query_router(senders.clone())));
         let tasks = vec![
             tokio::spawn(run_dispatcher(
                 self.store.clone(),
@@ -104,6 +107,7 @@ impl WorkerBuilder {
             "worker started"
         );
         Worker {
+            store: self.store,
             stop: stop_tx,
             grace: grace_tx,
             tasks,
@@ -112,10 +116,29 @@ impl WorkerBuilder {
     }
 }
 
+/// Routes each query to the thread its run is pinned to.
+fn query_router(threads: Vec<std::sync::mpsc::Sender<Job>>) -> refrain_history::QueryRouter {
+    let threads = std::sync::Mutex::new(threads);
+    Arc::new(move |run, name, args| {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let threads = threads.lock().unwrap_or_else(|p| p.into_inner());
+        let job = Job::Query {
+            run,
+            name,
+            args,
+            reply,
+        };
+        // A stopped thread drops the reply sender: the caller is told.
+        let _ = threads[thread_of(run, threads.len())].send(job);
+        answer
+    })
+}
+
 /// A running worker. Dropping it without [`Worker::shutdown`] stops its
 /// loops abruptly, which is safe (everything durable is in the store) but
 /// abandons running activities until their timeouts.
 pub struct Worker {
+    store: Store,
     stop: watch::Sender<bool>,
     grace: watch::Sender<Option<Duration>>,
     tasks: Vec<JoinHandle<()>>,
@@ -140,6 +163,7 @@ impl Worker {
     /// on each thread commit, and returns. Work left over is picked up
     /// after restart: attempts by their timeouts, workflow tasks at once.
     pub async fn shutdown(mut self, grace: Duration) {
+        self.store.set_query_router(None);
         self.stop.send_replace(true);
         self.grace.send_replace(Some(grace));
         for t in self.tasks.drain(..) {
@@ -160,6 +184,7 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
+        self.store.set_query_router(None);
         self.stop.send_replace(true);
         self.grace.send_replace(Some(Duration::ZERO));
     }

@@ -168,7 +168,7 @@ pub(super) fn fail_attempt(
     let before_schedule_to_close = task
         .options
         .schedule_to_close
-        .map_or(true, |d| at < task.first_scheduled_at.saturating_add(d));
+        .is_none_or(|d| at < task.first_scheduled_at.saturating_add(d));
     if !failure.non_retryable
         && retry.allows_retry(attempts_made, &failure.kind)
         && before_schedule_to_close

@@ -82,7 +82,19 @@ struct Inner {
     timer_notify: Notify,
     closed: CloseWaiters,
     quarantine: Quarantine,
+    query_router: std::sync::RwLock<Option<QueryRouter>>,
 }
+
+/// How a query reaches, in this process, the worker that holds (or can
+/// rebuild) the run's workflow instance: given the run, the query name and
+/// its arguments, it answers through the channel, with an error message
+/// when it cannot. Set by the worker; the store only carries it, so that
+/// a `Client` holding nothing but the store can ask.
+pub type QueryRouter = Arc<
+    dyn Fn(RunId, String, Payload) -> tokio::sync::oneshot::Receiver<Result<Payload, String>>
+        + Send
+        + Sync,
+>;
 
 /// Index keys whose record could not be decoded. They stay on disk (stored
 /// data is never deleted behind an operator's back) but are skipped until
@@ -204,6 +216,7 @@ impl Store {
             activity_notify: Notify::new(),
             timer_notify: Notify::new(),
             closed: CloseWaiters::default(),
+            query_router: std::sync::RwLock::new(None),
             quarantine: Quarantine::default(),
         };
         for key in inner.trees.ready.iter().keys() {
@@ -328,6 +341,25 @@ impl Store {
         now: Timestamp,
     ) -> Result<RunId, StoreError> {
         self.inner.terminate(workflow_id, reason, now)
+    }
+
+    /// Installs (or, with `None`, removes) the route by which queries reach
+    /// a worker in this process.
+    pub fn set_query_router(&self, router: Option<QueryRouter>) {
+        *self
+            .inner
+            .query_router
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = router;
+    }
+
+    /// The route to a worker that answers queries, if one is running.
+    pub fn query_router(&self) -> Option<QueryRouter> {
+        self.inner
+            .query_router
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The latest run of `workflow_id`, if any.

@@ -470,6 +470,43 @@ impl WorkflowMachine {
         st.history_bytes += events.iter().map(stored_size).sum::<u64>();
     }
 
+    /// Answers query `name` with the handler the workflow registered, from
+    /// the instance's current state. Writes nothing: a handler that tries
+    /// to issue a command is refused and its command discarded.
+    ///
+    /// # Errors
+    /// `UnknownQuery`, `Payload`, or `HandlerFailed` (panic, command).
+    pub fn query(
+        &self,
+        name: &str,
+        args: &Payload,
+    ) -> Result<Payload, crate::query::QueryError> {
+        use crate::query::QueryError;
+        let (handler, produced, next_cmd) = {
+            let st = self.state.borrow();
+            let Some(h) = st.queries.get(name).cloned() else {
+                let mut known: Vec<String> = st.queries.keys().cloned().collect();
+                known.sort();
+                return Err(QueryError::UnknownQuery {
+                    name: name.to_owned(),
+                    known,
+                });
+            };
+            (h, st.produced.len(), st.next_cmd)
+        };
+        let answer = catch_unwind(AssertUnwindSafe(|| handler(args)))
+            .unwrap_or_else(|p| Err(QueryError::HandlerFailed(panic_message(p.as_ref()))));
+        let mut st = self.state.borrow_mut();
+        if st.produced.len() != produced || st.next_cmd != next_cmd {
+            st.produced.truncate(produced);
+            st.next_cmd = next_cmd;
+            return Err(QueryError::HandlerFailed(
+                "query handlers must not issue commands (activities, timers, ...)".into(),
+            ));
+        }
+        answer
+    }
+
     /// Tells the instance how large its history is in the store and the
     /// store's hard limits, for `ctx.continue_as_new_suggested()`.
     pub fn set_history_info(&mut self, bytes: u64, max_events: u64, max_bytes: u64) {

@@ -90,6 +90,8 @@ pub(crate) struct RunState {
     /// The reason of the first cancellation request applied, if any.
     pub cancel_requested: Option<String>,
     pub cancel_wakers: Vec<Waker>,
+    /// Query handlers by name.
+    pub queries: HashMap<String, crate::query::QueryHandler>,
     /// Whether workflow code looked at cancellation. A workflow that never
     /// does is cancelled by dropping it; one that does decides itself.
     pub cancel_observed: bool,
@@ -128,6 +130,7 @@ impl RunState {
             cancel_requested: None,
             cancel_wakers: Vec::new(),
             cancel_observed: false,
+            queries: HashMap::new(),
         }
     }
 

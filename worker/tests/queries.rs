@@ -1,0 +1,150 @@
+//! Queries through a real worker: answered from the workflow's state
+//! while it is blocked, after it closed, and never written to history.
+
+use refrain::{
+    Client, ClientError, Query, Signal, Store, StoreConfig, Workflow, WorkflowContext,
+    WorkflowError,
+};
+use refrain_worker::Worker;
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+#[derive(Serialize, Deserialize)]
+struct Approve(String);
+impl Signal for Approve {
+    const NAME: &'static str = "approve";
+}
+
+/// Which approvals a document has.
+struct Approvals;
+impl Query for Approvals {
+    const NAME: &'static str = "approvals";
+    type Args = ();
+    type Result = Vec<String>;
+}
+
+/// A misbehaving query that tries to start a timer.
+struct Sneaky;
+impl Query for Sneaky {
+    const NAME: &'static str = "sneaky";
+    type Args = ();
+    type Result = ();
+}
+
+/// Collects two approvals.
+struct Review;
+impl Workflow for Review {
+    const NAME: &'static str = "review";
+    type Input = ();
+    type Output = Vec<String>;
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<Vec<String>, WorkflowError> {
+        let approvals = Rc::new(RefCell::new(Vec::new()));
+        let seen = approvals.clone();
+        ctx.on_query::<Approvals>(move |()| seen.borrow().clone());
+        let sneaky_ctx = ctx.clone();
+        ctx.on_query::<Sneaky>(move |()| drop(sneaky_ctx.sleep(Duration::from_secs(1))));
+        for _ in 0..2 {
+            let Approve(who) = ctx.wait_signal::<Approve>().await?;
+            approvals.borrow_mut().push(who);
+        }
+        let done = approvals.borrow().clone();
+        Ok(done)
+    }
+}
+
+async fn with_worker(cache_size: usize, test: impl AsyncFnOnce(&Client)) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let worker = Worker::builder(store.clone())
+        .workflow::<Review>()
+        .cache_size(cache_size)
+        .start();
+    let client = Client::new(store);
+    tokio::time::timeout(Duration::from_secs(30), test(&client))
+        .await
+        .expect("test finished");
+    worker.shutdown(Duration::from_secs(1)).await;
+}
+
+async fn until_history_len(client: &Client, id: &str, len: usize) {
+    while client.history(id).unwrap().len() < len {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn answered_while_blocked_and_after_close(client: &Client) {
+    let h = client.start::<Review>("doc-1", ()).await.unwrap();
+    client
+        .signal("doc-1", &Approve("ana".into()))
+        .await
+        .unwrap();
+    // WorkflowStarted, activation 1, activation 2 with the signal.
+    until_history_len(client, "doc-1", 4).await;
+    let before = client.history("doc-1").unwrap();
+    let seen = client.query::<Approvals>("doc-1", &()).await.unwrap();
+    assert_eq!(seen, ["ana"]);
+    assert_eq!(
+        client.history("doc-1").unwrap(),
+        before,
+        "a query writes nothing"
+    );
+
+    client.signal("doc-1", &Approve("bo".into())).await.unwrap();
+    assert_eq!(h.result().await.unwrap(), ["ana", "bo"]);
+    let closed = client.query::<Approvals>("doc-1", &()).await.unwrap();
+    assert_eq!(
+        closed,
+        ["ana", "bo"],
+        "a closed run answers from its final state"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_read_state_from_the_cached_instance() {
+    with_worker(100, answered_while_blocked_and_after_close).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_rebuild_the_instance_when_nothing_is_cached() {
+    with_worker(0, answered_while_blocked_and_after_close).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_queries_and_handlers_that_issue_commands_are_refused() {
+    with_worker(100, async |client: &Client| {
+        client.start::<Review>("doc-2", ()).await.unwrap();
+        until_history_len(client, "doc-2", 2).await;
+        let before = client.history("doc-2").unwrap();
+
+        struct Missing;
+        impl Query for Missing {
+            const NAME: &'static str = "missing";
+            type Args = ();
+            type Result = ();
+        }
+        let err = client.query::<Missing>("doc-2", &()).await.unwrap_err();
+        let ClientError::Query(m) = err else {
+            panic!("{err}")
+        };
+        assert!(
+            m.contains("\"missing\"") && m.contains("approvals, sneaky"),
+            "{m}"
+        );
+
+        let err = client.query::<Sneaky>("doc-2", &()).await.unwrap_err();
+        assert!(err.to_string().contains("must not issue commands"), "{err}");
+        assert_eq!(client.history("doc-2").unwrap(), before);
+        // The refused command left no trace in the instance either: the
+        // workflow goes on exactly as before.
+        client.signal("doc-2", &Approve("cy".into())).await.unwrap();
+        client.signal("doc-2", &Approve("di".into())).await.unwrap();
+        let h = client.handle::<Review>("doc-2").unwrap();
+        assert_eq!(h.result().await.unwrap(), ["cy", "di"]);
+
+        let err = client.query::<Approvals>("nobody", &()).await.unwrap_err();
+        assert!(matches!(err, ClientError::NotFound { .. }), "{err}");
+    })
+    .await;
+}
