@@ -122,8 +122,8 @@ pub fn activations(history: &[Event]) -> Vec<&[Event]> {
 /// `ActivationStarted`, inbound events, commands; non-decreasing activation
 /// times; command numbers that only grow; every result, failure and timer
 /// firing answering a command recorded earlier, at most once; no timer
-/// applied in an activation earlier than its deadline; a terminal event
-/// only at the very end.
+/// applied in an activation earlier than its deadline or after its
+/// cancellation; a terminal event only at the very end.
 ///
 /// # Panics
 /// Describing the first violation and printing the history.
@@ -148,6 +148,7 @@ fn check_well_formed(history: &[Event]) -> Result<(), String> {
     let mut timers = BTreeMap::new();
     let mut resolved = BTreeSet::new();
     let mut fired = BTreeSet::new();
+    let mut cancelled = BTreeSet::new();
     // 0: before any activation, 1: inbound part, 2: command part.
     let mut part = 0;
     for (i, e) in history.iter().enumerate().skip(1) {
@@ -188,6 +189,9 @@ fn check_well_formed(history: &[Event]) -> Result<(), String> {
                     if !fired.insert(*cmd) {
                         return Err(format!("#{seq} fires {cmd} a second time"));
                     }
+                    if cancelled.contains(cmd) {
+                        return Err(format!("#{seq} fires {cmd} after its cancellation"));
+                    }
                 }
                 _ => {}
             }
@@ -203,6 +207,10 @@ fn check_well_formed(history: &[Event]) -> Result<(), String> {
                     Some(*cmd)
                 }
                 Event::SideEffectRecorded { cmd, .. } => Some(*cmd),
+                Event::TimerCancelled { cmd } => {
+                    cancelled.insert(*cmd);
+                    None
+                }
                 _ => None,
             };
             if let Some(cmd) = new_cmd {

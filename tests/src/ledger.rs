@@ -166,7 +166,7 @@ impl Ledger {
 
     /// The entries of one activity type within one workflow, in order.
     pub fn of(&self, workflow_id: &str, activity: &str) -> Vec<Entry> {
-        select(&self.entries(), workflow_id, activity)
+        entries_of(&self.entries(), workflow_id, activity)
     }
 
     /// Reads a ledger file written by (possibly several, possibly killed)
@@ -188,7 +188,7 @@ impl Ledger {
 }
 
 /// The entries of `activity` within `workflow_id`, in order.
-pub fn select(entries: &[Entry], workflow_id: &str, activity: &str) -> Vec<Entry> {
+pub fn entries_of(entries: &[Entry], workflow_id: &str, activity: &str) -> Vec<Entry> {
     entries
         .iter()
         .filter(|e| e.workflow_id == workflow_id && e.activity == activity)

@@ -6,7 +6,7 @@ use refrain::replay::{WorkflowMachine, WorkflowType};
 use refrain::{
     select, Either, Event, Payload, RunId, Signal, Workflow, WorkflowContext, WorkflowError,
 };
-use refrain_history::{CommandSeq, IdConflictPolicy, StartRequest, Timestamp};
+use refrain_history::{ActivationCommit, CommandSeq, IdConflictPolicy, StartRequest, Timestamp};
 use refrain_tests::activities::{Charge, Reserve, Ship};
 use refrain_tests::env::{eventually, result_of, TestEnv};
 use refrain_tests::history::{assert_well_formed, kinds, normalise, started_event, strings};
@@ -128,23 +128,31 @@ fn select_picks_the_left_branch_on_a_tie_whatever_the_arrival_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn select_takes_the_same_branch_when_both_results_wait_in_the_inbox() {
     let env = TestEnv::new();
-    // A worker without the activity: it commits the first activation and
-    // nothing can complete `reserve` behind the test's back.
-    let first = Worker::builder(env.store.clone())
-        .workflow::<Race>()
-        .start();
     let handle = env.client.start::<Race>("race-2", ()).await.unwrap();
     let run = handle.run_id();
-    eventually("the race to be set up", || {
-        (env.client.history("race-2").ok()?.len() >= 4).then_some(())
-    })
-    .await;
-    first.shutdown(Duration::from_secs(1)).await;
+    // No worker runs yet: the test commits the first activation itself, so
+    // that no timer service or activity poller can act behind its back.
+    let task = env.store.claim_workflow_task(run).unwrap().expect("a task");
+    let started = env.store.read_history(run).unwrap().remove(0);
+    let mut machine = WorkflowMachine::new(&WorkflowType::<Race>::new(), run, &started).unwrap();
+    let events = machine.activate(Timestamp::now(), task.inbox).unwrap();
+    env.store
+        .commit_activation(ActivationCommit {
+            run,
+            token: task.token,
+            expected_last_seq: task.record.last_seq,
+            inbox_upto: task.inbox_upto,
+            events,
+        })
+        .unwrap();
+    drop(machine);
 
-    // With no worker running, the test completes the activity and fires the
-    // timer itself, through the store, in that order.
-    let far = Timestamp::now().saturating_add(Duration::from_secs(3600));
-    let tasks = env.store.claim_activity_tasks(far, 10).unwrap();
+    // Then it completes the activity and fires the timer, through the
+    // store, in that order.
+    let tasks = env
+        .store
+        .claim_activity_tasks(Timestamp::now(), 10)
+        .unwrap();
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     let task = &tasks[0];
     assert_eq!((task.run, task.cmd), (run, CommandSeq(2)));

@@ -302,3 +302,105 @@ async fn a_corrupt_history_stops_only_its_own_run() {
     );
     worker.shutdown(Duration::from_secs(1)).await;
 }
+
+const TOO_LARGE: usize = 5 * 1024 * 1024;
+
+/// A `resume` signal whose payload can be made too large.
+#[derive(Serialize, Deserialize)]
+struct OversizedResume(String);
+
+impl Signal for OversizedResume {
+    const NAME: &'static str = "resume";
+}
+
+/// Returns more than the store accepts as a payload.
+struct Bloat;
+
+#[async_trait]
+impl Activity for Bloat {
+    const NAME: &'static str = "bloat";
+    type Input = ();
+    type Output = String;
+
+    async fn run(&self, _ctx: ActivityContext, _: ()) -> Result<String, ActivityError> {
+        Ok("x".repeat(TOO_LARGE))
+    }
+}
+
+struct BloatFlow;
+
+impl Workflow for BloatFlow {
+    const NAME: &'static str = "bloat-flow";
+    type Input = ();
+    type Output = String;
+
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        let policy = RetryPolicy::exponential()
+            .initial_interval(Duration::from_millis(10))
+            .max_attempts(3);
+        Ok(match ctx.activity::<Bloat>(()).retry(policy).await {
+            Ok(v) => format!("accepted {} bytes", v.len()),
+            Err(f) => format!(
+                "attempts={} kind={} non_retryable={}",
+                f.attempts, f.failure.kind, f.failure.non_retryable
+            ),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_payloads_are_refused_without_writing_anything() {
+    let env = TestEnv::new();
+    let ledger = Ledger::in_memory();
+    let worker = Worker::builder(env.store.clone())
+        .workflow::<Parked>()
+        .workflow::<BloatFlow>()
+        .activity(Reserve::new(&ledger))
+        .activity(Bloat)
+        .start();
+    let huge = "y".repeat(TOO_LARGE);
+
+    match env.client.start::<Parked>("parked-big", huge.clone()).await {
+        Err(ClientError::PayloadTooLarge { size, limit }) => assert!(size > limit),
+        other => panic!(
+            "expected PayloadTooLarge, got {:?}",
+            other.map(|h| h.run_id())
+        ),
+    }
+    assert!(env.client.list(&Default::default()).unwrap().is_empty());
+
+    let parked = env
+        .client
+        .start::<Parked>("parked-small", "small".into())
+        .await
+        .unwrap();
+    eventually("parked-small to wait for its signal", || {
+        let h = env.client.history("parked-small").ok()?;
+        kinds(&h)
+            .contains(&"ActivityCompleted(reserve)".to_owned())
+            .then_some(())
+    })
+    .await;
+    let before = env.client.describe("parked-small").unwrap().record;
+    assert!(matches!(
+        env.client
+            .signal("parked-small", &OversizedResume(huge))
+            .await,
+        Err(ClientError::PayloadTooLarge { .. })
+    ));
+    assert_eq!(env.client.describe("parked-small").unwrap().record, before);
+    env.client.signal("parked-small", &Resume(7)).await.unwrap();
+    assert_eq!(
+        result_of(&parked).await.unwrap(),
+        "reserve(small) resumed with 7"
+    );
+
+    // An oversized result is a failure the workflow sees, not a retry loop.
+    let bloat = env.client.start::<BloatFlow>("bloat-1", ()).await.unwrap();
+    assert_eq!(
+        result_of(&bloat).await.unwrap(),
+        "attempts=1 kind=payload-too-large non_retryable=true"
+    );
+    assert_well_formed(&env.client.history("bloat-1").unwrap());
+    worker.shutdown(Duration::from_secs(1)).await;
+}

@@ -24,7 +24,8 @@ impl Signal for Approval {
     const NAME: &'static str = "approval";
 }
 
-const WELCOME_DELAY: Duration = Duration::from_millis(400);
+// Long enough that a loaded machine still sees the timer pending.
+const WELCOME_DELAY: Duration = Duration::from_millis(800);
 
 struct Onboarding;
 
@@ -469,9 +470,9 @@ impl Workflow for ApprovalDeadline {
 
     async fn run(ctx: WorkflowContext, _: ()) -> Result<Option<String>, WorkflowError> {
         let approval = ctx
-            .wait_signal_for::<Approval>(Duration::from_millis(200))
+            .wait_signal_for::<Approval>(Duration::from_millis(1_000))
             .await?;
-        ctx.sleep(Duration::from_millis(500)).await;
+        ctx.sleep(Duration::from_millis(1_300)).await;
         Ok(approval.map(|a| a.by))
     }
 }
@@ -514,12 +515,9 @@ async fn a_cancelled_timer_never_fires() {
     worker.shutdown(Duration::from_secs(1)).await;
 }
 
-// Known bug, reported to the store's owner: a timer that fires between the
-// claim and the commit of the activation that cancels it stays in the
-// inbox (the commit's `TimerCancelled` finds it no longer pending and does
-// nothing), so a later activation records `TimerFired` after
-// `TimerCancelled`. Run with `--ignored` to see it.
-#[ignore = "known bug: TimerFired is delivered after TimerCancelled when the timer fires mid-activation"]
+// Regression: a timer that fired between the claim and the commit of the
+// activation that cancels it used to stay in the inbox, so a later
+// activation recorded `TimerFired` after `TimerCancelled`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timer_that_fires_while_its_cancellation_is_computed_is_not_delivered() {
     let env = TestEnv::new();

@@ -204,7 +204,7 @@ impl Activity for GoesSilent {
         self.ledger.record(&ctx, Phase::Start);
         ctx.heartbeat(&"alive")?;
         if ctx.attempt() == 1 {
-            tokio::time::sleep(Duration::from_millis(800)).await;
+            tokio::time::sleep(Duration::from_millis(1_200)).await;
             if ctx.heartbeat(&"back").is_err() {
                 self.ledger.record(&ctx, Phase::Stale);
             }
@@ -240,7 +240,7 @@ impl Workflow for SilentFlow {
         // timeout can end the first attempt early.
         Ok(ctx
             .activity::<GoesSilent>(())
-            .heartbeat_timeout(Duration::from_millis(300))
+            .heartbeat_timeout(Duration::from_millis(500))
             .retry(RetryPolicy::exponential().initial_interval(Duration::from_millis(20)))
             .await?)
     }
@@ -480,7 +480,7 @@ async fn a_silent_attempt_is_retried_and_its_lease_no_longer_holds() {
         .start::<SilentFlow>("silent-1", ())
         .await
         .unwrap();
-    // Attempt 1 would succeed by itself after 0.8 s; only the heartbeat
+    // Attempt 1 would succeed by itself after 1.2 s; only the heartbeat
     // timeout can make attempt 2 the one recorded.
     assert_eq!(result_of(&handle).await.unwrap(), "attempt-2");
     let history = env.client.history("silent-1").unwrap();

@@ -317,11 +317,13 @@ fn apply(
                 fx.timer_started = true;
             }
             Event::TimerCancelled { cmd } => {
-                // A timer that already fired (its TimerFired waiting in the
-                // inbox) is no longer pending; cancelling it is a no-op.
                 if let Some(i) = record.pending_timers.iter().position(|t| t.cmd == *cmd) {
                     let timer = record.pending_timers.remove(i);
                     timers.remove(&keys::time_key(timer.fire_at, run, *cmd)[..])?;
+                } else {
+                    // It fired after the claim: its TimerFired waits in the
+                    // inbox. A cancelled timer must never be delivered.
+                    withdraw_fired_timer(tx.inbox, run, &mut record, *cmd)?;
                 }
             }
             Event::WorkflowCompleted { result } => {
@@ -394,6 +396,41 @@ fn apply(
     put_run(tx.runs, tx.ready, run, &record)?;
     fx.ready = record.is_ready();
     Ok(fx)
+}
+
+/// Removes the `TimerFired` of `cmd` from the part of the inbox that
+/// arrived after the claim (`inbox_head..inbox_tail`, the head having been
+/// moved past what this commit consumed), moving later items down so the
+/// inbox stays contiguous.
+fn withdraw_fired_timer(
+    inbox: &TransactionalTree,
+    run: RunId,
+    record: &mut RunRecord,
+    cmd: crate::ids::CommandSeq,
+) -> TxResult<()> {
+    let mut found = None;
+    for n in record.inbox_head..record.inbox_tail {
+        let Some(bytes) = inbox.get(keys::run_seq_key(run, n))? else {
+            return Err(abort(missing("inbox", Some(run))));
+        };
+        let event: Event = decode(&bytes, "inbox", Some(run)).map_err(abort)?;
+        if matches!(event, Event::TimerFired { cmd: c } if c == cmd) {
+            found = Some(n);
+            break;
+        }
+    }
+    let Some(gap) = found else {
+        return Ok(());
+    };
+    for n in gap + 1..record.inbox_tail {
+        let Some(bytes) = inbox.remove(&keys::run_seq_key(run, n)[..])? else {
+            return Err(abort(missing("inbox", Some(run))));
+        };
+        inbox.insert(&keys::run_seq_key(run, n - 1)[..], bytes)?;
+    }
+    inbox.remove(&keys::run_seq_key(run, record.inbox_tail - 1)[..])?;
+    record.inbox_tail -= 1;
+    Ok(())
 }
 
 /// The workflow no longer wants activity `cmd`. One that has not started
