@@ -1,7 +1,11 @@
-//! Plumbing shared by the Refrain examples, so that each example file reads
-//! as the business process it shows.
+//! The Refrain examples as a library: each example's workflow, activities
+//! and scenario live in a module here ([`order_to_cash`],
+//! [`employee_onboarding`]), and the example binaries
+//! (`examples/order_to_cash.rs`, `examples/employee_onboarding.rs`) are thin
+//! mains that drive them. Tests run the same workflows in-process, and
+//! replay their recorded histories, through this library.
 //!
-//! Every example:
+//! Every example binary:
 //!
 //! - takes `--db DIR` ([`StoreArgs`]); without it the store goes into a new
 //!   temporary directory that is kept and printed, so a run can be inspected
@@ -15,17 +19,169 @@
 //! - prints what ran: activities and workflows announce their steps
 //!   ([`activity_says`], [`narrate`]) and each finished workflow's history is
 //!   printed compactly ([`print_history`]).
+//!
+//! The examples whose workflows live in this library also embed the
+//! `refrain` command line with their workflows registered ([`Mode::Cli`]),
+//! so that histories can be inspected and replayed through the example's
+//! own code:
+//!
+//! ```text
+//! cargo run --example order_to_cash -- --db /tmp/o2c
+//! cargo run --example order_to_cash -- cli --db /tmp/o2c list
+//! cargo run --example order_to_cash -- cli --db /tmp/o2c history order-1002
+//! cargo run --example order_to_cash -- cli --db /tmp/o2c export order-1002 --out /tmp/order-1002.json
+//! cargo run --example order_to_cash -- cli replay /tmp/order-1002.json tests/histories/order_to_cash
+//! ```
+//!
+//! The package's `refrain-examples` binary is the same command line with
+//! the workflows of all of them registered ([`replayer`]):
+//! `cargo run -p refrain-examples --bin refrain-examples -- replay tests/histories/order_to_cash`.
+//!
+//! # Recorded histories
+//!
+//! `tests/histories/<example>/` at the root of the repository holds the
+//! history of every run each example creates, exported as JSON
+//! ([`refrain::history_file`]). The test `examples/tests/replay_histories.rs`
+//! replays them through the current code, so a change to a workflow that
+//! would break runs recorded with the old code fails it, with the
+//! nondeterminism report naming the position and both source lines. To
+//! regenerate them, after a deliberate change that old runs cannot follow
+//! (better: guard the change with `ctx.patched` and keep the old files),
+//! run each example in [`Mode::ExportHistories`]:
+//!
+//! ```text
+//! cargo run --example order_to_cash -- export-histories tests/histories/order_to_cash
+//! cargo run --example employee_onboarding -- export-histories tests/histories/employee_onboarding
+//! ```
+//!
+//! Each runs its example's scenarios on fresh temporary stores, with the
+//! example's real timings (about 7 s and 20 s), and writes every run to
+//! `DIR/<workflow-id>.json` (the default scenario) or
+//! `DIR/<scenario>/<workflow-id>.json` (the others: `ops-substitutes`,
+//! `director-away`), overwriting files of the same name. Timestamps and
+//! seeds differ from one regeneration to the next; the format does not.
+
+pub mod employee_onboarding;
+pub mod order_to_cash;
 
 use anyhow::{bail, Context as _, Result};
+use refrain::history_file::HistoryExport;
 use refrain::{
-    ActivityContext, Client, ClientError, Event, RunStatus, StartOptions, Store, StoreConfig,
-    Workflow, WorkflowContext, WorkflowHandle,
+    ActivityContext, Client, ClientError, Event, RunFilter, RunStatus, StartOptions, Store,
+    StoreConfig, Workflow, WorkflowContext, WorkflowHandle,
 };
+use refrain_worker::Replayer;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fmt::Display;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tracing_subscriber::EnvFilter;
+
+/// A replayer with the workflow types of every example in this library
+/// registered. An example that moves its workflows here registers them
+/// here too, and checks its histories into `tests/histories/<example>/`.
+pub fn replayer() -> Replayer {
+    Replayer::new()
+        .workflow::<order_to_cash::OrderToCash>()
+        .workflow::<employee_onboarding::EmployeeOnboarding>()
+}
+
+/// What an example binary does instead of running its example.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Mode {
+    /// Runs the `refrain` command line with this example's workflows.
+    ///
+    /// list, describe, history, export, replay, signal, cancel and
+    /// terminate, with this example's workflows registered so that `replay`
+    /// runs the example's code. Everything after `cli` goes to it:
+    /// `cli --db DIR history ID`, `cli replay FILE`, `cli --help`.
+    #[command(disable_help_flag = true)]
+    Cli {
+        /// The `refrain` command line's arguments.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "REFRAIN ARGS"
+        )]
+        args: Vec<OsString>,
+    },
+    /// Exports the history of every run of the example to DIR.
+    ///
+    /// Runs the example's scenarios on fresh temporary stores and writes
+    /// the history of every run they create to DIR as JSON, which is how
+    /// the histories in tests/histories are regenerated.
+    ExportHistories {
+        /// Where to write the histories (created if missing).
+        dir: PathBuf,
+    },
+}
+
+/// Runs the `refrain` command line with `replayer`'s workflow types and
+/// `args` (without a program name; `program` is shown in its usage text)
+/// and returns its exit code. See [`refrain_worker::cli`].
+pub fn run_cli(replayer: Replayer, program: &str, args: Vec<OsString>) -> ExitCode {
+    let argv = std::iter::once(OsString::from(program)).chain(args);
+    refrain_worker::cli::run_with_args(replayer, argv)
+}
+
+/// Opens a store in a new temporary directory, with the default (fsync)
+/// durability. The directory is deleted when the returned guard is
+/// dropped; drop the store (and every worker and client on it) first.
+///
+/// # Errors
+/// If the directory cannot be created or the store cannot be opened.
+pub fn temporary_store(prefix: &str) -> Result<(tempfile::TempDir, Store)> {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .context("creating a temporary directory for the store")?;
+    let store = Store::open(dir.path(), StoreConfig::default())
+        .with_context(|| format!("opening the store in {}", dir.path().display()))?;
+    Ok((dir, store))
+}
+
+/// Writes the history of every run in `store` to `dir` in the JSON form,
+/// one file per run named `<workflow-id>.json` (or
+/// `<workflow-id>.run-<n>.json` when the id has more than one run),
+/// creating `dir` and overwriting files of the same name. Returns the
+/// files written, in run order.
+///
+/// # Errors
+/// Storage errors, and files or directories that cannot be written.
+pub fn export_histories(store: &Store, dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let runs = store.list_runs(&RunFilter::default())?;
+    let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &runs {
+        *per_id.entry(r.workflow_id.to_string()).or_default() += 1;
+    }
+    let mut written = Vec::new();
+    for r in &runs {
+        let id = r.workflow_id.to_string();
+        let name = if per_id[&id] > 1 {
+            format!("{id}.run-{}.json", r.run.0)
+        } else {
+            format!("{id}.json")
+        };
+        let path = dir.join(name);
+        let export = HistoryExport::from_run(store, r.run)
+            .with_context(|| format!("exporting {id} ({})", r.run))?;
+        export
+            .write_file(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "[export] {id}: {} events of {} ({}) to {}",
+            export.events.len(),
+            r.run,
+            r.status.as_str(),
+            path.display()
+        );
+        written.push(path);
+    }
+    Ok(written)
+}
 
 /// The `--db` option of every example.
 #[derive(Debug, Clone, clap::Args)]

@@ -1,0 +1,198 @@
+//! Every run of every example workflow survives the trip out of the store
+//! and back: run in-process on a fresh store (with short waits), exported,
+//! written as JSON and as binary, read back with the same events, and
+//! replayed through the workflow code to the same closed state.
+
+use refrain::history_file::{FileFormat, HistoryExport};
+use refrain::{Client, RunFilter, Store};
+use refrain_examples::employee_onboarding::{self, Director, OnboardingOutcome};
+use refrain_examples::order_to_cash::{self, Order, OrderOutcome, OrderToCash, Pace, Scenario};
+use std::time::Duration;
+use tempfile::TempDir;
+
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Exports every run in `store`, writes each as JSON and as binary, reads
+/// both back and replays them. Returns the workflow ids, in run order.
+fn round_trip_every_run(store: &Store) -> Vec<String> {
+    let out = tempfile::tempdir().unwrap();
+    let replayer = refrain_examples::replayer();
+    let runs = store.list_runs(&RunFilter::default()).unwrap();
+    assert!(!runs.is_empty());
+    let mut ids = Vec::new();
+    for summary in &runs {
+        let id = summary.workflow_id.to_string();
+        let record = store.run_record(summary.run).unwrap().unwrap();
+        let export = HistoryExport::from_run(store, summary.run).unwrap();
+        assert_eq!(export.workflow_id, summary.workflow_id);
+        assert_eq!(export.run, summary.run);
+        assert_eq!(export.workflow_type, summary.workflow_type);
+        assert_eq!(export.events, store.read_history(summary.run).unwrap());
+        assert_eq!(export.events.len() as u64, record.last_seq);
+
+        let json = out.path().join(format!("{id}.json"));
+        let bin = out.path().join(format!("{id}.bin"));
+        export.write_file(&json).unwrap();
+        export.write_file(&bin).unwrap();
+        assert_eq!(
+            FileFormat::sniff(&std::fs::read(&json).unwrap()),
+            FileFormat::Json
+        );
+        assert_eq!(
+            FileFormat::sniff(&std::fs::read(&bin).unwrap()),
+            FileFormat::Binary
+        );
+
+        for file in [&json, &bin] {
+            let back = HistoryExport::read_file(file).unwrap();
+            assert_eq!(back.events, export.events, "{}", file.display());
+            assert_eq!(back, export, "{}", file.display());
+            let report = replayer
+                .replay_file(file)
+                .unwrap_or_else(|e| panic!("{} does not replay:\n{e}", file.display()));
+            assert_eq!(report.workflow_id, summary.workflow_id);
+            assert_eq!(report.run, summary.run);
+            assert_eq!(report.workflow_type, summary.workflow_type);
+            assert_eq!(report.events, export.events.len() as u64);
+            assert_eq!(
+                report.closed,
+                !record.status.is_open(),
+                "{report} ({})",
+                record.status.as_str()
+            );
+            assert!(report.closed, "every example run finishes: {report}");
+        }
+        // The JSON text survives import and export unchanged.
+        let text = std::fs::read_to_string(&json).unwrap();
+        assert_eq!(
+            format!("{}\n", HistoryExport::from_json(&text).unwrap().to_json()),
+            text
+        );
+        ids.push(id);
+    }
+    // And the directory as a whole, as `refrain replay DIR` reads it.
+    let results = replayer.replay_dir(out.path());
+    assert_eq!(results.len(), 2 * runs.len());
+    for (file, r) in results {
+        assert!(r.is_ok(), "{}: {}", file.display(), r.unwrap_err());
+    }
+    ids
+}
+
+/// A fresh store in a directory of its own.
+fn fresh_store() -> (TempDir, Store) {
+    refrain_examples::temporary_store("refrain-round-trip-").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn order_to_cash_fulfilled_and_cancelled() {
+    let (_dir, store) = fresh_store();
+    let worker = order_to_cash::start_worker(store.clone());
+    let scenario = Scenario {
+        ops_substitutes: false,
+        pace: Pace::FAST,
+    };
+    let ended = order_to_cash::run(&Client::new(store.clone()), scenario)
+        .await
+        .unwrap();
+    worker.shutdown(GRACE).await;
+    assert!(matches!(ended[0], (ref id, Ok(OrderOutcome::Fulfilled { .. })) if id == "order-1001"));
+    assert!(matches!(ended[1], (ref id, Ok(OrderOutcome::Cancelled { .. })) if id == "order-1002"));
+    assert_eq!(round_trip_every_run(&store), ["order-1001", "order-1002"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn order_to_cash_with_a_substitute() {
+    let (_dir, store) = fresh_store();
+    let worker = order_to_cash::start_worker(store.clone());
+    let scenario = Scenario {
+        ops_substitutes: true,
+        // Operations answer as soon as they are paged; the deadline is
+        // there only so that a slow machine does not cancel the order.
+        pace: Pace {
+            ops_deadline_ms: 30_000,
+            ..Pace::FAST
+        },
+    };
+    let ended = order_to_cash::run(&Client::new(store.clone()), scenario)
+        .await
+        .unwrap();
+    worker.shutdown(GRACE).await;
+    let (id, outcome) = &ended[1];
+    assert_eq!(id, "order-1002");
+    assert!(
+        matches!(outcome, Ok(OrderOutcome::Fulfilled { .. })),
+        "{outcome:?}"
+    );
+    assert_eq!(round_trip_every_run(&store), ["order-1001", "order-1002"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn order_to_cash_with_credit_declined() {
+    let (_dir, store) = fresh_store();
+    let worker = order_to_cash::start_worker(store.clone());
+    let client = Client::new(store.clone());
+    let order = Order {
+        order_id: "order-1003".into(),
+        customer: "Initech".into(),
+        sku: "KB-ERGO-2".into(),
+        quantity: 1,
+        amount_cents: 14_900,
+        pace: Pace::FAST,
+    };
+    let outcome = client
+        .start::<OrderToCash>("order-1003", order)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+    worker.shutdown(GRACE).await;
+    let OrderOutcome::Cancelled { reason, undone } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.starts_with("credit check failed"), "{reason}");
+    assert!(undone.is_empty(), "nothing to undo: {undone:?}");
+    assert_eq!(round_trip_every_run(&store), ["order-1003"]);
+}
+
+async fn onboarding(director: Director) -> OnboardingOutcome {
+    let (_dir, store) = fresh_store();
+    let worker = employee_onboarding::start_worker(store.clone());
+    let (id, outcome) = employee_onboarding::run(
+        &Client::new(store.clone()),
+        employee_onboarding::Scenario::fast(director),
+    )
+    .await
+    .unwrap();
+    worker.shutdown(GRACE).await;
+    assert_eq!(round_trip_every_run(&store), [id]);
+    outcome.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn employee_onboarding_approved_after_escalation() {
+    let outcome = onboarding(Director::Approves).await;
+    assert!(
+        matches!(&outcome, OnboardingOutcome::Ready { approved_by, .. } if approved_by == "Sam Okafor"),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn employee_onboarding_declined() {
+    let outcome = onboarding(Director::Declines).await;
+    assert!(
+        matches!(&outcome, OnboardingOutcome::SentToHr { reason } if reason.contains("declined")),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn employee_onboarding_nobody_answers() {
+    let outcome = onboarding(Director::Away).await;
+    assert!(
+        matches!(&outcome, OnboardingOutcome::SentToHr { reason } if reason.contains("nobody")),
+        "{outcome:?}"
+    );
+}
