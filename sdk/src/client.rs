@@ -194,12 +194,12 @@ impl Client {
         args: &Q::Args,
     ) -> Result<Q::Result, ClientError> {
         let workflow_id = id.into();
-        let (run, _) = self
-            .store
-            .latest_run(&workflow_id)?
-            .ok_or_else(|| ClientError::NotFound {
-                workflow_id: workflow_id.clone(),
-            })?;
+        let (run, _) =
+            self.store
+                .latest_run(&workflow_id)?
+                .ok_or_else(|| ClientError::NotFound {
+                    workflow_id: workflow_id.clone(),
+                })?;
         let args = payload::encode(&format!("query {} arguments", Q::NAME), args)?;
         let router = self.store.query_router().ok_or_else(|| {
             ClientError::Query("no worker runs in this process to answer queries".into())

@@ -66,8 +66,8 @@ pub use combinators::{join, join3, join_all, select, Either, JoinAll, Select};
 pub use commands::{ActivityCall, ActivityFuture, SignalFuture, TimerFuture};
 pub use context::WorkflowContext;
 pub use error::{ActivityError, ActivityFailed, WorkflowError};
-pub use replay::{ActivationError, NondeterminismError};
 pub use query::{Query, QueryError};
+pub use replay::{ActivationError, NondeterminismError};
 pub use workflow::{Signal, Workflow};
 
 pub use refrain_history::{

@@ -476,11 +476,7 @@ impl WorkflowMachine {
     ///
     /// # Errors
     /// `UnknownQuery`, `Payload`, or `HandlerFailed` (panic, command).
-    pub fn query(
-        &self,
-        name: &str,
-        args: &Payload,
-    ) -> Result<Payload, crate::query::QueryError> {
+    pub fn query(&self, name: &str, args: &Payload) -> Result<Payload, crate::query::QueryError> {
         use crate::query::QueryError;
         let (handler, produced, next_cmd) = {
             let st = self.state.borrow();
