@@ -466,6 +466,31 @@ pub fn print_history(client: &Client, id: &str) -> Result<()> {
             }
             Event::ChildWorkflowFailed { cmd, failure } => format!("({cmd}) {failure}"),
             Event::ChildWorkflowCancelRequested { cmd } => format!("({cmd})"),
+            Event::HumanTaskAssigned {
+                cmd,
+                task,
+                assignee,
+                level,
+                ..
+            } => format!("{task} for {assignee} ({cmd}, level {level})"),
+            Event::HumanTaskReminded { cmd, assignee } => format!("({cmd}) {assignee}"),
+            Event::HumanTaskEscalated {
+                cmd,
+                from,
+                to,
+                level,
+                ..
+            } => format!("({cmd}) from {from} to {to}, level {level}"),
+            Event::HumanTaskDecided {
+                cmd,
+                decision,
+                decided_by,
+                ..
+            } => format!(
+                "({cmd}) by {decided_by}: {}",
+                short(&format!("{decision:?}"), 60)
+            ),
+            Event::HumanTaskClosed { cmd, reason } => format!("({cmd}) {reason}"),
         };
         println!("  {:>4}  {:<18} {detail}", i + 1, event.kind());
     }

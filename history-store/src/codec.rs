@@ -359,6 +359,37 @@ mod tests {
             Event::ChildWorkflowCancelRequested {
                 cmd: CommandSeq(10),
             },
+            Event::HumanTaskAssigned {
+                cmd: CommandSeq(11),
+                task: "approve-loan".into(),
+                assignee: "underwriter@bank".into(),
+                form: Some(Payload::from_bytes(b"{\"amount\":5000}".to_vec())),
+                deadline: Some(Timestamp(1_700_000_060_000)),
+                level: 0,
+                callsite: callsite(),
+            },
+            Event::HumanTaskReminded {
+                cmd: CommandSeq(11),
+                assignee: "underwriter@bank".into(),
+            },
+            Event::HumanTaskEscalated {
+                cmd: CommandSeq(11),
+                from: "underwriter@bank".into(),
+                to: "head-of-credit@bank".into(),
+                level: 1,
+                deadline: None,
+            },
+            Event::HumanTaskDecided {
+                cmd: CommandSeq(11),
+                decision: Payload::from_bytes(b"\"approve\"".to_vec()),
+                decided_by: "head-of-credit@bank".into(),
+                comment: Some("income verified".into()),
+                decided_at: Timestamp(u64::MAX),
+            },
+            Event::HumanTaskClosed {
+                cmd: CommandSeq(u32::MAX),
+                reason: "nobody answered".into(),
+            },
         ];
         for e in &events {
             match e {
@@ -383,7 +414,12 @@ mod tests {
                 | Event::ChildWorkflowStarted { .. }
                 | Event::ChildWorkflowCompleted { .. }
                 | Event::ChildWorkflowFailed { .. }
-                | Event::ChildWorkflowCancelRequested { .. } => {}
+                | Event::ChildWorkflowCancelRequested { .. }
+                | Event::HumanTaskAssigned { .. }
+                | Event::HumanTaskReminded { .. }
+                | Event::HumanTaskEscalated { .. }
+                | Event::HumanTaskDecided { .. }
+                | Event::HumanTaskClosed { .. } => {}
             }
         }
         events
@@ -411,7 +447,7 @@ mod tests {
     #[test]
     fn every_event_variant_round_trips() {
         let events = every_event();
-        assert_eq!(events.len(), 22);
+        assert_eq!(events.len(), 27);
         for e in events {
             let bytes = encode(&e).unwrap();
             assert_eq!(&bytes[..2], b"RF");

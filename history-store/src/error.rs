@@ -116,6 +116,49 @@ pub enum StoreError {
     },
     /// The store was shut down or its flusher stopped after an error.
     Closed,
+    /// No human task with this command was ever assigned in the run (or
+    /// the run does not exist). Nothing was written.
+    HumanTaskNotFound {
+        /// The run.
+        run: RunId,
+        /// The command named.
+        cmd: CommandSeq,
+    },
+    /// The human task is no longer open: it was decided, closed without a
+    /// decision, or its run closed. Nothing was written.
+    HumanTaskClosed {
+        /// The run.
+        run: RunId,
+        /// The task's command.
+        cmd: CommandSeq,
+        /// How it ended (`decided by ...`, `closed: ...`).
+        why: String,
+    },
+    /// A schedule with this id already exists. Nothing was written.
+    ScheduleExists {
+        /// The schedule id.
+        id: String,
+    },
+    /// No schedule has this id. Nothing was written.
+    ScheduleNotFound {
+        /// The schedule id.
+        id: String,
+    },
+    /// A schedule's cron expression does not parse. Nothing was written.
+    BadCronExpression {
+        /// The expression.
+        expression: String,
+        /// What the parser objected to.
+        reason: String,
+    },
+    /// A schedule spec cannot be used (empty id or workflow type, a zero
+    /// interval, a pattern that never fires). Nothing was written.
+    InvalidSchedule {
+        /// The schedule id.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -182,6 +225,22 @@ impl fmt::Display for StoreError {
                  {bytes} bytes (max {max_bytes}); continue as new sooner"
             ),
             StoreError::Closed => write!(f, "store is closed"),
+            StoreError::HumanTaskNotFound { run, cmd } => {
+                write!(f, "no human task {cmd} in {run}")
+            }
+            StoreError::HumanTaskClosed { run, cmd, why } => {
+                write!(f, "human task {cmd} of {run} is no longer open: {why}")
+            }
+            StoreError::ScheduleExists { id } => {
+                write!(f, "a schedule with id {id} already exists")
+            }
+            StoreError::ScheduleNotFound { id } => write!(f, "no schedule with id {id}"),
+            StoreError::BadCronExpression { expression, reason } => {
+                write!(f, "bad cron expression {expression:?}: {reason}")
+            }
+            StoreError::InvalidSchedule { id, reason } => {
+                write!(f, "invalid schedule {id}: {reason}")
+            }
         }
     }
 }

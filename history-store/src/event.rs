@@ -396,6 +396,72 @@ pub enum Event {
         /// Command that started it.
         cmd: CommandSeq,
     },
+    /// Command: a person is asked to decide something (approve a loan,
+    /// acknowledge an incident). The store indexes the open task under its
+    /// assignee until it is decided, escalated or closed; `cmd` names the
+    /// task in every later event about it.
+    HumanTaskAssigned {
+        /// Command number; the task's identity within the run.
+        cmd: CommandSeq,
+        /// What is asked (`underwriting-review`, `ack-incident`).
+        task: String,
+        /// Who is asked.
+        assignee: String,
+        /// What the person needs to decide (the form they see), if any.
+        form: Option<Payload>,
+        /// When this assignee's time runs out, if it does.
+        deadline: Option<Timestamp>,
+        /// Escalation level: 0 for the first assignee, +1 per escalation.
+        level: u32,
+        /// Where the workflow asked for it.
+        callsite: Callsite,
+    },
+    /// Command: the assignee of an open human task was reminded.
+    HumanTaskReminded {
+        /// The task (its `HumanTaskAssigned` command).
+        cmd: CommandSeq,
+        /// Who was reminded.
+        assignee: String,
+    },
+    /// Command: an open human task moved to the next person because its
+    /// assignee's deadline passed.
+    HumanTaskEscalated {
+        /// The task (its `HumanTaskAssigned` command).
+        cmd: CommandSeq,
+        /// Who had it.
+        from: String,
+        /// Who has it now.
+        to: String,
+        /// The new escalation level.
+        level: u32,
+        /// When the new assignee's time runs out, if it does.
+        deadline: Option<Timestamp>,
+    },
+    /// Inbound: a person decided an open human task. Written by the store
+    /// when the decision is submitted; this is the audit record of who
+    /// decided what, when and why.
+    HumanTaskDecided {
+        /// The task (its `HumanTaskAssigned` command).
+        cmd: CommandSeq,
+        /// The decision.
+        decision: Payload,
+        /// Who decided, as the caller said.
+        decided_by: String,
+        /// Why, if they said.
+        comment: Option<String>,
+        /// When the decision was submitted (the activation that applies it
+        /// may come later).
+        decided_at: Timestamp,
+    },
+    /// Command: a human task ended without a decision (nobody answered and
+    /// a fallback was used or the task failed, or the workflow stopped
+    /// waiting for it). The store drops it from the assignee's list.
+    HumanTaskClosed {
+        /// The task (its `HumanTaskAssigned` command).
+        cmd: CommandSeq,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What happens to a running child workflow when its parent closes.
@@ -457,6 +523,11 @@ impl Event {
             Event::ChildWorkflowCompleted { .. } => "ChildWorkflowCompleted",
             Event::ChildWorkflowFailed { .. } => "ChildWorkflowFailed",
             Event::ChildWorkflowCancelRequested { .. } => "ChildWorkflowCancelRequested",
+            Event::HumanTaskAssigned { .. } => "HumanTaskAssigned",
+            Event::HumanTaskReminded { .. } => "HumanTaskReminded",
+            Event::HumanTaskEscalated { .. } => "HumanTaskEscalated",
+            Event::HumanTaskDecided { .. } => "HumanTaskDecided",
+            Event::HumanTaskClosed { .. } => "HumanTaskClosed",
         }
     }
 
@@ -477,6 +548,10 @@ impl Event {
                 | Event::WorkflowCancelled { .. }
                 | Event::ChildWorkflowStarted { .. }
                 | Event::ChildWorkflowCancelRequested { .. }
+                | Event::HumanTaskAssigned { .. }
+                | Event::HumanTaskReminded { .. }
+                | Event::HumanTaskEscalated { .. }
+                | Event::HumanTaskClosed { .. }
         )
     }
 
@@ -491,6 +566,7 @@ impl Event {
                 | Event::WorkflowCancelRequested { .. }
                 | Event::ChildWorkflowCompleted { .. }
                 | Event::ChildWorkflowFailed { .. }
+                | Event::HumanTaskDecided { .. }
         )
     }
 

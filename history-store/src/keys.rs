@@ -41,6 +41,47 @@ pub fn time_upper_bound(at: Timestamp) -> [u8; 8] {
     at.0.saturating_add(1).to_be_bytes()
 }
 
+/// Longest assignee a human task may have: its length leads the
+/// `human_tasks` key as a u16.
+pub const MAX_ASSIGNEE_BYTES: usize = u16::MAX as usize;
+
+/// Prefix of every `human_tasks` key of `assignee`: its length (u16 BE),
+/// then its bytes, so one assignee's tasks never interleave with another's
+/// whose name it prefixes. `None` past [`MAX_ASSIGNEE_BYTES`].
+pub fn assignee_prefix(assignee: &[u8]) -> Option<Vec<u8>> {
+    let len = u16::try_from(assignee.len()).ok()?;
+    let mut k = Vec::with_capacity(2 + assignee.len() + 12);
+    k.extend_from_slice(&len.to_be_bytes());
+    k.extend_from_slice(assignee);
+    Some(k)
+}
+
+/// Key of an open human task (`human_tasks`): assignee prefix ++ run ++
+/// cmd. `None` past [`MAX_ASSIGNEE_BYTES`].
+pub fn human_task_key(assignee: &[u8], run: RunId, cmd: CommandSeq) -> Option<Vec<u8>> {
+    let mut k = assignee_prefix(assignee)?;
+    k.extend_from_slice(&task_key(run, cmd));
+    Some(k)
+}
+
+/// Parses a `human_task_key` into assignee bytes, run and cmd.
+pub fn parse_human_task_key(key: &[u8]) -> Result<(&[u8], RunId, CommandSeq), BadKey> {
+    let bad = |expected| BadKey {
+        expected,
+        found: key.len(),
+    };
+    let len_bytes: [u8; 2] = key
+        .get(..2)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(bad(14))?;
+    let len = usize::from(u16::from_be_bytes(len_bytes));
+    if key.len() != 2 + len + 12 {
+        return Err(bad(2 + len + 12));
+    }
+    let (run, cmd) = parse_task_key(&key[2 + len..])?;
+    Ok((&key[2..2 + len], run, cmd))
+}
+
 /// A key that has the wrong length for its tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadKey {
@@ -131,6 +172,25 @@ mod tests {
                 found: 3
             })
         );
+    }
+
+    #[test]
+    fn human_task_keys_group_by_assignee() {
+        let a = human_task_key(b"ann", RunId(9), CommandSeq(2)).unwrap();
+        let b = human_task_key(b"anna", RunId(1), CommandSeq(1)).unwrap();
+        let pa = assignee_prefix(b"ann").unwrap();
+        assert!(a.starts_with(&pa));
+        assert!(
+            !b.starts_with(&pa),
+            "a longer name is not under a prefix of it"
+        );
+        assert_eq!(
+            parse_human_task_key(&a).unwrap(),
+            (&b"ann"[..], RunId(9), CommandSeq(2))
+        );
+        assert!(parse_human_task_key(&a[..a.len() - 1]).is_err());
+        assert!(parse_human_task_key(&[0]).is_err());
+        assert!(assignee_prefix(&vec![b'x'; MAX_ASSIGNEE_BYTES + 1]).is_none());
     }
 
     #[test]

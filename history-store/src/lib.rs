@@ -50,4 +50,7 @@ pub use store::records::{
     ActivityState, ActivityTask, ActivityTaskRecord, PendingChild, PendingTimer, RunLease,
     RunRecord, RunStatus,
 };
-pub use store::{QueryRouter, Store};
+pub use store::schedules::{
+    OverlapPolicy, ScheduleFires, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger,
+};
+pub use store::{HumanTaskRecord, OpenHumanTask, QueryRouter, Store};

@@ -9,9 +9,9 @@
 use refrain_history::codec::{decode, encode};
 use refrain_history::{
     ActivityOptions, ActivityState, ActivityTaskRecord, Callsite, CommandSeq, Event, Failure,
-    FailureCause, LeaseToken, ParentClosePolicy, ParentRef, Payload, PendingChild, PendingTimer,
-    RetryPolicy, RunId, RunLease, RunRecord, RunStatus, SignalRecord, TimeoutKind, Timestamp,
-    WorkflowId,
+    FailureCause, HumanTaskRecord, LeaseToken, OpenHumanTask, ParentClosePolicy, ParentRef,
+    Payload, PendingChild, PendingTimer, RetryPolicy, RunId, RunLease, RunRecord, RunStatus,
+    SignalRecord, TimeoutKind, Timestamp, WorkflowId,
 };
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
@@ -239,6 +239,52 @@ fn events() -> Vec<(&'static str, Event)> {
             "event_child_workflow_cancel_requested",
             Event::ChildWorkflowCancelRequested { cmd: CommandSeq(7) },
         ),
+        (
+            "event_human_task_assigned",
+            Event::HumanTaskAssigned {
+                cmd: CommandSeq(8),
+                task: "credit-exception".into(),
+                assignee: "underwriter-1@bank.example".into(),
+                form: Some(p("{\"amount\":25000,\"score\":0.42}")),
+                deadline: Some(Timestamp(1_700_000_300_000)),
+                level: 0,
+                callsite: callsite(),
+            },
+        ),
+        (
+            "event_human_task_reminded",
+            Event::HumanTaskReminded {
+                cmd: CommandSeq(8),
+                assignee: "underwriter-1@bank.example".into(),
+            },
+        ),
+        (
+            "event_human_task_escalated",
+            Event::HumanTaskEscalated {
+                cmd: CommandSeq(8),
+                from: "underwriter-1@bank.example".into(),
+                to: "head-of-credit@bank.example".into(),
+                level: 1,
+                deadline: Some(Timestamp(1_700_000_900_000)),
+            },
+        ),
+        (
+            "event_human_task_decided",
+            Event::HumanTaskDecided {
+                cmd: CommandSeq(8),
+                decision: p("{\"approve\":true}"),
+                decided_by: "head-of-credit@bank.example".into(),
+                comment: Some("collateral covers the gap".into()),
+                decided_at: Timestamp(1_700_000_450_000),
+            },
+        ),
+        (
+            "event_human_task_closed",
+            Event::HumanTaskClosed {
+                cmd: CommandSeq(8),
+                reason: "nobody answered; fallback used".into(),
+            },
+        ),
     ]
 }
 
@@ -270,6 +316,11 @@ fn fixture_of_variant(event: &Event) -> &'static str {
         Event::ChildWorkflowCompleted { .. } => "event_child_workflow_completed",
         Event::ChildWorkflowFailed { .. } => "event_child_workflow_failed",
         Event::ChildWorkflowCancelRequested { .. } => "event_child_workflow_cancel_requested",
+        Event::HumanTaskAssigned { .. } => "event_human_task_assigned",
+        Event::HumanTaskReminded { .. } => "event_human_task_reminded",
+        Event::HumanTaskEscalated { .. } => "event_human_task_escalated",
+        Event::HumanTaskDecided { .. } => "event_human_task_decided",
+        Event::HumanTaskClosed { .. } => "event_human_task_closed",
     }
 }
 
@@ -544,6 +595,37 @@ fn every_run_status_has_a_run_record_fixture() {
         .map(|s| s.to_string())
         .collect();
     assert_eq!(covered, declared, "RunStatus variants without a fixture");
+}
+
+#[test]
+fn human_task_records_match_their_fixtures() {
+    check(
+        "human_task_record",
+        &HumanTaskRecord {
+            workflow_id: WorkflowId::new("loan-77"),
+            run: RunId(12),
+            cmd: CommandSeq(8),
+            task: "credit-exception".into(),
+            assignee: "head-of-credit@bank.example".into(),
+            form: Some(p("{\"amount\":25000}")),
+            deadline: Some(Timestamp(1_700_000_900_000)),
+            assigned_at: Timestamp(1_700_000_300_000),
+            level: 1,
+        },
+    );
+    check(
+        "run_human_tasks",
+        &vec![
+            OpenHumanTask {
+                cmd: CommandSeq(8),
+                assignee: "head-of-credit@bank.example".into(),
+            },
+            OpenHumanTask {
+                cmd: CommandSeq(11),
+                assignee: "compliance@bank.example".into(),
+            },
+        ],
+    );
 }
 
 #[test]

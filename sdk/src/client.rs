@@ -406,6 +406,27 @@ pub enum ClientError {
     },
     /// A query was not answered; the message says why.
     Query(String),
+    /// No human task matches the reference. Nothing was written.
+    HumanTaskNotFound {
+        /// The reference, as given.
+        task: String,
+    },
+    /// The human task is no longer open (already decided or closed, or
+    /// its workflow ended). Nothing was written.
+    HumanTaskClosed {
+        /// The task.
+        task: String,
+        /// How it ended.
+        why: String,
+    },
+    /// Several open human tasks of the workflow have this name; decide
+    /// one by the exact reference a task list gives. Nothing was written.
+    HumanTaskAmbiguous {
+        /// The reference, as given.
+        task: String,
+        /// How many open tasks match.
+        open: usize,
+    },
     /// A value could not be encoded or decoded.
     Payload(PayloadError),
     /// The store failed.
@@ -436,6 +457,13 @@ impl From<StoreError> for ClientError {
             StoreError::PayloadTooLarge { size, limit } => {
                 ClientError::PayloadTooLarge { size, limit }
             }
+            StoreError::HumanTaskNotFound { run, cmd } => ClientError::HumanTaskNotFound {
+                task: format!("{cmd} of {run}"),
+            },
+            StoreError::HumanTaskClosed { run, cmd, why } => ClientError::HumanTaskClosed {
+                task: format!("{cmd} of {run}"),
+                why,
+            },
             other => ClientError::Store(other),
         }
     }
@@ -463,6 +491,14 @@ impl fmt::Display for ClientError {
                 failure,
             } => write!(f, "workflow {workflow_id} failed: {failure}"),
             ClientError::Query(m) => write!(f, "query not answered: {m}"),
+            ClientError::HumanTaskNotFound { task } => write!(f, "no human task {task}"),
+            ClientError::HumanTaskClosed { task, why } => {
+                write!(f, "human task {task} is no longer open: {why}")
+            }
+            ClientError::HumanTaskAmbiguous { task, open } => write!(
+                f,
+                "{open} open human tasks match {task}; decide one by its exact reference"
+            ),
             ClientError::Payload(e) => fmt::Display::fmt(e, f),
             ClientError::Store(e) => fmt::Display::fmt(e, f),
         }

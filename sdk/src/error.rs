@@ -166,6 +166,8 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for WorkflowError {
             "activity-failed"
         } else if boxed.is::<crate::child::ChildWorkflowFailed>() {
             "child-failed"
+        } else if boxed.is::<crate::human_task::HumanTaskFailed>() {
+            "human-task-failed"
         } else if boxed.is::<crate::payload::PayloadError>() {
             "payload"
         } else {

@@ -140,6 +140,11 @@
 //!   | `ChildWorkflowCompleted` | `cmd`, `result` |
 //!   | `ChildWorkflowFailed` | `cmd`, `failure` |
 //!   | `ChildWorkflowCancelRequested` | `cmd` |
+//!   | `HumanTaskAssigned` | `cmd`, `task`, `assignee`, `form` (payload or null), `deadline` (timestamp or null), `level`, `callsite` |
+//!   | `HumanTaskReminded` | `cmd`, `assignee` |
+//!   | `HumanTaskEscalated` | `cmd`, `from`, `to`, `level`, `deadline` (timestamp or null) |
+//!   | `HumanTaskDecided` | `cmd`, `decision`, `decided_by`, `comment` (string or null), `decided_at` |
+//!   | `HumanTaskClosed` | `cmd`, `reason` |
 //!
 //! - **Payloads** (inputs, results, signal values, side-effect values,
 //!   failure details) are JSON bytes and are embedded verbatim as JSON
@@ -779,6 +784,57 @@ fn event_json(seq: u64, event: &Event) -> J {
             o.push(("failure", failure_json(failure)));
         }
         Event::ChildWorkflowCancelRequested { cmd } => o.push(("cmd", cmd_json(*cmd))),
+        Event::HumanTaskAssigned {
+            cmd,
+            task,
+            assignee,
+            form,
+            deadline,
+            level,
+            callsite,
+        } => {
+            o.push(("cmd", cmd_json(*cmd)));
+            o.push(("task", str_j(task)));
+            o.push(("assignee", str_j(assignee)));
+            o.push(("form", opt_payload_json(form.as_ref())));
+            o.push(("deadline", deadline.map_or(J::Null, |t| J::Num(t.0))));
+            o.push(("level", J::Num(u64::from(*level))));
+            o.push(("callsite", callsite_json(callsite)));
+        }
+        Event::HumanTaskReminded { cmd, assignee } => {
+            o.push(("cmd", cmd_json(*cmd)));
+            o.push(("assignee", str_j(assignee)));
+        }
+        Event::HumanTaskEscalated {
+            cmd,
+            from,
+            to,
+            level,
+            deadline,
+        } => {
+            o.push(("cmd", cmd_json(*cmd)));
+            o.push(("from", str_j(from)));
+            o.push(("to", str_j(to)));
+            o.push(("level", J::Num(u64::from(*level))));
+            o.push(("deadline", deadline.map_or(J::Null, |t| J::Num(t.0))));
+        }
+        Event::HumanTaskDecided {
+            cmd,
+            decision,
+            decided_by,
+            comment,
+            decided_at,
+        } => {
+            o.push(("cmd", cmd_json(*cmd)));
+            o.push(("decision", payload_json(decision)));
+            o.push(("decided_by", str_j(decided_by)));
+            o.push(("comment", comment.as_deref().map_or(J::Null, str_j)));
+            o.push(("decided_at", J::Num(decided_at.0)));
+        }
+        Event::HumanTaskClosed { cmd, reason } => {
+            o.push(("cmd", cmd_json(*cmd)));
+            o.push(("reason", str_j(reason)));
+        }
     }
     J::Obj(o)
 }
@@ -970,6 +1026,16 @@ fn payload_json(p: &Payload) -> J {
     match serde_json::from_slice::<Box<RawValue>>(bytes) {
         Ok(raw) if raw.get().as_bytes() == bytes && !has_bytes_key(raw.get()) => J::Raw(raw),
         _ => bytes_json(p),
+    }
+}
+
+/// An optional payload: `null` when absent; a present payload whose bytes
+/// are `null` in the `$bytes` form, so the two stay apart.
+fn opt_payload_json(p: Option<&Payload>) -> J {
+    match p {
+        None => J::Null,
+        Some(p) if p.as_bytes() == b"null" => bytes_json(p),
+        Some(p) => payload_json(p),
     }
 }
 
@@ -1499,6 +1565,37 @@ fn parse_event(index: usize, raw: &RawValue) -> R<Event> {
         "ChildWorkflowCancelRequested" => {
             Event::ChildWorkflowCancelRequested { cmd: o.cmd("cmd")? }
         }
+        "HumanTaskAssigned" => Event::HumanTaskAssigned {
+            cmd: o.cmd("cmd")?,
+            task: o.string("task")?,
+            assignee: o.string("assignee")?,
+            form: o.opt_payload("form")?,
+            deadline: o.opt("deadline")?.map(Timestamp),
+            level: o.req("level")?,
+            callsite: o.callsite("callsite")?,
+        },
+        "HumanTaskReminded" => Event::HumanTaskReminded {
+            cmd: o.cmd("cmd")?,
+            assignee: o.string("assignee")?,
+        },
+        "HumanTaskEscalated" => Event::HumanTaskEscalated {
+            cmd: o.cmd("cmd")?,
+            from: o.string("from")?,
+            to: o.string("to")?,
+            level: o.req("level")?,
+            deadline: o.opt("deadline")?.map(Timestamp),
+        },
+        "HumanTaskDecided" => Event::HumanTaskDecided {
+            cmd: o.cmd("cmd")?,
+            decision: o.payload("decision")?,
+            decided_by: o.string("decided_by")?,
+            comment: o.opt("comment")?,
+            decided_at: o.timestamp("decided_at")?,
+        },
+        "HumanTaskClosed" => Event::HumanTaskClosed {
+            cmd: o.cmd("cmd")?,
+            reason: o.string("reason")?,
+        },
         _ => {
             return Err(HistoryFileError::UnknownEventType {
                 event: index,

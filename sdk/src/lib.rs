@@ -51,9 +51,12 @@ mod commands;
 mod context;
 mod error;
 pub mod history_file;
+pub mod human_task;
 pub mod payload;
 mod query;
 pub mod replay;
+mod saga;
+mod schedule;
 mod workflow;
 
 pub use activity::{Activity, ActivityContext, CancelHandle, HeartbeatError};
@@ -66,8 +69,15 @@ pub use combinators::{join, join3, join_all, select, Either, JoinAll, Select};
 pub use commands::{ActivityCall, ActivityFuture, SignalFuture, TimerFuture};
 pub use context::WorkflowContext;
 pub use error::{ActivityError, ActivityFailed, WorkflowError};
+pub use human_task::{
+    Escalation, HumanDecision, HumanTask, HumanTaskCall, HumanTaskFailed, HumanTaskFuture,
+    HumanTaskNotice, HumanTaskRef, NoticeKind,
+};
 pub use query::{Query, QueryError};
+pub use refrain_history::{OverlapPolicy, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger};
 pub use replay::{ActivationError, NondeterminismError};
+pub use saga::{CompensationFailure, CompensationReport, Saga};
+pub use schedule::{schedule_for, ScheduleError};
 pub use workflow::{Signal, Workflow};
 
 pub use refrain_history::{

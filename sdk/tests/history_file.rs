@@ -168,6 +168,69 @@ fn every_event() -> Vec<Event> {
             failure: Failure::terminated("parent closed"),
         },
         Event::ChildWorkflowCancelRequested { cmd: CommandSeq(6) },
+        Event::HumanTaskAssigned {
+            cmd: CommandSeq(8),
+            task: "approve-refund".into(),
+            assignee: "ops@example.com".into(),
+            form: Some(p(r#"{"amount":"12.50 EUR"}"#)),
+            deadline: Some(Timestamp(1_700_000_600_000)),
+            level: 0,
+            callsite: site("src/order.rs", 90, 9),
+        },
+        Event::HumanTaskAssigned {
+            cmd: CommandSeq(9),
+            task: "ack".into(),
+            assignee: "ann".into(),
+            form: Some(p("null")),
+            deadline: None,
+            level: u32::MAX,
+            callsite: Callsite::default(),
+        },
+        Event::HumanTaskAssigned {
+            cmd: CommandSeq(10),
+            task: "ack".into(),
+            assignee: "bob".into(),
+            form: None,
+            deadline: None,
+            level: 0,
+            callsite: Callsite::default(),
+        },
+        Event::HumanTaskReminded {
+            cmd: CommandSeq(8),
+            assignee: "ops@example.com".into(),
+        },
+        Event::HumanTaskEscalated {
+            cmd: CommandSeq(8),
+            from: "ops@example.com".into(),
+            to: "head-of-ops@example.com".into(),
+            level: 1,
+            deadline: Some(Timestamp(1_700_001_200_000)),
+        },
+        Event::HumanTaskEscalated {
+            cmd: CommandSeq(9),
+            from: "ann".into(),
+            to: "bob".into(),
+            level: 2,
+            deadline: None,
+        },
+        Event::HumanTaskDecided {
+            cmd: CommandSeq(8),
+            decision: p(r#"{"approve":true}"#),
+            decided_by: "head-of-ops@example.com".into(),
+            comment: Some("customer is right".into()),
+            decided_at: Timestamp(1_700_000_900_000),
+        },
+        Event::HumanTaskDecided {
+            cmd: CommandSeq(9),
+            decision: Payload::from_bytes(vec![0, 255]),
+            decided_by: String::new(),
+            comment: None,
+            decided_at: Timestamp(0),
+        },
+        Event::HumanTaskClosed {
+            cmd: CommandSeq(10),
+            reason: "nobody answered (asked bob); fallback used".into(),
+        },
     ];
     for e in &events {
         match e {
@@ -192,7 +255,12 @@ fn every_event() -> Vec<Event> {
             | Event::ChildWorkflowStarted { .. }
             | Event::ChildWorkflowCompleted { .. }
             | Event::ChildWorkflowFailed { .. }
-            | Event::ChildWorkflowCancelRequested { .. } => {}
+            | Event::ChildWorkflowCancelRequested { .. }
+            | Event::HumanTaskAssigned { .. }
+            | Event::HumanTaskReminded { .. }
+            | Event::HumanTaskEscalated { .. }
+            | Event::HumanTaskDecided { .. }
+            | Event::HumanTaskClosed { .. } => {}
         }
     }
     events

@@ -623,6 +623,7 @@ struct Commands {
     activities: BTreeMap<CommandSeq, (String, ActivityOptions)>,
     timers: BTreeMap<CommandSeq, (Timestamp, Timestamp)>,
     children: BTreeMap<CommandSeq, String>,
+    human_tasks: BTreeMap<CommandSeq, String>,
 }
 
 fn history(
@@ -719,6 +720,17 @@ fn open_run_footer(
     }
     for t in &record.pending_timers {
         writeln!(out, "  timer (cmd {}) fires {}", t.cmd.0, utc(t.fire_at))?;
+    }
+    for t in store.human_tasks_of_run(run)? {
+        let due = t
+            .deadline
+            .map(|d| format!(", due {}", utc(d)))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  human task {} (cmd {}) waits for {} (level {}){due}",
+            t.task, t.cmd.0, t.assignee, t.level
+        )?;
     }
     if let Some(f) = &record.last_task_failure {
         let first = f.lines().next().unwrap_or_default();
@@ -918,6 +930,78 @@ fn describe_event(event: &Event, time: Timestamp, activation: u64, known: &mut C
         Event::ChildWorkflowCancelRequested { cmd } => {
             format!("cancel child workflow {}", child(known, cmd))
         }
+        Event::HumanTaskAssigned { .. }
+        | Event::HumanTaskReminded { .. }
+        | Event::HumanTaskEscalated { .. }
+        | Event::HumanTaskDecided { .. }
+        | Event::HumanTaskClosed { .. } => human_task_line(event, time, known),
+    }
+}
+
+/// The timeline line of a human-task event.
+fn human_task_line(event: &Event, time: Timestamp, known: &mut Commands) -> String {
+    let name = |known: &Commands, cmd: &CommandSeq| match known.human_tasks.get(cmd) {
+        Some(task) => format!("human task {task} (cmd {})", cmd.0),
+        None => format!("human task (cmd {})", cmd.0),
+    };
+    let due = |deadline: &Option<Timestamp>| match deadline {
+        Some(d) => format!(", due in {} ({})", human(d.saturating_since(time)), utc(*d)),
+        None => String::new(),
+    };
+    match event {
+        Event::HumanTaskAssigned {
+            cmd,
+            task,
+            assignee,
+            form,
+            deadline,
+            ..
+        } => {
+            known.human_tasks.insert(*cmd, task.clone());
+            let form = form
+                .as_ref()
+                .map(|f| format!(" with form {}", short(f)))
+                .unwrap_or_default();
+            format!(
+                "ASSIGN {} to {assignee}{form}{}",
+                name(known, cmd),
+                due(deadline)
+            )
+        }
+        Event::HumanTaskReminded { cmd, assignee } => {
+            format!("remind {assignee} of {}", name(known, cmd))
+        }
+        Event::HumanTaskEscalated {
+            cmd,
+            from,
+            to,
+            level,
+            deadline,
+        } => format!(
+            "ESCALATE {} from {from} to {to} (level {level}){}",
+            name(known, cmd),
+            due(deadline)
+        ),
+        Event::HumanTaskDecided {
+            cmd,
+            decision,
+            decided_by,
+            comment,
+            decided_at,
+        } => format!(
+            "{} DECIDED by {decided_by} at {}: {}{}",
+            name(known, cmd),
+            utc(*decided_at),
+            short(decision),
+            comment
+                .as_ref()
+                .map(|c| format!(" ({c:?})"))
+                .unwrap_or_default()
+        ),
+        Event::HumanTaskClosed { cmd, reason } => {
+            format!("close {} without a decision: {reason}", name(known, cmd))
+        }
+        _ => String::new(),
     }
 }
 

@@ -35,6 +35,7 @@ mod dispatcher;
 mod executor;
 mod registry;
 mod replayer;
+mod schedules;
 mod timers;
 mod worker;
 

@@ -5,9 +5,10 @@ use crate::dispatcher::run_dispatcher;
 use crate::dispatcher::thread_of;
 use crate::executor::{Executor, Job};
 use crate::registry::Registry;
+use crate::schedules::{run_schedule_service, Clock};
 use crate::timers::run_timer_service;
 use refrain::{Activity, Workflow};
-use refrain_history::Store;
+use refrain_history::{Store, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -22,6 +23,7 @@ pub struct WorkerBuilder {
     workflow_threads: usize,
     activity_slots: usize,
     cache_size: usize,
+    schedule_clock: Clock,
 }
 
 impl WorkerBuilder {
@@ -54,6 +56,15 @@ impl WorkerBuilder {
     /// 1,000). Zero replays the history on every activation.
     pub fn cache_size(mut self, n: usize) -> Self {
         self.cache_size = n;
+        self
+    }
+
+    /// The clock the schedule service fires schedules by (default: the
+    /// system clock). Tests replace it to move time: after moving it, call
+    /// `store.schedule_notify().notify_one()` so the service looks at once
+    /// (otherwise it looks within a second).
+    pub fn schedule_clock(mut self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
+        self.schedule_clock = Arc::new(clock);
         self
     }
 
@@ -95,6 +106,11 @@ impl WorkerBuilder {
                 registry.clone(),
                 self.activity_slots,
                 grace_rx,
+            )),
+            tokio::spawn(run_schedule_service(
+                self.store.clone(),
+                self.schedule_clock,
+                stop_rx.clone(),
             )),
             tokio::spawn(run_timer_service(self.store.clone(), stop_rx)),
         ];
@@ -155,6 +171,7 @@ impl Worker {
             workflow_threads: cpus.min(4),
             activity_slots: 100,
             cache_size: 1000,
+            schedule_clock: Arc::new(Timestamp::now),
         }
     }
 

@@ -68,6 +68,8 @@ pub(super) struct CommitTx<'a> {
     pub(super) ids: &'a TransactionalTree,
     pub(super) history: &'a TransactionalTree,
     pub(super) timers: &'a TransactionalTree,
+    pub(super) human_tasks: &'a TransactionalTree,
+    pub(super) run_human_tasks: &'a TransactionalTree,
 }
 
 /// The history limits a commit is checked against.
@@ -156,7 +158,7 @@ impl Inner {
             exempt: only_fails(&commit.events),
         };
         let t = &self.trees;
-        // Ten trees; sled 0.34.7 implements `Transactional` for tuples of
+        // Twelve trees; sled 0.34.7 implements `Transactional` for tuples of
         // up to fourteen.
         let fx = finish(
             (
@@ -170,6 +172,8 @@ impl Inner {
                 &t.activity_deadlines,
                 &t.history,
                 &t.timers,
+                &t.human_tasks,
+                &t.run_human_tasks,
             )
                 .transaction(
                     |(
@@ -183,6 +187,8 @@ impl Inner {
                         deadlines,
                         history,
                         timers,
+                        human_tasks,
+                        run_human_tasks,
                     )| {
                         let tx = CommitTx {
                             task: TaskTx {
@@ -197,6 +203,8 @@ impl Inner {
                             ids,
                             history,
                             timers,
+                            human_tasks,
+                            run_human_tasks,
                         };
                         apply(&tx, &commit, &encoded, lease, limits, now)
                     },
@@ -386,6 +394,11 @@ fn apply(
                 let reason = "the parent workflow no longer waits for it";
                 cancel_child(ctx, &record, *cmd, reason, &mut fx)?;
             }
+            Event::HumanTaskAssigned { .. }
+            | Event::HumanTaskEscalated { .. }
+            | Event::HumanTaskClosed { .. } => {
+                super::human_tasks::apply_command(ctx, run, &record, event, now)?;
+            }
             // Inbound events were accounted for when they entered the inbox;
             // the rest imply nothing beyond the history itself.
             _ => {}
@@ -499,6 +512,8 @@ impl Inner {
                 &t.activity_deadlines,
                 &t.history,
                 &t.timers,
+                &t.human_tasks,
+                &t.run_human_tasks,
             )
                 .transaction(
                     |(
@@ -512,6 +527,8 @@ impl Inner {
                         deadlines,
                         history,
                         timers,
+                        human_tasks,
+                        run_human_tasks,
                     )| {
                         let ctx = CommitTx {
                             task: TaskTx {
@@ -526,6 +543,8 @@ impl Inner {
                             ids,
                             history,
                             timers,
+                            human_tasks,
+                            run_human_tasks,
                         };
                         let (run, mut record) = super::runs::open_run_of(ids, runs, workflow_id)?;
                         append_terminated(&ctx, run, &mut record, reason)?;
@@ -596,6 +615,7 @@ pub(super) fn close_run(
     for cmd in std::mem::take(&mut record.pending_activities) {
         delete_task(&ctx.task, run, cmd)?;
     }
+    super::human_tasks::close_all(ctx, run)?;
     apply_parent_close(ctx, record, how.now, fx)?;
     if how.tell_parent {
         notify_parent(ctx, record, fx)?;

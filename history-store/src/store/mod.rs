@@ -18,6 +18,9 @@
 //! | `activity_ready` | visible_at ++ run ++ cmd | empty |
 //! | `activity_deadlines` | deadline ++ run ++ cmd | lease token (u64 BE) |
 //! | `timers` | fire_at ++ run ++ cmd | empty |
+//! | `human_tasks` | assignee len (u16) ++ assignee ++ run ++ cmd | [`HumanTaskRecord`] |
+//! | `run_human_tasks` | run | its open human tasks ([`OpenHumanTask`]) |
+//! | `schedules`, `schedule_ids`, `schedule_due`, `schedule_buffered` | see [`schedules`] | |
 //!
 //! Lease tokens come from sled's id generator, which stays unique across
 //! restarts, so no counter of ours has to be read in every claim. Corrupt
@@ -27,11 +30,13 @@
 
 pub mod api;
 pub mod records;
+pub mod schedules;
 
 mod activities;
 mod children;
 mod commit;
 mod durability;
+mod human_tasks;
 mod ready;
 mod runs;
 mod timers;
@@ -54,6 +59,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tx::Trees;
+
+pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
 
 /// `meta` key of the store epoch, bumped by every `open`.
 const META_EPOCH: &str = "epoch";
@@ -81,6 +88,7 @@ struct Inner {
     activity_notify: Notify,
     timer_notify: Notify,
     closed: CloseWaiters,
+    schedules: schedules::ScheduleTrees,
     quarantine: Quarantine,
     query_router: std::sync::RwLock<Option<QueryRouter>>,
 }
@@ -188,6 +196,7 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         let db = open_db(&path, &config)?;
         let trees = Trees::open(&db)?;
+        let schedule_trees = schedules::ScheduleTrees::open(&db)?;
         let epoch = bump_epoch(&db, &trees.meta)?;
         // sled 0.34.7 keeps everything in this one file; our own handle
         // lets the flusher fsync it (sled's flush alone is not an fsync).
@@ -216,6 +225,7 @@ impl Store {
             activity_notify: Notify::new(),
             timer_notify: Notify::new(),
             closed: CloseWaiters::default(),
+            schedules: schedule_trees,
             query_router: std::sync::RwLock::new(None),
             quarantine: Quarantine::default(),
         };
@@ -623,6 +633,57 @@ impl Store {
         now: Timestamp,
     ) -> Result<api::HeartbeatAck, StoreError> {
         self.inner.heartbeat_activity(run, cmd, token, details, now)
+    }
+
+    // ----- human tasks -----
+
+    /// The open human tasks assigned to `assignee` now, by run and command.
+    /// A task leaves the list when it is decided, escalated to someone else,
+    /// closed, or its run closes.
+    ///
+    /// # Errors
+    /// `Storage`. An undecodable record is logged and left out.
+    pub fn list_human_tasks(&self, assignee: &str) -> Result<Vec<HumanTaskRecord>, StoreError> {
+        self.inner.list_human_tasks(assignee)
+    }
+
+    /// The open human tasks of `run`, in assignment order.
+    ///
+    /// # Errors
+    /// `Corrupt` or `Storage`.
+    pub fn human_tasks_of_run(&self, run: RunId) -> Result<Vec<HumanTaskRecord>, StoreError> {
+        self.inner.human_tasks_of_run(run)
+    }
+
+    /// Records a person's decision on the open human task `cmd` of `run`:
+    /// appends `HumanTaskDecided` (with `now` as the time of the decision)
+    /// to the run's inbox, removes the task from its assignee's list and
+    /// queues the run, in one transaction. Whoever holds the reference may
+    /// decide; `decided_by` says who did, for the audit trail.
+    ///
+    /// Not durable until [`Store::durable`] returns.
+    ///
+    /// # Errors
+    /// `HumanTaskClosed` if the task was already decided or closed, or its
+    /// run closed; `HumanTaskNotFound` if the run never assigned a task
+    /// `cmd`; `PayloadTooLarge`. Nothing is written on error.
+    pub fn decide_human_task(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+        decision: Payload,
+        decided_by: &str,
+        comment: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.decide_human_task(human_tasks::Decision {
+            run,
+            cmd,
+            decision,
+            decided_by,
+            comment,
+            now,
+        })
     }
 
     // ----- time -----

@@ -4,7 +4,7 @@
 
 use super::tx::{
     abort, allocate_run, check_payload, decode, decode_u64, encode, finish, get_run, missing,
-    push_inbox, put_run,
+    push_inbox, put_run, TxResult,
 };
 use super::Inner;
 use crate::codec::CodecError;
@@ -16,6 +16,7 @@ use crate::store::api::{
     IdConflictPolicy, RunFilter, RunSummary, StartOutcome, StartRequest, WorkflowTask,
 };
 use crate::store::records::{ActivityTaskRecord, RunLease, RunRecord};
+use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
 impl Inner {
@@ -44,33 +45,17 @@ impl Inner {
             None,
             None,
         );
-        let id_key = req.workflow_id.as_str().as_bytes();
         let t = &self.trees;
         let outcome = finish(
             (&t.meta, &t.workflow_ids, &t.runs, &t.history, &t.ready).transaction(
                 |(meta, ids, runs, history, ready)| {
-                    if let Some(latest) = ids.get(id_key)? {
-                        let run = RunId(decode_u64(&latest, "workflow id", None).map_err(abort)?);
-                        if let Some(open) = get_run(runs, run)?.filter(|r| r.status.is_open()) {
-                            return match req.on_conflict {
-                                IdConflictPolicy::Reject => {
-                                    Err(abort(StoreError::AlreadyRunning {
-                                        workflow_id: open.workflow_id,
-                                        run,
-                                    }))
-                                }
-                                IdConflictPolicy::AttachToOpen => Ok(StartOutcome {
-                                    run,
-                                    started: false,
-                                }),
-                            };
-                        }
-                    }
-                    let run = allocate_run(meta)?;
-                    history.insert(&keys::run_seq_key(run, 1)[..], event.clone())?;
-                    put_run(runs, ready, run, &record)?;
-                    ids.insert(id_key, &keys::run_key(run)[..])?;
-                    Ok(StartOutcome { run, started: true })
+                    start_in_tx(
+                        (meta, ids, runs, history, ready),
+                        &req.workflow_id,
+                        req.on_conflict,
+                        &event,
+                        &record,
+                    )
                 },
             ),
         )?;
@@ -281,6 +266,46 @@ impl Inner {
             put_run(runs, ready, run, &record)
         }))
     }
+}
+
+/// The transactional part of a start (shared with schedule fires): maps
+/// `workflow_id` to a new run whose first event is the encoded `event` and
+/// whose record is `record`, unless `on_conflict` says otherwise about an
+/// open run of the id. The caller queues the run after the commit.
+pub(super) fn start_in_tx(
+    (meta, ids, runs, history, ready): (
+        &TransactionalTree,
+        &TransactionalTree,
+        &TransactionalTree,
+        &TransactionalTree,
+        &TransactionalTree,
+    ),
+    workflow_id: &WorkflowId,
+    on_conflict: IdConflictPolicy,
+    event: &[u8],
+    record: &RunRecord,
+) -> TxResult<StartOutcome> {
+    let id_key = workflow_id.as_str().as_bytes();
+    if let Some(latest) = ids.get(id_key)? {
+        let run = RunId(decode_u64(&latest, "workflow id", None).map_err(abort)?);
+        if let Some(open) = get_run(runs, run)?.filter(|r| r.status.is_open()) {
+            return match on_conflict {
+                IdConflictPolicy::Reject => Err(abort(StoreError::AlreadyRunning {
+                    workflow_id: open.workflow_id,
+                    run,
+                })),
+                IdConflictPolicy::AttachToOpen => Ok(StartOutcome {
+                    run,
+                    started: false,
+                }),
+            };
+        }
+    }
+    let run = allocate_run(meta)?;
+    history.insert(&keys::run_seq_key(run, 1)[..], event)?;
+    put_run(runs, ready, run, record)?;
+    ids.insert(id_key, &keys::run_key(run)[..])?;
+    Ok(StartOutcome { run, started: true })
 }
 
 /// The latest run of `workflow_id`, which must be open.

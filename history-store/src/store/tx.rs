@@ -6,7 +6,7 @@
 use super::META_NEXT_RUN;
 use crate::codec::{self, CodecError, MAX_VALUE_BYTES};
 use crate::error::StoreError;
-use crate::event::Event;
+use crate::event::{Event, Payload};
 use crate::ids::RunId;
 use crate::keys;
 use crate::store::records::RunRecord;
@@ -33,6 +33,8 @@ pub(super) struct Trees {
     pub(super) activity_ready: Tree,
     pub(super) activity_deadlines: Tree,
     pub(super) timers: Tree,
+    pub(super) human_tasks: Tree,
+    pub(super) run_human_tasks: Tree,
 }
 
 impl Trees {
@@ -48,6 +50,8 @@ impl Trees {
             activity_ready: db.open_tree("activity_ready")?,
             activity_deadlines: db.open_tree("activity_deadlines")?,
             timers: db.open_tree("timers")?,
+            human_tasks: db.open_tree("human_tasks")?,
+            run_human_tasks: db.open_tree("run_human_tasks")?,
         })
     }
 }
@@ -183,6 +187,27 @@ pub(super) fn check_event_payloads(event: &Event, limit: usize) -> Result<(), St
         Event::ActivityCancelRequested { .. } | Event::ChildWorkflowCancelRequested { .. } => {
             [0, 0]
         }
+        Event::HumanTaskAssigned {
+            task,
+            assignee,
+            form,
+            ..
+        } => [
+            form.as_ref().map_or(0, Payload::len),
+            task.len() + assignee.len(),
+        ],
+        Event::HumanTaskReminded { assignee, .. } => [assignee.len(), 0],
+        Event::HumanTaskEscalated { from, to, .. } => [from.len() + to.len(), 0],
+        Event::HumanTaskDecided {
+            decision,
+            decided_by,
+            comment,
+            ..
+        } => [
+            decision.len(),
+            decided_by.len() + comment.as_ref().map_or(0, String::len),
+        ],
+        Event::HumanTaskClosed { reason, .. } => [reason.len(), 0],
         Event::ActivationStarted { .. }
         | Event::TimerStarted { .. }
         | Event::TimerFired { .. }

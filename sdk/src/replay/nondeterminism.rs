@@ -8,7 +8,8 @@ use std::fmt;
 pub struct CommandSummary {
     /// Event kind (`ActivityScheduled`, `TimerStarted`, ...).
     pub kind: &'static str,
-    /// Activity type for activities, `None` otherwise.
+    /// Activity type for activities, workflow type for child workflows,
+    /// task name for human tasks, `None` otherwise.
     pub name: Option<String>,
     /// CRC32C of the input, for activities and side effects.
     pub input_digest: Option<u32>,
@@ -54,6 +55,21 @@ impl CommandSummary {
                 value,
                 callsite,
             } => (None, Some(value.digest()), Some(cmd.0), Some(callsite)),
+            Event::HumanTaskAssigned {
+                cmd,
+                task,
+                form,
+                callsite,
+                ..
+            } => (
+                Some(task.clone()),
+                form.as_ref().map(|f| f.digest()),
+                Some(cmd.0),
+                Some(callsite),
+            ),
+            Event::HumanTaskReminded { cmd, .. }
+            | Event::HumanTaskEscalated { cmd, .. }
+            | Event::HumanTaskClosed { cmd, .. } => (None, None, Some(cmd.0), None),
             _ => (None, None, None, None),
         };
         CommandSummary {

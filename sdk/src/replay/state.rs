@@ -17,11 +17,27 @@ use std::task::Waker;
 /// How a command's future was resolved by an inbound event.
 #[derive(Clone, Debug)]
 pub(crate) enum Resolution {
-    ActivityCompleted { attempt: u32, result: Payload },
-    ActivityFailed { attempt: u32, failure: Failure },
+    ActivityCompleted {
+        attempt: u32,
+        result: Payload,
+    },
+    ActivityFailed {
+        attempt: u32,
+        failure: Failure,
+    },
     TimerFired,
-    ChildCompleted { result: Payload },
-    ChildFailed { failure: Failure },
+    ChildCompleted {
+        result: Payload,
+    },
+    ChildFailed {
+        failure: Failure,
+    },
+    HumanTaskDecided {
+        decision: Payload,
+        decided_by: String,
+        comment: Option<String>,
+        decided_at: Timestamp,
+    },
 }
 
 /// A command future's slot: its resolution once known, and the waker of
@@ -187,6 +203,21 @@ impl RunState {
                 *cmd,
                 Resolution::ChildFailed {
                     failure: failure.clone(),
+                },
+            ),
+            Event::HumanTaskDecided {
+                cmd,
+                decision,
+                decided_by,
+                comment,
+                decided_at,
+            } => (
+                *cmd,
+                Resolution::HumanTaskDecided {
+                    decision: decision.clone(),
+                    decided_by: decided_by.clone(),
+                    comment: comment.clone(),
+                    decided_at: *decided_at,
                 },
             ),
             Event::WorkflowCancelRequested { reason, .. } => {
