@@ -1,265 +1,34 @@
-//! Nightly reconciliation on a durable schedule.
+//! Nightly reconciliation on a durable schedule, with a child workflow per
+//! batch of accounts. The workflows, their activities and the scenario
+//! live in the library, [`refrain_examples::nightly_reconciliation`]; this
+//! is the process that runs them.
 //!
-//! Finance reconciles the ledger with the bank every night: each account's
-//! ledger balance is compared with the balance the bank reports, and every
-//! mismatch goes into a report for the morning. A schedule starts the
-//! `nightly-reconciliation` workflow; the workflow splits the accounts
-//! into batches, reconciles each batch in a child workflow (all batches at
-//! once, `join_all`), sums the mismatches and publishes the report.
-//!
-//! In production the trigger would be `Trigger::Cron("0 2 * * *")`; here
-//! "nightly" is every second, so that a few nights pass in a few seconds.
-//! Once three reconciliations have completed, the example pauses the
-//! schedule, prints what the schedule did, and deletes it.
-//!
-//! The schedule lives in the store, not in this process: kill the process
-//! (`kill -9`) and rerun with the same `--db`, and the schedule carries on.
-//! Nights that passed while it was down are caught up once (overlap
-//! policy `Skip`), if they are within the five-second catch-up window;
-//! older ones are counted as missed.
+//! "Nightly" is every second here: once three reconciliations have
+//! completed, the example pauses the schedule, prints the reports and what
+//! the schedule did, and deletes it. The schedule lives in the store: kill
+//! the process and rerun it with the same `--db`, and it carries on.
 //!
 //! ```text
 //! cargo run --release --example nightly_reconciliation
 //! cargo run --release --example nightly_reconciliation -- --db /tmp/recon   # kill -9 it, rerun: it resumes
+//! cargo run --release --example nightly_reconciliation -- cli --db /tmp/recon list
+//! cargo run --release --example nightly_reconciliation -- cli replay tests/histories/nightly_reconciliation
+//! cargo run --release --example nightly_reconciliation -- export-histories tests/histories/nightly_reconciliation
 //! ```
+//!
+//! The runs are named after the schedule's fire times, which differ from
+//! one export to the next, so `export-histories` first deletes the
+//! histories of earlier exports (`nightly-reconciliation@*.json`) from
+//! DIR.
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use refrain::{
-    async_trait, join_all, schedule_for, Activity, ActivityContext, ActivityError, Client,
-    OverlapPolicy, RetryPolicy, RunFilter, RunStatus, ScheduleError, ScheduleRecord, Trigger,
-    Workflow, WorkflowContext, WorkflowError,
-};
-use refrain_examples::{activity_says, init_tracing, narrate, StoreArgs};
-use refrain_worker::Worker;
-use serde::{Deserialize, Serialize};
+use refrain::Client;
+use refrain_examples::nightly_reconciliation::{self, Scenario, SCHEDULE};
+use refrain_examples::{export_histories, init_tracing, run_cli, temporary_store, Mode, StoreArgs};
+use std::path::Path;
+use std::process::ExitCode;
 use std::time::Duration;
-
-// ----- the business data -----
-
-/// What every night's run reconciles.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Ledger {
-    name: String,
-    accounts: Vec<String>,
-    batch_size: usize,
-}
-
-/// One account whose balances disagree.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Mismatch {
-    account: String,
-    ledger_cents: i64,
-    bank_cents: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct BatchResult {
-    checked: usize,
-    mismatches: Vec<Mismatch>,
-}
-
-/// The morning report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Report {
-    night: String,
-    accounts: usize,
-    batches: usize,
-    mismatches: Vec<Mismatch>,
-    net_difference_cents: i64,
-}
-
-// ----- activities: the outside world -----
-
-/// Balances of `account` on `night` as (ledger, bank), in cents. A made-up
-/// but stable function, so a retried attempt sees the same numbers; about
-/// one account in seven disagrees on a given night.
-fn balances(account: &str, night: &str) -> (i64, i64) {
-    let h = |s: &str| {
-        s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |a, b| {
-            (a ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        })
-    };
-    let ledger = i64::try_from(h(account) % 1_000_000).unwrap_or(0);
-    let drift = h(&format!("{account}/{night}"));
-    let bank = if drift % 7 == 0 {
-        ledger - i64::try_from(drift % 5_000).unwrap_or(0) - 1
-    } else {
-        ledger
-    };
-    (ledger, bank)
-}
-
-/// Fetches ledger and bank balances of a batch of accounts and compares
-/// them.
-struct CompareBalances;
-
-#[async_trait]
-impl Activity for CompareBalances {
-    const NAME: &'static str = "compare-balances";
-    type Input = (String, Vec<String>);
-    type Output = BatchResult;
-    async fn run(
-        &self,
-        ctx: ActivityContext,
-        (night, accounts): (String, Vec<String>),
-    ) -> Result<BatchResult, ActivityError> {
-        // Stands in for the bank's API.
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        let mismatches: Vec<Mismatch> = accounts
-            .iter()
-            .filter_map(|a| {
-                let (ledger_cents, bank_cents) = balances(a, &night);
-                (ledger_cents != bank_cents).then(|| Mismatch {
-                    account: a.clone(),
-                    ledger_cents,
-                    bank_cents,
-                })
-            })
-            .collect();
-        activity_says(
-            &ctx,
-            Self::NAME,
-            format!(
-                "{} accounts ({}..{}), {} mismatch(es)",
-                accounts.len(),
-                accounts.first().map_or("", String::as_str),
-                accounts.last().map_or("", String::as_str),
-                mismatches.len()
-            ),
-        );
-        Ok(BatchResult {
-            checked: accounts.len(),
-            mismatches,
-        })
-    }
-}
-
-/// Files the morning report.
-struct PublishReport;
-
-#[async_trait]
-impl Activity for PublishReport {
-    const NAME: &'static str = "publish-report";
-    type Input = Report;
-    type Output = ();
-    async fn run(&self, ctx: ActivityContext, report: Report) -> Result<(), ActivityError> {
-        activity_says(
-            &ctx,
-            Self::NAME,
-            format!(
-                "report for {}: {} accounts, {} mismatches, net {:+.2}",
-                report.night,
-                report.accounts,
-                report.mismatches.len(),
-                report.net_difference_cents as f64 / 100.0
-            ),
-        );
-        Ok(())
-    }
-}
-
-fn retry() -> RetryPolicy {
-    RetryPolicy::exponential()
-        .initial_interval(Duration::from_millis(200))
-        .max_attempts(5)
-}
-
-/// Short, so that an attempt cut off by a crash is retried soon after the
-/// rerun.
-const STEP_TIMEOUT: Duration = Duration::from_secs(2);
-
-// ----- the workflows -----
-
-/// Reconciles one batch of accounts.
-struct ReconcileBatch;
-
-impl Workflow for ReconcileBatch {
-    const NAME: &'static str = "reconcile-batch";
-    type Input = (String, Vec<String>);
-    type Output = BatchResult;
-    async fn run(
-        ctx: WorkflowContext,
-        (night, accounts): (String, Vec<String>),
-    ) -> Result<BatchResult, WorkflowError> {
-        Ok(ctx
-            .activity::<CompareBalances>((night, accounts))
-            .start_to_close(STEP_TIMEOUT)
-            .retry(retry())
-            .await?)
-    }
-}
-
-/// One night's reconciliation: a child workflow per batch, then the
-/// report.
-struct NightlyReconciliation;
-
-impl Workflow for NightlyReconciliation {
-    const NAME: &'static str = "nightly-reconciliation";
-    type Input = Ledger;
-    type Output = Report;
-    async fn run(ctx: WorkflowContext, ledger: Ledger) -> Result<Report, WorkflowError> {
-        let me = ctx.workflow_id();
-        // The schedule names each run `{schedule}@{fire time}`: the night
-        // it reconciles is the fire time.
-        let night = me
-            .as_str()
-            .rsplit_once('@')
-            .map_or_else(|| me.to_string(), |(_, t)| t.to_owned());
-        let batches: Vec<Vec<String>> = ledger
-            .accounts
-            .chunks(ledger.batch_size.max(1))
-            .map(<[String]>::to_vec)
-            .collect();
-        narrate(
-            &ctx,
-            format!(
-                "reconciling {} accounts of {} in {} batches",
-                ledger.accounts.len(),
-                ledger.name,
-                batches.len()
-            ),
-        );
-        let calls: Vec<_> = batches
-            .iter()
-            .enumerate()
-            .map(|(i, batch)| {
-                ctx.child::<ReconcileBatch>(
-                    format!("{me}/batch-{}", i + 1),
-                    (night.clone(), batch.clone()),
-                )
-            })
-            .collect();
-        let mut checked = 0;
-        let mut mismatches = Vec::new();
-        for result in join_all(calls).await {
-            let result = result?;
-            checked += result.checked;
-            mismatches.extend(result.mismatches);
-        }
-        let report = Report {
-            night,
-            accounts: checked,
-            batches: batches.len(),
-            net_difference_cents: mismatches
-                .iter()
-                .map(|m| m.bank_cents - m.ledger_cents)
-                .sum(),
-            mismatches,
-        };
-        ctx.activity::<PublishReport>(report.clone())
-            .start_to_close(STEP_TIMEOUT)
-            .retry(retry())
-            .await?;
-        narrate(
-            &ctx,
-            format!("done: {} mismatches", report.mismatches.len()),
-        );
-        Ok(report)
-    }
-}
-
-// ----- the process that runs it all -----
 
 #[derive(Parser)]
 #[command(
@@ -268,173 +37,59 @@ impl Workflow for NightlyReconciliation {
 struct Args {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(subcommand)]
+    mode: Option<Mode>,
 }
 
-const SCHEDULE: &str = "nightly-reconciliation";
-/// Reconciliations to see before the example stops its schedule.
-const NIGHTS: usize = 3;
-
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<ExitCode> {
     let args = Args::parse();
-    init_tracing();
-    let store = args.store.open_store("nightly_reconciliation")?;
-    let worker = Worker::builder(store.clone())
-        .workflow::<NightlyReconciliation>()
-        .workflow::<ReconcileBatch>()
-        .activity(CompareBalances)
-        .activity(PublishReport)
-        .start();
-    let client = Client::new(store);
-    println!();
-
-    let ledger = Ledger {
-        name: "EU operating ledger".into(),
-        accounts: (1..=23).map(|n| format!("acct-{n:04}")).collect(),
-        batch_size: 8,
-    };
-    let spec = schedule_for::<NightlyReconciliation>(
-        SCHEDULE,
-        Trigger::Every(Duration::from_secs(1)),
-        &ledger,
-    )?
-    .overlap(OverlapPolicy::Skip)
-    .catchup_window(Duration::from_secs(5));
-    let existing = match client.describe_schedule(SCHEDULE) {
-        Ok(s) => Some(s),
-        Err(ScheduleError::NotFound { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let finished_before = completed_nights(&client)?.len();
-    let summary = match existing {
-        // An earlier process got to the end and deleted the schedule.
-        None if finished_before >= NIGHTS => {
-            println!("[main] {NIGHTS} nights were reconciled by an earlier process; nothing to do");
-            None
+    match args.mode {
+        Some(Mode::Cli { args }) => Ok(run_cli(
+            nightly_reconciliation::replayer(),
+            "nightly_reconciliation cli",
+            args,
+        )),
+        Some(Mode::ExportHistories { dir }) => {
+            init_tracing();
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let (_tmp, store) = temporary_store("refrain-nightly_reconciliation-")?;
+                let worker = nightly_reconciliation::start_worker(store.clone());
+                nightly_reconciliation::run(&Client::new(store.clone()), Scenario::EXAMPLE).await?;
+                worker.shutdown(Duration::from_secs(5)).await;
+                println!();
+                remove_earlier_exports(&dir)?;
+                export_histories(&store, &dir)?;
+                Ok(ExitCode::SUCCESS)
+            })
         }
         None => {
-            let s = client.create_schedule(spec).await?;
-            println!(
-                "[main] schedule {SCHEDULE}: created, every second (\"nightly\"), overlap Skip, \
-                 catch-up window 5 s; first fire {}",
-                fire(s.next_fire)
-            );
-            Some(run_nights(&client).await?)
+            init_tracing();
+            let store = args.store.open_store("nightly_reconciliation")?;
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let worker = nightly_reconciliation::start_worker(store.clone());
+                nightly_reconciliation::run(&Client::new(store), Scenario::EXAMPLE).await?;
+                worker.shutdown(Duration::from_secs(5)).await;
+                Ok(ExitCode::SUCCESS)
+            })
         }
-        Some(s) => {
-            println!(
-                "[main] schedule {SCHEDULE}: found from an earlier process ({} runs started, \
-                 next fire {}); the worker catches up on the nights it missed",
-                s.runs_started,
-                fire(s.next_fire)
-            );
-            Some(run_nights(&client).await?)
-        }
+    }
+}
+
+/// Deletes the histories of the schedule's runs (and their batches) that
+/// an earlier export wrote to `dir`: this export's runs have other names.
+fn remove_earlier_exports(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
     };
-
-    println!();
-    for (id, report) in completed_nights(&client)? {
-        println!(
-            "[main] {id}: {} accounts in {} batches, {} mismatch(es), net {:+.2}",
-            report.accounts,
-            report.batches,
-            report.mismatches.len(),
-            report.net_difference_cents as f64 / 100.0
-        );
-        for m in &report.mismatches {
-            println!(
-                "         {}: ledger {:.2}, bank {:.2}",
-                m.account,
-                m.ledger_cents as f64 / 100.0,
-                m.bank_cents as f64 / 100.0
-            );
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with(&format!("{SCHEDULE}@")) && name.ends_with(".json") {
+            std::fs::remove_file(&path).with_context(|| format!("deleting {}", path.display()))?;
+            println!("[export] deleted {} (an earlier export)", path.display());
         }
-    }
-    if let Some(s) = summary {
-        print_schedule(&s);
-        client.delete_schedule(SCHEDULE).await?;
-        println!("[main] schedule {SCHEDULE}: deleted");
-    }
-    worker.shutdown(Duration::from_secs(5)).await;
-    Ok(())
-}
-
-fn fire(t: Option<refrain_history::Timestamp>) -> String {
-    t.map_or_else(
-        || "none".to_owned(),
-        refrain_history::store::schedules::fire_time_rfc3339,
-    )
-}
-
-fn print_schedule(s: &ScheduleRecord) {
-    println!(
-        "[main] schedule {}: {} runs started, {} skipped by the overlap policy (a run still \
-         open, or folded into one catch-up run), {} missed (older than the catch-up window); \
-         last fire {}, last run {}",
-        s.spec.id,
-        s.runs_started,
-        s.skipped,
-        s.missed,
-        fire(s.last_fire),
-        s.last_run.as_ref().map_or_else(
-            || "none".to_owned(),
-            |r| format!("{} ({})", r.workflow_id, r.run)
-        )
-    );
-}
-
-/// Lets the schedule run until `NIGHTS` reconciliations have completed,
-/// then pauses it and waits for a run it started just before the pause.
-async fn run_nights(client: &Client) -> Result<ScheduleRecord> {
-    wait_for_nights(client).await?;
-    client.pause_schedule(SCHEDULE).await?;
-    println!("[main] schedule {SCHEDULE}: paused after {NIGHTS} nights");
-    wait_for_open_nights(client).await?;
-    Ok(client.describe_schedule(SCHEDULE)?)
-}
-
-/// Completed reconciliations and their reports, by night.
-fn completed_nights(client: &Client) -> Result<Vec<(String, Report)>> {
-    let mut nights = Vec::new();
-    for run in client.list(&RunFilter {
-        status: Some(RunStatus::Completed),
-        workflow_type: Some(NightlyReconciliation::NAME.into()),
-    })? {
-        let record = client
-            .store()
-            .run_record(run.run)?
-            .context("a listed run has no record")?;
-        if let Some(Ok(payload)) = record.outcome {
-            let report: Report = refrain::payload::decode("report", &payload)?;
-            nights.push((run.workflow_id.to_string(), report));
-        }
-    }
-    nights.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(nights)
-}
-
-/// Waits until `NIGHTS` reconciliations have completed (counting those of
-/// an earlier, killed process).
-async fn wait_for_nights(client: &Client) -> Result<()> {
-    let give_up = std::time::Instant::now() + Duration::from_secs(120);
-    while completed_nights(client)?.len() < NIGHTS {
-        anyhow::ensure!(
-            std::time::Instant::now() < give_up,
-            "no {NIGHTS} reconciliations within two minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
-}
-
-/// Waits until no reconciliation is running.
-async fn wait_for_open_nights(client: &Client) -> Result<()> {
-    let running = RunFilter {
-        status: Some(RunStatus::Running),
-        workflow_type: Some(NightlyReconciliation::NAME.into()),
-    };
-    while !client.list(&running)?.is_empty() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
 }

@@ -1,9 +1,10 @@
-//! The Refrain examples as a library: each example's workflow, activities
+//! The Refrain examples as a library: each example's workflows, activities
 //! and scenario live in a module here ([`order_to_cash`],
-//! [`employee_onboarding`]), and the example binaries
-//! (`examples/order_to_cash.rs`, `examples/employee_onboarding.rs`) are thin
-//! mains that drive them. Tests run the same workflows in-process, and
-//! replay their recorded histories, through this library.
+//! [`employee_onboarding`], [`incident_response`], [`loan_approval`],
+//! [`nightly_reconciliation`]), and the example binaries
+//! (`examples/order_to_cash.rs` and so on) are thin mains that drive
+//! them. Tests run the same workflows in-process, and replay their
+//! recorded histories, through this library.
 //!
 //! Every example binary:
 //!
@@ -20,10 +21,9 @@
 //!   ([`activity_says`], [`narrate`]) and each finished workflow's history is
 //!   printed compactly ([`print_history`]).
 //!
-//! The examples whose workflows live in this library also embed the
-//! `refrain` command line with their workflows registered ([`Mode::Cli`]),
-//! so that histories can be inspected and replayed through the example's
-//! own code:
+//! Every example binary also embeds the `refrain` command line with its
+//! workflows registered ([`Mode::Cli`]), so that histories can be
+//! inspected and replayed through the example's own code:
 //!
 //! ```text
 //! cargo run --example order_to_cash -- --db /tmp/o2c
@@ -52,16 +52,27 @@
 //! ```text
 //! cargo run --example order_to_cash -- export-histories tests/histories/order_to_cash
 //! cargo run --example employee_onboarding -- export-histories tests/histories/employee_onboarding
+//! cargo run --example incident_response -- export-histories tests/histories/incident_response
+//! cargo run --example loan_approval -- export-histories tests/histories/loan_approval
+//! cargo run --example nightly_reconciliation -- export-histories tests/histories/nightly_reconciliation
 //! ```
 //!
 //! Each runs its example's scenarios on fresh temporary stores, with the
-//! example's real timings (about 7 s and 20 s), and writes every run to
-//! `DIR/<workflow-id>.json` (the default scenario) or
+//! example's real timings (about 7 s, 20 s, 2 s, 3 s and 3 s), and writes
+//! every run to `DIR/<workflow-id>.json` (the default scenario) or
 //! `DIR/<scenario>/<workflow-id>.json` (the others: `ops-substitutes`,
-//! `director-away`), overwriting files of the same name. Timestamps and
-//! seeds differ from one regeneration to the next; the format does not.
+//! `director-away`, `underwriter-rejects`), overwriting files of the same
+//! name; workflow ids that are not portable file names are adjusted
+//! ([`history_file_stem`]). Every run means every run in the store: the
+//! child workflows of `nightly_reconciliation` too, and the runs its
+//! schedule started, which are named after their fire times (so that its
+//! export first deletes the files of earlier ones). Timestamps and seeds
+//! differ from one regeneration to the next; the format does not.
 
 pub mod employee_onboarding;
+pub mod incident_response;
+pub mod loan_approval;
+pub mod nightly_reconciliation;
 pub mod order_to_cash;
 
 use anyhow::{bail, Context as _, Result};
@@ -86,6 +97,10 @@ pub fn replayer() -> Replayer {
     Replayer::new()
         .workflow::<order_to_cash::OrderToCash>()
         .workflow::<employee_onboarding::EmployeeOnboarding>()
+        .workflow::<incident_response::IncidentResponse>()
+        .workflow::<loan_approval::LoanApproval>()
+        .workflow::<nightly_reconciliation::NightlyReconciliation>()
+        .workflow::<nightly_reconciliation::ReconcileBatch>()
 }
 
 /// What an example binary does instead of running its example.
@@ -142,28 +157,60 @@ pub fn temporary_store(prefix: &str) -> Result<(tempfile::TempDir, Store)> {
     Ok((dir, store))
 }
 
+/// The file name, without `.json`, under which [`export_histories`]
+/// writes the history of workflow `id`: `id` itself, except that every
+/// character other than an ASCII letter or digit, `-`, `_`, `.` and `@`
+/// becomes `_`. Ids of schedule runs and of child workflows
+/// (`nightly-reconciliation@2026-11-21T04:34:33Z/batch-1`) thus make one
+/// file directly in the directory, with a name every file system takes
+/// (`nightly-reconciliation@2026-11-21T04_34_33Z_batch-1`).
+///
+/// ```
+/// use refrain_examples::history_file_stem;
+/// assert_eq!(history_file_stem("order-1002"), "order-1002");
+/// assert_eq!(
+///     history_file_stem("nightly-reconciliation@2026-11-21T04:34:33.250Z/batch-1"),
+///     "nightly-reconciliation@2026-11-21T04_34_33.250Z_batch-1"
+/// );
+/// ```
+pub fn history_file_stem(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Writes the history of every run in `store` to `dir` in the JSON form,
 /// one file per run named `<workflow-id>.json` (or
-/// `<workflow-id>.run-<n>.json` when the id has more than one run),
-/// creating `dir` and overwriting files of the same name. Returns the
-/// files written, in run order.
+/// `<workflow-id>.run-<n>.json` when the id has more than one run, or
+/// another id has the same file name), with the id made a portable file
+/// name ([`history_file_stem`]), creating `dir` and overwriting files of
+/// the same name. Returns the files written, in run order.
 ///
 /// # Errors
 /// Storage errors, and files or directories that cannot be written.
 pub fn export_histories(store: &Store, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let runs = store.list_runs(&RunFilter::default())?;
-    let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_stem: BTreeMap<String, usize> = BTreeMap::new();
     for r in &runs {
-        *per_id.entry(r.workflow_id.to_string()).or_default() += 1;
+        *per_stem
+            .entry(history_file_stem(r.workflow_id.as_str()))
+            .or_default() += 1;
     }
     let mut written = Vec::new();
     for r in &runs {
         let id = r.workflow_id.to_string();
-        let name = if per_id[&id] > 1 {
-            format!("{id}.run-{}.json", r.run.0)
+        let stem = history_file_stem(&id);
+        let name = if per_stem[&stem] > 1 {
+            format!("{stem}.run-{}.json", r.run.0)
         } else {
-            format!("{id}.json")
+            format!("{stem}.json")
         };
         let path = dir.join(name);
         let export = HistoryExport::from_run(store, r.run)

@@ -1,11 +1,16 @@
 //! Every run of every example workflow survives the trip out of the store
-//! and back: run in-process on a fresh store (with short waits), exported,
+//! and back: run in-process on a fresh store (with short waits where the
+//! example takes them as input), exported,
 //! written as JSON and as binary, read back with the same events, and
 //! replayed through the workflow code to the same closed state.
 
 use refrain::history_file::{FileFormat, HistoryExport};
-use refrain::{Client, RunFilter, Store};
+use refrain::{Client, RunFilter, Store, Workflow};
 use refrain_examples::employee_onboarding::{self, Director, OnboardingOutcome};
+use refrain_examples::history_file_stem;
+use refrain_examples::incident_response::{self, IncidentReport};
+use refrain_examples::loan_approval::{self, LoanOutcome, Verdict, UNDERWRITER};
+use refrain_examples::nightly_reconciliation::{self, NightlyReconciliation, SCHEDULE};
 use refrain_examples::order_to_cash::{self, Order, OrderOutcome, OrderToCash, Pace, Scenario};
 use std::time::Duration;
 use tempfile::TempDir;
@@ -30,8 +35,10 @@ fn round_trip_every_run(store: &Store) -> Vec<String> {
         assert_eq!(export.events, store.read_history(summary.run).unwrap());
         assert_eq!(export.events.len() as u64, record.last_seq);
 
-        let json = out.path().join(format!("{id}.json"));
-        let bin = out.path().join(format!("{id}.bin"));
+        // Ids of schedule runs and child workflows hold `:` and `/`.
+        let stem = history_file_stem(&id);
+        let json = out.path().join(format!("{stem}.json"));
+        let bin = out.path().join(format!("{stem}.bin"));
         export.write_file(&json).unwrap();
         export.write_file(&bin).unwrap();
         assert_eq!(
@@ -195,4 +202,107 @@ async fn employee_onboarding_nobody_answers() {
         matches!(&outcome, OnboardingOutcome::SentToHr { reason } if reason.contains("nobody")),
         "{outcome:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incident_response_escalated_and_acknowledged() {
+    let (_dir, store) = fresh_store();
+    let worker = incident_response::start_worker(store.clone());
+    let (id, outcome) = incident_response::run(&Client::new(store.clone()))
+        .await
+        .unwrap();
+    worker.shutdown(GRACE).await;
+    let report: IncidentReport = outcome.unwrap();
+    assert_eq!(report.acknowledged_by, incident_response::TIER2);
+    assert_eq!(report.escalation_level, 1);
+    assert!(report.outcome.starts_with("resolved: "), "{report:?}");
+    assert_eq!(round_trip_every_run(&store), [id]);
+}
+
+async fn loans(underwriter: Verdict) -> Vec<LoanOutcome> {
+    let (_dir, store) = fresh_store();
+    let worker = loan_approval::start_worker(store.clone());
+    let ended = loan_approval::run(
+        &Client::new(store.clone()),
+        loan_approval::Scenario { underwriter },
+    )
+    .await
+    .unwrap();
+    worker.shutdown(GRACE).await;
+    assert_eq!(
+        round_trip_every_run(&store),
+        ["loan-ada", "loan-bo", "loan-cy"]
+    );
+    let outcomes: Vec<LoanOutcome> = ended.into_iter().map(|(_, o)| o.unwrap()).collect();
+    assert!(
+        matches!(&outcomes[0], LoanOutcome::Approved { decided_by, .. } if decided_by.ends_with("(automatic)")),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(
+        matches!(&outcomes[2], LoanOutcome::ProvisioningFailed { undone, .. }
+            if undone.contains("close the account, then release the credit reservation")),
+        "{:?}",
+        outcomes[2]
+    );
+    outcomes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loan_approval_underwriter_approves() {
+    let outcomes = loans(Verdict::Approve).await;
+    assert!(
+        matches!(&outcomes[1], LoanOutcome::Approved { decided_by, .. } if decided_by == UNDERWRITER),
+        "{:?}",
+        outcomes[1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loan_approval_underwriter_rejects() {
+    let outcomes = loans(Verdict::Reject).await;
+    assert!(
+        matches!(&outcomes[1], LoanOutcome::Rejected { decided_by, .. } if decided_by == UNDERWRITER),
+        "{:?}",
+        outcomes[1]
+    );
+}
+
+/// The schedule starts the nights, and each night its three batches:
+/// every one of those runs makes the trip.
+#[tokio::test(flavor = "multi_thread")]
+async fn nightly_reconciliation_nights_and_their_batches() {
+    let (_dir, store) = fresh_store();
+    let worker = nightly_reconciliation::start_worker(store.clone());
+    let client = Client::new(store.clone());
+    let scenario = nightly_reconciliation::Scenario::FAST;
+    let completed = nightly_reconciliation::run(&client, scenario)
+        .await
+        .unwrap();
+    worker.shutdown(GRACE).await;
+    assert!(completed.len() >= scenario.nights, "{completed:?}");
+    assert!(
+        client.list_schedules().unwrap().is_empty(),
+        "the example deletes its schedule"
+    );
+    let nights = store
+        .list_runs(&RunFilter {
+            status: None,
+            workflow_type: Some(NightlyReconciliation::NAME.into()),
+        })
+        .unwrap();
+    // A run the schedule started completes like the others (the example
+    // waits for one started just before its pause).
+    assert_eq!(nights.len(), completed.len());
+    let mut expected = Vec::new();
+    for (id, report) in &completed {
+        assert!(id.starts_with(&format!("{SCHEDULE}@")), "{id}");
+        assert_eq!((report.accounts, report.batches), (23, 3), "{id}");
+        expected.push(id.clone());
+        expected.extend((1..=3).map(|n| format!("{id}/batch-{n}")));
+    }
+    let mut ids = round_trip_every_run(&store);
+    ids.sort();
+    expected.sort();
+    assert_eq!(ids, expected);
 }
