@@ -1,0 +1,188 @@
+//! The shorter commands: `list`, `export`, `replay` and `signal`
+//! (`describe` and `history` have files of their own).
+
+use super::args::StatusArg;
+use super::format::utc;
+use super::{acknowledge, pick_run, CliError, Out, EXIT_FAILED};
+use crate::replayer::{history_files, indent, ReplayError, Replayer};
+use refrain::history_file::{FileFormat, HistoryExport};
+use refrain_history::{Payload, RunFilter, RunId, Store, WorkflowId};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+// ----- list -----
+
+pub(super) fn list(
+    store: &Store,
+    status: Option<StatusArg>,
+    workflow_type: Option<String>,
+    out: Out<'_>,
+) -> Result<(), CliError> {
+    let runs = store.list_runs(&RunFilter {
+        status: status.map(Into::into),
+        workflow_type,
+    })?;
+    let mut rows = vec![[
+        "ID".to_owned(),
+        "RUN".to_owned(),
+        "TYPE".to_owned(),
+        "STATUS".to_owned(),
+        "STARTED (UTC)".to_owned(),
+        "CLOSED (UTC)".to_owned(),
+    ]];
+    for r in &runs {
+        rows.push([
+            r.workflow_id.to_string(),
+            r.run.0.to_string(),
+            r.workflow_type.clone(),
+            r.status.as_str().to_owned(),
+            utc(r.started_at),
+            r.closed_at.map_or_else(|| "-".to_owned(), utc),
+        ]);
+    }
+    write_table(out, &rows)?;
+    if runs.is_empty() {
+        writeln!(out, "(no runs match)")?;
+    }
+    Ok(())
+}
+
+fn write_table<const N: usize>(out: Out<'_>, rows: &[[String; N]]) -> std::io::Result<()> {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in rows {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ");
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+// ----- export -----
+
+pub(super) fn export(
+    store: &Store,
+    id: &WorkflowId,
+    run: Option<RunId>,
+    file: &Path,
+    out: Out<'_>,
+) -> Result<(), CliError> {
+    let (run, _) = pick_run(store, id, run)?;
+    let history = HistoryExport::from_run(store, run)
+        .map_err(|e| CliError::Failed(format!("cannot read the history of {id}: {e}")))?;
+    history
+        .write_file(file)
+        .map_err(|e| CliError::Failed(format!("cannot write the export: {e}")))?;
+    let form = match FileFormat::for_path(file) {
+        FileFormat::Json => "JSON",
+        FileFormat::Binary => "binary",
+    };
+    writeln!(
+        out,
+        "exported {} events of {id} run {} to {} ({form})",
+        history.events.len(),
+        run.0,
+        file.display()
+    )?;
+    Ok(())
+}
+
+// ----- replay -----
+
+pub(super) fn replay(replayer: &Replayer, paths: &[PathBuf], out: Out<'_>) -> Result<u8, CliError> {
+    if replayer.is_empty() {
+        return Err(CliError::Unusable(NO_WORKFLOWS.trim().to_owned()));
+    }
+    let mut results = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let files = history_files(path).map_err(|e| {
+                CliError::Failed(format!("cannot read directory {}: {e}", path.display()))
+            })?;
+            if files.is_empty() {
+                return Err(CliError::Failed(format!(
+                    "no history files (*.json, *.bin) in {}",
+                    path.display()
+                )));
+            }
+            results.extend(files.into_iter().map(|f| {
+                let r = replayer.replay_file(&f);
+                (f, r)
+            }));
+        } else {
+            results.push((path.clone(), replayer.replay_file(path)));
+        }
+    }
+    let mut failed = 0;
+    for (path, result) in &results {
+        match result {
+            Ok(report) => writeln!(out, "ok    {}: {report}", path.display())?,
+            Err(e) => {
+                failed += 1;
+                writeln!(out, "FAIL  {}:", path.display())?;
+                writeln!(out, "{}", indent(&e.to_string()))?;
+                if let ReplayError::UnknownWorkflowType { .. } = e {
+                    writeln!(
+                        out,
+                        "  (this binary registers: {})",
+                        replayer.workflow_types().join(", ")
+                    )?;
+                }
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{} of {} histories replayed",
+        results.len() - failed,
+        results.len()
+    )?;
+    Ok(if failed == 0 { 0 } else { EXIT_FAILED })
+}
+
+const NO_WORKFLOWS: &str = r#"
+this `refrain` binary has no workflow types registered, so it cannot replay histories.
+Replaying runs your workflow code. Give your project a binary with the same
+command line and your workflows registered, e.g. src/bin/refrain.rs:
+
+    fn main() -> std::process::ExitCode {
+        refrain_worker::cli::run(
+            refrain_worker::Replayer::new()
+                .workflow::<OrderToCash>()
+                .workflow::<EmployeeOnboarding>(),
+        )
+    }
+
+and run `cargo run --bin refrain -- replay FILE_OR_DIR...`. In tests, use
+`Replayer::new().workflow::<W>().assert_replays("tests/histories")`.
+"#;
+
+// ----- signal -----
+
+pub(super) fn signal(
+    store: &Store,
+    id: &WorkflowId,
+    name: &str,
+    payload: Payload,
+    sender: Option<&str>,
+    out: Out<'_>,
+) -> Result<(), CliError> {
+    let sent = match sender {
+        Some(who) => store.signal_from(id, name, payload, who),
+        None => store.signal(id, name, payload),
+    };
+    let run = sent.map_err(|e| CliError::Failed(format!("signal not sent: {e}")))?;
+    acknowledge(store, "signal")?;
+    writeln!(out, "signal {name} sent to {id} (run {})", run.0)?;
+    Ok(())
+}
