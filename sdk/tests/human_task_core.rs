@@ -1,27 +1,18 @@
 //! Human tasks in the pure replay core: which commands the waiting loop
 //! produces for a given inbound batch, independent of any timing.
 
-use refrain::replay::{ActivationError, WorkflowMachine, WorkflowType};
-use refrain::{select, Either, Event, Payload, RunId, Workflow, WorkflowContext, WorkflowError};
+use refrain::replay::{ActivationError, WorkflowMachine};
+use refrain::{select, Either, Event, Payload, Workflow, WorkflowContext, WorkflowError};
 use refrain_history::{CommandSeq, Timestamp};
 use std::time::Duration;
 
+mod support;
+
 const T0: u64 = 1_000_000;
 
-fn started<W: Workflow>() -> Event {
-    Event::WorkflowStarted {
-        workflow_type: W::NAME.into(),
-        workflow_id: "wf-1".into(),
-        input: Payload::from_bytes(b"null".to_vec()),
-        seed: 42,
-        start_time: Timestamp(T0),
-        continued_from: None,
-        parent: None,
-    }
-}
-
 fn machine<W: Workflow>() -> WorkflowMachine {
-    WorkflowMachine::new(&WorkflowType::<W>::new(), RunId(1), &started::<W>()).unwrap()
+    let first = support::started(W::NAME, "wf-1", Payload::from_bytes(b"null".to_vec()), T0);
+    support::machine::<W>(&first)
 }
 
 fn commands(events: &[Event]) -> Vec<Event> {

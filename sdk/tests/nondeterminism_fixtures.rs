@@ -35,38 +35,22 @@
 
 use refrain::replay::{
     ActivationError, CommandSummary, DivergenceKind, NondeterminismError, WorkflowMachine,
-    WorkflowType,
 };
-use refrain::{
-    async_trait, join, Activity, ActivityContext, ActivityError, Event, Payload, RunId, Workflow,
-    WorkflowContext, WorkflowError,
-};
+use refrain::{join, Event, RunId, Workflow, WorkflowContext, WorkflowError};
 use refrain_history::{Callsite, Timestamp};
-use serde::Serialize;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use support::{json, machine};
 
-macro_rules! activity {
-    ($ty:ident, $name:literal) => {
-        struct $ty;
-        #[async_trait]
-        impl Activity for $ty {
-            const NAME: &'static str = $name;
-            type Input = String;
-            type Output = String;
-            async fn run(&self, _: ActivityContext, i: String) -> Result<String, ActivityError> {
-                Ok(i)
-            }
-        }
-    };
-}
-activity!(Reserve, "reserve");
-activity!(Charge, "charge");
-activity!(NotifyCustomer, "notify-customer");
-activity!(Ship, "ship");
-activity!(FraudCheck, "fraud-check");
-activity!(Dispatch, "dispatch");
-activity!(AwaitPickup, "await-pickup");
+mod support;
+
+support::echo_activity!(Reserve, "reserve");
+support::echo_activity!(Charge, "charge");
+support::echo_activity!(NotifyCustomer, "notify-customer");
+support::echo_activity!(Ship, "ship");
+support::echo_activity!(FraudCheck, "fraud-check");
+support::echo_activity!(Dispatch, "dispatch");
+support::echo_activity!(AwaitPickup, "await-pickup");
 
 /// The source line of one call, written by the workflow as it runs (the
 /// same value every time), read by the assertions.
@@ -89,29 +73,13 @@ impl Line {
 const ORDER: &str = "o-1";
 const HINT: &str = "  hint: if this change is intended, guard it so that runs started before it keep the old path: `if ctx.patched(\"my-change\") { new code } else { old code }`; otherwise deploy code that matches the history";
 
-fn json<T: Serialize>(v: &T) -> Payload {
-    Payload::from_bytes(serde_json::to_vec(v).unwrap())
-}
-
 /// The digest reports show for an activity input of `ORDER`.
 fn order_digest() -> u32 {
     json(&ORDER).digest()
 }
 
 fn started(workflow_type: &str) -> Event {
-    Event::WorkflowStarted {
-        workflow_type: workflow_type.into(),
-        workflow_id: "order-1".into(),
-        input: json(&ORDER),
-        seed: 42,
-        start_time: Timestamp(1_000),
-        continued_from: None,
-        parent: None,
-    }
-}
-
-fn machine<W: Workflow>(first: &Event) -> WorkflowMachine {
-    WorkflowMachine::new(&WorkflowType::<W>::new(), RunId(1), first).unwrap()
+    support::started(workflow_type, "order-1", json(&ORDER), 1_000)
 }
 
 /// Runs `m` live after `history`, activation by activation, until the

@@ -1,54 +1,24 @@
 //! Changing a running workflow safely with `ctx.patched`, and ending a run
 //! with `ctx.continue_as_new`, on the pure replay core.
 
-use refrain::replay::{ActivationError, WorkflowMachine, WorkflowType};
-use refrain::{
-    async_trait, Activity, ActivityContext, ActivityError, Event, Payload, RunId, Signal, Workflow,
-    WorkflowContext, WorkflowError,
-};
-use refrain_history::{CommandSeq, SignalRecord, Timestamp};
+use refrain::replay::{ActivationError, WorkflowMachine};
+use refrain::{Event, Payload, Signal, Workflow, WorkflowContext, WorkflowError};
+use refrain_history::{SignalRecord, Timestamp};
 use serde::{Deserialize, Serialize};
+use support::{json, machine};
 
-macro_rules! activity {
-    ($ty:ident, $name:literal) => {
-        struct $ty;
-        #[async_trait]
-        impl Activity for $ty {
-            const NAME: &'static str = $name;
-            type Input = String;
-            type Output = String;
-            async fn run(&self, _: ActivityContext, i: String) -> Result<String, ActivityError> {
-                Ok(i)
-            }
-        }
-    };
-}
-activity!(Charge, "charge");
-activity!(FraudCheck, "fraud-check");
-activity!(Ship, "ship");
+mod support;
 
-fn json<T: Serialize>(v: &T) -> Payload {
-    Payload::from_bytes(serde_json::to_vec(v).unwrap())
-}
+support::echo_activity!(Charge, "charge");
+support::echo_activity!(FraudCheck, "fraud-check");
+support::echo_activity!(Ship, "ship");
 
 fn started(workflow_type: &str) -> Event {
-    Event::WorkflowStarted {
-        workflow_type: workflow_type.into(),
-        workflow_id: "order-7".into(),
-        input: json(&"o-7"),
-        seed: 7,
-        start_time: Timestamp(1_000),
-        continued_from: None,
-        parent: None,
-    }
+    support::started(workflow_type, "order-7", json(&"o-7"), 1_000)
 }
 
 fn done(cmd: u32) -> Event {
-    Event::ActivityCompleted {
-        cmd: CommandSeq(cmd),
-        attempt: 1,
-        result: json(&"ok"),
-    }
+    support::completed(cmd, "ok")
 }
 
 fn names(events: &[Event]) -> Vec<String> {
@@ -118,10 +88,6 @@ impl Workflow for V3 {
         ctx.activity::<Ship>(o).await?;
         Ok("shipped".into())
     }
-}
-
-fn machine<W: Workflow>(first: &Event) -> WorkflowMachine {
-    WorkflowMachine::new(&WorkflowType::<W>::new(), RunId(1), first).unwrap()
 }
 
 /// Runs `m` live to the end, completing each activity as it is scheduled.

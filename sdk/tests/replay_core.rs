@@ -3,58 +3,22 @@
 
 use refrain::replay::{ActivationError, DivergenceKind, WorkflowMachine, WorkflowType};
 use refrain::{
-    async_trait, select, Activity, ActivityContext, ActivityError, Either, Event, Payload, RunId,
-    Signal, Workflow, WorkflowContext, WorkflowError,
+    select, Either, Event, Payload, RunId, Signal, Workflow, WorkflowContext, WorkflowError,
 };
 use refrain_history::{CommandSeq, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use support::{completed, json, machine};
 
-macro_rules! activity {
-    ($ty:ident, $name:literal) => {
-        struct $ty;
-        #[async_trait]
-        impl Activity for $ty {
-            const NAME: &'static str = $name;
-            type Input = String;
-            type Output = String;
-            async fn run(&self, _: ActivityContext, i: String) -> Result<String, ActivityError> {
-                Ok(i)
-            }
-        }
-    };
-}
-activity!(Reserve, "reserve");
-activity!(Charge, "charge");
+mod support;
 
-fn json<T: Serialize>(v: &T) -> Payload {
-    Payload::from_bytes(serde_json::to_vec(v).unwrap())
-}
+support::echo_activity!(Reserve, "reserve");
+support::echo_activity!(Charge, "charge");
 
 fn started(workflow_type: &str, input: Payload) -> Event {
-    Event::WorkflowStarted {
-        workflow_type: workflow_type.into(),
-        workflow_id: "wf-1".into(),
-        input,
-        seed: 42,
-        start_time: Timestamp(1_000),
-        continued_from: None,
-        parent: None,
-    }
-}
-
-fn completed(cmd: u32, result: &str) -> Event {
-    Event::ActivityCompleted {
-        cmd: CommandSeq(cmd),
-        attempt: 1,
-        result: json(&result),
-    }
-}
-
-fn machine<W: Workflow>(first: &Event) -> WorkflowMachine {
-    WorkflowMachine::new(&WorkflowType::<W>::new(), RunId(1), first).unwrap()
+    support::started(workflow_type, "wf-1", input, 1_000)
 }
 
 fn kinds(events: &[Event]) -> Vec<&'static str> {
