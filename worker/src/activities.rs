@@ -175,11 +175,7 @@ fn report(store: &Store, task: &ActivityTask, outcome: Result<refrain_history::P
 }
 
 fn panicked(payload: &(dyn std::any::Any + Send)) -> Failure {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".into());
+    let message = refrain::replay::panic_message(payload);
     Failure {
         kind: "panic".into(),
         message: format!("activity panicked: {message}"),

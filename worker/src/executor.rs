@@ -8,7 +8,8 @@ use crate::cache::StickyCache;
 use crate::registry::Registry;
 use refrain::replay::{ActivationError, WorkflowMachine};
 use refrain_history::{
-    ActivationCommit, Event, Failure, Payload, RunId, RunRecord, Store, StoreError, Timestamp,
+    ActivationCommit, Event, Failure, Payload, RetryPolicy, RunId, RunRecord, Store, StoreError,
+    Timestamp,
 };
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -259,6 +260,8 @@ impl Executor {
 /// Backoff before retrying a run whose workflow task failed `failures`
 /// times in a row: 100 ms doubling to at most one minute.
 pub(crate) fn task_retry_backoff(failures: u32) -> Duration {
-    let ms = 100u64.saturating_mul(1u64 << failures.saturating_sub(1).min(10));
-    Duration::from_millis(ms.min(60_000))
+    RetryPolicy::exponential()
+        .initial_interval(Duration::from_millis(100))
+        .max_interval(Duration::from_secs(60))
+        .backoff_after(failures)
 }

@@ -256,7 +256,9 @@ impl Replayer {
                     Ok(machine.is_closed())
                 });
             match thread {
-                Ok(handle) => handle.join().map_err(|p| panic_text(p.as_ref())),
+                Ok(handle) => handle
+                    .join()
+                    .map_err(|p| refrain::replay::panic_message(p.as_ref())),
                 Err(e) => Err(format!("cannot start the replay thread: {e}")),
             }
         });
@@ -391,12 +393,4 @@ pub(crate) fn indent(text: &str) -> String {
         .map(|l| format!("  {l}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".into())
 }

@@ -626,7 +626,9 @@ fn stored_size(event: &Event) -> u64 {
     refrain_history::codec::encode(event).map_or(0, |bytes| bytes.len() as u64)
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+/// The message of a caught panic (`panic!` with a string or a formatted
+/// message), for reports; other payloads are named as such.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
