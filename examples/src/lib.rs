@@ -538,6 +538,18 @@ pub fn print_history(client: &Client, id: &str) -> Result<()> {
                 short(&format!("{decision:?}"), 60)
             ),
             Event::HumanTaskClosed { cmd, reason } => format!("({cmd}) {reason}"),
+            Event::UpdateRequested {
+                update_id, name, ..
+            }
+            | Event::UpdateAccepted {
+                update_id, name, ..
+            } => format!("{name} ({update_id})"),
+            Event::UpdateCompleted { update_id, result } => {
+                format!("({update_id}) {}", short(&format!("{result:?}"), 60))
+            }
+            Event::UpdateFailed { update_id, failure } => {
+                format!("({update_id}) {}", failure.message)
+            }
         };
         println!("  {:>4}  {:<18} {detail}", i + 1, event.kind());
     }

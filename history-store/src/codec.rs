@@ -390,6 +390,24 @@ mod tests {
                 cmd: CommandSeq(u32::MAX),
                 reason: "nobody answered".into(),
             },
+            Event::UpdateRequested {
+                update_id: "upd-7".into(),
+                name: "add-line".into(),
+                input: Payload::from_bytes(b"{\"sku\":\"A-1\"}".to_vec()),
+            },
+            Event::UpdateAccepted {
+                update_id: "upd-7".into(),
+                name: "add-line".into(),
+                input: Payload::from_bytes(b"{\"sku\":\"A-1\"}".to_vec()),
+            },
+            Event::UpdateCompleted {
+                update_id: "upd-7".into(),
+                result: Payload::from_bytes(b"3".to_vec()),
+            },
+            Event::UpdateFailed {
+                update_id: "".into(),
+                failure: Failure::application("out-of-stock", "no A-1 left"),
+            },
         ];
         for e in &events {
             match e {
@@ -419,7 +437,11 @@ mod tests {
                 | Event::HumanTaskReminded { .. }
                 | Event::HumanTaskEscalated { .. }
                 | Event::HumanTaskDecided { .. }
-                | Event::HumanTaskClosed { .. } => {}
+                | Event::HumanTaskClosed { .. }
+                | Event::UpdateRequested { .. }
+                | Event::UpdateAccepted { .. }
+                | Event::UpdateCompleted { .. }
+                | Event::UpdateFailed { .. } => {}
             }
         }
         events
@@ -447,7 +469,7 @@ mod tests {
     #[test]
     fn every_event_variant_round_trips() {
         let events = every_event();
-        assert_eq!(events.len(), 27);
+        assert_eq!(events.len(), 31);
         for e in events {
             let bytes = encode(&e).unwrap();
             assert_eq!(&bytes[..2], b"RF");

@@ -139,6 +139,14 @@ pub enum StoreError {
         /// The schedule id.
         id: String,
     },
+    /// No update with this id was ever requested of the run. Nothing was
+    /// written.
+    UpdateNotFound {
+        /// The run.
+        run: RunId,
+        /// The update id named.
+        update_id: String,
+    },
     /// No schedule has this id. Nothing was written.
     ScheduleNotFound {
         /// The schedule id.
@@ -235,6 +243,9 @@ impl fmt::Display for StoreError {
                 write!(f, "a schedule with id {id} already exists")
             }
             StoreError::ScheduleNotFound { id } => write!(f, "no schedule with id {id}"),
+            StoreError::UpdateNotFound { run, update_id } => {
+                write!(f, "no update {update_id:?} was requested of {run}")
+            }
             StoreError::BadCronExpression { expression, reason } => {
                 write!(f, "bad cron expression {expression:?}: {reason}")
             }

@@ -462,6 +462,44 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// Inbox only, never part of a history: a client asks the run to
+    /// apply an update. The workflow's validator turns it into
+    /// `UpdateAccepted`, or rejects it, in which case the history keeps
+    /// no trace of it and the store answers the caller directly.
+    UpdateRequested {
+        /// The caller's id for the request; a repeated id is the same
+        /// request.
+        update_id: String,
+        /// Update name (`Update::NAME`).
+        name: String,
+        /// The arguments.
+        input: Payload,
+    },
+    /// Command: the workflow's validator accepted an update; its handler
+    /// runs from here. Replay re-runs the handler from this record rather
+    /// than asking the validator again.
+    UpdateAccepted {
+        /// The request's id.
+        update_id: String,
+        /// Update name.
+        name: String,
+        /// The arguments.
+        input: Payload,
+    },
+    /// Command: an accepted update's handler returned a result.
+    UpdateCompleted {
+        /// The request's id.
+        update_id: String,
+        /// The handler's result.
+        result: Payload,
+    },
+    /// Command: an accepted update's handler returned an error.
+    UpdateFailed {
+        /// The request's id.
+        update_id: String,
+        /// The handler's error.
+        failure: Failure,
+    },
 }
 
 /// What happens to a running child workflow when its parent closes.
@@ -528,6 +566,10 @@ impl Event {
             Event::HumanTaskEscalated { .. } => "HumanTaskEscalated",
             Event::HumanTaskDecided { .. } => "HumanTaskDecided",
             Event::HumanTaskClosed { .. } => "HumanTaskClosed",
+            Event::UpdateRequested { .. } => "UpdateRequested",
+            Event::UpdateAccepted { .. } => "UpdateAccepted",
+            Event::UpdateCompleted { .. } => "UpdateCompleted",
+            Event::UpdateFailed { .. } => "UpdateFailed",
         }
     }
 
@@ -552,10 +594,15 @@ impl Event {
                 | Event::HumanTaskReminded { .. }
                 | Event::HumanTaskEscalated { .. }
                 | Event::HumanTaskClosed { .. }
+                | Event::UpdateAccepted { .. }
+                | Event::UpdateCompleted { .. }
+                | Event::UpdateFailed { .. }
         )
     }
 
-    /// Whether this event may arrive through a run's inbox.
+    /// Whether this event arrives through a run's inbox and is recorded in
+    /// its history as it arrived. (`UpdateRequested` also arrives through
+    /// the inbox, but is never recorded: see [`Event::is_inbox_only`].)
     pub fn is_inbound(&self) -> bool {
         matches!(
             self,
@@ -568,6 +615,12 @@ impl Event {
                 | Event::ChildWorkflowFailed { .. }
                 | Event::HumanTaskDecided { .. }
         )
+    }
+
+    /// Whether this event travels through a run's inbox but must never be
+    /// appended to a history.
+    pub fn is_inbox_only(&self) -> bool {
+        matches!(self, Event::UpdateRequested { .. })
     }
 
     /// Whether this event closes the run.

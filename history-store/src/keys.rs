@@ -25,6 +25,15 @@ pub fn task_key(run: RunId, cmd: CommandSeq) -> [u8; 12] {
     k
 }
 
+/// Key of an update request (`updates`): run ++ the caller's update id.
+/// Never range scanned by id, so the variable-length tail is safe.
+pub fn update_key(run: RunId, update_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + update_id.len());
+    k.extend_from_slice(&run.0.to_be_bytes());
+    k.extend_from_slice(update_id.as_bytes());
+    k
+}
+
 /// Key of a time index entry (`timers`, `activity_ready`,
 /// `activity_deadlines`): time ++ run ++ cmd.
 pub fn time_key(at: Timestamp, run: RunId, cmd: CommandSeq) -> [u8; 20] {

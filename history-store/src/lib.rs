@@ -44,7 +44,7 @@ pub use ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 pub use options::{ActivityOptions, RetryPolicy};
 pub use store::api::{
     ActivationCommit, ActivityResolution, DurabilityMode, HeartbeatAck, IdConflictPolicy,
-    RunFilter, RunSummary, StartOutcome, StartRequest, StoreConfig, WorkflowTask,
+    RunFilter, RunSummary, StartOutcome, StartRequest, StoreConfig, UpdateRejection, WorkflowTask,
 };
 pub use store::records::{
     ActivityState, ActivityTask, ActivityTaskRecord, PendingChild, PendingTimer, RunLease,
@@ -53,4 +53,6 @@ pub use store::records::{
 pub use store::schedules::{
     OverlapPolicy, ScheduleFires, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger,
 };
-pub use store::{HumanTaskRecord, OpenHumanTask, QueryRouter, Store};
+pub use store::{
+    HumanTaskRecord, OpenHumanTask, QueryRouter, Store, UpdateRecord, UpdateState, UpdateWait,
+};

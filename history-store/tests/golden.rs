@@ -11,7 +11,7 @@ use refrain_history::{
     ActivityOptions, ActivityState, ActivityTaskRecord, Callsite, CommandSeq, Event, Failure,
     FailureCause, HumanTaskRecord, LeaseToken, OpenHumanTask, ParentClosePolicy, ParentRef,
     Payload, PendingChild, PendingTimer, RetryPolicy, RunId, RunLease, RunRecord, RunStatus,
-    SignalRecord, TimeoutKind, Timestamp, WorkflowId,
+    SignalRecord, TimeoutKind, Timestamp, UpdateRecord, UpdateState, WorkflowId,
 };
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
@@ -285,6 +285,36 @@ fn events() -> Vec<(&'static str, Event)> {
                 reason: "nobody answered; fallback used".into(),
             },
         ),
+        (
+            "event_update_requested",
+            Event::UpdateRequested {
+                update_id: "change-address-1".into(),
+                name: "change-address".into(),
+                input: p("{\"street\":\"1 Main St\"}"),
+            },
+        ),
+        (
+            "event_update_accepted",
+            Event::UpdateAccepted {
+                update_id: "change-address-1".into(),
+                name: "change-address".into(),
+                input: p("{\"street\":\"1 Main St\"}"),
+            },
+        ),
+        (
+            "event_update_completed",
+            Event::UpdateCompleted {
+                update_id: "change-address-1".into(),
+                result: p("\"label reprinted\""),
+            },
+        ),
+        (
+            "event_update_failed",
+            Event::UpdateFailed {
+                update_id: "change-address-2".into(),
+                failure: failure(),
+            },
+        ),
     ]
 }
 
@@ -321,6 +351,10 @@ fn fixture_of_variant(event: &Event) -> &'static str {
         Event::HumanTaskEscalated { .. } => "event_human_task_escalated",
         Event::HumanTaskDecided { .. } => "event_human_task_decided",
         Event::HumanTaskClosed { .. } => "event_human_task_closed",
+        Event::UpdateRequested { .. } => "event_update_requested",
+        Event::UpdateAccepted { .. } => "event_update_accepted",
+        Event::UpdateCompleted { .. } => "event_update_completed",
+        Event::UpdateFailed { .. } => "event_update_failed",
     }
 }
 
@@ -626,6 +660,40 @@ fn human_task_records_match_their_fixtures() {
             },
         ],
     );
+}
+
+#[test]
+fn update_records_match_their_fixtures() {
+    let record = |state| UpdateRecord {
+        name: "change-address".into(),
+        requested_at: Timestamp(1_700_000_100_000),
+        state,
+    };
+    let states = [
+        ("update_record_requested", UpdateState::Requested),
+        ("update_record_accepted", UpdateState::Accepted),
+        (
+            "update_record_completed",
+            UpdateState::Completed(p("\"label reprinted\"")),
+        ),
+        ("update_record_failed", UpdateState::Failed(failure())),
+        (
+            "update_record_rejected",
+            UpdateState::Rejected("the parcel has already shipped".into()),
+        ),
+    ];
+    let covered: BTreeSet<String> = states
+        .iter()
+        .map(|(_, s)| format!("{s:?}").split('(').next().unwrap().to_owned())
+        .collect();
+    let declared: BTreeSet<String> = variant_names::<UpdateState>()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(covered, declared, "UpdateState variants without a fixture");
+    for (name, state) in states {
+        check(name, &record(state));
+    }
 }
 
 #[test]

@@ -341,6 +341,7 @@ fn malformed_commits_are_refused() {
         expected_last_seq: 1,
         inbox_upto: task.inbox_upto,
         events,
+        rejected_updates: Vec::new(),
     };
     let done = Event::WorkflowCompleted {
         result: payload("1"),

@@ -211,6 +211,105 @@ impl Client {
         Ok(crate::query::decode_result::<Q>(&answer)?)
     }
 
+    /// Sends update `U` with `args` to the open run of `id` and waits for
+    /// the workflow's answer: its handler's result, or why it refused or
+    /// failed. A refused update leaves no trace in the history; an
+    /// accepted one is recorded with its result. Needs a worker that runs
+    /// the workflow (in this process or sharing the store).
+    ///
+    /// Each call is a new request. To retry one safely (after a timeout or
+    /// a crash of the caller), use [`Client::update_with_id`].
+    ///
+    /// # Errors
+    /// `UpdateRejected` (the validator refused, or the workflow accepts no
+    /// update of this name), `UpdateFailed` (the handler returned an
+    /// error), `UpdateNotAnswered` (the run closed first), `NotFound`,
+    /// `Closed`, `PayloadTooLarge`, `Payload`.
+    pub async fn update<U: crate::Update>(
+        &self,
+        id: impl Into<WorkflowId>,
+        args: &U::Args,
+    ) -> Result<U::Result, ClientError> {
+        let update_id = format!("{:032x}", rand::random::<u128>());
+        self.update_with_id::<U>(id, &update_id, args).await
+    }
+
+    /// Like [`Client::update`], under the caller's `update_id`: calling
+    /// again with the same id while the same run is open, or after it
+    /// answered, returns the same answer and never applies the update
+    /// twice. A request the workflow never looked at before its run
+    /// continued as new is sent on to the next run.
+    ///
+    /// # Errors
+    /// As [`Client::update`].
+    pub async fn update_with_id<U: crate::Update>(
+        &self,
+        id: impl Into<WorkflowId>,
+        update_id: &str,
+        args: &U::Args,
+    ) -> Result<U::Result, ClientError> {
+        use refrain_history::{UpdateState, UpdateWait};
+        let workflow_id = id.into();
+        let input = payload::encode(&format!("update {} arguments", U::NAME), args)?;
+        loop {
+            // An answer already given (by a run that has since closed, say)
+            // is returned rather than asking again.
+            let earlier = match self.store.latest_run(&workflow_id)? {
+                Some((run, _)) => self
+                    .store
+                    .update_record(run, update_id)?
+                    .filter(|u| u.state.is_answered()),
+                None => None,
+            };
+            let update = match earlier {
+                Some(update) => update,
+                None => {
+                    let run = self.store.request_update(
+                        &workflow_id,
+                        update_id,
+                        U::NAME,
+                        input.clone(),
+                        Timestamp::now(),
+                    )?;
+                    self.store.durable().await?;
+                    match self.store.wait_update(run, update_id).await? {
+                        UpdateWait::Answered(update) => update,
+                        UpdateWait::RunClosed { update, record } => {
+                            if update.state == UpdateState::Requested
+                                && record.status == RunStatus::ContinuedAsNew
+                            {
+                                // Never seen by that run: the next one
+                                // takes it.
+                                continue;
+                            }
+                            return Err(ClientError::UpdateNotAnswered {
+                                workflow_id,
+                                update_id: update_id.to_owned(),
+                                status: record.status,
+                                accepted: update.state == UpdateState::Accepted,
+                            });
+                        }
+                    }
+                }
+            };
+            let update_ref = || format!("{} ({update_id}) of {workflow_id}", U::NAME);
+            return match update.state {
+                UpdateState::Completed(result) => Ok(crate::update::decode_result::<U>(&result)?),
+                UpdateState::Failed(failure) => Err(ClientError::UpdateFailed {
+                    update: update_ref(),
+                    failure,
+                }),
+                UpdateState::Rejected(reason) => Err(ClientError::UpdateRejected {
+                    update: update_ref(),
+                    reason,
+                }),
+                UpdateState::Requested | UpdateState::Accepted => {
+                    unreachable!("wait_update answers only answered updates")
+                }
+            };
+        }
+    }
+
     /// Status, pending activities and timers of the latest run of `id`.
     ///
     /// # Errors
@@ -427,6 +526,34 @@ pub enum ClientError {
         /// How many open tasks match.
         open: usize,
     },
+    /// The workflow refused the update (its validator said why, or it
+    /// accepts no update of that name). Nothing was recorded in the
+    /// history.
+    UpdateRejected {
+        /// The update, its id and workflow.
+        update: String,
+        /// Why.
+        reason: String,
+    },
+    /// The update's handler returned an error; both are in the history.
+    UpdateFailed {
+        /// The update, its id and workflow.
+        update: String,
+        /// The recorded failure.
+        failure: Failure,
+    },
+    /// The run closed before answering the update.
+    UpdateNotAnswered {
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// The update's id.
+        update_id: String,
+        /// How the run closed.
+        status: RunStatus,
+        /// Whether the workflow had accepted it (its handler was still
+        /// running) or never looked at it.
+        accepted: bool,
+    },
     /// A value could not be encoded or decoded.
     Payload(PayloadError),
     /// The store failed.
@@ -499,6 +626,29 @@ impl fmt::Display for ClientError {
                 f,
                 "{open} open human tasks match {task}; decide one by its exact reference"
             ),
+            ClientError::UpdateRejected { update, reason } => {
+                write!(f, "update {update} was rejected: {reason}")
+            }
+            ClientError::UpdateFailed { update, failure } => {
+                write!(f, "update {update} failed: {failure}")
+            }
+            ClientError::UpdateNotAnswered {
+                workflow_id,
+                update_id,
+                status,
+                accepted,
+            } => {
+                let how = if *accepted {
+                    "while its handler was running"
+                } else {
+                    "before the workflow looked at it"
+                };
+                write!(
+                    f,
+                    "workflow {workflow_id} closed ({}) {how}: update {update_id} was not answered",
+                    status.as_str()
+                )
+            }
             ClientError::Payload(e) => fmt::Display::fmt(e, f),
             ClientError::Store(e) => fmt::Display::fmt(e, f),
         }

@@ -57,6 +57,7 @@ mod query;
 pub mod replay;
 mod saga;
 mod schedule;
+mod update;
 mod workflow;
 
 pub use activity::{Activity, ActivityContext, CancelHandle, HeartbeatError};
@@ -78,6 +79,7 @@ pub use refrain_history::{OverlapPolicy, ScheduleRecord, ScheduleSpec, Scheduled
 pub use replay::{ActivationError, NondeterminismError};
 pub use saga::{CompensationFailure, CompensationReport, Saga};
 pub use schedule::{schedule_for, ScheduleError};
+pub use update::Update;
 pub use workflow::{Signal, Workflow};
 
 pub use refrain_history::{

@@ -231,6 +231,24 @@ fn every_event() -> Vec<Event> {
             cmd: CommandSeq(10),
             reason: "nobody answered (asked bob); fallback used".into(),
         },
+        Event::UpdateRequested {
+            update_id: "u-1".into(),
+            name: "change-address".into(),
+            input: p(r#"{"street":"1 Main St"}"#),
+        },
+        Event::UpdateAccepted {
+            update_id: "u-1".into(),
+            name: "change-address".into(),
+            input: p(r#"{"street":"1 Main St"}"#),
+        },
+        Event::UpdateCompleted {
+            update_id: "u-1".into(),
+            result: p("\"label reprinted\""),
+        },
+        Event::UpdateFailed {
+            update_id: "u-2".into(),
+            failure: Failure::application("too-late", "already shipped"),
+        },
     ];
     for e in &events {
         match e {
@@ -260,7 +278,11 @@ fn every_event() -> Vec<Event> {
             | Event::HumanTaskReminded { .. }
             | Event::HumanTaskEscalated { .. }
             | Event::HumanTaskDecided { .. }
-            | Event::HumanTaskClosed { .. } => {}
+            | Event::HumanTaskClosed { .. }
+            | Event::UpdateRequested { .. }
+            | Event::UpdateAccepted { .. }
+            | Event::UpdateCompleted { .. }
+            | Event::UpdateFailed { .. } => {}
         }
     }
     events

@@ -143,6 +143,7 @@ async fn select_takes_the_same_branch_when_both_results_wait_in_the_inbox() {
             expected_last_seq: task.record.last_seq,
             inbox_upto: task.inbox_upto,
             events,
+            rejected_updates: Vec::new(),
         })
         .unwrap();
     drop(machine);

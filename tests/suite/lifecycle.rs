@@ -541,6 +541,7 @@ async fn a_timer_that_fires_while_its_cancellation_is_computed_is_not_delivered(
             expected_last_seq: task.record.last_seq,
             inbox_upto: task.inbox_upto,
             events,
+            rejected_updates: Vec::new(),
         }
     };
     let first = activate(&mut machine);

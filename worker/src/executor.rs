@@ -141,6 +141,7 @@ impl Executor {
             expected_last_seq: task.record.last_seq,
             inbox_upto: task.inbox_upto,
             events,
+            rejected_updates: machine.take_rejected_updates(),
         };
         match self.store.commit_activation(commit) {
             Ok(()) => {
@@ -233,6 +234,7 @@ impl Executor {
                 },
                 Event::WorkflowFailed { failure },
             ],
+            rejected_updates: Vec::new(),
         };
         match self.store.commit_activation(commit) {
             Ok(()) => {

@@ -123,6 +123,18 @@ pub struct ActivationCommit {
     pub inbox_upto: u64,
     /// Events to append, starting at `expected_last_seq + 1`.
     pub events: Vec<Event>,
+    /// Update requests from the consumed inbox that the workflow refused.
+    /// They are answered without entering the history.
+    pub rejected_updates: Vec<UpdateRejection>,
+}
+
+/// An update request the workflow refused, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateRejection {
+    /// The request's id.
+    pub update_id: String,
+    /// The validator's reason (or that no handler is registered).
+    pub reason: String,
 }
 
 /// How `complete_activity` disposed of an attempt's outcome.

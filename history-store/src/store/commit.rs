@@ -33,6 +33,8 @@ pub(super) struct Effects {
     ready: bool,
     activity_scheduled: bool,
     timer_started: bool,
+    /// Some update request of the committing run was answered.
+    updates_answered: bool,
     /// Runs closed (the committing one, or children closed with it).
     pub(super) closed: Vec<RunId>,
     /// Other runs given work: a started child, a parent told of its
@@ -55,8 +57,14 @@ impl Effects {
         if self.timer_started {
             inner.timer_notify.notify_one();
         }
+        if self.updates_answered {
+            inner.update_waiters.wake(run);
+        }
         for r in &self.closed {
             inner.closed.wake(*r);
+            // A caller waiting for an update of a closed run learns that
+            // the run closed first.
+            inner.update_waiters.wake(*r);
         }
     }
 }
@@ -70,6 +78,7 @@ pub(super) struct CommitTx<'a> {
     pub(super) timers: &'a TransactionalTree,
     pub(super) human_tasks: &'a TransactionalTree,
     pub(super) run_human_tasks: &'a TransactionalTree,
+    pub(super) updates: &'a TransactionalTree,
 }
 
 /// The history limits a commit is checked against.
@@ -92,7 +101,8 @@ fn only_fails(events: &[Event]) -> bool {
 }
 
 /// Checks the shape of the batch: `ActivationStarted`, then inbound
-/// events, then commands, a terminal command only last. Returns the
+/// events, then commands, a terminal command only last; or no events at
+/// all when the activation only refused update requests. Returns the
 /// activation time.
 fn validate(commit: &ActivationCommit, limit: usize) -> Result<Timestamp, StoreError> {
     let invalid = |reason: String| StoreError::InvalidCommit {
@@ -100,6 +110,9 @@ fn validate(commit: &ActivationCommit, limit: usize) -> Result<Timestamp, StoreE
         reason,
     };
     let time = match commit.events.first() {
+        // An activation that only refused update requests appends nothing;
+        // no state derives from its time.
+        None if !commit.rejected_updates.is_empty() => return Ok(Timestamp::now()),
         None => return Err(invalid("no events".into())),
         Some(Event::ActivationStarted { time }) => *time,
         Some(e) => {
@@ -158,8 +171,8 @@ impl Inner {
             exempt: only_fails(&commit.events),
         };
         let t = &self.trees;
-        // Twelve trees; sled 0.34.7 implements `Transactional` for tuples of
-        // up to fourteen.
+        // Thirteen trees; sled 0.34.7 implements `Transactional` for tuples
+        // of up to fourteen.
         let fx = finish(
             (
                 &t.meta,
@@ -174,6 +187,7 @@ impl Inner {
                 &t.timers,
                 &t.human_tasks,
                 &t.run_human_tasks,
+                &t.updates,
             )
                 .transaction(
                     |(
@@ -189,6 +203,7 @@ impl Inner {
                         timers,
                         human_tasks,
                         run_human_tasks,
+                        updates,
                     )| {
                         let tx = CommitTx {
                             task: TaskTx {
@@ -205,6 +220,7 @@ impl Inner {
                             timers,
                             human_tasks,
                             run_human_tasks,
+                            updates,
                         };
                         apply(&tx, &commit, &encoded, lease, limits, now)
                     },
@@ -274,7 +290,15 @@ fn apply(
     record.inbox_head = commit.inbox_upto;
     record.needs_first_activation = false;
 
-    let mut fx = Effects::default();
+    let mut fx = Effects {
+        updates_answered: super::updates::apply_commit(
+            ctx.updates,
+            run,
+            &commit.events,
+            &commit.rejected_updates,
+        )?,
+        ..Effects::default()
+    };
     for event in &commit.events {
         match event {
             Event::ActivityScheduled {
@@ -514,6 +538,7 @@ impl Inner {
                 &t.timers,
                 &t.human_tasks,
                 &t.run_human_tasks,
+                &t.updates,
             )
                 .transaction(
                     |(
@@ -529,6 +554,7 @@ impl Inner {
                         timers,
                         human_tasks,
                         run_human_tasks,
+                        updates,
                     )| {
                         let ctx = CommitTx {
                             task: TaskTx {
@@ -545,6 +571,7 @@ impl Inner {
                             timers,
                             human_tasks,
                             run_human_tasks,
+                            updates,
                         };
                         let (run, mut record) = super::runs::open_run_of(ids, runs, workflow_id)?;
                         append_terminated(&ctx, run, &mut record, reason)?;

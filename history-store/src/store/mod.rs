@@ -41,6 +41,7 @@ mod ready;
 mod runs;
 mod timers;
 mod tx;
+mod updates;
 
 use crate::error::StoreError;
 use crate::event::{Event, Failure, Payload};
@@ -61,6 +62,7 @@ use tokio::sync::Notify;
 use tx::Trees;
 
 pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
+pub use updates::{UpdateRecord, UpdateState, UpdateWait};
 
 /// `meta` key of the store epoch, bumped by every `open`.
 const META_EPOCH: &str = "epoch";
@@ -88,6 +90,9 @@ struct Inner {
     activity_notify: Notify,
     timer_notify: Notify,
     closed: CloseWaiters,
+    /// Callers of `wait_update`, by run: woken when an update of the run
+    /// is answered or the run closes.
+    update_waiters: CloseWaiters,
     schedules: schedules::ScheduleTrees,
     quarantine: Quarantine,
     query_router: std::sync::RwLock<Option<QueryRouter>>,
@@ -225,6 +230,7 @@ impl Store {
             activity_notify: Notify::new(),
             timer_notify: Notify::new(),
             closed: CloseWaiters::default(),
+            update_waiters: CloseWaiters::default(),
             schedules: schedule_trees,
             query_router: std::sync::RwLock::new(None),
             quarantine: Quarantine::default(),
@@ -684,6 +690,81 @@ impl Store {
             comment,
             now,
         })
+    }
+
+    // ----- updates -----
+
+    /// Requests update `name` with `input` of the open latest run of
+    /// `workflow_id`, under the caller's `update_id`: records the request
+    /// and puts an `UpdateRequested` in the run's inbox, in one
+    /// transaction. A second request with an id the run already has is
+    /// the same request (nothing is written). Returns the run.
+    ///
+    /// Not durable until [`Store::durable`] returns.
+    ///
+    /// # Errors
+    /// `WorkflowNotFound`, `WorkflowClosed`, `PayloadTooLarge`; nothing is
+    /// written on error.
+    pub fn request_update(
+        &self,
+        workflow_id: &WorkflowId,
+        update_id: &str,
+        name: &str,
+        input: Payload,
+        now: Timestamp,
+    ) -> Result<RunId, StoreError> {
+        self.inner
+            .request_update(workflow_id, update_id, name, input, now)
+    }
+
+    /// The state of update `update_id` of `run`, if it was requested.
+    ///
+    /// # Errors
+    /// `Corrupt` or `Storage`.
+    pub fn update_record(
+        &self,
+        run: RunId,
+        update_id: &str,
+    ) -> Result<Option<UpdateRecord>, StoreError> {
+        self.inner.update_record(run, update_id)
+    }
+
+    /// Waits until update `update_id` of `run` is answered (then until the
+    /// answer is durable) or the run closes without answering it.
+    ///
+    /// # Errors
+    /// `UpdateNotFound` if it was never requested; `RunNotFound`;
+    /// `Corrupt`, `Storage`, `Sync`.
+    pub async fn wait_update(&self, run: RunId, update_id: &str) -> Result<UpdateWait, StoreError> {
+        loop {
+            // Registered before the reads, so an answer between them and
+            // the await still wakes us.
+            let woken = self.inner.update_waiters.register(run);
+            let update = self.inner.update_record(run, update_id)?.ok_or_else(|| {
+                StoreError::UpdateNotFound {
+                    run,
+                    update_id: update_id.to_owned(),
+                }
+            })?;
+            if update.state.is_answered() {
+                self.durable().await?;
+                return Ok(UpdateWait::Answered(update));
+            }
+            let record = self
+                .inner
+                .run_record(run)?
+                .ok_or(StoreError::RunNotFound { run })?;
+            if !record.status.is_open() {
+                self.durable().await?;
+                return Ok(UpdateWait::RunClosed {
+                    update,
+                    record: Box::new(record),
+                });
+            }
+            // An error only means the sender was dropped by another
+            // waiter's clean-up: look again either way.
+            let _ = woken.await;
+        }
     }
 
     // ----- time -----

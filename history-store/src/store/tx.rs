@@ -35,6 +35,7 @@ pub(super) struct Trees {
     pub(super) timers: Tree,
     pub(super) human_tasks: Tree,
     pub(super) run_human_tasks: Tree,
+    pub(super) updates: Tree,
 }
 
 impl Trees {
@@ -52,6 +53,7 @@ impl Trees {
             timers: db.open_tree("timers")?,
             human_tasks: db.open_tree("human_tasks")?,
             run_human_tasks: db.open_tree("run_human_tasks")?,
+            updates: db.open_tree("updates")?,
         })
     }
 }
@@ -208,6 +210,21 @@ pub(super) fn check_event_payloads(event: &Event, limit: usize) -> Result<(), St
             decided_by.len() + comment.as_ref().map_or(0, String::len),
         ],
         Event::HumanTaskClosed { reason, .. } => [reason.len(), 0],
+        Event::UpdateRequested {
+            update_id,
+            name,
+            input,
+        }
+        | Event::UpdateAccepted {
+            update_id,
+            name,
+            input,
+        } => [input.len(), update_id.len() + name.len()],
+        Event::UpdateCompleted { update_id, result } => [result.len(), update_id.len()],
+        Event::UpdateFailed { update_id, failure } => [
+            failure.details.as_ref().map_or(0, |d| d.len()),
+            failure.message.len() + update_id.len(),
+        ],
         Event::ActivationStarted { .. }
         | Event::TimerStarted { .. }
         | Event::TimerFired { .. }

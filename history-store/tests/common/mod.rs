@@ -94,6 +94,7 @@ pub fn commit_for(task: &WorkflowTask, time: Timestamp, commands: Vec<Event>) ->
         expected_last_seq: task.record.last_seq,
         inbox_upto: task.inbox_upto,
         events,
+        rejected_updates: Vec::new(),
     }
 }
 

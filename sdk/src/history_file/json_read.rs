@@ -188,6 +188,24 @@ fn parse_event(index: usize, raw: &RawValue) -> R<Event> {
             cmd: o.cmd("cmd")?,
             reason: o.string("reason")?,
         },
+        "UpdateRequested" => Event::UpdateRequested {
+            update_id: o.string("update_id")?,
+            name: o.string("name")?,
+            input: o.payload("input")?,
+        },
+        "UpdateAccepted" => Event::UpdateAccepted {
+            update_id: o.string("update_id")?,
+            name: o.string("name")?,
+            input: o.payload("input")?,
+        },
+        "UpdateCompleted" => Event::UpdateCompleted {
+            update_id: o.string("update_id")?,
+            result: o.payload("result")?,
+        },
+        "UpdateFailed" => Event::UpdateFailed {
+            update_id: o.string("update_id")?,
+            failure: o.failure("failure")?,
+        },
         _ => {
             return Err(HistoryFileError::UnknownEventType {
                 event: index,

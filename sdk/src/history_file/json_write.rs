@@ -281,6 +281,28 @@ fn event_json(seq: u64, event: &Event) -> J {
             o.push(("cmd", cmd_json(*cmd)));
             o.push(("reason", str_j(reason)));
         }
+        Event::UpdateRequested {
+            update_id,
+            name,
+            input,
+        }
+        | Event::UpdateAccepted {
+            update_id,
+            name,
+            input,
+        } => {
+            o.push(("update_id", str_j(update_id)));
+            o.push(("name", str_j(name)));
+            o.push(("input", payload_json(input)));
+        }
+        Event::UpdateCompleted { update_id, result } => {
+            o.push(("update_id", str_j(update_id)));
+            o.push(("result", payload_json(result)));
+        }
+        Event::UpdateFailed { update_id, failure } => {
+            o.push(("update_id", str_j(update_id)));
+            o.push(("failure", failure_json(failure)));
+        }
     }
     J::Obj(o)
 }

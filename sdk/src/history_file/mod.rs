@@ -145,6 +145,10 @@
 //!   | `HumanTaskEscalated` | `cmd`, `from`, `to`, `level`, `deadline` (timestamp or null) |
 //!   | `HumanTaskDecided` | `cmd`, `decision`, `decided_by`, `comment` (string or null), `decided_at` |
 //!   | `HumanTaskClosed` | `cmd`, `reason` |
+//!   | `UpdateRequested` | `update_id`, `name`, `input` (inbox only: never in a history) |
+//!   | `UpdateAccepted` | `update_id`, `name`, `input` |
+//!   | `UpdateCompleted` | `update_id`, `result` |
+//!   | `UpdateFailed` | `update_id`, `failure` |
 //!
 //! - **Payloads** (inputs, results, signal values, side-effect values,
 //!   failure details) are JSON bytes and are embedded verbatim as JSON

@@ -30,7 +30,9 @@ use crate::payload;
 use crate::workflow::Workflow;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
-use refrain_history::{Event, Failure, FailureCause, Payload, RunId, Timestamp, WorkflowId};
+use refrain_history::{
+    Event, Failure, FailureCause, Payload, RunId, Timestamp, UpdateRejection, WorkflowId,
+};
 use state::{RunState, SharedState};
 use std::cell::RefCell;
 use std::fmt;
@@ -131,10 +133,30 @@ impl fmt::Display for ActivationError {
 
 impl std::error::Error for ActivationError {}
 
+/// An accepted update whose handler has not returned yet.
+struct RunningUpdate {
+    update_id: String,
+    future: LocalBoxFuture<'static, Result<Payload, Failure>>,
+}
+
+/// The update requests an activation deals with after applying its
+/// inbound batch.
+enum UpdatePhase {
+    /// Live: requests from the inbox, each validated now.
+    Live(Vec<Event>),
+    /// Replay: the updates history says were accepted, in order.
+    Replay(Vec<(String, String, Payload)>),
+}
+
 /// One run's workflow instance and the state its futures share.
 pub struct WorkflowMachine {
     state: SharedState,
     future: Option<LocalBoxFuture<'static, Result<Payload, Failure>>>,
+    /// Handlers of accepted updates still running, in acceptance order
+    /// (which is also the order they are polled in).
+    updates: Vec<RunningUpdate>,
+    /// Requests the last live activation refused.
+    rejected_updates: Vec<UpdateRejection>,
     wake: Arc<WakeFlag>,
     last_seq: u64,
     activations: u64,
@@ -193,6 +215,8 @@ impl WorkflowMachine {
         Ok(WorkflowMachine {
             state,
             future: Some(future),
+            updates: Vec::new(),
+            rejected_updates: Vec::new(),
             wake: Arc::new(WakeFlag::default()),
             last_seq: 1,
             activations: 0,
@@ -300,7 +324,18 @@ impl WorkflowMachine {
                 })
                 .collect();
         }
-        let produced = self.run_activation(inbound)?;
+        let accepted = commands
+            .iter()
+            .filter_map(|e| match e {
+                Event::UpdateAccepted {
+                    update_id,
+                    name,
+                    input,
+                } => Some((update_id.clone(), name.clone(), input.clone())),
+                _ => None,
+            })
+            .collect();
+        let produced = self.run_activation(inbound, UpdatePhase::Replay(accepted))?;
         {
             let mut st = self.state.borrow_mut();
             st.recorded_side_effects.clear();
@@ -313,6 +348,15 @@ impl WorkflowMachine {
     /// Runs one new activation at `now` with the inbound batch `inbound`
     /// and returns the events to append: `ActivationStarted`, the batch,
     /// then the commands produced.
+    ///
+    /// Update requests in `inbound` (`UpdateRequested`) are not part of
+    /// the batch: once the batch is applied and the workflow blocks, each
+    /// is validated in turn; an accepted one becomes an `UpdateAccepted`
+    /// command and its handler runs, a refused one is left for
+    /// [`take_rejected_updates`](Self::take_rejected_updates). Requests
+    /// that arrive when the workflow has already returned stay unanswered.
+    /// An activation that only refused requests returns no events at all
+    /// (commit it anyway: it consumes the inbox and answers the callers).
     ///
     /// # Errors
     /// `Nondeterminism` if the code did something unreplayable; `Panicked`.
@@ -331,7 +375,17 @@ impl WorkflowMachine {
             st.now = st.now.max(now);
             st.now
         };
-        let produced = self.run_activation(&inbound)?;
+        let (requests, inbound): (Vec<Event>, Vec<Event>) =
+            inbound.into_iter().partition(Event::is_inbox_only);
+        let only_requests = !requests.is_empty() && inbound.is_empty();
+        self.rejected_updates.clear();
+        let produced = self.run_activation(&inbound, UpdatePhase::Live(requests))?;
+        if only_requests && produced.is_empty() {
+            // Every request was refused and nothing else happened: the
+            // history must not show that an activation ran at all.
+            self.activations -= 1;
+            return Ok(Vec::new());
+        }
         let mut events = Vec::with_capacity(1 + inbound.len() + produced.len());
         events.push(Event::ActivationStarted { time });
         events.extend(inbound);
@@ -341,11 +395,19 @@ impl WorkflowMachine {
         Ok(events)
     }
 
-    /// Applies the inbound batch, then polls until nothing wakes. Returns
-    /// the commands produced.
+    /// The update requests the last [`activate`](Self::activate) refused,
+    /// for the commit to answer without recording them.
+    pub fn take_rejected_updates(&mut self) -> Vec<UpdateRejection> {
+        std::mem::take(&mut self.rejected_updates)
+    }
+
+    /// Applies the inbound batch, then polls until nothing wakes; then
+    /// takes each update of `updates` in turn (accepting it starts its
+    /// handler, and polls again). Returns the commands produced.
     fn run_activation(
         &mut self,
         inbound: &[Event],
+        updates: UpdatePhase,
     ) -> Result<Vec<state::Produced>, ActivationError> {
         if self.wake.take_foreign() {
             return Err(self.misuse_error(
@@ -362,6 +424,41 @@ impl WorkflowMachine {
         }
         self.wake.leave();
         self.poll_until_blocked()?;
+        match updates {
+            UpdatePhase::Live(requests) => {
+                for request in requests {
+                    if !self.can_take_updates() {
+                        break;
+                    }
+                    let Event::UpdateRequested {
+                        update_id,
+                        name,
+                        input,
+                    } = request
+                    else {
+                        continue;
+                    };
+                    match self.validate_update(&name, &input) {
+                        Ok(()) => {
+                            self.accept_update(update_id, name, input)?;
+                            self.poll_until_blocked()?;
+                        }
+                        Err(reason) => self
+                            .rejected_updates
+                            .push(UpdateRejection { update_id, reason }),
+                    }
+                }
+            }
+            UpdatePhase::Replay(accepted) => {
+                for (update_id, name, input) in accepted {
+                    if !self.can_take_updates() {
+                        break;
+                    }
+                    self.accept_update(update_id, name, input)?;
+                    self.poll_until_blocked()?;
+                }
+            }
+        }
         let mut st = self.state.borrow_mut();
         if let Some(m) = st.misuse.take() {
             drop(st);
@@ -379,11 +476,23 @@ impl WorkflowMachine {
             };
             self.wake.enter();
             let polled = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
+            let handlers = match polled {
+                Ok(Poll::Pending) => self.poll_updates(&mut cx),
+                _ => Ok(false),
+            };
             let woken = self.wake.leave();
+            let woken = match handlers {
+                Ok(finished) => woken || finished,
+                Err(p) => return Err(self.classify_panic(p.as_ref())),
+            };
             match polled {
                 Err(p) => return Err(self.classify_panic(p.as_ref())),
                 Ok(Poll::Ready(outcome)) => {
                     self.future = None;
+                    // Handlers still running end with the run; dropping
+                    // them cancels what they wait on, before the final
+                    // command.
+                    self.updates.clear();
                     let event = match outcome {
                         Ok(result) => Event::WorkflowCompleted { result },
                         Err(failure) if failure.cause == FailureCause::Cancelled => {
@@ -414,6 +523,7 @@ impl WorkflowMachine {
                         // each pending timer and activity emits its
                         // cancellation, in drop order, which replay repeats.
                         self.future = None;
+                        self.updates.clear();
                         self.state
                             .borrow_mut()
                             .emit(Event::WorkflowCancelled { reason }, None);
@@ -446,6 +556,7 @@ impl WorkflowMachine {
             st.tearing_down = true;
         }
         self.future = None;
+        self.updates.clear();
         let mut st = self.state.borrow_mut();
         let seed = rand::RngCore::next_u64(&mut st.rng);
         let carried_signals = st.drain_signals();
@@ -457,6 +568,109 @@ impl WorkflowMachine {
             },
             None,
         );
+    }
+
+    /// Polls every running update handler once, in acceptance order,
+    /// recording the result of each that returns. Returns whether any did
+    /// (its result may unblock the workflow), or the payload of a panic.
+    fn poll_updates(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Result<bool, Box<dyn std::any::Any + Send>> {
+        let mut finished = false;
+        let mut i = 0;
+        while i < self.updates.len() {
+            let future = &mut self.updates[i].future;
+            match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))? {
+                Poll::Pending => i += 1,
+                Poll::Ready(outcome) => {
+                    let update_id = self.updates.remove(i).update_id;
+                    let event = match outcome {
+                        Ok(result) => Event::UpdateCompleted { update_id, result },
+                        Err(failure) => Event::UpdateFailed { update_id, failure },
+                    };
+                    self.state.borrow_mut().emit(event, None);
+                    finished = true;
+                }
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Whether the workflow is still there to take an update: running,
+    /// and not stopped by misuse.
+    fn can_take_updates(&self) -> bool {
+        self.future.is_some() && self.state.borrow().misuse.is_none()
+    }
+
+    /// Asks the validator of update `name` about `input`. A missing
+    /// handler, a panic, or a validator that issued a command refuses it.
+    fn validate_update(&self, name: &str, input: &Payload) -> Result<(), String> {
+        let (validate, produced, next_cmd) = {
+            let st = self.state.borrow();
+            let Some(h) = st.updates.get(name) else {
+                let mut known: Vec<&str> = st.updates.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                return Err(if known.is_empty() {
+                    format!("the workflow accepts no updates, so not {name:?}")
+                } else {
+                    format!(
+                        "the workflow does not accept update {name:?} (it accepts: {})",
+                        known.join(", ")
+                    )
+                });
+            };
+            (h.validate.clone(), st.produced.len(), st.next_cmd)
+        };
+        let verdict = catch_unwind(AssertUnwindSafe(|| validate(input))).unwrap_or_else(|p| {
+            Err(format!(
+                "the validator panicked: {}",
+                panic_message(p.as_ref())
+            ))
+        });
+        let mut st = self.state.borrow_mut();
+        if st.produced.len() != produced || st.next_cmd != next_cmd {
+            st.produced.truncate(produced);
+            st.next_cmd = next_cmd;
+            return Err(
+                "update validators must not issue commands (activities, timers, ...)".into(),
+            );
+        }
+        verdict
+    }
+
+    /// Records update `update_id` as accepted and starts its handler.
+    fn accept_update(
+        &mut self,
+        update_id: String,
+        name: String,
+        input: Payload,
+    ) -> Result<(), ActivationError> {
+        let handler = self
+            .state
+            .borrow()
+            .updates
+            .get(&name)
+            .map(|h| h.run.clone());
+        let Some(run) = handler else {
+            // Only replay gets here: live requests were validated.
+            return Err(self.misuse_error(
+                format!("history accepted update {name:?} ({update_id}), but the workflow no longer registers a handler for it by this point"),
+                None,
+            ));
+        };
+        self.state.borrow_mut().emit(
+            Event::UpdateAccepted {
+                update_id: update_id.clone(),
+                name,
+                input: input.clone(),
+            },
+            None,
+        );
+        let future =
+            catch_unwind(AssertUnwindSafe(|| run(input))).map_err(|p| panic_error(p.as_ref()))?;
+        self.updates.push(RunningUpdate { update_id, future });
+        Ok(())
     }
 
     /// Counts `events`, just replayed or produced, into what

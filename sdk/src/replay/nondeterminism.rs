@@ -9,7 +9,8 @@ pub struct CommandSummary {
     /// Event kind (`ActivityScheduled`, `TimerStarted`, ...).
     pub kind: &'static str,
     /// Activity type for activities, workflow type for child workflows,
-    /// task name for human tasks, `None` otherwise.
+    /// task name for human tasks, update name and id for updates, `None`
+    /// otherwise.
     pub name: Option<String>,
     /// CRC32C of the input, for activities and side effects.
     pub input_digest: Option<u32>,
@@ -70,6 +71,19 @@ impl CommandSummary {
             Event::HumanTaskReminded { cmd, .. }
             | Event::HumanTaskEscalated { cmd, .. }
             | Event::HumanTaskClosed { cmd, .. } => (None, None, Some(cmd.0), None),
+            Event::UpdateAccepted {
+                update_id,
+                name,
+                input,
+            } => (
+                Some(format!("{name} (update {update_id})")),
+                Some(input.digest()),
+                None,
+                None,
+            ),
+            Event::UpdateCompleted { update_id, .. } | Event::UpdateFailed { update_id, .. } => {
+                (Some(format!("update {update_id}")), None, None, None)
+            }
             _ => (None, None, None, None),
         };
         CommandSummary {

@@ -108,6 +108,8 @@ pub(crate) struct RunState {
     pub cancel_wakers: Vec<Waker>,
     /// Query handlers by name.
     pub queries: HashMap<String, crate::query::QueryHandler>,
+    /// Update validators and handlers by name.
+    pub updates: HashMap<String, crate::update::UpdateHandler>,
     /// Whether workflow code looked at cancellation. A workflow that never
     /// does is cancelled by dropping it; one that does decides itself.
     pub cancel_observed: bool,
@@ -147,6 +149,7 @@ impl RunState {
             cancel_wakers: Vec::new(),
             cancel_observed: false,
             queries: HashMap::new(),
+            updates: HashMap::new(),
         }
     }
 

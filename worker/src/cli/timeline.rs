@@ -17,6 +17,8 @@ struct Commands {
     timers: BTreeMap<CommandSeq, (Timestamp, Timestamp)>,
     children: BTreeMap<CommandSeq, String>,
     human_tasks: BTreeMap<CommandSeq, String>,
+    /// Update names by update id.
+    updates: BTreeMap<String, String>,
 }
 
 pub(super) fn history(
@@ -328,6 +330,35 @@ fn describe_event(event: &Event, time: Timestamp, activation: u64, known: &mut C
         | Event::HumanTaskEscalated { .. }
         | Event::HumanTaskDecided { .. }
         | Event::HumanTaskClosed { .. } => human_task_line(event, time, known),
+        Event::UpdateRequested {
+            update_id, name, ..
+        } => format!("update {name:?} ({update_id}) requested (never recorded in a history)"),
+        Event::UpdateAccepted {
+            update_id,
+            name,
+            input,
+        } => {
+            known.updates.insert(update_id.clone(), name.clone());
+            format!("accept update {name:?} ({update_id}) with {}", short(input))
+        }
+        Event::UpdateCompleted { update_id, result } => format!(
+            "update {} completed: result {}",
+            update(known, update_id),
+            short(result)
+        ),
+        Event::UpdateFailed { update_id, failure } => format!(
+            "update {} FAILED: {}",
+            update(known, update_id),
+            failure_text(failure)
+        ),
+    }
+}
+
+/// An update named by its id and, once its acceptance was seen, its name.
+fn update(known: &Commands, update_id: &str) -> String {
+    match known.updates.get(update_id) {
+        Some(name) => format!("{name:?} ({update_id})"),
+        None => format!("({update_id})"),
     }
 }
 
