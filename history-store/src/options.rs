@@ -14,7 +14,8 @@ pub struct RetryPolicy {
     pub initial_interval: Duration,
     /// Each further wait is the previous one times this (at least 1.0).
     pub backoff_coefficient: f64,
-    /// Upper bound of any single wait.
+    /// Upper bound of any single wait; never below `initial_interval`
+    /// (a longer first wait, asked for explicitly, is kept).
     pub max_interval: Duration,
     /// Attempts in all, the first included; 0 means no limit.
     pub max_attempts: u32,
@@ -50,7 +51,8 @@ impl RetryPolicy {
         }
     }
 
-    /// Sets the wait before the second attempt.
+    /// Sets the wait before the second attempt. A wait longer than
+    /// `max_interval` is kept: the cap then applies from this wait on.
     pub fn initial_interval(mut self, d: Duration) -> Self {
         self.initial_interval = d;
         self
@@ -91,11 +93,12 @@ impl RetryPolicy {
         };
         let exp = attempt.saturating_sub(1).min(64) as i32;
         let secs = self.initial_interval.as_secs_f64() * coefficient.powi(exp);
-        let capped = secs.min(self.max_interval.as_secs_f64());
+        let cap = self.max_interval.max(self.initial_interval);
+        let capped = secs.min(cap.as_secs_f64());
         if capped.is_finite() && capped >= 0.0 {
             Duration::from_secs_f64(capped)
         } else {
-            self.max_interval
+            cap
         }
     }
 
@@ -148,6 +151,14 @@ mod tests {
         assert_eq!(p.backoff_after(2), Duration::from_millis(200));
         assert_eq!(p.backoff_after(3), Duration::from_millis(350));
         assert_eq!(p.backoff_after(60), Duration::from_millis(350));
+    }
+
+    #[test]
+    fn an_initial_interval_above_the_cap_is_kept() {
+        // The default cap is 100 s; an hour asked for is an hour, not 100 s.
+        let p = RetryPolicy::exponential().initial_interval(Duration::from_secs(3600));
+        assert_eq!(p.backoff_after(1), Duration::from_secs(3600));
+        assert_eq!(p.backoff_after(5), Duration::from_secs(3600));
     }
 
     #[test]
