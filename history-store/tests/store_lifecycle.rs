@@ -160,6 +160,30 @@ fn duplicate_start_is_rejected_and_writes_nothing() {
 }
 
 #[test]
+fn use_existing_returns_the_latest_run_even_once_it_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut req = start_request("order-1", at(0));
+    req.on_conflict = IdConflictPolicy::UseExisting;
+    let first = store.start_workflow(req.clone()).unwrap();
+    assert!(first.started, "a new id starts");
+    let again = store.start_workflow(req.clone()).unwrap();
+    assert_eq!((again.run, again.started), (first.run, false));
+
+    activate(
+        &store,
+        first.run,
+        at(2),
+        vec![Event::WorkflowCompleted {
+            result: payload("1"),
+        }],
+    );
+    let after = store.start_workflow(req).unwrap();
+    assert_eq!((after.run, after.started), (first.run, false));
+    assert_eq!(store.list_runs(&RunFilter::default()).unwrap().len(), 1);
+}
+
+#[test]
 fn attach_to_open_returns_the_open_run_and_a_closed_run_allows_a_new_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());

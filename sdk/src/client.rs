@@ -33,6 +33,16 @@ impl StartOptions {
             on_conflict: IdConflictPolicy::AttachToOpen,
         }
     }
+
+    /// Use the latest run of the id, open or closed, and start one only if
+    /// the id was never used: a process that must run once per id (an
+    /// order, an applicant) can call this on every start-up, even after
+    /// that run finished.
+    pub fn use_existing() -> Self {
+        StartOptions {
+            on_conflict: IdConflictPolicy::UseExisting,
+        }
+    }
 }
 
 impl Client {

@@ -59,14 +59,21 @@ impl Default for StoreConfig {
     }
 }
 
-/// What to do when a workflow id is started while a run of it is open.
+/// What to do when a workflow id is started while a run of it is open (or,
+/// for `UseExisting`, has ever run).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum IdConflictPolicy {
     /// Return `StoreError::AlreadyRunning` and write nothing.
     #[default]
     Reject,
-    /// Return the open run instead of starting a new one.
+    /// Return the open run instead of starting a new one. A closed run of
+    /// the id does not count: a new run starts.
     AttachToOpen,
+    /// Return the latest run of the id, open or closed; start one only if
+    /// the id was never used. The idempotent start of a process that must
+    /// run once per id (an order, an applicant), even when it is restarted
+    /// after that run finished.
+    UseExisting,
 }
 
 /// A request to start a run.

@@ -286,8 +286,9 @@ impl Store {
     /// Starts a run: writes `WorkflowStarted` as event 1 (its encoded size
     /// is the run's first `history_bytes`), maps the id to the new run and
     /// marks it ready. With `AttachToOpen`, an open run of the id
-    /// is returned instead (`started: false`) and nothing is written. A
-    /// closed run of the id does not prevent a new one.
+    /// is returned instead (`started: false`) and nothing is written; a
+    /// closed run of the id does not prevent a new one. With `UseExisting`,
+    /// the latest run of the id is returned whether open or closed.
     ///
     /// Not durable until [`Store::durable`] returns.
     ///

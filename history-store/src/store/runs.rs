@@ -288,16 +288,24 @@ pub(super) fn start_in_tx(
     let id_key = workflow_id.as_str().as_bytes();
     if let Some(latest) = ids.get(id_key)? {
         let run = RunId(decode_u64(&latest, "workflow id", None).map_err(abort)?);
+        if on_conflict == IdConflictPolicy::UseExisting {
+            return Ok(StartOutcome {
+                run,
+                started: false,
+            });
+        }
         if let Some(open) = get_run(runs, run)?.filter(|r| r.status.is_open()) {
             return match on_conflict {
                 IdConflictPolicy::Reject => Err(abort(StoreError::AlreadyRunning {
                     workflow_id: open.workflow_id,
                     run,
                 })),
-                IdConflictPolicy::AttachToOpen => Ok(StartOutcome {
-                    run,
-                    started: false,
-                }),
+                IdConflictPolicy::AttachToOpen | IdConflictPolicy::UseExisting => {
+                    Ok(StartOutcome {
+                        run,
+                        started: false,
+                    })
+                }
             };
         }
     }
