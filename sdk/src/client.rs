@@ -6,11 +6,12 @@ use crate::payload::{self, PayloadError};
 use crate::workflow::{Signal, Workflow};
 use rand::RngCore;
 use refrain_history::{
-    CommandSeq, Event, Failure, IdConflictPolicy, PendingTimer, RunFilter, RunId, RunRecord,
-    RunStatus, RunSummary, StartRequest, Store, StoreError, Timestamp, WorkflowId,
+    ActivityState, CommandSeq, Event, Failure, IdConflictPolicy, PendingTimer, RunFilter, RunId,
+    RunRecord, RunStatus, RunSummary, StartRequest, Store, StoreError, Timestamp, WorkflowId,
 };
 use std::fmt;
 use std::marker::PhantomData;
+use std::time::SystemTime;
 
 /// Starts, signals and inspects workflows in a store.
 #[derive(Clone)]
@@ -335,11 +336,22 @@ impl Client {
         let mut pending_activities = Vec::new();
         for &cmd in &record.pending_activities {
             if let Some(task) = self.store.activity_task(run, cmd)? {
+                let (next_attempt_at, attempt_deadline) = match task.state {
+                    ActivityState::Scheduled { visible_at } => {
+                        (Some(visible_at.to_system_time()), None)
+                    }
+                    ActivityState::Running { deadline, .. } => {
+                        (None, Some(deadline.to_system_time()))
+                    }
+                };
                 pending_activities.push(PendingActivity {
                     cmd,
                     activity_type: task.activity_type,
                     attempt: task.attempt,
-                    running: matches!(task.state, refrain_history::ActivityState::Running { .. }),
+                    running: attempt_deadline.is_some(),
+                    first_scheduled_at: task.first_scheduled_at.to_system_time(),
+                    next_attempt_at,
+                    attempt_deadline,
                     last_failure: task.last_failure,
                 });
             }
@@ -472,6 +484,15 @@ pub struct PendingActivity {
     pub attempt: u32,
     /// Whether an attempt is running now.
     pub running: bool,
+    /// When the activity was first scheduled (its schedule-to-close
+    /// timeout counts from here).
+    pub first_scheduled_at: SystemTime,
+    /// When the next attempt may start, if none is running (later than now
+    /// during a retry backoff).
+    pub next_attempt_at: Option<SystemTime>,
+    /// When the running attempt times out unless it completes or
+    /// heartbeats.
+    pub attempt_deadline: Option<SystemTime>,
     /// The previous attempt's failure.
     pub last_failure: Option<Failure>,
 }

@@ -125,6 +125,11 @@ async fn onboarding_records_three_activities_a_timer_and_a_signal_in_order() {
     assert_eq!(pending.activity_type, "create-account");
     assert_eq!(pending.attempt, 1);
     assert!(pending.last_failure.is_none());
+    assert!(pending.next_attempt_at.is_none(), "an attempt is running");
+    let deadline = pending
+        .attempt_deadline
+        .expect("a running attempt's deadline");
+    assert!(deadline > pending.first_scheduled_at);
     assert!(blocked.pending_timers.is_empty());
 
     // Then on the durable timer.

@@ -594,3 +594,57 @@ async fn exhausted_retries_fail_the_activity_and_then_the_workflow() {
     );
     worker.shutdown(Duration::from_secs(1)).await;
 }
+
+/// Retries after an hour: longer than the default 100 s cap on a single
+/// wait, which must not shorten it.
+struct PatientFlow;
+
+impl Workflow for PatientFlow {
+    const NAME: &'static str = "patient-flow";
+    type Input = ();
+    type Output = String;
+
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        let policy = RetryPolicy::exponential().initial_interval(Duration::from_secs(3600));
+        Ok(ctx.activity::<Flaky>(()).retry(policy).await?)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_shows_when_a_backed_off_retry_will_run() {
+    let env = TestEnv::new();
+    let ledger = Ledger::in_memory();
+    let worker = Worker::builder(env.store.clone())
+        .workflow::<PatientFlow>()
+        .activity(Flaky {
+            ledger: ledger.clone(),
+            failures: 1,
+        })
+        .start();
+    env.client
+        .start::<PatientFlow>("patient-1", ())
+        .await
+        .unwrap();
+    let waiting = eventually("attempt 2 to be scheduled", || {
+        let d = env.client.describe("patient-1").ok()?;
+        let a = d.pending_activities.first()?.clone();
+        (a.attempt == 2).then_some(a)
+    })
+    .await;
+    assert!(!waiting.running);
+    assert!(waiting.attempt_deadline.is_none());
+    let failed_at = waiting.first_scheduled_at;
+    let next = waiting.next_attempt_at.expect("the retry's time");
+    let wait = next.duration_since(failed_at).unwrap();
+    // The hour asked for, counted from the failed attempt (which ran after
+    // the activity was first scheduled, so a little more than an hour).
+    assert!(
+        wait >= Duration::from_secs(3600) && wait < Duration::from_secs(3660),
+        "{wait:?}"
+    );
+    assert_eq!(
+        waiting.last_failure.map(|f| f.message).as_deref(),
+        Some("transient failure 1")
+    );
+    worker.shutdown(Duration::from_secs(1)).await;
+}
