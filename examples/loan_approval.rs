@@ -5,13 +5,19 @@
 //! them.
 //!
 //! Three applications run one after the other: `loan-ada` is approved
-//! automatically; `loan-bo` goes to underwriter-1, played by this process,
-//! who approves it (with `--underwriter-rejects`, rejects it); `loan-cy`
-//! is approved automatically but the card processor refuses the card, and
+//! automatically; `loan-bo` goes to underwriter-1, and while it waits bo,
+//! played by this process, changes the amount with an update (a negative
+//! amount first, refused, then a lower one, accepted with the new terms);
+//! then underwriter-1, played by this process too, approves it (with
+//! `--underwriter-rejects`, rejects it; with `--nobody-decides`, neither
+//! underwriter-1 nor the credit manager decides, and once both deadlines
+//! have passed, about 22 s, the application is declined); `loan-cy` is
+//! approved automatically but the card processor refuses the card, and
 //! the saga closes the account and releases the credit reservation.
 //!
 //! ```text
 //! cargo run --release --example loan_approval
+//! cargo run --release --example loan_approval -- --nobody-decides
 //! cargo run --release --example loan_approval -- --db /tmp/loans   # kill -9 it, rerun: it resumes
 //! cargo run --release --example loan_approval -- cli --db /tmp/loans history loan-cy
 //! cargo run --release --example loan_approval -- cli replay tests/histories/loan_approval
@@ -21,7 +27,7 @@
 use anyhow::Result;
 use clap::Parser;
 use refrain::Client;
-use refrain_examples::loan_approval::{self, Scenario, Verdict};
+use refrain_examples::loan_approval::{self, Pace, Scenario, Verdict};
 use refrain_examples::{export_histories, init_tracing, run_cli, temporary_store, Mode, StoreArgs};
 use std::path::Path;
 use std::process::ExitCode;
@@ -33,8 +39,12 @@ struct Args {
     #[command(flatten)]
     store: StoreArgs,
     /// Have the underwriter reject loan-bo instead of approving it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "nobody_decides")]
     underwriter_rejects: bool,
+    /// Have nobody decide loan-bo, so that it is declined once every
+    /// deadline has passed.
+    #[arg(long)]
+    nobody_decides: bool,
     #[command(subcommand)]
     mode: Option<Mode>,
 }
@@ -42,11 +52,14 @@ struct Args {
 fn main() -> Result<ExitCode> {
     let args = Args::parse();
     let scenario = Scenario {
-        underwriter: if args.underwriter_rejects {
-            Verdict::Reject
+        underwriter: if args.nobody_decides {
+            None
+        } else if args.underwriter_rejects {
+            Some(Verdict::Reject)
         } else {
-            Verdict::Approve
+            Some(Verdict::Approve)
         },
+        pace: Pace::EXAMPLE,
     };
     match args.mode {
         Some(Mode::Cli { args }) => Ok(run_cli(
@@ -57,13 +70,19 @@ fn main() -> Result<ExitCode> {
         Some(Mode::ExportHistories { dir }) => {
             init_tracing();
             let runtime = tokio::runtime::Runtime::new()?;
-            // Both scenarios create runs named loan-ada, loan-bo and
-            // loan-cy: the second goes into a folder of its own.
+            // Every scenario creates runs named loan-ada, loan-bo and
+            // loan-cy: each but the first goes into a folder of its own.
             runtime.block_on(export(Scenario::default(), &dir))?;
             let rejects = Scenario {
-                underwriter: Verdict::Reject,
+                underwriter: Some(Verdict::Reject),
+                ..Scenario::default()
             };
             runtime.block_on(export(rejects, &dir.join("underwriter-rejects")))?;
+            let nobody = Scenario {
+                underwriter: None,
+                ..Scenario::default()
+            };
+            runtime.block_on(export(nobody, &dir.join("nobody-decides")))?;
             Ok(ExitCode::SUCCESS)
         }
         None => {

@@ -9,7 +9,12 @@
 //! escalates to tier 2, who sees it in their queue and acknowledges with
 //! the runbook to run. The runbook's first attempt times out on SSH and is
 //! retried by the store; the ticket is resolved and the reporter told. If
-//! nobody acknowledges at all, the safe default runbook runs by itself.
+//! nobody acknowledges at all (`--nobody-acknowledges`), the safe default
+//! runbook runs by itself once tier 2's deadline (30 s) has passed too.
+//!
+//! The deadlines and the paging interval come with the alert as its
+//! [`Pace`], so that tests can run the same workflow, fallback included,
+//! in a fraction of a second; the example uses [`Pace::EXAMPLE`].
 //!
 //! ```text
 //! cargo run --release --example incident_response
@@ -43,6 +48,70 @@ pub struct Alert {
     pub severity: String,
     /// Who (or what) raised it: gets the status updates.
     pub reporter: String,
+    /// How long each tier has to acknowledge, and how often pages repeat.
+    /// Left out of the recorded input when it is [`Pace::EXAMPLE`], so
+    /// alerts recorded before it existed decode as the example's pace.
+    #[serde(default, skip_serializing_if = "Pace::is_example")]
+    pub pace: Pace,
+}
+
+/// The waits of one incident. They travel with the alert (its workflow
+/// input) because workflow code may only decide from what its history
+/// holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pace {
+    /// How long tier 1 has to acknowledge, in milliseconds.
+    pub tier1_deadline_ms: u64,
+    /// How long tier 2 has once the page escalates to them, in
+    /// milliseconds.
+    pub tier2_deadline_ms: u64,
+    /// Pages repeat at this interval until acknowledged, in milliseconds.
+    pub remind_every_ms: u64,
+}
+
+impl Pace {
+    /// The example's waits: 1.5 s for tier 1 (5 minutes in real life),
+    /// 30 s for tier 2, a page every 0.6 s.
+    pub const EXAMPLE: Pace = Pace {
+        tier1_deadline_ms: 1_500,
+        tier2_deadline_ms: 30_000,
+        remind_every_ms: 600,
+    };
+
+    /// Waits for tests in which nobody acknowledges: every deadline passes
+    /// in a fraction of a second, with at least one reminder per tier
+    /// (the interval is shorter than each deadline).
+    pub const FAST: Pace = Pace {
+        tier1_deadline_ms: 250,
+        tier2_deadline_ms: 250,
+        remind_every_ms: 100,
+    };
+
+    /// Whether this is [`Pace::EXAMPLE`].
+    pub fn is_example(&self) -> bool {
+        *self == Pace::EXAMPLE
+    }
+
+    /// How long tier 1 has to acknowledge.
+    pub fn tier1_deadline(&self) -> Duration {
+        Duration::from_millis(self.tier1_deadline_ms)
+    }
+
+    /// How long tier 2 has.
+    pub fn tier2_deadline(&self) -> Duration {
+        Duration::from_millis(self.tier2_deadline_ms)
+    }
+
+    /// The paging interval.
+    pub fn remind_every(&self) -> Duration {
+        Duration::from_millis(self.remind_every_ms)
+    }
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace::EXAMPLE
+    }
 }
 
 /// The ticket the incident is tracked in.
@@ -129,12 +198,8 @@ pub struct IncidentReport {
 pub const TIER1: &str = "ana@oncall-tier1";
 /// The tier-2 on-call engineer, paged when tier 1 does not acknowledge.
 pub const TIER2: &str = "ben@oncall-tier2";
-/// How long tier 1 has to acknowledge (minutes in real life).
-pub const TIER1_DEADLINE: Duration = Duration::from_millis(1500);
-/// How long tier 2 has.
-pub const TIER2_DEADLINE: Duration = Duration::from_secs(30);
-/// Pages repeat at this interval until acknowledged.
-pub const REMIND_EVERY: Duration = Duration::from_millis(600);
+/// Who [`IncidentReport::acknowledged_by`] names when nobody acknowledged.
+pub const NOBODY: &str = "nobody (automatic)";
 /// Runs when nobody acknowledges: safe to run unattended.
 pub const SAFE_RUNBOOK: &str = "restart-unhealthy-pods";
 
@@ -311,9 +376,13 @@ impl Workflow for IncidentResponse {
             .retry(step_retry())
             .await?;
 
+        let pace = alert.pace;
         narrate(
             &ctx,
-            format!("paging {TIER1}: acknowledge within {TIER1_DEADLINE:?}, else {TIER2} gets it"),
+            format!(
+                "paging {TIER1}: acknowledge within {:?}, else {TIER2} gets it",
+                pace.tier1_deadline()
+            ),
         );
         let ack = ctx
             .human_task::<Ack>("acknowledge-incident")
@@ -325,9 +394,9 @@ impl Workflow for IncidentResponse {
                 severity: alert.severity.clone(),
                 suggested_runbook: SAFE_RUNBOOK.into(),
             })
-            .deadline(TIER1_DEADLINE)
-            .remind_every(REMIND_EVERY)
-            .escalate_to([(TIER2, TIER2_DEADLINE)])
+            .deadline(pace.tier1_deadline())
+            .remind_every(pace.remind_every())
+            .escalate_to([(TIER2, pace.tier2_deadline())])
             .notify_with::<PageOnCall>()
             .notify_options(ActivityOptions {
                 start_to_close: Some(STEP_TIMEOUT),
@@ -344,7 +413,7 @@ impl Workflow for IncidentResponse {
                 &ctx,
                 format!("nobody acknowledged: running the safe default {SAFE_RUNBOOK}"),
             );
-            "nobody (automatic)".to_owned()
+            NOBODY.to_owned()
         } else {
             narrate(
                 &ctx,
@@ -443,33 +512,60 @@ pub fn replayer() -> Replayer {
 /// The workflow id of the example's incident.
 pub const INCIDENT: &str = "incident-4711";
 
-/// The example's alert: checkout failing with HTTP 5xx.
-pub fn alert() -> Alert {
+/// The example's alert: checkout failing with HTTP 5xx, with waits
+/// `pace`.
+pub fn alert(pace: Pace) -> Alert {
     Alert {
         alert_id: "alert-4711".into(),
         service: "checkout".into(),
         summary: "HTTP 5xx above 20% for 5 minutes".into(),
         severity: "SEV-2".into(),
         reporter: "status-page@shop.example".into(),
+        pace,
+    }
+}
+
+/// What the example plays. Tier 1 never acknowledges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scenario {
+    /// Whether tier 2 acknowledges once the page reaches them (the
+    /// example's default). If not, nobody does, and the safe default
+    /// runbook runs once tier 2's deadline has passed.
+    pub tier2_acknowledges: bool,
+    /// The incident's waits.
+    pub pace: Pace,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            tier2_acknowledges: true,
+            pace: Pace::EXAMPLE,
+        }
     }
 }
 
 /// Runs the example's incident ([`INCIDENT`], [`alert`]): starts it (or
 /// resumes the run a killed process left open, or finds it already
-/// closed), plays the on-call engineers (tier 1 sleeps, tier 2
-/// acknowledges once paged), and prints the outcome and the history. A
-/// worker from [`start_worker`] must be running on the client's store.
+/// closed), plays the on-call engineers (tier 1 sleeps; tier 2
+/// acknowledges once paged, or not at all), and prints the outcome and
+/// the history. A worker from [`start_worker`] must be running on the
+/// client's store.
 ///
 /// Returns the workflow id and how it ended: its report, or the failure
 /// of its workflow.
 ///
 /// # Errors
-/// Storage errors.
-pub async fn run(client: &Client) -> Result<(String, Result<IncidentReport, Failure>)> {
+/// Storage errors, and a task form that does not decode.
+pub async fn run(
+    client: &Client,
+    scenario: Scenario,
+) -> Result<(String, Result<IncidentReport, Failure>)> {
     println!();
-    let (handle, begun) = start_or_resume::<IncidentResponse>(client, INCIDENT, alert()).await?;
+    let (handle, begun) =
+        start_or_resume::<IncidentResponse>(client, INCIDENT, alert(scenario.pace)).await?;
     if !matches!(begun, Begun::AlreadyClosed(_)) {
-        tier2_acknowledges(client, INCIDENT).await?;
+        play_on_call(client, INCIDENT, scenario.tier2_acknowledges).await?;
     }
     let outcome = match handle.result().await {
         Ok(r) => {
@@ -490,14 +586,16 @@ pub async fn run(client: &Client) -> Result<(String, Result<IncidentReport, Fail
 }
 
 /// Plays the on-call engineers: tier 1 sleeps through the pages; tier 2
-/// watches their queue and acknowledges as soon as the incident lands in
-/// it. Rerun after a crash, it sends nothing twice: a task that was
-/// already acknowledged is no longer in the queue, and a decision on a
-/// task that closed meanwhile is refused without writing anything.
+/// watches their queue and, if `tier2_acknowledges`, acknowledges as soon
+/// as the incident lands in it (otherwise they are away too, and this
+/// returns once the page has reached them, or the run has closed).
+/// Rerun after a crash, it sends nothing twice: a task that was already
+/// acknowledged is no longer in the queue, and a decision on a task that
+/// closed meanwhile is refused without writing anything.
 ///
 /// # Errors
 /// Storage errors, and a task form that does not decode.
-pub async fn tier2_acknowledges(client: &Client, id: &str) -> Result<()> {
+pub async fn play_on_call(client: &Client, id: &str, tier2_acknowledges: bool) -> Result<()> {
     let give_up = Instant::now() + Duration::from_secs(60);
     let mut tier1_seen = false;
     loop {
@@ -521,6 +619,13 @@ pub async fn tier2_acknowledges(client: &Client, id: &str) -> Result<()> {
         // Tier 2 acts on the page, once it has reached them.
         if let Some(task) = queued.filter(|_| paged(client, id, TIER2).unwrap_or(false)) {
             let form: AckForm = task.form()?.expect("the page has a form");
+            if !tier2_acknowledges {
+                println!(
+                    "[main] {TIER2}'s queue: {} for {} {} (escalated, level {}); {TIER2} is away and does not acknowledge either",
+                    task.task, form.ticket_id, form.service, task.level
+                );
+                return Ok(());
+            }
             println!(
                 "[main] {TIER2}'s queue: {} for {} {} (escalated, level {}); acknowledging with {}",
                 task.task, form.ticket_id, form.service, task.level, form.suggested_runbook

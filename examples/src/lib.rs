@@ -58,12 +58,13 @@
 //! ```
 //!
 //! Each runs its example's scenarios on fresh temporary stores, with the
-//! example's real timings (about 7 s, 20 s, 2 s, 3 s and 3 s), and writes
+//! example's real timings (about 7 s, 20 s, 35 s, 26 s and 3 s: the
+//! scenarios in which nobody answers wait out every deadline), and writes
 //! every run to `DIR/<workflow-id>.json` (the default scenario) or
 //! `DIR/<scenario>/<workflow-id>.json` (the others: `ops-substitutes`,
-//! `director-away`, `underwriter-rejects`), overwriting files of the same
-//! name; workflow ids that are not portable file names are adjusted
-//! ([`history_file_stem`]). Every run means every run in the store: the
+//! `director-away`, `nobody-acknowledges`, `underwriter-rejects`,
+//! `nobody-decides`), overwriting files of the same name; workflow ids
+//! that are not portable file names are adjusted ([`history_file_stem`]). Every run means every run in the store: the
 //! child workflows of `nightly_reconciliation` too, and the runs its
 //! schedule started, which are named after their fire times (so that its
 //! export first deletes the files of earlier ones). Timestamps and seeds

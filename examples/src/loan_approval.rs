@@ -21,10 +21,24 @@
 //!
 //! An underwriter who does not decide within the deadline (2 s here, a
 //! working day in real life) is reminded, then the task escalates to the
-//! credit manager; if nobody decides, the application is declined.
+//! credit manager (20 s); if nobody decides, the application is declined
+//! (`--nobody-decides`). The deadlines and the reminder interval come with
+//! each application as its [`Pace`], so that tests can run the same
+//! workflow, fallback included, in a fraction of a second; the example
+//! uses [`Pace::EXAMPLE`].
+//!
+//! Until the loan is decided, the applicant may change the amount they
+//! ask for with the [`AmendAmount`] update: the workflow refuses a
+//! non-positive amount, and any amendment once the decision was made,
+//! without a trace in the history; an accepted amendment is recorded, is
+//! the amount the rest of the workflow uses (the credit reservation, the
+//! applicant's letter), and is answered with the new [`LoanTerms`]. In the
+//! example, bo first sends a negative amount by mistake (refused), then
+//! lowers the amount while underwriter-1 has the review.
 //!
 //! ```text
 //! cargo run --release --example loan_approval
+//! cargo run --release --example loan_approval -- --nobody-decides
 //! cargo run --release --example loan_approval -- --db /tmp/loans   # kill -9 it, rerun: it resumes
 //! cargo run --release --example loan_approval -- cli --db /tmp/loans history loan-cy
 //! ```
@@ -33,12 +47,14 @@ use crate::{activity_says, narrate, print_history, start_or_resume, Begun};
 use anyhow::Result;
 use refrain::{
     async_trait, Activity, ActivityContext, ActivityError, ActivityFailed, ActivityOptions, Client,
-    ClientError, Event, Failure, HumanTaskNotice, NoticeKind, RetryPolicy, Saga, Store, Workflow,
-    WorkflowContext, WorkflowError,
+    ClientError, Event, Failure, HumanTask, HumanTaskNotice, NoticeKind, RetryPolicy, Saga, Store,
+    Update, Workflow, WorkflowContext, WorkflowError,
 };
 use refrain_worker::{Replayer, Worker, WorkerBuilder};
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 // ----- the business data -----
@@ -54,6 +70,139 @@ pub struct Application {
     pub email: String,
     /// How much they ask for, in euros.
     pub amount_eur: u64,
+    /// How long the reviewers have and how often they are reminded. Left
+    /// out of the recorded input when it is [`Pace::EXAMPLE`], so
+    /// applications recorded before it existed decode as the example's
+    /// pace.
+    #[serde(default, skip_serializing_if = "Pace::is_example")]
+    pub pace: Pace,
+}
+
+/// The waits of one application's human review. They travel with the
+/// application (its workflow input) because workflow code may only decide
+/// from what its history holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pace {
+    /// How long the underwriter has to decide, in milliseconds.
+    pub underwriter_deadline_ms: u64,
+    /// How long the credit manager has once the review escalates to them,
+    /// in milliseconds.
+    pub manager_deadline_ms: u64,
+    /// Reviewers are reminded at this interval until they decide, in
+    /// milliseconds.
+    pub remind_every_ms: u64,
+}
+
+impl Pace {
+    /// The example's waits: 2 s for the underwriter (a working day in real
+    /// life), 20 s for the credit manager, a reminder every 0.8 s.
+    pub const EXAMPLE: Pace = Pace {
+        underwriter_deadline_ms: 2_000,
+        manager_deadline_ms: 20_000,
+        remind_every_ms: 800,
+    };
+
+    /// Waits for tests in which nobody decides: every deadline passes in a
+    /// fraction of a second, with at least one reminder per reviewer (the
+    /// interval is shorter than each deadline).
+    pub const FAST: Pace = Pace {
+        underwriter_deadline_ms: 250,
+        manager_deadline_ms: 250,
+        remind_every_ms: 100,
+    };
+
+    /// Whether this is [`Pace::EXAMPLE`].
+    pub fn is_example(&self) -> bool {
+        *self == Pace::EXAMPLE
+    }
+
+    /// How long the underwriter has.
+    pub fn underwriter_deadline(&self) -> Duration {
+        Duration::from_millis(self.underwriter_deadline_ms)
+    }
+
+    /// How long the credit manager has.
+    pub fn manager_deadline(&self) -> Duration {
+        Duration::from_millis(self.manager_deadline_ms)
+    }
+
+    /// The reminder interval.
+    pub fn remind_every(&self) -> Duration {
+        Duration::from_millis(self.remind_every_ms)
+    }
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace::EXAMPLE
+    }
+}
+
+/// The applicant changes the amount they ask for, until the loan is
+/// decided. Answered with the terms for the new amount.
+#[derive(Debug, Clone, Copy)]
+pub struct AmendAmount;
+
+impl Update for AmendAmount {
+    const NAME: &'static str = "amend-amount";
+    type Args = Amendment;
+    type Result = LoanTerms;
+}
+
+/// What the applicant sends to change the amount.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Amendment {
+    /// The new amount, in euros. Signed because it comes from a form a
+    /// person fills in: the workflow refuses anything but a positive
+    /// amount.
+    pub amount_eur: i64,
+}
+
+/// What a loan of a given amount costs: the answer to an amendment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoanTerms {
+    /// The amount, in euros.
+    pub amount_eur: u64,
+    /// Over how many months.
+    pub term_months: u32,
+    /// The nominal annual interest rate, in percent.
+    pub annual_rate_percent: f64,
+    /// The monthly instalment, in euros, rounded to the cent.
+    pub monthly_instalment_eur: f64,
+}
+
+impl LoanTerms {
+    /// Every loan in the example runs 48 months at 6.9% a year.
+    pub const TERM_MONTHS: u32 = 48;
+    /// The example's nominal annual interest rate, in percent.
+    pub const ANNUAL_RATE_PERCENT: f64 = 6.9;
+
+    /// The terms for `amount_eur`: an annuity of [`Self::TERM_MONTHS`]
+    /// equal monthly instalments at [`Self::ANNUAL_RATE_PERCENT`].
+    pub fn for_amount(amount_eur: u64) -> Self {
+        let monthly_rate = Self::ANNUAL_RATE_PERCENT / 100.0 / 12.0;
+        let n = i32::try_from(Self::TERM_MONTHS).unwrap_or(i32::MAX);
+        let instalment = amount_eur as f64 * monthly_rate / (1.0 - (1.0 + monthly_rate).powi(-n));
+        LoanTerms {
+            amount_eur,
+            term_months: Self::TERM_MONTHS,
+            annual_rate_percent: Self::ANNUAL_RATE_PERCENT,
+            monthly_instalment_eur: (instalment * 100.0).round() / 100.0,
+        }
+    }
+}
+
+impl std::fmt::Display for LoanTerms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} EUR over {} months at {}% a year: {:.2} EUR a month",
+            self.amount_eur,
+            self.term_months,
+            self.annual_rate_percent,
+            self.monthly_instalment_eur
+        )
+    }
 }
 
 /// The documents the applicant handed in.
@@ -205,12 +354,6 @@ pub enum LoanOutcome {
 pub const UNDERWRITER: &str = "underwriter-1";
 /// Who gets a review the underwriter did not decide in time.
 pub const CREDIT_MANAGER: &str = "credit-manager";
-/// How long the underwriter has (a working day in real life).
-pub const UNDERWRITER_DEADLINE: Duration = Duration::from_secs(2);
-/// How long the credit manager has.
-pub const MANAGER_DEADLINE: Duration = Duration::from_secs(20);
-/// Reviewers are reminded at this interval until they decide.
-pub const REMIND_EVERY: Duration = Duration::from_millis(800);
 /// Below this the model's score only advises; a person decides.
 pub const CONFIDENT: f64 = 0.8;
 
@@ -570,11 +713,13 @@ async fn decide(
             why: "high risk, high confidence".into(),
         });
     }
+    let pace = app.pace;
     narrate(
         ctx,
         format!(
-            "model unsure (confidence {:.0}%): {UNDERWRITER} decides, within {UNDERWRITER_DEADLINE:?}",
-            score.confidence * 100.0
+            "model unsure (confidence {:.0}%): {UNDERWRITER} decides, within {:?}",
+            score.confidence * 100.0,
+            pace.underwriter_deadline()
         ),
     );
     let decision = ctx
@@ -588,9 +733,9 @@ async fn decide(
             confidence: score.confidence,
             reasons: score.reasons.clone(),
         })
-        .deadline(UNDERWRITER_DEADLINE)
-        .remind_every(REMIND_EVERY)
-        .escalate_to([(CREDIT_MANAGER, MANAGER_DEADLINE)])
+        .deadline(pace.underwriter_deadline())
+        .remind_every(pace.remind_every())
+        .escalate_to([(CREDIT_MANAGER, pace.manager_deadline())])
         .notify_with::<NotifyUnderwriter>()
         .notify_options(ActivityOptions {
             start_to_close: Some(STEP_TIMEOUT),
@@ -666,6 +811,46 @@ async fn tell(ctx: &WorkflowContext, app: &Application, text: String) -> Result<
     Ok(())
 }
 
+/// Takes [`AmendAmount`] updates: refused once `decided` is set or for an
+/// amount that is not positive; accepted ones set `amount`, which the
+/// workflow reads for every later step, and answer with the new terms.
+fn accept_amendments(
+    ctx: &WorkflowContext,
+    applicant: &str,
+    amount: Rc<Cell<u64>>,
+    decided: Rc<Cell<bool>>,
+) {
+    let (c, applicant) = (ctx.clone(), applicant.to_owned());
+    ctx.on_update::<AmendAmount, _, _, _>(
+        move |amendment| {
+            if decided.get() {
+                Err("the application was already decided; the amount can no longer change".into())
+            } else if amendment.amount_eur <= 0 {
+                Err(format!(
+                    "the amount must be positive, got {} EUR",
+                    amendment.amount_eur
+                ))
+            } else {
+                Ok(())
+            }
+        },
+        move |amendment| {
+            let (amount, c, applicant) = (amount.clone(), c.clone(), applicant.clone());
+            async move {
+                // The validator let only positive amounts through.
+                let new = u64::try_from(amendment.amount_eur)
+                    .map_err(|_| WorkflowError::new("amount", "the amount must be positive"))?;
+                let was = amount.replace(new);
+                narrate(
+                    &c,
+                    format!("{applicant} amends the amount from {was} to {new} EUR"),
+                );
+                Ok(LoanTerms::for_amount(new))
+            }
+        },
+    );
+}
+
 /// The loan-approval workflow: documents, credit check and risk score;
 /// an automatic or human decision; provisioning as a saga; the applicant
 /// told either way.
@@ -682,19 +867,28 @@ impl Workflow for LoanApproval {
             &ctx,
             format!("{} applies for {} EUR", app.applicant, app.amount_eur),
         );
+        let amount = Rc::new(Cell::new(app.amount_eur));
+        let decided = Rc::new(Cell::new(false));
+        accept_amendments(&ctx, &app.applicant, amount.clone(), decided.clone());
+        // Each step takes the application with the amount as amended so far.
+        let current = || Application {
+            amount_eur: amount.get(),
+            ..app.clone()
+        };
+
         let documents = ctx
-            .activity::<CollectDocuments>(app.clone())
+            .activity::<CollectDocuments>(current())
             .start_to_close(STEP_TIMEOUT)
             .retry(step_retry())
             .await?;
         let credit = ctx
-            .activity::<CreditCheck>(app.clone())
+            .activity::<CreditCheck>(current())
             .start_to_close(STEP_TIMEOUT)
             .retry(step_retry())
             .await?;
         let score = ctx
             .activity::<AiRiskScore>(RiskInput {
-                application: app.clone(),
+                application: current(),
                 documents,
                 credit: credit.clone(),
             })
@@ -702,7 +896,10 @@ impl Workflow for LoanApproval {
             .retry(step_retry())
             .await?;
 
-        let decision = decide(&ctx, &app, &credit, &score).await?;
+        let decision = decide(&ctx, &current(), &credit, &score).await?;
+        // From here on the amount is final: amendments are refused.
+        decided.set(true);
+        let app = current();
         narrate(
             &ctx,
             format!(
@@ -733,8 +930,8 @@ impl Workflow for LoanApproval {
                     &ctx,
                     &app,
                     format!(
-                        "approved: your account {} and card ending {} are ready",
-                        account.iban, card.last4
+                        "approved: {} EUR; your account {} and card ending {} are ready",
+                        app.amount_eur, account.iban, card.last4
                     ),
                 )
                 .await?;
@@ -807,8 +1004,9 @@ pub fn replayer() -> Replayer {
     Replayer::new().workflow::<LoanApproval>()
 }
 
-/// The example's three applications: `loan-ada`, `loan-bo` and `loan-cy`.
-pub fn applications() -> Vec<Application> {
+/// The example's three applications, with waits `pace`: `loan-ada`,
+/// `loan-bo` ([`BO`]) and `loan-cy`.
+pub fn applications(pace: Pace) -> Vec<Application> {
     [("ada", 12_000), ("bo", 8_000), ("cy", 5_000)]
         .into_iter()
         .map(|(who, amount)| Application {
@@ -816,9 +1014,16 @@ pub fn applications() -> Vec<Application> {
             applicant: who.into(),
             email: format!("{who}@mail.example"),
             amount_eur: amount,
+            pace,
         })
         .collect()
 }
+
+/// The application the model is unsure about: a person decides it.
+pub const BO: &str = "loan-bo";
+
+/// The amount bo asks for instead, while underwriter-1 has the review.
+pub const BO_AMENDED_EUR: u64 = 6_000;
 
 /// What the outside systems know about ada, bo and cy: ada and cy score
 /// low risk with high confidence, bo's thin file leaves the model unsure.
@@ -897,40 +1102,58 @@ pub fn bureau() -> Bureau {
 /// What the example plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scenario {
-    /// What underwriter-1 decides on loan-bo.
-    pub underwriter: Verdict,
+    /// What underwriter-1 decides on loan-bo, once bo has amended the
+    /// amount; `None`: nobody decides (neither underwriter-1 nor the
+    /// credit manager, and bo does not amend), and the application is
+    /// declined once every deadline has passed.
+    pub underwriter: Option<Verdict>,
+    /// The applications' waits.
+    pub pace: Pace,
 }
 
 impl Default for Scenario {
     fn default() -> Self {
         Scenario {
-            underwriter: Verdict::Approve,
+            underwriter: Some(Verdict::Approve),
+            pace: Pace::EXAMPLE,
         }
     }
 }
 
 /// Runs the example's [`applications`] one after the other, so that the
 /// stories do not interleave: starts each (or resumes the run a killed
-/// process left open, or finds it already closed), plays underwriter-1 on
-/// loan-bo, and prints the outcome and the history. A worker from
-/// [`start_worker`] must be running on the client's store.
+/// process left open, or finds it already closed), plays bo and
+/// underwriter-1 on loan-bo (bo amends the amount while the review waits,
+/// then underwriter-1 decides), and prints the outcome and the history. A
+/// worker from [`start_worker`] must be running on the client's store.
 ///
 /// Returns each application's id and how it ended: its outcome, or the
 /// failure of its workflow.
 ///
 /// # Errors
-/// Storage errors, and a task form that does not decode.
+/// Storage errors, a task form that does not decode, and an amendment
+/// answered other than by acceptance or refusal.
 pub async fn run(
     client: &Client,
     scenario: Scenario,
 ) -> Result<Vec<(String, Result<LoanOutcome, Failure>)>> {
     let mut ended = Vec::new();
-    for app in applications() {
+    for app in applications(scenario.pace) {
         println!();
         let id = app.application_id.clone();
         let (handle, begun) = start_or_resume::<LoanApproval>(client, &id, app).await?;
-        if id == "loan-bo" && !matches!(begun, Begun::AlreadyClosed(_)) {
-            underwriter_reviews(client, &id, scenario.underwriter).await?;
+        if id == BO && !matches!(begun, Begun::AlreadyClosed(_)) {
+            match scenario.underwriter {
+                Some(verdict) => {
+                    if let Some(task) = review_waiting(client, &id).await? {
+                        applicant_amends(client, &id).await?;
+                        underwriter_decides(client, &task, verdict).await?;
+                    }
+                }
+                None => println!(
+                    "[main] {id}: {UNDERWRITER} and {CREDIT_MANAGER} are both away; nobody will review it"
+                ),
+            }
         }
         let outcome = match handle.result().await {
             Ok(outcome) => {
@@ -968,14 +1191,14 @@ pub async fn run(
     Ok(ended)
 }
 
-/// Plays underwriter-1: once the application is in their task list and
-/// the email about it has gone out, they read the form and decide. Rerun
-/// after a crash, a decision already recorded is refused without writing
-/// anything, and a task already decided is no longer in the list.
+/// Waits until the review of `id` is in underwriter-1's task list and the
+/// email about it has gone out, and returns it; `None` if the run closed
+/// first (a rerun after a crash finds a review already decided gone from
+/// the list) or after a minute.
 ///
 /// # Errors
-/// Storage errors, and a task form that does not decode.
-pub async fn underwriter_reviews(client: &Client, id: &str, verdict: Verdict) -> Result<()> {
+/// Storage errors.
+pub async fn review_waiting(client: &Client, id: &str) -> Result<Option<HumanTask>> {
     let give_up = Instant::now() + Duration::from_secs(60);
     loop {
         let queued = client
@@ -983,34 +1206,104 @@ pub async fn underwriter_reviews(client: &Client, id: &str, verdict: Verdict) ->
             .into_iter()
             .find(|t| t.workflow_id.as_str() == id);
         if let Some(task) = queued.filter(|_| emailed(client, id, UNDERWRITER).unwrap_or(false)) {
-            let form: UnderwritingForm = task.form()?.expect("the review has a form");
-            println!(
-                "[main] {UNDERWRITER}'s task list: {} for {}: {} EUR, bureau score {}, model says {:.0}% risk at {:.0}% confidence ({})",
-                task.task,
-                form.applicant,
-                form.amount_eur,
-                form.bureau_score,
-                form.default_risk * 100.0,
-                form.confidence * 100.0,
-                form.reasons.join("; ")
-            );
-            let comment = match verdict {
-                Verdict::Approve => "thin file, but six years with the same employer; approve",
-                Verdict::Reject => "income does not cover the instalments; reject",
-            };
-            println!("[main] {UNDERWRITER} decides {verdict:?}: \"{comment}\"");
-            return match client
-                .decide_human_task(&task.reference(), &verdict, UNDERWRITER, Some(comment))
-                .await
-            {
-                Ok(()) | Err(ClientError::HumanTaskClosed { .. }) => Ok(()),
-                Err(e) => Err(e.into()),
-            };
+            return Ok(Some(task));
         }
         if !client.describe(id)?.status().is_open() || Instant::now() > give_up {
-            return Ok(());
+            return Ok(None);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Plays the applicant of `id` while their application waits for review:
+/// they first send a negative amount by mistake, which the workflow
+/// refuses without recording anything, then lower the amount to
+/// [`BO_AMENDED_EUR`], which it accepts, answering with the new terms.
+/// Each request has a fixed update id, so a rerun after a crash gets the
+/// same answers and applies nothing twice.
+///
+/// Returns the accepted amendment's terms.
+///
+/// # Errors
+/// Storage errors, or an answer other than the refusal and the
+/// acceptance.
+pub async fn applicant_amends(client: &Client, id: &str) -> Result<LoanTerms> {
+    let typo = format!("{id}/amend-1");
+    let amendment = Amendment { amount_eur: -6_000 };
+    println!(
+        "[main] {id}: the applicant asks to change the amount to {} EUR (a minus sign typed by mistake)",
+        amendment.amount_eur
+    );
+    match client
+        .update_with_id::<AmendAmount>(id, &typo, &amendment)
+        .await
+    {
+        Err(ClientError::UpdateRejected { reason, .. }) => {
+            let recorded = client.history(id)?.iter().any(
+                |e| matches!(e, Event::UpdateAccepted { update_id, .. } if *update_id == typo),
+            );
+            println!(
+                "[main] {id}: REFUSED: {reason}; {}",
+                if recorded {
+                    "yet it is in the history!"
+                } else {
+                    "the history holds no trace of it"
+                }
+            );
+        }
+        Ok(terms) => anyhow::bail!("{id}: a negative amount was accepted: {terms}"),
+        Err(e) => return Err(e.into()),
+    }
+
+    let amendment = Amendment {
+        amount_eur: i64::try_from(BO_AMENDED_EUR)?,
+    };
+    println!(
+        "[main] {id}: the applicant asks to change the amount to {} EUR instead",
+        amendment.amount_eur
+    );
+    let terms = client
+        .update_with_id::<AmendAmount>(id, &format!("{id}/amend-2"), &amendment)
+        .await?;
+    println!("[main] {id}: ACCEPTED: {terms}");
+    Ok(terms)
+}
+
+/// Plays underwriter-1 on a review from [`review_waiting`]: they read the
+/// form and decide. Rerun after a crash, a decision already recorded is
+/// refused without writing anything.
+///
+/// # Errors
+/// Storage errors, and a task form that does not decode.
+pub async fn underwriter_decides(
+    client: &Client,
+    task: &HumanTask,
+    verdict: Verdict,
+) -> Result<()> {
+    let form: UnderwritingForm = task.form()?.expect("the review has a form");
+    println!(
+        "[main] {UNDERWRITER}'s task list: {} for {}: {} EUR as first asked, bureau score {}, model says {:.0}% risk at {:.0}% confidence ({})",
+        task.task,
+        form.applicant,
+        form.amount_eur,
+        form.bureau_score,
+        form.default_risk * 100.0,
+        form.confidence * 100.0,
+        form.reasons.join("; ")
+    );
+    let comment = match verdict {
+        Verdict::Approve => {
+            "thin file, but six years with the same employer, and a lower amount now; approve"
+        }
+        Verdict::Reject => "income does not cover the instalments; reject",
+    };
+    println!("[main] {UNDERWRITER} decides {verdict:?}: \"{comment}\"");
+    match client
+        .decide_human_task(&task.reference(), &verdict, UNDERWRITER, Some(comment))
+        .await
+    {
+        Ok(()) | Err(ClientError::HumanTaskClosed { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

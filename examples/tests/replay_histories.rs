@@ -11,11 +11,14 @@
 //! `loan_approval` and `nightly_reconciliation`.
 
 use refrain::history_file::HistoryExport;
+use refrain::human_task::FALLBACK_DECIDER;
 use refrain::{Event, Workflow};
 use refrain_examples::employee_onboarding::OnboardingOutcome;
 use refrain_examples::history_file_stem;
 use refrain_examples::incident_response::{self, IncidentReport};
-use refrain_examples::loan_approval::{LoanOutcome, UNDERWRITER};
+use refrain_examples::loan_approval::{
+    Application, LoanOutcome, LoanTerms, BO_AMENDED_EUR, CREDIT_MANAGER, UNDERWRITER,
+};
 use refrain_examples::nightly_reconciliation::{
     BatchResult, NightlyReconciliation, ReconcileBatch, Report, SCHEDULE,
 };
@@ -59,6 +62,11 @@ fn incident_response_histories_replay() {
 }
 
 #[test]
+fn incident_response_nobody_acknowledges_histories_replay() {
+    refrain_examples::replayer().assert_replays(histories("incident_response/nobody-acknowledges"));
+}
+
+#[test]
 fn loan_approval_histories_replay() {
     refrain_examples::replayer().assert_replays(histories("loan_approval"));
 }
@@ -69,19 +77,26 @@ fn loan_approval_underwriter_rejects_histories_replay() {
 }
 
 #[test]
+fn loan_approval_nobody_decides_histories_replay() {
+    refrain_examples::replayer().assert_replays(histories("loan_approval/nobody-decides"));
+}
+
+#[test]
 fn nightly_reconciliation_histories_replay() {
     refrain_examples::replayer().assert_replays(histories("nightly_reconciliation"));
 }
 
 /// The directories the tests above replay.
-const REPLAYED: [&str; 8] = [
+const REPLAYED: [&str; 10] = [
     "order_to_cash",
     "order_to_cash/ops-substitutes",
     "employee_onboarding",
     "employee_onboarding/director-away",
     "incident_response",
+    "incident_response/nobody-acknowledges",
     "loan_approval",
     "loan_approval/underwriter-rejects",
+    "loan_approval/nobody-decides",
     "nightly_reconciliation",
 ];
 
@@ -266,9 +281,59 @@ fn the_incident_history_escalates_to_tier_2() {
     );
 }
 
+/// Who held a human task, in order: its assignee, then each escalation's.
+fn holders(history: &HistoryExport) -> Vec<String> {
+    history
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::HumanTaskAssigned { assignee, .. } => Some(assignee.clone()),
+            Event::HumanTaskEscalated { to, .. } => Some(to.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How the human task of `history` closed without a decision, if it did.
+fn closed_without_a_decision(history: &HistoryExport) -> Option<String> {
+    assert_eq!(
+        count(history, |e| matches!(e, Event::HumanTaskDecided { .. })),
+        0,
+        "{}",
+        history.workflow_id
+    );
+    history.events.iter().find_map(|e| match e {
+        Event::HumanTaskClosed { reason, .. } => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_incident_history_nobody_acknowledged_runs_the_safe_runbook() {
+    let incident = read("incident_response/nobody-acknowledges/incident-4711.json");
+    let report: IncidentReport = result(&incident);
+    assert_eq!(report.acknowledged_by, incident_response::NOBODY);
+    assert_eq!(report.escalation_level, 1);
+    assert_eq!(report.runbook, incident_response::SAFE_RUNBOOK);
+    assert!(report.outcome.starts_with("resolved: "), "{report:?}");
+    assert_eq!(
+        holders(&incident),
+        [incident_response::TIER1, incident_response::TIER2]
+    );
+    assert_eq!(
+        closed_without_a_decision(&incident).as_deref(),
+        Some("nobody answered (asked ana@oncall-tier1, ben@oncall-tier2); fallback used")
+    );
+    assert_eq!(completed_attempts(&incident, "run-runbook"), [2]);
+}
+
 #[test]
 fn the_loan_histories_cover_every_outcome() {
-    for dir in ["loan_approval", "loan_approval/underwriter-rejects"] {
+    for dir in [
+        "loan_approval",
+        "loan_approval/underwriter-rejects",
+        "loan_approval/nobody-decides",
+    ] {
         let ada = read(&format!("{dir}/loan-ada.json"));
         assert!(
             matches!(
@@ -323,7 +388,67 @@ fn the_loan_histories_cover_every_outcome() {
             count(h, |e| matches!(e, Event::HumanTaskEscalated { .. })),
             0
         );
+        // bo's amendment, accepted before the decision; the refused one
+        // left nothing.
+        let updates: Vec<(&str, Option<LoanTerms>)> = h
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::UpdateAccepted { update_id, .. } => Some((update_id.as_str(), None)),
+                Event::UpdateCompleted { update_id, result } => Some((
+                    update_id.as_str(),
+                    Some(serde_json::from_slice(result.as_bytes()).unwrap()),
+                )),
+                Event::UpdateRequested { .. } | Event::UpdateFailed { .. } => {
+                    panic!("{}: {e:?}", h.workflow_id)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            updates,
+            [
+                ("loan-bo/amend-2", None),
+                (
+                    "loan-bo/amend-2",
+                    Some(LoanTerms::for_amount(BO_AMENDED_EUR))
+                )
+            ]
+        );
     }
+    // The approved loan reserved the amended amount.
+    let reserved: Vec<Application> = approved
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ActivityScheduled {
+                activity_type,
+                input,
+                ..
+            } if activity_type == "reserve-credit-line" => {
+                Some(serde_json::from_slice(input.as_bytes()).unwrap())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reserved.len(), 1);
+    assert_eq!(reserved[0].amount_eur, BO_AMENDED_EUR);
+
+    let declined = read("loan_approval/nobody-decides/loan-bo.json");
+    assert!(matches!(
+        result(&declined),
+        LoanOutcome::Rejected { decided_by, reason }
+            if decided_by == FALLBACK_DECIDER && reason == "nobody reviewed it in time"
+    ));
+    assert_eq!(holders(&declined), [UNDERWRITER, CREDIT_MANAGER]);
+    assert_eq!(
+        closed_without_a_decision(&declined).as_deref(),
+        Some("nobody answered (asked underwriter-1, credit-manager); fallback used")
+    );
+    assert_eq!(
+        count(&declined, |e| matches!(e, Event::UpdateAccepted { .. })),
+        0
+    );
 }
 
 /// Every night the schedule started is there with its three batches, and

@@ -208,7 +208,16 @@ async fn employee_onboarding_nobody_answers() {
 async fn incident_response_escalated_and_acknowledged() {
     let (_dir, store) = fresh_store();
     let worker = incident_response::start_worker(store.clone());
-    let (id, outcome) = incident_response::run(&Client::new(store.clone()))
+    let scenario = incident_response::Scenario {
+        tier2_acknowledges: true,
+        // Tier 2 acknowledges as soon as paged; their deadline is there
+        // only so that a slow machine does not run the fallback.
+        pace: incident_response::Pace {
+            tier2_deadline_ms: 30_000,
+            ..incident_response::Pace::FAST
+        },
+    };
+    let (id, outcome) = incident_response::run(&Client::new(store.clone()), scenario)
         .await
         .unwrap();
     worker.shutdown(GRACE).await;
@@ -222,12 +231,18 @@ async fn incident_response_escalated_and_acknowledged() {
 async fn loans(underwriter: Verdict) -> Vec<LoanOutcome> {
     let (_dir, store) = fresh_store();
     let worker = loan_approval::start_worker(store.clone());
-    let ended = loan_approval::run(
-        &Client::new(store.clone()),
-        loan_approval::Scenario { underwriter },
-    )
-    .await
-    .unwrap();
+    let scenario = loan_approval::Scenario {
+        underwriter: Some(underwriter),
+        // underwriter-1 decides as soon as the applicant has amended; the
+        // deadline is there only so that a slow machine does not escalate.
+        pace: loan_approval::Pace {
+            underwriter_deadline_ms: 30_000,
+            ..loan_approval::Pace::EXAMPLE
+        },
+    };
+    let ended = loan_approval::run(&Client::new(store.clone()), scenario)
+        .await
+        .unwrap();
     worker.shutdown(GRACE).await;
     assert_eq!(
         round_trip_every_run(&store),
