@@ -327,7 +327,7 @@ pub enum Begun {
     AlreadyClosed(RunStatus),
 }
 
-/// Starts workflow `W` under `id` (with `attach_to_open`, so that a start
+/// Starts workflow `W` under `id` (with `use_existing`, so that a start
 /// is never doubled), or returns a handle to the run of `id` that an
 /// earlier (killed) process left open, or to the run that already finished
 /// there, without starting anything. Prints which.
@@ -339,10 +339,9 @@ pub async fn start_or_resume<W: Workflow>(
     id: &str,
     input: W::Input,
 ) -> Result<(WorkflowHandle<W>, Begun)> {
-    // Looked up first rather than left to `attach_to_open`: once this
-    // process's worker has closed a resumed run (it may, before this call),
-    // `attach_to_open` would start a second one, and a finished order would
-    // be processed again.
+    // Looked up first to tell the reader which case this is; the start
+    // itself uses `use_existing`, which never starts a second run of an id
+    // (even one whose run closed since the lookup).
     match client.describe(id) {
         Ok(d) if !d.status().is_open() => {
             println!(
@@ -361,7 +360,7 @@ pub async fn start_or_resume<W: Workflow>(
         Err(ClientError::NotFound { .. }) => {
             println!("[main] {id}: starting");
             let handle = client
-                .start_with::<W>(id, input, StartOptions::attach_to_open())
+                .start_with::<W>(id, input, StartOptions::use_existing())
                 .await
                 .with_context(|| format!("starting {id}"))?;
             Ok((handle, Begun::Started))
