@@ -41,7 +41,10 @@ pub(crate) async fn run_activity_poller(
             p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
         let want = 1 + sem.available_permits();
-        let claimed = match store.claim_activity_tasks(Timestamp::now(), want) {
+        let claimed = match store
+            .claim_activity_tasks_async(Timestamp::now(), want)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 warn!(error = %e, "cannot claim activity tasks");
@@ -137,15 +140,21 @@ async fn execute(store: Store, registry: Arc<Registry>, running: Running, task: 
                 }
             }
         };
-        report(&store, &task, outcome);
+        report(&store, &task, outcome).await;
     }
     .instrument(span)
     .await
 }
 
-fn report(store: &Store, task: &ActivityTask, outcome: Result<refrain_history::Payload, Failure>) {
+async fn report(
+    store: &Store,
+    task: &ActivityTask,
+    outcome: Result<refrain_history::Payload, Failure>,
+) {
     let failed = outcome.is_err();
-    let result = store.complete_activity(task.run, task.cmd, task.token, outcome, Timestamp::now());
+    let result = store
+        .complete_activity_async(task.run, task.cmd, task.token, outcome, Timestamp::now())
+        .await;
     match result {
         Ok(ActivityResolution::Recorded) => debug!(failed, "activity outcome recorded"),
         Ok(ActivityResolution::RetryScheduled { attempt, at }) => {

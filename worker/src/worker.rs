@@ -39,8 +39,8 @@ impl WorkerBuilder {
         self
     }
 
-    /// Workflow tasks that run at once: one OS thread each (default: the
-    /// number of CPUs, at most 4).
+    /// Workflow tasks that run at once: one OS thread each (default: four
+    /// per CPU, at most 16; the threads mostly wait for their commits).
     pub fn max_concurrent_workflow_tasks(mut self, n: usize) -> Self {
         self.workflow_threads = n.max(1);
         self
@@ -168,7 +168,11 @@ impl Worker {
         WorkerBuilder {
             store,
             registry: Registry::default(),
-            workflow_threads: cpus.min(4),
+            // A workflow thread spends most of a task waiting for its
+            // commit, which it shares with the other threads' commits (one
+            // store transaction per batch): more threads than CPUs keep
+            // the batches full.
+            workflow_threads: (4 * cpus).min(16),
             activity_slots: 100,
             cache_size: 1000,
             schedule_clock: Arc::new(Timestamp::now),

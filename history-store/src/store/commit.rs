@@ -157,59 +157,9 @@ impl Inner {
             max_bytes: self.config.max_history_bytes,
             exempt: only_fails(&commit.events),
         };
-        let t = &self.trees;
-        // Twelve trees; sled 0.34.7 implements `Transactional` for tuples of
-        // up to fourteen.
-        let fx = finish(
-            (
-                &t.meta,
-                &t.workflow_ids,
-                &t.runs,
-                &t.inbox,
-                &t.ready,
-                &t.activity_tasks,
-                &t.activity_ready,
-                &t.activity_deadlines,
-                &t.history,
-                &t.timers,
-                &t.human_tasks,
-                &t.run_human_tasks,
-            )
-                .transaction(
-                    |(
-                        meta,
-                        ids,
-                        runs,
-                        inbox,
-                        ready,
-                        tasks,
-                        task_ready,
-                        deadlines,
-                        history,
-                        timers,
-                        human_tasks,
-                        run_human_tasks,
-                    )| {
-                        let tx = CommitTx {
-                            task: TaskTx {
-                                runs,
-                                inbox,
-                                ready,
-                                tasks,
-                                task_ready,
-                                deadlines,
-                            },
-                            meta,
-                            ids,
-                            history,
-                            timers,
-                            human_tasks,
-                            run_human_tasks,
-                        };
-                        apply(&tx, &commit, &encoded, lease, limits, now)
-                    },
-                ),
-        )?;
+        let fx = self.batcher.apply(&self.trees, move |tx| {
+            apply(tx, &commit, &encoded, lease, limits, now)
+        })?;
         fx.wake(self, run);
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! The sled-backed store. Every durable state transition of Refrain happens
-//! here, each in one sled transaction; acknowledgement waits for
-//! [`Store::durable`], which shares one flush (+ fsync) between all
-//! concurrent callers (group commit).
+//! here, each in one sled transaction; transitions that arrive together
+//! share one transaction (`batch`), each with its own checks and its own
+//! outcome. Acknowledgement waits for [`Store::durable`], which shares one
+//! flush (+ fsync) between all concurrent callers (group commit).
 //!
 //! Trees (all keys from [`crate::keys`]; records and events go through
 //! [`crate::codec`], plain numbers are stored as u64 BE):
@@ -33,6 +34,7 @@ pub mod records;
 pub mod schedules;
 
 mod activities;
+mod batch;
 mod children;
 mod commit;
 mod durability;
@@ -75,8 +77,9 @@ pub struct Store {
 }
 
 struct Inner {
-    // Dropped first: the flusher's final flush runs while everything else
-    // is still alive.
+    // Dropped first: what is queued is applied before the flusher's final
+    // flush, which runs while everything else is still alive.
+    batcher: batch::Batcher,
     flusher: Flusher,
     path: PathBuf,
     config: StoreConfig,
@@ -85,8 +88,8 @@ struct Inner {
     db: sled::Db,
     trees: Trees,
     ready_queue: ReadyQueue,
-    activity_notify: Notify,
-    timer_notify: Notify,
+    activity_notify: Arc<Notify>,
+    timer_notify: Arc<Notify>,
     closed: CloseWaiters,
     schedules: schedules::ScheduleTrees,
     quarantine: Quarantine,
@@ -214,7 +217,9 @@ impl Store {
                 .map_err(StoreError::Sync)?;
         }
         let flusher = Flusher::start(db.clone(), &path, data_file, config.durability)?;
+        let batcher = batch::Batcher::start(Trees::open(&db)?)?;
         let inner = Inner {
+            batcher,
             flusher,
             path,
             config,
@@ -222,8 +227,8 @@ impl Store {
             db,
             trees,
             ready_queue: ReadyQueue::default(),
-            activity_notify: Notify::new(),
-            timer_notify: Notify::new(),
+            activity_notify: Arc::default(),
+            timer_notify: Arc::default(),
             closed: CloseWaiters::default(),
             schedules: schedule_trees,
             query_router: std::sync::RwLock::new(None),
@@ -290,6 +295,21 @@ impl Store {
     /// written on error.
     pub fn start_workflow(&self, req: StartRequest) -> Result<StartOutcome, StoreError> {
         self.inner.start_workflow(req)
+    }
+
+    /// [`Store::start_workflow`] for async callers: while another
+    /// transaction is being applied it waits without blocking the thread,
+    /// so starts from many tasks share one transaction. If the future is
+    /// dropped before it completes, the run may still have started (and is
+    /// then queued by the next [`Store::open`], not by this process).
+    ///
+    /// # Errors
+    /// As [`Store::start_workflow`].
+    pub async fn start_workflow_async(
+        &self,
+        req: StartRequest,
+    ) -> Result<StartOutcome, StoreError> {
+        self.inner.start_workflow_async(req).await
     }
 
     /// Appends a `SignalReceived` to the latest run of `workflow_id`.
@@ -584,6 +604,21 @@ impl Store {
         self.inner.claim_activity_tasks(now, max)
     }
 
+    /// [`Store::claim_activity_tasks`] for async callers: waits for the
+    /// transaction without blocking the thread. If the future is dropped
+    /// before it completes, tasks may have been claimed; they are retried
+    /// when their attempt deadlines pass.
+    ///
+    /// # Errors
+    /// As [`Store::claim_activity_tasks`].
+    pub async fn claim_activity_tasks_async(
+        &self,
+        now: Timestamp,
+        max: usize,
+    ) -> Result<Vec<ActivityTask>, StoreError> {
+        self.inner.claim_activity_tasks_async(now, max).await
+    }
+
     /// Earliest `visible_at` among scheduled activity tasks, so pollers can
     /// sleep until a retry's backoff ends.
     ///
@@ -615,6 +650,28 @@ impl Store {
         now: Timestamp,
     ) -> Result<ActivityResolution, StoreError> {
         self.inner.complete_activity(run, cmd, token, outcome, now)
+    }
+
+    /// [`Store::complete_activity`] for async callers: while another
+    /// transaction is being applied it waits without blocking the thread,
+    /// so completions from many tasks share one transaction. If the future
+    /// is dropped before it completes, the outcome may still be recorded
+    /// (once: the token check holds as always), and the run is then queued
+    /// by the next [`Store::open`] rather than by this process.
+    ///
+    /// # Errors
+    /// As [`Store::complete_activity`].
+    pub async fn complete_activity_async(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+        token: LeaseToken,
+        outcome: Result<Payload, Failure>,
+        now: Timestamp,
+    ) -> Result<ActivityResolution, StoreError> {
+        self.inner
+            .complete_activity_async(run, cmd, token, outcome, now)
+            .await
     }
 
     /// Records a heartbeat: stores `details` (if given) for later attempts
