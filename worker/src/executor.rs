@@ -1,8 +1,11 @@
 //! Workflow-task threads. Workflow futures need not be `Send`, and their
 //! polling is pure CPU work, so each run is pinned to one plain OS thread
 //! (no async runtime: tokio's timers and spawn panic there, which is how
-//! they are caught in workflow code). A thread claims the run's task,
+//! they are caught in workflow code). A thread takes the run's task,
 //! replays or reuses its instance, runs one activation and commits it.
+//! The task is taken without a lease (no claim transaction): the
+//! dispatcher runs one task per run at a time, and the commit is fenced by
+//! the run's last seq.
 
 use crate::cache::StickyCache;
 use crate::registry::Registry;
@@ -95,7 +98,7 @@ impl Executor {
     }
 
     fn process(&mut self, run: RunId) -> Outcome {
-        let task = match self.store.claim_workflow_task(run) {
+        let task = match self.store.begin_workflow_task(run) {
             Ok(Some(task)) => task,
             Ok(None) => return Outcome::Nothing,
             Err(e) => {

@@ -18,11 +18,11 @@ use super::tx::{
 use super::Inner;
 use crate::error::StoreError;
 use crate::event::{Event, Failure, Payload, SignalRecord};
-use crate::ids::{RunId, Timestamp};
+use crate::ids::{LeaseToken, RunId, Timestamp};
 use crate::keys;
 use crate::store::api::ActivationCommit;
 use crate::store::records::{
-    ActivityState, ActivityTaskRecord, PendingTimer, RunLease, RunRecord, RunStatus,
+    ActivityState, ActivityTaskRecord, PendingTimer, RunRecord, RunStatus,
 };
 use sled::transaction::TransactionalTree;
 use sled::Transactional;
@@ -148,10 +148,7 @@ impl Inner {
             .iter()
             .map(|e| encode(e, "history", Some(run)))
             .collect::<Result<Vec<_>, _>>()?;
-        let lease = RunLease {
-            token: commit.token,
-            epoch: self.epoch,
-        };
+        let lease = (commit.token, self.epoch);
         let limits = Limits {
             max_events: self.config.max_history_events,
             max_bytes: self.config.max_history_bytes,
@@ -170,7 +167,7 @@ fn apply(
     ctx: &CommitTx<'_>,
     commit: &ActivationCommit,
     encoded: &[Vec<u8>],
-    lease: RunLease,
+    (token, epoch): (LeaseToken, u64),
     limits: Limits,
     now: Timestamp,
 ) -> TxResult<Effects> {
@@ -180,7 +177,7 @@ fn apply(
     let Some(mut record) = get_run(tx.runs, run)? else {
         return Err(abort(StoreError::RunNotFound { run }));
     };
-    if record.lease != Some(lease) {
+    if !record.admits_task(token, epoch) {
         return Err(abort(StoreError::LeaseLost { run }));
     }
     if record.last_seq != commit.expected_last_seq {

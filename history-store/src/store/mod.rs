@@ -502,7 +502,27 @@ impl Store {
         self.inner.claim_workflow_task(run)
     }
 
-    /// Commits one activation in one transaction: checks the lease token and
+    /// Takes the workflow task of `run` without a lease, for a caller that
+    /// already guarantees one task per run at a time (the worker's
+    /// dispatcher): reads the record and the inbox items from `inbox_head`
+    /// up to `inbox_tail`, writes nothing, and returns a task whose token is
+    /// [`LeaseToken::UNLEASED`]. Its commit is fenced by
+    /// `expected_last_seq` (a run that moved on refuses it with
+    /// `Conflict`) and by leases (refused with `LeaseLost` while another
+    /// task holds a lease of this epoch). `None` if the run is closed, not
+    /// ready, missing, or leased in this epoch.
+    ///
+    /// Saves the claim transaction of [`Store::claim_workflow_task`]; use
+    /// that one where several workers may take the same run.
+    ///
+    /// # Errors
+    /// `Corrupt` (run record or an inbox item), `Storage`.
+    pub fn begin_workflow_task(&self, run: RunId) -> Result<Option<WorkflowTask>, StoreError> {
+        self.inner.begin_workflow_task(run)
+    }
+
+    /// Commits one activation in one transaction: checks the lease token
+    /// (or, for [`LeaseToken::UNLEASED`], that no lease is held) and
     /// `expected_last_seq`, appends `events` contiguously, deletes the inbox
     /// items below `inbox_upto`, and applies what the events imply:
     /// `ActivityScheduled` creates an activity task visible now (attempt 1),

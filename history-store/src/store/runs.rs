@@ -260,22 +260,57 @@ impl Inner {
         token: LeaseToken,
         failure: Option<String>,
     ) -> Result<(), StoreError> {
-        let lease = Some(RunLease {
-            token,
-            epoch: self.epoch,
-        });
+        let epoch = self.epoch;
         self.batcher.apply(&self.trees, move |tx| {
             let (runs, ready) = (tx.task.runs, tx.task.ready);
             let Some(mut record) = get_run(runs, run)? else {
                 return Err(abort(StoreError::RunNotFound { run }));
             };
-            if record.lease != lease {
+            if !record.admits_task(token, epoch) {
                 return Err(abort(StoreError::LeaseLost { run }));
             }
             record.lease = None;
             record.last_task_failure = failure.clone();
             put_run(runs, ready, run, &record)
         })
+    }
+
+    pub(super) fn begin_workflow_task(
+        &self,
+        run: RunId,
+    ) -> Result<Option<WorkflowTask>, StoreError> {
+        // Plain reads, no transaction: the record first, then the inbox
+        // items below the tail it names. Items below the tail only change
+        // in a commit of this same run, which the caller's one-task-per-run
+        // rule excludes; if one is missing anyway, the run moved on under
+        // us and the caller is told there is nothing to do (its commit
+        // would be refused for the moved last seq in any case).
+        let Some(record) = self.run_record(run)? else {
+            return Ok(None);
+        };
+        if !record.is_ready() || !record.admits_task(LeaseToken::UNLEASED, self.epoch) {
+            return Ok(None);
+        }
+        let mut items = Vec::with_capacity((record.inbox_tail - record.inbox_head) as usize);
+        for n in record.inbox_head..record.inbox_tail {
+            let Some(bytes) = self.trees.inbox.get(keys::run_seq_key(run, n))? else {
+                let now = self.run_record(run)?;
+                if now.as_ref().is_some_and(|r| {
+                    r.last_seq == record.last_seq && r.inbox_head == record.inbox_head
+                }) {
+                    return Err(missing("inbox", Some(run)));
+                }
+                return Ok(None);
+            };
+            items.push(decode(&bytes, "inbox", Some(run))?);
+        }
+        Ok(Some(WorkflowTask {
+            run,
+            token: LeaseToken::UNLEASED,
+            inbox_upto: record.inbox_tail,
+            record,
+            inbox: items,
+        }))
     }
 }
 
