@@ -154,10 +154,25 @@ pub(super) fn fail_attempt(
     tx: &TaskTx<'_>,
     run: RunId,
     cmd: CommandSeq,
+    task: ActivityTaskRecord,
+    attempts_made: u32,
+    failure: Failure,
+    now: Timestamp,
+) -> TxResult<ActivityResolution> {
+    let at = now.saturating_add(task.options.retry.backoff_after(attempts_made));
+    fail_attempt_at(tx, run, cmd, task, attempts_made, failure, at)
+}
+
+/// [`fail_attempt`] with the time the retry (if the policy allows one)
+/// becomes claimable given: `at` instead of after the policy's backoff.
+pub(super) fn fail_attempt_at(
+    tx: &TaskTx<'_>,
+    run: RunId,
+    cmd: CommandSeq,
     mut task: ActivityTaskRecord,
     attempts_made: u32,
     mut failure: Failure,
-    now: Timestamp,
+    at: Timestamp,
 ) -> TxResult<ActivityResolution> {
     if task.cancel_requested {
         // The workflow stopped waiting: no further attempt, and the record
@@ -166,7 +181,6 @@ pub(super) fn fail_attempt(
         failure.non_retryable = true;
     }
     let retry = &task.options.retry;
-    let at = now.saturating_add(retry.backoff_after(attempts_made));
     let before_schedule_to_close = task
         .options
         .schedule_to_close

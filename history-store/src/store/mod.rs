@@ -40,6 +40,7 @@ mod commit;
 mod durability;
 mod human_tasks;
 mod ready;
+mod recovery;
 mod runs;
 mod timers;
 mod tx;
@@ -189,7 +190,15 @@ fn bump_epoch(db: &sled::Db, meta: &sled::Tree) -> Result<u64, StoreError> {
 
 impl Store {
     /// Opens (or creates) the store in `path`, bumps the epoch (voiding every
-    /// workflow-task lease of earlier processes) and queues every ready run.
+    /// workflow-task lease of earlier processes), fails every activity
+    /// attempt still running from an earlier process (its retry is due at
+    /// once; see below) and queues every ready run.
+    ///
+    /// sled's file lock admits one process per store, and in embedded mode
+    /// that process runs every attempt, so an attempt found running here
+    /// died with the process that ran it: it is failed as a start-to-close
+    /// timeout would fail it, without waiting for that deadline, and its
+    /// retry (if the policy allows one) is claimable immediately.
     ///
     /// # Errors
     /// `StorageLocked` if another process holds the directory after
@@ -234,6 +243,7 @@ impl Store {
             query_router: std::sync::RwLock::new(None),
             quarantine: Quarantine::default(),
         };
+        inner.expire_orphaned_attempts(Timestamp::now())?;
         for key in inner.trees.ready.iter().keys() {
             let key = key?;
             match keys::parse_run_key(&key) {
