@@ -53,4 +53,4 @@ pub use store::records::{
 pub use store::schedules::{
     OverlapPolicy, ScheduleFires, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger,
 };
-pub use store::{HumanTaskRecord, OpenHumanTask, QueryRouter, Store};
+pub use store::{EagerCommit, HumanTaskRecord, LocalCompletion, OpenHumanTask, QueryRouter, Store};

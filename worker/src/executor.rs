@@ -8,11 +8,12 @@
 //! the run's last seq.
 
 use crate::cache::StickyCache;
+use crate::eager::{record_in_store, ActivityHandoff, Delivered};
 use crate::registry::Registry;
 use refrain::replay::{ActivationError, WorkflowMachine};
 use refrain_history::{
-    ActivationCommit, Event, Failure, Payload, RetryPolicy, RunId, RunRecord, Store, StoreError,
-    Timestamp,
+    ActivationCommit, EagerCommit, Event, Failure, Payload, RetryPolicy, RunId, RunRecord, Store,
+    StoreError, Timestamp,
 };
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -25,6 +26,9 @@ use tracing::{debug, error, info_span, warn};
 pub(crate) enum Job {
     /// Run the workflow task of a ready run.
     Activate(RunId),
+    /// Run the next activation of a run with results of attempts that
+    /// succeeded in this worker (see `eager`).
+    Deliver(RunId, Vec<Delivered>),
     /// Answer a query from the run's instance (between activations, so it
     /// sees committed state).
     Query {
@@ -47,6 +51,7 @@ pub(crate) struct Executor {
     registry: Arc<Registry>,
     cache: StickyCache,
     done: UnboundedSender<TaskDone>,
+    handoff: ActivityHandoff,
 }
 
 enum Outcome {
@@ -62,6 +67,7 @@ impl Executor {
         registry: Arc<Registry>,
         cache_capacity: usize,
         done: UnboundedSender<TaskDone>,
+        handoff: ActivityHandoff,
     ) -> (mpsc::Sender<Job>, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Job>();
         let handle = std::thread::Builder::new()
@@ -73,10 +79,12 @@ impl Executor {
                     registry,
                     cache: StickyCache::new(cache_capacity),
                     done,
+                    handoff,
                 };
                 while let Ok(job) = rx.recv() {
-                    let run = match job {
-                        Job::Activate(run) => run,
+                    let (run, delivered) = match job {
+                        Job::Activate(run) => (run, Vec::new()),
+                        Job::Deliver(run, delivered) => (run, delivered),
                         Job::Query {
                             run,
                             name,
@@ -87,7 +95,7 @@ impl Executor {
                             continue;
                         }
                     };
-                    let failed = matches!(exec.process(run), Outcome::Failed);
+                    let failed = matches!(exec.process(run, delivered), Outcome::Failed);
                     if exec.done.send(TaskDone { run, failed }).is_err() {
                         break;
                     }
@@ -97,12 +105,24 @@ impl Executor {
         (tx, handle)
     }
 
-    fn process(&mut self, run: RunId) -> Outcome {
-        let task = match self.store.begin_workflow_task(run) {
+    /// Runs one activation of `run`, applying its inbox and then the
+    /// `delivered` results. Whatever path does not commit them hands the
+    /// results to the store the ordinary way first.
+    fn process(&mut self, run: RunId, delivered: Vec<Delivered>) -> Outcome {
+        let begun = if delivered.is_empty() {
+            self.store.begin_workflow_task(run)
+        } else {
+            self.store.begin_workflow_task_with_results(run)
+        };
+        let task = match begun {
             Ok(Some(task)) => task,
-            Ok(None) => return Outcome::Nothing,
+            Ok(None) => {
+                record_in_store(&self.store, delivered);
+                return Outcome::Nothing;
+            }
             Err(e) => {
                 error!(%run, error = %e, "cannot claim workflow task");
+                record_in_store(&self.store, delivered);
                 return Outcome::Failed;
             }
         };
@@ -119,7 +139,10 @@ impl Executor {
         };
         let mut machine = match machine {
             Ok(m) => m,
-            Err(reason) => return self.fail_task(run, task.token, reason),
+            Err(reason) => {
+                record_in_store(&self.store, delivered);
+                return self.fail_task(run, task.token, reason);
+            }
         };
         let config = self.store.config();
         machine.set_history_info(
@@ -127,13 +150,16 @@ impl Executor {
             config.max_history_events,
             config.max_history_bytes,
         );
-        let events = match machine.activate(Timestamp::now(), task.inbox) {
+        let mut inbound = task.inbox;
+        inbound.extend(delivered.iter().map(Delivered::event));
+        let events = match machine.activate(Timestamp::now(), inbound) {
             Ok(events) => events,
             Err(e) => {
                 let reason = match &e {
                     ActivationError::Nondeterminism(_) => format!("{e}"),
                     _ => e.to_string(),
                 };
+                record_in_store(&self.store, delivered);
                 return self.fail_task(run, task.token, reason);
             }
         };
@@ -145,12 +171,29 @@ impl Executor {
             inbox_upto: task.inbox_upto,
             events,
         };
-        match self.store.commit_activation(commit) {
-            Ok(()) => {
+        let (claim, slots) = self.handoff.reserve(&commit.events);
+        let committed = if claim.is_empty() && delivered.is_empty() {
+            self.store.commit_activation(commit).map(|()| Vec::new())
+        } else {
+            let eager = EagerCommit {
+                completed: delivered.iter().map(Delivered::completion).collect(),
+                claim,
+            };
+            self.store.commit_activation_eager(commit, eager)
+        };
+        if committed.is_err() && !delivered.is_empty() {
+            // Not applied: record them the ordinary way (a stale attempt's
+            // result is rejected there), and look at the run again.
+            record_in_store(&self.store, delivered);
+            self.store.requeue(run);
+        }
+        match committed {
+            Ok(claimed) => {
                 debug!(
                     last_seq = machine.last_seq(),
                     closed, "activation committed"
                 );
+                self.handoff.hand_out(claimed, slots);
                 if !closed {
                     self.cache.put(run, machine);
                 }
@@ -158,6 +201,12 @@ impl Executor {
             }
             Err(e @ (StoreError::LeaseLost { .. } | StoreError::Conflict { .. })) => {
                 // Someone else moved the run on; the next task replays.
+                warn!(error = %e, "activation discarded");
+                Outcome::Nothing
+            }
+            Err(e @ StoreError::StaleActivity { .. }) => {
+                // A delivered attempt timed out meanwhile; its retry's
+                // result will come through the inbox.
                 warn!(error = %e, "activation discarded");
                 Outcome::Nothing
             }

@@ -1,8 +1,9 @@
 //! [`Worker`]: the builder users configure and the running set of loops.
 
-use crate::activities::run_activity_poller;
+use crate::activities::{run_activity_poller, RunnerLinks};
 use crate::dispatcher::run_dispatcher;
 use crate::dispatcher::thread_of;
+use crate::eager::ActivityHandoff;
 use crate::executor::{Executor, Job};
 use crate::registry::Registry;
 use crate::schedules::{run_schedule_service, Clock};
@@ -11,7 +12,7 @@ use refrain::{Activity, Workflow};
 use refrain_history::{Store, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::info;
 
@@ -78,6 +79,16 @@ impl WorkerBuilder {
         let (grace_tx, grace_rx) = watch::channel(None);
         let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
         let per_thread = self.cache_size.div_ceil(self.workflow_threads);
+        // Activity slots are shared by the poller and by commits that hand
+        // out the activities they schedule (see `eager`).
+        let slots = Arc::new(Semaphore::new(self.activity_slots.max(1)));
+        let (handout_tx, handout_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (delivered_tx, delivered_rx) = tokio::sync::mpsc::unbounded_channel();
+        let handoff = ActivityHandoff {
+            registry: registry.clone(),
+            slots: slots.clone(),
+            runner: handout_tx,
+        };
         let mut senders = Vec::new();
         let mut threads = Vec::new();
         for i in 0..self.workflow_threads {
@@ -87,6 +98,7 @@ impl WorkerBuilder {
                 registry.clone(),
                 per_thread,
                 done_tx.clone(),
+                handoff.clone(),
             );
             senders.push(tx);
             threads.push(handle);
@@ -99,12 +111,17 @@ impl WorkerBuilder {
                 self.store.clone(),
                 senders,
                 done_rx,
+                delivered_rx,
                 stop_rx.clone(),
             )),
             tokio::spawn(run_activity_poller(
                 self.store.clone(),
                 registry.clone(),
-                self.activity_slots,
+                slots,
+                handout_rx,
+                RunnerLinks {
+                    delivered: Some(delivered_tx),
+                },
                 grace_rx,
             )),
             tokio::spawn(run_schedule_service(

@@ -209,7 +209,7 @@ pub(super) fn fail_attempt_at(
 }
 
 /// Reads the task at `key` and checks that `token` runs it.
-fn running_task(
+pub(super) fn running_task(
     tx: &TaskTx<'_>,
     run: RunId,
     cmd: CommandSeq,
@@ -229,7 +229,7 @@ fn running_task(
 }
 
 /// What claiming one `activity_ready` entry came to.
-enum Claim {
+pub(super) enum Claim {
     Claimed(ActivityTask),
     /// Schedule-to-close passed while the task waited; it was failed.
     Expired(RunId),
@@ -489,7 +489,12 @@ impl Inner {
 
 /// Claims the task behind one `activity_ready` key, re-checking inside the
 /// transaction that the key is still there.
-fn claim_one(tx: &TaskTx<'_>, key: &IVec, token: LeaseToken, now: Timestamp) -> TxResult<Claim> {
+pub(super) fn claim_one(
+    tx: &TaskTx<'_>,
+    key: &IVec,
+    token: LeaseToken,
+    now: Timestamp,
+) -> TxResult<Claim> {
     if tx.task_ready.get(key)?.is_none() {
         return Ok(Claim::Skipped);
     }

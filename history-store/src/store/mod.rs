@@ -38,6 +38,7 @@ mod batch;
 mod children;
 mod commit;
 mod durability;
+mod eager;
 mod human_tasks;
 mod ready;
 mod recovery;
@@ -63,6 +64,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tx::Trees;
 
+pub use eager::{EagerCommit, LocalCompletion};
 pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
 
 /// `meta` key of the store epoch, bumped by every `open`.
@@ -528,7 +530,21 @@ impl Store {
     /// # Errors
     /// `Corrupt` (run record or an inbox item), `Storage`.
     pub fn begin_workflow_task(&self, run: RunId) -> Result<Option<WorkflowTask>, StoreError> {
-        self.inner.begin_workflow_task(run)
+        self.inner.begin_workflow_task(run, true)
+    }
+
+    /// [`Store::begin_workflow_task`] for a caller that brings inbound
+    /// events of its own (results of attempts completed in its process,
+    /// for [`Store::commit_activation_eager`]): returns a task for an open
+    /// run even when its inbox is empty.
+    ///
+    /// # Errors
+    /// As [`Store::begin_workflow_task`].
+    pub fn begin_workflow_task_with_results(
+        &self,
+        run: RunId,
+    ) -> Result<Option<WorkflowTask>, StoreError> {
+        self.inner.begin_workflow_task(run, false)
     }
 
     /// Commits one activation in one transaction: checks the lease token
@@ -588,6 +604,31 @@ impl Store {
     /// written on error.
     pub fn commit_activation(&self, commit: ActivationCommit) -> Result<(), StoreError> {
         self.inner.commit_activation(commit)
+    }
+
+    /// [`Store::commit_activation`] that also resolves attempts completed
+    /// in the caller's process and claims, for the caller, activities the
+    /// commit schedules, all in the same transaction (see [`EagerCommit`]).
+    ///
+    /// Each `eager.completed` attempt must be running under its token (as
+    /// for [`Store::complete_activity`]) and its `ActivityCompleted` (same
+    /// cmd and attempt) must be among the commit's inbound events, exactly
+    /// once; the attempt's task is then removed instead of its result
+    /// entering the inbox. Activities in `eager.claim` that this commit
+    /// schedules are claimed as [`Store::claim_activity_tasks`] would claim
+    /// them and returned; the caller runs them (others are left to
+    /// pollers).
+    ///
+    /// # Errors
+    /// As [`Store::commit_activation`]; `StaleActivity` if a completed
+    /// attempt no longer holds its token, `InvalidCommit` if its result is
+    /// not carried. Nothing is written on error.
+    pub fn commit_activation_eager(
+        &self,
+        commit: ActivationCommit,
+        eager: EagerCommit,
+    ) -> Result<Vec<ActivityTask>, StoreError> {
+        self.inner.commit_activation_eager(commit, eager)
     }
 
     /// Releases a workflow task without committing (the workflow panicked,

@@ -278,6 +278,7 @@ impl Inner {
     pub(super) fn begin_workflow_task(
         &self,
         run: RunId,
+        only_if_ready: bool,
     ) -> Result<Option<WorkflowTask>, StoreError> {
         // Plain reads, no transaction: the record first, then the inbox
         // items below the tail it names. Items below the tail only change
@@ -288,7 +289,8 @@ impl Inner {
         let Some(record) = self.run_record(run)? else {
             return Ok(None);
         };
-        if !record.is_ready() || !record.admits_task(LeaseToken::UNLEASED, self.epoch) {
+        let has_work = record.is_ready() || (!only_if_ready && record.status.is_open());
+        if !has_work || !record.admits_task(LeaseToken::UNLEASED, self.epoch) {
             return Ok(None);
         }
         let mut items = Vec::with_capacity((record.inbox_tail - record.inbox_head) as usize);
