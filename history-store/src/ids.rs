@@ -76,6 +76,15 @@ impl fmt::Display for CommandSeq {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct LeaseToken(pub u64);
 
+impl LeaseToken {
+    /// Presented by a workflow task taken without a lease
+    /// (`Store::begin_workflow_task`): its commit is fenced by the run's
+    /// last seq alone, and is refused while anyone holds a lease on the run.
+    /// Never issued as a real token (those come from sled's id generator,
+    /// which counts up from zero).
+    pub const UNLEASED: LeaseToken = LeaseToken(u64::MAX);
+}
+
 /// Wall-clock instant in milliseconds since the Unix epoch. Stored as an
 /// integer so that it can lead a key and sort by time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

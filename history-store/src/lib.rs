@@ -54,5 +54,6 @@ pub use store::schedules::{
     OverlapPolicy, ScheduleFires, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger,
 };
 pub use store::{
-    HumanTaskRecord, OpenHumanTask, QueryRouter, Store, UpdateRecord, UpdateState, UpdateWait,
+    EagerCommit, HumanTaskRecord, LocalCompletion, OpenHumanTask, QueryRouter, Store, UpdateRecord,
+    UpdateState, UpdateWait,
 };

@@ -416,3 +416,78 @@ fn claims_take_the_oldest_visible_tasks_up_to_max() {
     assert_eq!(rest.len(), 2);
     assert!(store.claim_activity_tasks(at(0), 10).unwrap().is_empty());
 }
+
+/// Reopening the store means the process that ran the attempt is gone: the
+/// attempt fails as a start-to-close timeout would (counted, token void),
+/// but its retry is due at once instead of after the hour-long timeout and
+/// the policy's backoff.
+#[test]
+fn an_attempt_running_when_the_store_closed_is_retried_at_once_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ActivityOptions {
+        start_to_close: Some(Duration::from_secs(3_600)),
+        ..retrying(600_000, 0)
+    };
+    let (run, lost) = {
+        let store = open(dir.path());
+        let run = with_activity(&store, options);
+        (run, claim_one(&store, at(0)))
+    };
+    let store = open(dir.path());
+    let task = store.activity_task(run, lost.cmd).unwrap().unwrap();
+    assert_eq!(task.attempt, 2);
+    let ActivityState::Scheduled { visible_at } = task.state else {
+        panic!("expected a scheduled retry, found {:?}", task.state);
+    };
+    assert!(
+        visible_at <= Timestamp::now(),
+        "due at once, not after the 10-minute backoff"
+    );
+    let failure = task.last_failure.expect("the lost attempt's failure");
+    assert_eq!(
+        failure.cause,
+        FailureCause::Timeout(TimeoutKind::StartToClose)
+    );
+    assert!(
+        failure.message.contains("lost with its process"),
+        "{failure:?}"
+    );
+
+    let retry = claim_one(&store, visible_at);
+    assert_eq!(retry.attempt, 2);
+    assert!(matches!(
+        store.complete_activity(run, lost.cmd, lost.token, Ok(payload("late")), visible_at),
+        Err(StoreError::StaleActivity { .. })
+    ));
+    store
+        .complete_activity(run, retry.cmd, retry.token, Ok(payload("ok")), visible_at)
+        .unwrap();
+    let completed: Vec<_> = peek_inbox(&store, run)
+        .into_iter()
+        .filter(|e| matches!(e, Event::ActivityCompleted { .. }))
+        .collect();
+    assert_eq!(completed.len(), 1, "recorded once");
+}
+
+/// With no attempts left, the lost attempt is the activity's failure.
+#[test]
+fn a_lost_last_attempt_fails_the_activity_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = {
+        let store = open(dir.path());
+        let run = with_activity(&store, retrying(10, 1));
+        claim_one(&store, at(0));
+        run
+    };
+    let store = open(dir.path());
+    let inbox = peek_inbox(&store, run);
+    assert!(
+        matches!(
+            &inbox[..],
+            [Event::ActivityFailed { attempt: 1, failure, .. }]
+                if failure.cause == FailureCause::Timeout(TimeoutKind::StartToClose)
+        ),
+        "{inbox:?}"
+    );
+    assert_eq!(store.take_ready(10), vec![run]);
+}

@@ -7,7 +7,7 @@ use common::*;
 use refrain_history::codec::encode;
 use refrain_history::{
     ActivationCommit, ActivityOptions, CommandSeq, DurabilityMode, Event, Failure,
-    IdConflictPolicy, RunFilter, RunStatus, Store, StoreConfig, StoreError, WorkflowId,
+    IdConflictPolicy, LeaseToken, RunFilter, RunStatus, Store, StoreConfig, StoreError, WorkflowId,
 };
 use std::time::Duration;
 
@@ -410,6 +410,67 @@ fn malformed_commits_are_refused() {
     ));
     assert_eq!(store.read_history(run).unwrap().len(), 1);
     assert_eq!(store.next_deadline().unwrap(), None);
+}
+
+#[test]
+fn an_unleased_task_is_fenced_by_the_last_seq_and_by_leases() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let run = start(&store, "order-1", at(0));
+    let first = store.begin_workflow_task(run).unwrap().expect("ready");
+    let twin = store
+        .begin_workflow_task(run)
+        .unwrap()
+        .expect("writes nothing");
+    assert_eq!(first.token, LeaseToken::UNLEASED);
+    assert_eq!(store.read_history(run).unwrap().len(), 1);
+
+    // While someone holds a lease, an unleased commit is refused.
+    let leased = store.claim_workflow_task(run).unwrap().unwrap();
+    assert!(store.begin_workflow_task(run).unwrap().is_none());
+    assert!(matches!(
+        store.commit_activation(commit_for(&first, at(1), vec![])),
+        Err(StoreError::LeaseLost { .. })
+    ));
+    store
+        .release_workflow_task(run, leased.token, None)
+        .unwrap();
+
+    // Two unleased tasks taken at the same point: the first commit wins,
+    // the second finds the history moved and writes nothing.
+    let timer = start_timer(1, at(1_000));
+    store
+        .commit_activation(commit_for(&first, at(1), vec![timer]))
+        .unwrap();
+    let err = store
+        .commit_activation(commit_for(&twin, at(1), vec![]))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 1,
+                found: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.read_history(run).unwrap().len(), 3);
+    assert!(
+        store.begin_workflow_task(run).unwrap().is_none(),
+        "nothing to do until the timer fires"
+    );
+
+    // A failed unleased task is released like a leased one.
+    store.fire_due(at(1_000)).unwrap();
+    let task = store.begin_workflow_task(run).unwrap().unwrap();
+    assert_eq!(task.inbox.len(), 1);
+    store
+        .release_workflow_task(run, task.token, Some("panicked".into()))
+        .unwrap();
+    let record = store.run_record(run).unwrap().unwrap();
+    assert_eq!(record.last_task_failure.as_deref(), Some("panicked"));
 }
 
 #[test]

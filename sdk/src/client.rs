@@ -83,14 +83,19 @@ impl Client {
     ) -> Result<WorkflowHandle<W>, ClientError> {
         let workflow_id = id.into();
         let input = payload::encode("workflow input", &input)?;
-        let outcome = self.store.start_workflow(StartRequest {
-            workflow_id: workflow_id.clone(),
-            workflow_type: W::NAME.to_owned(),
-            input,
-            on_conflict: options.on_conflict,
-            seed: rand::rng().next_u64(),
-            now: Timestamp::now(),
-        })?;
+        // Drawn before the await: the thread's generator is not `Send`.
+        let seed = rand::rng().next_u64();
+        let outcome = self
+            .store
+            .start_workflow_async(StartRequest {
+                workflow_id: workflow_id.clone(),
+                workflow_type: W::NAME.to_owned(),
+                input,
+                on_conflict: options.on_conflict,
+                seed,
+                now: Timestamp::now(),
+            })
+            .await?;
         self.store.durable().await?;
         Ok(WorkflowHandle {
             client: self.clone(),

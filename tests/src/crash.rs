@@ -32,9 +32,15 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Start-to-close timeout of every crash-test activity: an attempt that
-/// was running in a killed process is retried this long after it began.
+/// Start-to-close timeout of crash-test activities unless a plan says
+/// otherwise. An attempt that was running in a killed process does not
+/// wait for it: it is retried as soon as the next process opens the store.
 pub const START_TO_CLOSE: Duration = Duration::from_secs(1);
+
+/// Start-to-close timeout of the `mid-activity` scenario: far longer than
+/// any wait of the tests, so the killed attempt can only have been retried
+/// because the store was reopened, never because its deadline passed.
+pub const LONG_START_TO_CLOSE: Duration = Duration::from_secs(3_600);
 
 /// Marker printed once every workflow is started.
 pub const READY: &str = "READY";
@@ -74,6 +80,8 @@ pub struct CrashPlan {
     pub id: String,
     /// How long the first attempt of step 1 sleeps (later attempts do not).
     pub slow_first_attempt_ms: u64,
+    /// Start-to-close timeout of both steps, in milliseconds.
+    pub start_to_close_ms: u64,
     /// How long the first attempt of step 2 sleeps.
     pub slow_second_step_ms: u64,
     /// A durable timer between the two steps.
@@ -92,6 +100,7 @@ impl CrashPlan {
         CrashPlan {
             id: id.to_owned(),
             slow_first_attempt_ms: 0,
+            start_to_close_ms: START_TO_CLOSE.as_millis() as u64,
             slow_second_step_ms: 0,
             timer_ms: None,
             wait_signal: false,
@@ -116,7 +125,8 @@ impl CrashPlan {
 pub fn scenario(name: &str, dir: &Path) -> Vec<CrashPlan> {
     match name {
         "mid-activity" => vec![CrashPlan {
-            slow_first_attempt_ms: 60_000,
+            slow_first_attempt_ms: 2 * LONG_START_TO_CLOSE.as_millis() as u64,
+            start_to_close_ms: LONG_START_TO_CLOSE.as_millis() as u64,
             ..CrashPlan::plain("wf-a")
         }],
         "result-held" => vec![CrashPlan {
@@ -172,7 +182,7 @@ impl Workflow for CrashFlow {
     async fn run(ctx: WorkflowContext, plan: CrashPlan) -> Result<String, WorkflowError> {
         let one = ctx
             .activity::<StepOne>(plan.slow_first_attempt_ms)
-            .start_to_close(START_TO_CLOSE)
+            .start_to_close(Duration::from_millis(plan.start_to_close_ms))
             .retry(step_retry())
             .await?;
         if let Some(hold) = &plan.hold_file {
@@ -192,7 +202,7 @@ impl Workflow for CrashFlow {
         };
         let two = ctx
             .activity::<StepTwo>(plan.slow_second_step_ms)
-            .start_to_close(START_TO_CLOSE)
+            .start_to_close(Duration::from_millis(plan.start_to_close_ms))
             .retry(step_retry())
             .await?;
         Ok(format!("{one}|{signal}|{two}"))

@@ -2,6 +2,7 @@
 //! slot count, and reports each outcome to the store, which decides about
 //! retries.
 
+use crate::eager::{Delivered, Handout};
 use crate::registry::{not_registered, Registry};
 use futures::FutureExt;
 use refrain::{ActivityContext, CancelHandle};
@@ -13,7 +14,8 @@ use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -23,25 +25,51 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 
 type Running = Arc<Mutex<HashMap<(RunId, CommandSeq), CancelHandle>>>;
 
+/// Where the activity runner sends what it has to.
+#[derive(Clone)]
+pub(crate) struct RunnerLinks {
+    /// Results of successful attempts, for the run's next activation
+    /// (see `eager`); `None` records every outcome in the store at once.
+    pub delivered: Option<UnboundedSender<Delivered>>,
+}
+
 pub(crate) async fn run_activity_poller(
     store: Store,
     registry: Arc<Registry>,
-    slots: usize,
+    sem: Arc<Semaphore>,
+    mut handouts: UnboundedReceiver<Handout>,
+    links: RunnerLinks,
     grace: watch::Receiver<Option<Duration>>,
 ) {
-    let sem = Arc::new(Semaphore::new(slots.max(1)));
     let running: Running = Arc::default();
     let mut tasks = JoinSet::new();
     let mut stop = grace.clone();
+    let spawn = |tasks: &mut JoinSet<()>, task: ActivityTask, permit: OwnedSemaphorePermit| {
+        let store = store.clone();
+        let registry = registry.clone();
+        let running = running.clone();
+        let links = links.clone();
+        tasks.spawn(async move {
+            execute(store, registry, running, links, task).await;
+            drop(permit);
+        });
+    };
     loop {
         while tasks.try_join_next().is_some() {}
         let permit = tokio::select! {
             biased;
             _ = stop.wait_for(Option::is_some) => break,
+            Some((task, p)) = handouts.recv() => {
+                spawn(&mut tasks, task, p);
+                continue;
+            }
             p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
         let want = 1 + sem.available_permits();
-        let claimed = match store.claim_activity_tasks(Timestamp::now(), want) {
+        let claimed = match store
+            .claim_activity_tasks_async(Timestamp::now(), want)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 warn!(error = %e, "cannot claim activity tasks");
@@ -57,6 +85,7 @@ pub(crate) async fn run_activity_poller(
             tokio::select! {
                 biased;
                 _ = stop.wait_for(Option::is_some) => break,
+                Some((task, p)) = handouts.recv() => spawn(&mut tasks, task, p),
                 _ = store.activity_notify().notified() => {}
                 _ = tokio::time::sleep(idle) => {}
             }
@@ -64,7 +93,8 @@ pub(crate) async fn run_activity_poller(
         }
         let mut permit = Some(permit);
         for task in claimed {
-            // Only this poller takes permits, so the extra ones are there.
+            // Slots are taken by this poller and by commits that hand out
+            // attempts; wait for one if a commit took the last.
             let p = match permit.take() {
                 Some(p) => p,
                 None => match sem.clone().try_acquire_owned() {
@@ -72,13 +102,7 @@ pub(crate) async fn run_activity_poller(
                     Err(_) => sem.clone().acquire_owned().await.expect("semaphore open"),
                 },
             };
-            let store = store.clone();
-            let registry = registry.clone();
-            let running = running.clone();
-            tasks.spawn(async move {
-                execute(store, registry, running, task).await;
-                drop(p);
-            });
+            spawn(&mut tasks, task, p);
         }
     }
     // Shutdown: ask running activities to stop, give them the grace
@@ -99,7 +123,13 @@ pub(crate) async fn run_activity_poller(
     }
 }
 
-async fn execute(store: Store, registry: Arc<Registry>, running: Running, task: ActivityTask) {
+async fn execute(
+    store: Store,
+    registry: Arc<Registry>,
+    running: Running,
+    links: RunnerLinks,
+    task: ActivityTask,
+) {
     let span = info_span!(
         "activity",
         workflow_id = %task.workflow_id,
@@ -137,15 +167,39 @@ async fn execute(store: Store, registry: Arc<Registry>, running: Running, task: 
                 }
             }
         };
-        report(&store, &task, outcome);
+        let outcome = match (outcome, &links.delivered) {
+            // Within the payload limit, a result can ride on the run's next
+            // activation; the store path handles the rest.
+            (Ok(result), Some(delivered)) if result.len() <= store.config().max_payload_bytes => {
+                let d = Delivered {
+                    run: task.run,
+                    cmd: task.cmd,
+                    token: task.token,
+                    attempt: task.attempt,
+                    result,
+                };
+                match delivered.send(d) {
+                    Ok(()) => return,
+                    Err(returned) => Ok(returned.0.result),
+                }
+            }
+            (outcome, _) => outcome,
+        };
+        report(&store, &task, outcome).await;
     }
     .instrument(span)
     .await
 }
 
-fn report(store: &Store, task: &ActivityTask, outcome: Result<refrain_history::Payload, Failure>) {
+async fn report(
+    store: &Store,
+    task: &ActivityTask,
+    outcome: Result<refrain_history::Payload, Failure>,
+) {
     let failed = outcome.is_err();
-    let result = store.complete_activity(task.run, task.cmd, task.token, outcome, Timestamp::now());
+    let result = store
+        .complete_activity_async(task.run, task.cmd, task.token, outcome, Timestamp::now())
+        .await;
     match result {
         Ok(ActivityResolution::Recorded) => debug!(failed, "activity outcome recorded"),
         Ok(ActivityResolution::RetryScheduled { attempt, at }) => {

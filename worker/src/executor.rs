@@ -1,15 +1,19 @@
 //! Workflow-task threads. Workflow futures need not be `Send`, and their
 //! polling is pure CPU work, so each run is pinned to one plain OS thread
 //! (no async runtime: tokio's timers and spawn panic there, which is how
-//! they are caught in workflow code). A thread claims the run's task,
+//! they are caught in workflow code). A thread takes the run's task,
 //! replays or reuses its instance, runs one activation and commits it.
+//! The task is taken without a lease (no claim transaction): the
+//! dispatcher runs one task per run at a time, and the commit is fenced by
+//! the run's last seq.
 
 use crate::cache::StickyCache;
+use crate::eager::{record_in_store, ActivityHandoff, Delivered};
 use crate::registry::Registry;
 use refrain::replay::{ActivationError, WorkflowMachine};
 use refrain_history::{
-    ActivationCommit, Event, Failure, Payload, RetryPolicy, RunId, RunRecord, Store, StoreError,
-    Timestamp,
+    ActivationCommit, EagerCommit, Event, Failure, Payload, RetryPolicy, RunId, RunRecord, Store,
+    StoreError, Timestamp,
 };
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -22,6 +26,9 @@ use tracing::{debug, error, info_span, warn};
 pub(crate) enum Job {
     /// Run the workflow task of a ready run.
     Activate(RunId),
+    /// Run the next activation of a run with results of attempts that
+    /// succeeded in this worker (see `eager`).
+    Deliver(RunId, Vec<Delivered>),
     /// Answer a query from the run's instance (between activations, so it
     /// sees committed state).
     Query {
@@ -44,6 +51,7 @@ pub(crate) struct Executor {
     registry: Arc<Registry>,
     cache: StickyCache,
     done: UnboundedSender<TaskDone>,
+    handoff: ActivityHandoff,
 }
 
 enum Outcome {
@@ -59,6 +67,7 @@ impl Executor {
         registry: Arc<Registry>,
         cache_capacity: usize,
         done: UnboundedSender<TaskDone>,
+        handoff: ActivityHandoff,
     ) -> (mpsc::Sender<Job>, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Job>();
         let handle = std::thread::Builder::new()
@@ -70,10 +79,12 @@ impl Executor {
                     registry,
                     cache: StickyCache::new(cache_capacity),
                     done,
+                    handoff,
                 };
                 while let Ok(job) = rx.recv() {
-                    let run = match job {
-                        Job::Activate(run) => run,
+                    let (run, delivered) = match job {
+                        Job::Activate(run) => (run, Vec::new()),
+                        Job::Deliver(run, delivered) => (run, delivered),
                         Job::Query {
                             run,
                             name,
@@ -84,7 +95,7 @@ impl Executor {
                             continue;
                         }
                     };
-                    let failed = matches!(exec.process(run), Outcome::Failed);
+                    let failed = matches!(exec.process(run, delivered), Outcome::Failed);
                     if exec.done.send(TaskDone { run, failed }).is_err() {
                         break;
                     }
@@ -94,12 +105,24 @@ impl Executor {
         (tx, handle)
     }
 
-    fn process(&mut self, run: RunId) -> Outcome {
-        let task = match self.store.claim_workflow_task(run) {
+    /// Runs one activation of `run`, applying its inbox and then the
+    /// `delivered` results. Whatever path does not commit them hands the
+    /// results to the store the ordinary way first.
+    fn process(&mut self, run: RunId, delivered: Vec<Delivered>) -> Outcome {
+        let begun = if delivered.is_empty() {
+            self.store.begin_workflow_task(run)
+        } else {
+            self.store.begin_workflow_task_with_results(run)
+        };
+        let task = match begun {
             Ok(Some(task)) => task,
-            Ok(None) => return Outcome::Nothing,
+            Ok(None) => {
+                record_in_store(&self.store, delivered);
+                return Outcome::Nothing;
+            }
             Err(e) => {
                 error!(%run, error = %e, "cannot claim workflow task");
+                record_in_store(&self.store, delivered);
                 return Outcome::Failed;
             }
         };
@@ -116,7 +139,10 @@ impl Executor {
         };
         let mut machine = match machine {
             Ok(m) => m,
-            Err(reason) => return self.fail_task(run, task.token, reason),
+            Err(reason) => {
+                record_in_store(&self.store, delivered);
+                return self.fail_task(run, task.token, reason);
+            }
         };
         let config = self.store.config();
         machine.set_history_info(
@@ -124,13 +150,16 @@ impl Executor {
             config.max_history_events,
             config.max_history_bytes,
         );
-        let events = match machine.activate(Timestamp::now(), task.inbox) {
+        let mut inbound = task.inbox;
+        inbound.extend(delivered.iter().map(Delivered::event));
+        let events = match machine.activate(Timestamp::now(), inbound) {
             Ok(events) => events,
             Err(e) => {
                 let reason = match &e {
                     ActivationError::Nondeterminism(_) => format!("{e}"),
                     _ => e.to_string(),
                 };
+                record_in_store(&self.store, delivered);
                 return self.fail_task(run, task.token, reason);
             }
         };
@@ -143,12 +172,29 @@ impl Executor {
             events,
             rejected_updates: machine.take_rejected_updates(),
         };
-        match self.store.commit_activation(commit) {
-            Ok(()) => {
+        let (claim, slots) = self.handoff.reserve(&commit.events);
+        let committed = if claim.is_empty() && delivered.is_empty() {
+            self.store.commit_activation(commit).map(|()| Vec::new())
+        } else {
+            let eager = EagerCommit {
+                completed: delivered.iter().map(Delivered::completion).collect(),
+                claim,
+            };
+            self.store.commit_activation_eager(commit, eager)
+        };
+        if committed.is_err() && !delivered.is_empty() {
+            // Not applied: record them the ordinary way (a stale attempt's
+            // result is rejected there), and look at the run again.
+            record_in_store(&self.store, delivered);
+            self.store.requeue(run);
+        }
+        match committed {
+            Ok(claimed) => {
                 debug!(
                     last_seq = machine.last_seq(),
                     closed, "activation committed"
                 );
+                self.handoff.hand_out(claimed, slots);
                 if !closed {
                     self.cache.put(run, machine);
                 }
@@ -156,6 +202,12 @@ impl Executor {
             }
             Err(e @ (StoreError::LeaseLost { .. } | StoreError::Conflict { .. })) => {
                 // Someone else moved the run on; the next task replays.
+                warn!(error = %e, "activation discarded");
+                Outcome::Nothing
+            }
+            Err(e @ StoreError::StaleActivity { .. }) => {
+                // A delivered attempt timed out meanwhile; its retry's
+                // result will come through the inbox.
                 warn!(error = %e, "activation discarded");
                 Outcome::Nothing
             }

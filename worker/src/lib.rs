@@ -32,6 +32,7 @@ mod activities;
 mod cache;
 pub mod cli;
 mod dispatcher;
+mod eager;
 mod executor;
 mod registry;
 mod replayer;

@@ -8,6 +8,8 @@
 //! timeout at all). Index entries found without a matching task are stale
 //! and removed when met.
 
+use super::batch::block_on;
+use super::commit::CommitTx;
 use super::tx::{
     abort, check_payload, decode, decode_u64, encode, finish, get_run, push_inbox, put_run,
     TxResult,
@@ -152,10 +154,25 @@ pub(super) fn fail_attempt(
     tx: &TaskTx<'_>,
     run: RunId,
     cmd: CommandSeq,
+    task: ActivityTaskRecord,
+    attempts_made: u32,
+    failure: Failure,
+    now: Timestamp,
+) -> TxResult<ActivityResolution> {
+    let at = now.saturating_add(task.options.retry.backoff_after(attempts_made));
+    fail_attempt_at(tx, run, cmd, task, attempts_made, failure, at)
+}
+
+/// [`fail_attempt`] with the time the retry (if the policy allows one)
+/// becomes claimable given: `at` instead of after the policy's backoff.
+pub(super) fn fail_attempt_at(
+    tx: &TaskTx<'_>,
+    run: RunId,
+    cmd: CommandSeq,
     mut task: ActivityTaskRecord,
     attempts_made: u32,
     mut failure: Failure,
-    now: Timestamp,
+    at: Timestamp,
 ) -> TxResult<ActivityResolution> {
     if task.cancel_requested {
         // The workflow stopped waiting: no further attempt, and the record
@@ -164,7 +181,6 @@ pub(super) fn fail_attempt(
         failure.non_retryable = true;
     }
     let retry = &task.options.retry;
-    let at = now.saturating_add(retry.backoff_after(attempts_made));
     let before_schedule_to_close = task
         .options
         .schedule_to_close
@@ -193,7 +209,7 @@ pub(super) fn fail_attempt(
 }
 
 /// Reads the task at `key` and checks that `token` runs it.
-fn running_task(
+pub(super) fn running_task(
     tx: &TaskTx<'_>,
     run: RunId,
     cmd: CommandSeq,
@@ -213,16 +229,28 @@ fn running_task(
 }
 
 /// What claiming one `activity_ready` entry came to.
-enum Claim {
+pub(super) enum Claim {
     Claimed(ActivityTask),
     /// Schedule-to-close passed while the task waited; it was failed.
     Expired(RunId),
     /// The entry was gone or stale.
     Skipped,
+    /// The key or the task record cannot be read (nothing was written for
+    /// it, so the rest of the transaction stands), or claiming it alone
+    /// failed. Set aside until the store is reopened.
+    Corrupt(StoreError),
 }
 
 impl Inner {
     pub(super) fn claim_activity_tasks(
+        &self,
+        now: Timestamp,
+        max: usize,
+    ) -> Result<Vec<ActivityTask>, StoreError> {
+        block_on(self.claim_activity_tasks_async(now, max))
+    }
+
+    pub(super) async fn claim_activity_tasks_async(
         &self,
         now: Timestamp,
         max: usize,
@@ -232,47 +260,80 @@ impl Inner {
         let mut deadline_added = false;
         let upper = IVec::from(&keys::time_upper_bound(now)[..]);
         let mut after: Option<IVec> = None;
-        'scan: while claimed.len() < max {
+        while claimed.len() < max {
             let lower = after.clone().map_or(Bound::Unbounded, Bound::Excluded);
-            let due: Vec<IVec> = self
+            let scanned: Vec<IVec> = self
                 .trees
                 .activity_ready
                 .range::<IVec, _>((lower, Bound::Excluded(upper.clone())))
                 .keys()
                 .take(CHUNK)
                 .collect::<Result<_, _>>()?;
-            for key in &due {
-                if claimed.len() >= max {
-                    break 'scan;
+            let Some(last) = scanned.last().cloned() else {
+                break;
+            };
+            let mut due: Vec<IVec> = scanned
+                .iter()
+                .filter(|key| !self.quarantine.contains(READY_INDEX, key))
+                .cloned()
+                .collect();
+            due.truncate(max - claimed.len());
+            after = Some(due.last().cloned().unwrap_or(last));
+            let tokens = due
+                .iter()
+                .map(|_| self.db.generate_id().map(LeaseToken))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Every due task of the chunk in one transaction.
+            let keys_in = due.clone();
+            let tokens_again = tokens.clone();
+            let claims = self
+                .batcher
+                .apply_async(&self.trees, move |tx| {
+                    keys_in
+                        .iter()
+                        .zip(&tokens)
+                        .map(|(key, token)| claim_one(&tx.task, key, *token, now))
+                        .collect::<TxResult<Vec<Claim>>>()
+                })
+                .await;
+            let claims = match claims {
+                Ok(claims) => claims,
+                Err(StoreError::Storage(e)) => return Err(StoreError::Storage(e)),
+                // One task refused its claim and took the chunk's
+                // transaction with it: claim them one by one, so the others
+                // still run and the culprit is set aside.
+                Err(_) => {
+                    let mut one_by_one = Vec::with_capacity(due.len());
+                    for (key, token) in due.iter().zip(tokens_again) {
+                        let key_in = key.clone();
+                        let claim = self
+                            .batcher
+                            .apply_async(&self.trees, move |tx| {
+                                claim_one(&tx.task, &key_in, token, now)
+                            })
+                            .await;
+                        one_by_one.push(claim.unwrap_or_else(Claim::Corrupt));
+                    }
+                    one_by_one
                 }
-                if self.quarantine.contains(READY_INDEX, key) {
-                    continue;
-                }
-                let token = LeaseToken(self.db.generate_id()?);
-                match task_transaction(self, |tx| claim_one(tx, key, token, now)) {
-                    Ok(Claim::Claimed(task)) => {
+            };
+            for (key, claim) in due.iter().zip(claims) {
+                match claim {
+                    Claim::Claimed(task) => {
                         deadline_added |= task.deadline != Timestamp(u64::MAX);
                         claimed.push(task);
                     }
-                    Ok(Claim::Expired(run)) => self.ready_queue.push(run),
-                    Ok(Claim::Skipped) => {}
-                    Err(e @ StoreError::Corrupt { .. }) => {
-                        tracing::warn!(error = %e, "skipping an activity task that cannot be read");
+                    Claim::Expired(run) => self.ready_queue.push(run),
+                    Claim::Skipped => {}
+                    Claim::Corrupt(e) => {
+                        tracing::warn!(error = %e, "skipping an activity task that cannot be claimed");
                         self.quarantine.add(READY_INDEX, key);
                     }
-                    // Tasks claimed so far are Running; returning the error
-                    // would strand them until their deadlines pass.
-                    Err(e) if !claimed.is_empty() => {
-                        tracing::error!(error = %e, "activity claim stopped early");
-                        break 'scan;
-                    }
-                    Err(e) => return Err(e),
                 }
             }
-            if due.len() < CHUNK {
+            if scanned.len() < CHUNK {
                 break;
             }
-            after = due.last().cloned();
         }
         if deadline_added {
             self.timer_notify.notify_one();
@@ -301,6 +362,40 @@ impl Inner {
         outcome: Result<Payload, Failure>,
         now: Timestamp,
     ) -> Result<ActivityResolution, StoreError> {
+        let op = self.completion(run, cmd, token, outcome, now)?;
+        let resolution = self.batcher.apply(&self.trees, op)?;
+        self.after_resolution(run, resolution);
+        Ok(resolution)
+    }
+
+    pub(super) async fn complete_activity_async(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+        token: LeaseToken,
+        outcome: Result<Payload, Failure>,
+        now: Timestamp,
+    ) -> Result<ActivityResolution, StoreError> {
+        let op = self.completion(run, cmd, token, outcome, now)?;
+        let (ready, activity) = (self.ready_queue.clone(), self.activity_notify.clone());
+        let after = move |resolution: &ActivityResolution| match resolution {
+            ActivityResolution::Recorded => ready.push(run),
+            ActivityResolution::RetryScheduled { .. } => activity.notify_one(),
+        };
+        self.batcher.apply_async_then(&self.trees, op, after).await
+    }
+
+    /// Checks the outcome's size and returns the transaction that records
+    /// it.
+    fn completion(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+        token: LeaseToken,
+        outcome: Result<Payload, Failure>,
+        now: Timestamp,
+    ) -> Result<impl Fn(&CommitTx<'_>) -> TxResult<ActivityResolution> + Send + 'static, StoreError>
+    {
         let limit = self.config.max_payload_bytes;
         match &outcome {
             Ok(result) => check_payload(result.len(), limit)?,
@@ -309,7 +404,8 @@ impl Inner {
                 check_payload(failure.message.len(), limit)?;
             }
         }
-        let resolution = task_transaction(self, |tx| {
+        Ok(move |ctx: &CommitTx<'_>| {
+            let tx = &ctx.task;
             let (task, _, deadline) = running_task(tx, run, cmd, token)?;
             tx.deadlines
                 .remove(&keys::time_key(deadline, run, cmd)[..])?;
@@ -328,9 +424,7 @@ impl Inner {
                     fail_attempt(tx, run, cmd, task, attempt, failure.clone(), now)
                 }
             }
-        })?;
-        self.after_resolution(run, resolution);
-        Ok(resolution)
+        })
     }
 
     /// Wake-ups after an attempt was resolved.
@@ -352,7 +446,8 @@ impl Inner {
         if let Some(d) = &details {
             check_payload(d.len(), self.config.max_payload_bytes)?;
         }
-        let moved_earlier = task_transaction(self, |tx| {
+        let moved_earlier = self.batcher.apply(&self.trees, move |ctx| {
+            let tx = &ctx.task;
             let (mut task, started_at, deadline) = running_task(tx, run, cmd, token)?;
             if details.is_some() {
                 task.heartbeat_details = details.clone();
@@ -394,12 +489,17 @@ impl Inner {
 
 /// Claims the task behind one `activity_ready` key, re-checking inside the
 /// transaction that the key is still there.
-fn claim_one(tx: &TaskTx<'_>, key: &IVec, token: LeaseToken, now: Timestamp) -> TxResult<Claim> {
+pub(super) fn claim_one(
+    tx: &TaskTx<'_>,
+    key: &IVec,
+    token: LeaseToken,
+    now: Timestamp,
+) -> TxResult<Claim> {
     if tx.task_ready.get(key)?.is_none() {
         return Ok(Claim::Skipped);
     }
     let Ok((visible_at, run, cmd)) = keys::parse_time_key(key) else {
-        return Err(abort(StoreError::Corrupt {
+        return Ok(Claim::Corrupt(StoreError::Corrupt {
             what: "activity_ready key",
             run: None,
             source: CodecError::Decode(format!("{} byte key", key.len())),
@@ -409,7 +509,10 @@ fn claim_one(tx: &TaskTx<'_>, key: &IVec, token: LeaseToken, now: Timestamp) -> 
         tx.task_ready.remove(key)?;
         return Ok(Claim::Skipped);
     };
-    let task: ActivityTaskRecord = decode(&bytes, "activity task", Some(run)).map_err(abort)?;
+    let task: ActivityTaskRecord = match decode(&bytes, "activity task", Some(run)) {
+        Ok(task) => task,
+        Err(e) => return Ok(Claim::Corrupt(e)),
+    };
     if task.state != (ActivityState::Scheduled { visible_at }) {
         tx.task_ready.remove(key)?;
         return Ok(Claim::Skipped);

@@ -18,11 +18,11 @@ use super::tx::{
 use super::Inner;
 use crate::error::StoreError;
 use crate::event::{Event, Failure, Payload, SignalRecord};
-use crate::ids::{RunId, Timestamp};
+use crate::ids::{LeaseToken, RunId, Timestamp};
 use crate::keys;
 use crate::store::api::ActivationCommit;
 use crate::store::records::{
-    ActivityState, ActivityTaskRecord, PendingTimer, RunLease, RunRecord, RunStatus,
+    ActivityState, ActivityTaskRecord, PendingTimer, RunRecord, RunStatus,
 };
 use sled::transaction::TransactionalTree;
 use sled::Transactional;
@@ -31,10 +31,10 @@ use sled::Transactional;
 #[derive(Default)]
 pub(super) struct Effects {
     ready: bool,
-    activity_scheduled: bool,
-    timer_started: bool,
+    pub(super) activity_scheduled: bool,
+    pub(super) timer_started: bool,
     /// Some update request of the committing run was answered.
-    updates_answered: bool,
+    pub(super) updates_answered: bool,
     /// Runs closed (the committing one, or children closed with it).
     pub(super) closed: Vec<RunId>,
     /// Other runs given work: a started child, a parent told of its
@@ -44,7 +44,7 @@ pub(super) struct Effects {
 
 impl Effects {
     /// The wake-ups after the transaction committed.
-    fn wake(&self, inner: &Inner, run: RunId) {
+    pub(super) fn wake(&self, inner: &Inner, run: RunId) {
         if self.ready {
             inner.ready_queue.push(run);
         }
@@ -154,99 +154,65 @@ fn validate(commit: &ActivationCommit, limit: usize) -> Result<Timestamp, StoreE
 
 impl Inner {
     pub(super) fn commit_activation(&self, commit: ActivationCommit) -> Result<(), StoreError> {
-        let now = validate(&commit, self.config.max_payload_bytes)?;
         let run = commit.run;
-        let encoded = commit
-            .events
-            .iter()
-            .map(|e| encode(e, "history", Some(run)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let lease = RunLease {
-            token: commit.token,
-            epoch: self.epoch,
-        };
-        let limits = Limits {
-            max_events: self.config.max_history_events,
-            max_bytes: self.config.max_history_bytes,
-            exempt: only_fails(&commit.events),
-        };
-        let t = &self.trees;
-        // Thirteen trees; sled 0.34.7 implements `Transactional` for tuples
-        // of up to fourteen.
-        let fx = finish(
-            (
-                &t.meta,
-                &t.workflow_ids,
-                &t.runs,
-                &t.inbox,
-                &t.ready,
-                &t.activity_tasks,
-                &t.activity_ready,
-                &t.activity_deadlines,
-                &t.history,
-                &t.timers,
-                &t.human_tasks,
-                &t.run_human_tasks,
-                &t.updates,
-            )
-                .transaction(
-                    |(
-                        meta,
-                        ids,
-                        runs,
-                        inbox,
-                        ready,
-                        tasks,
-                        task_ready,
-                        deadlines,
-                        history,
-                        timers,
-                        human_tasks,
-                        run_human_tasks,
-                        updates,
-                    )| {
-                        let tx = CommitTx {
-                            task: TaskTx {
-                                runs,
-                                inbox,
-                                ready,
-                                tasks,
-                                task_ready,
-                                deadlines,
-                            },
-                            meta,
-                            ids,
-                            history,
-                            timers,
-                            human_tasks,
-                            run_human_tasks,
-                            updates,
-                        };
-                        apply(&tx, &commit, &encoded, lease, limits, now)
-                    },
-                ),
-        )?;
+        let prepared = prepare(self, &commit)?;
+        let fx = self
+            .batcher
+            .apply(&self.trees, move |tx| apply(tx, &commit, &prepared))?;
         fx.wake(self, run);
         Ok(())
     }
 }
 
+/// What a commit works out before its transaction: the checked shape, the
+/// encoded events, the lease it presents and the limits it must respect.
+pub(super) struct Prepared {
+    /// The activation time: the commit's clock.
+    pub(super) now: Timestamp,
+    encoded: Vec<Vec<u8>>,
+    lease: (LeaseToken, u64),
+    limits: Limits,
+}
+
+pub(super) fn prepare(inner: &Inner, commit: &ActivationCommit) -> Result<Prepared, StoreError> {
+    let now = validate(commit, inner.config.max_payload_bytes)?;
+    let run = commit.run;
+    let encoded = commit
+        .events
+        .iter()
+        .map(|e| encode(e, "history", Some(run)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Prepared {
+        now,
+        encoded,
+        lease: (commit.token, inner.epoch),
+        limits: Limits {
+            max_events: inner.config.max_history_events,
+            max_bytes: inner.config.max_history_bytes,
+            exempt: only_fails(&commit.events),
+        },
+    })
+}
+
 /// The body of the commit transaction.
-fn apply(
+pub(super) fn apply(
     ctx: &CommitTx<'_>,
     commit: &ActivationCommit,
-    encoded: &[Vec<u8>],
-    lease: RunLease,
-    limits: Limits,
-    now: Timestamp,
+    prepared: &Prepared,
 ) -> TxResult<Effects> {
+    let Prepared {
+        now,
+        ref encoded,
+        lease: (token, epoch),
+        limits,
+    } = *prepared;
     let tx = &ctx.task;
     let timers = ctx.timers;
     let run = commit.run;
     let Some(mut record) = get_run(tx.runs, run)? else {
         return Err(abort(StoreError::RunNotFound { run }));
     };
-    if record.lease != Some(lease) {
+    if !record.admits_task(token, epoch) {
         return Err(abort(StoreError::LeaseLost { run }));
     }
     if record.last_seq != commit.expected_last_seq {

@@ -1,7 +1,8 @@
 //! The sled-backed store. Every durable state transition of Refrain happens
-//! here, each in one sled transaction; acknowledgement waits for
-//! [`Store::durable`], which shares one flush (+ fsync) between all
-//! concurrent callers (group commit).
+//! here, each in one sled transaction; transitions that arrive together
+//! share one transaction (`batch`), each with its own checks and its own
+//! outcome. Acknowledgement waits for [`Store::durable`], which shares one
+//! flush (+ fsync) between all concurrent callers (group commit).
 //!
 //! Trees (all keys from [`crate::keys`]; records and events go through
 //! [`crate::codec`], plain numbers are stored as u64 BE):
@@ -33,11 +34,14 @@ pub mod records;
 pub mod schedules;
 
 mod activities;
+mod batch;
 mod children;
 mod commit;
 mod durability;
+mod eager;
 mod human_tasks;
 mod ready;
+mod recovery;
 mod runs;
 mod timers;
 mod tx;
@@ -61,6 +65,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tx::Trees;
 
+pub use eager::{EagerCommit, LocalCompletion};
 pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
 pub use updates::{UpdateRecord, UpdateState, UpdateWait};
 
@@ -77,8 +82,9 @@ pub struct Store {
 }
 
 struct Inner {
-    // Dropped first: the flusher's final flush runs while everything else
-    // is still alive.
+    // Dropped first: what is queued is applied before the flusher's final
+    // flush, which runs while everything else is still alive.
+    batcher: batch::Batcher,
     flusher: Flusher,
     path: PathBuf,
     config: StoreConfig,
@@ -87,8 +93,8 @@ struct Inner {
     db: sled::Db,
     trees: Trees,
     ready_queue: ReadyQueue,
-    activity_notify: Notify,
-    timer_notify: Notify,
+    activity_notify: Arc<Notify>,
+    timer_notify: Arc<Notify>,
     closed: CloseWaiters,
     /// Callers of `wait_update`, by run: woken when an update of the run
     /// is answered or the run closes.
@@ -191,7 +197,15 @@ fn bump_epoch(db: &sled::Db, meta: &sled::Tree) -> Result<u64, StoreError> {
 
 impl Store {
     /// Opens (or creates) the store in `path`, bumps the epoch (voiding every
-    /// workflow-task lease of earlier processes) and queues every ready run.
+    /// workflow-task lease of earlier processes), fails every activity
+    /// attempt still running from an earlier process (its retry is due at
+    /// once; see below) and queues every ready run.
+    ///
+    /// sled's file lock admits one process per store, and in embedded mode
+    /// that process runs every attempt, so an attempt found running here
+    /// died with the process that ran it: it is failed as a start-to-close
+    /// timeout would fail it, without waiting for that deadline, and its
+    /// retry (if the policy allows one) is claimable immediately.
     ///
     /// # Errors
     /// `StorageLocked` if another process holds the directory after
@@ -219,7 +233,9 @@ impl Store {
                 .map_err(StoreError::Sync)?;
         }
         let flusher = Flusher::start(db.clone(), &path, data_file, config.durability)?;
+        let batcher = batch::Batcher::start(Trees::open(&db)?)?;
         let inner = Inner {
+            batcher,
             flusher,
             path,
             config,
@@ -227,14 +243,15 @@ impl Store {
             db,
             trees,
             ready_queue: ReadyQueue::default(),
-            activity_notify: Notify::new(),
-            timer_notify: Notify::new(),
+            activity_notify: Arc::default(),
+            timer_notify: Arc::default(),
             closed: CloseWaiters::default(),
             update_waiters: CloseWaiters::default(),
             schedules: schedule_trees,
             query_router: std::sync::RwLock::new(None),
             quarantine: Quarantine::default(),
         };
+        inner.expire_orphaned_attempts(Timestamp::now())?;
         for key in inner.trees.ready.iter().keys() {
             let key = key?;
             match keys::parse_run_key(&key) {
@@ -297,6 +314,21 @@ impl Store {
     /// written on error.
     pub fn start_workflow(&self, req: StartRequest) -> Result<StartOutcome, StoreError> {
         self.inner.start_workflow(req)
+    }
+
+    /// [`Store::start_workflow`] for async callers: while another
+    /// transaction is being applied it waits without blocking the thread,
+    /// so starts from many tasks share one transaction. If the future is
+    /// dropped before it completes, the run may still have started (and is
+    /// then queued by the next [`Store::open`], not by this process).
+    ///
+    /// # Errors
+    /// As [`Store::start_workflow`].
+    pub async fn start_workflow_async(
+        &self,
+        req: StartRequest,
+    ) -> Result<StartOutcome, StoreError> {
+        self.inner.start_workflow_async(req).await
     }
 
     /// Appends a `SignalReceived` to the latest run of `workflow_id`.
@@ -489,7 +521,41 @@ impl Store {
         self.inner.claim_workflow_task(run)
     }
 
-    /// Commits one activation in one transaction: checks the lease token and
+    /// Takes the workflow task of `run` without a lease, for a caller that
+    /// already guarantees one task per run at a time (the worker's
+    /// dispatcher): reads the record and the inbox items from `inbox_head`
+    /// up to `inbox_tail`, writes nothing, and returns a task whose token is
+    /// [`LeaseToken::UNLEASED`]. Its commit is fenced by
+    /// `expected_last_seq` (a run that moved on refuses it with
+    /// `Conflict`) and by leases (refused with `LeaseLost` while another
+    /// task holds a lease of this epoch). `None` if the run is closed, not
+    /// ready, missing, or leased in this epoch.
+    ///
+    /// Saves the claim transaction of [`Store::claim_workflow_task`]; use
+    /// that one where several workers may take the same run.
+    ///
+    /// # Errors
+    /// `Corrupt` (run record or an inbox item), `Storage`.
+    pub fn begin_workflow_task(&self, run: RunId) -> Result<Option<WorkflowTask>, StoreError> {
+        self.inner.begin_workflow_task(run, true)
+    }
+
+    /// [`Store::begin_workflow_task`] for a caller that brings inbound
+    /// events of its own (results of attempts completed in its process,
+    /// for [`Store::commit_activation_eager`]): returns a task for an open
+    /// run even when its inbox is empty.
+    ///
+    /// # Errors
+    /// As [`Store::begin_workflow_task`].
+    pub fn begin_workflow_task_with_results(
+        &self,
+        run: RunId,
+    ) -> Result<Option<WorkflowTask>, StoreError> {
+        self.inner.begin_workflow_task(run, false)
+    }
+
+    /// Commits one activation in one transaction: checks the lease token
+    /// (or, for [`LeaseToken::UNLEASED`], that no lease is held) and
     /// `expected_last_seq`, appends `events` contiguously, deletes the inbox
     /// items below `inbox_upto`, and applies what the events imply:
     /// `ActivityScheduled` creates an activity task visible now (attempt 1),
@@ -547,6 +613,31 @@ impl Store {
         self.inner.commit_activation(commit)
     }
 
+    /// [`Store::commit_activation`] that also resolves attempts completed
+    /// in the caller's process and claims, for the caller, activities the
+    /// commit schedules, all in the same transaction (see [`EagerCommit`]).
+    ///
+    /// Each `eager.completed` attempt must be running under its token (as
+    /// for [`Store::complete_activity`]) and its `ActivityCompleted` (same
+    /// cmd and attempt) must be among the commit's inbound events, exactly
+    /// once; the attempt's task is then removed instead of its result
+    /// entering the inbox. Activities in `eager.claim` that this commit
+    /// schedules are claimed as [`Store::claim_activity_tasks`] would claim
+    /// them and returned; the caller runs them (others are left to
+    /// pollers).
+    ///
+    /// # Errors
+    /// As [`Store::commit_activation`]; `StaleActivity` if a completed
+    /// attempt no longer holds its token, `InvalidCommit` if its result is
+    /// not carried. Nothing is written on error.
+    pub fn commit_activation_eager(
+        &self,
+        commit: ActivationCommit,
+        eager: EagerCommit,
+    ) -> Result<Vec<ActivityTask>, StoreError> {
+        self.inner.commit_activation_eager(commit, eager)
+    }
+
     /// Releases a workflow task without committing (the workflow panicked,
     /// diverged from its history, or its history is corrupt) and records
     /// `failure` in `last_task_failure`. The run stays in the `ready` tree
@@ -591,6 +682,21 @@ impl Store {
         self.inner.claim_activity_tasks(now, max)
     }
 
+    /// [`Store::claim_activity_tasks`] for async callers: waits for the
+    /// transaction without blocking the thread. If the future is dropped
+    /// before it completes, tasks may have been claimed; they are retried
+    /// when their attempt deadlines pass.
+    ///
+    /// # Errors
+    /// As [`Store::claim_activity_tasks`].
+    pub async fn claim_activity_tasks_async(
+        &self,
+        now: Timestamp,
+        max: usize,
+    ) -> Result<Vec<ActivityTask>, StoreError> {
+        self.inner.claim_activity_tasks_async(now, max).await
+    }
+
     /// Earliest `visible_at` among scheduled activity tasks, so pollers can
     /// sleep until a retry's backoff ends.
     ///
@@ -622,6 +728,28 @@ impl Store {
         now: Timestamp,
     ) -> Result<ActivityResolution, StoreError> {
         self.inner.complete_activity(run, cmd, token, outcome, now)
+    }
+
+    /// [`Store::complete_activity`] for async callers: while another
+    /// transaction is being applied it waits without blocking the thread,
+    /// so completions from many tasks share one transaction. If the future
+    /// is dropped before it completes, the outcome may still be recorded
+    /// (once: the token check holds as always), and the run is then queued
+    /// by the next [`Store::open`] rather than by this process.
+    ///
+    /// # Errors
+    /// As [`Store::complete_activity`].
+    pub async fn complete_activity_async(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+        token: LeaseToken,
+        outcome: Result<Payload, Failure>,
+        now: Timestamp,
+    ) -> Result<ActivityResolution, StoreError> {
+        self.inner
+            .complete_activity_async(run, cmd, token, outcome, now)
+            .await
     }
 
     /// Records a heartbeat: stores `details` (if given) for later attempts

@@ -4,7 +4,7 @@
 
 use crate::ids::RunId;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{oneshot, Notify};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -13,16 +13,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// FIFO of ready runs, each queued at most once.
-#[derive(Default)]
+/// FIFO of ready runs, each queued at most once. Clones share the queue.
+#[derive(Default, Clone)]
 pub(super) struct ReadyQueue {
+    inner: Arc<QueueInner>,
+}
+
+#[derive(Default)]
+struct QueueInner {
     queue: Mutex<(VecDeque<RunId>, HashSet<RunId>)>,
     notify: Notify,
 }
 
 impl ReadyQueue {
     pub(super) fn push(&self, run: RunId) {
-        let mut q = lock(&self.queue);
+        let mut q = lock(&self.inner.queue);
         if q.1.insert(run) {
             q.0.push_back(run);
         }
@@ -30,11 +35,11 @@ impl ReadyQueue {
         // `notify_one` stores a permit when nobody waits, so a consumer that
         // found the queue empty and is about to await `notified()` still
         // wakes for a push that raced with it.
-        self.notify.notify_one();
+        self.inner.notify.notify_one();
     }
 
     pub(super) fn take(&self, max: usize) -> Vec<RunId> {
-        let mut q = lock(&self.queue);
+        let mut q = lock(&self.inner.queue);
         let n = max.min(q.0.len());
         let taken: Vec<RunId> = q.0.drain(..n).collect();
         for run in &taken {
@@ -44,7 +49,7 @@ impl ReadyQueue {
     }
 
     pub(super) fn notify(&self) -> &Notify {
-        &self.notify
+        &self.inner.notify
     }
 }
 

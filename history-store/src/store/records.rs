@@ -151,6 +151,19 @@ impl RunRecord {
         }
     }
 
+    /// Whether a workflow task presenting `token` in store epoch `epoch`
+    /// may commit or release: a leased task needs its own lease, an
+    /// unleased one ([`LeaseToken::UNLEASED`]) needs the run not to be
+    /// leased. Leases of earlier epochs are void (their process is gone).
+    pub fn admits_task(&self, token: LeaseToken, epoch: u64) -> bool {
+        let held = self.lease.filter(|l| l.epoch == epoch);
+        if token == LeaseToken::UNLEASED {
+            held.is_none()
+        } else {
+            held == Some(RunLease { token, epoch })
+        }
+    }
+
     /// Whether the run has work for a workflow task.
     pub fn is_ready(&self) -> bool {
         self.status.is_open() && (self.needs_first_activation || self.inbox_head < self.inbox_tail)

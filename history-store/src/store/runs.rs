@@ -2,6 +2,7 @@
 //! releasing their workflow tasks. Committing an activation lives in
 //! `commit.rs`.
 
+use super::batch::block_on;
 use super::tx::{
     abort, allocate_run, check_payload, decode, decode_u64, encode, finish, get_run, missing,
     push_inbox, put_run, TxResult,
@@ -21,6 +22,13 @@ use sled::Transactional;
 
 impl Inner {
     pub(super) fn start_workflow(&self, req: StartRequest) -> Result<StartOutcome, StoreError> {
+        block_on(self.start_workflow_async(req))
+    }
+
+    pub(super) async fn start_workflow_async(
+        &self,
+        req: StartRequest,
+    ) -> Result<StartOutcome, StoreError> {
         let limit = self.config.max_payload_bytes;
         check_payload(req.input.len(), limit)?;
         check_payload(req.workflow_type.len(), limit)?;
@@ -45,24 +53,28 @@ impl Inner {
             None,
             None,
         );
-        let t = &self.trees;
-        let outcome = finish(
-            (&t.meta, &t.workflow_ids, &t.runs, &t.history, &t.ready).transaction(
-                |(meta, ids, runs, history, ready)| {
+        let (workflow_id, on_conflict) = (req.workflow_id, req.on_conflict);
+        let ready = self.ready_queue.clone();
+        let queue = move |outcome: &StartOutcome| {
+            if outcome.started {
+                ready.push(outcome.run);
+            }
+        };
+        self.batcher
+            .apply_async_then(
+                &self.trees,
+                move |tx| {
                     start_in_tx(
-                        (meta, ids, runs, history, ready),
-                        &req.workflow_id,
-                        req.on_conflict,
+                        (tx.meta, tx.ids, tx.task.runs, tx.history, tx.task.ready),
+                        &workflow_id,
+                        on_conflict,
                         &event,
                         &record,
                     )
                 },
-            ),
-        )?;
-        if outcome.started {
-            self.ready_queue.push(outcome.run);
-        }
-        Ok(outcome)
+                queue,
+            )
+            .await
     }
 
     pub(super) fn signal(
@@ -104,15 +116,14 @@ impl Inner {
     /// Appends an inbound event to the inbox of the open latest run of
     /// `workflow_id` and queues the run.
     fn deliver(&self, workflow_id: &WorkflowId, event: &Event) -> Result<RunId, StoreError> {
-        let t = &self.trees;
-        let run = finish((&t.workflow_ids, &t.runs, &t.inbox, &t.ready).transaction(
-            |(ids, runs, inbox, ready)| {
-                let (run, mut record) = open_run_of(ids, runs, workflow_id)?;
-                push_inbox(inbox, run, &mut record, event)?;
-                put_run(runs, ready, run, &record)?;
-                Ok(run)
-            },
-        ))?;
+        let (workflow_id, event) = (workflow_id.clone(), event.clone());
+        let run = self.batcher.apply(&self.trees, move |tx| {
+            let t = &tx.task;
+            let (run, mut record) = open_run_of(tx.ids, t.runs, &workflow_id)?;
+            push_inbox(t.inbox, run, &mut record, &event)?;
+            put_run(t.runs, t.ready, run, &record)?;
+            Ok(run)
+        })?;
         self.ready_queue.push(run);
         Ok(run)
     }
@@ -249,21 +260,58 @@ impl Inner {
         token: LeaseToken,
         failure: Option<String>,
     ) -> Result<(), StoreError> {
-        let lease = Some(RunLease {
-            token,
-            epoch: self.epoch,
-        });
-        let t = &self.trees;
-        finish((&t.runs, &t.ready).transaction(|(runs, ready)| {
+        let epoch = self.epoch;
+        self.batcher.apply(&self.trees, move |tx| {
+            let (runs, ready) = (tx.task.runs, tx.task.ready);
             let Some(mut record) = get_run(runs, run)? else {
                 return Err(abort(StoreError::RunNotFound { run }));
             };
-            if record.lease != lease {
+            if !record.admits_task(token, epoch) {
                 return Err(abort(StoreError::LeaseLost { run }));
             }
             record.lease = None;
             record.last_task_failure = failure.clone();
             put_run(runs, ready, run, &record)
+        })
+    }
+
+    pub(super) fn begin_workflow_task(
+        &self,
+        run: RunId,
+        only_if_ready: bool,
+    ) -> Result<Option<WorkflowTask>, StoreError> {
+        // Plain reads, no transaction: the record first, then the inbox
+        // items below the tail it names. Items below the tail only change
+        // in a commit of this same run, which the caller's one-task-per-run
+        // rule excludes; if one is missing anyway, the run moved on under
+        // us and the caller is told there is nothing to do (its commit
+        // would be refused for the moved last seq in any case).
+        let Some(record) = self.run_record(run)? else {
+            return Ok(None);
+        };
+        let has_work = record.is_ready() || (!only_if_ready && record.status.is_open());
+        if !has_work || !record.admits_task(LeaseToken::UNLEASED, self.epoch) {
+            return Ok(None);
+        }
+        let mut items = Vec::with_capacity((record.inbox_tail - record.inbox_head) as usize);
+        for n in record.inbox_head..record.inbox_tail {
+            let Some(bytes) = self.trees.inbox.get(keys::run_seq_key(run, n))? else {
+                let now = self.run_record(run)?;
+                if now.as_ref().is_some_and(|r| {
+                    r.last_seq == record.last_seq && r.inbox_head == record.inbox_head
+                }) {
+                    return Err(missing("inbox", Some(run)));
+                }
+                return Ok(None);
+            };
+            items.push(decode(&bytes, "inbox", Some(run))?);
+        }
+        Ok(Some(WorkflowTask {
+            run,
+            token: LeaseToken::UNLEASED,
+            inbox_upto: record.inbox_tail,
+            record,
+            inbox: items,
         }))
     }
 }

@@ -1,0 +1,498 @@
+//! Group commit at the transaction level: state transitions of different
+//! runs that arrive together are applied in one sled transaction.
+//!
+//! sled 0.34.7 serialises every transaction behind one global lock and
+//! writes (and `sync_file_range`s) its log buffer before and after each
+//! one, whatever the durability mode. The store's throughput is therefore
+//! bounded by transactions per second, not by the work inside them: ten
+//! activation commits in one transaction cost little more than one.
+//!
+//! How a caller's operation gets applied:
+//!
+//! - Nobody is committing: the caller applies its operation at once, on
+//!   its own thread, alone in a transaction (no hand-off, so a lone caller
+//!   waits no longer than before).
+//! - A transaction is in progress: the operation is queued and the caller
+//!   waits. When the transaction ends, the committer thread takes *every*
+//!   queued operation and applies them in one transaction, in arrival
+//!   order, and so on while operations keep arriving.
+//!
+//! Each operation is the same pure closure it would be in a transaction of
+//! its own, with its own checks (lease, expected last seq, attempt token):
+//! operations later in a batch see the writes of earlier ones, exactly as
+//! if the transactions had run one after another. If one operation aborts,
+//! nothing of the batch is written; that operation gets its error and the
+//! others are applied again without it, so one refused commit never fails
+//! or changes another. A storage error fails every operation of the batch.
+
+use super::activities::TaskTx;
+use super::commit::CommitTx;
+use super::tx::{Trees, TxResult};
+use crate::error::StoreError;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+use std::any::Any;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+/// Most operations applied in one transaction: bounds how long one
+/// transaction holds sled's global lock.
+const MAX_BATCH: usize = 256;
+
+type Output = Box<dyn Any + Send>;
+type Op = Box<dyn Fn(&CommitTx<'_>) -> TxResult<Output> + Send>;
+type Outcome = Result<Output, StoreError>;
+
+/// In-process wake-ups to make once the operation is committed, whether
+/// or not its caller is still waiting.
+type After = Box<dyn FnOnce(&Output) + Send>;
+
+struct Job {
+    op: Op,
+    after: Option<After>,
+    reply: oneshot::Sender<Outcome>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: Vec<Job>,
+    /// A transaction is being applied (inline by a caller, or by the
+    /// committer thread); new operations queue behind it.
+    busy: bool,
+    /// The committer thread owns `busy` and drains the queue.
+    thread_turn: bool,
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Shared {
+    /// Nothing panics while holding the lock; a poisoned lock still guards
+    /// a structurally sound queue.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ends an inline transaction: hands whatever queued meanwhile to the
+    /// committer thread.
+    fn release(&self) {
+        let mut state = self.lock();
+        if state.queue.is_empty() {
+            state.busy = false;
+        } else {
+            state.thread_turn = true;
+            drop(state);
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// The batching committer; dropping it applies what is queued and stops
+/// its thread.
+pub(super) struct Batcher {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Batcher {
+    /// Starts the committer thread, which applies batches through `trees`.
+    pub(super) fn start(trees: Trees) -> Result<Batcher, StoreError> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+        });
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("refrain-committer".into())
+            .spawn(move || committer(&thread_shared, &trees))
+            .map_err(StoreError::Sync)?;
+        Ok(Batcher {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `job` behind a transaction in progress, or hands it back for
+    /// the caller to apply inline when there is none.
+    fn admit(&self, job: Job) -> Option<Job> {
+        let mut state = self.shared.lock();
+        if state.busy {
+            state.queue.push(job);
+            None
+        } else {
+            state.busy = true;
+            Some(job)
+        }
+    }
+
+    /// Applies `op` in a transaction, alone or batched with concurrent
+    /// operations, and returns its result. Blocks the calling thread.
+    pub(super) fn apply<T, F>(&self, trees: &Trees, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&CommitTx<'_>) -> TxResult<T> + Send + 'static,
+    {
+        block_on(self.apply_async(trees, op))
+    }
+
+    /// [`Batcher::apply`] for async callers: while a transaction is in
+    /// progress it waits without blocking its thread, so many tasks of one
+    /// runtime can join the same batch.
+    pub(super) async fn apply_async<T, F>(&self, trees: &Trees, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&CommitTx<'_>) -> TxResult<T> + Send + 'static,
+    {
+        self.submit(trees, erase(op), None).await
+    }
+
+    /// [`Batcher::apply_async`] whose in-process wake-ups (`after`, given
+    /// the result) are made by whoever commits the batch, right after the
+    /// commit: a caller that stops waiting cannot lose them.
+    pub(super) async fn apply_async_then<T, F, A>(
+        &self,
+        trees: &Trees,
+        op: F,
+        after: A,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&CommitTx<'_>) -> TxResult<T> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
+        let after: After = Box::new(move |out: &Output| {
+            if let Some(v) = out.downcast_ref::<T>() {
+                after(v);
+            }
+        });
+        self.submit(trees, erase(op), Some(after)).await
+    }
+
+    async fn submit<T: 'static>(
+        &self,
+        trees: &Trees,
+        op: Op,
+        after: Option<After>,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job {
+            op,
+            after,
+            reply: tx,
+        };
+        if let Some(job) = self.admit(job) {
+            // Released even if the operation panics, so one bug cannot
+            // leave every later caller queued behind it.
+            let _release = Release(&self.shared);
+            execute(trees, vec![job]);
+        }
+        unerase(rx.await.unwrap_or(Err(StoreError::Closed)))
+    }
+}
+
+/// Runs a future that only waits on the committer to completion on this
+/// thread (parking between wake-ups), so blocking callers share the async
+/// path. Safe inside an async runtime's thread: it waits on no runtime
+/// resource.
+pub(super) fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(fut);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+/// Ends an inline transaction when dropped.
+struct Release<'a>(&'a Shared);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        self.shared.lock().shutdown = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("refrain committer thread panicked");
+            }
+        }
+    }
+}
+
+fn erase<T, F>(op: F) -> Op
+where
+    T: Send + 'static,
+    F: Fn(&CommitTx<'_>) -> TxResult<T> + Send + 'static,
+{
+    Box::new(move |tx| op(tx).map(|v| Box::new(v) as Output))
+}
+
+fn unerase<T: 'static>(outcome: Outcome) -> Result<T, StoreError> {
+    outcome.map(|v| {
+        *v.downcast::<T>()
+            .expect("batch output of the submitted type")
+    })
+}
+
+fn committer(shared: &Shared, trees: &Trees) {
+    loop {
+        let batch = {
+            let mut state = shared.lock();
+            while !state.thread_turn && !state.shutdown {
+                state = shared.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            if !state.thread_turn {
+                return;
+            }
+            let n = state.queue.len().min(MAX_BATCH);
+            state.queue.drain(..n).collect::<Vec<_>>()
+        };
+        // A panicking operation (a bug) drops the batch's reply senders, so
+        // its callers get `Closed`; the committer itself carries on.
+        let applied =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(trees, batch)));
+        if applied.is_err() {
+            tracing::error!("a batched store operation panicked; its batch was not applied");
+        }
+        let mut state = shared.lock();
+        if state.queue.is_empty() {
+            state.thread_turn = false;
+            state.busy = false;
+        }
+    }
+}
+
+/// Applies `jobs` in one transaction; an operation that aborts is answered
+/// with its error and the transaction is applied again without it.
+fn execute(trees: &Trees, mut jobs: Vec<Job>) {
+    while !jobs.is_empty() {
+        let applied = transaction(trees, |tx| {
+            let mut outputs = Vec::with_capacity(jobs.len());
+            for (i, job) in jobs.iter().enumerate() {
+                match (job.op)(tx) {
+                    Ok(v) => outputs.push(v),
+                    Err(ConflictableTransactionError::Abort(e)) => {
+                        return Err(ConflictableTransactionError::Abort((i, e)))
+                    }
+                    Err(ConflictableTransactionError::Conflict) => {
+                        return Err(ConflictableTransactionError::Conflict)
+                    }
+                    Err(ConflictableTransactionError::Storage(e)) => {
+                        return Err(ConflictableTransactionError::Storage(e))
+                    }
+                }
+            }
+            Ok(outputs)
+        });
+        match applied {
+            Ok(outputs) => {
+                for (job, output) in jobs.drain(..).zip(outputs) {
+                    if let Some(after) = job.after {
+                        after(&output);
+                    }
+                    let _ = job.reply.send(Ok(output));
+                }
+            }
+            Err(TransactionError::Abort((i, e))) => {
+                let _ = jobs.remove(i).reply.send(Err(e));
+            }
+            Err(TransactionError::Storage(e)) => {
+                for job in jobs.drain(..) {
+                    let _ = job.reply.send(Err(StoreError::Storage(e.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction over every tree an operation may touch.
+fn transaction<A, E>(
+    t: &Trees,
+    f: impl Fn(&CommitTx<'_>) -> Result<A, ConflictableTransactionError<E>>,
+) -> Result<A, TransactionError<E>> {
+    // Thirteen trees; sled 0.34.7 implements `Transactional` for tuples
+    // of up to fourteen.
+    (
+        &t.meta,
+        &t.workflow_ids,
+        &t.runs,
+        &t.inbox,
+        &t.ready,
+        &t.activity_tasks,
+        &t.activity_ready,
+        &t.activity_deadlines,
+        &t.history,
+        &t.timers,
+        &t.human_tasks,
+        &t.run_human_tasks,
+        &t.updates,
+    )
+        .transaction(
+            |(
+                meta,
+                ids,
+                runs,
+                inbox,
+                ready,
+                tasks,
+                task_ready,
+                deadlines,
+                history,
+                timers,
+                human_tasks,
+                run_human_tasks,
+                updates,
+            )| {
+                f(&CommitTx {
+                    task: TaskTx {
+                        runs,
+                        inbox,
+                        ready,
+                        tasks,
+                        task_ready,
+                        deadlines,
+                    },
+                    meta,
+                    ids,
+                    history,
+                    timers,
+                    human_tasks,
+                    run_human_tasks,
+                    updates,
+                })
+            },
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tx::abort;
+    use std::time::Duration;
+
+    type TestOp<T> = Box<dyn Fn(&CommitTx<'_>) -> TxResult<T> + Send>;
+
+    fn open() -> (tempfile::TempDir, sled::Db, Trees) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let trees = Trees::open(&db).unwrap();
+        (dir, db, trees)
+    }
+
+    /// Holds the batcher as if a transaction were in progress, lets `n`
+    /// threads queue one operation each, then releases them as one batch.
+    fn one_batch<T: Send + 'static>(
+        batcher: &Batcher,
+        trees: &Trees,
+        ops: Vec<TestOp<T>>,
+    ) -> Vec<Result<T, StoreError>> {
+        batcher.shared.lock().busy = true;
+        let n = ops.len();
+        std::thread::scope(|s| {
+            let waiting: Vec<_> = ops
+                .into_iter()
+                .enumerate()
+                .map(|(i, op)| {
+                    // Queue in order, so the batch order is the list order.
+                    while batcher.shared.lock().queue.len() < i {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    s.spawn(move || batcher.apply(trees, op))
+                })
+                .collect();
+            while batcher.shared.lock().queue.len() < n {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            batcher.shared.release();
+            waiting.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    #[test]
+    fn an_aborting_operation_fails_alone_and_the_rest_of_its_batch_commits() {
+        let (_dir, _db, trees) = open();
+        let batcher = Batcher::start(Trees::open(&_db).unwrap()).unwrap();
+        let ops: Vec<TestOp<u8>> = (0u8..4)
+            .map(|i| {
+                Box::new(move |tx: &CommitTx<'_>| {
+                    tx.meta.insert(&[i][..], &[i][..])?;
+                    if i == 2 {
+                        return Err(abort(StoreError::Closed));
+                    }
+                    Ok(i)
+                }) as TestOp<u8>
+            })
+            .collect();
+        let results = one_batch(&batcher, &trees, ops);
+        assert!(matches!(results[2], Err(StoreError::Closed)));
+        for i in [0u8, 1, 3] {
+            assert_eq!(*results[usize::from(i)].as_ref().unwrap(), i);
+            assert!(trees.meta.get([i]).unwrap().is_some(), "op {i} committed");
+        }
+        assert!(
+            trees.meta.get([2u8]).unwrap().is_none(),
+            "nothing of the aborted op is written"
+        );
+    }
+
+    #[test]
+    fn operations_in_one_batch_see_the_writes_of_earlier_ones() {
+        let (_dir, _db, trees) = open();
+        let batcher = Batcher::start(Trees::open(&_db).unwrap()).unwrap();
+        // Each op reads the counter and writes it plus one, as separate
+        // transactions run one after another would.
+        let ops: Vec<TestOp<u64>> = (0..5)
+            .map(|_| {
+                Box::new(|tx: &CommitTx<'_>| {
+                    let n = match tx.meta.get("n")? {
+                        Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap()),
+                        None => 0,
+                    };
+                    tx.meta.insert("n", &(n + 1).to_be_bytes()[..])?;
+                    Ok(n + 1)
+                }) as TestOp<u64>
+            })
+            .collect();
+        let results: Vec<u64> = one_batch(&batcher, &trees, ops)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(results, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_lone_operation_is_applied_on_the_callers_thread() {
+        let (_dir, _db, trees) = open();
+        let batcher = Batcher::start(Trees::open(&_db).unwrap()).unwrap();
+        let caller = std::thread::current().id();
+        let ran_on = batcher
+            .apply(&trees, |_tx| Ok(std::thread::current().id()))
+            .unwrap();
+        assert_eq!(ran_on, caller);
+        assert!(!batcher.shared.lock().busy);
+    }
+}
