@@ -791,3 +791,29 @@ fn a_commit_past_the_byte_limit_is_refused_but_a_lone_failure_closes_the_run() {
         encoded_size(&store.read_history(run).unwrap())
     );
 }
+
+/// Regression: blocking store calls made from one async task used to spin
+/// forever once the task had spent tokio's cooperative budget (every poll
+/// of the reply channel returned `Pending` with an immediate wake). The
+/// runtime runs on its own thread so that a hang fails the test.
+#[test]
+fn blocking_calls_from_an_async_task_never_spin_on_the_task_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            // Far more than the budget of one task (128), without yielding.
+            for i in 0..1_000 {
+                start(&store, &format!("order-{i}"), at(0));
+            }
+        });
+        let _ = done_tx.send(());
+    });
+    done.recv_timeout(Duration::from_secs(60))
+        .expect("1,000 blocking starts from one task finish");
+    worker.join().unwrap();
+}

@@ -200,8 +200,12 @@ impl Batcher {
 /// Runs a future that only waits on the committer to completion on this
 /// thread (parking between wake-ups), so blocking callers share the async
 /// path. Safe inside an async runtime's thread: it waits on no runtime
-/// resource.
+/// resource. The future runs outside tokio's cooperative budget: a task
+/// that has used up its budget gets `Pending` (and an immediate wake) from
+/// every tokio resource until it yields to the scheduler, which a thread
+/// blocked here never does.
 pub(super) fn block_on<F: Future>(fut: F) -> F::Output {
+    let fut = tokio::task::unconstrained(fut);
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
