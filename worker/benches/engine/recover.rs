@@ -312,9 +312,18 @@ async fn resume(dir: &Path, n: u64, mode: refrain::DurabilityMode) {
             .unwrap();
         for &cmd in &rec.pending_activities {
             if let Some(task) = store.activity_task(run, cmd).unwrap() {
-                if let ActivityState::Running { deadline, .. } = task.state {
-                    *d = rel_ms(unix_ns(deadline.to_system_time()));
-                    held_running += 1;
+                // Only attempts of the killed process (started before this
+                // one), not those the new worker is running already.
+                if let ActivityState::Running {
+                    deadline,
+                    started_at,
+                    ..
+                } = task.state
+                {
+                    if unix_ns(started_at.to_system_time()) < t0 {
+                        *d = rel_ms(unix_ns(deadline.to_system_time()));
+                        held_running += 1;
+                    }
                 }
             }
         }
