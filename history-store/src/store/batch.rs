@@ -334,7 +334,7 @@ fn execute(trees: &Trees, mut jobs: Vec<Job>) {
 }
 
 /// One transaction over every tree an operation may touch.
-fn transaction<A, E>(
+pub(super) fn transaction<A, E>(
     t: &Trees,
     f: impl Fn(&CommitTx<'_>) -> Result<A, ConflictableTransactionError<E>>,
 ) -> Result<A, TransactionError<E>> {

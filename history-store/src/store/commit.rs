@@ -25,7 +25,6 @@ use crate::store::records::{
     ActivityState, ActivityTaskRecord, PendingTimer, RunRecord, RunStatus,
 };
 use sled::transaction::TransactionalTree;
-use sled::Transactional;
 
 /// What the committed transaction changed, for the wake-ups that follow it.
 #[derive(Default)]
@@ -489,71 +488,23 @@ impl Inner {
         now: Timestamp,
     ) -> Result<RunId, StoreError> {
         super::tx::check_payload(reason.len(), self.config.max_payload_bytes)?;
-        let t = &self.trees;
-        let run = finish(
-            (
-                &t.meta,
-                &t.workflow_ids,
-                &t.runs,
-                &t.inbox,
-                &t.ready,
-                &t.activity_tasks,
-                &t.activity_ready,
-                &t.activity_deadlines,
-                &t.history,
-                &t.timers,
-                &t.human_tasks,
-                &t.run_human_tasks,
-                &t.updates,
-            )
-                .transaction(
-                    |(
-                        meta,
-                        ids,
-                        runs,
-                        inbox,
-                        ready,
-                        tasks,
-                        task_ready,
-                        deadlines,
-                        history,
-                        timers,
-                        human_tasks,
-                        run_human_tasks,
-                        updates,
-                    )| {
-                        let ctx = CommitTx {
-                            task: TaskTx {
-                                runs,
-                                inbox,
-                                ready,
-                                tasks,
-                                task_ready,
-                                deadlines,
-                            },
-                            meta,
-                            ids,
-                            history,
-                            timers,
-                            human_tasks,
-                            run_human_tasks,
-                            updates,
-                        };
-                        let (run, mut record) = super::runs::open_run_of(ids, runs, workflow_id)?;
-                        append_terminated(&ctx, run, &mut record, reason)?;
-                        let mut fx = Effects::default();
-                        let how = Closing::by_code(
-                            RunStatus::Terminated,
-                            Some(Err(Failure::terminated(reason))),
-                            now,
-                        );
-                        close_run(&ctx, run, &mut record, how, &mut fx)?;
-                        record.lease = None;
-                        put_run(runs, ready, run, &record)?;
-                        Ok((run, fx))
-                    },
-                ),
-        )?;
+        // Rare and operator-driven: its own transaction (over the same
+        // trees as a batch), not through the batcher.
+        let run = finish(super::batch::transaction(&self.trees, |ctx| {
+            let tx = &ctx.task;
+            let (run, mut record) = super::runs::open_run_of(ctx.ids, tx.runs, workflow_id)?;
+            append_terminated(ctx, run, &mut record, reason)?;
+            let mut fx = Effects::default();
+            let how = Closing::by_code(
+                RunStatus::Terminated,
+                Some(Err(Failure::terminated(reason))),
+                now,
+            );
+            close_run(ctx, run, &mut record, how, &mut fx)?;
+            record.lease = None;
+            put_run(tx.runs, tx.ready, run, &record)?;
+            Ok((run, fx))
+        }))?;
         let (run, fx) = run;
         fx.wake(self, run);
         Ok(run)
