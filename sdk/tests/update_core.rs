@@ -277,3 +277,51 @@ fn a_workflow_that_returns_drops_running_handlers_before_its_last_command() {
         Event::ActivityCancelRequested { cmd: CommandSeq(1) }
     );
 }
+
+struct SneakyUpdate;
+impl Update for SneakyUpdate {
+    const NAME: &'static str = "sneaky";
+    type Args = ();
+    type Result = ();
+}
+
+/// A validator that starts a timer: refused, and the timer undone.
+struct Sneaky;
+impl Workflow for Sneaky {
+    const NAME: &'static str = "sneaky";
+    type Input = ();
+    type Output = ();
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+        let c = ctx.clone();
+        ctx.on_update::<SneakyUpdate, _, _, _>(
+            move |()| {
+                drop(c.sleep(std::time::Duration::from_secs(1)));
+                Ok(())
+            },
+            |()| async { Ok(()) },
+        );
+        ctx.wait_signal::<Checkout>().await?;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_validator_that_issues_a_command_is_refused_and_the_command_undone() {
+    let first = started("sneaky", "s-1", json(&()), 1_000);
+    let mut m = machine::<Sneaky>(&first);
+    m.activate(Timestamp(2_000), vec![]).unwrap();
+    let request = Event::UpdateRequested {
+        update_id: "u1".into(),
+        name: "sneaky".into(),
+        input: json(&()),
+    };
+    let events = m.activate(Timestamp(3_000), vec![request]).unwrap();
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(
+        m.take_rejected_updates(),
+        [rejection(
+            "u1",
+            "update validators must not issue commands (activities, timers, ...)"
+        )]
+    );
+}

@@ -148,6 +148,13 @@ enum UpdatePhase {
     Replay(Vec<(String, String, Payload)>),
 }
 
+/// How a read-only callback (query handler, update validator) broke the
+/// rule.
+enum ReadOnlyBroken {
+    Panicked(String),
+    IssuedCommand,
+}
+
 /// One run's workflow instance and the state its futures share.
 pub struct WorkflowMachine {
     state: SharedState,
@@ -375,8 +382,13 @@ impl WorkflowMachine {
             st.now = st.now.max(now);
             st.now
         };
+        // Most activations carry no update request: keep their batch as is.
         let (requests, inbound): (Vec<Event>, Vec<Event>) =
-            inbound.into_iter().partition(Event::is_inbox_only);
+            if inbound.iter().any(Event::is_inbox_only) {
+                inbound.into_iter().partition(Event::is_inbox_only)
+            } else {
+                (Vec::new(), inbound)
+            };
         let only_requests = !requests.is_empty() && inbound.is_empty();
         self.rejected_updates.clear();
         let produced = self.run_activation(&inbound, UpdatePhase::Live(requests))?;
@@ -606,7 +618,7 @@ impl WorkflowMachine {
     /// Asks the validator of update `name` about `input`. A missing
     /// handler, a panic, or a validator that issued a command refuses it.
     fn validate_update(&self, name: &str, input: &Payload) -> Result<(), String> {
-        let (validate, produced, next_cmd) = {
+        let validate = {
             let st = self.state.borrow();
             let Some(h) = st.updates.get(name) else {
                 let mut known: Vec<&str> = st.updates.keys().map(String::as_str).collect();
@@ -620,23 +632,34 @@ impl WorkflowMachine {
                     )
                 });
             };
-            (h.validate.clone(), st.produced.len(), st.next_cmd)
+            h.validate.clone()
         };
-        let verdict = catch_unwind(AssertUnwindSafe(|| validate(input))).unwrap_or_else(|p| {
-            Err(format!(
-                "the validator panicked: {}",
-                panic_message(p.as_ref())
-            ))
-        });
+        match self.without_commands(|| validate(input)) {
+            Ok(verdict) => verdict,
+            Err(ReadOnlyBroken::Panicked(m)) => Err(format!("the validator panicked: {m}")),
+            Err(ReadOnlyBroken::IssuedCommand) => {
+                Err("update validators must not issue commands (activities, timers, ...)".into())
+            }
+        }
+    }
+
+    /// Runs `f`, a callback that may read workflow state but must not
+    /// change the history (a query handler, an update validator). A panic
+    /// is caught; a command it issued is undone and reported.
+    fn without_commands<T>(&self, f: impl FnOnce() -> T) -> Result<T, ReadOnlyBroken> {
+        let (produced, next_cmd) = {
+            let st = self.state.borrow();
+            (st.produced.len(), st.next_cmd)
+        };
+        let out = catch_unwind(AssertUnwindSafe(f))
+            .map_err(|p| ReadOnlyBroken::Panicked(panic_message(p.as_ref())));
         let mut st = self.state.borrow_mut();
         if st.produced.len() != produced || st.next_cmd != next_cmd {
             st.produced.truncate(produced);
             st.next_cmd = next_cmd;
-            return Err(
-                "update validators must not issue commands (activities, timers, ...)".into(),
-            );
+            return Err(ReadOnlyBroken::IssuedCommand);
         }
-        verdict
+        out
     }
 
     /// Records update `update_id` as accepted and starts its handler.
@@ -692,7 +715,7 @@ impl WorkflowMachine {
     /// `UnknownQuery`, `Payload`, or `HandlerFailed` (panic, command).
     pub fn query(&self, name: &str, args: &Payload) -> Result<Payload, crate::query::QueryError> {
         use crate::query::QueryError;
-        let (handler, produced, next_cmd) = {
+        let handler = {
             let st = self.state.borrow();
             let Some(h) = st.queries.get(name).cloned() else {
                 let mut known: Vec<String> = st.queries.keys().cloned().collect();
@@ -702,19 +725,15 @@ impl WorkflowMachine {
                     known,
                 });
             };
-            (h, st.produced.len(), st.next_cmd)
+            h
         };
-        let answer = catch_unwind(AssertUnwindSafe(|| handler(args)))
-            .unwrap_or_else(|p| Err(QueryError::HandlerFailed(panic_message(p.as_ref()))));
-        let mut st = self.state.borrow_mut();
-        if st.produced.len() != produced || st.next_cmd != next_cmd {
-            st.produced.truncate(produced);
-            st.next_cmd = next_cmd;
-            return Err(QueryError::HandlerFailed(
+        match self.without_commands(|| handler(args)) {
+            Ok(answer) => answer,
+            Err(ReadOnlyBroken::Panicked(m)) => Err(QueryError::HandlerFailed(m)),
+            Err(ReadOnlyBroken::IssuedCommand) => Err(QueryError::HandlerFailed(
                 "query handlers must not issue commands (activities, timers, ...)".into(),
-            ));
+            )),
         }
-        answer
     }
 
     /// Tells the instance how large its history is in the store and the
