@@ -7,14 +7,13 @@ use crate::eager::Delivered;
 use crate::executor::{task_retry_backoff, Job, TaskDone};
 use refrain_history::{RunId, Store, StoreError, Timestamp};
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
 pub(crate) async fn run_dispatcher(
     store: Store,
-    threads: Vec<mpsc::Sender<Job>>,
+    threads: Vec<UnboundedSender<Job>>,
     mut done: UnboundedReceiver<TaskDone>,
     mut delivered: UnboundedReceiver<Delivered>,
     mut shutdown: watch::Receiver<bool>,

@@ -6,19 +6,30 @@
 //! The task is taken without a lease (no claim transaction): the
 //! dispatcher runs one task per run at a time, and the commit is fenced by
 //! the run's last seq.
+//!
+//! Commits are pipelined: a thread hands its commit to the store and goes
+//! on with the next job; the store applies it with whatever other commits
+//! arrive meanwhile (one transaction per batch) and reports back with a
+//! `Settled` job. Until then the run's task is not over: the dispatcher
+//! sends it nothing new, and queries wait, so a query never sees an
+//! activation whose commit may still be refused. A thread therefore spends
+//! its time running workflow code, not waiting for transactions, and a
+//! few threads per CPU fill the batches that many blocked threads filled
+//! before.
 
 use crate::cache::StickyCache;
 use crate::eager::{record_in_store, ActivityHandoff, Delivered};
 use crate::registry::Registry;
 use refrain::replay::{ActivationError, WorkflowMachine};
+use refrain_history::LeaseToken;
 use refrain_history::{
     ActivationCommit, EagerCommit, Event, Failure, Payload, RetryPolicy, RunId, RunRecord, Store,
     StoreError, Timestamp,
 };
-use std::sync::mpsc;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, WeakUnboundedSender};
 use tokio::sync::oneshot;
 use tracing::{debug, error, info_span, warn};
 
@@ -31,12 +42,31 @@ pub(crate) enum Job {
     Deliver(RunId, Vec<Delivered>),
     /// Answer a query from the run's instance (between activations, so it
     /// sees committed state).
-    Query {
+    Query(QueryJob),
+    /// The store applied (or refused) the commit of the run's activation.
+    Settled {
         run: RunId,
-        name: String,
-        args: Payload,
-        reply: oneshot::Sender<Result<Payload, String>>,
+        outcome: Result<(), StoreError>,
     },
+}
+
+/// A query for the run's thread.
+pub(crate) struct QueryJob {
+    pub run: RunId,
+    pub name: String,
+    pub args: Payload,
+    pub reply: oneshot::Sender<Result<Payload, String>>,
+}
+
+/// A commit handed to the store and not yet settled: what its task needs
+/// if the store refuses it.
+struct InFlight {
+    token: LeaseToken,
+    record: RunRecord,
+    /// Results it carried: recorded the ordinary way if it is refused.
+    delivered: Vec<Delivered>,
+    /// Queries that arrived meanwhile, answered once it settles.
+    queries: Vec<QueryJob>,
 }
 
 /// How a workflow task ended, reported back to the dispatcher.
@@ -52,12 +82,19 @@ pub(crate) struct Executor {
     cache: StickyCache,
     done: UnboundedSender<TaskDone>,
     handoff: ActivityHandoff,
+    /// This thread's own job queue, for the `Settled` reports of its
+    /// commits. Weak, so the thread still ends when everyone else has
+    /// dropped the queue and no commit is in flight.
+    own: WeakUnboundedSender<Job>,
+    in_flight: HashMap<RunId, InFlight>,
 }
 
 enum Outcome {
     Committed,
     Nothing,
     Failed,
+    /// Handed to the store; the task ends when it settles.
+    Submitted,
 }
 
 impl Executor {
@@ -68,8 +105,9 @@ impl Executor {
         cache_capacity: usize,
         done: UnboundedSender<TaskDone>,
         handoff: ActivityHandoff,
-    ) -> (mpsc::Sender<Job>, std::thread::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel::<Job>();
+    ) -> (UnboundedSender<Job>, std::thread::JoinHandle<()>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        let own = tx.downgrade();
         let handle = std::thread::Builder::new()
             .name(format!("refrain-wf-{index}"))
             .spawn(move || {
@@ -80,29 +118,50 @@ impl Executor {
                     cache: StickyCache::new(cache_capacity),
                     done,
                     handoff,
+                    own,
+                    in_flight: HashMap::new(),
                 };
-                while let Ok(job) = rx.recv() {
-                    let (run, delivered) = match job {
-                        Job::Activate(run) => (run, Vec::new()),
-                        Job::Deliver(run, delivered) => (run, delivered),
-                        Job::Query {
-                            run,
-                            name,
-                            args,
-                            reply,
-                        } => {
-                            let _ = reply.send(exec.query(run, &name, &args));
-                            continue;
-                        }
-                    };
-                    let failed = matches!(exec.process(run, delivered), Outcome::Failed);
-                    if exec.done.send(TaskDone { run, failed }).is_err() {
-                        break;
-                    }
-                }
+                exec.run(rx);
             })
             .expect("spawning a workflow thread");
         (tx, handle)
+    }
+
+    /// Takes jobs until the dispatcher and the query router are gone and
+    /// no commit of this thread is in flight.
+    fn run(&mut self, mut rx: UnboundedReceiver<Job>) {
+        while let Some(job) = rx.blocking_recv() {
+            let (run, delivered) = match job {
+                Job::Activate(run) => (run, Vec::new()),
+                Job::Deliver(run, delivered) => (run, delivered),
+                Job::Query(q) => {
+                    match self.in_flight.get_mut(&q.run) {
+                        Some(waiting) => waiting.queries.push(q),
+                        None => self.answer(q),
+                    }
+                    continue;
+                }
+                Job::Settled { run, outcome } => {
+                    self.settle(run, outcome);
+                    continue;
+                }
+            };
+            match self.process(run, delivered) {
+                Outcome::Submitted => {}
+                outcome => self.report(run, &outcome),
+            }
+        }
+    }
+
+    /// Tells the dispatcher the run's task is over.
+    fn report(&self, run: RunId, outcome: &Outcome) {
+        let failed = matches!(outcome, Outcome::Failed);
+        // A closed channel means the dispatcher stopped: nothing to tell.
+        let _ = self.done.send(TaskDone { run, failed });
+    }
+
+    fn answer(&mut self, q: QueryJob) {
+        let _ = q.reply.send(self.query(q.run, &q.name, &q.args));
     }
 
     /// Runs one activation of `run`, applying its inbox and then the
@@ -173,50 +232,113 @@ impl Executor {
             rejected_updates: machine.take_rejected_updates(),
         };
         let (claim, slots) = self.handoff.reserve(&commit.events);
-        let committed = if claim.is_empty() && delivered.is_empty() {
-            self.store.commit_activation(commit).map(|()| Vec::new())
-        } else {
-            let eager = EagerCommit {
-                completed: delivered.iter().map(Delivered::completion).collect(),
-                claim,
-            };
-            self.store.commit_activation_eager(commit, eager)
+        let eager = EagerCommit {
+            completed: delivered.iter().map(Delivered::completion).collect(),
+            claim,
         };
-        if committed.is_err() && !delivered.is_empty() {
+        debug!(
+            last_seq = machine.last_seq(),
+            closed, "activation handed to the store"
+        );
+        // Kept at once: the next job for this run comes only after the
+        // commit settles, and a refused commit evicts it.
+        if !closed {
+            self.cache.put(run, machine);
+        }
+        let token = task.token;
+        let waiting = InFlight {
+            token,
+            record: task.record,
+            delivered,
+            queries: Vec::new(),
+        };
+        match self.own.upgrade() {
+            Some(own) => {
+                self.in_flight.insert(run, waiting);
+                let handoff = self.handoff.clone();
+                self.store
+                    .commit_activation_then(commit, eager, move |outcome| {
+                        let outcome = outcome.map(|claimed| handoff.hand_out(claimed, slots));
+                        // Gone only if the thread is: nobody is left to tell.
+                        let _ = own.send(Job::Settled { run, outcome });
+                    });
+                Outcome::Submitted
+            }
+            None => {
+                // Everyone else dropped this thread's queue (the worker is
+                // stopping): nothing could report back, so wait here.
+                let outcome = self
+                    .store
+                    .commit_activation_eager(commit, eager)
+                    .map(|claimed| self.handoff.hand_out(claimed, slots));
+                self.in_flight.insert(run, waiting);
+                self.finish(run, outcome)
+            }
+        }
+    }
+
+    /// A commit of this thread settled: ends the run's task.
+    fn settle(&mut self, run: RunId, outcome: Result<(), StoreError>) {
+        if !self.in_flight.contains_key(&run) {
+            return;
+        }
+        let outcome = self.finish(run, outcome);
+        self.report(run, &outcome);
+    }
+
+    /// What follows a commit's outcome, and the queries that waited for it.
+    fn finish(&mut self, run: RunId, outcome: Result<(), StoreError>) -> Outcome {
+        let Some(waiting) = self.in_flight.remove(&run) else {
+            return Outcome::Nothing;
+        };
+        let result = match outcome {
+            Ok(()) => Outcome::Committed,
+            Err(e) => {
+                // The instance ran ahead of what the store holds.
+                self.cache.take(run);
+                self.refused(run, waiting.token, &waiting.record, waiting.delivered, e)
+            }
+        };
+        for q in waiting.queries {
+            self.answer(q);
+        }
+        result
+    }
+
+    /// The store refused a commit: its results go the ordinary way, and
+    /// the run is retried, closed or left as the error says.
+    fn refused(
+        &mut self,
+        run: RunId,
+        token: LeaseToken,
+        record: &RunRecord,
+        delivered: Vec<Delivered>,
+        e: StoreError,
+    ) -> Outcome {
+        if !delivered.is_empty() {
             // Not applied: record them the ordinary way (a stale attempt's
             // result is rejected there), and look at the run again.
             record_in_store(&self.store, delivered);
             self.store.requeue(run);
         }
-        match committed {
-            Ok(claimed) => {
-                debug!(
-                    last_seq = machine.last_seq(),
-                    closed, "activation committed"
-                );
-                self.handoff.hand_out(claimed, slots);
-                if !closed {
-                    self.cache.put(run, machine);
-                }
-                Outcome::Committed
-            }
-            Err(e @ (StoreError::LeaseLost { .. } | StoreError::Conflict { .. })) => {
+        match e {
+            StoreError::LeaseLost { .. } | StoreError::Conflict { .. } => {
                 // Someone else moved the run on; the next task replays.
-                warn!(error = %e, "activation discarded");
+                warn!(%run, error = %e, "activation discarded");
                 Outcome::Nothing
             }
-            Err(e @ StoreError::StaleActivity { .. }) => {
+            StoreError::StaleActivity { .. } => {
                 // A delivered attempt timed out meanwhile; its retry's
                 // result will come through the inbox.
-                warn!(error = %e, "activation discarded");
+                warn!(%run, error = %e, "activation discarded");
                 Outcome::Nothing
             }
-            Err(e @ StoreError::HistoryLimitExceeded { .. }) => {
+            StoreError::HistoryLimitExceeded { .. } => {
                 // Retrying cannot help: close the run with a failure that
                 // says why (the store always admits a lone failure).
-                self.close_over_limit(run, &task.record, task.token, &e)
+                self.close_over_limit(run, record, token, &e)
             }
-            Err(e) => self.fail_task(run, task.token, format!("commit failed: {e}")),
+            e => self.fail_task(run, token, format!("commit failed: {e}")),
         }
     }
 

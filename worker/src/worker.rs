@@ -4,7 +4,7 @@ use crate::activities::{run_activity_poller, RunnerLinks};
 use crate::dispatcher::run_dispatcher;
 use crate::dispatcher::thread_of;
 use crate::eager::ActivityHandoff;
-use crate::executor::{Executor, Job};
+use crate::executor::{Executor, Job, QueryJob};
 use crate::registry::Registry;
 use crate::schedules::{run_schedule_service, Clock};
 use crate::timers::run_timer_service;
@@ -12,6 +12,7 @@ use refrain::{Activity, Workflow};
 use refrain_history::{Store, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::info;
@@ -40,10 +41,10 @@ impl WorkerBuilder {
         self
     }
 
-    /// Workflow tasks that run at once: one OS thread each (default: 16
-    /// per CPU, from 16 to 64; the threads mostly wait for their commits,
-    /// and the more commits wait together, the fewer store transactions
-    /// they take).
+    /// Workflow threads: activations that run at once (default: 2 per
+    /// CPU, from 4 to 32). A thread hands each commit to the store and
+    /// goes on with other runs while it is applied, so more runs than
+    /// threads can have a task under way.
     pub fn max_concurrent_workflow_tasks(mut self, n: usize) -> Self {
         self.workflow_threads = n.max(1);
         self
@@ -152,17 +153,15 @@ impl WorkerBuilder {
 }
 
 /// Routes each query to the thread its run is pinned to.
-fn query_router(threads: Vec<std::sync::mpsc::Sender<Job>>) -> refrain_history::QueryRouter {
-    let threads = std::sync::Mutex::new(threads);
+fn query_router(threads: Vec<UnboundedSender<Job>>) -> refrain_history::QueryRouter {
     Arc::new(move |run, name, args| {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let threads = threads.lock().unwrap_or_else(|p| p.into_inner());
-        let job = Job::Query {
+        let job = Job::Query(QueryJob {
             run,
             name,
             args,
             reply,
-        };
+        });
         // A stopped thread drops the reply sender: the caller is told.
         let _ = threads[thread_of(run, threads.len())].send(job);
         answer
@@ -187,13 +186,13 @@ impl Worker {
         WorkerBuilder {
             store,
             registry: Registry::default(),
-            // A workflow thread spends most of a task waiting for its
-            // commit, which it shares with the other threads' commits (one
-            // store transaction per batch): many more threads than CPUs
-            // keep the batches full. Measured on 2 CPUs: 200 workflows in
-            // flight ran at about 2,300/s with 8 threads and 5,000/s with
-            // 32; a blocked thread costs a few KiB.
-            workflow_threads: (16 * cpus).clamp(16, 64),
+            // Workflow threads never wait for their commits (see
+            // `executor`), so they are busy running workflow code or idle:
+            // a couple per CPU keeps the CPUs fed while one thread applies
+            // a commit inline. Measured on 2 CPUs: 4, 8 and 32 threads ran
+            // 20 and 200 workflows in flight equally fast, and each thread
+            // costs its stack and allocator arena.
+            workflow_threads: (2 * cpus).clamp(4, 32),
             activity_slots: 100,
             cache_size: 1000,
             schedule_clock: Arc::new(Timestamp::now),
@@ -211,8 +210,8 @@ impl Worker {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
-        // The dispatcher is gone, so every thread's channel is closed and it
-        // exits after its current task.
+        // The dispatcher is gone, so every thread's queue closes once its
+        // commits in flight have settled, and the thread exits.
         let threads = std::mem::take(&mut self.threads);
         let _ = tokio::task::spawn_blocking(move || {
             for t in threads {

@@ -54,7 +54,44 @@ type After = Box<dyn FnOnce(&Output) + Send>;
 struct Job {
     op: Op,
     after: Option<After>,
-    reply: oneshot::Sender<Outcome>,
+    reply: Reply,
+}
+
+/// Where an operation's outcome goes.
+enum Reply {
+    /// A caller waiting on it.
+    Waiting(oneshot::Sender<Outcome>),
+    /// A caller that went on with other work (see
+    /// [`Batcher::apply_detached`]).
+    Call(Callback),
+}
+
+/// Called once with the outcome, by whoever applies the batch. If the
+/// batch is dropped unapplied (an operation panicked, the store is
+/// closing), it is called with `Closed` on drop, so a caller that went on
+/// without waiting still hears of every operation it handed over.
+struct Callback(Option<Box<dyn FnOnce(Outcome) + Send>>);
+
+impl Drop for Callback {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Err(StoreError::Closed));
+        }
+    }
+}
+
+impl Reply {
+    fn send(self, outcome: Outcome) {
+        match self {
+            // The caller may have stopped waiting; that is its right.
+            Reply::Waiting(tx) => drop(tx.send(outcome)),
+            Reply::Call(mut call) => {
+                if let Some(f) = call.0.take() {
+                    f(outcome);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -175,6 +212,29 @@ impl Batcher {
         self.submit(trees, erase(op), Some(after)).await
     }
 
+    /// Applies `op` without waiting for it: at once on this thread when no
+    /// transaction is in progress (then `done` is called before this
+    /// returns), otherwise in the committer's next batch (then `done` is
+    /// called on the committer thread). `done` is called exactly once; it
+    /// must not wait for the store, or the committer would wait for itself.
+    pub(super) fn apply_detached<T, F, D>(&self, trees: &Trees, op: F, done: D)
+    where
+        T: Send + 'static,
+        F: Fn(&CommitTx<'_>) -> TxResult<T> + Send + 'static,
+        D: FnOnce(Result<T, StoreError>) + Send + 'static,
+    {
+        let call = Box::new(move |outcome: Outcome| done(unerase(outcome)));
+        let job = Job {
+            op: erase(op),
+            after: None,
+            reply: Reply::Call(Callback(Some(call))),
+        };
+        if let Some(job) = self.admit(job) {
+            let _release = Release(&self.shared);
+            execute(trees, vec![job]);
+        }
+    }
+
     async fn submit<T: 'static>(
         &self,
         trees: &Trees,
@@ -185,7 +245,7 @@ impl Batcher {
         let job = Job {
             op,
             after,
-            reply: tx,
+            reply: Reply::Waiting(tx),
         };
         if let Some(job) = self.admit(job) {
             // Released even if the operation panics, so one bug cannot
@@ -318,15 +378,15 @@ fn execute(trees: &Trees, mut jobs: Vec<Job>) {
                     if let Some(after) = job.after {
                         after(&output);
                     }
-                    let _ = job.reply.send(Ok(output));
+                    job.reply.send(Ok(output));
                 }
             }
             Err(TransactionError::Abort((i, e))) => {
-                let _ = jobs.remove(i).reply.send(Err(e));
+                jobs.remove(i).reply.send(Err(e));
             }
             Err(TransactionError::Storage(e)) => {
                 for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::Storage(e.clone())));
+                    job.reply.send(Err(StoreError::Storage(e.clone())));
                 }
             }
         }
@@ -486,6 +546,104 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(results, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_detached_operation_with_nobody_committing_is_answered_before_the_call_returns() {
+        let (_dir, db, trees) = open();
+        let batcher = Batcher::start(Trees::open(&db).unwrap()).unwrap();
+        let caller = std::thread::current().id();
+        let answered = Arc::new(Mutex::new(None));
+        let slot = Arc::clone(&answered);
+        batcher.apply_detached(
+            &trees,
+            |tx| {
+                tx.meta.insert("k", "v")?;
+                Ok(7u8)
+            },
+            move |out| *slot.lock().unwrap() = Some((out.unwrap(), std::thread::current().id())),
+        );
+        assert_eq!(*answered.lock().unwrap(), Some((7, caller)));
+        assert!(trees.meta.get("k").unwrap().is_some());
+        assert!(!batcher.shared.lock().busy);
+    }
+
+    #[test]
+    fn detached_operations_queued_behind_a_transaction_return_at_once_and_commit_in_order() {
+        let (_dir, db, trees) = open();
+        let batcher = Batcher::start(Trees::open(&db).unwrap()).unwrap();
+        batcher.shared.lock().busy = true;
+        let (tx_out, answers) = std::sync::mpsc::channel();
+        for _ in 0..3 {
+            let tx_out = tx_out.clone();
+            batcher.apply_detached(
+                &trees,
+                |tx| {
+                    let n = tx.meta.get("n")?.map_or(0, |v| v[0]);
+                    tx.meta.insert("n", &[n + 1][..])?;
+                    Ok(n + 1)
+                },
+                move |out| {
+                    let on = std::thread::current().name().map(str::to_owned);
+                    tx_out.send((out.unwrap(), on)).unwrap();
+                },
+            );
+        }
+        assert!(
+            answers.try_recv().is_err(),
+            "queued, not applied, while the transaction is in progress"
+        );
+        batcher.shared.release();
+        let got: Vec<_> = (0..3)
+            .map(|_| answers.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        let committer = Some("refrain-committer".to_owned());
+        assert_eq!(
+            got,
+            [
+                (1, committer.clone()),
+                (2, committer.clone()),
+                (3, committer)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_detached_operation_in_a_batch_that_is_never_applied_is_answered_closed() {
+        let (_dir, db, trees) = open();
+        let batcher = Batcher::start(Trees::open(&db).unwrap()).unwrap();
+        batcher.shared.lock().busy = true;
+        let (tx_out, answers) = std::sync::mpsc::channel();
+        let bug = tx_out.clone();
+        batcher.apply_detached(
+            &trees,
+            |_tx| -> TxResult<()> { panic!("a bug in a store operation") },
+            move |out| bug.send(out.map_err(|e| e.to_string())).unwrap(),
+        );
+        batcher.apply_detached(
+            &trees,
+            |tx| {
+                tx.meta.insert("k", "v")?;
+                Ok(())
+            },
+            move |out| tx_out.send(out.map_err(|e| e.to_string())).unwrap(),
+        );
+        batcher.shared.release();
+        let closed = StoreError::Closed.to_string();
+        for _ in 0..2 {
+            let got = answers.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(got, Err(closed.clone()), "the caller hears of it");
+        }
+        assert!(
+            trees.meta.get("k").unwrap().is_none(),
+            "nothing was written"
+        );
+        // The committer carries on with later operations.
+        let ok = batcher.apply(&trees, |tx| {
+            tx.meta.insert("k", "v")?;
+            Ok(())
+        });
+        assert!(ok.is_ok());
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! [`Store::claim_activity_tasks`]: super::Store::claim_activity_tasks
 
 use super::activities::{claim_one, running_task, Claim, TaskTx};
-use super::commit::{apply, prepare};
+use super::commit::{apply, prepare, CommitTx, Effects};
 use super::tx::{abort, get_run, put_run, TxResult};
 use super::Inner;
 use crate::error::StoreError;
@@ -27,6 +27,7 @@ use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp};
 use crate::keys;
 use crate::store::api::ActivationCommit;
 use crate::store::records::ActivityTask;
+use std::sync::Arc;
 
 /// An attempt that completed in the caller's process, whose
 /// `ActivityCompleted { cmd, attempt, .. }` is among the inbound events of
@@ -51,12 +52,28 @@ pub struct EagerCommit {
     pub claim: Vec<CommandSeq>,
 }
 
+/// The transaction of an eager commit, built outside it (the encoded
+/// events and drawn tokens stay the same if sled re-runs it).
+type EagerOp = Box<dyn Fn(&CommitTx<'_>) -> TxResult<(Effects, Vec<ActivityTask>)> + Send>;
+
 impl Inner {
     pub(super) fn commit_activation_eager(
         &self,
         commit: ActivationCommit,
         eager: EagerCommit,
     ) -> Result<Vec<ActivityTask>, StoreError> {
+        let run = commit.run;
+        let op = self.eager_op(commit, eager)?;
+        let (fx, claimed) = self.batcher.apply(&self.trees, op)?;
+        fx.wake(self, run);
+        Ok(claimed)
+    }
+
+    fn eager_op(
+        &self,
+        commit: ActivationCommit,
+        eager: EagerCommit,
+    ) -> Result<EagerOp, StoreError> {
         let run = commit.run;
         let prepared = prepare(self, &commit)?;
         // Tokens are drawn outside so the closure stays pure.
@@ -66,7 +83,7 @@ impl Inner {
             .map(|_| self.db.generate_id().map(LeaseToken))
             .collect::<Result<Vec<_>, _>>()?;
         let claim_now = Timestamp::now();
-        let (mut fx, claimed) = self.batcher.apply(&self.trees, move |tx| {
+        Ok(Box::new(move |tx| {
             for done in &eager.completed {
                 resolve_in_commit(&tx.task, &commit, *done)?;
             }
@@ -92,17 +109,44 @@ impl Inner {
                 // Nothing left for a poller to find.
                 fx.activity_scheduled = false;
             }
+            if claimed.iter().any(|t| t.deadline != Timestamp(u64::MAX)) {
+                fx.timer_started = true;
+            }
             Ok((fx, claimed))
-        })?;
-        if claimed
-            .iter()
-            .any(|t: &ActivityTask| t.deadline != Timestamp(u64::MAX))
-        {
-            fx.timer_started = true;
-        }
-        fx.wake(self, run);
-        Ok(claimed)
+        }))
     }
+}
+
+/// [`Inner::commit_activation_eager`] without waiting: `done` gets the
+/// outcome once the transaction is applied (see `Batcher::apply_detached`
+/// for the thread it is called on, and why it must not wait for the
+/// store). The wake-ups are made before `done` is called. A commit refused
+/// before its transaction (bad shape, payload too large) is answered at
+/// once.
+pub(super) fn commit_activation_detached(
+    inner: &Arc<Inner>,
+    commit: ActivationCommit,
+    eager: EagerCommit,
+    done: impl FnOnce(Result<Vec<ActivityTask>, StoreError>) + Send + 'static,
+) {
+    let run = commit.run;
+    let op = match inner.eager_op(commit, eager) {
+        Ok(op) => op,
+        Err(e) => return done(Err(e)),
+    };
+    // Not a strong handle: a queued operation must not keep the store
+    // (whose batcher queues it) alive.
+    let store = Arc::downgrade(inner);
+    inner
+        .batcher
+        .apply_detached(&inner.trees, op, move |outcome| {
+            done(outcome.map(|(fx, claimed)| {
+                if let Some(inner) = store.upgrade() {
+                    fx.wake(&inner, run);
+                }
+                claimed
+            }))
+        });
 }
 
 fn is_scheduled_by(commit: &ActivationCommit, cmd: CommandSeq) -> bool {

@@ -638,6 +638,28 @@ impl Store {
         self.inner.commit_activation_eager(commit, eager)
     }
 
+    /// [`Store::commit_activation_eager`] for a caller that goes on with
+    /// other work meanwhile: the commit joins the transaction batch like
+    /// any other, and `done` is called exactly once with its outcome. When
+    /// no transaction is in progress the commit is applied at once on this
+    /// thread and `done` is called before this returns; otherwise `done`
+    /// is called on the store's committer thread after the batch is
+    /// applied (`Closed` if the store shuts down first).
+    ///
+    /// `done` runs while the committer holds the next batch back, so it
+    /// must be short and must not call the store (it would wait for
+    /// itself): hand the outcome to another thread.
+    ///
+    /// Not durable until [`Store::durable`] returns.
+    pub fn commit_activation_then(
+        &self,
+        commit: ActivationCommit,
+        eager: EagerCommit,
+        done: impl FnOnce(Result<Vec<ActivityTask>, StoreError>) + Send + 'static,
+    ) {
+        eager::commit_activation_detached(&self.inner, commit, eager, done)
+    }
+
     /// Releases a workflow task without committing (the workflow panicked,
     /// diverged from its history, or its history is corrupt) and records
     /// `failure` in `last_task_failure`. The run stays in the `ready` tree
