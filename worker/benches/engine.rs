@@ -51,7 +51,7 @@ const WORKLOADS: [&str; 7] = [
 fn usage() -> ! {
     eprintln!(
         "usage: engine [WORKLOAD...] [--smoke] [--durability fsync|flush|none] [--json FILE] \
-         [--reps N] [--dir DIR] [--recover-timeout-ms MS] [--timeout-s S]\nworkloads: {}",
+         [--reps N] [--dir DIR] [--recover-timeout-ms MS] [--timeout-s S] [--cache-mib N]\nworkloads: {}",
         WORKLOADS.join(" ")
     );
     std::process::exit(2)
@@ -75,6 +75,7 @@ fn parse(args: &[String]) -> Cli {
         reps: 3,
         base_dir: std::env::temp_dir(),
         recover_timeout: Duration::from_millis(5000),
+        cache_mib: None,
     };
     let mut json_path = None;
     let mut selected: Vec<String> = Vec::new();
@@ -91,6 +92,7 @@ fn parse(args: &[String]) -> Cli {
             "--json" => json_path = Some(value().into()),
             "--reps" => opts.reps = value().parse().unwrap_or_else(|_| usage()),
             "--dir" => opts.base_dir = value().into(),
+            "--cache-mib" => opts.cache_mib = Some(value().parse().unwrap_or_else(|_| usage())),
             "--timeout-s" => {
                 timeout = Some(Duration::from_secs(
                     value().parse().unwrap_or_else(|_| usage()),
@@ -236,6 +238,9 @@ fn run_isolated(opts: &Opts, w: &str, limit: Duration) -> Result<Outcome, String
         .stderr(std::process::Stdio::inherit());
     if opts.smoke {
         cmd.arg("--smoke");
+    }
+    if let Some(mib) = opts.cache_mib {
+        cmd.args(["--cache-mib", &mib.to_string()]);
     }
     let mut child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
     let stdout = child.stdout.take().expect("piped stdout");

@@ -20,6 +20,8 @@ pub struct Opts {
     pub base_dir: PathBuf,
     /// start-to-close of the held activities in `recover`.
     pub recover_timeout: Duration,
+    /// sled's page cache, when not the store's default.
+    pub cache_mib: Option<u64>,
 }
 
 impl Opts {
@@ -36,7 +38,11 @@ impl Opts {
     }
 
     pub fn open(&self, dir: &Path) -> Store {
-        Store::open(dir, store_config(self.durability)).expect("opening the store")
+        let mut config = store_config(self.durability);
+        if let Some(mib) = self.cache_mib {
+            config.cache_capacity_bytes = mib << 20;
+        }
+        Store::open(dir, config).expect("opening the store")
     }
 }
 

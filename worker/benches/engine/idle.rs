@@ -159,6 +159,7 @@ pub async fn run(opts: &Opts) -> Outcome {
     let wake_s = (done_at - t1).as_secs_f64();
     worker.shutdown(Duration::from_secs(1)).await;
 
+    let sled_mib = store.config().cache_capacity_bytes >> 20;
     let mut out = Outcome::new();
     out.row(
         "idle",
@@ -174,13 +175,13 @@ pub async fn run(opts: &Opts) -> Outcome {
     );
     out.row(
         "idle",
-        &format!("RSS per waiting wf, marginal {half}→{n} (cache {CACHE})"),
+        &format!("RSS per waiting wf, marginal {half}→{n} (sled cache {sled_mib} MiB)"),
         fmt_bytes(rss_per),
         mode,
     );
     out.row(
         "idle",
-        "RSS per waiting wf, total / n (incl. sled cache)",
+        &format!("RSS per waiting wf, total / n (incl. sled cache {sled_mib} MiB)"),
         fmt_bytes(rss_total_per),
         mode,
     );
