@@ -126,6 +126,13 @@ pub enum FailureCause {
     Terminated,
 }
 
+/// `Failure::kind` of the failure a worker closes a run with when its next
+/// commit would pass the store's history limits. The worker, not the
+/// workflow code, writes that last activation (`ActivationStarted`, then
+/// `WorkflowFailed` alone), so replay takes it as the run's end instead of
+/// checking it against the code.
+pub const HISTORY_LIMIT_KIND: &str = "history-limit";
+
 /// A failure as recorded in history: what an activity or workflow error
 /// looks like once it has crossed a process boundary.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -38,7 +38,7 @@ pub mod store;
 pub use error::StoreError;
 pub use event::{
     Callsite, Event, Failure, FailureCause, ParentClosePolicy, ParentRef, Payload, SignalRecord,
-    TimeoutKind,
+    TimeoutKind, HISTORY_LIMIT_KIND,
 };
 pub use ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 pub use options::{ActivityOptions, RetryPolicy};

@@ -21,11 +21,11 @@ use crate::cache::StickyCache;
 use crate::eager::{record_in_store, ActivityHandoff, Delivered};
 use crate::registry::Registry;
 use refrain::replay::{ActivationError, WorkflowMachine};
-use refrain_history::LeaseToken;
 use refrain_history::{
     ActivationCommit, EagerCommit, Event, Failure, Payload, RetryPolicy, RunId, RunRecord, Store,
     StoreError, Timestamp,
 };
+use refrain_history::{LeaseToken, HISTORY_LIMIT_KIND};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -393,7 +393,7 @@ impl Executor {
         cause: &StoreError,
     ) -> Outcome {
         let mut failure = Failure::application(
-            "history-limit",
+            HISTORY_LIMIT_KIND,
             format!("{cause}; continue as new before the history grows this large"),
         );
         failure.non_retryable = true;

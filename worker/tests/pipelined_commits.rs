@@ -1,12 +1,15 @@
 //! Workflow threads hand their commits to the store and go on with other
 //! runs: many runs share one thread, a refused commit is still handled
-//! (here: the history limit closes the run with a failure that says why).
+//! (here: the history limit closes the run with a failure that says why,
+//! and the closed run can still be replayed and queried).
 
 use refrain::{
-    async_trait, Activity, ActivityContext, ActivityError, Client, ClientError, Event, Store,
-    StoreConfig, Workflow, WorkflowContext, WorkflowError,
+    async_trait, Activity, ActivityContext, ActivityError, Client, ClientError, Event, Query,
+    Store, StoreConfig, Workflow, WorkflowContext, WorkflowError,
 };
 use refrain_worker::Worker;
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
 struct AddOne;
@@ -20,6 +23,14 @@ impl Activity for AddOne {
     }
 }
 
+/// How many steps a run has taken.
+struct Steps;
+impl Query for Steps {
+    const NAME: &'static str = "steps";
+    type Args = ();
+    type Result = u32;
+}
+
 /// Adds one, `steps` times, one activity after another.
 struct Count;
 impl Workflow for Count {
@@ -27,9 +38,13 @@ impl Workflow for Count {
     type Input = u32;
     type Output = u32;
     async fn run(ctx: WorkflowContext, steps: u32) -> Result<u32, WorkflowError> {
+        let done = Rc::new(Cell::new(0));
+        let seen = done.clone();
+        ctx.on_query::<Steps>(move |()| seen.get());
         let mut n = 0;
         for _ in 0..steps {
             n = ctx.activity::<AddOne>(n).await?;
+            done.set(n);
         }
         Ok(n)
     }
@@ -115,5 +130,14 @@ async fn a_commit_refused_for_the_history_limit_closes_the_run_with_a_failure() 
     let tail: Vec<_> = history[history.len() - 2..].iter().collect();
     assert!(matches!(tail[0], Event::ActivationStarted { .. }));
     assert!(matches!(tail[1], Event::WorkflowFailed { .. }));
+    // That closing activation is the worker's, not the code's: replaying
+    // the history (as a query does) takes it as the end of the run.
+    let recorded = history
+        .iter()
+        .filter(|e| matches!(e, Event::ActivityCompleted { .. }))
+        .count() as u32;
+    assert!(recorded > 0);
+    let steps = client.query::<Steps>("long", &()).await.unwrap();
+    assert_eq!(steps, recorded);
     worker.shutdown(Duration::from_secs(1)).await;
 }

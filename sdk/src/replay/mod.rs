@@ -32,6 +32,7 @@ use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use refrain_history::{
     Event, Failure, FailureCause, Payload, RunId, Timestamp, UpdateRejection, WorkflowId,
+    HISTORY_LIMIT_KIND,
 };
 use state::{RunState, SharedState};
 use std::cell::RefCell;
@@ -255,14 +256,20 @@ impl WorkflowMachine {
     /// `InvalidHistory` for events outside any activation.
     pub fn replay(&mut self, all: &[Event]) -> Result<(), ActivationError> {
         // A termination is written by the store after whatever activation
-        // came last, not by the code: nothing to check, the run simply ends
-        // there.
-        let terminated = matches!(all.last(), Some(Event::WorkflowTerminated { .. }));
-        let events = if terminated {
-            &all[..all.len() - 1]
-        } else {
-            all
+        // came last, and a close over the history limit by the worker as
+        // an activation of its own, not by the code: nothing to check, the
+        // run simply ends there.
+        let closed_by_engine = match all {
+            [.., Event::WorkflowTerminated { .. }] => 1,
+            [.., Event::ActivationStarted { .. }, Event::WorkflowFailed { failure }]
+                if failure.kind == HISTORY_LIMIT_KIND =>
+            {
+                2
+            }
+            _ => 0,
         };
+        let terminated = closed_by_engine > 0;
+        let events = &all[..all.len() - closed_by_engine];
         let mut i = 0;
         while i < events.len() {
             let first_seq = self.last_seq + 1 + i as u64;
@@ -282,7 +289,7 @@ impl WorkflowMachine {
             i = end;
         }
         if terminated {
-            self.count_applied(&all[all.len() - 1..]);
+            self.count_applied(&all[all.len() - closed_by_engine..]);
             self.state.borrow_mut().tearing_down = true;
             self.future = None;
         }
