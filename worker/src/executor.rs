@@ -14,8 +14,7 @@
 //! sends it nothing new, and queries wait, so a query never sees an
 //! activation whose commit may still be refused. A thread therefore spends
 //! its time running workflow code, not waiting for transactions, and a
-//! few threads per CPU fill the batches that many blocked threads filled
-//! before.
+//! few threads per CPU keep the store's batches full.
 
 use crate::cache::StickyCache;
 use crate::eager::{record_in_store, ActivityHandoff, Delivered};
@@ -272,25 +271,22 @@ impl Executor {
                     .commit_activation_eager(commit, eager)
                     .map(|claimed| self.handoff.hand_out(claimed, slots));
                 self.in_flight.insert(run, waiting);
-                self.finish(run, outcome)
+                self.finish(run, outcome).unwrap_or(Outcome::Nothing)
             }
         }
     }
 
     /// A commit of this thread settled: ends the run's task.
     fn settle(&mut self, run: RunId, outcome: Result<(), StoreError>) {
-        if !self.in_flight.contains_key(&run) {
-            return;
+        if let Some(outcome) = self.finish(run, outcome) {
+            self.report(run, &outcome);
         }
-        let outcome = self.finish(run, outcome);
-        self.report(run, &outcome);
     }
 
-    /// What follows a commit's outcome, and the queries that waited for it.
-    fn finish(&mut self, run: RunId, outcome: Result<(), StoreError>) -> Outcome {
-        let Some(waiting) = self.in_flight.remove(&run) else {
-            return Outcome::Nothing;
-        };
+    /// What follows the outcome of `run`'s commit in flight, and the
+    /// queries that waited for it; `None` if it has none.
+    fn finish(&mut self, run: RunId, outcome: Result<(), StoreError>) -> Option<Outcome> {
+        let waiting = self.in_flight.remove(&run)?;
         let result = match outcome {
             Ok(()) => Outcome::Committed,
             Err(e) => {
@@ -302,7 +298,7 @@ impl Executor {
         for q in waiting.queries {
             self.answer(q);
         }
-        result
+        Some(result)
     }
 
     /// The store refused a commit: its results go the ordinary way, and
