@@ -33,6 +33,8 @@ mod event;
 mod ids;
 pub mod keys;
 mod options;
+#[cfg(any(test, feature = "test-support"))]
+pub mod samples;
 pub mod store;
 
 pub use error::StoreError;
