@@ -229,10 +229,7 @@ impl Batcher {
             after: None,
             reply: Reply::Call(Callback(Some(call))),
         };
-        if let Some(job) = self.admit(job) {
-            let _release = Release(&self.shared);
-            execute(trees, vec![job]);
-        }
+        self.apply_or_queue(trees, job);
     }
 
     async fn submit<T: 'static>(
@@ -247,13 +244,19 @@ impl Batcher {
             after,
             reply: Reply::Waiting(tx),
         };
+        self.apply_or_queue(trees, job);
+        unerase(rx.await.unwrap_or(Err(StoreError::Closed)))
+    }
+
+    /// Applies `job` alone on this thread when no transaction is in
+    /// progress; otherwise leaves it queued for the committer.
+    fn apply_or_queue(&self, trees: &Trees, job: Job) {
         if let Some(job) = self.admit(job) {
             // Released even if the operation panics, so one bug cannot
             // leave every later caller queued behind it.
             let _release = Release(&self.shared);
             execute(trees, vec![job]);
         }
-        unerase(rx.await.unwrap_or(Err(StoreError::Closed)))
     }
 }
 
