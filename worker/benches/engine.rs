@@ -3,7 +3,8 @@
 //! ```text
 //! cargo bench -p refrain-worker --bench engine [-- [WORKLOAD...] [--smoke]
 //!     [--durability fsync|flush|none] [--json FILE] [--reps N] [--dir DIR]
-//!     [--recover-timeout-ms MS] [--timeout-s S]]
+//!     [--recover-timeout-ms MS] [--timeout-s S] [--cache-mib N]
+//!     [--no-eager-start]]
 //! ```
 //!
 //! Workloads (all by default): `seq`, `c20`, `c200` (the workload of
@@ -13,6 +14,10 @@
 //! writes every raw figure as JSON (default
 //! `target/refrain-bench/engine-MODE.json`). Every figure states its
 //! durability mode (default fsync: power-loss safe, group commit).
+//! `--cache-mib` sets sled's page cache; `--no-eager-start` makes `seq`,
+//! `c20` and `c200` start runs the ordinary way (one transaction for the
+//! start, another for the first activation) to measure what eager starts
+//! save.
 //!
 //! Each workload runs in a child process (this binary re-executed with the
 //! hidden `__workload` subcommand) in its own scratch directory: a hung
@@ -51,7 +56,7 @@ const WORKLOADS: [&str; 7] = [
 fn usage() -> ! {
     eprintln!(
         "usage: engine [WORKLOAD...] [--smoke] [--durability fsync|flush|none] [--json FILE] \
-         [--reps N] [--dir DIR] [--recover-timeout-ms MS] [--timeout-s S] [--cache-mib N]\nworkloads: {}",
+         [--reps N] [--dir DIR] [--recover-timeout-ms MS] [--timeout-s S] [--cache-mib N] [--no-eager-start]\nworkloads: {}",
         WORKLOADS.join(" ")
     );
     std::process::exit(2)
@@ -76,6 +81,7 @@ fn parse(args: &[String]) -> Cli {
         base_dir: std::env::temp_dir(),
         recover_timeout: Duration::from_millis(5000),
         cache_mib: None,
+        eager_start: true,
     };
     let mut json_path = None;
     let mut selected: Vec<String> = Vec::new();
@@ -93,6 +99,7 @@ fn parse(args: &[String]) -> Cli {
             "--reps" => opts.reps = value().parse().unwrap_or_else(|_| usage()),
             "--dir" => opts.base_dir = value().into(),
             "--cache-mib" => opts.cache_mib = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--no-eager-start" => opts.eager_start = false,
             "--timeout-s" => {
                 timeout = Some(Duration::from_secs(
                     value().parse().unwrap_or_else(|_| usage()),
@@ -179,6 +186,7 @@ fn main() {
     let doc = json!({
         "bench": "refrain engine (embedded sled store)",
         "durability": mode_name(opts.durability),
+        "eager_start": opts.eager_start,
         "smoke": opts.smoke,
         "reps": opts.reps,
         "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -241,6 +249,9 @@ fn run_isolated(opts: &Opts, w: &str, limit: Duration) -> Result<Outcome, String
     }
     if let Some(mib) = opts.cache_mib {
         cmd.args(["--cache-mib", &mib.to_string()]);
+    }
+    if !opts.eager_start {
+        cmd.arg("--no-eager-start");
     }
     let mut child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
     let stdout = child.stdout.take().expect("piped stdout");

@@ -21,8 +21,8 @@ use crate::eager::{record_in_store, ActivityHandoff, Delivered};
 use crate::registry::Registry;
 use refrain::replay::{ActivationError, WorkflowMachine};
 use refrain_history::{
-    ActivationCommit, EagerCommit, Event, Failure, Payload, RetryPolicy, RunId, RunRecord, Store,
-    StoreError, Timestamp,
+    ActivationCommit, EagerCommit, EagerStart, Event, Failure, Payload, RetryPolicy, RunId,
+    RunRecord, Store, StoreError, Timestamp,
 };
 use refrain_history::{LeaseToken, HISTORY_LIMIT_KIND};
 use std::collections::HashMap;
@@ -42,10 +42,15 @@ pub(crate) enum Job {
     /// Answer a query from the run's instance (between activations, so it
     /// sees committed state).
     Query(QueryJob),
-    /// The store applied (or refused) the commit of the run's activation.
+    /// Run the first activation of a run started in this process and
+    /// commit it with the start (see `eager_start`).
+    Start(Box<EagerStart>),
+    /// The store applied (or refused) the commit of the run's activation:
+    /// `Ok(false)` if an eager start's id stood for another run, so its
+    /// activation was discarded.
     Settled {
         run: RunId,
-        outcome: Result<(), StoreError>,
+        outcome: Result<bool, StoreError>,
     },
 }
 
@@ -66,6 +71,13 @@ struct InFlight {
     delivered: Vec<Delivered>,
     /// Queries that arrived meanwhile, answered once it settles.
     queries: Vec<QueryJob>,
+    /// Whether the dispatcher handed out the task (an eager start's was
+    /// not): then it hears when the task is over.
+    dispatched: bool,
+    /// A task for the run that arrived meanwhile, run once it settles.
+    /// Only an eager start's commit can be overtaken: the dispatcher does
+    /// not know of it, and the run may have work as soon as it is applied.
+    next: Option<Vec<Delivered>>,
 }
 
 /// How a workflow task ended, reported back to the dispatcher.
@@ -133,6 +145,10 @@ impl Executor {
             let (run, delivered) = match job {
                 Job::Activate(run) => (run, Vec::new()),
                 Job::Deliver(run, delivered) => (run, delivered),
+                Job::Start(start) => {
+                    self.start_eagerly(*start);
+                    continue;
+                }
                 Job::Query(q) => {
                     match self.in_flight.get_mut(&q.run) {
                         Some(waiting) => waiting.queries.push(q),
@@ -145,10 +161,20 @@ impl Executor {
                     continue;
                 }
             };
-            match self.process(run, delivered) {
-                Outcome::Submitted => {}
-                outcome => self.report(run, &outcome),
+            if let Some(waiting) = self.in_flight.get_mut(&run) {
+                waiting.next.get_or_insert_with(Vec::new).extend(delivered);
+                continue;
             }
+            self.task(run, delivered);
+        }
+    }
+
+    /// Runs a task the dispatcher handed out; reports it unless it is
+    /// still in flight.
+    fn task(&mut self, run: RunId, delivered: Vec<Delivered>) {
+        match self.process(run, delivered) {
+            Outcome::Submitted => {}
+            outcome => self.report(run, &outcome),
         }
     }
 
@@ -250,6 +276,8 @@ impl Executor {
             record: task.record,
             delivered,
             queries: Vec::new(),
+            dispatched: true,
+            next: None,
         };
         match self.own.upgrade() {
             Some(own) => {
@@ -257,7 +285,10 @@ impl Executor {
                 let handoff = self.handoff.clone();
                 self.store
                     .commit_activation_then(commit, eager, move |outcome| {
-                        let outcome = outcome.map(|claimed| handoff.hand_out(claimed, slots));
+                        let outcome = outcome.map(|claimed| {
+                            handoff.hand_out(claimed, slots);
+                            true
+                        });
                         // Gone only if the thread is: nobody is left to tell.
                         let _ = own.send(Job::Settled { run, outcome });
                     });
@@ -269,36 +300,150 @@ impl Executor {
                 let outcome = self
                     .store
                     .commit_activation_eager(commit, eager)
-                    .map(|claimed| self.handoff.hand_out(claimed, slots));
+                    .map(|claimed| {
+                        self.handoff.hand_out(claimed, slots);
+                        true
+                    });
                 self.in_flight.insert(run, waiting);
-                self.finish(run, outcome).unwrap_or(Outcome::Nothing)
+                self.finish(run, outcome)
+                    .map_or(Outcome::Nothing, |(outcome, ..)| outcome)
             }
         }
     }
 
-    /// A commit of this thread settled: ends the run's task.
-    fn settle(&mut self, run: RunId, outcome: Result<(), StoreError>) {
-        if let Some(outcome) = self.finish(run, outcome) {
+    /// A commit of this thread settled: ends the run's task (telling the
+    /// dispatcher, if it handed it out) and runs the task that waited for
+    /// it, if any.
+    fn settle(&mut self, run: RunId, outcome: Result<bool, StoreError>) {
+        let Some((outcome, dispatched, next)) = self.finish(run, outcome) else {
+            return;
+        };
+        if dispatched {
             self.report(run, &outcome);
+        }
+        if let Some(delivered) = next {
+            self.task(run, delivered);
         }
     }
 
     /// What follows the outcome of `run`'s commit in flight, and the
-    /// queries that waited for it; `None` if it has none.
-    fn finish(&mut self, run: RunId, outcome: Result<(), StoreError>) -> Option<Outcome> {
+    /// queries that waited for it; `None` if it has none. Also says
+    /// whether the dispatcher handed the task out, and gives back the task
+    /// that waited for the commit.
+    fn finish(
+        &mut self,
+        run: RunId,
+        outcome: Result<bool, StoreError>,
+    ) -> Option<(Outcome, bool, Option<Vec<Delivered>>)> {
         let waiting = self.in_flight.remove(&run)?;
         let result = match outcome {
-            Ok(()) => Outcome::Committed,
+            Ok(true) => Outcome::Committed,
+            Ok(false) => {
+                // An eager start attached to another run: this instance
+                // never existed in the store.
+                self.cache.take(run);
+                Outcome::Nothing
+            }
             Err(e) => {
                 // The instance ran ahead of what the store holds.
                 self.cache.take(run);
-                self.refused(run, waiting.token, &waiting.record, waiting.delivered, e)
+                if waiting.dispatched {
+                    self.refused(run, waiting.token, &waiting.record, waiting.delivered, e)
+                } else {
+                    // An eager start: nothing was written, and the store
+                    // starts the run the ordinary way.
+                    debug!(%run, error = %e, "eager start refused");
+                    Outcome::Nothing
+                }
             }
         };
         for q in waiting.queries {
             self.answer(q);
         }
-        Some(result)
+        Some((result, waiting.dispatched, waiting.next))
+    }
+
+    /// Runs the first activation of a run started in this process and
+    /// hands it to the store with the start, so both commit in one
+    /// transaction. Whatever cannot go that way (the worker is stopping,
+    /// the activation fails) drops `start`, and the store starts the run
+    /// the ordinary way: the failure is then met, and recorded, as a task
+    /// failure of that run.
+    fn start_eagerly(&mut self, start: EagerStart) {
+        let run = start.run();
+        let Some(own) = self.own.upgrade() else {
+            return;
+        };
+        let record = start.record();
+        let Some(workflow) = self.registry.workflows.get(&record.workflow_type) else {
+            return;
+        };
+        let span = info_span!(
+            "workflow_task",
+            workflow_id = %record.workflow_id,
+            run = run.0,
+            workflow_type = %record.workflow_type,
+        );
+        let _enter = span.enter();
+        let mut machine = match WorkflowMachine::new(workflow.as_ref(), run, start.started()) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!(error = %e, "eager start declined");
+                return;
+            }
+        };
+        let config = self.store.config();
+        machine.set_history_info(
+            record.history_bytes,
+            config.max_history_events,
+            config.max_history_bytes,
+        );
+        let events = match machine.activate(Timestamp::now(), Vec::new()) {
+            Ok(events) => events,
+            Err(e) => {
+                debug!(error = %e, "first activation failed; starting the ordinary way");
+                return;
+            }
+        };
+        let commit = ActivationCommit {
+            run,
+            token: LeaseToken::UNLEASED,
+            expected_last_seq: record.last_seq,
+            inbox_upto: record.inbox_tail,
+            events,
+            rejected_updates: machine.take_rejected_updates(),
+        };
+        let (claim, slots) = self.handoff.reserve(&commit.events);
+        let eager = EagerCommit {
+            completed: Vec::new(),
+            claim,
+        };
+        self.in_flight.insert(
+            run,
+            InFlight {
+                token: LeaseToken::UNLEASED,
+                record: record.clone(),
+                delivered: Vec::new(),
+                queries: Vec::new(),
+                dispatched: false,
+                next: None,
+            },
+        );
+        if !machine.is_closed() {
+            self.cache.put(run, machine);
+        }
+        let handoff = self.handoff.clone();
+        self.store
+            .start_eager_then(start, commit, eager, move |outcome| {
+                let outcome = outcome.map(|claimed| match claimed {
+                    Some(tasks) => {
+                        handoff.hand_out(tasks, slots);
+                        true
+                    }
+                    None => false,
+                });
+                let _ = own.send(Job::Settled { run, outcome });
+            });
     }
 
     /// The store refused a commit: its results go the ordinary way, and

@@ -33,6 +33,7 @@ mod cache;
 pub mod cli;
 mod dispatcher;
 mod eager;
+mod eager_start;
 mod executor;
 mod registry;
 mod replayer;

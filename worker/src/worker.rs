@@ -4,6 +4,7 @@ use crate::activities::{run_activity_poller, RunnerLinks};
 use crate::dispatcher::run_dispatcher;
 use crate::dispatcher::thread_of;
 use crate::eager::ActivityHandoff;
+use crate::eager_start::WorkerStarts;
 use crate::executor::{Executor, Job, QueryJob};
 use crate::registry::Registry;
 use crate::schedules::{run_schedule_service, Clock};
@@ -26,6 +27,7 @@ pub struct WorkerBuilder {
     activity_slots: usize,
     cache_size: usize,
     schedule_clock: Clock,
+    eager_start: bool,
 }
 
 impl WorkerBuilder {
@@ -60,6 +62,17 @@ impl WorkerBuilder {
     /// 1,000). Zero replays the history on every activation.
     pub fn cache_size(mut self, n: usize) -> Self {
         self.cache_size = n;
+        self
+    }
+
+    /// Whether starts made in this process for workflow types this worker
+    /// runs are eager (default: yes): the worker runs the run's first
+    /// activation at once and commits it with the start, in one
+    /// transaction, instead of a second transaction after the worker
+    /// notices the run. Outcomes and histories are the same either way;
+    /// turn it off to have every start take the ordinary path.
+    pub fn eager_start(mut self, on: bool) -> Self {
+        self.eager_start = on;
         self
     }
 
@@ -109,6 +122,12 @@ impl WorkerBuilder {
         drop(done_tx);
         self.store
             .set_query_router(Some(query_router(senders.clone())));
+        if self.eager_start {
+            self.store.set_eager_starter(Some(Arc::new(WorkerStarts {
+                registry: registry.clone(),
+                threads: senders.clone(),
+            })));
+        }
         let tasks = vec![
             tokio::spawn(run_dispatcher(
                 self.store.clone(),
@@ -196,6 +215,7 @@ impl Worker {
             activity_slots: 100,
             cache_size: 1000,
             schedule_clock: Arc::new(Timestamp::now),
+            eager_start: true,
         }
     }
 
@@ -205,6 +225,7 @@ impl Worker {
     /// after restart: attempts by their timeouts, workflow tasks at once.
     pub async fn shutdown(mut self, grace: Duration) {
         self.store.set_query_router(None);
+        self.store.set_eager_starter(None);
         self.stop.send_replace(true);
         self.grace.send_replace(Some(grace));
         for t in self.tasks.drain(..) {
@@ -226,6 +247,7 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.store.set_query_router(None);
+        self.store.set_eager_starter(None);
         self.stop.send_replace(true);
         self.grace.send_replace(Some(Duration::ZERO));
     }

@@ -450,6 +450,7 @@ pub(super) fn transaction<A, E>(
                     human_tasks,
                     run_human_tasks,
                     updates,
+                    run_ids: &t.run_ids,
                 })
             },
         )

@@ -57,7 +57,7 @@ pub(super) fn start_child(
         )) => {}
         Err(e) => return Err(e),
     }
-    let child_run = allocate_run(ctx.meta)?;
+    let child_run = allocate_run(ctx.meta, ctx.run_ids)?;
     let parent = ParentRef {
         workflow_id: record.workflow_id.clone(),
         run,

@@ -13,7 +13,7 @@ use super::children::{
 };
 use super::tx::{
     abort, allocate_run, check_event_payloads, decode, encode, finish, get_run, missing,
-    push_inbox, put_run, TxResult,
+    push_inbox, put_run, RunIds, TxResult,
 };
 use super::Inner;
 use crate::error::StoreError;
@@ -78,6 +78,8 @@ pub(super) struct CommitTx<'a> {
     pub(super) human_tasks: &'a TransactionalTree,
     pub(super) run_human_tasks: &'a TransactionalTree,
     pub(super) updates: &'a TransactionalTree,
+    /// Where new run numbers come from.
+    pub(super) run_ids: &'a RunIds,
 }
 
 /// The history limits a commit is checked against.
@@ -593,7 +595,7 @@ fn start_next_run(
     next: NextRun<'_>,
 ) -> TxResult<RunId> {
     let inbox = ctx.task.inbox;
-    let new_run = allocate_run(ctx.meta)?;
+    let new_run = allocate_run(ctx.meta, ctx.run_ids)?;
     let started = Event::WorkflowStarted {
         workflow_type: record.workflow_type.clone(),
         workflow_id: record.workflow_id.clone(),

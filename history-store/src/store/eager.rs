@@ -54,7 +54,8 @@ pub struct EagerCommit {
 
 /// The transaction of an eager commit, built outside it (the encoded
 /// events and drawn tokens stay the same if sled re-runs it).
-type EagerOp = Box<dyn Fn(&CommitTx<'_>) -> TxResult<(Effects, Vec<ActivityTask>)> + Send>;
+pub(super) type EagerOp =
+    Box<dyn Fn(&CommitTx<'_>) -> TxResult<(Effects, Vec<ActivityTask>)> + Send>;
 
 impl Inner {
     pub(super) fn commit_activation_eager(
@@ -69,7 +70,7 @@ impl Inner {
         Ok(claimed)
     }
 
-    fn eager_op(
+    pub(super) fn eager_op(
         &self,
         commit: ActivationCommit,
         eager: EagerCommit,

@@ -39,6 +39,7 @@ mod children;
 mod commit;
 mod durability;
 mod eager;
+mod eager_start;
 mod human_tasks;
 mod ready;
 mod recovery;
@@ -66,6 +67,7 @@ use tokio::sync::Notify;
 use tx::Trees;
 
 pub use eager::{EagerCommit, LocalCompletion};
+pub use eager_start::{EagerStart, EagerStarter};
 pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
 pub use updates::{UpdateRecord, UpdateState, UpdateWait};
 
@@ -102,6 +104,7 @@ struct Inner {
     schedules: schedules::ScheduleTrees,
     quarantine: Quarantine,
     query_router: std::sync::RwLock<Option<QueryRouter>>,
+    eager_starter: std::sync::RwLock<Option<Arc<dyn EagerStarter>>>,
 }
 
 /// How a query reaches, in this process, the worker that holds (or can
@@ -233,7 +236,7 @@ impl Store {
                 .map_err(StoreError::Sync)?;
         }
         let flusher = Flusher::start(db.clone(), &path, data_file, config.durability)?;
-        let batcher = batch::Batcher::start(Trees::open(&db)?)?;
+        let batcher = batch::Batcher::start(trees.clone())?;
         let inner = Inner {
             batcher,
             flusher,
@@ -249,6 +252,7 @@ impl Store {
             update_waiters: CloseWaiters::default(),
             schedules: schedule_trees,
             query_router: std::sync::RwLock::new(None),
+            eager_starter: std::sync::RwLock::new(None),
             quarantine: Quarantine::default(),
         };
         inner.expire_orphaned_attempts(Timestamp::now())?;
@@ -409,6 +413,44 @@ impl Store {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Installs (or, with `None`, removes) the worker of this process that
+    /// runs the first activation of the starts it can run, so that each of
+    /// those starts and its first activation commit in one transaction
+    /// (see [`EagerStarter`]). Starts of other types, and every start while
+    /// none is installed, are ordinary.
+    pub fn set_eager_starter(&self, starter: Option<Arc<dyn EagerStarter>>) {
+        *self
+            .inner
+            .eager_starter
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = starter;
+    }
+
+    /// Commits an eager start with the first activation of its run, which
+    /// the caller ran with [`EagerStart::run`] and [`EagerStart::started`]
+    /// (`commit.expected_last_seq` is the record's `last_seq`, its token
+    /// [`LeaseToken::UNLEASED`]), in one operation that joins the
+    /// transaction batch like any other. The waiting start is answered
+    /// when it is applied; `done` is called exactly once, as for
+    /// [`Store::commit_activation_then`] (same rules: short, and no store
+    /// calls), with the activities `eager.claim` claimed for the caller;
+    /// with `None` if the workflow id stands for another run under the
+    /// start's conflict policy (the activation is discarded and the start
+    /// answered as an ordinary one); with the error if the operation was
+    /// refused, in which case nothing was written and the start is made
+    /// the ordinary way.
+    ///
+    /// Not durable until [`Store::durable`] returns.
+    pub fn start_eager_then(
+        &self,
+        start: EagerStart,
+        commit: ActivationCommit,
+        eager: EagerCommit,
+        done: impl FnOnce(Result<Option<Vec<ActivityTask>>, StoreError>) + Send + 'static,
+    ) {
+        eager_start::start_eager_detached(&self.inner, start, commit, eager, done)
     }
 
     /// The latest run of `workflow_id`, if any.

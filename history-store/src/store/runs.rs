@@ -5,7 +5,7 @@
 use super::batch::block_on;
 use super::tx::{
     abort, allocate_run, check_payload, decode, decode_u64, encode, finish, get_run, missing,
-    push_inbox, put_run, TxResult,
+    push_inbox, put_run, record_run_number, RunIds, TxResult,
 };
 use super::Inner;
 use crate::codec::CodecError;
@@ -53,6 +53,12 @@ impl Inner {
             None,
             None,
         );
+        if let Some(outcome) = self
+            .try_start_eagerly(&started, &event, &record, req.on_conflict)
+            .await
+        {
+            return outcome;
+        }
         let (workflow_id, on_conflict) = (req.workflow_id, req.on_conflict);
         let ready = self.ready_queue.clone();
         let queue = move |outcome: &StartOutcome| {
@@ -66,6 +72,7 @@ impl Inner {
                 move |tx| {
                     start_in_tx(
                         (tx.meta, tx.ids, tx.task.runs, tx.history, tx.task.ready),
+                        RunNumber::Draw(tx.run_ids),
                         &workflow_id,
                         on_conflict,
                         &event,
@@ -328,6 +335,7 @@ pub(super) fn start_in_tx(
         &TransactionalTree,
         &TransactionalTree,
     ),
+    number: RunNumber<'_>,
     workflow_id: &WorkflowId,
     on_conflict: IdConflictPolicy,
     event: &[u8],
@@ -357,11 +365,25 @@ pub(super) fn start_in_tx(
             };
         }
     }
-    let run = allocate_run(meta)?;
+    let run = match number {
+        RunNumber::Draw(ids) => allocate_run(meta, ids)?,
+        RunNumber::Reserved(run) => {
+            record_run_number(meta, run)?;
+            run
+        }
+    };
     history.insert(&keys::run_seq_key(run, 1)[..], event)?;
     put_run(runs, ready, run, record)?;
     ids.insert(id_key, &keys::run_key(run)[..])?;
     Ok(StartOutcome { run, started: true })
+}
+
+/// Where a started run's number comes from.
+pub(super) enum RunNumber<'a> {
+    /// The next number, drawn in the transaction.
+    Draw(&'a RunIds),
+    /// A number reserved before the transaction (see [`RunIds`]).
+    Reserved(RunId),
 }
 
 /// The latest run of `workflow_id`, which must be open.

@@ -26,8 +26,10 @@
 //! so the service's clock can be replaced in tests, and catching up after
 //! downtime is the same code path as firing on time (a fire handled late).
 
-use super::runs::start_in_tx;
-use super::tx::{abort, check_payload, decode, decode_u64, encode, finish, missing, TxResult};
+use super::runs::{start_in_tx, RunNumber};
+use super::tx::{
+    abort, check_payload, decode, decode_u64, encode, finish, missing, RunIds, TxResult,
+};
 use super::{Inner, Store};
 use crate::codec::CodecError;
 use crate::error::StoreError;
@@ -459,6 +461,7 @@ struct FireTx<'a> {
     schedules: &'a TransactionalTree,
     due: &'a TransactionalTree,
     buffered: &'a TransactionalTree,
+    run_ids: &'a RunIds,
 }
 
 /// What one fire transaction did.
@@ -541,6 +544,7 @@ fn start_fire(
     );
     let StartOutcome { run, started } = start_in_tx(
         (tx.meta, tx.workflow_ids, tx.runs, tx.history, tx.ready),
+        RunNumber::Draw(tx.run_ids),
         &workflow_id,
         IdConflictPolicy::Reject,
         &event,
@@ -869,6 +873,7 @@ impl Inner {
                                 schedules,
                                 due,
                                 buffered,
+                                run_ids: &t.run_ids,
                             };
                             step(&tx, number, &trigger, now)
                         },

@@ -17,11 +17,15 @@ use sled::transaction::{
     TransactionalTree,
 };
 use sled::{Db, Tree};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Result of a transaction closure: aborts carry our own error.
 pub(super) type TxResult<A> = ConflictableTransactionResult<A, StoreError>;
 
-/// Every tree of the store, opened once.
+/// Every tree of the store, opened once, and the run-number counter that
+/// transactions over them draw from (shared by every copy).
+#[derive(Clone)]
 pub(super) struct Trees {
     pub(super) meta: Tree,
     pub(super) workflow_ids: Tree,
@@ -36,12 +40,15 @@ pub(super) struct Trees {
     pub(super) human_tasks: Tree,
     pub(super) run_human_tasks: Tree,
     pub(super) updates: Tree,
+    pub(super) run_ids: Arc<RunIds>,
 }
 
 impl Trees {
     pub(super) fn open(db: &Db) -> Result<Trees, StoreError> {
+        let meta = db.open_tree("meta")?;
         Ok(Trees {
-            meta: db.open_tree("meta")?,
+            run_ids: Arc::new(RunIds::load(&meta)?),
+            meta,
             workflow_ids: db.open_tree("workflow_ids")?,
             runs: db.open_tree("runs")?,
             history: db.open_tree("history")?,
@@ -233,14 +240,56 @@ pub(super) fn check_event_payloads(event: &Event, limit: usize) -> Result<(), St
     sizes.iter().try_for_each(|&s| check_payload(s, limit))
 }
 
-/// Takes the next run number from the `meta` counter.
-pub(super) fn allocate_run(meta: &TransactionalTree) -> TxResult<RunId> {
-    let next = match meta.get(META_NEXT_RUN)? {
+/// The run-number counter. Numbers are drawn from memory (seeded from
+/// `meta` at open) rather than read from `meta` inside each transaction,
+/// so that a number can be reserved *before* the transaction that starts
+/// the run: an eager start runs the run's first activation, which may ask
+/// for its run id, and then commits start and activation together. `meta`
+/// keeps the high-water mark, written by every transaction that takes a
+/// number. A number drawn by a transaction that is then refused or re-run
+/// is skipped (until the next open, which continues after the highest
+/// number a run was given); gaps are harmless, numbers only need to be
+/// unique.
+pub(super) struct RunIds {
+    next: AtomicU64,
+}
+
+impl RunIds {
+    /// The counter, continuing after every run number `meta` has recorded.
+    pub(super) fn load(meta: &Tree) -> Result<RunIds, StoreError> {
+        let next = match meta.get(META_NEXT_RUN)? {
+            None => 1,
+            Some(bytes) => decode_u64(&bytes, "meta", None)?,
+        };
+        Ok(RunIds {
+            next: AtomicU64::new(next),
+        })
+    }
+
+    /// A number no other run has or will be given.
+    pub(super) fn reserve(&self) -> RunId {
+        RunId(self.next.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Takes the next run number.
+pub(super) fn allocate_run(meta: &TransactionalTree, ids: &RunIds) -> TxResult<RunId> {
+    let run = ids.reserve();
+    record_run_number(meta, run)?;
+    Ok(run)
+}
+
+/// Raises the high-water mark in `meta` past `run` (numbers reserved
+/// ahead may commit out of order), so the next open continues after it.
+pub(super) fn record_run_number(meta: &TransactionalTree, run: RunId) -> TxResult<()> {
+    let stored = match meta.get(META_NEXT_RUN)? {
         None => 1,
         Some(bytes) => decode_u64(&bytes, "meta", None).map_err(abort)?,
     };
-    meta.insert(META_NEXT_RUN, &next.saturating_add(1).to_be_bytes()[..])?;
-    Ok(RunId(next))
+    if run.0 >= stored {
+        meta.insert(META_NEXT_RUN, &run.0.saturating_add(1).to_be_bytes()[..])?;
+    }
+    Ok(())
 }
 
 /// Reads a run record inside a transaction.
@@ -282,4 +331,40 @@ pub(super) fn push_inbox(
     inbox.insert(&keys::run_seq_key(run, record.inbox_tail)[..], bytes)?;
     record.inbox_tail += 1;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(meta: &Tree, run: RunId) {
+        meta.transaction(|meta| record_run_number(meta, run))
+            .unwrap();
+    }
+
+    #[test]
+    fn run_numbers_reserved_ahead_continue_after_the_highest_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, unused) = {
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let trees = Trees::open(&db).unwrap();
+            let (a, b, unused) = (
+                trees.run_ids.reserve(),
+                trees.run_ids.reserve(),
+                trees.run_ids.reserve(),
+            );
+            assert_eq!((a, b, unused), (RunId(1), RunId(2), RunId(3)));
+            // Committed out of order; the third is never used.
+            take(&trees.meta, b);
+            take(&trees.meta, a);
+            db.flush().unwrap();
+            (a, b, unused)
+        };
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let trees = Trees::open(&db).unwrap();
+        // Past every number a run was given; a number reserved and never
+        // given to a run may come round again, which is harmless.
+        assert_eq!(trees.run_ids.reserve(), unused);
+        assert!(unused > a && unused > b);
+    }
 }

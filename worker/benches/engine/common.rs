@@ -22,6 +22,9 @@ pub struct Opts {
     pub recover_timeout: Duration,
     /// sled's page cache, when not the store's default.
     pub cache_mib: Option<u64>,
+    /// Whether workers start runs eagerly (their default); off to measure
+    /// the ordinary start path.
+    pub eager_start: bool,
 }
 
 impl Opts {

@@ -51,6 +51,7 @@ async fn one_rep(opts: &Opts, name: &str, n: u64, concurrency: usize) -> Rep {
         .activity(Echo)
         // The default 100 slots would cap c200 below its concurrency.
         .max_concurrent_activities(concurrency.max(100))
+        .eager_start(opts.eager_start)
         .start();
     let client = Client::new(store.clone());
     for i in 0..WARMUP {
