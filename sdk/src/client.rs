@@ -140,7 +140,9 @@ impl Client {
         value: &S,
     ) -> Result<(), ClientError> {
         let p = payload::encode(&format!("signal {}", S::NAME), value)?;
-        self.store.signal(&id.into(), S::NAME, p)?;
+        self.store
+            .signal_async(&id.into(), S::NAME, p, None)
+            .await?;
         self.store.durable().await?;
         Ok(())
     }
@@ -157,7 +159,9 @@ impl Client {
         sender: &str,
     ) -> Result<(), ClientError> {
         let p = payload::encode(&format!("signal {}", S::NAME), value)?;
-        self.store.signal_from(&id.into(), S::NAME, p, sender)?;
+        self.store
+            .signal_async(&id.into(), S::NAME, p, Some(sender))
+            .await?;
         self.store.durable().await?;
         Ok(())
     }
@@ -176,7 +180,8 @@ impl Client {
         requested_by: Option<&str>,
     ) -> Result<(), ClientError> {
         self.store
-            .request_cancel(&id.into(), reason, requested_by)?;
+            .request_cancel_async(&id.into(), reason, requested_by)
+            .await?;
         self.store.durable().await?;
         Ok(())
     }

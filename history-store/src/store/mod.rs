@@ -363,6 +363,24 @@ impl Store {
         self.inner.signal(workflow_id, name, payload, Some(sender))
     }
 
+    /// [`Store::signal`] (with `sender`, as [`Store::signal_from`]) for
+    /// async callers: while a transaction is in progress it waits without
+    /// blocking its thread, and concurrent signals share a transaction.
+    ///
+    /// # Errors
+    /// As [`Store::signal`].
+    pub async fn signal_async(
+        &self,
+        workflow_id: &WorkflowId,
+        name: &str,
+        payload: Payload,
+        sender: Option<&str>,
+    ) -> Result<RunId, StoreError> {
+        self.inner
+            .signal_async(workflow_id, name, payload, sender)
+            .await
+    }
+
     /// Asks the latest run of `workflow_id` to cancel: appends
     /// `WorkflowCancelRequested` to its inbox. The workflow decides what
     /// cancelling means (it may clean up first); see `terminate` for an
@@ -377,6 +395,22 @@ impl Store {
         requested_by: Option<&str>,
     ) -> Result<RunId, StoreError> {
         self.inner.request_cancel(workflow_id, reason, requested_by)
+    }
+
+    /// [`Store::request_cancel`] for async callers (see
+    /// [`Store::signal_async`]).
+    ///
+    /// # Errors
+    /// As [`Store::request_cancel`].
+    pub async fn request_cancel_async(
+        &self,
+        workflow_id: &WorkflowId,
+        reason: &str,
+        requested_by: Option<&str>,
+    ) -> Result<RunId, StoreError> {
+        self.inner
+            .request_cancel_async(workflow_id, reason, requested_by)
+            .await
     }
 
     /// Ends the latest run of `workflow_id` now, without cleanup: appends

@@ -91,6 +91,16 @@ impl Inner {
         payload: Payload,
         sender: Option<&str>,
     ) -> Result<RunId, StoreError> {
+        block_on(self.signal_async(workflow_id, name, payload, sender))
+    }
+
+    pub(super) async fn signal_async(
+        &self,
+        workflow_id: &WorkflowId,
+        name: &str,
+        payload: Payload,
+        sender: Option<&str>,
+    ) -> Result<RunId, StoreError> {
         let limit = self.config.max_payload_bytes;
         check_payload(payload.len(), limit)?;
         check_payload(name.len() + sender.map_or(0, str::len), limit)?;
@@ -99,11 +109,20 @@ impl Inner {
             payload,
             sender: sender.map(str::to_owned),
         };
-        self.deliver(workflow_id, &event)
+        self.deliver(workflow_id, event).await
     }
 
     /// Asks the latest run of `workflow_id` to cancel.
     pub(super) fn request_cancel(
+        &self,
+        workflow_id: &WorkflowId,
+        reason: &str,
+        requested_by: Option<&str>,
+    ) -> Result<RunId, StoreError> {
+        block_on(self.request_cancel_async(workflow_id, reason, requested_by))
+    }
+
+    pub(super) async fn request_cancel_async(
         &self,
         workflow_id: &WorkflowId,
         reason: &str,
@@ -117,22 +136,28 @@ impl Inner {
             reason: reason.to_owned(),
             requested_by: requested_by.map(str::to_owned),
         };
-        self.deliver(workflow_id, &event)
+        self.deliver(workflow_id, event).await
     }
 
     /// Appends an inbound event to the inbox of the open latest run of
-    /// `workflow_id` and queues the run.
-    fn deliver(&self, workflow_id: &WorkflowId, event: &Event) -> Result<RunId, StoreError> {
-        let (workflow_id, event) = (workflow_id.clone(), event.clone());
-        let run = self.batcher.apply(&self.trees, move |tx| {
-            let t = &tx.task;
-            let (run, mut record) = open_run_of(tx.ids, t.runs, &workflow_id)?;
-            push_inbox(t.inbox, run, &mut record, &event)?;
-            put_run(t.runs, t.ready, run, &record)?;
-            Ok(run)
-        })?;
-        self.ready_queue.push(run);
-        Ok(run)
+    /// `workflow_id` and queues the run (whoever commits the batch queues
+    /// it, so a caller that stops waiting cannot leave it unqueued).
+    async fn deliver(&self, workflow_id: &WorkflowId, event: Event) -> Result<RunId, StoreError> {
+        let workflow_id = workflow_id.clone();
+        let ready = self.ready_queue.clone();
+        self.batcher
+            .apply_async_then(
+                &self.trees,
+                move |tx| {
+                    let t = &tx.task;
+                    let (run, mut record) = open_run_of(tx.ids, t.runs, &workflow_id)?;
+                    push_inbox(t.inbox, run, &mut record, &event)?;
+                    put_run(t.runs, t.ready, run, &record)?;
+                    Ok(run)
+                },
+                move |run: &RunId| ready.push(*run),
+            )
+            .await
     }
 
     pub(super) fn latest_run(
