@@ -15,6 +15,12 @@
 //! activation whose commit may still be refused. A thread therefore spends
 //! its time running workflow code, not waiting for transactions, and a
 //! few threads per CPU keep the store's batches full.
+//!
+//! A thread also takes the starts of runs pinned to it that were made in
+//! this process (see `eager_start`): it runs the first activation and
+//! hands it to the store with the start. The dispatcher does not know of
+//! that commit, so a task for the run that reaches the thread before it
+//! settles waits for it.
 
 use crate::cache::StickyCache;
 use crate::eager::{record_in_store, ActivityHandoff, Delivered};

@@ -311,6 +311,10 @@ impl Store {
     /// closed run of the id does not prevent a new one. With `UseExisting`,
     /// the latest run of the id is returned whether open or closed.
     ///
+    /// When a worker of this process runs the workflow type (see
+    /// [`Store::set_eager_starter`]), the start is eager: the run's first
+    /// activation is committed with it, with the same outcome.
+    ///
     /// Not durable until [`Store::durable`] returns.
     ///
     /// # Errors
