@@ -9,6 +9,7 @@ use refrain::{
     async_trait, Activity, ActivityContext, ActivityError, Client, ClientError, DurabilityMode,
     Event, StartOptions, Store, StoreConfig, Workflow, WorkflowContext, WorkflowError,
 };
+use refrain_history::ActivityState;
 use refrain_worker::Worker;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -89,12 +90,26 @@ async fn the_first_activation_is_stored_when_start_returns() {
     let store = Store::open(dir.path(), config).unwrap();
     let gate = Gate::new();
     let w = worker(&store, &gate, true);
-    let client = Client::new(store);
+    let client = Client::new(store.clone());
     let h = client.start::<Doubled>("d", 21).await.unwrap();
     // Committed with the start: no waiting for the worker to notice it.
+    let history = client.history("d").unwrap();
     assert_eq!(
-        kinds(&client.history("d").unwrap()),
+        kinds(&history),
         ["WorkflowStarted", "ActivationStarted", "ActivityScheduled"]
+    );
+    // And its activity was claimed for this worker in that transaction.
+    let Event::ActivityScheduled { cmd, .. } = &history[2] else {
+        unreachable!()
+    };
+    let task = store
+        .activity_task(h.run_id(), *cmd)
+        .unwrap()
+        .expect("task");
+    assert!(
+        matches!(task.state, ActivityState::Running { .. }),
+        "{:?}",
+        task.state
     );
     gate.release(1);
     assert_eq!(within(h.result()).await.unwrap(), 42);
