@@ -27,15 +27,15 @@ use crate::eager::{record_in_store, ActivityHandoff, Delivered};
 use crate::registry::Registry;
 use refrain::replay::{ActivationError, WorkflowMachine};
 use refrain_history::{
-    ActivationCommit, EagerCommit, EagerStart, Event, Failure, Payload, RetryPolicy, RunId,
-    RunRecord, Store, StoreError, Timestamp,
+    ActivationCommit, ActivityTask, EagerCommit, EagerStart, Event, Failure, LocalCompletion,
+    Payload, RetryPolicy, RunId, RunRecord, Store, StoreError, Timestamp,
 };
 use refrain_history::{LeaseToken, HISTORY_LIMIT_KIND};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, WeakUnboundedSender};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tracing::{debug, error, info_span, warn};
 
 /// Work for a workflow thread.
@@ -216,12 +216,7 @@ impl Executor {
                 return Outcome::Failed;
             }
         };
-        let span = info_span!(
-            "workflow_task",
-            workflow_id = %task.record.workflow_id,
-            run = run.0,
-            workflow_type = %task.record.workflow_type,
-        );
+        let span = task_span(run, &task.record);
         let _enter = span.enter();
         let machine = match self.cache.take(run) {
             Some(m) if m.last_seq() == task.record.last_seq => Ok(m),
@@ -234,15 +229,9 @@ impl Executor {
                 return self.fail_task(run, task.token, reason);
             }
         };
-        let config = self.store.config();
-        machine.set_history_info(
-            task.record.history_bytes,
-            config.max_history_events,
-            config.max_history_bytes,
-        );
         let mut inbound = task.inbox;
         inbound.extend(delivered.iter().map(Delivered::event));
-        let events = match machine.activate(Timestamp::now(), inbound) {
+        let events = match self.activate(&mut machine, &task.record, inbound) {
             Ok(events) => events,
             Err(e) => {
                 let reason = match &e {
@@ -253,7 +242,6 @@ impl Executor {
                 return self.fail_task(run, task.token, reason);
             }
         };
-        let closed = machine.is_closed();
         let commit = ActivationCommit {
             run,
             token: task.token,
@@ -262,41 +250,22 @@ impl Executor {
             events,
             rejected_updates: machine.take_rejected_updates(),
         };
-        let (claim, slots) = self.handoff.reserve(&commit.events);
-        let eager = EagerCommit {
-            completed: delivered.iter().map(Delivered::completion).collect(),
-            claim,
-        };
-        debug!(
-            last_seq = machine.last_seq(),
-            closed, "activation handed to the store"
-        );
-        // Kept at once: the next job for this run comes only after the
-        // commit settles, and a refused commit evicts it.
-        if !closed {
-            self.cache.put(run, machine);
-        }
-        let token = task.token;
+        let completed = delivered.iter().map(Delivered::completion).collect();
         let waiting = InFlight {
-            token,
+            token: task.token,
             record: task.record,
             delivered,
             queries: Vec::new(),
             dispatched: true,
             next: None,
         };
+        let (eager, slots) = self.hand_over(machine, &commit, completed, waiting);
         match self.own.upgrade() {
             Some(own) => {
-                self.in_flight.insert(run, waiting);
-                let handoff = self.handoff.clone();
+                let settled = self.on_settled(run, own, slots);
                 self.store
                     .commit_activation_then(commit, eager, move |outcome| {
-                        let outcome = outcome.map(|claimed| {
-                            handoff.hand_out(claimed, slots);
-                            true
-                        });
-                        // Gone only if the thread is: nobody is left to tell.
-                        let _ = own.send(Job::Settled { run, outcome });
+                        settled(outcome.map(Some))
                     });
                 Outcome::Submitted
             }
@@ -310,10 +279,75 @@ impl Executor {
                         self.handoff.hand_out(claimed, slots);
                         true
                     });
-                self.in_flight.insert(run, waiting);
                 self.finish(run, outcome)
                     .map_or(Outcome::Nothing, |(outcome, ..)| outcome)
             }
+        }
+    }
+
+    /// Applies `inbound` to the instance, within the store's history
+    /// limits as `record` stands.
+    fn activate(
+        &self,
+        machine: &mut WorkflowMachine,
+        record: &RunRecord,
+        inbound: Vec<Event>,
+    ) -> Result<Vec<Event>, ActivationError> {
+        let config = self.store.config();
+        machine.set_history_info(
+            record.history_bytes,
+            config.max_history_events,
+            config.max_history_bytes,
+        );
+        machine.activate(Timestamp::now(), inbound)
+    }
+
+    /// Readies an activation's commit for the store: reserves activity
+    /// slots for what it schedules, keeps the instance (the next job for
+    /// this run comes only after the commit settles, and a refused commit
+    /// evicts it) and records the commit as in flight.
+    fn hand_over(
+        &mut self,
+        machine: WorkflowMachine,
+        commit: &ActivationCommit,
+        completed: Vec<LocalCompletion>,
+        waiting: InFlight,
+    ) -> (EagerCommit, Vec<OwnedSemaphorePermit>) {
+        let run = commit.run;
+        let (claim, slots) = self.handoff.reserve(&commit.events);
+        let closed = machine.is_closed();
+        debug!(
+            last_seq = machine.last_seq(),
+            closed, "activation handed to the store"
+        );
+        if !closed {
+            self.cache.put(run, machine);
+        }
+        self.in_flight.insert(run, waiting);
+        (EagerCommit { completed, claim }, slots)
+    }
+
+    /// What the store calls once a commit of this thread settles: the
+    /// activities it claimed go to the runner (unused slots are freed),
+    /// and the thread hears of it with a `Settled` job. `None` (an eager
+    /// start whose activation was discarded) claimed nothing.
+    fn on_settled(
+        &self,
+        run: RunId,
+        own: UnboundedSender<Job>,
+        slots: Vec<OwnedSemaphorePermit>,
+    ) -> impl FnOnce(Result<Option<Vec<ActivityTask>>, StoreError>) + Send + 'static {
+        let handoff = self.handoff.clone();
+        move |outcome| {
+            let outcome = outcome.map(|claimed| match claimed {
+                Some(tasks) => {
+                    handoff.hand_out(tasks, slots);
+                    true
+                }
+                None => false,
+            });
+            // Gone only if the thread is: nobody is left to tell.
+            let _ = own.send(Job::Settled { run, outcome });
         }
     }
 
@@ -380,16 +414,11 @@ impl Executor {
         let Some(own) = self.own.upgrade() else {
             return;
         };
-        let record = start.record();
+        let record = start.record().clone();
         let Some(workflow) = self.registry.workflows.get(&record.workflow_type) else {
             return;
         };
-        let span = info_span!(
-            "workflow_task",
-            workflow_id = %record.workflow_id,
-            run = run.0,
-            workflow_type = %record.workflow_type,
-        );
+        let span = task_span(run, &record);
         let _enter = span.enter();
         let mut machine = match WorkflowMachine::new(workflow.as_ref(), run, start.started()) {
             Ok(m) => m,
@@ -398,13 +427,7 @@ impl Executor {
                 return;
             }
         };
-        let config = self.store.config();
-        machine.set_history_info(
-            record.history_bytes,
-            config.max_history_events,
-            config.max_history_bytes,
-        );
-        let events = match machine.activate(Timestamp::now(), Vec::new()) {
+        let events = match self.activate(&mut machine, &record, Vec::new()) {
             Ok(events) => events,
             Err(e) => {
                 debug!(error = %e, "first activation failed; starting the ordinary way");
@@ -419,37 +442,17 @@ impl Executor {
             events,
             rejected_updates: machine.take_rejected_updates(),
         };
-        let (claim, slots) = self.handoff.reserve(&commit.events);
-        let eager = EagerCommit {
-            completed: Vec::new(),
-            claim,
+        let waiting = InFlight {
+            token: LeaseToken::UNLEASED,
+            record,
+            delivered: Vec::new(),
+            queries: Vec::new(),
+            dispatched: false,
+            next: None,
         };
-        self.in_flight.insert(
-            run,
-            InFlight {
-                token: LeaseToken::UNLEASED,
-                record: record.clone(),
-                delivered: Vec::new(),
-                queries: Vec::new(),
-                dispatched: false,
-                next: None,
-            },
-        );
-        if !machine.is_closed() {
-            self.cache.put(run, machine);
-        }
-        let handoff = self.handoff.clone();
-        self.store
-            .start_eager_then(start, commit, eager, move |outcome| {
-                let outcome = outcome.map(|claimed| match claimed {
-                    Some(tasks) => {
-                        handoff.hand_out(tasks, slots);
-                        true
-                    }
-                    None => false,
-                });
-                let _ = own.send(Job::Settled { run, outcome });
-            });
+        let (eager, slots) = self.hand_over(machine, &commit, Vec::new(), waiting);
+        let settled = self.on_settled(run, own, slots);
+        self.store.start_eager_then(start, commit, eager, settled);
     }
 
     /// The store refused a commit: its results go the ordinary way, and
@@ -578,6 +581,16 @@ impl Executor {
         }
         Outcome::Failed
     }
+}
+
+/// The span of one workflow task (or eager first activation) of `run`.
+fn task_span(run: RunId, record: &RunRecord) -> tracing::Span {
+    info_span!(
+        "workflow_task",
+        workflow_id = %record.workflow_id,
+        run = run.0,
+        workflow_type = %record.workflow_type,
+    )
 }
 
 /// Backoff before retrying a run whose workflow task failed `failures`
