@@ -327,8 +327,9 @@ impl Store {
     /// [`Store::start_workflow`] for async callers: while another
     /// transaction is being applied it waits without blocking the thread,
     /// so starts from many tasks share one transaction. If the future is
-    /// dropped before it completes, the run may still have started (and is
-    /// then queued by the next [`Store::open`], not by this process).
+    /// dropped before it completes, the run may still have started; it is
+    /// then queued (or, if eager, carried on) by this process all the
+    /// same, since whoever commits the start makes its wake-ups.
     ///
     /// # Errors
     /// As [`Store::start_workflow`].
