@@ -10,6 +10,7 @@
 
 use super::batch::block_on;
 use super::commit::CommitTx;
+use super::journal::TxTree;
 use super::tx::{
     abort, check_payload, decode, decode_u64, encode, finish, get_run, push_inbox, put_run,
     TxResult,
@@ -23,8 +24,7 @@ use crate::keys;
 use crate::options::ActivityOptions;
 use crate::store::api::{ActivityResolution, HeartbeatAck};
 use crate::store::records::{ActivityState, ActivityTask, ActivityTaskRecord};
-use sled::transaction::TransactionalTree;
-use sled::{IVec, Transactional};
+use sled::IVec;
 use std::ops::Bound;
 
 /// Tree name used for quarantined `activity_ready` keys.
@@ -32,12 +32,12 @@ pub(super) const READY_INDEX: &str = "activity_ready";
 
 /// The trees an activity transition touches.
 pub(super) struct TaskTx<'a> {
-    pub(super) runs: &'a TransactionalTree,
-    pub(super) inbox: &'a TransactionalTree,
-    pub(super) ready: &'a TransactionalTree,
-    pub(super) tasks: &'a TransactionalTree,
-    pub(super) task_ready: &'a TransactionalTree,
-    pub(super) deadlines: &'a TransactionalTree,
+    pub(super) runs: &'a TxTree<'a>,
+    pub(super) inbox: &'a TxTree<'a>,
+    pub(super) ready: &'a TxTree<'a>,
+    pub(super) tasks: &'a TxTree<'a>,
+    pub(super) task_ready: &'a TxTree<'a>,
+    pub(super) deadlines: &'a TxTree<'a>,
 }
 
 /// Runs `f` in a transaction over the trees of `TaskTx`.
@@ -46,26 +46,26 @@ pub(super) fn task_transaction<A>(
     f: impl Fn(&TaskTx<'_>) -> TxResult<A>,
 ) -> Result<A, StoreError> {
     let t = &inner.trees;
-    finish(
-        (
+    finish(t.journal.transaction(
+        [
             &t.runs,
             &t.inbox,
             &t.ready,
             &t.activity_tasks,
             &t.activity_ready,
             &t.activity_deadlines,
-        )
-            .transaction(|(runs, inbox, ready, tasks, task_ready, deadlines)| {
-                f(&TaskTx {
-                    runs,
-                    inbox,
-                    ready,
-                    tasks,
-                    task_ready,
-                    deadlines,
-                })
-            }),
-    )
+        ],
+        |[runs, inbox, ready, tasks, task_ready, deadlines]| {
+            f(&TaskTx {
+                runs,
+                inbox,
+                ready,
+                tasks,
+                task_ready,
+                deadlines,
+            })
+        },
+    ))
 }
 
 /// Deadline of an attempt started at `started`, given the latest moment

@@ -1,11 +1,11 @@
 //! Group commit at the transaction level: state transitions of different
-//! runs that arrive together are applied in one sled transaction.
+//! runs that arrive together are applied in one store transaction (see
+//! `journal`).
 //!
-//! sled 0.34.7 serialises every transaction behind one global lock and
-//! writes (and `sync_file_range`s) its log buffer before and after each
-//! one, whatever the durability mode. The store's throughput is therefore
-//! bounded by transactions per second, not by the work inside them: ten
-//! activation commits in one transaction cost little more than one.
+//! Transactions run one at a time, and each costs a fixed amount beyond
+//! its writes (a hand-off to the committer, the journal entry written and
+//! removed), so ten activation commits in one transaction cost much less
+//! than ten transactions.
 //!
 //! How a caller's operation gets applied:
 //!
@@ -30,7 +30,6 @@ use super::commit::CommitTx;
 use super::tx::{Trees, TxResult};
 use crate::error::StoreError;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 use std::any::Any;
 use std::future::Future;
 use std::pin::pin;
@@ -40,7 +39,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 /// Most operations applied in one transaction: bounds how long one
-/// transaction holds sled's global lock.
+/// transaction keeps every other writer waiting.
 const MAX_BATCH: usize = 256;
 
 type Output = Box<dyn Any + Send>;
@@ -401,59 +400,43 @@ pub(super) fn transaction<A, E>(
     t: &Trees,
     f: impl Fn(&CommitTx<'_>) -> Result<A, ConflictableTransactionError<E>>,
 ) -> Result<A, TransactionError<E>> {
-    // Thirteen trees; sled 0.34.7 implements `Transactional` for tuples
-    // of up to fourteen.
-    (
-        &t.meta,
-        &t.workflow_ids,
-        &t.runs,
-        &t.inbox,
-        &t.ready,
-        &t.activity_tasks,
-        &t.activity_ready,
-        &t.activity_deadlines,
-        &t.history,
-        &t.timers,
-        &t.human_tasks,
-        &t.run_human_tasks,
-        &t.updates,
-    )
-        .transaction(
-            |(
+    t.journal.transaction(
+        [
+            &t.meta,
+            &t.workflow_ids,
+            &t.runs,
+            &t.inbox,
+            &t.ready,
+            &t.activity_tasks,
+            &t.activity_ready,
+            &t.activity_deadlines,
+            &t.history,
+            &t.timers,
+            &t.human_tasks,
+            &t.run_human_tasks,
+            &t.updates,
+        ],
+        |[meta, ids, runs, inbox, ready, tasks, task_ready, deadlines, history, timers, human_tasks, run_human_tasks, updates]| {
+            f(&CommitTx {
+                task: TaskTx {
+                    runs,
+                    inbox,
+                    ready,
+                    tasks,
+                    task_ready,
+                    deadlines,
+                },
                 meta,
                 ids,
-                runs,
-                inbox,
-                ready,
-                tasks,
-                task_ready,
-                deadlines,
                 history,
                 timers,
                 human_tasks,
                 run_human_tasks,
                 updates,
-            )| {
-                f(&CommitTx {
-                    task: TaskTx {
-                        runs,
-                        inbox,
-                        ready,
-                        tasks,
-                        task_ready,
-                        deadlines,
-                    },
-                    meta,
-                    ids,
-                    history,
-                    timers,
-                    human_tasks,
-                    run_human_tasks,
-                    updates,
-                    run_ids: &t.run_ids,
-                })
-            },
-        )
+                run_ids: &t.run_ids,
+            })
+        },
+    )
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::activities::{delete_task, TaskTx};
 use super::children::{
     append_terminated, apply_parent_close, cancel_child, notify_parent, start_child, ChildStart,
 };
+use super::journal::TxTree;
 use super::tx::{
     abort, allocate_run, check_event_payloads, decode, encode, finish, get_run, missing,
     push_inbox, put_run, RunIds, TxResult,
@@ -24,7 +25,6 @@ use crate::store::api::ActivationCommit;
 use crate::store::records::{
     ActivityState, ActivityTaskRecord, PendingTimer, RunRecord, RunStatus,
 };
-use sled::transaction::TransactionalTree;
 
 /// What the committed transaction changed, for the wake-ups that follow it.
 #[derive(Default)]
@@ -71,13 +71,13 @@ impl Effects {
 /// The trees of the commit transaction.
 pub(super) struct CommitTx<'a> {
     pub(super) task: TaskTx<'a>,
-    pub(super) meta: &'a TransactionalTree,
-    pub(super) ids: &'a TransactionalTree,
-    pub(super) history: &'a TransactionalTree,
-    pub(super) timers: &'a TransactionalTree,
-    pub(super) human_tasks: &'a TransactionalTree,
-    pub(super) run_human_tasks: &'a TransactionalTree,
-    pub(super) updates: &'a TransactionalTree,
+    pub(super) meta: &'a TxTree<'a>,
+    pub(super) ids: &'a TxTree<'a>,
+    pub(super) history: &'a TxTree<'a>,
+    pub(super) timers: &'a TxTree<'a>,
+    pub(super) human_tasks: &'a TxTree<'a>,
+    pub(super) run_human_tasks: &'a TxTree<'a>,
+    pub(super) updates: &'a TxTree<'a>,
     /// Where new run numbers come from.
     pub(super) run_ids: &'a RunIds,
 }
@@ -407,7 +407,7 @@ pub(super) fn apply(
 /// moved past what this commit consumed), moving later items down so the
 /// inbox stays contiguous.
 fn withdraw_fired_timer(
-    inbox: &TransactionalTree,
+    inbox: &TxTree<'_>,
     run: RunId,
     record: &mut RunRecord,
     cmd: crate::ids::CommandSeq,

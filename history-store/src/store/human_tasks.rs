@@ -10,12 +10,13 @@
 //! | `run_human_tasks` | run | list of [`OpenHumanTask`] (cmd, assignee) |
 //!
 //! The per-run list exists because a closing run must drop its open tasks
-//! inside the transaction that closes it, and sled transactions cannot
-//! scan: one `get` of the run's list names every key to delete. Both trees
+//! inside the transaction that closes it, and a transaction reads by key
+//! (it cannot scan): one `get` of the run's list names every key to delete. Both trees
 //! change only inside a commit (assign, escalate, close, run closed) or a
 //! decision, each one transaction, so they never disagree.
 
 use super::commit::CommitTx;
+use super::journal::TxTree;
 use super::tx::{
     abort, check_payload, decode, encode, finish, get_run, push_inbox, put_run, TxResult,
 };
@@ -26,8 +27,6 @@ use crate::ids::{CommandSeq, RunId, Timestamp, WorkflowId};
 use crate::keys;
 use crate::store::records::RunRecord;
 use serde::{Deserialize, Serialize};
-use sled::transaction::TransactionalTree;
-use sled::Transactional;
 
 /// An open human task as the store indexes it (tree `human_tasks`, under
 /// its current assignee). What a task list shows a person.
@@ -82,14 +81,14 @@ fn index_key(assignee: &str, run: RunId, cmd: CommandSeq) -> Result<Vec<u8>, Sto
 }
 
 /// The open tasks of `run`.
-fn read_open(by_run: &TransactionalTree, run: RunId) -> TxResult<Vec<OpenHumanTask>> {
+fn read_open(by_run: &TxTree<'_>, run: RunId) -> TxResult<Vec<OpenHumanTask>> {
     match by_run.get(keys::run_key(run))? {
         None => Ok(Vec::new()),
         Some(bytes) => decode(&bytes, "run human tasks", Some(run)).map_err(abort),
     }
 }
 
-fn write_open(by_run: &TransactionalTree, run: RunId, open: &[OpenHumanTask]) -> TxResult<()> {
+fn write_open(by_run: &TxTree<'_>, run: RunId, open: &[OpenHumanTask]) -> TxResult<()> {
     if open.is_empty() {
         by_run.remove(&keys::run_key(run)[..])?;
     } else {
@@ -99,7 +98,7 @@ fn write_open(by_run: &TransactionalTree, run: RunId, open: &[OpenHumanTask]) ->
     Ok(())
 }
 
-fn put_task(tasks: &TransactionalTree, key: &[u8], task: &HumanTaskRecord) -> TxResult<()> {
+fn put_task(tasks: &TxTree<'_>, key: &[u8], task: &HumanTaskRecord) -> TxResult<()> {
     let bytes = encode(task, "human task", Some(task.run)).map_err(abort)?;
     tasks.insert(key, bytes)?;
     Ok(())
@@ -237,33 +236,32 @@ impl Inner {
             decided_at: d.now,
         };
         let t = &self.trees;
-        let decided = finish(
-            (
+        let decided = finish(self.trees.journal.transaction(
+            [
                 &t.runs,
                 &t.inbox,
                 &t.ready,
                 &t.human_tasks,
                 &t.run_human_tasks,
-            )
-                .transaction(|(runs, inbox, ready, tasks, by_run)| {
-                    let not_open = || abort(StoreError::HumanTaskNotFound { run, cmd });
-                    let Some(mut record) = get_run(runs, run)?.filter(|r| r.status.is_open())
-                    else {
-                        return Err(not_open());
-                    };
-                    let mut open = read_open(by_run, run)?;
-                    let Some(i) = open.iter().position(|o| o.cmd == cmd) else {
-                        return Err(not_open());
-                    };
-                    let entry = open.remove(i);
-                    if let Some(key) = keys::human_task_key(entry.assignee.as_bytes(), run, cmd) {
-                        tasks.remove(key)?;
-                    }
-                    write_open(by_run, run, &open)?;
-                    push_inbox(inbox, run, &mut record, &event)?;
-                    put_run(runs, ready, run, &record)
-                }),
-        );
+            ],
+            |[runs, inbox, ready, tasks, by_run]| {
+                let not_open = || abort(StoreError::HumanTaskNotFound { run, cmd });
+                let Some(mut record) = get_run(runs, run)?.filter(|r| r.status.is_open()) else {
+                    return Err(not_open());
+                };
+                let mut open = read_open(by_run, run)?;
+                let Some(i) = open.iter().position(|o| o.cmd == cmd) else {
+                    return Err(not_open());
+                };
+                let entry = open.remove(i);
+                if let Some(key) = keys::human_task_key(entry.assignee.as_bytes(), run, cmd) {
+                    tasks.remove(key)?;
+                }
+                write_open(by_run, run, &open)?;
+                push_inbox(inbox, run, &mut record, &event)?;
+                put_run(runs, ready, run, &record)
+            },
+        ));
         match decided {
             Ok(()) => {
                 self.ready_queue.push(run);
@@ -340,6 +338,7 @@ impl Inner {
         &self,
         run: RunId,
     ) -> Result<Vec<HumanTaskRecord>, StoreError> {
+        let _whole = self.trees.journal.consistent();
         let open: Vec<OpenHumanTask> = match self.trees.run_human_tasks.get(keys::run_key(run))? {
             None => return Ok(Vec::new()),
             Some(bytes) => decode(&bytes, "run human tasks", Some(run))?,

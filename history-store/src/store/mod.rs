@@ -1,7 +1,8 @@
 //! The sled-backed store. Every durable state transition of Refrain happens
-//! here, each in one sled transaction; transitions that arrive together
-//! share one transaction (`batch`), each with its own checks and its own
-//! outcome. Acknowledgement waits for [`Store::durable`], which shares one
+//! here, each in one transaction (atomic over several trees through the
+//! store's `journal`, not sled's own transactions); transitions that
+//! arrive together share one transaction (`batch`), each with its own
+//! checks and its own outcome. Acknowledgement waits for [`Store::durable`], which shares one
 //! flush (+ fsync) between all concurrent callers (group commit).
 //!
 //! Trees (all keys from [`crate::keys`]; records and events go through
@@ -21,6 +22,7 @@
 //! | `timers` | fire_at ++ run ++ cmd | empty |
 //! | `human_tasks` | assignee len (u16) ++ assignee ++ run ++ cmd | [`HumanTaskRecord`] |
 //! | `run_human_tasks` | run | its open human tasks ([`OpenHumanTask`]) |
+//! | `journal` | entry (u64 BE) ++ chunk (u32 BE) | a transaction's writes while they are applied (`journal`) |
 //! | `schedules`, `schedule_ids`, `schedule_due`, `schedule_buffered` | see [`schedules`] | |
 //!
 //! Lease tokens come from sled's id generator, which stays unique across
@@ -41,6 +43,7 @@ mod durability;
 mod eager;
 mod eager_start;
 mod human_tasks;
+mod journal;
 mod ready;
 mod recovery;
 mod runs;

@@ -3,6 +3,7 @@
 //! `commit.rs`.
 
 use super::batch::block_on;
+use super::journal::TxTree;
 use super::tx::{
     abort, allocate_run, check_payload, decode, decode_u64, encode, finish, get_run, missing,
     push_inbox, put_run, record_run_number, RunIds, TxResult,
@@ -17,8 +18,6 @@ use crate::store::api::{
     IdConflictPolicy, RunFilter, RunSummary, StartOutcome, StartRequest, WorkflowTask,
 };
 use crate::store::records::{ActivityTaskRecord, RunLease, RunRecord};
-use sled::transaction::TransactionalTree;
-use sled::Transactional;
 
 impl Inner {
     pub(super) fn start_workflow(&self, req: StartRequest) -> Result<StartOutcome, StoreError> {
@@ -164,6 +163,7 @@ impl Inner {
         &self,
         workflow_id: &WorkflowId,
     ) -> Result<Option<(RunId, RunRecord)>, StoreError> {
+        let _whole = self.trees.journal.consistent();
         let Some(latest) = self
             .trees
             .workflow_ids
@@ -224,6 +224,7 @@ impl Inner {
     }
 
     pub(super) fn read_history(&self, run: RunId) -> Result<Vec<Event>, StoreError> {
+        let _whole = self.trees.journal.consistent();
         if !self.trees.runs.contains_key(keys::run_key(run))? {
             return Err(StoreError::RunNotFound { run });
         }
@@ -258,8 +259,9 @@ impl Inner {
         // The inbox is read inside the transaction: the task then matches
         // the record exactly, and a corrupt item aborts the claim instead of
         // leaving a lease nobody holds a token for.
-        finish(
-            (&t.runs, &t.inbox, &t.ready).transaction(|(runs, inbox, ready)| {
+        finish(self.trees.journal.transaction(
+            [&t.runs, &t.inbox, &t.ready],
+            |[runs, inbox, ready]| {
                 let Some(mut record) = get_run(runs, run)? else {
                     return Ok(None);
                 };
@@ -282,8 +284,8 @@ impl Inner {
                     record,
                     inbox: items,
                 }))
-            }),
-        )
+            },
+        ))
     }
 
     pub(super) fn release_workflow_task(
@@ -312,7 +314,9 @@ impl Inner {
         run: RunId,
         only_if_ready: bool,
     ) -> Result<Option<WorkflowTask>, StoreError> {
-        // Plain reads, no transaction: the record first, then the inbox
+        let _whole = self.trees.journal.consistent();
+        // Plain reads, no transaction (under the journal's guard, so none
+        // sees half of a commit): the record first, then the inbox
         // items below the tail it names. Items below the tail only change
         // in a commit of this same run, which the caller's one-task-per-run
         // rule excludes; if one is missing anyway, the run moved on under
@@ -354,11 +358,11 @@ impl Inner {
 /// open run of the id. The caller queues the run after the commit.
 pub(super) fn start_in_tx(
     (meta, ids, runs, history, ready): (
-        &TransactionalTree,
-        &TransactionalTree,
-        &TransactionalTree,
-        &TransactionalTree,
-        &TransactionalTree,
+        &TxTree<'_>,
+        &TxTree<'_>,
+        &TxTree<'_>,
+        &TxTree<'_>,
+        &TxTree<'_>,
     ),
     number: RunNumber<'_>,
     workflow_id: &WorkflowId,
@@ -413,8 +417,8 @@ pub(super) enum RunNumber<'a> {
 
 /// The latest run of `workflow_id`, which must be open.
 pub(super) fn open_run_of(
-    ids: &sled::transaction::TransactionalTree,
-    runs: &sled::transaction::TransactionalTree,
+    ids: &TxTree<'_>,
+    runs: &TxTree<'_>,
     workflow_id: &WorkflowId,
 ) -> super::tx::TxResult<(RunId, RunRecord)> {
     let Some(latest) = ids.get(workflow_id.as_str().as_bytes())? else {

@@ -26,6 +26,7 @@
 //! so the service's clock can be replaced in tests, and catching up after
 //! downtime is the same code path as firing on time (a fire handled late).
 
+use super::journal::TxTree;
 use super::runs::{start_in_tx, RunNumber};
 use super::tx::{
     abort, check_payload, decode, decode_u64, encode, finish, missing, RunIds, TxResult,
@@ -39,8 +40,7 @@ use crate::keys;
 use crate::store::api::{IdConflictPolicy, StartOutcome};
 use crate::store::records::RunRecord;
 use serde::{Deserialize, Serialize};
-use sled::transaction::TransactionalTree;
-use sled::Transactional;
+
 use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::time::Duration;
@@ -410,7 +410,7 @@ impl ScheduleTrees {
     }
 }
 
-fn get_record(schedules: &TransactionalTree, number: u64) -> TxResult<Option<ScheduleRecord>> {
+fn get_record(schedules: &TxTree<'_>, number: u64) -> TxResult<Option<ScheduleRecord>> {
     match schedules.get(number_key(number))? {
         None => Ok(None),
         Some(bytes) => decode(&bytes, "schedule", None).map(Some).map_err(abort),
@@ -421,9 +421,9 @@ fn get_record(schedules: &TransactionalTree, number: u64) -> TxResult<Option<Sch
 /// entry iff unpaused with a next fire, a buffered entry iff it holds one.
 /// `old` is the record as read (to drop its due entry).
 fn put_record(
-    schedules: &TransactionalTree,
-    due: &TransactionalTree,
-    buffered: &TransactionalTree,
+    schedules: &TxTree<'_>,
+    due: &TxTree<'_>,
+    buffered: &TxTree<'_>,
     number: u64,
     old: Option<&ScheduleRecord>,
     record: &ScheduleRecord,
@@ -444,7 +444,7 @@ fn put_record(
     Ok(())
 }
 
-fn number_of(ids: &TransactionalTree, id: &str) -> TxResult<u64> {
+fn number_of(ids: &TxTree<'_>, id: &str) -> TxResult<u64> {
     match ids.get(id.as_bytes())? {
         None => Err(abort(StoreError::ScheduleNotFound { id: id.to_owned() })),
         Some(bytes) => decode_u64(&bytes, "schedule id", None).map_err(abort),
@@ -453,14 +453,14 @@ fn number_of(ids: &TransactionalTree, id: &str) -> TxResult<u64> {
 
 /// The trees one fire writes.
 struct FireTx<'a> {
-    meta: &'a TransactionalTree,
-    workflow_ids: &'a TransactionalTree,
-    runs: &'a TransactionalTree,
-    history: &'a TransactionalTree,
-    ready: &'a TransactionalTree,
-    schedules: &'a TransactionalTree,
-    due: &'a TransactionalTree,
-    buffered: &'a TransactionalTree,
+    meta: &'a TxTree<'a>,
+    workflow_ids: &'a TxTree<'a>,
+    runs: &'a TxTree<'a>,
+    history: &'a TxTree<'a>,
+    ready: &'a TxTree<'a>,
+    schedules: &'a TxTree<'a>,
+    due: &'a TxTree<'a>,
+    buffered: &'a TxTree<'a>,
     run_ids: &'a RunIds,
 }
 
@@ -685,24 +685,23 @@ impl Inner {
         };
         let s = self.schedule_trees();
         let id = record.spec.id.as_bytes();
-        finish(
-            (&self.trees.meta, &s.ids, &s.schedules, &s.due, &s.buffered).transaction(
-                |(meta, ids, schedules, due, buffered)| {
-                    if ids.get(id)?.is_some() {
-                        return Err(abort(StoreError::ScheduleExists {
-                            id: record.spec.id.clone(),
-                        }));
-                    }
-                    let number = match meta.get(META_NEXT_SCHEDULE)? {
-                        None => 1,
-                        Some(bytes) => decode_u64(&bytes, "meta", None).map_err(abort)?,
-                    };
-                    meta.insert(META_NEXT_SCHEDULE, &(number + 1).to_be_bytes()[..])?;
-                    ids.insert(id, &number_key(number)[..])?;
-                    put_record(schedules, due, buffered, number, None, &record)
-                },
-            ),
-        )?;
+        finish(self.trees.journal.transaction(
+            [&self.trees.meta, &s.ids, &s.schedules, &s.due, &s.buffered],
+            |[meta, ids, schedules, due, buffered]| {
+                if ids.get(id)?.is_some() {
+                    return Err(abort(StoreError::ScheduleExists {
+                        id: record.spec.id.clone(),
+                    }));
+                }
+                let number = match meta.get(META_NEXT_SCHEDULE)? {
+                    None => 1,
+                    Some(bytes) => decode_u64(&bytes, "meta", None).map_err(abort)?,
+                };
+                meta.insert(META_NEXT_SCHEDULE, &(number + 1).to_be_bytes()[..])?;
+                ids.insert(id, &number_key(number)[..])?;
+                put_record(schedules, due, buffered, number, None, &record)
+            },
+        ))?;
         s.notify.notify_one();
         Ok(record)
     }
@@ -714,8 +713,9 @@ impl Inner {
         paused: bool,
     ) -> Result<ScheduleRecord, StoreError> {
         let s = self.schedule_trees();
-        let record = finish((&s.ids, &s.schedules, &s.due, &s.buffered).transaction(
-            |(ids, schedules, due, buffered)| {
+        let record = finish(self.trees.journal.transaction(
+            [&s.ids, &s.schedules, &s.due, &s.buffered],
+            |[ids, schedules, due, buffered]| {
                 let number = number_of(ids, id)?;
                 let Some(old) = get_record(schedules, number)? else {
                     return Err(abort(missing("schedule", None)));
@@ -733,8 +733,9 @@ impl Inner {
 
     pub(super) fn delete_schedule(&self, id: &str) -> Result<(), StoreError> {
         let s = self.schedule_trees();
-        finish((&s.ids, &s.schedules, &s.due, &s.buffered).transaction(
-            |(ids, schedules, due, buffered)| {
+        finish(self.trees.journal.transaction(
+            [&s.ids, &s.schedules, &s.due, &s.buffered],
+            |[ids, schedules, due, buffered]| {
                 let number = number_of(ids, id)?;
                 if let Some(old) = get_record(schedules, number)? {
                     if let Some(at) = old.next_fire {
@@ -851,8 +852,8 @@ impl Inner {
         let trigger = Parsed::new(&record.spec)?;
         let t = &self.trees;
         loop {
-            let done = finish(
-                (
+            let done = finish(self.trees.journal.transaction(
+                [
                     &t.meta,
                     &t.workflow_ids,
                     &t.runs,
@@ -861,24 +862,22 @@ impl Inner {
                     &s.schedules,
                     &s.due,
                     &s.buffered,
-                )
-                    .transaction(
-                        |(meta, workflow_ids, runs, history, ready, schedules, due, buffered)| {
-                            let tx = FireTx {
-                                meta,
-                                workflow_ids,
-                                runs,
-                                history,
-                                ready,
-                                schedules,
-                                due,
-                                buffered,
-                                run_ids: &t.run_ids,
-                            };
-                            step(&tx, number, &trigger, now)
-                        },
-                    ),
-            )?;
+                ],
+                |[meta, workflow_ids, runs, history, ready, schedules, due, buffered]| {
+                    let tx = FireTx {
+                        meta,
+                        workflow_ids,
+                        runs,
+                        history,
+                        ready,
+                        schedules,
+                        due,
+                        buffered,
+                        run_ids: &t.run_ids,
+                    };
+                    step(&tx, number, &trigger, now)
+                },
+            ))?;
             let Some(step) = done else {
                 return Ok(());
             };

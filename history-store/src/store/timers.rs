@@ -5,6 +5,7 @@
 //! however many callers race.
 
 use super::activities::{binding_timeout, deadline_token, fail_attempt, task_transaction};
+use super::journal::TxTree;
 use super::tx::{abort, decode, finish, get_run, push_inbox, put_run, TxResult};
 use super::Inner;
 use crate::codec::CodecError;
@@ -14,8 +15,7 @@ use crate::ids::{RunId, Timestamp};
 use crate::keys;
 use crate::store::api::ActivityResolution;
 use crate::store::records::{ActivityState, ActivityTaskRecord};
-use sled::transaction::TransactionalTree;
-use sled::{IVec, Transactional, Tree};
+use sled::{IVec, Tree};
 
 /// Tree names used for quarantined keys.
 const TIMERS: &str = "timers";
@@ -71,8 +71,9 @@ impl Inner {
         let mut handled = 0;
         for key in self.due_keys(&self.trees.timers, TIMERS, now)? {
             let t = &self.trees;
-            let fired = finish((&t.runs, &t.inbox, &t.ready, &t.timers).transaction(
-                |(runs, inbox, ready, timers)| fire_timer(runs, inbox, ready, timers, &key),
+            let fired = finish(self.trees.journal.transaction(
+                [&t.runs, &t.inbox, &t.ready, &t.timers],
+                |[runs, inbox, ready, timers]| fire_timer(runs, inbox, ready, timers, &key),
             ));
             match fired {
                 Ok(Some(run)) => {
@@ -108,10 +109,10 @@ impl Inner {
 /// Fires the timer at `key` if it is still there. Returns the run whose
 /// inbox received `TimerFired`.
 fn fire_timer(
-    runs: &TransactionalTree,
-    inbox: &TransactionalTree,
-    ready: &TransactionalTree,
-    timers: &TransactionalTree,
+    runs: &TxTree<'_>,
+    inbox: &TxTree<'_>,
+    ready: &TxTree<'_>,
+    timers: &TxTree<'_>,
     key: &IVec,
 ) -> TxResult<Option<RunId>> {
     if timers.get(key)?.is_none() {

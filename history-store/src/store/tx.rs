@@ -3,6 +3,7 @@
 //! and the few writes that must always happen together inside a
 //! transaction (a run record and its `ready` mirror; an inbox append).
 
+use super::journal::{Journal, TxTree};
 use super::META_NEXT_RUN;
 use crate::codec::{self, CodecError, MAX_VALUE_BYTES};
 use crate::error::StoreError;
@@ -14,7 +15,6 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::transaction::{
     ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
-    TransactionalTree,
 };
 use sled::{Db, Tree};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,8 +23,9 @@ use std::sync::Arc;
 /// Result of a transaction closure: aborts carry our own error.
 pub(super) type TxResult<A> = ConflictableTransactionResult<A, StoreError>;
 
-/// Every tree of the store, opened once, and the run-number counter that
-/// transactions over them draw from (shared by every copy).
+/// Every tree of the store, opened once, the journal that writes to them
+/// atomically, and the run-number counter that transactions over them
+/// draw from (shared by every copy).
 #[derive(Clone)]
 pub(super) struct Trees {
     pub(super) meta: Tree,
@@ -41,12 +42,17 @@ pub(super) struct Trees {
     pub(super) run_human_tasks: Tree,
     pub(super) updates: Tree,
     pub(super) run_ids: Arc<RunIds>,
+    pub(super) journal: Arc<Journal>,
 }
 
 impl Trees {
     pub(super) fn open(db: &Db) -> Result<Trees, StoreError> {
+        // First: completes a transaction a crash interrupted, before
+        // anything is read.
+        let journal = Arc::new(Journal::open(db)?);
         let meta = db.open_tree("meta")?;
         Ok(Trees {
+            journal,
             run_ids: Arc::new(RunIds::load(&meta)?),
             meta,
             workflow_ids: db.open_tree("workflow_ids")?,
@@ -273,7 +279,7 @@ impl RunIds {
 }
 
 /// Takes the next run number.
-pub(super) fn allocate_run(meta: &TransactionalTree, ids: &RunIds) -> TxResult<RunId> {
+pub(super) fn allocate_run(meta: &TxTree<'_>, ids: &RunIds) -> TxResult<RunId> {
     let run = ids.reserve();
     record_run_number(meta, run)?;
     Ok(run)
@@ -281,7 +287,7 @@ pub(super) fn allocate_run(meta: &TransactionalTree, ids: &RunIds) -> TxResult<R
 
 /// Raises the high-water mark in `meta` past `run` (numbers reserved
 /// ahead may commit out of order), so the next open continues after it.
-pub(super) fn record_run_number(meta: &TransactionalTree, run: RunId) -> TxResult<()> {
+pub(super) fn record_run_number(meta: &TxTree<'_>, run: RunId) -> TxResult<()> {
     let stored = match meta.get(META_NEXT_RUN)? {
         None => 1,
         Some(bytes) => decode_u64(&bytes, "meta", None).map_err(abort)?,
@@ -293,7 +299,7 @@ pub(super) fn record_run_number(meta: &TransactionalTree, run: RunId) -> TxResul
 }
 
 /// Reads a run record inside a transaction.
-pub(super) fn get_run(runs: &TransactionalTree, run: RunId) -> TxResult<Option<RunRecord>> {
+pub(super) fn get_run(runs: &TxTree<'_>, run: RunId) -> TxResult<Option<RunRecord>> {
     match runs.get(keys::run_key(run))? {
         None => Ok(None),
         Some(bytes) => decode(&bytes, "run", Some(run)).map(Some).map_err(abort),
@@ -304,8 +310,8 @@ pub(super) fn get_run(runs: &TransactionalTree, run: RunId) -> TxResult<Option<R
 /// `RunRecord::is_ready` for it. Every record write goes through here so the
 /// mirror cannot drift.
 pub(super) fn put_run(
-    runs: &TransactionalTree,
-    ready: &TransactionalTree,
+    runs: &TxTree<'_>,
+    ready: &TxTree<'_>,
     run: RunId,
     record: &RunRecord,
 ) -> TxResult<()> {
@@ -322,7 +328,7 @@ pub(super) fn put_run(
 /// Appends an inbound event to `record`'s inbox (the caller writes the
 /// record afterwards with `put_run`).
 pub(super) fn push_inbox(
-    inbox: &TransactionalTree,
+    inbox: &TxTree<'_>,
     run: RunId,
     record: &mut RunRecord,
     event: &Event,
@@ -337,9 +343,13 @@ pub(super) fn push_inbox(
 mod tests {
     use super::*;
 
-    fn take(meta: &Tree, run: RunId) {
-        meta.transaction(|meta| record_run_number(meta, run))
-            .unwrap();
+    fn take(trees: &Trees, run: RunId) {
+        finish(
+            trees
+                .journal
+                .transaction([&trees.meta], |[meta]| record_run_number(meta, run)),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -355,8 +365,8 @@ mod tests {
             );
             assert_eq!((a, b, unused), (RunId(1), RunId(2), RunId(3)));
             // Committed out of order; the third is never used.
-            take(&trees.meta, b);
-            take(&trees.meta, a);
+            take(&trees, b);
+            take(&trees, a);
             db.flush().unwrap();
             (a, b, unused)
         };

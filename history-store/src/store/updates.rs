@@ -15,6 +15,7 @@
 //! sees the run closed and may send it again to the next run.
 
 use super::api::UpdateRejection;
+use super::journal::TxTree;
 use super::tx::{abort, check_payload, decode, encode, finish, push_inbox, put_run, TxResult};
 use super::Inner;
 use crate::error::StoreError;
@@ -23,8 +24,6 @@ use crate::ids::{RunId, Timestamp, WorkflowId};
 use crate::keys;
 use crate::store::records::RunRecord;
 use serde::{Deserialize, Serialize};
-use sled::transaction::TransactionalTree;
-use sled::Transactional;
 
 /// One update request of a run, as the store keeps it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -106,22 +105,21 @@ impl Inner {
             input,
         };
         let t = &self.trees;
-        let (run, written) = finish(
-            (&t.workflow_ids, &t.runs, &t.inbox, &t.ready, &t.updates).transaction(
-                |(ids, runs, inbox, ready, updates)| {
-                    let (run, mut run_record) = super::runs::open_run_of(ids, runs, workflow_id)?;
-                    let key = keys::update_key(run, update_id);
-                    if updates.get(&key)?.is_some() {
-                        return Ok((run, false));
-                    }
-                    let bytes = encode(&record, "update", Some(run)).map_err(abort)?;
-                    updates.insert(key, bytes)?;
-                    push_inbox(inbox, run, &mut run_record, &request)?;
-                    put_run(runs, ready, run, &run_record)?;
-                    Ok((run, true))
-                },
-            ),
-        )?;
+        let (run, written) = finish(self.trees.journal.transaction(
+            [&t.workflow_ids, &t.runs, &t.inbox, &t.ready, &t.updates],
+            |[ids, runs, inbox, ready, updates]| {
+                let (run, mut run_record) = super::runs::open_run_of(ids, runs, workflow_id)?;
+                let key = keys::update_key(run, update_id);
+                if updates.get(&key)?.is_some() {
+                    return Ok((run, false));
+                }
+                let bytes = encode(&record, "update", Some(run)).map_err(abort)?;
+                updates.insert(key, bytes)?;
+                push_inbox(inbox, run, &mut run_record, &request)?;
+                put_run(runs, ready, run, &run_record)?;
+                Ok((run, true))
+            },
+        ))?;
         if written {
             self.ready_queue.push(run);
         }
@@ -146,7 +144,7 @@ impl Inner {
 /// `events`, and the requests its validators `rejected`. Returns whether
 /// any caller now has an answer.
 pub(super) fn apply_commit(
-    updates: &TransactionalTree,
+    updates: &TxTree<'_>,
     run: RunId,
     events: &[Event],
     rejected: &[UpdateRejection],
@@ -181,12 +179,7 @@ pub(super) fn apply_commit(
 /// Moves one request to `to`, refusing moves that skip or repeat a step
 /// (an update accepted twice, answered before being accepted, ...): they
 /// would mean the commit does not belong to this store's requests.
-fn transition(
-    updates: &TransactionalTree,
-    run: RunId,
-    update_id: &str,
-    to: UpdateState,
-) -> TxResult<()> {
+fn transition(updates: &TxTree<'_>, run: RunId, update_id: &str, to: UpdateState) -> TxResult<()> {
     let key = keys::update_key(run, update_id);
     let Some(bytes) = updates.get(&key)? else {
         return Err(abort(StoreError::InvalidCommit {
