@@ -325,14 +325,17 @@ fn run_here(opts: &Opts, w: &str) -> Outcome {
     })
 }
 
-/// `<target>/refrain-bench/engine-MODE[-smoke].json`, next to the build.
+/// `<target>/refrain-bench/engine-MODE[-smoke].json`, next to the build;
+/// under the temporary directory for a binary copied out of it (never the
+/// working directory, which may be a checkout).
 fn default_json_path(opts: &Opts) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     // <target>/<profile>/deps/engine-<hash>
     let target = exe
-        .ancestors()
-        .nth(3)
-        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+        .parent()
+        .filter(|dir| dir.ends_with("deps"))
+        .and_then(|deps| deps.parent()?.parent())
+        .map_or_else(std::env::temp_dir, PathBuf::from);
     let smoke = if opts.smoke { "-smoke" } else { "" };
     target
         .join("refrain-bench")
