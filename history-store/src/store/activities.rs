@@ -40,32 +40,14 @@ pub(super) struct TaskTx<'a> {
     pub(super) deadlines: &'a TxTree<'a>,
 }
 
-/// Runs `f` in a transaction over the trees of `TaskTx`.
+/// Runs `f` in a transaction over the trees of `TaskTx` (a view of a tree
+/// costs nothing until it is written, so this is the store's one
+/// transaction over every tree).
 pub(super) fn task_transaction<A>(
     inner: &Inner,
     f: impl Fn(&TaskTx<'_>) -> TxResult<A>,
 ) -> Result<A, StoreError> {
-    let t = &inner.trees;
-    finish(t.journal.transaction(
-        [
-            &t.runs,
-            &t.inbox,
-            &t.ready,
-            &t.activity_tasks,
-            &t.activity_ready,
-            &t.activity_deadlines,
-        ],
-        |[runs, inbox, ready, tasks, task_ready, deadlines]| {
-            f(&TaskTx {
-                runs,
-                inbox,
-                ready,
-                tasks,
-                task_ready,
-                deadlines,
-            })
-        },
-    ))
+    finish(super::batch::transaction(&inner.trees, |ctx| f(&ctx.task)))
 }
 
 /// Deadline of an attempt started at `started`, given the latest moment

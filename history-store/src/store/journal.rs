@@ -155,8 +155,7 @@ impl Journal {
 
     /// Runs `f` over views of `trees` and, if it succeeds, commits its
     /// writes atomically. `f` runs once: with one writer at a time there
-    /// is no conflict to retry (a `Conflict` it returns itself runs it
-    /// again, as sled would).
+    /// is no conflict to retry.
     pub(super) fn transaction<const N: usize, A, E>(
         &self,
         trees: [&Tree; N],
@@ -166,25 +165,19 @@ impl Journal {
         if let Some(e) = &writer.failed {
             return Err(TransactionError::Storage(e.clone()));
         }
-        loop {
-            let views = trees.map(TxTree::new);
-            match f(&views) {
-                Ok(a) => {
-                    self.commit(&mut writer, &views)
-                        .map_err(TransactionError::Storage)?;
-                    return Ok(a);
-                }
-                Err(ConflictableTransactionError::Abort(e)) => {
-                    return Err(TransactionError::Abort(e))
-                }
-                Err(ConflictableTransactionError::Storage(e)) => {
-                    return Err(TransactionError::Storage(e))
-                }
-                Err(ConflictableTransactionError::Conflict) => continue,
-                // `ConflictableTransactionError` is non-exhaustive.
-                #[allow(unreachable_patterns)]
-                Err(_) => continue,
+        let views = trees.map(TxTree::new);
+        match f(&views) {
+            Ok(a) => {
+                self.commit(&mut writer, &views)
+                    .map_err(TransactionError::Storage)?;
+                Ok(a)
             }
+            Err(ConflictableTransactionError::Abort(e)) => Err(TransactionError::Abort(e)),
+            Err(ConflictableTransactionError::Storage(e)) => Err(TransactionError::Storage(e)),
+            // Views never report a conflict, so only a bug gets here.
+            Err(_) => Err(TransactionError::Storage(sled::Error::ReportableBug(
+                "a store transaction reported a conflict".into(),
+            ))),
         }
     }
 
