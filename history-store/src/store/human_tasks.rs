@@ -11,9 +11,10 @@
 //!
 //! The per-run list exists because a closing run must drop its open tasks
 //! inside the transaction that closes it, and a transaction reads by key
-//! (it cannot scan): one `get` of the run's list names every key to delete. Both trees
-//! change only inside a commit (assign, escalate, close, run closed) or a
-//! decision, each one transaction, so they never disagree.
+//! (it cannot scan): one `get` of the run's list names every key to
+//! delete. Both trees change only inside a commit (assign, escalate,
+//! close, run closed) or a decision, each one transaction, so they never
+//! disagree.
 
 use super::commit::CommitTx;
 use super::journal::TxTree;
@@ -236,7 +237,7 @@ impl Inner {
             decided_at: d.now,
         };
         let t = &self.trees;
-        let decided = finish(self.trees.journal.transaction(
+        let decided = finish(t.journal.transaction(
             [
                 &t.runs,
                 &t.inbox,

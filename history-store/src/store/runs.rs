@@ -259,33 +259,33 @@ impl Inner {
         // The inbox is read inside the transaction: the task then matches
         // the record exactly, and a corrupt item aborts the claim instead of
         // leaving a lease nobody holds a token for.
-        finish(self.trees.journal.transaction(
-            [&t.runs, &t.inbox, &t.ready],
-            |[runs, inbox, ready]| {
-                let Some(mut record) = get_run(runs, run)? else {
-                    return Ok(None);
-                };
-                if !record.is_ready() || record.lease.is_some_and(|l| l.epoch == epoch) {
-                    return Ok(None);
-                }
-                let mut items = Vec::new();
-                for n in record.inbox_head..record.inbox_tail {
-                    let Some(bytes) = inbox.get(keys::run_seq_key(run, n))? else {
-                        return Err(abort(missing("inbox", Some(run))));
+        finish(
+            t.journal
+                .transaction([&t.runs, &t.inbox, &t.ready], |[runs, inbox, ready]| {
+                    let Some(mut record) = get_run(runs, run)? else {
+                        return Ok(None);
                     };
-                    items.push(decode(&bytes, "inbox", Some(run)).map_err(abort)?);
-                }
-                record.lease = Some(RunLease { token, epoch });
-                put_run(runs, ready, run, &record)?;
-                Ok(Some(WorkflowTask {
-                    run,
-                    token,
-                    inbox_upto: record.inbox_tail,
-                    record,
-                    inbox: items,
-                }))
-            },
-        ))
+                    if !record.is_ready() || record.lease.is_some_and(|l| l.epoch == epoch) {
+                        return Ok(None);
+                    }
+                    let mut items = Vec::new();
+                    for n in record.inbox_head..record.inbox_tail {
+                        let Some(bytes) = inbox.get(keys::run_seq_key(run, n))? else {
+                            return Err(abort(missing("inbox", Some(run))));
+                        };
+                        items.push(decode(&bytes, "inbox", Some(run)).map_err(abort)?);
+                    }
+                    record.lease = Some(RunLease { token, epoch });
+                    put_run(runs, ready, run, &record)?;
+                    Ok(Some(WorkflowTask {
+                        run,
+                        token,
+                        inbox_upto: record.inbox_tail,
+                        record,
+                        inbox: items,
+                    }))
+                }),
+        )
     }
 
     pub(super) fn release_workflow_task(

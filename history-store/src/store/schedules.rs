@@ -852,7 +852,7 @@ impl Inner {
         let trigger = Parsed::new(&record.spec)?;
         let t = &self.trees;
         loop {
-            let done = finish(self.trees.journal.transaction(
+            let done = finish(t.journal.transaction(
                 [
                     &t.meta,
                     &t.workflow_ids,

@@ -71,7 +71,7 @@ impl Inner {
         let mut handled = 0;
         for key in self.due_keys(&self.trees.timers, TIMERS, now)? {
             let t = &self.trees;
-            let fired = finish(self.trees.journal.transaction(
+            let fired = finish(t.journal.transaction(
                 [&t.runs, &t.inbox, &t.ready, &t.timers],
                 |[runs, inbox, ready, timers]| fire_timer(runs, inbox, ready, timers, &key),
             ));

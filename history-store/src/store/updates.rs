@@ -105,7 +105,7 @@ impl Inner {
             input,
         };
         let t = &self.trees;
-        let (run, written) = finish(self.trees.journal.transaction(
+        let (run, written) = finish(t.journal.transaction(
             [&t.workflow_ids, &t.runs, &t.inbox, &t.ready, &t.updates],
             |[ids, runs, inbox, ready, updates]| {
                 let (run, mut run_record) = super::runs::open_run_of(ids, runs, workflow_id)?;
