@@ -125,27 +125,47 @@ fn bincode_config() -> impl bincode::config::Config {
 /// `CodecError::Encode` if bincode cannot encode it, `TooLarge` if the
 /// payload exceeds `MAX_VALUE_BYTES`.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let payload = bincode::serde::encode_to_vec(value, bincode_config())
+    // Header and payload share one buffer: the payload is written in place
+    // and the header's length and checksum filled in afterwards, so the
+    // value is neither grown from an empty buffer nor copied. Every commit
+    // encodes several values, so this is on the hot path.
+    let mut out = Vec::with_capacity(HEADER_LEN + TYPICAL_PAYLOAD);
+    out.extend_from_slice(&MAGIC);
+    out.push(CODEC_BINCODE2);
+    out.extend_from_slice(&SCHEMA_VERSION.to_be_bytes());
+    out.extend_from_slice(&[0; 8]);
+    bincode::serde::encode_into_writer(value, Append(&mut out), bincode_config())
         .map_err(|e| CodecError::Encode(e.to_string()))?;
-    if payload.len() > MAX_VALUE_BYTES {
+    let payload = out.len() - HEADER_LEN;
+    if payload > MAX_VALUE_BYTES {
         return Err(CodecError::TooLarge {
-            declared: payload.len() as u64,
+            declared: payload as u64,
             limit: MAX_VALUE_BYTES,
         });
     }
     // Checked just above: the length fits in u32 because the limit does.
-    let len = u32::try_from(payload.len()).map_err(|_| CodecError::TooLarge {
-        declared: payload.len() as u64,
+    let len = u32::try_from(payload).map_err(|_| CodecError::TooLarge {
+        declared: payload as u64,
         limit: MAX_VALUE_BYTES,
     })?;
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.push(CODEC_BINCODE2);
-    out.extend_from_slice(&SCHEMA_VERSION.to_be_bytes());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
-    out.extend_from_slice(&payload);
+    let crc = crc32c::crc32c(&out[HEADER_LEN..]);
+    out[5..9].copy_from_slice(&len.to_be_bytes());
+    out[9..HEADER_LEN].copy_from_slice(&crc.to_be_bytes());
     Ok(out)
+}
+
+/// Payload bytes reserved up front: run records, events and activity
+/// tasks of ordinary workflows fit, larger values grow the buffer.
+const TYPICAL_PAYLOAD: usize = 128;
+
+/// bincode writer that appends to a buffer.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for Append<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Decodes an enveloped value, checking magic, codec, schema version,
