@@ -104,11 +104,11 @@ pub(super) fn delete_task(tx: &TaskTx<'_>, run: RunId, cmd: CommandSeq) -> TxRes
     match decode::<ActivityTaskRecord>(&bytes, "activity task", Some(run)).map(|t| t.state) {
         Ok(ActivityState::Scheduled { visible_at }) => {
             tx.task_ready
-                .remove(&keys::time_key(visible_at, run, cmd)[..])?;
+                .delete(&keys::time_key(visible_at, run, cmd)[..])?;
         }
         Ok(ActivityState::Running { deadline, .. }) => {
             tx.deadlines
-                .remove(&keys::time_key(deadline, run, cmd)[..])?;
+                .delete(&keys::time_key(deadline, run, cmd)[..])?;
         }
         Err(_) => {}
     }
@@ -117,7 +117,7 @@ pub(super) fn delete_task(tx: &TaskTx<'_>, run: RunId, cmd: CommandSeq) -> TxRes
 
 /// Removes a finished task and delivers `event` to its run's inbox.
 fn resolve(tx: &TaskTx<'_>, run: RunId, cmd: CommandSeq, event: &Event) -> TxResult<()> {
-    tx.tasks.remove(&keys::task_key(run, cmd)[..])?;
+    tx.tasks.delete(&keys::task_key(run, cmd)[..])?;
     // A closed run deletes its tasks, so a missing or closed run here means
     // there is nobody left to tell.
     if let Some(mut record) = get_run(tx.runs, run)?.filter(|r| r.status.is_open()) {
@@ -390,7 +390,7 @@ impl Inner {
             let tx = &ctx.task;
             let (task, _, deadline) = running_task(tx, run, cmd, token)?;
             tx.deadlines
-                .remove(&keys::time_key(deadline, run, cmd)[..])?;
+                .delete(&keys::time_key(deadline, run, cmd)[..])?;
             match &outcome {
                 Ok(result) => {
                     let event = Event::ActivityCompleted {
@@ -445,7 +445,7 @@ impl Inner {
             }
             if new_deadline != deadline {
                 tx.deadlines
-                    .remove(&keys::time_key(deadline, run, cmd)[..])?;
+                    .delete(&keys::time_key(deadline, run, cmd)[..])?;
                 tx.deadlines.insert(
                     &keys::time_key(new_deadline, run, cmd)[..],
                     &token.0.to_be_bytes()[..],
@@ -488,7 +488,7 @@ pub(super) fn claim_one(
         }));
     };
     let Some(bytes) = tx.tasks.get(keys::task_key(run, cmd))? else {
-        tx.task_ready.remove(key)?;
+        tx.task_ready.delete(key)?;
         return Ok(Claim::Skipped);
     };
     let task: ActivityTaskRecord = match decode(&bytes, "activity task", Some(run)) {
@@ -496,10 +496,10 @@ pub(super) fn claim_one(
         Err(e) => return Ok(Claim::Corrupt(e)),
     };
     if task.state != (ActivityState::Scheduled { visible_at }) {
-        tx.task_ready.remove(key)?;
+        tx.task_ready.delete(key)?;
         return Ok(Claim::Skipped);
     }
-    tx.task_ready.remove(key)?;
+    tx.task_ready.delete(key)?;
     if let Some(s2c) = task.options.schedule_to_close {
         if now >= task.first_scheduled_at.saturating_add(s2c) {
             let made = task.attempt.saturating_sub(1);

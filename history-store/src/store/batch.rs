@@ -449,7 +449,7 @@ mod tests {
 
     fn open() -> (tempfile::TempDir, sled::Db, Trees) {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let db = super::super::open_db(dir.path(), &Default::default()).unwrap();
         let trees = Trees::open(&db).unwrap();
         (dir, db, trees)
     }

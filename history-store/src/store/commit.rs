@@ -57,13 +57,13 @@ impl Effects {
             inner.timer_notify.notify_one();
         }
         if self.updates_answered {
-            inner.update_waiters.wake(run);
+            inner.update_waiters.wake(run, || inner.flusher.ticket());
         }
         for r in &self.closed {
-            inner.closed.wake(*r);
+            inner.closed.wake(*r, || inner.flusher.ticket());
             // A caller waiting for an update of a closed run learns that
             // the run closed first.
-            inner.update_waiters.wake(*r);
+            inner.update_waiters.wake(*r, || inner.flusher.ticket());
         }
     }
 }
@@ -252,7 +252,7 @@ pub(super) fn apply(
     record.last_seq = events_after;
     record.history_bytes = bytes_after;
     for n in record.inbox_head..commit.inbox_upto {
-        tx.inbox.remove(&keys::run_seq_key(run, n)[..])?;
+        tx.inbox.delete(&keys::run_seq_key(run, n)[..])?;
     }
     record.inbox_head = commit.inbox_upto;
     record.needs_first_activation = false;
@@ -318,7 +318,7 @@ pub(super) fn apply(
             Event::TimerCancelled { cmd } => {
                 if let Some(i) = record.pending_timers.iter().position(|t| t.cmd == *cmd) {
                     let timer = record.pending_timers.remove(i);
-                    timers.remove(&keys::time_key(timer.fire_at, run, *cmd)[..])?;
+                    timers.delete(&keys::time_key(timer.fire_at, run, *cmd)[..])?;
                 } else {
                     // It fired after the claim: its TimerFired waits in the
                     // inbox. A cancelled timer must never be delivered.
@@ -458,9 +458,9 @@ fn cancel_activity(
     let mut task: ActivityTaskRecord = decode(&bytes, "activity task", Some(run)).map_err(abort)?;
     match task.state {
         ActivityState::Scheduled { visible_at } => {
-            tx.tasks.remove(&key[..])?;
+            tx.tasks.delete(&key[..])?;
             tx.task_ready
-                .remove(&keys::time_key(visible_at, run, cmd)[..])?;
+                .delete(&keys::time_key(visible_at, run, cmd)[..])?;
             let failed = Event::ActivityFailed {
                 cmd,
                 attempt: task.attempt.saturating_sub(1),
@@ -556,7 +556,7 @@ pub(super) fn close_run(
     record.closed_at = Some(how.now);
     for timer in std::mem::take(&mut record.pending_timers) {
         ctx.timers
-            .remove(&keys::time_key(timer.fire_at, run, timer.cmd)[..])?;
+            .delete(&keys::time_key(timer.fire_at, run, timer.cmd)[..])?;
     }
     for cmd in std::mem::take(&mut record.pending_activities) {
         delete_task(&ctx.task, run, cmd)?;

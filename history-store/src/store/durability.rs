@@ -1,8 +1,15 @@
 //! Group commit. One flusher thread serves every caller of
 //! `Store::durable`: callers park a waiter and wake the thread, the thread
-//! takes *all* parked waiters, flushes (and fsyncs) once, and answers them
-//! all. A write made before its caller parked is covered because the flush
-//! starts only after the waiter was taken.
+//! flushes (and fsyncs) once, and answers every waiter that flush covers.
+//!
+//! Flushes are numbered. A [`FlushTicket`] taken right after a write names
+//! the first flush to start after it, which covers the write; a waiter
+//! holding the ticket is answered when that flush completes. A waiter that
+//! takes its ticket only when it parks (`durable`) asks for the next flush
+//! to start; one that carries a ticket from the moment its write was
+//! applied (a commit that closed a run, taken by the committer) also rides
+//! a flush that began while it was on its way, instead of waiting for that
+//! flush to end and one more to run.
 //!
 //! sled's I/O errors are sticky, so the first failed flush closes the store
 //! for acknowledgements: every later `durable` call gets `Closed` rather
@@ -21,9 +28,19 @@ use tokio::sync::oneshot;
 
 type Waiter = oneshot::Sender<Result<(), StoreError>>;
 
+/// The number of the first flush that covers writes made before the ticket
+/// was taken (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct FlushTicket(u64);
+
 #[derive(Default)]
 struct State {
-    waiters: Vec<Waiter>,
+    /// Each waiter with the flush that answers it.
+    waiters: Vec<(u64, Waiter)>,
+    /// Flushes begun; the one in progress, if any, is number `started`.
+    started: u64,
+    /// Flushes completed.
+    done: u64,
     shutdown: bool,
     failed: bool,
 }
@@ -92,8 +109,19 @@ impl Flusher {
         })
     }
 
-    /// Parks a waiter, or answers at once when there is nothing to wait for.
-    fn register(&self) -> Result<Option<oneshot::Receiver<Result<(), StoreError>>>, StoreError> {
+    /// A ticket for everything written before this call. Taken under the
+    /// lock that starts a flush, so the flush it names cannot have begun
+    /// before the writes it stands for.
+    pub(super) fn ticket(&self) -> FlushTicket {
+        FlushTicket(self.shared.lock().started + 1)
+    }
+
+    /// Parks a waiter for `ticket` (the next flush when `None`), or answers
+    /// at once when there is nothing to wait for.
+    fn register(
+        &self,
+        ticket: Option<FlushTicket>,
+    ) -> Result<Option<oneshot::Receiver<Result<(), StoreError>>>, StoreError> {
         let mut state = self.shared.lock();
         if state.failed || state.shutdown {
             return Err(StoreError::Closed);
@@ -101,15 +129,29 @@ impl Flusher {
         if self.mode == DurabilityMode::None {
             return Ok(None);
         }
+        let need = ticket.map_or(state.started + 1, |t| t.0);
+        if state.done >= need {
+            return Ok(None);
+        }
         let (tx, rx) = oneshot::channel();
-        state.waiters.push(tx);
+        state.waiters.push((need, tx));
         drop(state);
         self.shared.wake.notify_one();
         Ok(Some(rx))
     }
 
+    /// Waits until everything written before this call is durable.
     pub(super) async fn durable(&self) -> Result<(), StoreError> {
-        match self.register()? {
+        self.durable_since(None).await
+    }
+
+    /// Waits until everything written before `ticket` was taken is
+    /// durable (before this call when `None`).
+    pub(super) async fn durable_since(
+        &self,
+        ticket: Option<FlushTicket>,
+    ) -> Result<(), StoreError> {
+        match self.register(ticket)? {
             None => Ok(()),
             // A dropped sender means the thread is gone: nothing more will
             // be made durable.
@@ -118,7 +160,7 @@ impl Flusher {
     }
 
     pub(super) fn durable_blocking(&self) -> Result<(), StoreError> {
-        match self.register()? {
+        match self.register(None)? {
             None => Ok(()),
             Some(rx) => rx.blocking_recv().unwrap_or(Err(StoreError::Closed)),
         }
@@ -212,9 +254,18 @@ fn copy_error(e: &StoreError) -> StoreError {
     }
 }
 
+/// Takes the waiters that flush `flush` answers.
+fn covered(state: &mut State, flush: u64) -> Vec<Waiter> {
+    let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut state.waiters)
+        .into_iter()
+        .partition(|(need, _)| *need <= flush);
+    state.waiters = later;
+    now.into_iter().map(|(_, w)| w).collect()
+}
+
 fn run(shared: &Shared, mut sync: SyncFn) {
     loop {
-        let batch = {
+        let flush = {
             let mut state = shared.lock();
             while state.waiters.is_empty() && !state.shutdown {
                 state = shared.wake.wait(state).unwrap_or_else(|p| p.into_inner());
@@ -222,26 +273,35 @@ fn run(shared: &Shared, mut sync: SyncFn) {
             if state.waiters.is_empty() {
                 break;
             }
-            std::mem::take(&mut state.waiters)
+            // No waiter asks for more than the next flush: tickets are
+            // taken as `started + 1`.
+            state.started += 1;
+            state.started
         };
         match sync(false) {
             Ok(()) => {
-                for w in batch {
+                let answered = {
+                    let mut state = shared.lock();
+                    state.done = flush;
+                    covered(&mut state, flush)
+                };
+                for w in answered {
                     // The caller may have stopped waiting; that is its right.
                     let _ = w.send(Ok(()));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "flush failed; the store acknowledges nothing more");
-                let late = {
+                let (batch, late) = {
                     let mut state = shared.lock();
                     state.failed = true;
-                    std::mem::take(&mut state.waiters)
+                    let batch = covered(&mut state, flush);
+                    (batch, std::mem::take(&mut state.waiters))
                 };
                 for w in batch {
                     let _ = w.send(Err(copy_error(&e)));
                 }
-                for w in late {
+                for (_, w) in late {
                     let _ = w.send(Err(StoreError::Closed));
                 }
                 // sled's errors are sticky: a final flush would fail too.
@@ -262,8 +322,9 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    /// Polls until `n` waiters are parked (registration is synchronous, so
-    /// this only waits for the spawned threads to get that far).
+    /// Polls until `n` waiters are parked, counting any the flush in
+    /// progress will answer (registration is synchronous, so this only
+    /// waits for the spawned threads to get that far).
     fn wait_for_parked(f: &Flusher, n: usize) {
         while f.shared.lock().waiters.len() < n {
             std::thread::sleep(Duration::from_millis(1));
@@ -294,7 +355,8 @@ mod tests {
             let later: Vec<_> = (0..5)
                 .map(|_| s.spawn(|| flusher.durable_blocking()))
                 .collect();
-            wait_for_parked(&flusher, 5);
+            // The first waiter stays parked until its flush ends.
+            wait_for_parked(&flusher, 6);
             release.send(()).unwrap();
             entered.recv().unwrap();
             release.send(()).unwrap();
@@ -304,6 +366,59 @@ mod tests {
             }
         });
         assert_eq!(*flushes.lock().unwrap(), 2, "five waiters, one flush");
+    }
+
+    #[test]
+    fn a_ticket_taken_before_a_flush_began_is_answered_by_that_flush() {
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let flushes = Arc::new(Mutex::new(0));
+        let count = Arc::clone(&flushes);
+        let flusher = Flusher::spawn(
+            DurabilityMode::Fsync,
+            Box::new(move |closing| {
+                if !closing {
+                    *count.lock().unwrap() += 1;
+                    let _ = entered_tx.send(());
+                    let _ = release_rx.recv();
+                }
+                Ok(())
+            }),
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // Taken "right after a write", before any flush began.
+        let early = flusher.ticket();
+        let (rode_tx, rode_rx) = mpsc::channel();
+        std::thread::scope(|s| {
+            let first = s.spawn(|| flusher.durable_blocking());
+            entered.recv().unwrap();
+            // Parked while flush 1 runs: the early ticket rides it, a
+            // fresh wait needs flush 2.
+            s.spawn(|| {
+                let _ = rode_tx.send(rt.block_on(flusher.durable_since(Some(early))));
+            });
+            let fresh = s.spawn(|| flusher.durable_blocking());
+            wait_for_parked(&flusher, 3);
+            release.send(()).unwrap();
+            // Flush 2 cannot end before the next release, so an answer now
+            // came from flush 1.
+            let rode = rode_rx.recv_timeout(Duration::from_secs(10));
+            entered.recv().unwrap();
+            release.send(()).unwrap();
+            assert!(first.join().unwrap().is_ok());
+            assert!(fresh.join().unwrap().is_ok());
+            assert!(
+                matches!(rode, Ok(Ok(()))),
+                "the early ticket rides the flush in progress: {rode:?}"
+            );
+        });
+        assert_eq!(*flushes.lock().unwrap(), 2);
+        // Everything before it is durable now: answered without a flush.
+        assert!(rt.block_on(flusher.durable_since(Some(early))).is_ok());
+        assert_eq!(*flushes.lock().unwrap(), 2);
     }
 
     #[test]

@@ -186,8 +186,8 @@ fn resolve_in_commit(
         }));
     }
     tx.deadlines
-        .remove(&keys::time_key(deadline, run, done.cmd)[..])?;
-    tx.tasks.remove(&keys::task_key(run, done.cmd)[..])?;
+        .delete(&keys::time_key(deadline, run, done.cmd)[..])?;
+    tx.tasks.delete(&keys::task_key(run, done.cmd)[..])?;
     let Some(mut record) = get_run(tx.runs, run)? else {
         return Err(abort(StoreError::RunNotFound { run }));
     };

@@ -91,7 +91,7 @@ fn read_open(by_run: &TxTree<'_>, run: RunId) -> TxResult<Vec<OpenHumanTask>> {
 
 fn write_open(by_run: &TxTree<'_>, run: RunId, open: &[OpenHumanTask]) -> TxResult<()> {
     if open.is_empty() {
-        by_run.remove(&keys::run_key(run)[..])?;
+        by_run.delete(&keys::run_key(run)[..])?;
     } else {
         let bytes = encode(&open, "run human tasks", Some(run)).map_err(abort)?;
         by_run.insert(&keys::run_key(run)[..], bytes)?;
@@ -207,7 +207,7 @@ fn remove_open(ctx: &CommitTx<'_>, run: RunId, cmd: Option<CommandSeq>) -> TxRes
         .partition(|o| cmd.is_none_or(|c| c == o.cmd));
     for o in &gone {
         if let Some(key) = keys::human_task_key(o.assignee.as_bytes(), run, o.cmd) {
-            ctx.human_tasks.remove(key)?;
+            ctx.human_tasks.delete(key)?;
         }
     }
     write_open(ctx.run_human_tasks, run, &kept)
@@ -256,7 +256,7 @@ impl Inner {
                 };
                 let entry = open.remove(i);
                 if let Some(key) = keys::human_task_key(entry.assignee.as_bytes(), run, cmd) {
-                    tasks.remove(key)?;
+                    tasks.delete(key)?;
                 }
                 write_open(by_run, run, &open)?;
                 push_inbox(inbox, run, &mut record, &event)?;

@@ -101,6 +101,17 @@ impl<'a> TxTree<'a> {
         self.writes.borrow_mut().insert(key.into(), None);
         Ok(old)
     }
+
+    /// Removes `key` when the transaction commits, without reading its
+    /// value: a remove whose old value nobody needs costs no lookup here
+    /// (the commit's own remove skips a key that is already absent).
+    pub(super) fn delete<K>(&self, key: K) -> Result<(), UnabortableTransactionError>
+    where
+        K: AsRef<[u8]> + Into<IVec>,
+    {
+        self.writes.borrow_mut().insert(key.into(), None);
+        Ok(())
+    }
 }
 
 /// The journal: the tree that makes multi-tree writes atomic, and the lock
@@ -397,7 +408,7 @@ mod tests {
     use super::*;
 
     fn open(dir: &std::path::Path) -> (Db, Journal, Tree, Tree) {
-        let db = sled::Config::new().path(dir).open().unwrap();
+        let db = super::super::open_db(dir, &Default::default()).unwrap();
         let journal = Journal::open(&db).unwrap();
         let (a, b) = (db.open_tree("a").unwrap(), db.open_tree("b").unwrap());
         (db, journal, a, b)
@@ -478,13 +489,13 @@ mod tests {
     fn a_damaged_entry_is_a_named_error() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let db = super::super::open_db(dir.path(), &Default::default()).unwrap();
             let tree = db.open_tree("journal").unwrap();
             tree.insert(chunk_key(0, 0), &[LAST, 0, 0, 0, 1, 0][..])
                 .unwrap();
             db.flush().unwrap();
         }
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let db = super::super::open_db(dir.path(), &Default::default()).unwrap();
         assert!(matches!(
             Journal::open(&db),
             Err(StoreError::Corrupt {
@@ -512,7 +523,7 @@ mod tests {
         let Some(dir) = std::env::var_os(CHILD_DIR) else {
             return;
         };
-        let db = sled::Config::new().path(dir).open().unwrap();
+        let db = super::super::open_db(std::path::Path::new(&dir), &Default::default()).unwrap();
         let journal = Journal::open(&db).unwrap();
         let (a, b) = (db.open_tree("a").unwrap(), db.open_tree("b").unwrap());
         let start = generation(&b).map_or(1, |g| g + 1);
@@ -572,7 +583,7 @@ mod tests {
             child.wait().unwrap();
             kills += 1;
 
-            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let db = super::super::open_db(dir.path(), &Default::default()).unwrap();
             let tree = db.open_tree("journal").unwrap();
             completed += replay(&db, &tree).unwrap().applied;
             let (a, b) = (db.open_tree("a").unwrap(), db.open_tree("b").unwrap());

@@ -546,6 +546,8 @@ impl Store {
     /// # Errors
     /// `RunNotFound`, `Corrupt`, `Storage`, `Sync`.
     pub async fn wait_closed(&self, run: RunId) -> Result<RunRecord, StoreError> {
+        // From the commit that closed the run, when it woke us.
+        let mut ticket = None;
         loop {
             // Registered before the read, so a close between the read and
             // the await still wakes us.
@@ -555,13 +557,16 @@ impl Store {
                 .run_record(run)?
                 .ok_or(StoreError::RunNotFound { run })?;
             if !record.status.is_open() {
-                self.inner.closed.wake(run);
-                self.durable().await?;
+                let flusher = &self.inner.flusher;
+                self.inner.closed.wake(run, || flusher.ticket());
+                flusher.durable_since(ticket).await?;
                 return Ok(record);
             }
             // An error only means the sender was dropped by another waiter's
-            // clean-up: look again either way.
-            let _ = woken.await;
+            // clean-up: look again either way. A run closes once, so a
+            // ticket from the commit that closed it covers the close the
+            // next read finds.
+            ticket = woken.await.ok();
         }
     }
 

@@ -2,6 +2,7 @@
 //! the waiters of `wait_closed`. Neither is durable; the `ready` tree is,
 //! and `Store::open` rebuilds the queue from it.
 
+use super::durability::FlushTicket;
 use crate::ids::RunId;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,16 +54,18 @@ impl ReadyQueue {
     }
 }
 
-/// Callers of `wait_closed`, by run.
+/// Callers of `wait_closed`, by run. A wake-up carries a flush ticket
+/// taken after the close was applied, so the caller waits only for the
+/// flush that covers the close.
 #[derive(Default)]
 pub(super) struct CloseWaiters {
-    waiters: Mutex<HashMap<RunId, Vec<oneshot::Sender<()>>>>,
+    waiters: Mutex<HashMap<RunId, Vec<oneshot::Sender<FlushTicket>>>>,
 }
 
 impl CloseWaiters {
     /// Registers interest in `run` closing. Senders of callers that gave up
     /// waiting are dropped here, so an abandoned wait does not accumulate.
-    pub(super) fn register(&self, run: RunId) -> oneshot::Receiver<()> {
+    pub(super) fn register(&self, run: RunId) -> oneshot::Receiver<FlushTicket> {
         let (tx, rx) = oneshot::channel();
         let mut map = lock(&self.waiters);
         let list = map.entry(run).or_default();
@@ -71,12 +74,16 @@ impl CloseWaiters {
         rx
     }
 
-    /// Wakes every waiter of `run` (dropping a sender wakes its receiver
-    /// too, which callers treat the same way).
-    pub(super) fn wake(&self, run: RunId) {
-        let list = lock(&self.waiters).remove(&run);
-        for tx in list.into_iter().flatten() {
-            let _ = tx.send(());
+    /// Wakes every waiter of `run` with a ticket for its close, taken
+    /// (by `ticket`) only when someone is waiting. Dropping a sender wakes
+    /// its receiver too, which callers treat as a wake-up without a ticket.
+    pub(super) fn wake(&self, run: RunId, ticket: impl FnOnce() -> FlushTicket) {
+        let Some(list) = lock(&self.waiters).remove(&run) else {
+            return;
+        };
+        let ticket = ticket();
+        for tx in list {
+            let _ = tx.send(ticket);
         }
     }
 }

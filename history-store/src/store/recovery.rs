@@ -135,7 +135,7 @@ fn orphan(tx: &TaskTx<'_>, key: &IVec, now: Timestamp) -> TxResult<Orphan> {
         Err(e) => return Ok(Orphan::Corrupt(e)),
     };
     let Some(bytes) = tx.tasks.get(keys::task_key(run, cmd))? else {
-        tx.deadlines.remove(key)?;
+        tx.deadlines.delete(key)?;
         return Ok(Orphan::Stale);
     };
     let task: ActivityTaskRecord = match decode(&bytes, "activity task", Some(run)) {
@@ -147,11 +147,11 @@ fn orphan(tx: &TaskTx<'_>, key: &IVec, now: Timestamp) -> TxResult<Orphan> {
             token: t, deadline, ..
         } if t == token && deadline == at => {}
         _ => {
-            tx.deadlines.remove(key)?;
+            tx.deadlines.delete(key)?;
             return Ok(Orphan::Stale);
         }
     }
-    tx.deadlines.remove(key)?;
+    tx.deadlines.delete(key)?;
     // Reported like the start-to-close timeout it would have become: the
     // attempt never closed. No deadline has passed yet, so schedule-to-close
     // still allows a retry if the policy does.

@@ -429,7 +429,7 @@ fn put_record(
     record: &ScheduleRecord,
 ) -> TxResult<()> {
     if let Some(at) = old.and_then(|o| o.next_fire) {
-        due.remove(&due_key(at, number)[..])?;
+        due.delete(&due_key(at, number)[..])?;
     }
     if let (false, Some(at)) = (record.paused, record.next_fire) {
         due.insert(&due_key(at, number)[..], &[][..])?;
@@ -437,7 +437,7 @@ fn put_record(
     if record.buffered_fire.is_some() {
         buffered.insert(&number_key(number)[..], &[][..])?;
     } else {
-        buffered.remove(&number_key(number)[..])?;
+        buffered.delete(&number_key(number)[..])?;
     }
     let bytes = encode(record, "schedule", None).map_err(abort)?;
     schedules.insert(&number_key(number)[..], bytes)?;
@@ -739,12 +739,12 @@ impl Inner {
                 let number = number_of(ids, id)?;
                 if let Some(old) = get_record(schedules, number)? {
                     if let Some(at) = old.next_fire {
-                        due.remove(&due_key(at, number)[..])?;
+                        due.delete(&due_key(at, number)[..])?;
                     }
                 }
-                buffered.remove(&number_key(number)[..])?;
-                schedules.remove(&number_key(number)[..])?;
-                ids.remove(id.as_bytes())?;
+                buffered.delete(&number_key(number)[..])?;
+                schedules.delete(&number_key(number)[..])?;
+                ids.delete(id.as_bytes())?;
                 Ok(())
             },
         ))?;

@@ -122,10 +122,10 @@ fn fire_timer(
         keys::parse_time_key(key).map_err(|_| abort(bad_key("timer key", key)))?;
     let Some(mut record) = get_run(runs, run)? else {
         // No run, nobody to fire for: the entry is an orphan.
-        timers.remove(key)?;
+        timers.delete(key)?;
         return Ok(None);
     };
-    timers.remove(key)?;
+    timers.delete(key)?;
     let Some(i) = record
         .pending_timers
         .iter()
@@ -154,7 +154,7 @@ fn expire_attempt(
         keys::parse_time_key(key).map_err(|_| abort(bad_key("activity deadline key", key)))?;
     let token = deadline_token(&value, run).map_err(abort)?;
     let Some(bytes) = tx.tasks.get(keys::task_key(run, cmd))? else {
-        tx.deadlines.remove(key)?;
+        tx.deadlines.delete(key)?;
         return Ok(None);
     };
     let task: ActivityTaskRecord = decode(&bytes, "activity task", Some(run)).map_err(abort)?;
@@ -165,11 +165,11 @@ fn expire_attempt(
             deadline,
         } if t == token && deadline == at => started_at,
         _ => {
-            tx.deadlines.remove(key)?;
+            tx.deadlines.delete(key)?;
             return Ok(None);
         }
     };
-    tx.deadlines.remove(key)?;
+    tx.deadlines.delete(key)?;
     let failure = Failure::timeout(binding_timeout(&task, started_at, at));
     let attempt = task.attempt;
     let resolution = fail_attempt(tx, run, cmd, task, attempt, failure, now)?;

@@ -320,7 +320,7 @@ pub(super) fn put_run(
     if record.is_ready() {
         ready.insert(&keys::run_key(run)[..], &[][..])?;
     } else {
-        ready.remove(&keys::run_key(run)[..])?;
+        ready.delete(&keys::run_key(run)[..])?;
     }
     Ok(())
 }
@@ -356,7 +356,7 @@ mod tests {
     fn run_numbers_reserved_ahead_continue_after_the_highest_across_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b, unused) = {
-            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let db = super::super::open_db(dir.path(), &Default::default()).unwrap();
             let trees = Trees::open(&db).unwrap();
             let (a, b, unused) = (
                 trees.run_ids.reserve(),
@@ -370,7 +370,7 @@ mod tests {
             db.flush().unwrap();
             (a, b, unused)
         };
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let db = super::super::open_db(dir.path(), &Default::default()).unwrap();
         let trees = Trees::open(&db).unwrap();
         // Past every number a run was given; a number reserved and never
         // given to a run may come round again, which is harmless.
