@@ -331,8 +331,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn waiters_parked_during_a_flush_share_the_next_one() {
+    /// A flusher whose every flush (but the final one) announces itself
+    /// on `entered`, then waits for a message on `release`; `flushes`
+    /// counts them.
+    struct Gated {
+        flusher: Flusher,
+        entered: mpsc::Receiver<()>,
+        release: mpsc::Sender<()>,
+        flushes: Arc<Mutex<u32>>,
+    }
+
+    fn gated() -> Gated {
         let (entered_tx, entered) = mpsc::channel();
         let (release, release_rx) = mpsc::channel::<()>();
         let flushes = Arc::new(Mutex::new(0));
@@ -349,6 +358,22 @@ mod tests {
             }),
         )
         .unwrap();
+        Gated {
+            flusher,
+            entered,
+            release,
+            flushes,
+        }
+    }
+
+    #[test]
+    fn waiters_parked_during_a_flush_share_the_next_one() {
+        let Gated {
+            flusher,
+            entered,
+            release,
+            flushes,
+        } = gated();
         std::thread::scope(|s| {
             let first = s.spawn(|| flusher.durable_blocking());
             entered.recv().unwrap();
@@ -370,22 +395,12 @@ mod tests {
 
     #[test]
     fn a_ticket_taken_before_a_flush_began_is_answered_by_that_flush() {
-        let (entered_tx, entered) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel::<()>();
-        let flushes = Arc::new(Mutex::new(0));
-        let count = Arc::clone(&flushes);
-        let flusher = Flusher::spawn(
-            DurabilityMode::Fsync,
-            Box::new(move |closing| {
-                if !closing {
-                    *count.lock().unwrap() += 1;
-                    let _ = entered_tx.send(());
-                    let _ = release_rx.recv();
-                }
-                Ok(())
-            }),
-        )
-        .unwrap();
+        let Gated {
+            flusher,
+            entered,
+            release,
+            flushes,
+        } = gated();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
