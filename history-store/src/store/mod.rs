@@ -1002,7 +1002,9 @@ impl Store {
                 });
             }
             // An error only means the sender was dropped by another
-            // waiter's clean-up: look again either way.
+            // waiter's clean-up: look again either way. The wake-up's
+            // flush ticket is not used: it covers the commit that woke us,
+            // which may answer another update than the one read next.
             let _ = woken.await;
         }
     }
