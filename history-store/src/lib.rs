@@ -56,6 +56,6 @@ pub use store::schedules::{
     OverlapPolicy, ScheduleFires, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger,
 };
 pub use store::{
-    EagerCommit, EagerStart, EagerStarter, HumanTaskRecord, LocalCompletion, OpenHumanTask,
-    QueryRouter, Store, UpdateRecord, UpdateState, UpdateWait,
+    EagerCommit, EagerStart, EagerStarter, FlushTicket, HumanTaskRecord, LocalCompletion,
+    OpenHumanTask, QueryRouter, Store, UpdateRecord, UpdateState, UpdateWait,
 };

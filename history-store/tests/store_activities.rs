@@ -491,3 +491,58 @@ fn a_lost_last_attempt_fails_the_activity_on_reopen() {
     );
     assert_eq!(store.take_ready(10), vec![run]);
 }
+
+/// An attempt with no timeout at all has no deadline for a timer service
+/// to reach, but it is lost with its process all the same: the next open
+/// finds it (it is indexed at the end of time), counts it and makes the
+/// retry due, so the call's next attempt runs as attempt 2, not as a
+/// second attempt 1.
+#[test]
+fn an_attempt_without_any_timeout_is_found_and_counted_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ActivityOptions {
+        start_to_close: None,
+        schedule_to_close: None,
+        heartbeat_timeout: None,
+        ..retrying(600_000, 0)
+    };
+    let (run, lost) = {
+        let store = open(dir.path());
+        let run = with_activity(&store, options);
+        let lost = claim_one(&store, at(0));
+        assert_eq!(lost.deadline, Timestamp(u64::MAX), "no deadline of its own");
+        (run, lost)
+    };
+    let store = open(dir.path());
+    let task = store.activity_task(run, lost.cmd).unwrap().unwrap();
+    assert_eq!(task.attempt, 2, "the lost attempt counts");
+    assert!(
+        matches!(task.state, ActivityState::Scheduled { visible_at } if visible_at <= Timestamp::now()),
+        "{:?}",
+        task.state
+    );
+    let retry = claim_one(&store, Timestamp::now());
+    assert_eq!(retry.attempt, 2);
+    assert!(matches!(
+        store.complete_activity(
+            run,
+            lost.cmd,
+            lost.token,
+            Ok(payload("late")),
+            Timestamp::now()
+        ),
+        Err(StoreError::StaleActivity { .. })
+    ));
+    // Nothing is due before the end of time: the timer service does not
+    // expire the running retry.
+    assert_eq!(store.fire_due(Timestamp::now()).unwrap(), 0);
+    store
+        .complete_activity(
+            run,
+            retry.cmd,
+            retry.token,
+            Ok(payload("ok")),
+            Timestamp::now(),
+        )
+        .unwrap();
+}

@@ -8,4 +8,5 @@ pub mod activities;
 pub mod crash;
 pub mod env;
 pub mod history;
+pub mod keys;
 pub mod ledger;

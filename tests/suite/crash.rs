@@ -31,8 +31,8 @@ const CHILD: &str = env!("CARGO_BIN_EXE_crash-child");
 /// Bound of every wait on a child.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// One `crash-child run` process and what it printed so far.
-struct RunningChild {
+/// One `crash-child` process and what it printed so far.
+pub(crate) struct RunningChild {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
@@ -42,11 +42,14 @@ struct RunningChild {
 impl RunningChild {
     /// Starts the `n`-th child of a test on `scenario`.
     fn start(dir: &Path, scenario: &str, n: u32) -> Self {
+        Self::spawn(dir, &["run", &dir.display().to_string(), scenario], n)
+    }
+
+    /// Starts the `n`-th child of a test in `dir` with `args`.
+    pub(crate) fn spawn(dir: &Path, args: &[&str], n: u32) -> Self {
         let log = dir.join(format!("child-{n}.log"));
         let mut child = Command::new(CHILD)
-            .arg("run")
-            .arg(dir)
-            .arg(scenario)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(File::create(&log).expect("creating the child's log"))
@@ -81,7 +84,7 @@ impl RunningChild {
     }
 
     /// Waits for a stdout line that satisfies `pred` and returns it.
-    fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let give_up = Instant::now() + WAIT;
         loop {
             let left = give_up.saturating_duration_since(Instant::now());
@@ -117,7 +120,7 @@ impl RunningChild {
     /// SIGKILL (what `Child::kill` sends on Unix), then reap. Returns the
     /// last `STATE` line the child printed for each run, i.e. the durable
     /// state the kill interrupted.
-    fn kill(mut self) -> BTreeMap<String, String> {
+    pub(crate) fn kill(mut self) -> BTreeMap<String, String> {
         self.child.kill().expect("killing the child");
         self.child.wait().expect("reaping the child");
         // The reader thread ends at EOF, so everything printed is here now.
@@ -133,7 +136,7 @@ impl RunningChild {
 
     /// Waits for the child to finish every workflow and exit cleanly;
     /// returns the results it printed, by workflow id.
-    fn finish(mut self) -> HashMap<String, String> {
+    pub(crate) fn finish(mut self) -> HashMap<String, String> {
         self.wait_for("every workflow to complete", |l| l == ALL_DONE);
         let give_up = Instant::now() + WAIT;
         loop {
@@ -325,7 +328,7 @@ fn verify(
     histories
 }
 
-fn tempdir() -> tempfile::TempDir {
+pub(crate) fn tempdir() -> tempfile::TempDir {
     refrain_tests::env::init_tracing();
     tempfile::tempdir().expect("creating a temporary directory")
 }

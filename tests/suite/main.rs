@@ -8,6 +8,9 @@ mod crash;
 mod determinism;
 /// Panics in workflows and activities; corrupt stored bytes.
 mod failures;
+/// Every call keeps one idempotency key and its attempts their numbers,
+/// across SIGKILLs that land while new runs hand out their first call.
+mod idempotency;
 /// Start, signal, describe, list; duplicate starts; the order of a history.
 mod lifecycle;
 /// Changed or nondeterministic code stops with a descriptive error.

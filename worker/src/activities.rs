@@ -139,6 +139,15 @@ async fn execute(
         attempt = task.attempt,
     );
     async move {
+        // The attempt starts only once the history that schedules it and its
+        // claim are durable (usually the group flush already under way):
+        // otherwise a crash could undo them after the code's side effects
+        // began, and the call would run again as the same attempt, or
+        // under another run's idempotency key.
+        if let Err(e) = store.durable_since(task.durable_after).await {
+            warn!(error = %e, "claimed attempt not started: its claim could not be made durable");
+            return;
+        }
         let key = (task.run, task.cmd);
         let outcome = match registry.activities.get(&task.activity_type) {
             None => Err(not_registered(&task.activity_type)),

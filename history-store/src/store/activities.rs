@@ -23,6 +23,7 @@ use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp};
 use crate::keys;
 use crate::options::ActivityOptions;
 use crate::store::api::{ActivityResolution, HeartbeatAck};
+use crate::store::durability::FlushTicket;
 use crate::store::records::{ActivityState, ActivityTask, ActivityTaskRecord};
 use sled::IVec;
 use std::ops::Bound;
@@ -320,6 +321,14 @@ impl Inner {
         if deadline_added {
             self.timer_notify.notify_one();
         }
+        if !claimed.is_empty() {
+            // Not one attempt may start before its claim is durable: a
+            // crash would undo the claim after the attempt's side effects
+            // began, and the attempt would run again under the same number.
+            // The wait shares the group flush with everyone else's.
+            let ticket = self.flusher.ticket();
+            self.flusher.durable_since(Some(ticket)).await?;
+        }
         Ok(claimed)
     }
 
@@ -512,16 +521,15 @@ pub(super) fn claim_one(
         .options
         .heartbeat_timeout
         .map(|d| now.saturating_add(d));
-    // Without any timeout the attempt has no deadline to index; only its
-    // completion ends it.
+    // Without any timeout only its completion ends the attempt, but it is
+    // indexed all the same (at the end of time, which no timer service
+    // reaches), so that the next open finds it if its process dies.
     let deadline = attempt_deadline(&task.options, task.first_scheduled_at, now, heartbeat_until)
         .unwrap_or(Timestamp(u64::MAX));
-    if deadline != Timestamp(u64::MAX) {
-        tx.deadlines.insert(
-            &keys::time_key(deadline, run, cmd)[..],
-            &token.0.to_be_bytes()[..],
-        )?;
-    }
+    tx.deadlines.insert(
+        &keys::time_key(deadline, run, cmd)[..],
+        &token.0.to_be_bytes()[..],
+    )?;
     let mut task = task;
     task.state = ActivityState::Running {
         token,
@@ -541,6 +549,8 @@ pub(super) fn claim_one(
         deadline,
         heartbeat_timeout: task.options.heartbeat_timeout,
         heartbeat_details: task.heartbeat_details,
+        // Set by whoever applied the claim, once it is applied.
+        durable_after: FlushTicket::DURABLE,
     }))
 }
 

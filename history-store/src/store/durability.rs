@@ -29,9 +29,19 @@ use tokio::sync::oneshot;
 type Waiter = oneshot::Sender<Result<(), StoreError>>;
 
 /// The number of the first flush that covers writes made before the ticket
-/// was taken (see the module docs).
+/// was taken (see the module docs). Callers outside the store hold one
+/// where something must not happen before a write is durable (an activity
+/// attempt claimed in a commit starts only once that commit is), and wait
+/// for it with `Store::durable_since`: the wait rides the group commit,
+/// it never asks for a flush of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct FlushTicket(u64);
+pub struct FlushTicket(u64);
+
+impl FlushTicket {
+    /// A ticket every flush covers, so waiting for it returns at once: for
+    /// writes already known to be durable.
+    pub const DURABLE: FlushTicket = FlushTicket(0);
+}
 
 #[derive(Default)]
 struct State {

@@ -19,6 +19,7 @@
 
 use super::activities::{claim_one, running_task, Claim, TaskTx};
 use super::commit::{apply, prepare, CommitTx, Effects};
+use super::durability::FlushTicket;
 use super::tx::{abort, get_run, put_run, TxResult};
 use super::Inner;
 use crate::error::StoreError;
@@ -65,7 +66,8 @@ impl Inner {
     ) -> Result<Vec<ActivityTask>, StoreError> {
         let run = commit.run;
         let op = self.eager_op(commit, eager)?;
-        let (fx, claimed) = self.batcher.apply(&self.trees, op)?;
+        let (fx, mut claimed) = self.batcher.apply(&self.trees, op)?;
+        durable_after(&mut claimed, self.flusher.ticket());
         fx.wake(self, run);
         Ok(claimed)
     }
@@ -141,13 +143,26 @@ pub(super) fn commit_activation_detached(
     inner
         .batcher
         .apply_detached(&inner.trees, op, move |outcome| {
-            done(outcome.map(|(fx, claimed)| {
+            done(outcome.map(|(fx, mut claimed)| {
                 if let Some(inner) = store.upgrade() {
+                    durable_after(&mut claimed, inner.flusher.ticket());
                     fx.wake(&inner, run);
+                } else {
+                    // Nothing can make them durable any more: never run.
+                    claimed.clear();
                 }
                 claimed
             }))
         });
+}
+
+/// Marks attempts claimed by a commit as startable once the flush that
+/// `ticket` (taken after the commit was applied) names is done: that flush
+/// covers the commit, and with it the history that schedules them.
+pub(super) fn durable_after(claimed: &mut [ActivityTask], ticket: FlushTicket) {
+    for task in claimed {
+        task.durable_after = ticket;
+    }
 }
 
 fn is_scheduled_by(commit: &ActivationCommit, cmd: CommandSeq) -> bool {

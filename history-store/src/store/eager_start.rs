@@ -120,9 +120,13 @@ impl Inner {
         if !starter.runs(&record.workflow_type) {
             return None;
         }
+        let run = match self.trees.run_ids.reserve() {
+            Ok(run) => run,
+            Err(e) => return Some(Err(e)),
+        };
         let (reply, answer) = oneshot::channel();
         starter.take(EagerStart {
-            run: self.trees.run_ids.reserve(),
+            run,
             started: started.clone(),
             event: event.to_vec(),
             record: record.clone(),
@@ -195,9 +199,12 @@ pub(super) fn start_eager_detached(
         .batcher
         .apply_detached(&inner.trees, op, move |outcome| {
             let (answer, claimed) = match outcome {
-                Ok((outcome, Some((fx, claimed)))) => {
+                Ok((outcome, Some((fx, mut claimed)))) => {
                     if let Some(inner) = store.upgrade() {
+                        super::eager::durable_after(&mut claimed, inner.flusher.ticket());
                         fx.wake(&inner, run);
+                    } else {
+                        claimed.clear();
                     }
                     (Reply::Done(Ok(outcome)), Ok(Some(claimed)))
                 }

@@ -10,7 +10,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `meta` | name | `epoch`, `next_run` (u64 BE) |
+//! | `meta` | name | `epoch`, `next_run`, `run_ceiling` (u64 BE) |
 //! | `workflow_ids` | workflow id bytes | latest `RunId` (u64 BE) |
 //! | `runs` | run | [`RunRecord`] |
 //! | `history` | run ++ seq | [`Event`] |
@@ -69,6 +69,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tx::Trees;
 
+pub use durability::FlushTicket;
 pub use eager::{EagerCommit, LocalCompletion};
 pub use eager_start::{EagerStart, EagerStarter};
 pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
@@ -78,6 +79,9 @@ pub use updates::{UpdateRecord, UpdateState, UpdateWait};
 const META_EPOCH: &str = "epoch";
 /// `meta` key of the next run number.
 const META_NEXT_RUN: &str = "next_run";
+/// `meta` key below which every run number may have been handed out (see
+/// `tx::RunIds`).
+const META_RUN_CEILING: &str = "run_ceiling";
 
 /// Handle to an open store. Cheap to clone; all clones share one sled
 /// database, one flusher and one set of in-process notifications.
@@ -303,6 +307,18 @@ impl Store {
     /// tokio channel); use [`Store::durable`] there.
     pub fn durable_blocking(&self) -> Result<(), StoreError> {
         self.inner.flusher.durable_blocking()
+    }
+
+    /// Waits until every write made before `ticket` was taken is durable:
+    /// the ticket of a claimed [`ActivityTask`] (`durable_after`) says when
+    /// the history that schedules the attempt is, and the attempt must not
+    /// start before. Rides the group commit like [`Store::durable`], and
+    /// returns at once when a flush already covered the ticket.
+    ///
+    /// # Errors
+    /// As [`Store::durable`].
+    pub async fn durable_since(&self, ticket: FlushTicket) -> Result<(), StoreError> {
+        self.inner.flusher.durable_since(Some(ticket)).await
     }
 
     // ----- clients -----

@@ -5,6 +5,7 @@
 use crate::event::{Failure, ParentClosePolicy, ParentRef, Payload};
 use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::options::ActivityOptions;
+use crate::store::durability::FlushTicket;
 use serde::{Deserialize, Serialize};
 
 /// Lifecycle of a run.
@@ -240,6 +241,16 @@ pub struct ActivityTask {
     pub heartbeat_timeout: Option<std::time::Duration>,
     /// Details from the last heartbeat of an earlier attempt.
     pub heartbeat_details: Option<Payload>,
+    /// The attempt may start only once [`Store::durable_since`] returns for
+    /// this ticket: then the history that schedules it and the claim that
+    /// makes it this attempt are durable, so a crash cannot undo either
+    /// after its side effects began (the call keeps its idempotency key,
+    /// and the attempt counts). Tasks from `claim_activity_tasks` are
+    /// durable when returned; those claimed by a commit become durable
+    /// with the group flush that follows it.
+    ///
+    /// [`Store::durable_since`]: crate::Store::durable_since
+    pub durable_after: FlushTicket,
 }
 
 impl ActivityTask {

@@ -26,9 +26,10 @@
 //! instance by recording the claiming epoch in the attempt), with remote
 //! attempts left to their deadlines and heartbeats.
 //!
-//! Attempts without any deadline (no timeout configured at all) are not
-//! indexed by deadline and are not found here; every attempt has a
-//! start-to-close timeout unless its options remove it.
+//! Attempts without any deadline (no timeout configured at all) are
+//! indexed at the end of time, which the timer service never reaches, so
+//! they are found here too. (Stores written before that index existed may
+//! hold such attempts unindexed; they end only with a completion.)
 
 use super::activities::{deadline_token, fail_attempt_at, TaskTx};
 use super::tx::{decode, TxResult};

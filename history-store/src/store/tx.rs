@@ -4,7 +4,7 @@
 //! transaction (a run record and its `ready` mirror; an inbox append).
 
 use super::journal::{Journal, TxTree};
-use super::META_NEXT_RUN;
+use super::{META_NEXT_RUN, META_RUN_CEILING};
 use crate::codec::{self, CodecError, MAX_VALUE_BYTES};
 use crate::error::StoreError;
 use crate::event::{Event, Payload};
@@ -18,7 +18,7 @@ use sled::transaction::{
 };
 use sled::{Db, Tree};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Result of a transaction closure: aborts carry our own error.
 pub(super) type TxResult<A> = ConflictableTransactionResult<A, StoreError>;
@@ -53,7 +53,7 @@ impl Trees {
         let meta = db.open_tree("meta")?;
         Ok(Trees {
             journal,
-            run_ids: Arc::new(RunIds::load(&meta)?),
+            run_ids: Arc::new(RunIds::load(db, &meta)?),
             meta,
             workflow_ids: db.open_tree("workflow_ids")?,
             runs: db.open_tree("runs")?,
@@ -253,34 +253,85 @@ pub(super) fn check_event_payloads(event: &Event, limit: usize) -> Result<(), St
 /// for its run id, and then commits start and activation together. `meta`
 /// keeps the high-water mark, written by every transaction that takes a
 /// number. A number drawn by a transaction that is then refused or re-run
-/// is skipped (until the next open, which continues after the highest
-/// number a run was given); gaps are harmless, numbers only need to be
-/// unique.
+/// is skipped; gaps are harmless, numbers only need to be unique.
+///
+/// Unique across crashes too: a number is part of every idempotency key
+/// of its run (`workflow-id/run/cmd`), so a number handed out by a process
+/// that died before its start was durable must not come round again. The
+/// counter therefore works below a ceiling recorded in `meta` and flushed
+/// *before* any number under it is handed out, in blocks of
+/// [`RUN_BLOCK`]; an open continues at the ceiling, skipping whatever the
+/// last process may have drawn. The flush is sled's (it survives a killed
+/// process, not a power cut); across a power cut a number can come round
+/// again only if no activity attempt of its run ever started, since
+/// attempts wait for the group commit's fsync.
 pub(super) struct RunIds {
     next: AtomicU64,
+    /// Every number below this may have been handed out (durably recorded).
+    ceiling: AtomicU64,
+    /// Serialises raising the ceiling.
+    raise: Mutex<()>,
+    db: Db,
+    meta: Tree,
 }
 
+/// How many run numbers one durable raise of the ceiling covers: one sled
+/// flush per this many starts, and at most this many numbers skipped at
+/// each open.
+pub(super) const RUN_BLOCK: u64 = 1024;
+
 impl RunIds {
-    /// The counter, continuing after every run number `meta` has recorded.
-    pub(super) fn load(meta: &Tree) -> Result<RunIds, StoreError> {
-        let next = match meta.get(META_NEXT_RUN)? {
-            None => 1,
-            Some(bytes) => decode_u64(&bytes, "meta", None)?,
+    /// The counter, continuing after every number `meta` records as used
+    /// or as possibly handed out (the ceiling).
+    pub(super) fn load(db: &Db, meta: &Tree) -> Result<RunIds, StoreError> {
+        let stored = |key: &str| -> Result<Option<u64>, StoreError> {
+            meta.get(key)?
+                .map(|bytes| decode_u64(&bytes, "meta", None))
+                .transpose()
         };
+        let next = stored(META_NEXT_RUN)?.unwrap_or(1);
+        let ceiling = stored(META_RUN_CEILING)?.unwrap_or(0);
         Ok(RunIds {
-            next: AtomicU64::new(next),
+            next: AtomicU64::new(next.max(ceiling).max(1)),
+            ceiling: AtomicU64::new(ceiling),
+            raise: Mutex::new(()),
+            db: db.clone(),
+            meta: meta.clone(),
         })
     }
 
-    /// A number no other run has or will be given.
-    pub(super) fn reserve(&self) -> RunId {
-        RunId(self.next.fetch_add(1, Ordering::Relaxed))
+    /// A number no other run has or will be given, even after a crash.
+    ///
+    /// # Errors
+    /// `Storage` if the ceiling could not be raised and flushed.
+    pub(super) fn reserve(&self) -> Result<RunId, StoreError> {
+        let run = self.next.fetch_add(1, Ordering::Relaxed);
+        if run >= self.ceiling.load(Ordering::Acquire) {
+            self.raise_past(run)?;
+        }
+        Ok(RunId(run))
+    }
+
+    /// Records (durably) a ceiling above `run`. A plain write to its own
+    /// key, outside the journal: it only ever grows and nothing else
+    /// depends on it atomically.
+    fn raise_past(&self, run: u64) -> Result<(), StoreError> {
+        let _one = self.raise.lock().unwrap_or_else(|p| p.into_inner());
+        if run < self.ceiling.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let ceiling = run.saturating_add(RUN_BLOCK);
+        self.meta
+            .insert(META_RUN_CEILING, &ceiling.to_be_bytes()[..])?;
+        self.db.flush()?;
+        self.ceiling.store(ceiling, Ordering::Release);
+        Ok(())
     }
 }
 
 /// Takes the next run number.
 pub(super) fn allocate_run(meta: &TxTree<'_>, ids: &RunIds) -> TxResult<RunId> {
-    let run = ids.reserve();
+    let run = ids.reserve().map_err(abort)?;
     record_run_number(meta, run)?;
     Ok(run)
 }
@@ -353,28 +404,30 @@ mod tests {
     }
 
     #[test]
-    fn run_numbers_reserved_ahead_continue_after_the_highest_across_reopen() {
+    fn run_numbers_drawn_by_an_earlier_process_never_come_round_again() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, b, unused) = {
+        let drawn: Vec<RunId> = {
             let db = super::super::open_db(dir.path(), &Default::default()).unwrap();
             let trees = Trees::open(&db).unwrap();
-            let (a, b, unused) = (
-                trees.run_ids.reserve(),
-                trees.run_ids.reserve(),
-                trees.run_ids.reserve(),
-            );
-            assert_eq!((a, b, unused), (RunId(1), RunId(2), RunId(3)));
-            // Committed out of order; the third is never used.
-            take(&trees, b);
-            take(&trees, a);
-            db.flush().unwrap();
-            (a, b, unused)
+            // Across a block boundary, so the ceiling is raised while
+            // running too, not only at the first draw.
+            let drawn: Vec<RunId> = (0..RUN_BLOCK + 3)
+                .map(|_| trees.run_ids.reserve().unwrap())
+                .collect();
+            assert_eq!(drawn[0], RunId(1));
+            // Only two of them ever reach a committed transaction (out of
+            // order); the process "dies" with the others unrecorded.
+            take(&trees, drawn[1]);
+            take(&trees, drawn[0]);
+            drawn
         };
         let db = super::super::open_db(dir.path(), &Default::default()).unwrap();
         let trees = Trees::open(&db).unwrap();
-        // Past every number a run was given; a number reserved and never
-        // given to a run may come round again, which is harmless.
-        assert_eq!(trees.run_ids.reserve(), unused);
-        assert!(unused > a && unused > b);
+        let next = trees.run_ids.reserve().unwrap();
+        let highest = drawn.iter().max().copied().unwrap();
+        assert!(
+            next > highest,
+            "{next} was drawn again after a restart (highest drawn before: {highest})"
+        );
     }
 }

@@ -4,6 +4,9 @@
 //! crash-child run DIR SCENARIO      open DIR/db, run a worker, start (or
 //!                                   resume) the scenario's workflows, report
 //!                                   on stdout until every one completed
+//! crash-child keys DIR             run the idempotency-key workload (see
+//!                                   `refrain_tests::keys`) on DIR/db until
+//!                                   every chain completed
 //! crash-child signal DIR ID VALUE   ask the running child to send signal
 //!                                   `proceed` VALUE to ID; exits 0 once that
 //!                                   child reports the signal durable
@@ -20,6 +23,7 @@ use refrain_tests::crash::{
     ALL_DONE, READY,
 };
 use refrain_tests::history::kinds;
+use refrain_tests::keys::{key_ledger_file, ChainStep, KeyChain, KeyLeaf, Touch, KEY_CHAINS};
 use refrain_tests::ledger::Ledger;
 use refrain_worker::Worker;
 use std::collections::HashMap;
@@ -31,9 +35,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["run", dir, name] => run(PathBuf::from(dir), name),
+        ["keys", dir] => run_keys(PathBuf::from(dir)),
         ["signal", dir, id, value] => request_signal(Path::new(dir), id, value),
         _ => {
-            eprintln!("usage: crash-child run DIR SCENARIO | crash-child signal DIR ID VALUE");
+            eprintln!(
+                "usage: crash-child run DIR SCENARIO | crash-child keys DIR | crash-child signal DIR ID VALUE"
+            );
             return ExitCode::from(2);
         }
     };
@@ -47,17 +54,64 @@ fn main() -> ExitCode {
 }
 
 fn run(dir: PathBuf, name: &str) -> anyhow::Result<()> {
+    runtime()?.block_on(run_scenario(dir, name))
+}
+
+fn run_keys(dir: PathBuf) -> anyhow::Result<()> {
+    runtime()?.block_on(key_workload(dir))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    tokio::runtime::Builder::new_multi_thread()
+    Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?
-        .block_on(run_scenario(dir, name))
+        .build()?)
+}
+
+/// Starts (or, after a kill, finds) every chain of the key workload and
+/// waits for each to complete.
+async fn key_workload(dir: PathBuf) -> anyhow::Result<()> {
+    let store = Store::open(db_dir(&dir), StoreConfig::default()).context("opening the store")?;
+    let worker = Worker::builder(store.clone())
+        .workflow::<KeyChain>()
+        .workflow::<KeyLeaf>()
+        .activity(Touch::to_file(&key_ledger_file(&dir))?)
+        .start();
+    let client = Client::new(store.clone());
+    let mut handles = Vec::new();
+    for i in 0..KEY_CHAINS {
+        let id = format!("chain-{i}");
+        let handle = if store.latest_run(&id.as_str().into())?.is_some() {
+            client.handle::<KeyChain>(id.as_str())?
+        } else {
+            let first = ChainStep {
+                id: id.clone(),
+                generation: 0,
+            };
+            client
+                .start_with::<KeyChain>(id.as_str(), first, StartOptions::attach_to_open())
+                .await?
+        };
+        handles.push(handle);
+    }
+    println!("{READY}");
+    for handle in &handles {
+        let result = handle.result().await?;
+        println!(
+            "RESULT {} {}",
+            handle.workflow_id(),
+            serde_json::to_string(&result)?
+        );
+    }
+    println!("{ALL_DONE}");
+    worker.shutdown(Duration::from_secs(1)).await;
+    Ok(())
 }
 
 async fn run_scenario(dir: PathBuf, name: &str) -> anyhow::Result<()> {
