@@ -5,7 +5,7 @@
 //! has given up retrying. [`WorkflowError`] is what a workflow returns; `?`
 //! converts any error into it.
 
-use refrain_history::{CommandSeq, Failure, FailureCause, Payload};
+use refrain_history::{CommandSeq, Event, Failure, FailureCause, Payload};
 use std::fmt;
 
 /// Error returned by an activity attempt.
@@ -186,5 +186,221 @@ impl fmt::Debug for WorkflowError {
 impl fmt::Display for WorkflowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.failure, f)
+    }
+}
+
+/// `Failure::kind` of a run closed because one of its commands carries a
+/// payload over the store's limit (`StoreConfig::max_payload_bytes`), and
+/// of an activity attempt whose result is over it. The worker, not the
+/// workflow code, writes the closing activation (`ActivationStarted`, then
+/// `WorkflowFailed` alone), so replay takes it as the run's end instead of
+/// checking it against the code, whatever the limit is by then.
+pub const PAYLOAD_TOO_LARGE_KIND: &str = "payload-too-large";
+
+/// A command of an activation with a payload over the store's payload
+/// limit. The store refuses the whole activation, so retrying the task
+/// would only produce the same command again: the worker closes the run
+/// with [`OversizedCommand::into_failure`] instead.
+///
+/// Failing the run, rather than failing the call in the workflow code, is
+/// also what Temporal's server does with a command over its blob size
+/// limit. An error at the call site would make the code's path depend on
+/// the limit in force, which may differ when the history is replayed; the
+/// recorded failure does not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OversizedCommand {
+    /// The command's event kind (`WorkflowCompleted`, `ActivityScheduled`).
+    pub command: &'static str,
+    /// Which of its payloads is too large ("the result", "the input").
+    pub field: &'static str,
+    /// The command number and what the command calls, when it has them.
+    pub target: Option<String>,
+    /// The payload's size in bytes.
+    pub size: usize,
+    /// The limit in bytes.
+    pub limit: usize,
+}
+
+impl OversizedCommand {
+    /// The first command among `events` with a payload over `limit` bytes
+    /// (`StoreConfig::max_payload_bytes`, capped, as the store caps it, by
+    /// the codec's largest value). Looks at the payloads workflow code
+    /// supplies (results, inputs, values, failures, reasons); the store
+    /// also checks names and ids, which stay small in practice.
+    pub fn find(events: &[Event], limit: usize) -> Option<Self> {
+        let limit = limit.min(refrain_history::codec::MAX_VALUE_BYTES);
+        events.iter().find_map(|e| {
+            let (field, size) = payloads_of(e).into_iter().find(|&(_, size)| size > limit)?;
+            Some(OversizedCommand {
+                command: e.kind(),
+                field,
+                target: target_of(e),
+                size,
+                limit,
+            })
+        })
+    }
+
+    /// The failure the run closes with: kind [`PAYLOAD_TOO_LARGE_KIND`],
+    /// not retryable, the message naming command, size and limit.
+    pub fn into_failure(self) -> Failure {
+        let mut failure = Failure::application(PAYLOAD_TOO_LARGE_KIND, self.to_string());
+        failure.non_retryable = true;
+        failure
+    }
+}
+
+impl fmt::Display for OversizedCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} of {}", self.field, self.command)?;
+        if let Some(target) = &self.target {
+            write!(f, " ({target})")?;
+        }
+        write!(
+            f,
+            " is {} bytes, over the payload limit of {} bytes; the run cannot record it, so it fails (keep large data outside the history and pass a reference to it)",
+            self.size, self.limit
+        )
+    }
+}
+
+/// The payloads workflow code supplies to command `event`, named, with
+/// their sizes (empty slots have size 0). Runs on every commit, so it
+/// allocates nothing.
+fn payloads_of(event: &Event) -> [(&'static str, usize); 2] {
+    const NONE: (&str, usize) = ("", 0);
+    let failure = |f: &Failure| {
+        [
+            (
+                "the failure details",
+                f.details.as_ref().map_or(0, Payload::len),
+            ),
+            ("the failure message", f.message.len()),
+        ]
+    };
+    match event {
+        Event::ActivityScheduled { input, .. } | Event::ChildWorkflowStarted { input, .. } => {
+            [("the input", input.len()), NONE]
+        }
+        Event::SideEffectRecorded { value, .. } => [("the value", value.len()), NONE],
+        Event::HumanTaskAssigned { form, .. } => {
+            [("the form", form.as_ref().map_or(0, Payload::len)), NONE]
+        }
+        Event::WorkflowCompleted { result } | Event::UpdateCompleted { result, .. } => {
+            [("the result", result.len()), NONE]
+        }
+        Event::WorkflowFailed { failure: f } | Event::UpdateFailed { failure: f, .. } => failure(f),
+        Event::WorkflowCancelled { reason } => [("the reason", reason.len()), NONE],
+        Event::WorkflowContinuedAsNew {
+            input,
+            carried_signals,
+            ..
+        } => [
+            ("the input", input.len()),
+            (
+                "the carried signals",
+                carried_signals.iter().map(|s| s.payload.len()).sum(),
+            ),
+        ],
+        _ => [NONE, NONE],
+    }
+}
+
+/// The command number of `event` and what it calls, if it has them.
+fn target_of(event: &Event) -> Option<String> {
+    match event {
+        Event::ActivityScheduled {
+            cmd, activity_type, ..
+        } => Some(format!("{cmd}, activity {activity_type}")),
+        Event::ChildWorkflowStarted {
+            cmd,
+            workflow_type,
+            workflow_id,
+            ..
+        } => Some(format!("{cmd}, child {workflow_type} {workflow_id}")),
+        Event::SideEffectRecorded { cmd, .. } => Some(cmd.to_string()),
+        Event::HumanTaskAssigned { cmd, task, .. } => Some(format!("{cmd}, human task {task}")),
+        Event::UpdateCompleted { update_id, .. } | Event::UpdateFailed { update_id, .. } => {
+            Some(format!("update {update_id}"))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use refrain_history::{ActivityOptions, Callsite};
+
+    fn scheduled(cmd: u32, size: usize) -> Event {
+        Event::ActivityScheduled {
+            cmd: CommandSeq(cmd),
+            activity_type: "upload".into(),
+            input: Payload::from_bytes(vec![b'x'; size]),
+            options: ActivityOptions::default(),
+            callsite: Callsite::from_location(std::panic::Location::caller()),
+        }
+    }
+
+    #[test]
+    fn a_payload_at_the_limit_passes_as_the_store_admits_it() {
+        let events = [
+            Event::ActivationStarted {
+                time: refrain_history::Timestamp(0),
+            },
+            scheduled(1, 100),
+            Event::WorkflowCompleted {
+                result: Payload::from_bytes(vec![b'r'; 100]),
+            },
+        ];
+        assert_eq!(OversizedCommand::find(&events, 100), None);
+    }
+
+    #[test]
+    fn the_first_command_over_the_limit_is_named() {
+        let events = [
+            scheduled(1, 10),
+            scheduled(2, 101),
+            Event::WorkflowCompleted {
+                result: Payload::from_bytes(vec![b'r'; 500]),
+            },
+        ];
+        let found = OversizedCommand::find(&events, 100).expect("found");
+        assert_eq!(
+            found,
+            OversizedCommand {
+                command: "ActivityScheduled",
+                field: "the input",
+                target: Some("cmd 2, activity upload".into()),
+                size: 101,
+                limit: 100,
+            }
+        );
+        let failure = found.into_failure();
+        assert_eq!(failure.kind, PAYLOAD_TOO_LARGE_KIND);
+        assert!(failure.non_retryable);
+        assert!(
+            failure.message.starts_with(
+                "the input of ActivityScheduled (cmd 2, activity upload) is 101 bytes, over the payload limit of 100 bytes"
+            ),
+            "{}",
+            failure.message
+        );
+    }
+
+    #[test]
+    fn signals_carried_into_the_next_run_count_together() {
+        let signal = |n| refrain_history::SignalRecord {
+            name: "s".into(),
+            payload: Payload::from_bytes(vec![b's'; n]),
+            sender: None,
+        };
+        let events = [Event::WorkflowContinuedAsNew {
+            input: Payload::from_bytes(vec![b'i'; 10]),
+            seed: 0,
+            carried_signals: vec![signal(60), signal(60)],
+        }];
+        let found = OversizedCommand::find(&events, 100).expect("found");
+        assert_eq!((found.field, found.size), ("the carried signals", 120));
     }
 }

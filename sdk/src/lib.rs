@@ -69,7 +69,9 @@ pub use client::{
 pub use combinators::{join, join3, join_all, select, Either, JoinAll, Select};
 pub use commands::{ActivityCall, ActivityFuture, SignalFuture, TimerFuture};
 pub use context::WorkflowContext;
-pub use error::{ActivityError, ActivityFailed, WorkflowError};
+pub use error::{
+    ActivityError, ActivityFailed, OversizedCommand, WorkflowError, PAYLOAD_TOO_LARGE_KIND,
+};
 pub use human_task::{
     Escalation, HumanDecision, HumanTask, HumanTaskCall, HumanTaskFailed, HumanTaskFuture,
     HumanTaskNotice, HumanTaskRef, NoticeKind,

@@ -15,5 +15,7 @@ mod idempotency;
 mod lifecycle;
 /// Changed or nondeterministic code stops with a descriptive error.
 mod nondeterminism;
+/// An oversized result or command input fails the run by name, recorded.
+mod payload_limits;
 /// Activity retries, backoff, non-retryable errors, timeouts, heartbeats.
 mod retries;

@@ -26,6 +26,7 @@ use crate::cache::StickyCache;
 use crate::eager::{record_in_store, ActivityHandoff, Delivered};
 use crate::registry::Registry;
 use refrain::replay::{ActivationError, WorkflowMachine};
+use refrain::OversizedCommand;
 use refrain_history::{
     ActivationCommit, ActivityTask, EagerCommit, EagerStart, Event, Failure, LocalCompletion,
     Payload, RetryPolicy, RunId, RunRecord, Store, StoreError, Timestamp,
@@ -242,6 +243,13 @@ impl Executor {
                 return self.fail_task(run, task.token, reason);
             }
         };
+        let limit = self.store.config().max_payload_bytes;
+        if let Some(oversized) = OversizedCommand::find(&events, limit) {
+            // The store would refuse this activation, and every retry
+            // produces it again: the run fails instead, naming the command.
+            record_in_store(&self.store, delivered);
+            return self.close_failed(run, &task.record, task.token, oversized.into_failure());
+        }
         let commit = ActivationCommit {
             run,
             token: task.token,
@@ -486,7 +494,25 @@ impl Executor {
             StoreError::HistoryLimitExceeded { .. } => {
                 // Retrying cannot help: close the run with a failure that
                 // says why (the store always admits a lone failure).
-                self.close_over_limit(run, record, token, &e)
+                let mut failure = Failure::application(
+                    HISTORY_LIMIT_KIND,
+                    format!("{e}; continue as new before the history grows this large"),
+                );
+                failure.non_retryable = true;
+                self.close_failed(run, record, token, failure)
+            }
+            StoreError::PayloadTooLarge { size, limit } => {
+                // A payload `OversizedCommand` does not look at (a name,
+                // an id): as final as the others.
+                let failure = OversizedCommand {
+                    command: "the activation",
+                    field: "a payload",
+                    target: None,
+                    size,
+                    limit,
+                }
+                .into_failure();
+                self.close_failed(run, record, token, failure)
             }
             e => self.fail_task(run, token, format!("commit failed: {e}")),
         }
@@ -535,18 +561,17 @@ impl Executor {
         Ok(machine)
     }
 
-    fn close_over_limit(
+    /// Closes `run` with `failure`, whose cause would fail every retry of
+    /// the run's task the same way. The closing activation is the
+    /// worker's, not the code's: replay takes it as the run's end.
+    fn close_failed(
         &mut self,
         run: RunId,
         record: &RunRecord,
-        token: refrain_history::LeaseToken,
-        cause: &StoreError,
+        token: LeaseToken,
+        failure: Failure,
     ) -> Outcome {
-        let mut failure = Failure::application(
-            HISTORY_LIMIT_KIND,
-            format!("{cause}; continue as new before the history grows this large"),
-        );
-        failure.non_retryable = true;
+        let cause = failure.message.clone();
         let commit = ActivationCommit {
             run,
             token,

@@ -256,13 +256,14 @@ impl WorkflowMachine {
     /// `InvalidHistory` for events outside any activation.
     pub fn replay(&mut self, all: &[Event]) -> Result<(), ActivationError> {
         // A termination is written by the store after whatever activation
-        // came last, and a close over the history limit by the worker as
-        // an activation of its own, not by the code: nothing to check, the
-        // run simply ends there.
+        // came last, and a close over the history or payload limit by the
+        // worker as an activation of its own, not by the code: nothing to
+        // check, the run simply ends there.
         let closed_by_engine = match all {
             [.., Event::WorkflowTerminated { .. }] => 1,
             [.., Event::ActivationStarted { .. }, Event::WorkflowFailed { failure }]
-                if failure.kind == HISTORY_LIMIT_KIND =>
+                if failure.kind == HISTORY_LIMIT_KIND
+                    || failure.kind == crate::error::PAYLOAD_TOO_LARGE_KIND =>
             {
                 2
             }
