@@ -404,6 +404,17 @@ mod tests {
     }
 
     #[test]
+    fn fuzzed_events_give_named_errors_within_the_limit() {
+        let corpus: Vec<Vec<u8>> = every_event().iter().map(|e| encode(e).unwrap()).collect();
+        // Half the mutants carry a matching checksum and reach bincode,
+        // whose allocations the size limit bounds.
+        crate::fuzz::Fuzz::from_env("event codec", 60_000)
+            .resealing()
+            .max_allocation(MAX_VALUE_BYTES)
+            .run(&corpus, decode::<Event>);
+    }
+
+    #[test]
     fn empty_and_short_inputs_are_truncated() {
         assert_eq!(
             decode::<Event>(&[]),
