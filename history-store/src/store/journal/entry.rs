@@ -74,7 +74,8 @@ pub(super) fn encode_entry(sets: &[(&Tree, BTreeMap<IVec, Option<IVec>>)]) -> Ve
 
 /// One chunk in the envelope.
 fn seal(last: bool, part: &[u8]) -> Vec<u8> {
-    match codec::encode(&(last, AsBytes(part))) {
+    // The flag takes a byte, the length's varint at most five.
+    match codec::encode_sized(&(last, AsBytes(part)), 6 + part.len()) {
         Ok(bytes) => bytes,
         // A chunk is a bool and at most CHUNK_BYTES bytes, far below the
         // codec's limit, and bincode encodes both without fail.
