@@ -30,6 +30,8 @@
 pub mod codec;
 mod error;
 mod event;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fuzz;
 mod ids;
 pub mod keys;
 mod options;

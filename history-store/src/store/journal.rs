@@ -21,7 +21,17 @@
 //! implies every write of step 2. At open, every entry still present is
 //! applied again (the writes are final values, so applying twice is
 //! harmless) and removed; an entry whose last chunk is missing was never
-//! applied and is dropped.
+//! applied and is dropped, and one whose first chunks are missing was
+//! being removed, so its writes are in place, and is dropped too.
+//!
+//! Each chunk is stored in the codec's envelope with its own CRC32C (see
+//! [`entry`]), so a damaged entry is a `Corrupt { what: "journal" }` error
+//! at open rather than a wrong write set applied to the trees; nothing is
+//! applied from an entry until the whole of it has decoded. Chunks written
+//! before the envelope existed (an older build that crashed mid-commit)
+//! are recognised by their first byte and applied as before, without a
+//! checksum to verify; a journal mixing both formats is corrupt, since
+//! open empties the journal before anything new is written.
 //!
 //! One writer at a time (a mutex around closure and apply), so a closure's
 //! reads of the trees are never interleaved with another transaction's
@@ -29,8 +39,11 @@
 //! them from one transaction take [`Journal::consistent`], which excludes
 //! step 2.
 
+mod entry;
+
 use crate::codec::CodecError;
 use crate::error::StoreError;
+use entry::{decode_chunk, decode_entry, encode_entry, TreeWrites};
 use sled::transaction::{
     ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
     UnabortableTransactionError,
@@ -39,18 +52,6 @@ use sled::{Db, IVec, Tree};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
-
-/// Largest journal value: a write set above it is split into chunks, so
-/// no entry reaches sled's blob threshold (a file per value).
-const CHUNK_BYTES: usize = 32 * 1024;
-
-/// First byte of a chunk: whether it is the entry's last.
-const MORE: u8 = 0;
-const LAST: u8 = 1;
-
-/// Tags of a write in an entry.
-const REMOVE: u8 = 0;
-const INSERT: u8 = 1;
 
 /// A tree as a transaction sees it: the tree's contents with the
 /// transaction's own writes over them. Nothing reaches the tree until the
@@ -206,14 +207,10 @@ impl Journal {
         writer.next += 1;
         // One write is atomic by itself.
         let chunks = if count > 1 {
-            let bytes = encode(&sets);
-            let chunks = bytes.chunks(CHUNK_BYTES);
-            let (n, last) = (chunks.len(), chunks.len() - 1);
-            for (i, chunk) in chunks.enumerate() {
-                let mut value = Vec::with_capacity(1 + chunk.len());
-                value.push(if i == last { LAST } else { MORE });
-                value.extend_from_slice(chunk);
-                self.tree.insert(chunk_key(entry, i as u32), value)?;
+            let chunks = encode_entry(&sets);
+            let n = chunks.len();
+            for (i, chunk) in chunks.into_iter().enumerate() {
+                self.tree.insert(chunk_key(entry, i as u32), chunk)?;
             }
             n
         } else {
@@ -253,67 +250,6 @@ fn chunk_key(entry: u64, chunk: u32) -> [u8; 12] {
     k
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Keys and values are far below 4 GiB (the codec's limit is lower).
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
-/// An entry: for each tree, its name and its writes.
-fn encode(sets: &[(&Tree, BTreeMap<IVec, Option<IVec>>)]) -> Vec<u8> {
-    let size: usize = sets
-        .iter()
-        .flat_map(|(_, w)| w.iter())
-        .map(|(k, v)| 9 + k.len() + v.as_ref().map_or(0, |v| v.len()))
-        .sum();
-    let mut out = Vec::with_capacity(4 + size + sets.len() * 32);
-    out.extend_from_slice(&(sets.len() as u32).to_be_bytes());
-    for (tree, writes) in sets {
-        put_bytes(&mut out, &tree.name());
-        out.extend_from_slice(&(writes.len() as u32).to_be_bytes());
-        for (key, value) in writes {
-            put_bytes(&mut out, key);
-            match value {
-                None => out.push(REMOVE),
-                Some(v) => {
-                    out.push(INSERT);
-                    put_bytes(&mut out, v);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Reads an entry back.
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
-        if self.bytes.len() < n {
-            return Err(corrupt(CodecError::Truncated {
-                needed: n,
-                got: self.bytes.len(),
-            }));
-        }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(head)
-    }
-
-    fn u32(&mut self) -> Result<usize, StoreError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    }
-
-    fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
-        let n = self.u32()?;
-        self.take(n)
-    }
-}
-
 fn corrupt(source: CodecError) -> StoreError {
     StoreError::Corrupt {
         what: "journal",
@@ -322,28 +258,29 @@ fn corrupt(source: CodecError) -> StoreError {
     }
 }
 
-/// Applies a whole entry to the trees of `db`.
-fn apply_entry(db: &Db, bytes: &[u8]) -> Result<(), StoreError> {
-    let mut r = Reader { bytes };
-    for _ in 0..r.u32()? {
-        let tree = db.open_tree(r.bytes()?)?;
-        for _ in 0..r.u32()? {
-            let key = r.bytes()?;
-            match r.take(1)?[0] {
-                REMOVE => drop(tree.remove(key)?),
-                INSERT => drop(tree.insert(key, r.bytes()?)?),
-                tag => {
-                    return Err(corrupt(CodecError::Decode(format!(
-                        "unknown write tag {tag}"
-                    ))))
-                }
+fn corrupt_because(reason: String) -> StoreError {
+    corrupt(CodecError::Decode(reason))
+}
+
+/// The entry and chunk numbers of a journal key.
+fn parse_key(key: &[u8]) -> Result<(u64, u32), StoreError> {
+    let k = <[u8; 12]>::try_from(key)
+        .map_err(|_| corrupt_because(format!("journal key of {} bytes", key.len())))?;
+    let entry = u64::from_be_bytes([k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]]);
+    let chunk = u32::from_be_bytes([k[8], k[9], k[10], k[11]]);
+    Ok((entry, chunk))
+}
+
+/// Applies a decoded entry to the trees of `db`.
+fn apply_entry(db: &Db, trees: &[TreeWrites<'_>]) -> Result<(), StoreError> {
+    for t in trees {
+        let tree = db.open_tree(t.name)?;
+        for (key, value) in &t.writes {
+            match value {
+                Some(v) => drop(tree.insert(key, *v)?),
+                None => drop(tree.remove(key)?),
             }
         }
-    }
-    if !r.bytes.is_empty() {
-        return Err(corrupt(CodecError::TrailingBytes {
-            count: r.bytes.len(),
-        }));
     }
     Ok(())
 }
@@ -356,42 +293,86 @@ struct Replayed {
     applied: usize,
 }
 
+/// An entry being read back, chunk by chunk.
+struct Pending {
+    entry: u64,
+    /// Number of the chunk due next.
+    next_chunk: u32,
+    bytes: Vec<u8>,
+}
+
 /// Completes the entries a crash left, oldest first, and empties the
 /// journal.
+///
+/// An entry's chunks are inserted in order and removed in order, and sled
+/// recovers a prefix of its log, so the chunks of an entry found at open
+/// are consecutive: from the first without the last, an entry never
+/// applied (dropped); from the first to the last, an entry to apply
+/// again; or from some later chunk on, an entry whose removal (step 3)
+/// was interrupted, whose writes are therefore all in place (dropped).
+/// Anything else is corrupt.
 fn replay(db: &Db, journal: &Tree) -> Result<Replayed, StoreError> {
     let mut next = 0;
     let mut applied = 0;
-    let mut pending: Option<(u64, Vec<u8>)> = None;
+    let mut pending: Option<Pending> = None;
+    // The entry last applied or found half removed: none of its chunks may
+    // follow.
+    let mut settled: Option<(u64, bool)> = None;
+    // Whether the journal's chunks predate the envelope: one build wrote
+    // them all, since open empties the journal before anything is written.
+    let mut legacy: Option<bool> = None;
     let mut keys = Vec::new();
     for item in journal.iter() {
         let (key, value) = item?;
-        let entry = match <[u8; 12]>::try_from(&key[..]) {
-            Ok(k) => u64::from_be_bytes([k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]]),
-            Err(_) => {
-                return Err(corrupt(CodecError::Decode(format!(
-                    "journal key of {} bytes",
-                    key.len()
-                ))))
-            }
-        };
+        let (entry, chunk) = parse_key(&key)?;
         keys.push(key);
         next = entry + 1;
-        let (flag, chunk) = value
-            .split_first()
-            .ok_or_else(|| corrupt(CodecError::Truncated { needed: 1, got: 0 }))?;
-        let bytes = match pending.take() {
-            Some((e, mut bytes)) if e == entry => {
-                bytes.extend_from_slice(chunk);
-                bytes
+        match settled {
+            Some((e, true)) if e == entry => continue,
+            Some((e, false)) if e == entry => {
+                return Err(corrupt_because(format!(
+                    "journal entry {entry} has chunk {chunk} after its last"
+                )))
             }
-            // An earlier entry without its last chunk: never applied.
-            _ => chunk.to_vec(),
+            _ => {}
+        }
+        let due = match &pending {
+            Some(p) if p.entry == entry => p.next_chunk,
+            // A new entry. One before it without its last chunk was never
+            // applied.
+            _ => 0,
         };
-        if *flag == LAST {
-            apply_entry(db, &bytes)?;
+        if chunk != due {
+            if due == 0 {
+                settled = Some((entry, true));
+                pending = None;
+                continue;
+            }
+            return Err(corrupt_because(format!(
+                "journal entry {entry} has chunk {chunk} where chunk {due} was due"
+            )));
+        }
+        let c = decode_chunk(&value).map_err(corrupt)?;
+        if *legacy.get_or_insert(c.legacy) != c.legacy {
+            return Err(corrupt_because(format!(
+                "journal entry {entry} chunk {chunk} is in another format than the chunks before it"
+            )));
+        }
+        if due == 0 {
+            pending = None;
+        }
+        let p = pending.get_or_insert_with(|| Pending {
+            entry,
+            next_chunk: 0,
+            bytes: Vec::new(),
+        });
+        p.bytes.extend_from_slice(&c.bytes);
+        p.next_chunk += 1;
+        if c.last {
+            let bytes = pending.take().map(|p| p.bytes).unwrap_or_default();
+            apply_entry(db, &decode_entry(&bytes).map_err(corrupt)?)?;
             applied += 1;
-        } else {
-            pending = Some((entry, bytes));
+            settled = Some((entry, false));
         }
     }
     if !keys.is_empty() {
@@ -404,7 +385,11 @@ fn replay(db: &Db, journal: &Tree) -> Result<Replayed, StoreError> {
 }
 
 #[cfg(test)]
+mod open_tests;
+
+#[cfg(test)]
 mod tests {
+    use super::entry::CHUNK_BYTES;
     use super::*;
 
     fn open(dir: &std::path::Path) -> (Db, Journal, Tree, Tree) {
@@ -461,20 +446,16 @@ mod tests {
             ]);
             let writes_b = BTreeMap::from([(IVec::from("k"), Some(IVec::from("v")))]);
             a.insert("old", "x").unwrap();
-            let bytes = encode(&[(&a, writes_a), (&b, writes_b)]);
-            let chunks: Vec<_> = bytes.chunks(CHUNK_BYTES).collect();
+            let chunks = encode_entry(&[(&a, writes_a), (&b, writes_b.clone())]);
             assert!(chunks.len() > 2);
-            for (i, chunk) in chunks.iter().enumerate() {
-                let flag = if i == chunks.len() - 1 { LAST } else { MORE };
-                let mut v = vec![flag];
-                v.extend_from_slice(chunk);
-                journal.tree.insert(chunk_key(5, i as u32), v).unwrap();
+            for (i, chunk) in chunks.into_iter().enumerate() {
+                journal.tree.insert(chunk_key(5, i as u32), chunk).unwrap();
             }
             // A later entry whose last chunk never made it.
-            journal
-                .tree
-                .insert(chunk_key(6, 0), [&[MORE][..], b"partial"].concat())
-                .unwrap();
+            let writes_b = BTreeMap::from([(IVec::from("k"), Some(IVec::from(big)))]);
+            let partial = encode_entry(&[(&b, writes_b)]);
+            assert!(partial.len() > 1);
+            journal.tree.insert(chunk_key(6, 0), &*partial[0]).unwrap();
             db.flush().unwrap();
         }
         let (_db, journal, a, b) = open(dir.path());
@@ -491,7 +472,9 @@ mod tests {
         {
             let db = super::super::open_db(dir.path(), &Default::default()).unwrap();
             let tree = db.open_tree("journal").unwrap();
-            tree.insert(chunk_key(0, 0), &[LAST, 0, 0, 0, 1, 0][..])
+            // A last chunk in the format before the envelope: one tree,
+            // whose name's length is cut short.
+            tree.insert(chunk_key(0, 0), &[1, 0, 0, 0, 1, 0][..])
                 .unwrap();
             db.flush().unwrap();
         }

@@ -791,7 +791,8 @@ impl WorkflowMachine {
     }
 
     /// Compares the commands one replayed activation produced with those
-    /// history recorded for it, position by position.
+    /// history recorded for it, position by position: kind, name and
+    /// command number (see [`CommandSummary::matches`]).
     ///
     /// Patch markers are left out on both sides: whether a patch applies is
     /// decided from the record itself, and a retired patch may leave

@@ -97,12 +97,20 @@ impl CommandSummary {
         }
     }
 
-    /// Whether `other` is the same command for replay purposes: same kind
-    /// and, for activities, same type. Inputs are deliberately not compared:
+    /// Whether `other` is the same command for replay purposes: same kind,
+    /// same name (activity type, child workflow type, task, update) and
+    /// same command number. The number is how recorded results find their
+    /// command: one numbered differently would be handed another
+    /// command's result, or none. Inputs are deliberately not compared:
     /// an input that changes shape (a new optional field) must not break
     /// every running workflow, so the digest is informational only.
     pub fn matches(&self, other: &CommandSummary) -> bool {
-        self.kind == other.kind && self.name == other.name
+        self.kind == other.kind && self.name == other.name && self.cmd == other.cmd
+    }
+
+    /// Whether `other` is this command under another command number.
+    fn renumbered(&self, other: &CommandSummary) -> bool {
+        self.kind == other.kind && self.name == other.name && self.cmd != other.cmd
     }
 }
 
@@ -128,7 +136,8 @@ impl fmt::Display for CommandSummary {
 /// What kind of divergence was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DivergenceKind {
-    /// The code produced a different command than history recorded.
+    /// The code produced a different command than history recorded: of
+    /// another kind, another name, or under another command number.
     Mismatch,
     /// History recorded a command the code no longer produces.
     Missing,
@@ -165,6 +174,15 @@ pub struct NondeterminismError {
 }
 
 impl NondeterminismError {
+    /// Whether the recorded and the produced command differ only in their
+    /// command numbers.
+    fn renumbered(&self) -> bool {
+        match (&self.expected, &self.produced) {
+            (Some(e), Some(p)) => e.renumbered(p),
+            _ => false,
+        }
+    }
+
     /// The suggestion printed with the report.
     pub fn hint(&self) -> String {
         match &self.kind {
@@ -182,6 +200,10 @@ impl fmt::Display for NondeterminismError {
             self.workflow_id, self.workflow_type, self.run, self.position, self.activation
         )?;
         match &self.kind {
+            DivergenceKind::Mismatch if self.renumbered() => writeln!(
+                f,
+                "  the code numbered a command differently than history recorded (a call that takes a command number without recording a command, such as an activity whose input does not encode, was added or removed before it)"
+            )?,
             DivergenceKind::Mismatch => writeln!(
                 f,
                 "  the code produced a different command than history recorded"
