@@ -15,6 +15,7 @@
 //! for acknowledgements: every later `durable` call gets `Closed` rather
 //! than a promise nobody can keep.
 
+use super::integrity::{CommitCounter, Watermark};
 use crate::error::StoreError;
 use crate::store::api::DurabilityMode;
 use std::collections::HashSet;
@@ -71,11 +72,16 @@ pub(super) struct Flusher {
 type SyncFn = Box<dyn FnMut(bool) -> Result<(), StoreError> + Send>;
 
 impl Flusher {
+    /// Starts the flusher of a store opened for writing. After each
+    /// successful flush it records in `watermark` the last transaction
+    /// `commits` had applied before the flush began (see `integrity`).
     pub(super) fn start(
         db: sled::Db,
         dir: &Path,
         data_file: File,
         mode: DurabilityMode,
+        commits: CommitCounter,
+        mut watermark: Watermark,
     ) -> Result<Flusher, StoreError> {
         let mut blobs = BlobSync::new(dir.join("blobs"));
         Flusher::spawn(
@@ -87,9 +93,23 @@ impl Flusher {
                     DurabilityMode::None if closing => DurabilityMode::Flush,
                     mode => mode,
                 };
-                flush_once(&db, &data_file, &mut blobs, mode)
+                // Read before the flush: the flush then covers it.
+                let covered = commits.last();
+                flush_once(&db, &data_file, &mut blobs, mode)?;
+                if mode != DurabilityMode::None {
+                    watermark.record(covered);
+                }
+                Ok(())
             }),
         )
+    }
+
+    /// A flusher for a store opened read-only: it flushes nothing and
+    /// acknowledges nothing (every `durable` call gets `Closed`).
+    pub(super) fn read_only() -> Result<Flusher, StoreError> {
+        let flusher = Flusher::spawn(DurabilityMode::None, Box::new(|_| Ok(())))?;
+        flusher.shared.lock().failed = true;
+        Ok(flusher)
     }
 
     fn spawn(mode: DurabilityMode, sync: SyncFn) -> Result<Flusher, StoreError> {

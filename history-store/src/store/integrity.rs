@@ -1,0 +1,277 @@
+//! Telling that acknowledged data is missing, without trusting sled to say.
+//!
+//! sled checks a CRC on every log message it reads back, but a damaged data
+//! file is not always refused: at open, sled recovers the log up to the
+//! first message it cannot read and silently drops everything after it.
+//! A truncated tail, a flipped byte or a page of garbage then opens as a
+//! store from the past: closed runs back to running with half their
+//! history, acknowledged signals and results gone, and the worker carrying
+//! on from there (its first writes overwrite the evidence). The per-value
+//! CRC of our codec cannot see a value that is simply absent. So the store
+//! keeps two things that sled's recovery does not roll back together with
+//! the data.
+//!
+//! # A commit counter and a watermark outside sled
+//!
+//! Every journal transaction (and every write of the store goes through
+//! one, except the epoch bump and the journal's own replay at open, which
+//! only repeat or add bookkeeping) ends by writing `meta/commit_seq`, a
+//! u64 BE counter, after its data writes. sled recovers a prefix of its
+//! log, so a recovered `commit_seq = n` implies every write of
+//! transactions 1..=n. The journal keeps the last value it wrote in
+//! memory ([`CommitCounter`]).
+//!
+//! The flusher reads that counter right *before* it flushes sled, and
+//! after the flush (and, in `Fsync` mode, the fsync) has succeeded writes
+//! it to `refrain.watermark` in the store directory: a 16-byte record
+//! (magic, counter, CRC32C) rewritten in place with one write. The
+//! watermark is therefore never ahead of what sled holds durably. At open,
+//! right after sled has opened and before Refrain writes anything (journal
+//! replay, epoch bump, recovery of orphaned attempts), the store compares
+//! the two: a `commit_seq` behind the watermark means sled lost
+//! transactions that were flushed, and the open fails with
+//! [`StoreError::Damaged`] naming the directory; nothing is written. sled's
+//! own recovery may already have rewritten the tail of its log while
+//! opening (it cannot be told not to); Refrain adds nothing to that.
+//!
+//! The watermark write is not fsynced: it costs one small `write` per
+//! group flush and no extra device round trip on the acknowledgement path.
+//! A killed process keeps the write (it is in the page cache). After a
+//! power loss the watermark may be older than the data, which only makes
+//! detection weaker for the last moments, never raises a false alarm; in
+//! `Flush` mode (no fsync) a power loss can lose acknowledged data itself,
+//! and then the alarm is right. A missing watermark (a store created
+//! before it existed, or a fresh one) checks nothing.
+//!
+//! # Per-run checks on read
+//!
+//! The watermark catches a store that lost its tail. Damage in the middle
+//! can leave trees that disagree: a run record whose history is shorter,
+//! an id that names a run that is gone. Every history append already
+//! updates its run record in the same transaction, and the record counts
+//! the events (`last_seq`) and their encoded bytes (`history_bytes`). So
+//! reading a history checks both against what it found, and a mismatch
+//! is [`StoreError::RunDamaged`] for that run, never a silently shorter
+//! history. (A separate digest tree was considered; it would be written in
+//! the same transactions and lost in the same ways as the record, and
+//! history values are written once and carry their own CRC, so it would
+//! add a write to every append and catch nothing more.)
+//!
+//! `refrain verify` ([`Store::open_read_only`](super::Store::open_read_only)
+//! and [`Store::verify`](super::Store::verify), in `verify`) checks all of
+//! this for every run without writing to the store.
+
+use crate::error::StoreError;
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// `meta` key of the number of the last committed transaction.
+pub(super) const META_COMMIT_SEQ: &str = "commit_seq";
+
+/// The watermark's file name in the store directory.
+pub const WATERMARK_FILE: &str = "refrain.watermark";
+
+const MAGIC: [u8; 4] = *b"RFWM";
+const RECORD_LEN: usize = 16;
+
+/// The number of the last transaction the journal applied, shared with the
+/// flusher.
+#[derive(Clone, Default)]
+pub(super) struct CommitCounter(Arc<AtomicU64>);
+
+impl CommitCounter {
+    pub(super) fn starting_at(seq: u64) -> CommitCounter {
+        CommitCounter(Arc::new(AtomicU64::new(seq)))
+    }
+
+    /// The value the next transaction writes (called under the journal's
+    /// writer lock, so values are written in order).
+    pub(super) fn next(&self) -> u64 {
+        self.0.load(Ordering::Acquire).wrapping_add(1)
+    }
+
+    /// Records that transaction `seq` has been applied.
+    pub(super) fn applied(&self, seq: u64) {
+        self.0.store(seq, Ordering::Release);
+    }
+
+    /// The last transaction applied.
+    pub(super) fn last(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The commit counter as sled holds it.
+pub(super) fn stored_commit_seq(meta: &sled::Tree) -> Result<u64, StoreError> {
+    match meta.get(META_COMMIT_SEQ)? {
+        None => Ok(0),
+        Some(bytes) => super::tx::decode_u64(&bytes, "meta", None),
+    }
+}
+
+/// The watermark file, open for rewriting.
+pub(super) struct Watermark {
+    file: File,
+    path: PathBuf,
+}
+
+impl Watermark {
+    pub(super) fn open(dir: &Path) -> Result<Watermark, StoreError> {
+        let path = dir.join(WATERMARK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::Storage(sled::Error::Io(e)))?;
+        Ok(Watermark { file, path })
+    }
+
+    /// Records that every transaction up to `seq` is durable in sled. A
+    /// failure is logged, not fatal: it only leaves detection weaker.
+    pub(super) fn record(&mut self, seq: u64) {
+        let written = self
+            .file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| self.file.write_all(&encode(seq)));
+        if let Err(e) = written {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot update the store's watermark");
+        }
+    }
+}
+
+fn encode(seq: u64) -> [u8; RECORD_LEN] {
+    let mut out = [0u8; RECORD_LEN];
+    out[..4].copy_from_slice(&MAGIC);
+    out[4..12].copy_from_slice(&seq.to_be_bytes());
+    let crc = crc32c::crc32c(&out[..12]);
+    out[12..].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// The watermark of the store in `dir`: `Ok(None)` if there is none,
+/// `Err` with what is wrong if it cannot be read.
+pub(super) fn read_watermark(dir: &Path) -> Result<Option<u64>, String> {
+    let path = dir.join(WATERMARK_FILE);
+    let mut bytes = Vec::with_capacity(RECORD_LEN);
+    match File::open(&path) {
+        Ok(f) => f
+            .take(RECORD_LEN as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    // Created, then killed before the first flush wrote it.
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    if bytes.len() != RECORD_LEN || bytes[..4] != MAGIC {
+        return Err(format!("{} is not a watermark record", path.display()));
+    }
+    let crc = u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+    if crc32c::crc32c(&bytes[..12]) != crc {
+        return Err(format!("{} fails its checksum", path.display()));
+    }
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&bytes[4..12]);
+    Ok(Some(u64::from_be_bytes(seq)))
+}
+
+/// What comparing sled's commit counter with the watermark found: `None`
+/// if nothing is missing, else what is wrong.
+pub(super) fn compare(dir: &Path, stored: u64) -> Option<String> {
+    match read_watermark(dir) {
+        Ok(None) => None,
+        Ok(Some(mark)) if stored >= mark => None,
+        Ok(Some(mark)) => Some(format!(
+            "the data file holds transactions up to {stored}, but {mark} were durable \
+             ({} transactions acknowledged and now missing)",
+            mark - stored
+        )),
+        Err(why) => Some(why),
+    }
+}
+
+/// Refuses to go on with a store that lost acknowledged transactions.
+/// Called after sled has opened `db` and before anything is written.
+pub(super) fn check_at_open(dir: &Path, db: &sled::Db) -> Result<u64, StoreError> {
+    let stored = stored_commit_seq(&db.open_tree("meta")?)?;
+    match compare(dir, stored) {
+        None => Ok(stored),
+        Some(reason) => Err(StoreError::Damaged {
+            path: dir.to_path_buf(),
+            reason,
+        }),
+    }
+}
+
+/// Maps sled's report of unreadable data at open to [`StoreError::Damaged`].
+pub(super) fn damaged_at_open(dir: &Path, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Storage(sled::Error::Corruption { .. }) => StoreError::Damaged {
+            path: dir.to_path_buf(),
+            reason: format!("sled cannot read its data file: {e}"),
+        },
+        e => e,
+    }
+}
+
+/// Checks a run's history as read (`events` events, `bytes` encoded
+/// bytes) against what its record says was appended.
+pub(super) fn check_history(
+    run: crate::ids::RunId,
+    record: &super::records::RunRecord,
+    events: u64,
+    bytes: u64,
+) -> Result<(), StoreError> {
+    if events != record.last_seq {
+        return Err(StoreError::RunDamaged {
+            run,
+            reason: format!(
+                "history holds {events} events, the run's record says {}",
+                record.last_seq
+            ),
+        });
+    }
+    if bytes != record.history_bytes {
+        return Err(StoreError::RunDamaged {
+            run,
+            reason: format!(
+                "history holds {bytes} bytes, the run's record says {}",
+                record.history_bytes
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_round_trips_and_damage_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_watermark(dir.path()), Ok(None));
+        let mut mark = Watermark::open(dir.path()).unwrap();
+        assert_eq!(read_watermark(dir.path()), Ok(None), "empty file");
+        mark.record(7);
+        mark.record(41);
+        assert_eq!(read_watermark(dir.path()), Ok(Some(41)));
+        assert_eq!(compare(dir.path(), 41), None);
+        assert_eq!(compare(dir.path(), 50), None);
+        assert!(compare(dir.path(), 40).unwrap().contains("1 transactions"));
+
+        let path = dir.path().join(WATERMARK_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[6] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(compare(dir.path(), 41).unwrap().contains("checksum"));
+        std::fs::write(&path, &bytes[..9]).unwrap();
+        assert!(compare(dir.path(), 41).unwrap().contains("not a watermark"));
+    }
+}
