@@ -191,7 +191,11 @@ impl Inner {
     fn verify(&self) -> Result<VerifyReport, StoreError> {
         let _whole = self.trees.journal.consistent();
         let mut report = VerifyReport::default();
-        if let Some(found) = self.read_only.as_ref().and_then(|r| r.damage_at_open.clone()) {
+        if let Some(found) = self
+            .read_only
+            .as_ref()
+            .and_then(|r| r.damage_at_open.clone())
+        {
             report.store.push(found);
         }
         let mut damage = Damages::new();
@@ -202,7 +206,9 @@ impl Inner {
             let (key, bytes) = match item {
                 Ok(kv) => kv,
                 Err(e) => {
-                    report.store.push(format!("cannot read every run record: {e}"));
+                    report
+                        .store
+                        .push(format!("cannot read every run record: {e}"));
                     break;
                 }
             };
@@ -233,7 +239,12 @@ impl Inner {
                         }
                     }
                     Ok(None) => note(&mut damage, run, id, format!("inbox item {n} is missing")),
-                    Err(e) => note(&mut damage, run, id, format!("inbox item {n} unreadable: {e}")),
+                    Err(e) => note(
+                        &mut damage,
+                        run,
+                        id,
+                        format!("inbox item {n} unreadable: {e}"),
+                    ),
                 }
             }
             let named = [
@@ -243,7 +254,12 @@ impl Inner {
             ];
             for (how, other) in named {
                 if let Some(other) = other.filter(|o| !records.contains_key(o)) {
-                    note(&mut damage, run, id, format!("{how} {other}, which is missing"));
+                    note(
+                        &mut damage,
+                        run,
+                        id,
+                        format!("{how} {other}, which is missing"),
+                    );
                 }
             }
         }
@@ -252,7 +268,9 @@ impl Inner {
             let (key, value) = match item {
                 Ok(kv) => kv,
                 Err(e) => {
-                    report.store.push(format!("cannot read every workflow id: {e}"));
+                    report
+                        .store
+                        .push(format!("cannot read every workflow id: {e}"));
                     break;
                 }
             };
@@ -267,14 +285,19 @@ impl Inner {
                 }
             };
             match records.get(&run) {
-                Some(record) if record.workflow_id != id => note(&mut damage, 
+                Some(record) if record.workflow_id != id => note(
+                    &mut damage,
                     run,
                     Some(&id),
-                    format!("workflow id {id} maps to it, but it is a run of {}", record.workflow_id),
+                    format!(
+                        "workflow id {id} maps to it, but it is a run of {}",
+                        record.workflow_id
+                    ),
                 ),
                 Some(_) => {}
                 None if damage.contains_key(&run) => {}
-                None => note(&mut damage, 
+                None => note(
+                    &mut damage,
                     run,
                     Some(&id),
                     format!("workflow id {id} maps to it, but its record is missing"),
@@ -292,7 +315,11 @@ impl Inner {
             ("update", &self.trees.updates, run_prefix),
             ("timer", &self.trees.timers, time_key_run),
             ("activity queue", &self.trees.activity_ready, time_key_run),
-            ("activity deadline", &self.trees.activity_deadlines, time_key_run),
+            (
+                "activity deadline",
+                &self.trees.activity_deadlines,
+                time_key_run,
+            ),
         ];
         for (what, tree, run_of) in by_run {
             let mut orphans = BTreeSet::new();
@@ -306,7 +333,9 @@ impl Inner {
                         None => report.store.push(format!("malformed {what} key {key:?}")),
                     },
                     Err(e) => {
-                        report.store.push(format!("cannot read every {what} entry: {e}"));
+                        report
+                            .store
+                            .push(format!("cannot read every {what} entry: {e}"));
                         break;
                     }
                 }
@@ -314,7 +343,12 @@ impl Inner {
             for run in orphans {
                 highest = highest.max(run.0);
                 if !damage.contains_key(&run) {
-                    note(&mut damage, run, None, format!("{what} entries but no run record"));
+                    note(
+                        &mut damage,
+                        run,
+                        None,
+                        format!("{what} entries but no run record"),
+                    );
                 }
             }
         }
@@ -325,13 +359,17 @@ impl Inner {
                     "the next run number is {next}, but run-{highest} exists: the counter went back"
                 )),
                 Ok(_) => {}
-                Err(e) => report.store.push(format!("next run number unreadable: {e}")),
+                Err(e) => report
+                    .store
+                    .push(format!("next run number unreadable: {e}")),
             },
             Ok(None) if highest > 0 => report
                 .store
                 .push("the next run number is missing, but runs exist".to_owned()),
             Ok(None) => {}
-            Err(e) => report.store.push(format!("next run number unreadable: {e}")),
+            Err(e) => report
+                .store
+                .push(format!("next run number unreadable: {e}")),
         }
 
         report.runs = damage
