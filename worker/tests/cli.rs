@@ -511,7 +511,7 @@ fn a_damaged_store_is_verified_and_exported_without_being_written() {
     let said = ok(f.db(), &["verify"]);
     assert!(said.contains("3 runs checked, no damage found"), "{said}");
 
-    // What a lost log tail leaves: the commit counter behind the
+    // What a lost log tail leaves: sled's flush mark behind the
     // watermark, and stuck-2's record ahead of its history.
     let stuck_2 = {
         let store = Store::open(f.db(), StoreConfig::default()).unwrap();
@@ -521,9 +521,9 @@ fn a_damaged_store_is_verified_and_exported_without_being_written() {
     {
         let db = sled::open(f.db()).unwrap();
         let meta = db.open_tree("meta").unwrap();
-        let seq = meta.get("commit_seq").unwrap().expect("a commit counter");
-        let seq = u64::from_be_bytes(seq.as_ref().try_into().unwrap());
-        meta.insert("commit_seq", &(seq - 1).to_be_bytes()[..])
+        let mark = meta.get("flush_mark").unwrap().expect("a flush mark");
+        let mark = u64::from_be_bytes(mark.as_ref().try_into().unwrap());
+        meta.insert("flush_mark", &(mark - 1).to_be_bytes()[..])
             .unwrap();
         let history = db.open_tree("history").unwrap();
         let mut key = stuck_2.0 .0.to_be_bytes().to_vec();
@@ -541,7 +541,7 @@ fn a_damaged_store_is_verified_and_exported_without_being_written() {
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
     let report = stdout(&o);
     assert!(
-        report.contains("store: the data file holds transactions up to"),
+        report.contains("store: the data file ends at flush"),
         "{report}"
     );
     let line = format!("run-{} (stuck-2): history holds", stuck_2.0 .0);

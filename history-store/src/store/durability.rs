@@ -15,7 +15,7 @@
 //! for acknowledgements: every later `durable` call gets `Closed` rather
 //! than a promise nobody can keep.
 
-use super::integrity::{CommitCounter, Watermark};
+use super::integrity::FlushMarks;
 use crate::error::StoreError;
 use crate::store::api::DurabilityMode;
 use std::collections::HashSet;
@@ -72,16 +72,15 @@ pub(super) struct Flusher {
 type SyncFn = Box<dyn FnMut(bool) -> Result<(), StoreError> + Send>;
 
 impl Flusher {
-    /// Starts the flusher of a store opened for writing. After each
-    /// successful flush it records in `watermark` the last transaction
-    /// `commits` had applied before the flush began (see `integrity`).
+    /// Starts the flusher of a store opened for writing. Each flush is
+    /// marked in sled before it begins and recorded in the watermark once
+    /// it is durable (see `integrity`).
     pub(super) fn start(
         db: sled::Db,
         dir: &Path,
         data_file: File,
         mode: DurabilityMode,
-        commits: CommitCounter,
-        mut watermark: Watermark,
+        mut marks: FlushMarks,
     ) -> Result<Flusher, StoreError> {
         let mut blobs = BlobSync::new(dir.join("blobs"));
         Flusher::spawn(
@@ -93,12 +92,12 @@ impl Flusher {
                     DurabilityMode::None if closing => DurabilityMode::Flush,
                     mode => mode,
                 };
-                // Read before the flush: the flush then covers it.
-                let covered = commits.last();
-                flush_once(&db, &data_file, &mut blobs, mode)?;
-                if mode != DurabilityMode::None {
-                    watermark.record(covered);
+                if mode == DurabilityMode::None {
+                    return Ok(());
                 }
+                let mark = marks.before_flush()?;
+                flush_once(&db, &data_file, &mut blobs, mode)?;
+                marks.flushed(mark);
                 Ok(())
             }),
         )

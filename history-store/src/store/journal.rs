@@ -29,7 +29,6 @@
 //! them from one transaction take [`Journal::consistent`], which excludes
 //! step 2.
 
-use super::integrity::{self, CommitCounter};
 use crate::codec::CodecError;
 use crate::error::StoreError;
 use sled::transaction::{
@@ -119,9 +118,6 @@ impl<'a> TxTree<'a> {
 /// that admits one writer at a time.
 pub(super) struct Journal {
     tree: Tree,
-    /// Where every transaction ends by writing its number (see `integrity`).
-    meta: Tree,
-    commits: CommitCounter,
     writer: Mutex<Writer>,
     /// Held for writing while a transaction's writes are applied.
     applying: RwLock<()>,
@@ -148,12 +144,8 @@ impl Journal {
             );
         }
         let next = replayed.next;
-        let meta = db.open_tree("meta")?;
-        let commits = CommitCounter::starting_at(integrity::stored_commit_seq(&meta)?);
         Ok(Journal {
             tree,
-            meta,
-            commits,
             writer: Mutex::new(Writer { next, failed: None }),
             applying: RwLock::new(()),
         })
@@ -164,11 +156,6 @@ impl Journal {
     /// commit it waits for could not apply).
     pub(super) fn consistent(&self) -> RwLockReadGuard<'_, ()> {
         self.applying.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The number of the last transaction applied, for the watermark.
-    pub(super) fn commits(&self) -> &CommitCounter {
-        &self.commits
     }
 
     fn writer(&self) -> MutexGuard<'_, Writer> {
@@ -232,21 +219,14 @@ impl Journal {
         } else {
             0
         };
-        let seq = self.commits.next();
         let applied = {
             let _applying = self.applying.write().unwrap_or_else(|p| p.into_inner());
-            // Logged after the data writes: a recovered number implies them.
-            apply(&sets).and_then(|()| {
-                self.meta
-                    .insert(integrity::META_COMMIT_SEQ, &seq.to_be_bytes()[..])
-                    .map(drop)
-            })
+            apply(&sets)
         };
         if let Err(e) = applied {
             writer.failed = Some(e.clone());
             return Err(e);
         }
-        self.commits.applied(seq);
         for i in 0..chunks {
             self.tree.remove(chunk_key(entry, i as u32))?;
         }

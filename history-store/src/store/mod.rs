@@ -10,7 +10,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `meta` | name | `epoch`, `next_run`, `commit_seq` (u64 BE; see `integrity`) |
+//! | `meta` | name | `epoch`, `next_run`, `flush_mark` (u64 BE; see `integrity`) |
 //! | `workflow_ids` | workflow id bytes | latest `RunId` (u64 BE) |
 //! | `runs` | run | [`RunRecord`] |
 //! | `history` | run ++ seq | [`Event`] |
@@ -252,8 +252,7 @@ impl Store {
             &path,
             data_file,
             config.durability,
-            trees.journal.commits().clone(),
-            integrity::Watermark::open(&path)?,
+            integrity::FlushMarks::open(&path, trees.meta.clone())?,
         )?;
         let batcher = batch::Batcher::start(trees.clone())?;
         let inner = Inner {

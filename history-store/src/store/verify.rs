@@ -414,6 +414,6 @@ fn time_key_run(key: &[u8]) -> Option<RunId> {
 
 /// The open check of a copy: the watermark compared, not enforced.
 pub(super) fn damage_at_open(copy: &Path, db: &sled::Db) -> Result<Option<String>, StoreError> {
-    let stored = integrity::stored_commit_seq(&db.open_tree("meta")?)?;
+    let stored = integrity::stored_mark(&db.open_tree("meta")?)?;
     Ok(integrity::compare(copy, stored))
 }
