@@ -16,10 +16,11 @@
 //!
 //! Each group flush of the flusher (`durability`) numbers itself: right
 //! before it flushes sled, it inserts `meta/flush_mark = k` (u64 BE, one
-//! more than the last mark, continuing across opens), and after the flush
-//! (and, in `Fsync` mode, the fsync) has succeeded it writes `k` to
-//! `refrain.watermark` in the store directory: a 16-byte record (magic,
-//! mark, CRC32C) rewritten in place with one `pwrite`.
+//! more than the last mark, continuing across opens). Once the flush (and,
+//! in `Fsync` mode, the fsync) has succeeded and its waiters have been
+//! answered, it writes `k` to `refrain.watermark` in the store directory: a
+//! 16-byte record (magic, mark, CRC32C) rewritten in place with one
+//! `pwrite`.
 //!
 //! Everything flush `k` acknowledges was written before that flush began,
 //! so before the mark in sled's log; sled recovers a prefix of its log, so
@@ -32,21 +33,25 @@
 //! the open fails with [`StoreError::Damaged`] naming the directory;
 //! nothing is written. sled's own recovery may already have rewritten the
 //! tail of its log, and it rewrites its snapshot file, while opening (it
-//! cannot be told not to); Refrain adds nothing to that.
+//! cannot be told not to); Refrain adds nothing to that. Since the final
+//! flush of a clean close is marked too, a data file that lost any part of
+//! its tail is refused, even when what it lost was that last mark.
 //!
 //! Marking flushes rather than transactions keeps the cost off the commit
-//! path: one small insert and one `pwrite` per group flush, whatever the
-//! number of transactions it covers, and no change to the journal. (A
-//! counter written by every transaction, as first designed, added an
-//! insert to each one and measured about 8% on the latency of sequential
-//! workflows.) The watermark write is not fsynced, so no device round trip
-//! is added either. A killed process keeps the write (it is in the page
-//! cache). After a power loss the watermark may be older than the data,
-//! which only makes detection weaker for the last moments, never raises a
-//! false alarm; in `Flush` mode (no fsync) a power loss can lose
-//! acknowledged data itself, and then the alarm is right. A missing
-//! watermark (a store created before it existed, or a fresh one) checks
-//! nothing. In `None` mode only the flush at a clean close is marked.
+//! path and leaves the journal alone: one small insert per group flush,
+//! whatever the number of transactions it covers, and one `pwrite` after
+//! the waiters are answered. (A counter written by every transaction, and
+//! a watermark written before answering, were tried first: each added
+//! 7-10% to the latency of sequential workflows in `Flush` mode.) The
+//! watermark is not fsynced, so no device round trip is added either. A
+//! killed process keeps the write (it is in the page cache); a kill
+//! between the answer and the write leaves the watermark one flush behind.
+//! After a power loss the watermark may be older than the data. Either
+//! only makes detection weaker for the last moments, never raises a false
+//! alarm; in `Flush` mode (no fsync) a power loss can lose acknowledged
+//! data itself, and then the alarm is right. A missing watermark (a store
+//! created before it existed, or a fresh one) checks nothing. In `None`
+//! mode only the flush at a clean close is marked.
 //!
 //! # Per-run checks on read
 //!
@@ -70,6 +75,8 @@ use crate::error::StoreError;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// `meta` key of the number of the last flush begun.
 pub(super) const META_FLUSH_MARK: &str = "flush_mark";
@@ -88,21 +95,18 @@ pub(super) fn stored_mark(meta: &sled::Tree) -> Result<u64, StoreError> {
     }
 }
 
-/// The flusher's side: marks each flush in sled, then records it in the
-/// watermark once it is durable.
+/// The flusher's side in sled: marks each flush before it begins.
 pub(super) struct FlushMarks {
     meta: sled::Tree,
     last: u64,
-    watermark: Watermark,
 }
 
 impl FlushMarks {
     /// Continues after the mark `meta` holds.
-    pub(super) fn open(dir: &Path, meta: sled::Tree) -> Result<FlushMarks, StoreError> {
+    pub(super) fn open(meta: sled::Tree) -> Result<FlushMarks, StoreError> {
         Ok(FlushMarks {
             last: stored_mark(&meta)?,
             meta,
-            watermark: Watermark::open(dir)?,
         })
     }
 
@@ -113,10 +117,16 @@ impl FlushMarks {
         self.last = mark;
         Ok(mark)
     }
+}
 
-    /// Records that flush `mark` is durable.
-    pub(super) fn flushed(&mut self, mark: u64) {
-        self.watermark.record(mark);
+/// The last flush mark known durable, handed from the flush to the
+/// watermark write that follows it.
+#[derive(Clone, Default)]
+pub(super) struct DurableMark(Arc<AtomicU64>);
+
+impl DurableMark {
+    pub(super) fn set(&self, mark: u64) {
+        self.0.store(mark, Ordering::Release);
     }
 }
 
@@ -124,6 +134,8 @@ impl FlushMarks {
 pub(super) struct Watermark {
     file: File,
     path: PathBuf,
+    durable: DurableMark,
+    written: u64,
 }
 
 impl Watermark {
@@ -135,13 +147,28 @@ impl Watermark {
             .write(true)
             .open(&path)
             .map_err(|e| StoreError::Storage(sled::Error::Io(e)))?;
-        Ok(Watermark { file, path })
+        Ok(Watermark {
+            file,
+            path,
+            durable: DurableMark::default(),
+            written: 0,
+        })
     }
 
-    /// Records that every transaction up to `seq` is durable in sled. A
-    /// failure is logged, not fatal: it only leaves detection weaker.
-    pub(super) fn record(&mut self, seq: u64) {
-        let written = write_at_start(&mut self.file, &encode(seq));
+    /// Where the flusher says which mark is durable.
+    pub(super) fn durable(&self) -> DurableMark {
+        self.durable.clone()
+    }
+
+    /// Records the last mark known durable, if it moved. A failure is
+    /// logged, not fatal: it only leaves detection weaker.
+    pub(super) fn record(&mut self) {
+        let mark = self.durable.0.load(Ordering::Acquire);
+        if mark == self.written {
+            return;
+        }
+        self.written = mark;
+        let written = write_at_start(&mut self.file, &encode(mark));
         if let Err(e) = written {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot update the store's watermark");
         }
@@ -277,8 +304,10 @@ mod tests {
         assert_eq!(read_watermark(dir.path()), Ok(None));
         let mut mark = Watermark::open(dir.path()).unwrap();
         assert_eq!(read_watermark(dir.path()), Ok(None), "empty file");
-        mark.record(7);
-        mark.record(41);
+        mark.durable().set(7);
+        mark.record();
+        mark.durable().set(41);
+        mark.record();
         assert_eq!(read_watermark(dir.path()), Ok(Some(41)));
         assert_eq!(compare(dir.path(), 41), None);
         assert_eq!(compare(dir.path(), 50), None);

@@ -252,7 +252,10 @@ impl Store {
             &path,
             data_file,
             config.durability,
-            integrity::FlushMarks::open(&path, trees.meta.clone())?,
+            (
+                integrity::FlushMarks::open(trees.meta.clone())?,
+                integrity::Watermark::open(&path)?,
+            ),
         )?;
         let batcher = batch::Batcher::start(trees.clone())?;
         let inner = Inner {
