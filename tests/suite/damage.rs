@@ -387,3 +387,91 @@ async fn a_damaged_data_file_is_refused_or_reported_never_read_short() {
         );
     }
 }
+
+/// Opens sled at `path`, retrying while a handle dropped a moment ago still
+/// holds the file lock.
+fn open_sled(path: &Path) -> sled::Db {
+    let give_up = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(_) if std::time::Instant::now() < give_up => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("cannot open {}: {e}", path.display()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_history_lost_its_tail_is_refused_by_name_and_others_go_on() {
+    let env = TestEnv::new();
+    let ledger = Ledger::in_memory();
+    let worker = Worker::builder(env.store.clone())
+        .workflow::<Shaped>()
+        .activity(Reserve::new(&ledger))
+        .start();
+    let cut = env
+        .client
+        .start::<Shaped>("cut", ("signal".into(), 0))
+        .await
+        .unwrap();
+    let whole = env
+        .client
+        .start::<Shaped>("whole", ("signal".into(), 0))
+        .await
+        .unwrap();
+    for id in ["cut", "whole"] {
+        eventually(&format!("{id} to wait for its signal"), || {
+            let h = env.client.history(id).ok()?;
+            kinds(&h)
+                .contains(&"ActivityCompleted(reserve)".to_owned())
+                .then_some(())
+        })
+        .await;
+    }
+    let (run, last) = (
+        cut.run_id(),
+        env.client.describe("cut").unwrap().record.last_seq,
+    );
+    worker.shutdown(Duration::from_secs(1)).await;
+    drop((cut, whole));
+    let dir = env.close();
+
+    // The history loses its last event; the run's record still counts it.
+    {
+        let db = open_sled(&store_path(dir.path()));
+        let history = db.open_tree("history").unwrap();
+        let key = refrain_history::keys::run_seq_key(run, last);
+        assert!(history.remove(key).unwrap().is_some());
+        db.flush().unwrap();
+    }
+
+    let env = TestEnv::open(dir);
+    let worker = Worker::builder(env.store.clone())
+        .workflow::<Shaped>()
+        .activity(Reserve::new(&ledger))
+        .start();
+    env.client.signal("cut", &Go).await.unwrap();
+    env.client.signal("whole", &Go).await.unwrap();
+    let whole = env.client.handle::<Shaped>("whole").unwrap();
+    assert_eq!(result_of(&whole).await.unwrap(), "reserve(signal-0)");
+
+    let failure = eventually("the cut run's task to fail on its history", || {
+        env.client.describe("cut").ok()?.record.last_task_failure
+    })
+    .await;
+    assert!(failure.contains("is damaged"), "{failure}");
+    assert!(
+        failure.contains(&format!("history holds {} events", last - 1)),
+        "{failure}"
+    );
+    match env.store.read_history(run) {
+        Err(StoreError::RunDamaged { run: named, .. }) => assert_eq!(named, run),
+        other => panic!("expected RunDamaged, got {other:?}"),
+    }
+    let report = env.store.verify().unwrap();
+    assert_eq!(report.runs.len(), 1, "{report:?}");
+    assert_eq!(report.runs[0].run, run);
+    worker.shutdown(Duration::from_secs(1)).await;
+}

@@ -306,7 +306,7 @@ impl Inner {
         }
 
         // Entries of runs that have no record.
-        let by_run: [(&str, &sled::Tree, fn(&[u8]) -> Option<RunId>); 9] = [
+        let by_run: [(&str, &sled::Tree, RunOfKey); 9] = [
             ("history", &self.trees.history, run_prefix),
             ("inbox", &self.trees.inbox, run_prefix),
             ("ready", &self.trees.ready, run_prefix),
@@ -403,6 +403,9 @@ fn reason(e: StoreError) -> String {
         e => e.to_string(),
     }
 }
+
+/// The run an index key belongs to, if the key is well formed.
+type RunOfKey = fn(&[u8]) -> Option<RunId>;
 
 fn run_prefix(key: &[u8]) -> Option<RunId> {
     key.get(..8).and_then(|k| keys::parse_run_key(k).ok())
