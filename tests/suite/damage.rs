@@ -4,7 +4,9 @@
 //! must be refused at open by name, or open with `verify` naming what is
 //! damaged, or read exactly as before.
 //!
-//! `REFRAIN_DAMAGE_FLIPS` sets how many byte flips to try (default 120),
+//! `REFRAIN_DAMAGE_RUNS` sets how many extra completed runs the store
+//! holds (default 40), `REFRAIN_DAMAGE_FLIPS` how many byte flips to try
+//! (default 120),
 //! `REFRAIN_DAMAGE_SEED` their seed (printed on failure), and
 //! `REFRAIN_DAMAGE_VERBOSE` prints what each damaged copy did.
 
@@ -105,7 +107,11 @@ async fn build_store() -> tempfile::TempDir {
         async move { client.start::<Shaped>(id, input).await.unwrap() }
     };
     // Enough closed runs that the data file spans many pages.
-    for i in 0..12 {
+    let closed: usize = std::env::var("REFRAIN_DAMAGE_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    for i in 0..closed {
         let h = start(format!("done-{i}"), "complete").await;
         result_of(&h).await.unwrap();
     }
