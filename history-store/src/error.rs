@@ -137,7 +137,8 @@ pub enum StoreError {
     /// The store lost data it had acknowledged (its data file is damaged,
     /// truncated or older than its watermark), found when opening it.
     /// Nothing was written; the operator decides what to do, starting
-    /// with `refrain verify --db DIR`.
+    /// with `refrain verify --db DIR` (to accept the data as it is, remove
+    /// the store's `refrain.watermark`).
     Damaged {
         /// The store directory.
         path: PathBuf,

@@ -53,6 +53,11 @@
 //! created before it existed, or a fresh one) checks nothing. In `None`
 //! mode only the flush at a clean close is marked.
 //!
+//! What happens to a refused store is the operator's decision: `refrain
+//! verify` and `refrain export` read it without writing. To carry on with
+//! the data as it is, they remove `refrain.watermark`; the next open then
+//! checks nothing, and marks continue from what sled holds.
+//!
 //! # Per-run checks on read
 //!
 //! The watermark catches a store that lost its tail. Damage in the middle
