@@ -134,6 +134,26 @@ pub enum StoreError {
         /// How it ended (`decided by ...`, `closed: ...`).
         why: String,
     },
+    /// The store lost data it had acknowledged (its data file is damaged,
+    /// truncated or older than its watermark), found when opening it.
+    /// Nothing was written; the operator decides what to do, starting
+    /// with `refrain verify --db DIR` (to accept the data as it is, remove
+    /// the store's `refrain.watermark`).
+    Damaged {
+        /// The store directory.
+        path: PathBuf,
+        /// What is missing or unreadable.
+        reason: String,
+    },
+    /// A run's stored data disagrees with its record (events missing, an
+    /// id naming a run that is gone): it is refused rather than read short.
+    /// Other runs are unaffected.
+    RunDamaged {
+        /// The run.
+        run: RunId,
+        /// What is wrong.
+        reason: String,
+    },
     /// A schedule with this id already exists. Nothing was written.
     ScheduleExists {
         /// The schedule id.
@@ -239,6 +259,17 @@ impl fmt::Display for StoreError {
             StoreError::HumanTaskClosed { run, cmd, why } => {
                 write!(f, "human task {cmd} of {run} is no longer open: {why}")
             }
+            StoreError::Damaged { path, reason } => write!(
+                f,
+                "store at {} is damaged and was not opened for writing: {reason}; nothing was \
+                 written; run `refrain verify --db {}` to list the damaged runs",
+                path.display(),
+                path.display()
+            ),
+            StoreError::RunDamaged { run, reason } => write!(
+                f,
+                "{run} is damaged: {reason}; run `refrain verify` on the store"
+            ),
             StoreError::ScheduleExists { id } => {
                 write!(f, "a schedule with id {id} already exists")
             }

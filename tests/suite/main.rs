@@ -4,6 +4,8 @@
 
 /// SIGKILL at each interesting point, then restart.
 mod crash;
+/// A damaged data file is refused or reported, never read short.
+mod damage;
 /// Replay reaches the same decisions: `select` ties, cache size 0 vs N.
 mod determinism;
 /// Panics in workflows and activities; corrupt stored bytes.

@@ -15,6 +15,7 @@
 //! for acknowledgements: every later `durable` call gets `Closed` rather
 //! than a promise nobody can keep.
 
+use super::integrity::{FlushMarks, Watermark};
 use crate::error::StoreError;
 use crate::store::api::DurabilityMode;
 use std::collections::HashSet;
@@ -80,15 +81,23 @@ pub(super) struct Flusher {
 /// shutdown.
 type SyncFn = Box<dyn FnMut(bool) -> Result<(), StoreError> + Send>;
 
+/// Work that follows a successful flush but that nobody waits for.
+type AfterFn = Box<dyn FnMut() + Send>;
+
 impl Flusher {
+    /// Starts the flusher of a store opened for writing. Each flush is
+    /// marked in sled before it begins and recorded in the watermark once
+    /// it is durable and its waiters are answered (see `integrity`).
     pub(super) fn start(
         db: sled::Db,
         dir: &Path,
         data_file: File,
         mode: DurabilityMode,
+        (mut marks, mut watermark): (FlushMarks, Watermark),
     ) -> Result<Flusher, StoreError> {
         let mut blobs = BlobSync::new(dir.join("blobs"));
-        Flusher::spawn(
+        let durable = watermark.durable();
+        Flusher::spawn_with(
             mode,
             Box::new(move |closing| {
                 // Mode `None` promised nothing, but flushing on a clean close
@@ -97,12 +106,39 @@ impl Flusher {
                     DurabilityMode::None if closing => DurabilityMode::Flush,
                     mode => mode,
                 };
-                flush_once(&db, &data_file, &mut blobs, mode)
+                if mode == DurabilityMode::None {
+                    return Ok(());
+                }
+                let mark = marks.before_flush()?;
+                flush_once(&db, &data_file, &mut blobs, mode)?;
+                durable.set(mark);
+                Ok(())
             }),
+            // After the waiters are answered: the watermark is not theirs
+            // to wait for.
+            Box::new(move || watermark.record()),
         )
     }
 
+    /// A flusher for a store opened read-only: it flushes nothing and
+    /// acknowledges nothing (every `durable` call gets `Closed`).
+    pub(super) fn read_only() -> Result<Flusher, StoreError> {
+        let flusher = Flusher::spawn(DurabilityMode::None, Box::new(|_| Ok(())))?;
+        flusher.shared.lock().failed = true;
+        Ok(flusher)
+    }
+
     fn spawn(mode: DurabilityMode, sync: SyncFn) -> Result<Flusher, StoreError> {
+        Flusher::spawn_with(mode, sync, Box::new(|| {}))
+    }
+
+    /// Like `spawn`, calling `after` once the waiters of each successful
+    /// flush (and the final one) have been answered.
+    fn spawn_with(
+        mode: DurabilityMode,
+        sync: SyncFn,
+        after: AfterFn,
+    ) -> Result<Flusher, StoreError> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
@@ -110,7 +146,7 @@ impl Flusher {
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("refrain-flusher".into())
-            .spawn(move || run(&thread_shared, sync))
+            .spawn(move || run(&thread_shared, sync, after))
             .map_err(StoreError::Sync)?;
         Ok(Flusher {
             mode,
@@ -273,7 +309,7 @@ fn covered(state: &mut State, flush: u64) -> Vec<Waiter> {
     now.into_iter().map(|(_, w)| w).collect()
 }
 
-fn run(shared: &Shared, mut sync: SyncFn) {
+fn run(shared: &Shared, mut sync: SyncFn, mut after: AfterFn) {
     loop {
         let flush = {
             let mut state = shared.lock();
@@ -299,6 +335,7 @@ fn run(shared: &Shared, mut sync: SyncFn) {
                     // The caller may have stopped waiting; that is its right.
                     let _ = w.send(Ok(()));
                 }
+                after();
             }
             Err(e) => {
                 tracing::error!(error = %e, "flush failed; the store acknowledges nothing more");
@@ -321,8 +358,9 @@ fn run(shared: &Shared, mut sync: SyncFn) {
     }
     // Last handle dropped: leave nothing for sled's background flush to
     // finish after the process may already be gone.
-    if let Err(e) = sync(true) {
-        tracing::warn!(error = %e, "final flush on close failed");
+    match sync(true) {
+        Ok(()) => after(),
+        Err(e) => tracing::warn!(error = %e, "final flush on close failed"),
     }
 }
 

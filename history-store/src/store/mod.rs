@@ -10,7 +10,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `meta` | name | `epoch`, `next_run`, `run_ceiling` (u64 BE) |
+//! | `meta` | name | `epoch`, `next_run`, `run_ceiling`, `flush_mark` (u64 BE; see `tx::RunIds` and `integrity`) |
 //! | `workflow_ids` | workflow id bytes | latest `RunId` (u64 BE) |
 //! | `runs` | run | [`RunRecord`] |
 //! | `history` | run ++ seq | [`Event`] |
@@ -34,6 +34,7 @@
 pub mod api;
 pub mod records;
 pub mod schedules;
+pub mod verify;
 
 mod activities;
 mod batch;
@@ -43,6 +44,7 @@ mod durability;
 mod eager;
 mod eager_start;
 mod human_tasks;
+mod integrity;
 mod journal;
 mod ready;
 mod recovery;
@@ -112,6 +114,9 @@ struct Inner {
     quarantine: Quarantine,
     query_router: std::sync::RwLock<Option<QueryRouter>>,
     eager_starter: std::sync::RwLock<Option<Arc<dyn EagerStarter>>>,
+    /// Set when opened with `open_read_only`. Last: its copy of the store
+    /// is removed after the database is closed.
+    read_only: Option<verify::ReadOnly>,
 }
 
 /// How a query reaches, in this process, the worker that holds (or can
@@ -219,12 +224,16 @@ impl Store {
     ///
     /// # Errors
     /// `StorageLocked` if another process holds the directory after
-    /// `lock_timeout`; `Storage` for other sled failures; `Corrupt` if the
-    /// meta counters cannot be read.
+    /// `lock_timeout`; `Damaged` if the data file lost acknowledged
+    /// transactions or sled cannot read it (nothing is written then: see
+    /// [`Store::open_read_only`] and [`Store::verify`]); `Storage` for
+    /// other sled failures; `Corrupt` if the meta counters cannot be read.
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let db = open_db(&path, &config)?;
-        let trees = Trees::open(&db)?;
+        let db = open_db(&path, &config).map_err(|e| integrity::damaged_at_open(&path, e))?;
+        // Before the first write of ours: a damaged store stays as found.
+        integrity::check_at_open(&path, &db).map_err(|e| integrity::damaged_at_open(&path, e))?;
+        let trees = Trees::open(&db).map_err(|e| integrity::damaged_at_open(&path, e))?;
         let schedule_trees = schedules::ScheduleTrees::open(&db)?;
         let epoch = bump_epoch(&db, &trees.meta)?;
         // sled 0.34.7 keeps everything in this one file; our own handle
@@ -242,7 +251,16 @@ impl Store {
                 .and_then(|d| d.sync_all())
                 .map_err(StoreError::Sync)?;
         }
-        let flusher = Flusher::start(db.clone(), &path, data_file, config.durability)?;
+        let flusher = Flusher::start(
+            db.clone(),
+            &path,
+            data_file,
+            config.durability,
+            (
+                integrity::FlushMarks::open(trees.meta.clone())?,
+                integrity::Watermark::open(&path)?,
+            ),
+        )?;
         let batcher = batch::Batcher::start(trees.clone())?;
         let inner = Inner {
             batcher,
@@ -261,6 +279,7 @@ impl Store {
             query_router: std::sync::RwLock::new(None),
             eager_starter: std::sync::RwLock::new(None),
             quarantine: Quarantine::default(),
+            read_only: None,
         };
         inner.expire_orphaned_attempts(Timestamp::now())?;
         for key in inner.trees.ready.iter().keys() {
@@ -270,6 +289,52 @@ impl Store {
                 Err(bad) => tracing::warn!(?bad, "skipping malformed key in the ready tree"),
             }
         }
+        Ok(Store {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Opens the copy in `scratch` of the store in `path` without writing
+    /// anything of Refrain's own (see [`Store::open_read_only`]).
+    fn open_copy(
+        path: &Path,
+        config: StoreConfig,
+        scratch: verify::Scratch,
+    ) -> Result<Store, StoreError> {
+        let copy = scratch.path().to_path_buf();
+        let db = open_db(&copy, &config).map_err(|e| integrity::damaged_at_open(path, e))?;
+        let damage_at_open =
+            verify::damage_at_open(&copy, &db).map_err(|e| integrity::damaged_at_open(path, e))?;
+        // Completes, in the copy, what a crash interrupted: reads then see
+        // whole transactions.
+        let trees = Trees::open(&db).map_err(|e| integrity::damaged_at_open(path, e))?;
+        let schedule_trees = schedules::ScheduleTrees::open(&db)?;
+        let epoch = match trees.meta.get(META_EPOCH)? {
+            None => 0,
+            Some(bytes) => tx::decode_u64(&bytes, "meta", None)?,
+        };
+        let inner = Inner {
+            batcher: batch::Batcher::start(trees.clone())?,
+            flusher: Flusher::read_only()?,
+            path: path.to_path_buf(),
+            config,
+            epoch,
+            db,
+            trees,
+            ready_queue: ReadyQueue::default(),
+            activity_notify: Arc::default(),
+            timer_notify: Arc::default(),
+            closed: CloseWaiters::default(),
+            update_waiters: CloseWaiters::default(),
+            schedules: schedule_trees,
+            query_router: std::sync::RwLock::new(None),
+            eager_starter: std::sync::RwLock::new(None),
+            quarantine: Quarantine::default(),
+            read_only: Some(verify::ReadOnly {
+                damage_at_open,
+                _scratch: scratch,
+            }),
+        };
         Ok(Store {
             inner: Arc::new(inner),
         })

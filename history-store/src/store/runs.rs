@@ -3,6 +3,7 @@
 //! `commit.rs`.
 
 use super::batch::block_on;
+use super::integrity;
 use super::journal::TxTree;
 use super::tx::{
     abort, allocate_run, check_payload, decode, decode_u64, encode, finish, get_run, missing,
@@ -225,17 +226,19 @@ impl Inner {
 
     pub(super) fn read_history(&self, run: RunId) -> Result<Vec<Event>, StoreError> {
         let _whole = self.trees.journal.consistent();
-        if !self.trees.runs.contains_key(keys::run_key(run))? {
+        let Some(record) = self.run_record(run)? else {
             return Err(StoreError::RunNotFound { run });
-        }
+        };
         let corrupt = |why: String| StoreError::Corrupt {
             what: "history",
             run: Some(run),
             source: CodecError::Decode(why),
         };
         let mut events = Vec::new();
+        let mut size = 0u64;
         for item in self.trees.history.scan_prefix(keys::run_key(run)) {
             let (key, bytes) = item?;
+            size += bytes.len() as u64;
             let (_, seq) =
                 keys::parse_run_seq_key(&key).map_err(|bad| corrupt(format!("key {bad:?}")))?;
             let expected = events.len() as u64 + 1;
@@ -244,6 +247,9 @@ impl Inner {
             }
             events.push(decode(&bytes, "history", Some(run))?);
         }
+        // A history cut short reads as a whole one unless compared with
+        // what was appended.
+        integrity::check_history(run, &record, events.len() as u64, size)?;
         Ok(events)
     }
 

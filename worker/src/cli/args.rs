@@ -56,6 +56,9 @@ pub(super) enum Command {
         #[arg(long, value_name = "N", value_parser = parse_run)]
         run: Option<RunId>,
     },
+    /// Checks every run of the store without writing to it and lists the
+    /// damaged ones (exit code 1 if any).
+    Verify,
     /// Replays exported histories (files, or directories of .json/.bin
     /// files) through the registered workflow code.
     Replay {

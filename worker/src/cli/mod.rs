@@ -7,6 +7,7 @@
 //! refrain --db DIR history ID [--run N]
 //! refrain --db DIR export ID --out FILE [--run N]     # FILE.json: JSON, else binary
 //! refrain --db DIR signal ID NAME JSON [--sender WHO]
+//! refrain --db DIR verify
 //! refrain replay FILE_OR_DIR...
 //! ```
 //!
@@ -15,6 +16,13 @@
 //! sled lets one process at a time open a store, so these commands work on
 //! a store whose application is stopped; while it runs they fail at once
 //! with a one-line "locked" error (exit code 2) and touch nothing.
+//!
+//! A store whose data file lost acknowledged data is refused by the
+//! application (`Damaged`). `verify` then lists every damaged run without
+//! writing to the store (it reads a copy), and `list`, `describe`,
+//! `history` and `export` read the same copy, so intact runs can still be
+//! exported; a damaged run is refused by name. Commands that write
+//! (`signal`, `cancel`, `terminate`) refuse a damaged store.
 //!
 //! Replaying needs the workflow code, which the stock `refrain` binary does
 //! not have. Give your application (or a small binary next to it) the same
@@ -44,6 +52,7 @@ mod commands;
 mod describe;
 mod format;
 mod timeline;
+mod verify;
 
 use crate::replayer::Replayer;
 use args::{Cli, Command};
@@ -163,12 +172,19 @@ fn execute(cli: Cli, replayer: &Replayer, out: Out<'_>) -> Result<u8, CliError> 
         Command::List {
             status,
             workflow_type,
-        } => list(&open_store(db)?, status, workflow_type, out),
-        Command::Describe { id } => describe(&open_store(db)?, &WorkflowId::new(id), out),
-        Command::History { id, run } => history(&open_store(db)?, &WorkflowId::new(id), run, out),
-        Command::Export { id, out: file, run } => {
-            export(&open_store(db)?, &WorkflowId::new(id), run, &file, out)
+        } => list(&open_for_reading(db)?, status, workflow_type, out),
+        Command::Describe { id } => describe(&open_for_reading(db)?, &WorkflowId::new(id), out),
+        Command::History { id, run } => {
+            history(&open_for_reading(db)?, &WorkflowId::new(id), run, out)
         }
+        Command::Export { id, out: file, run } => export(
+            &open_for_reading(db)?,
+            &WorkflowId::new(id),
+            run,
+            &file,
+            out,
+        ),
+        Command::Verify => return verify::verify(store_dir(db)?, out),
         Command::Replay { paths } => return replay(replayer, &paths, out),
         Command::Signal {
             id,
@@ -229,7 +245,8 @@ fn acknowledge(store: &Store, what: &str) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("{what} may not be durable: {e}")))
 }
 
-fn open_store(db: Option<&Path>) -> Result<Store, CliError> {
+/// The store directory given, if it holds a store.
+fn store_dir(db: Option<&Path>) -> Result<&Path, CliError> {
     let dir = db.ok_or_else(|| {
         CliError::Unusable("no store given: pass --db DIR (or set REFRAIN_DB)".into())
     })?;
@@ -240,19 +257,50 @@ fn open_store(db: Option<&Path>) -> Result<Store, CliError> {
             dir.display()
         )));
     }
-    let config = StoreConfig {
+    Ok(dir)
+}
+
+fn cli_config() -> StoreConfig {
+    StoreConfig {
         // Whoever holds the lock is a running application, not a handle
         // about to be dropped: do not make the operator wait.
         lock_timeout: Duration::from_millis(500),
         ..StoreConfig::default()
-    };
-    Store::open(dir, config).map_err(|e| match e {
+    }
+}
+
+fn cannot_open(dir: &Path, e: StoreError) -> CliError {
+    match e {
         StoreError::StorageLocked { path } => CliError::Unusable(format!(
             "store at {} is locked by another process (sled allows one process per database); stop the application that owns it, or run this command from within it",
             path.display()
         )),
         other => CliError::Unusable(format!("cannot open the store at {}: {other}", dir.display())),
-    })
+    }
+}
+
+/// Opens the store for a command that writes.
+fn open_store(db: Option<&Path>) -> Result<Store, CliError> {
+    let dir = store_dir(db)?;
+    Store::open(dir, cli_config()).map_err(|e| cannot_open(dir, e))
+}
+
+/// Opens the store for a command that only reads: a damaged store, which
+/// `open` refuses, is read from a copy (nothing is written to it), so its
+/// intact runs stay readable.
+fn open_for_reading(db: Option<&Path>) -> Result<Store, CliError> {
+    let dir = store_dir(db)?;
+    match Store::open(dir, cli_config()) {
+        Err(StoreError::Damaged { reason, .. }) => {
+            eprintln!(
+                "warning: the store is damaged ({reason}); reading a copy, nothing is written; \
+                 run `refrain verify --db {}` to list the damaged runs",
+                dir.display()
+            );
+            Store::open_read_only(dir, cli_config()).map_err(|e| cannot_open(dir, e))
+        }
+        opened => opened.map_err(|e| cannot_open(dir, e)),
+    }
 }
 
 // ----- picking a run -----
