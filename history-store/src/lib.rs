@@ -56,6 +56,7 @@ pub use store::schedules::{
     OverlapPolicy, ScheduleFires, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger,
 };
 pub use store::{
-    EagerCommit, EagerStart, EagerStarter, HumanTaskRecord, LocalCompletion, OpenHumanTask,
-    QueryRouter, Store, UpdateRecord, UpdateState, UpdateWait,
+    CommitProgress, EagerCommit, EagerStart, EagerStarter, FlushProgress, HumanTaskRecord,
+    LocalCompletion, OpenHumanTask, QueryRouter, Store, StoreProgress, UpdateRecord, UpdateState,
+    UpdateWait,
 };

@@ -14,18 +14,20 @@
 //! each minute and the totals.
 //!
 //! A stall detector watches progress: if no workflow completes for
-//! `--stall-s` seconds (default 30), it prints what the store shows
-//! (open runs, their pending activities and the state of each attempt,
-//! the worker's health) and exits with status 2 (with `--linger-s`, it
-//! first looks again that much later). `--slots` lowers the
-//! worker's activity slots (default 100) to put more pressure on them.
+//! `--stall-s` seconds (default 30), it prints what the store shows (open
+//! runs, their pending activities and the state of each attempt) and what
+//! the worker's stall watchdog reports stuck (it runs with half the
+//! detector's threshold, reporting only), and exits with status 2 (with
+//! `--linger-s`, it first looks again that much later). `--slots` lowers
+//! the worker's activity slots (default 100) to put more pressure on
+//! them.
 
 use refrain::{
     async_trait, Activity, ActivityContext, ActivityError, Client, DurabilityMode, RunFilter,
     RunStatus, Store, StoreConfig, Workflow, WorkflowContext, WorkflowError,
 };
 use refrain_history::ActivityState;
-use refrain_worker::Worker;
+use refrain_worker::{StallAction, Worker};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -152,6 +154,10 @@ async fn soak(opts: &Opts) -> i32 {
         .workflow::<Three>()
         .activity(Echo)
         .max_concurrent_activities(opts.slots)
+        // The soak's own detector decides; the watchdog reports what it
+        // sees stuck.
+        .stall_threshold(opts.stall_after / 2)
+        .on_stall(StallAction::Report)
         .start();
     let client = Client::new(store.clone());
     eprintln!(
@@ -213,10 +219,14 @@ async fn soak(opts: &Opts) -> i32 {
         if minute_start.0.elapsed() >= Duration::from_secs(60) {
             let n = now - minute_start.1;
             per_minute.push(n);
+            let health = worker.health();
             eprintln!(
-                "soak: minute {}: {n} workflows ({:.0}/s), {now} in all",
+                "soak: minute {}: {n} workflows ({:.0}/s), {now} in all; watchdog: {} stuck, {} \
+                 stalls reported",
                 per_minute.len(),
                 n as f64 / minute_start.0.elapsed().as_secs_f64(),
+                health.stuck.len(),
+                health.stalls_reported
             );
             minute_start = (Instant::now(), now);
         }
@@ -269,7 +279,14 @@ async fn soak(opts: &Opts) -> i32 {
 
 /// What the store and the worker show about a stalled engine.
 fn diagnose(store: &Store, worker: &Worker) {
-    let _ = worker;
+    let health = worker.health();
+    eprintln!(
+        "soak: watchdog: {} checks, {} stalls reported",
+        health.checks, health.stalls_reported
+    );
+    for s in &health.stuck {
+        eprintln!("soak:   stuck: {s}");
+    }
     let open = match store.list_runs(&RunFilter {
         status: Some(RunStatus::Running),
         ..RunFilter::default()

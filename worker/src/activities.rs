@@ -4,6 +4,7 @@
 
 use crate::eager::{Delivered, Handout};
 use crate::registry::{not_registered, Registry};
+use crate::watchdog::Attempts;
 use futures::FutureExt;
 use refrain::{ActivityContext, CancelHandle};
 use refrain_history::{
@@ -31,6 +32,8 @@ pub(crate) struct RunnerLinks {
     /// Results of successful attempts, for the run's next activation
     /// (see `eager`); `None` records every outcome in the store at once.
     pub delivered: Option<UnboundedSender<Delivered>>,
+    /// What the stall watchdog sees of running attempts.
+    pub attempts: Arc<Attempts>,
 }
 
 pub(crate) async fn run_activity_poller(
@@ -168,6 +171,7 @@ async fn execute(
         activity_type = %task.activity_type,
         attempt = task.attempt,
     );
+    let _tracked = links.attempts.started(&task);
     async move {
         let key = (task.run, task.cmd);
         let outcome = match registry.activities.get(&task.activity_type) {
@@ -385,6 +389,7 @@ mod tests {
             handout_rx,
             RunnerLinks {
                 delivered: Some(delivered_tx),
+                attempts: Arc::default(),
             },
             grace_rx,
         ));

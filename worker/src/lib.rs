@@ -39,7 +39,9 @@ mod registry;
 mod replayer;
 mod schedules;
 mod timers;
+mod watchdog;
 mod worker;
 
 pub use replayer::{ReplayError, ReplayReport, Replayer};
+pub use watchdog::{AttemptRef, Health, Stall, StallAction, Stalled, STALL_EXIT_CODE};
 pub use worker::{Worker, WorkerBuilder};

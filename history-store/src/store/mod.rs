@@ -44,6 +44,7 @@ mod eager;
 mod eager_start;
 mod human_tasks;
 mod journal;
+mod progress;
 mod ready;
 mod recovery;
 mod runs;
@@ -72,6 +73,7 @@ use tx::Trees;
 pub use eager::{EagerCommit, LocalCompletion};
 pub use eager_start::{EagerStart, EagerStarter};
 pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
+pub use progress::{CommitProgress, FlushProgress, StoreProgress};
 pub use updates::{UpdateRecord, UpdateState, UpdateWait};
 
 /// `meta` key of the store epoch, bumped by every `open`.
