@@ -304,11 +304,18 @@ impl Watch {
         past(Stalled::CommitQueued, p.commits.queued_for);
         past(Stalled::Flush, p.flushes.flushing_for);
         past(Stalled::FlushWaiting, p.flushes.waiting_for);
-        stuck.extend(self.stuck_attempts());
+        // A store that stopped committing may have stopped reading too (a
+        // hang inside sled): then read nothing from it, so that the
+        // report and the exit still happen.
+        let read_store = stuck.is_empty();
+        stuck.extend(self.stuck_attempts(read_store));
         stuck
     }
 
-    fn stuck_attempts(&self) -> Vec<Stall> {
+    /// Attempts held too long. A running one is looked up in the store
+    /// (a heartbeat counts as progress) only when `read_store`; otherwise
+    /// only those that have not started are reported.
+    fn stuck_attempts(&self, read_store: bool) -> Vec<Stall> {
         let limit = self.config.threshold;
         let old: Vec<(LeaseToken, Held)> = lock(&self.attempts.by_token)
             .iter()
@@ -329,6 +336,9 @@ impl Watch {
                     what: Stalled::AttemptWaiting(attempt),
                     stuck_for,
                 });
+                continue;
+            }
+            if !read_store {
                 continue;
             }
             // A heartbeat since the last look is progress.
