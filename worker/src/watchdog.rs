@@ -7,7 +7,8 @@
 //! - a flush still running, or a caller still parked for one;
 //! - an activity attempt claimed for this worker that has not started,
 //!   or one that has run without returning, and without a heartbeat that
-//!   changed its record, for that long.
+//!   changed its record (new details, or a deadline moved by its
+//!   heartbeat timeout), for that long.
 //!
 //! Each stuck thing is logged once with `tracing::error!` (what, which
 //! run and command, for how long), and [`Worker::health`] shows the

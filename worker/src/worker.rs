@@ -89,9 +89,10 @@ impl WorkerBuilder {
 
     /// How long a commit, a flush, or an activity attempt claimed for this
     /// worker may make no progress before the stall watchdog reports it
-    /// (default 60 s). An attempt progresses by starting, returning, or
-    /// heartbeating (with details, or with a heartbeat timeout); set this
-    /// above the longest activity that does not heartbeat.
+    /// (default 60 s). An attempt progresses by starting, by returning,
+    /// and by heartbeats that change its record (new details, or a
+    /// deadline its heartbeat timeout moves); set this above the longest
+    /// activity that does not heartbeat so.
     pub fn stall_threshold(mut self, threshold: Duration) -> Self {
         self.watchdog.threshold = threshold;
         self
