@@ -284,8 +284,11 @@ fn diagnose(store: &Store, worker: &Worker) {
         "soak: watchdog: {} checks, {} stalls reported",
         health.checks, health.stalls_reported
     );
-    for s in &health.stuck {
+    for s in health.stuck.iter().take(10) {
         eprintln!("soak:   stuck: {s}");
+    }
+    if health.stuck.len() > 10 {
+        eprintln!("soak:   ... and {} more", health.stuck.len() - 10);
     }
     let open = match store.list_runs(&RunFilter {
         status: Some(RunStatus::Running),
