@@ -58,6 +58,7 @@ pub use store::schedules::{
     OverlapPolicy, ScheduleFires, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger,
 };
 pub use store::{
-    EagerCommit, EagerStart, EagerStarter, FlushTicket, HumanTaskRecord, LocalCompletion,
-    OpenHumanTask, QueryRouter, Store, UpdateRecord, UpdateState, UpdateWait,
+    CommitProgress, EagerCommit, EagerStart, EagerStarter, FlushProgress, FlushTicket,
+    HumanTaskRecord, LocalCompletion, OpenHumanTask, QueryRouter, Store, StoreProgress,
+    UpdateRecord, UpdateState, UpdateWait,
 };

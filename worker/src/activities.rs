@@ -4,6 +4,7 @@
 
 use crate::eager::{Delivered, Handout};
 use crate::registry::{not_registered, Registry};
+use crate::watchdog::Attempts;
 use futures::FutureExt;
 use refrain::{ActivityContext, CancelHandle};
 use refrain_history::{
@@ -31,16 +32,44 @@ pub(crate) struct RunnerLinks {
     /// Results of successful attempts, for the run's next activation
     /// (see `eager`); `None` records every outcome in the store at once.
     pub delivered: Option<UnboundedSender<Delivered>>,
+    /// What the stall watchdog sees of running attempts.
+    pub attempts: Arc<Attempts>,
 }
 
 pub(crate) async fn run_activity_poller(
     store: Store,
     registry: Arc<Registry>,
     sem: Arc<Semaphore>,
-    mut handouts: UnboundedReceiver<Handout>,
+    handouts: UnboundedReceiver<Handout>,
     links: RunnerLinks,
     grace: watch::Receiver<Option<Duration>>,
 ) {
+    let claims = store.clone();
+    let claim = move |max: usize| {
+        let store = claims.clone();
+        async move {
+            store
+                .claim_activity_tasks_async(Timestamp::now(), max)
+                .await
+        }
+    };
+    poll_activities(store, claim, registry, sem, handouts, links, grace).await;
+}
+
+/// The poller's loop, claiming through `claim` (the store's claim, or a
+/// test's stand-in that plays a commit racing the claim).
+async fn poll_activities<C, F>(
+    store: Store,
+    claim: C,
+    registry: Arc<Registry>,
+    sem: Arc<Semaphore>,
+    mut handouts: UnboundedReceiver<Handout>,
+    links: RunnerLinks,
+    grace: watch::Receiver<Option<Duration>>,
+) where
+    C: Fn(usize) -> F,
+    F: std::future::Future<Output = Result<Vec<ActivityTask>, StoreError>>,
+{
     let running: Running = Arc::default();
     let mut tasks = JoinSet::new();
     let mut stop = grace.clone();
@@ -65,11 +94,17 @@ pub(crate) async fn run_activity_poller(
             }
             p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
-        let want = 1 + sem.available_permits();
-        let claimed = match store
-            .claim_activity_tasks_async(Timestamp::now(), want)
-            .await
-        {
+        // Every claimed attempt must have its slot in hand before the
+        // claim. Slots freed meanwhile can go to commits, which hand out
+        // the attempts they claim through `handouts`; a poller that
+        // claimed more than it held and then waited for a slot would wait
+        // on slots held by attempts only it can start (issue 14: the
+        // engine stalled under sustained load).
+        let mut slots = vec![permit];
+        while let Ok(p) = sem.clone().try_acquire_owned() {
+            slots.push(p);
+        }
+        let claimed = match claim(slots.len()).await {
             Ok(c) => c,
             Err(e) => {
                 warn!(error = %e, "cannot claim activity tasks");
@@ -77,7 +112,7 @@ pub(crate) async fn run_activity_poller(
             }
         };
         if claimed.is_empty() {
-            drop(permit);
+            drop(slots);
             let idle = match store.next_activity_visible() {
                 Ok(Some(at)) => at.saturating_since(Timestamp::now()).min(MAX_IDLE),
                 _ => MAX_IDLE,
@@ -91,19 +126,17 @@ pub(crate) async fn run_activity_poller(
             }
             continue;
         }
-        let mut permit = Some(permit);
         for task in claimed {
-            // Slots are taken by this poller and by commits that hand out
-            // attempts; wait for one if a commit took the last.
-            let p = match permit.take() {
-                Some(p) => p,
-                None => match sem.clone().try_acquire_owned() {
-                    Ok(p) => p,
-                    Err(_) => sem.clone().acquire_owned().await.expect("semaphore open"),
-                },
+            let Some(p) = slots.pop() else {
+                // The claim returns at most what it was asked for; if it
+                // ever did not, the attempt would time out and be retried.
+                warn!(run = %task.run, "claimed activity without a slot");
+                continue;
             };
             spawn(&mut tasks, task, p);
         }
+        // Slots the claim did not need go back at once.
+        drop(slots);
     }
     // Shutdown: ask running activities to stop, give them the grace
     // period, then drop the rest; their attempts time out in the store and
@@ -138,6 +171,7 @@ async fn execute(
         activity_type = %task.activity_type,
         attempt = task.attempt,
     );
+    let _tracked = links.attempts.started(&task);
     async move {
         // The attempt starts only once the history that schedules it and its
         // claim are durable (usually the group flush already under way):
@@ -245,5 +279,150 @@ fn panicked(payload: &(dyn std::any::Any + Send)) -> Failure {
         non_retryable: false,
         cause: FailureCause::Panicked,
         details: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use refrain::{async_trait, Activity, ActivityError};
+    use refrain_history::{LeaseToken, StoreConfig, WorkflowId};
+    use std::collections::HashSet;
+    use tokio::sync::mpsc::unbounded_channel;
+    use tokio::sync::Notify;
+
+    /// Which attempts (by run number) have started.
+    #[derive(Default)]
+    struct Started {
+        runs: Mutex<HashSet<u64>>,
+        changed: Notify,
+    }
+
+    /// Run 1 is a long activity: it returns only once every other attempt
+    /// in `others` has started. The rest return at once.
+    struct Gate {
+        started: Arc<Started>,
+        others: Arc<Mutex<Vec<u64>>>,
+    }
+
+    #[async_trait]
+    impl Activity for Gate {
+        const NAME: &'static str = "gate";
+        type Input = u64;
+        type Output = u64;
+        async fn run(&self, _: ActivityContext, run: u64) -> Result<u64, ActivityError> {
+            self.started.runs.lock().unwrap().insert(run);
+            self.started.changed.notify_waiters();
+            if run == 1 {
+                loop {
+                    let changed = self.started.changed.notified();
+                    let all = {
+                        let others = self.others.lock().unwrap();
+                        let started = self.started.runs.lock().unwrap();
+                        others.iter().all(|r| started.contains(r))
+                    };
+                    if all {
+                        break;
+                    }
+                    changed.await;
+                }
+            }
+            Ok(run)
+        }
+    }
+
+    fn attempt(run: u64) -> ActivityTask {
+        ActivityTask {
+            run: RunId(run),
+            cmd: CommandSeq(1),
+            workflow_id: WorkflowId::new(format!("wf-{run}")),
+            activity_type: "gate".into(),
+            input: refrain::payload::encode("input", &run).unwrap(),
+            attempt: 1,
+            token: LeaseToken(run),
+            deadline: Timestamp(u64::MAX),
+            heartbeat_timeout: None,
+            heartbeat_details: None,
+        }
+    }
+
+    /// Issue 14, "the engine can stall under sustained load": the poller
+    /// claimed more attempts than it held slots for, then waited for a
+    /// slot with the rest in hand, while commits applied during its claim
+    /// had taken the free slots for attempts they handed out, which sit in
+    /// the channel only the poller reads. Once the slot holders were busy
+    /// (here, a long activity waiting for the others to start) or had
+    /// given their slots to more hand-outs, nothing could ever move.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issue_14_stall_claimed_attempts_never_wait_for_slots_held_by_unread_handouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        let started = Arc::new(Started::default());
+        let others = Arc::new(Mutex::new(Vec::new()));
+        let mut registry = Registry::default();
+        registry.add_activity(Gate {
+            started: started.clone(),
+            others: others.clone(),
+        });
+        let slots = Arc::new(Semaphore::new(2));
+        let (handout_tx, handout_rx) = unbounded_channel();
+        let (delivered_tx, mut delivered_rx) = unbounded_channel();
+        let (_grace_tx, grace_rx) = watch::channel(None);
+
+        // The first claim finds two attempts (runs 1 and 2); while it is
+        // applied, a commit takes every free slot for an attempt it
+        // schedules and hands it out, as `eager` does (runs 100 on).
+        let racing = slots.clone();
+        let expected = others.clone();
+        let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let claim = move |max: usize| {
+            let mut found = Vec::new();
+            if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                let mut run = 100;
+                while let Ok(slot) = racing.clone().try_acquire_owned() {
+                    expected.lock().unwrap().push(run);
+                    handout_tx.send((attempt(run), slot)).unwrap();
+                    run += 1;
+                }
+                found = (1..=2).take(max).map(attempt).collect();
+                let mut expected = expected.lock().unwrap();
+                expected.extend(found.iter().map(|t| t.run.0).filter(|r| *r != 1));
+            }
+            async move { Ok(found) }
+        };
+        let poller = tokio::spawn(poll_activities(
+            store.clone(),
+            claim,
+            Arc::new(registry),
+            slots,
+            handout_rx,
+            RunnerLinks {
+                delivered: Some(delivered_tx),
+                attempts: Arc::default(),
+            },
+            grace_rx,
+        ));
+
+        // Every attempt claimed or handed out runs to the end.
+        let finished = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut done = HashSet::new();
+            loop {
+                let want: HashSet<u64> =
+                    others.lock().unwrap().iter().copied().chain([1]).collect();
+                if !want.is_empty() && want.is_subset(&done) {
+                    return done;
+                }
+                let d = delivered_rx.recv().await.expect("the runner is running");
+                done.insert(d.run.0);
+            }
+        })
+        .await;
+        poller.abort();
+        let started = started.runs.lock().unwrap().clone();
+        assert!(
+            finished.is_ok(),
+            "attempts never ran: the poller waits for a slot; started: {started:?}, expected: {:?}",
+            others.lock().unwrap()
+        );
     }
 }

@@ -18,6 +18,7 @@
 //! anyway: the attempt is retried when the store reopens.
 
 use crate::registry::Registry;
+use crate::watchdog::Attempts;
 use refrain_history::{
     ActivityTask, CommandSeq, Event, LeaseToken, LocalCompletion, Payload, RunId, Store,
     StoreError, Timestamp,
@@ -66,6 +67,9 @@ pub(crate) struct ActivityHandoff {
     pub registry: Arc<Registry>,
     pub slots: Arc<Semaphore>,
     pub runner: UnboundedSender<Handout>,
+    /// What the stall watchdog sees of attempts handed out and not yet
+    /// started.
+    pub attempts: Arc<Attempts>,
 }
 
 impl ActivityHandoff {
@@ -103,9 +107,12 @@ impl ActivityHandoff {
                 warn!(run = %task.run, "claimed activity without a slot");
                 break;
             };
+            self.attempts.claimed(&task);
+            let token = task.token;
             if self.runner.send((task, permit)).is_err() {
                 // The runner stopped: the attempt is left to its deadline
                 // (or to the next open), as at any shutdown.
+                self.attempts.dropped(token);
                 debug!("activity runner stopped; claimed attempt left to expire");
             }
         }

@@ -4,7 +4,10 @@
 //! takes runs with new events, replays or reuses their workflow instances
 //! on a few pinned threads, commits each activation in one transaction,
 //! runs activities on the tokio runtime within a slot limit, and fires
-//! durable timers.
+//! durable timers. A stall watchdog reports any commit, flush or activity
+//! attempt that stops making progress, and by default exits the process
+//! so that a supervisor restarts it (see [`WorkerBuilder::stall_threshold`]
+//! and [`Worker::health`]).
 //!
 //! ```no_run
 //! # use refrain::{Workflow, WorkflowContext, WorkflowError, Client, Store, StoreConfig};
@@ -39,7 +42,9 @@ mod registry;
 mod replayer;
 mod schedules;
 mod timers;
+mod watchdog;
 mod worker;
 
 pub use replayer::{ReplayError, ReplayReport, Replayer};
+pub use watchdog::{AttemptRef, Health, Stall, StallAction, Stalled, STALL_EXIT_CODE};
 pub use worker::{Worker, WorkerBuilder};

@@ -9,9 +9,10 @@ use crate::executor::{Executor, Job, QueryJob};
 use crate::registry::Registry;
 use crate::schedules::{run_schedule_service, Clock};
 use crate::timers::run_timer_service;
+use crate::watchdog::{Attempts, Health, StallAction, Watchdog, WatchdogConfig};
 use refrain::{Activity, Workflow};
 use refrain_history::{Store, Timestamp};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{watch, Semaphore};
@@ -28,6 +29,7 @@ pub struct WorkerBuilder {
     cache_size: usize,
     schedule_clock: Clock,
     eager_start: bool,
+    watchdog: WatchdogConfig,
 }
 
 impl WorkerBuilder {
@@ -85,6 +87,26 @@ impl WorkerBuilder {
         self
     }
 
+    /// How long a commit, a flush, or an activity attempt claimed for this
+    /// worker may make no progress before the stall watchdog reports it
+    /// (default 60 s). An attempt progresses by starting, by returning,
+    /// and by heartbeats that change its record (new details, or a
+    /// deadline its heartbeat timeout moves); set this above the longest
+    /// activity that does not heartbeat so.
+    pub fn stall_threshold(mut self, threshold: Duration) -> Self {
+        self.watchdog.threshold = threshold;
+        self
+    }
+
+    /// What the stall watchdog does after reporting a stall (default
+    /// [`StallAction::Exit`]: exit non-zero so that a supervisor restarts
+    /// the process; [`StallAction::Report`] only logs it and shows it in
+    /// [`Worker::health`]).
+    pub fn on_stall(mut self, action: StallAction) -> Self {
+        self.watchdog.action = action;
+        self
+    }
+
     /// Starts the worker's loops on the current tokio runtime.
     ///
     /// # Panics
@@ -100,10 +122,12 @@ impl WorkerBuilder {
         let slots = Arc::new(Semaphore::new(self.activity_slots.max(1)));
         let (handout_tx, handout_rx) = tokio::sync::mpsc::unbounded_channel();
         let (delivered_tx, delivered_rx) = tokio::sync::mpsc::unbounded_channel();
+        let attempts = Arc::new(Attempts::default());
         let handoff = ActivityHandoff {
             registry: registry.clone(),
             slots: slots.clone(),
             runner: handout_tx,
+            attempts: attempts.clone(),
         };
         let mut senders = Vec::new();
         let mut threads = Vec::new();
@@ -143,6 +167,7 @@ impl WorkerBuilder {
                 handout_rx,
                 RunnerLinks {
                     delivered: Some(delivered_tx),
+                    attempts: attempts.clone(),
                 },
                 grace_rx,
             )),
@@ -153,16 +178,21 @@ impl WorkerBuilder {
             )),
             tokio::spawn(run_timer_service(self.store.clone(), stop_rx)),
         ];
+        let health = Arc::new(Mutex::new(Health::default()));
+        let watchdog = Watchdog::start(self.store.clone(), attempts, health.clone(), self.watchdog);
         info!(
             workflows = registry.workflows.len(),
             activities = registry.activities.len(),
             workflow_threads = self.workflow_threads,
             activity_slots = self.activity_slots,
             cache_size = self.cache_size,
+            stall_threshold_s = self.watchdog.threshold.as_secs_f64(),
             "worker started"
         );
         Worker {
             store: self.store,
+            watchdog: Some(watchdog),
+            health,
             stop: stop_tx,
             grace: grace_tx,
             tasks,
@@ -192,6 +222,8 @@ fn query_router(threads: Vec<UnboundedSender<Job>>) -> refrain_history::QueryRou
 /// abandons running activities until their timeouts.
 pub struct Worker {
     store: Store,
+    watchdog: Option<Watchdog>,
+    health: Arc<Mutex<Health>>,
     stop: watch::Sender<bool>,
     grace: watch::Sender<Option<Duration>>,
     tasks: Vec<JoinHandle<()>>,
@@ -216,7 +248,20 @@ impl Worker {
             cache_size: 1000,
             schedule_clock: Arc::new(Timestamp::now),
             eager_start: true,
+            watchdog: WatchdogConfig {
+                threshold: Duration::from_secs(60),
+                action: StallAction::Exit,
+            },
         }
+    }
+
+    /// What the stall watchdog saw at its last check (see
+    /// [`WorkerBuilder::stall_threshold`]).
+    pub fn health(&self) -> Health {
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Stops taking new work, lets running activities finish within
@@ -224,6 +269,8 @@ impl Worker {
     /// on each thread commit, and returns. Work left over is picked up
     /// after restart: attempts by their timeouts, workflow tasks at once.
     pub async fn shutdown(mut self, grace: Duration) {
+        // Activities winding down within `grace` are not stalls.
+        drop(self.watchdog.take());
         self.store.set_query_router(None);
         self.store.set_eager_starter(None);
         self.stop.send_replace(true);
@@ -246,6 +293,7 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
+        drop(self.watchdog.take());
         self.store.set_query_router(None);
         self.store.set_eager_starter(None);
         self.stop.send_replace(true);

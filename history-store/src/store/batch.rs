@@ -36,6 +36,7 @@ use std::pin::pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Most operations applied in one transaction: bounds how long one
@@ -54,6 +55,8 @@ struct Job {
     op: Op,
     after: Option<After>,
     reply: Reply,
+    /// For the watchdog's view of how long the queue's head has waited.
+    queued_at: Instant,
 }
 
 /// Where an operation's outcome goes.
@@ -102,6 +105,44 @@ struct State {
     /// The committer thread owns `busy` and drains the queue.
     thread_turn: bool,
     shutdown: bool,
+    /// What a watchdog reads (see [`CommitProgress`]).
+    progress: Progress,
+}
+
+/// Counters and clocks a stall watchdog reads; written under the state
+/// lock that each transaction takes anyway.
+#[derive(Default)]
+struct Progress {
+    started: u64,
+    finished: u64,
+    applying_since: Option<Instant>,
+}
+
+impl Progress {
+    fn begin(&mut self) {
+        self.started += 1;
+        self.applying_since = Some(Instant::now());
+    }
+
+    fn end(&mut self) {
+        self.finished += 1;
+        self.applying_since = None;
+    }
+}
+
+/// The group committer's progress, for a stall watchdog: a transaction
+/// that runs, or an operation that stays queued, far longer than any
+/// should means commits have stopped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitProgress {
+    /// Transactions begun (inline or by the committer thread).
+    pub started: u64,
+    /// Transactions ended, applied or not.
+    pub finished: u64,
+    /// How long the transaction in progress has run.
+    pub applying_for: Option<Duration>,
+    /// How long the oldest queued operation has waited.
+    pub queued_for: Option<Duration>,
 }
 
 struct Shared {
@@ -120,6 +161,7 @@ impl Shared {
     /// committer thread.
     fn release(&self) {
         let mut state = self.lock();
+        state.progress.end();
         if state.queue.is_empty() {
             state.busy = false;
         } else {
@@ -164,7 +206,20 @@ impl Batcher {
             None
         } else {
             state.busy = true;
+            state.progress.begin();
             Some(job)
+        }
+    }
+
+    /// The committer's progress so far.
+    pub(super) fn progress(&self) -> CommitProgress {
+        let state = self.shared.lock();
+        let p = &state.progress;
+        CommitProgress {
+            started: p.started,
+            finished: p.finished,
+            applying_for: p.applying_since.map(|t| t.elapsed()),
+            queued_for: state.queue.first().map(|j| j.queued_at.elapsed()),
         }
     }
 
@@ -227,6 +282,7 @@ impl Batcher {
             op: erase(op),
             after: None,
             reply: Reply::Call(Callback(Some(call))),
+            queued_at: Instant::now(),
         };
         self.apply_or_queue(trees, job);
     }
@@ -242,6 +298,7 @@ impl Batcher {
             op,
             after,
             reply: Reply::Waiting(tx),
+            queued_at: Instant::now(),
         };
         self.apply_or_queue(trees, job);
         unerase(rx.await.unwrap_or(Err(StoreError::Closed)))
@@ -335,6 +392,7 @@ fn committer(shared: &Shared, trees: &Trees) {
                 return;
             }
             let n = state.queue.len().min(MAX_BATCH);
+            state.progress.begin();
             state.queue.drain(..n).collect::<Vec<_>>()
         };
         // A panicking operation (a bug) drops the batch's reply senders, so
@@ -345,6 +403,7 @@ fn committer(shared: &Shared, trees: &Trees) {
             tracing::error!("a batched store operation panicked; its batch was not applied");
         }
         let mut state = shared.lock();
+        state.progress.end();
         if state.queue.is_empty() {
             state.thread_turn = false;
             state.busy = false;
@@ -631,6 +690,38 @@ mod tests {
             Ok(())
         });
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn progress_shows_a_queued_operation_until_its_transaction_ends() {
+        let (_dir, db, trees) = open();
+        let batcher = Batcher::start(Trees::open(&db).unwrap()).unwrap();
+        let before = batcher.progress();
+        assert_eq!((before.applying_for, before.queued_for), (None, None));
+        batcher.shared.lock().busy = true;
+        let (tx_out, answers) = std::sync::mpsc::channel();
+        batcher.apply_detached(
+            &trees,
+            |tx| {
+                tx.meta.insert("k", "v")?;
+                Ok(())
+            },
+            move |out| tx_out.send(out.is_ok()).unwrap(),
+        );
+        assert!(
+            batcher.progress().queued_for.is_some(),
+            "waiting is visible"
+        );
+        batcher.shared.release();
+        assert_eq!(answers.recv_timeout(Duration::from_secs(10)), Ok(true));
+        // The committer records the end just after answering.
+        let mut after = batcher.progress();
+        while after.applying_for.is_some() {
+            std::thread::sleep(Duration::from_millis(1));
+            after = batcher.progress();
+        }
+        assert_eq!(after.queued_for, None);
+        assert_eq!(after.started, before.started + 1, "one transaction began");
     }
 
     #[test]

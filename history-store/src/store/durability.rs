@@ -25,9 +25,26 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-type Waiter = oneshot::Sender<Result<(), StoreError>>;
+/// A parked caller, and when it parked (for the watchdog).
+type Waiter = (oneshot::Sender<Result<(), StoreError>>, Instant);
+
+/// The flusher's progress, for a stall watchdog: a flush that runs, or a
+/// waiter left parked, far longer than any should means acknowledgements
+/// have stopped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushProgress {
+    /// Flushes begun.
+    pub started: u64,
+    /// Flushes completed.
+    pub done: u64,
+    /// How long the flush in progress has run.
+    pub flushing_for: Option<Duration>,
+    /// How long the longest-parked waiter has waited.
+    pub waiting_for: Option<Duration>,
+}
 
 /// The number of the first flush that covers writes made before the ticket
 /// was taken (see the module docs). Callers outside the store hold one
@@ -52,6 +69,8 @@ struct State {
     started: u64,
     /// Flushes completed.
     done: u64,
+    /// When the flush in progress began.
+    flushing_since: Option<Instant>,
     shutdown: bool,
     failed: bool,
 }
@@ -180,10 +199,22 @@ impl Flusher {
             return Ok(None);
         }
         let (tx, rx) = oneshot::channel();
-        state.waiters.push((need, tx));
+        state.waiters.push((need, (tx, Instant::now())));
         drop(state);
         self.shared.wake.notify_one();
         Ok(Some(rx))
+    }
+
+    /// The flusher's progress so far.
+    pub(super) fn progress(&self) -> FlushProgress {
+        let state = self.shared.lock();
+        FlushProgress {
+            started: state.started,
+            done: state.done,
+            flushing_for: state.flushing_since.map(|t| t.elapsed()),
+            // Kept in the order they parked: the first waited longest.
+            waiting_for: state.waiters.first().map(|(_, (_, at))| at.elapsed()),
+        }
     }
 
     /// Waits until everything written before this call is durable.
@@ -322,6 +353,7 @@ fn run(shared: &Shared, mut sync: SyncFn, mut after: AfterFn) {
             // No waiter asks for more than the next flush: tickets are
             // taken as `started + 1`.
             state.started += 1;
+            state.flushing_since = Some(Instant::now());
             state.started
         };
         match sync(false) {
@@ -329,9 +361,10 @@ fn run(shared: &Shared, mut sync: SyncFn, mut after: AfterFn) {
                 let answered = {
                     let mut state = shared.lock();
                     state.done = flush;
+                    state.flushing_since = None;
                     covered(&mut state, flush)
                 };
-                for w in answered {
+                for (w, _) in answered {
                     // The caller may have stopped waiting; that is its right.
                     let _ = w.send(Ok(()));
                 }
@@ -345,10 +378,10 @@ fn run(shared: &Shared, mut sync: SyncFn, mut after: AfterFn) {
                     let batch = covered(&mut state, flush);
                     (batch, std::mem::take(&mut state.waiters))
                 };
-                for w in batch {
+                for (w, _) in batch {
                     let _ = w.send(Err(copy_error(&e)));
                 }
-                for (_, w) in late {
+                for (_, (w, _)) in late {
                     let _ = w.send(Err(StoreError::Closed));
                 }
                 // sled's errors are sticky: a final flush would fail too.
@@ -482,6 +515,29 @@ mod tests {
         // Everything before it is durable now: answered without a flush.
         assert!(rt.block_on(flusher.durable_since(Some(early))).is_ok());
         assert_eq!(*flushes.lock().unwrap(), 2);
+    }
+
+    #[test]
+    fn progress_shows_a_flush_under_way_and_its_waiter_until_it_ends() {
+        let Gated {
+            flusher,
+            entered,
+            release,
+            ..
+        } = gated();
+        assert_eq!(flusher.progress(), FlushProgress::default());
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| flusher.durable_blocking());
+            entered.recv().unwrap();
+            let during = flusher.progress();
+            assert_eq!((during.started, during.done), (1, 0));
+            assert!(during.flushing_for.is_some() && during.waiting_for.is_some());
+            release.send(()).unwrap();
+            assert!(waiter.join().unwrap().is_ok());
+        });
+        let after = flusher.progress();
+        assert_eq!((after.started, after.done), (1, 1));
+        assert_eq!((after.flushing_for, after.waiting_for), (None, None));
     }
 
     #[test]

@@ -46,6 +46,7 @@ mod eager_start;
 mod human_tasks;
 mod integrity;
 mod journal;
+mod progress;
 mod ready;
 mod recovery;
 mod runs;
@@ -75,6 +76,7 @@ pub use durability::FlushTicket;
 pub use eager::{EagerCommit, LocalCompletion};
 pub use eager_start::{EagerStart, EagerStarter};
 pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
+pub use progress::{CommitProgress, FlushProgress, StoreProgress};
 pub use updates::{UpdateRecord, UpdateState, UpdateWait};
 
 /// `meta` key of the store epoch, bumped by every `open`.
