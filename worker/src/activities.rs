@@ -343,6 +343,7 @@ mod tests {
             deadline: Timestamp(u64::MAX),
             heartbeat_timeout: None,
             heartbeat_details: None,
+            durable_after: refrain_history::FlushTicket::DURABLE,
         }
     }
 

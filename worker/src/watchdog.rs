@@ -6,9 +6,10 @@
 //!   operation still queued for one;
 //! - a flush still running, or a caller still parked for one;
 //! - an activity attempt claimed for this worker that has not started,
-//!   or one that has run without returning, and without a heartbeat that
-//!   changed its record (new details, or a deadline moved by its
-//!   heartbeat timeout), for that long.
+//!   or one still running that long after its own deadline passed (the
+//!   store has voided it and its code was told to stop, yet it holds its
+//!   slot), without a heartbeat that changed its record (new details, or
+//!   a deadline moved by its heartbeat timeout) meanwhile.
 //!
 //! Each stuck thing is logged once with `tracing::error!` (what, which
 //! run and command, for how long), and [`Worker::health`] shows the
@@ -17,9 +18,11 @@
 //! supervisor that restarts the process resumes the work, which a stalled
 //! process never would. Choose [`StallAction::Report`] to only report.
 //!
-//! A legitimately long activity counts as stuck too unless it
-//! heartbeats: set the threshold above the longest activity that does
-//! not.
+//! An attempt within its deadline is never stuck, however long it runs
+//! without heartbeating: its start-to-close timeout is the user's own
+//! statement of how long it may take (and one without any timeout is
+//! never reported). What stalls a worker is code that ignores that limit:
+//! every such attempt keeps an activity slot until it returns.
 //!
 //! [`Worker::health`]: crate::Worker::health
 
@@ -61,7 +64,8 @@ pub enum Stalled {
     FlushWaiting,
     /// An attempt claimed for this worker has not started.
     AttemptWaiting(AttemptRef),
-    /// An attempt has run without returning or heartbeating.
+    /// An attempt has run past its deadline without returning or
+    /// heartbeating.
     AttemptSilent(AttemptRef),
 }
 
@@ -104,7 +108,7 @@ impl fmt::Display for Stall {
             ),
             Stalled::AttemptSilent(a) => write!(
                 f,
-                "activity attempt {} of {} {} {} has run {secs:.1} s without returning or heartbeating",
+                "activity attempt {} of {} {} {} has run {secs:.1} s past its deadline without returning or heartbeating",
                 a.attempt, a.workflow_id, a.run, a.cmd
             ),
         }
@@ -352,17 +356,23 @@ impl Watch {
                 },
                 _ => None,
             };
-            match now {
-                Some(now) if now != seen => {
-                    if let Some(h) = lock(&self.attempts.by_token).get_mut(&token) {
-                        h.since = Instant::now();
-                        h.seen = now;
-                    }
+            if let Some(now) = now.filter(|now| *now != seen) {
+                if let Some(h) = lock(&self.attempts.by_token).get_mut(&token) {
+                    h.since = Instant::now();
+                    h.seen = now;
                 }
-                _ => stuck.push(Stall {
+                continue;
+            }
+            // Within its own deadline an attempt may take its time; past
+            // it (the store voided the attempt, or will at once), it is
+            // stuck once it has overstayed by the threshold.
+            let deadline = seen.0;
+            let overstayed = Timestamp::now().saturating_since(deadline);
+            if Timestamp::now() > deadline && overstayed >= limit {
+                stuck.push(Stall {
                     what: Stalled::AttemptSilent(attempt),
-                    stuck_for,
-                }),
+                    stuck_for: overstayed,
+                });
             }
         }
         stuck

@@ -89,10 +89,11 @@ impl WorkerBuilder {
 
     /// How long a commit, a flush, or an activity attempt claimed for this
     /// worker may make no progress before the stall watchdog reports it
-    /// (default 60 s). An attempt progresses by starting, by returning,
-    /// and by heartbeats that change its record (new details, or a
-    /// deadline its heartbeat timeout moves); set this above the longest
-    /// activity that does not heartbeat so.
+    /// (default 60 s). A claimed attempt must start within it; a running
+    /// attempt is never stuck within its own deadline (start-to-close,
+    /// heartbeat timeout), only once it has run this long past it without
+    /// returning: by then the store has voided it and its code was told
+    /// to stop, yet it still holds an activity slot.
     pub fn stall_threshold(mut self, threshold: Duration) -> Self {
         self.watchdog.threshold = threshold;
         self

@@ -2,6 +2,7 @@
 //! default a stalled process exits non-zero.
 //!
 //! - a_silent_activity_is_reported_naming_its_run_and_command
+//! - a_long_activity_within_its_deadline_is_never_reported
 //! - an_activity_that_heartbeats_between_checks_is_never_reported
 //! - by_default_a_stalled_worker_exits_with_the_stall_status (a child
 //!   process)
@@ -14,7 +15,7 @@ use refrain_worker::{StallAction, Stalled, Worker, STALL_EXIT_CODE};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-/// Never returns and never heartbeats.
+/// Never returns and never heartbeats (and ignores being told to stop).
 struct Hang;
 #[async_trait]
 impl Activity for Hang {
@@ -26,19 +27,24 @@ impl Activity for Hang {
     }
 }
 
-/// Calls `Hang` with a deadline far beyond the test.
+/// Calls `Hang` with a start-to-close timeout of the input's milliseconds.
 struct Stuck;
 impl Workflow for Stuck {
     const NAME: &'static str = "stuck";
-    type Input = ();
+    type Input = u64;
     type Output = ();
-    async fn run(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+    async fn run(ctx: WorkflowContext, start_to_close_ms: u64) -> Result<(), WorkflowError> {
         ctx.activity::<Hang>(())
-            .start_to_close(Duration::from_secs(3600))
+            .start_to_close(Duration::from_millis(start_to_close_ms))
             .await?;
         Ok(())
     }
 }
+
+/// A deadline the hanging attempt overstays within the test.
+const SHORT_MS: u64 = 300;
+/// A deadline far beyond the test.
+const LONG_MS: u64 = 3_600_000;
 
 fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(
@@ -63,7 +69,7 @@ async fn a_silent_activity_is_reported_naming_its_run_and_command() {
         .on_stall(StallAction::Report)
         .start();
     let client = Client::new(store.clone());
-    client.start::<Stuck>("stuck-1", ()).await.unwrap();
+    client.start::<Stuck>("stuck-1", SHORT_MS).await.unwrap();
     let run = store
         .latest_run(&refrain::WorkflowId::new("stuck-1"))
         .unwrap()
@@ -96,6 +102,37 @@ async fn a_silent_activity_is_reported_naming_its_run_and_command() {
     );
     assert!(health.stalls_reported >= 1);
     assert!(!health.is_healthy());
+    worker.shutdown(Duration::ZERO).await;
+}
+
+/// Runs for many checks of the watchdog, well past its threshold, but
+/// within its own start-to-close timeout: that is the user's statement of
+/// how long it may take, so it is not a stall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_activity_within_its_deadline_is_never_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let worker = Worker::builder(store.clone())
+        .workflow::<Stuck>()
+        .activity(Hang)
+        .stall_threshold(Duration::from_millis(200))
+        .on_stall(StallAction::Report)
+        .start();
+    let client = Client::new(store.clone());
+    client.start::<Stuck>("long-1", LONG_MS).await.unwrap();
+    let first = worker.health().checks;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while worker.health().checks < first + 10 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the watchdog keeps checking");
+    let health = worker.health();
+    assert_eq!(
+        health.stalls_reported, 0,
+        "an attempt within its deadline is not stuck: {health:?}"
+    );
     worker.shutdown(Duration::ZERO).await;
 }
 
@@ -192,7 +229,7 @@ fn by_default_a_stalled_worker_exits_with_the_stall_status() {
                 .stall_threshold(Duration::from_millis(200))
                 .start();
             Client::new(store)
-                .start::<Stuck>("stuck-1", ())
+                .start::<Stuck>("stuck-1", SHORT_MS)
                 .await
                 .unwrap();
             // The watchdog ends the process; a minute is far beyond it.
