@@ -121,6 +121,37 @@ struct Inner {
     read_only: Option<verify::ReadOnly>,
 }
 
+impl Inner {
+    /// The store's state around its threads, its location and its trees;
+    /// everything else starts empty.
+    fn new(
+        (batcher, flusher): (batch::Batcher, Flusher),
+        (path, config, epoch): (PathBuf, StoreConfig, u64),
+        (db, trees, schedules): (sled::Db, Trees, schedules::ScheduleTrees),
+        read_only: Option<verify::ReadOnly>,
+    ) -> Inner {
+        Inner {
+            batcher,
+            flusher,
+            path,
+            config,
+            epoch,
+            db,
+            trees,
+            ready_queue: ReadyQueue::default(),
+            activity_notify: Arc::default(),
+            timer_notify: Arc::default(),
+            closed: CloseWaiters::default(),
+            update_waiters: CloseWaiters::default(),
+            schedules,
+            query_router: std::sync::RwLock::new(None),
+            eager_starter: std::sync::RwLock::new(None),
+            quarantine: Quarantine::default(),
+            read_only,
+        }
+    }
+}
+
 /// How a query reaches, in this process, the worker that holds (or can
 /// rebuild) the run's workflow instance: given the run, the query name and
 /// its arguments, it answers through the channel, with an error message
@@ -264,25 +295,12 @@ impl Store {
             ),
         )?;
         let batcher = batch::Batcher::start(trees.clone())?;
-        let inner = Inner {
-            batcher,
-            flusher,
-            path,
-            config,
-            epoch,
-            db,
-            trees,
-            ready_queue: ReadyQueue::default(),
-            activity_notify: Arc::default(),
-            timer_notify: Arc::default(),
-            closed: CloseWaiters::default(),
-            update_waiters: CloseWaiters::default(),
-            schedules: schedule_trees,
-            query_router: std::sync::RwLock::new(None),
-            eager_starter: std::sync::RwLock::new(None),
-            quarantine: Quarantine::default(),
-            read_only: None,
-        };
+        let inner = Inner::new(
+            (batcher, flusher),
+            (path, config, epoch),
+            (db, trees, schedule_trees),
+            None,
+        );
         inner.expire_orphaned_attempts(Timestamp::now())?;
         for key in inner.trees.ready.iter().keys() {
             let key = key?;
@@ -315,28 +333,15 @@ impl Store {
             None => 0,
             Some(bytes) => tx::decode_u64(&bytes, "meta", None)?,
         };
-        let inner = Inner {
-            batcher: batch::Batcher::start(trees.clone())?,
-            flusher: Flusher::read_only()?,
-            path: path.to_path_buf(),
-            config,
-            epoch,
-            db,
-            trees,
-            ready_queue: ReadyQueue::default(),
-            activity_notify: Arc::default(),
-            timer_notify: Arc::default(),
-            closed: CloseWaiters::default(),
-            update_waiters: CloseWaiters::default(),
-            schedules: schedule_trees,
-            query_router: std::sync::RwLock::new(None),
-            eager_starter: std::sync::RwLock::new(None),
-            quarantine: Quarantine::default(),
-            read_only: Some(verify::ReadOnly {
+        let inner = Inner::new(
+            (batch::Batcher::start(trees.clone())?, Flusher::read_only()?),
+            (path.to_path_buf(), config, epoch),
+            (db, trees, schedule_trees),
+            Some(verify::ReadOnly {
                 damage_at_open,
                 _scratch: scratch,
             }),
-        };
+        );
         Ok(Store {
             inner: Arc::new(inner),
         })

@@ -101,14 +101,7 @@ async fn key_workload(dir: PathBuf) -> anyhow::Result<()> {
         handles.push(handle);
     }
     println!("{READY}");
-    for handle in &handles {
-        let result = handle.result().await?;
-        println!(
-            "RESULT {} {}",
-            handle.workflow_id(),
-            serde_json::to_string(&result)?
-        );
-    }
+    print_results(&handles).await?;
     println!("{ALL_DONE}");
     worker.shutdown(Duration::from_secs(1)).await;
     Ok(())
@@ -150,7 +143,21 @@ async fn run_scenario(dir: PathBuf, name: &str) -> anyhow::Result<()> {
     let ids = plans.iter().map(|p| p.id.clone()).collect();
     let monitor = tokio::spawn(report_states(client.clone(), ids));
     let signals = tokio::spawn(serve_signal_requests(client.clone(), dir.clone()));
-    for handle in &handles {
+    print_results(&handles).await?;
+    monitor.abort();
+    signals.abort();
+    println!("{ALL_DONE}");
+    worker.shutdown(Duration::from_secs(1)).await;
+    Ok(())
+}
+
+/// Waits for each workflow in turn and prints its `RESULT` line.
+async fn print_results<W>(handles: &[refrain::WorkflowHandle<W>]) -> anyhow::Result<()>
+where
+    W: refrain::Workflow,
+    W::Output: serde::Serialize,
+{
+    for handle in handles {
         let result = handle.result().await?;
         println!(
             "RESULT {} {}",
@@ -158,10 +165,6 @@ async fn run_scenario(dir: PathBuf, name: &str) -> anyhow::Result<()> {
             serde_json::to_string(&result)?
         );
     }
-    monitor.abort();
-    signals.abort();
-    println!("{ALL_DONE}");
-    worker.shutdown(Duration::from_secs(1)).await;
     Ok(())
 }
 
