@@ -325,9 +325,13 @@ impl Inner {
             // Not one attempt may start before its claim is durable: a
             // crash would undo the claim after the attempt's side effects
             // began, and the attempt would run again under the same number.
-            // The wait shares the group flush with everyone else's.
+            // The caller waits for the ticket where it starts each attempt,
+            // not here: a poller must not hold its free activity slots
+            // through a flush.
             let ticket = self.flusher.ticket();
-            self.flusher.durable_since(Some(ticket)).await?;
+            for task in &mut claimed {
+                task.durable_after = ticket;
+            }
         }
         Ok(claimed)
     }

@@ -867,6 +867,9 @@ impl Store {
     /// `activity_deadlines`. A task whose schedule-to-close has already
     /// passed is failed instead of returned.
     ///
+    /// A claimed attempt may start only once [`Store::durable_since`]
+    /// returns for its `durable_after` ticket (see [`ActivityTask`]).
+    ///
     /// A task whose record cannot be decoded is skipped and logged (and not
     /// offered again until the store is reopened) rather than failing the
     /// claim for every other run.

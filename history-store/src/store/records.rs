@@ -245,9 +245,8 @@ pub struct ActivityTask {
     /// this ticket: then the history that schedules it and the claim that
     /// makes it this attempt are durable, so a crash cannot undo either
     /// after its side effects began (the call keeps its idempotency key,
-    /// and the attempt counts). Tasks from `claim_activity_tasks` are
-    /// durable when returned; those claimed by a commit become durable
-    /// with the group flush that follows it.
+    /// and the attempt counts). Every claim, by a poller or by a commit,
+    /// becomes durable with the group flush that follows it.
     ///
     /// [`Store::durable_since`]: crate::Store::durable_since
     pub durable_after: FlushTicket,
