@@ -1,6 +1,8 @@
 //! Compile-time determinism checks for Refrain workflow code.
 //!
-//! Use these through the `refrain` crate: `#[refrain::deterministic]`.
+//! Use these through the `refrain` crate: `#[refrain::deterministic]` on
+//! workflow code, and [`#[refrain::activity]`](macro@activity) on an
+//! `impl Activity for X` block.
 //!
 //! A workflow is re-executed from its history after every crash, restart
 //! and cache eviction, and must make the same decisions every time. The
@@ -102,10 +104,119 @@ pub fn deterministic(args: TokenStream, input: TokenStream) -> TokenStream {
         Ok(item) => item,
         Err(err) => return err.to_compile_error().into(),
     };
+    if let Item::Impl(activity) = &item {
+        if let Some(path) = impl_of(activity, "Activity") {
+            let err = syn::Error::new_spanned(
+                path,
+                "#[refrain::deterministic] checks workflow code, and this is an activity: \
+                 activities run once and their result is recorded, so they may read the clock, \
+                 sleep and draw random numbers; write #[refrain::activity] on an activity instead",
+            )
+            .to_compile_error();
+            // Expanded as an activity, so that the one error is this one.
+            let activity = as_activity(activity.clone());
+            return quote!(#activity #err).into();
+        }
+    }
     let mut check = Check::default();
     check.visit_item_mut(&mut item);
     let errors = check.errors.iter().map(syn::Error::to_compile_error);
     quote!(#item #(#errors)*).into()
+}
+
+/// Writes an activity: `#[refrain::activity] impl Activity for X { .. }`.
+///
+/// The `Activity` trait has `async fn run`, which an implementation can
+/// only write through `#[async_trait]`; without it rustc reports error
+/// E0195, "lifetime parameters or bounds on method `run` do not match the
+/// trait declaration", which does not say what is missing. This attribute
+/// applies `async_trait` itself (an impl that already has `#[async_trait]`
+/// is left as it is), and says plainly when it is put on something other
+/// than an `impl Activity for X` block or `run` is not an `async fn`.
+///
+/// ```ignore
+/// #[refrain::activity]
+/// impl Activity for ChargeCard {
+///     const NAME: &'static str = "charge-card";
+///     type Input = u64;
+///     type Output = String;
+///     async fn run(&self, ctx: ActivityContext, cents: u64) -> Result<String, ActivityError> {
+///         Ok(format!("pay-{cents}-{}", ctx.idempotency_key()))
+///     }
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn activity(args: TokenStream, input: TokenStream) -> TokenStream {
+    let args = TokenStream2::from(args);
+    if let Some(first) = args.into_iter().next() {
+        return syn::Error::new(first.span(), "#[activity] takes no arguments")
+            .to_compile_error()
+            .into();
+    }
+    let item = match syn::parse::<Item>(input) {
+        Ok(item) => item,
+        Err(err) => return err.to_compile_error().into(),
+    };
+    let Item::Impl(mut activity) = item else {
+        let err = syn::Error::new_spanned(
+            &item,
+            "#[refrain::activity] goes on an `impl Activity for X` block",
+        )
+        .to_compile_error();
+        return quote!(#err #item).into();
+    };
+    if impl_of(&activity, "Workflow").is_some() {
+        let err = syn::Error::new_spanned(
+            &activity.self_ty,
+            "#[refrain::activity] goes on an `impl Activity for X` block, and this is a \
+             workflow: its `async fn run` needs no attribute; #[refrain::deterministic] checks it",
+        )
+        .to_compile_error();
+        return quote!(#activity #err).into();
+    }
+    let mut errors = TokenStream2::new();
+    for item in &mut activity.items {
+        if let syn::ImplItem::Fn(f) = item {
+            if f.sig.ident == "run" && f.sig.asyncness.is_none() {
+                errors.extend(
+                    syn::Error::new_spanned(
+                        f.sig.fn_token,
+                        "the `run` of an activity is an `async fn`: write \
+                         `async fn run(&self, ctx: ActivityContext, input: Self::Input) \
+                         -> Result<Self::Output, ActivityError>`",
+                    )
+                    .to_compile_error(),
+                );
+                // Expanded as the `async fn` it should be, so that rustc
+                // does not add E0195 to the error above.
+                f.sig.asyncness = Some(Token![async](f.sig.fn_token.span));
+            }
+        }
+    }
+    let activity = as_activity(activity);
+    quote!(#activity #errors).into()
+}
+
+/// The trait path of `imp` when it implements a trait named `name`.
+fn impl_of<'a>(imp: &'a syn::ItemImpl, name: &str) -> Option<&'a syn::Path> {
+    let (path, _) = imp.trait_.as_ref()?;
+    let last = path.segments.last()?;
+    (last.ident == name).then_some(path)
+}
+
+/// `imp` with `#[async_trait]` applied, unless it already has it.
+fn as_activity(imp: syn::ItemImpl) -> TokenStream2 {
+    let has_async_trait = imp.attrs.iter().any(|attr| {
+        attr.path()
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "async_trait")
+    });
+    if has_async_trait {
+        imp.into_token_stream()
+    } else {
+        quote!(#[::refrain::async_trait] #imp)
+    }
 }
 
 /// A call that is never replay-safe: the trailing path segments that name

@@ -78,7 +78,7 @@ pub use human_task::{
 };
 pub use query::{Query, QueryError};
 pub use refrain_history::{OverlapPolicy, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger};
-pub use refrain_macros::deterministic;
+pub use refrain_macros::{activity, deterministic};
 pub use replay::{ActivationError, NondeterminismError};
 pub use saga::{CompensationFailure, CompensationReport, Saga};
 pub use schedule::{schedule_for, ScheduleError};

@@ -1,6 +1,6 @@
 #![deny(warnings)]
 
-use refrain::{join, Workflow, WorkflowContext, WorkflowError};
+use refrain::{join, Activity, ActivityContext, ActivityError, Workflow, WorkflowContext, WorkflowError};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -46,6 +46,25 @@ impl Workflow for Clean {
     }
 }
 
+// An activity written without `#[async_trait]`, and free to read the clock.
+struct Stamp;
+
+#[refrain::activity]
+impl Activity for Stamp {
+    const NAME: &'static str = "stamp";
+    type Input = ();
+    type Output = u64;
+
+    async fn run(&self, _ctx: ActivityContext, _: ()) -> Result<u64, ActivityError> {
+        let now = std::time::SystemTime::now();
+        Ok(now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+    }
+}
+
+fn registered<A: Activity>() -> &'static str {
+    A::NAME
+}
+
 mod helper {
     // A function of one's own named `sleep` is not `thread::sleep`.
     pub fn sleep() -> &'static str {
@@ -53,4 +72,6 @@ mod helper {
     }
 }
 
-fn main() {}
+fn main() {
+    let _ = registered::<Stamp>();
+}
