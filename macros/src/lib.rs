@@ -40,8 +40,10 @@
 //!   parameter whose type names one, is a hash container until it is
 //!   rebound; iterating it is `for _ in m`, `for _ in &m`, `for _ in &mut m`,
 //!   or calling `iter`, `iter_mut`, `keys`, `values`, `values_mut`,
-//!   `into_iter`, `into_keys`, `into_values` or `drain` on it. Struct fields
-//!   and maps returned from functions are not tracked.
+//!   `into_iter`, `into_keys`, `into_values` or `drain` on it, except to
+//!   `.collect()` into a `BTreeMap`/`BTreeSet` (named in `collect::<..>` or
+//!   in the type of the `let`), whose order does not depend on it. Struct
+//!   fields and maps returned from functions are not tracked.
 //!
 //! Stable Rust gives procedural macros no warnings of their own, so a
 //! warning is a use of a `#[deprecated]` identity function of the `refrain`
@@ -335,6 +337,10 @@ struct Check {
     errors: Vec<syn::Error>,
     /// Names of the locals and parameters currently bound to a hash container.
     hash_bound: BTreeSet<String>,
+    /// Inside a `.collect()` into a `BTreeMap`/`BTreeSet`, whose order does
+    /// not depend on the order it is fed in: the usual way out of a hash
+    /// container, not flagged.
+    into_ordered: bool,
 }
 
 fn segments(path: &syn::Path) -> Vec<String> {
@@ -349,12 +355,24 @@ fn ends_with(segments: &[String], suffix: &[&str]) -> bool {
             .all(|(a, b)| a == b)
 }
 
-fn names_hash_container(tokens: TokenStream2) -> bool {
+fn names_any(tokens: TokenStream2, names: &[&str]) -> bool {
     tokens.into_iter().any(|tree| match tree {
-        TokenTree::Ident(ident) => ident == "HashMap" || ident == "HashSet",
-        TokenTree::Group(group) => names_hash_container(group.stream()),
+        TokenTree::Ident(ident) => names.iter().any(|name| ident == name),
+        TokenTree::Group(group) => names_any(group.stream(), names),
         _ => false,
     })
+}
+
+fn names_hash_container(tokens: TokenStream2) -> bool {
+    names_any(tokens, &["HashMap", "HashSet"])
+}
+
+fn names_ordered_container(tokens: TokenStream2) -> bool {
+    names_any(tokens, &["BTreeMap", "BTreeSet"])
+}
+
+fn is_collect(expr: &Expr) -> bool {
+    matches!(expr, Expr::MethodCall(call) if call.method == "collect")
 }
 
 /// The name a pattern binds, when it binds exactly one plain name.
@@ -448,9 +466,20 @@ impl VisitMut for Check {
             }
             Expr::MethodCall(call) => {
                 let method = call.method.to_string();
+                if method == "collect"
+                    && call
+                        .turbofish
+                        .as_ref()
+                        .is_some_and(|t| names_ordered_container(t.to_token_stream()))
+                {
+                    let outer = std::mem::replace(&mut self.into_ordered, true);
+                    visit_mut::visit_expr_mut(self, expr);
+                    self.into_ordered = outer;
+                    return;
+                }
                 let on_hash =
                     plain_name(&call.receiver).is_some_and(|name| self.hash_bound.contains(&name));
-                if on_hash && HASH_ITERATION.contains(&method.as_str()) {
+                if on_hash && !self.into_ordered && HASH_ITERATION.contains(&method.as_str()) {
                     let span = call.method.span();
                     visit_mut::visit_expr_mut(self, expr);
                     wrap(expr, "hash_iteration", span);
@@ -477,8 +506,25 @@ impl VisitMut for Check {
 
     fn visit_local_mut(&mut self, local: &mut syn::Local) {
         // The initializer is checked before the name is bound: in
-        // `let m = m.into_iter().collect::<BTreeMap<_, _>>()` it is the old `m`.
-        visit_mut::visit_local_mut(self, local);
+        // `let m: BTreeMap<_, _> = m.into_iter().collect()` it is the old `m`.
+        let ty = match &local.pat {
+            Pat::Type(p) => Some(p.ty.to_token_stream()),
+            _ => None,
+        };
+        if let Some(init) = &mut local.init {
+            let ordered = is_collect(&init.expr) && ty.is_some_and(names_ordered_container);
+            let outer = self.into_ordered;
+            self.into_ordered |= ordered;
+            self.visit_expr_mut(&mut init.expr);
+            if let Some((_, diverge)) = &mut init.diverge {
+                self.visit_expr_mut(diverge);
+            }
+            self.into_ordered = outer;
+        }
+        for attr in &mut local.attrs {
+            self.visit_attribute_mut(attr);
+        }
+        self.visit_pat_mut(&mut local.pat);
         let init = local.init.as_ref().map(|init| init.expr.to_token_stream());
         self.bind(&local.pat, |ty| match (ty, init) {
             (Some(ty), _) => names_hash_container(ty.to_token_stream()),

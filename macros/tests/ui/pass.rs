@@ -1,7 +1,7 @@
 #![deny(warnings)]
 
 use refrain::{join, Activity, ActivityContext, ActivityError, Workflow, WorkflowContext, WorkflowError};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 struct Clean;
@@ -30,10 +30,12 @@ impl Workflow for Clean {
             report.push_str(&format!("{name}={count}/{:?};", index.get(*name)));
         }
 
-        // A hash map rebound to an ordered one is no longer flagged.
-        let index: BTreeMap<_, _> = index.into_iter().collect::<BTreeMap<_, _>>();
+        // Collecting into an ordered container is the way out, and the
+        // ordered container it is rebound to is not flagged.
+        let lengths = index.values().copied().collect::<BTreeSet<usize>>();
+        let index: BTreeMap<_, _> = index.into_iter().collect();
         for (name, len) in index.iter() {
-            report.push_str(&format!("{name}:{len}"));
+            report.push_str(&format!("{name}:{len}:{lengths:?}"));
         }
 
         // Judged harmless: a sum does not depend on the order.
