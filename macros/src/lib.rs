@@ -22,7 +22,8 @@
 //! |---|---|
 //! | `SystemTime::now`, `Instant::now` | `ctx.now()` |
 //! | `thread::sleep`, `tokio::time::sleep`, `time::sleep`, `time::sleep_until` | `ctx.sleep(..)` |
-//! | `time::timeout`, `time::interval` | `select` with `ctx.sleep(..)` |
+//! | `time::timeout` | `select` with `ctx.sleep(..)` |
+//! | `time::interval` | `ctx.sleep(..)` in a loop |
 //! | `tokio::spawn`, `task::spawn`, `task::spawn_local`, `task::spawn_blocking`, `thread::spawn` | `join`, `join_all`, `select` |
 //! | `rand::random`, `rand::rng`, `thread_rng`, `*::from_entropy`, `*::from_os_rng`, `Uuid::new_v4` | `ctx.random()`, `ctx.uuid()` |
 //! | `process::exit` | return an `Err(WorkflowError)` from `run` |
@@ -234,6 +235,8 @@ const SLEEP: &str =
 const TIMEOUT: &str = "is a timer that is not recorded in the history; race the work against `ctx.sleep(..)` with `refrain::select`";
 const SPAWN: &str = "runs work outside the workflow's deterministic scheduling; use `refrain::join`, `refrain::join_all` or `refrain::select` to run futures concurrently";
 const RANDOM: &str = "produces different values on replay; use `ctx.random()` or `ctx.uuid()`, which are seeded from the history";
+const INTERVAL: &str =
+    "is a timer that is not recorded in the history; call `ctx.sleep(..)` in a loop instead";
 const EXIT: &str = "ends the whole worker process, not the workflow, and the workflow runs again after the restart; return an `Err(WorkflowError)` from `run` instead";
 
 const RULES: &[Rule] = &[
@@ -263,7 +266,7 @@ const RULES: &[Rule] = &[
     },
     Rule {
         suffix: &["time", "interval"],
-        message: TIMEOUT,
+        message: INTERVAL,
     },
     Rule {
         suffix: &["tokio", "spawn"],
