@@ -360,6 +360,7 @@ fn step_retry() -> RetryPolicy {
 #[derive(Debug, Clone, Copy)]
 pub struct EmployeeOnboarding;
 
+#[refrain::deterministic]
 impl Workflow for EmployeeOnboarding {
     const NAME: &'static str = "employee-onboarding";
     type Input = NewHire;

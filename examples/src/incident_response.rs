@@ -357,6 +357,7 @@ fn step_retry() -> RetryPolicy {
 #[derive(Debug, Clone, Copy)]
 pub struct IncidentResponse;
 
+#[refrain::deterministic]
 impl Workflow for IncidentResponse {
     const NAME: &'static str = "incident-response";
     type Input = Alert;

@@ -198,6 +198,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy)]
 pub struct ReconcileBatch;
 
+#[refrain::deterministic]
 impl Workflow for ReconcileBatch {
     const NAME: &'static str = "reconcile-batch";
     type Input = (String, Vec<String>);
@@ -221,6 +222,7 @@ impl Workflow for ReconcileBatch {
 #[derive(Debug, Clone, Copy)]
 pub struct NightlyReconciliation;
 
+#[refrain::deterministic]
 impl Workflow for NightlyReconciliation {
     const NAME: &'static str = "nightly-reconciliation";
     type Input = Ledger;

@@ -621,6 +621,7 @@ async fn reserve(
 #[derive(Debug, Clone, Copy)]
 pub struct OrderToCash;
 
+#[refrain::deterministic]
 impl Workflow for OrderToCash {
     const NAME: &'static str = "order-to-cash";
     type Input = Order;

@@ -78,6 +78,7 @@ pub use human_task::{
 };
 pub use query::{Query, QueryError};
 pub use refrain_history::{OverlapPolicy, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger};
+pub use refrain_macros::{activity, deterministic};
 pub use replay::{ActivationError, NondeterminismError};
 pub use saga::{CompensationFailure, CompensationReport, Saga};
 pub use schedule::{schedule_for, ScheduleError};
@@ -89,3 +90,26 @@ pub use refrain_history::{
     ParentClosePolicy, Payload, RetryPolicy, RunFilter, RunId, RunStatus, Store, StoreConfig,
     StoreError, TimeoutKind, WorkflowId,
 };
+
+/// The warnings of [`deterministic`]: identity functions whose deprecation
+/// notes rustc prints where the macro wraps them around flagged code.
+#[doc(hidden)]
+pub mod __lint {
+    /// Iterating a hash container.
+    #[deprecated(
+        note = "iterating a HashMap or HashSet visits entries in an order that can differ between a run and its replay; use a BTreeMap or BTreeSet, or collect and sort before iterating"
+    )]
+    #[inline(always)]
+    pub fn hash_iteration<T>(iterated: T) -> T {
+        iterated
+    }
+
+    /// Reading the environment.
+    #[deprecated(
+        note = "an environment variable can change between a run and its replay; read it in an activity or in `ctx.side_effect(..)`, or pass it in the workflow input"
+    )]
+    #[inline(always)]
+    pub fn env_read<T>(value: T) -> T {
+        value
+    }
+}

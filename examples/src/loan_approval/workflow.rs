@@ -174,6 +174,7 @@ async fn tell(ctx: &WorkflowContext, app: &Application, text: String) -> Result<
 #[derive(Debug, Clone, Copy)]
 pub struct LoanApproval;
 
+#[refrain::deterministic]
 impl Workflow for LoanApproval {
     const NAME: &'static str = "loan-approval";
     type Input = Application;
