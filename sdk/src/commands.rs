@@ -136,6 +136,7 @@ impl<A: Activity> IntoFuture for ActivityCall<A> {
             state: self.state,
             cmd,
             activity_type: A::NAME,
+            scheduled: early.is_none(),
             early,
             _marker: PhantomData,
         }
@@ -148,7 +149,12 @@ pub struct ActivityFuture<O> {
     state: SharedState,
     cmd: CommandSeq,
     activity_type: &'static str,
+    /// The failure of a call that was never scheduled (its input did not
+    /// encode), answered by the first poll.
     early: Option<ActivityFailed>,
+    /// Whether the call was scheduled at all: only then is there anything
+    /// to cancel on drop (`early` is gone once polled, so it cannot say).
+    scheduled: bool,
     _marker: PhantomData<fn() -> O>,
 }
 
@@ -215,7 +221,7 @@ impl<O> Drop for ActivityFuture<O> {
     /// not start if it has not, and a running attempt learns it at its
     /// next heartbeat.
     fn drop(&mut self) {
-        if self.early.is_some() {
+        if !self.scheduled {
             return;
         }
         let Ok(mut st) = self.state.try_borrow_mut() else {

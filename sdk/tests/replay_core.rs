@@ -508,3 +508,61 @@ fn misuse_found_during_replay_points_at_its_activation() {
     assert_eq!(e.activation, 2);
     assert_eq!(e.position, 4, "activation 2 starts at event 4");
 }
+
+/// A call whose input has no JSON form (map keys must be strings): it
+/// fails at once and is never scheduled.
+struct Audit;
+#[refrain::async_trait]
+impl refrain::Activity for Audit {
+    const NAME: &'static str = "audit";
+    type Input = std::collections::BTreeMap<(u8, u8), u8>;
+    type Output = ();
+    async fn run(
+        &self,
+        _: refrain::ActivityContext,
+        _: Self::Input,
+    ) -> Result<(), refrain::ActivityError> {
+        Ok(())
+    }
+}
+
+/// Awaits a call that cannot be scheduled, handles its error, goes on.
+struct AuditThenReserve;
+impl Workflow for AuditThenReserve {
+    const NAME: &'static str = "audit-then-reserve";
+    type Input = String;
+    type Output = String;
+    async fn run(ctx: WorkflowContext, order: String) -> Result<String, WorkflowError> {
+        let audit = ctx
+            .activity::<Audit>(std::collections::BTreeMap::from([((1, 2), 3)]))
+            .await;
+        let failed = audit.expect_err("an input without a JSON form cannot be scheduled");
+        let reserved = ctx.activity::<Reserve>(order).await?;
+        Ok(format!("{}:{reserved}", failed.failure.kind))
+    }
+}
+
+/// Regression: dropping the awaited future of a call that was never
+/// scheduled recorded an `ActivityCancelRequested` for a command that no
+/// event had ever scheduled.
+#[test]
+fn a_call_that_was_never_scheduled_is_not_cancelled_when_its_future_drops() {
+    let first = started("audit-then-reserve", json(&"o-1"));
+    let mut m = machine::<AuditThenReserve>(&first);
+    let commands = m.activate(Timestamp(2_000), Vec::new()).unwrap();
+    assert_eq!(
+        kinds(&commands),
+        ["ActivationStarted", "ActivityScheduled"],
+        "{commands:?}"
+    );
+    let closing = m
+        .activate(Timestamp(3_000), vec![completed(2, "r")])
+        .unwrap();
+    assert!(m.is_closed());
+    assert!(
+        !closing
+            .iter()
+            .any(|e| matches!(e, Event::ActivityCancelRequested { .. })),
+        "{closing:?}"
+    );
+}
