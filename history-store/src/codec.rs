@@ -11,6 +11,7 @@
 //! error. A corrupt length prefix therefore can never make the decoder
 //! allocate more than the limit.
 
+use bincode::error::DecodeError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
@@ -113,10 +114,38 @@ impl fmt::Display for CodecError {
 
 impl std::error::Error for CodecError {}
 
-/// The bincode configuration of codec 1. The limit bounds what a corrupt
-/// length prefix inside the payload can make the decoder allocate.
+/// The bincode configuration of codec 1 (decoding uses the same one with a
+/// limit in proportion to the payload, see `decode_body`). The limit bounds
+/// what a corrupt length prefix inside the payload can make the decoder
+/// allocate.
 fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<{ MAX_VALUE_BYTES }>()
+}
+
+/// Decodes a checked payload with a limit in proportion to its length.
+///
+/// bincode counts what a value claims as it decodes (every primitive its
+/// in-memory width, every string or vector its length) and refuses a claim
+/// past the limit before allocating for it. Each claim stands for at least
+/// one payload byte and asks for at most 16 bytes per payload byte, so a
+/// real value of `n` bytes claims well under 64 × `n`; a corrupt length
+/// prefix whose checksum happens to match (or was resealed) can then make
+/// a small value allocate at most that much, not the codec's whole limit
+/// (a 45-byte value could otherwise ask for 256 MiB). The limit is a type
+/// constant, hence the tiers.
+fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<(T, usize), DecodeError> {
+    fn with<T: DeserializeOwned, const LIMIT: usize>(
+        body: &[u8],
+    ) -> Result<(T, usize), DecodeError> {
+        bincode::serde::decode_from_slice(body, bincode::config::standard().with_limit::<LIMIT>())
+    }
+    const KIB: usize = 1024;
+    match body.len() {
+        n if n <= 4 * KIB => with::<T, { 64 * 4 * KIB }>(body),
+        n if n <= 64 * KIB => with::<T, { 64 * 64 * KIB }>(body),
+        n if n <= 1024 * KIB => with::<T, { 64 * 1024 * KIB }>(body),
+        _ => with::<T, MAX_VALUE_BYTES>(body),
+    }
 }
 
 /// Encodes `value` in the envelope.
@@ -239,8 +268,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
             actual: actual_crc,
         });
     }
-    let (value, read) = bincode::serde::decode_from_slice(body, bincode_config())
-        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    let (value, read) = decode_body(body).map_err(|e| CodecError::Decode(e.to_string()))?;
     if read != body.len() {
         return Err(CodecError::Decode(format!(
             "{} of {} payload bytes left unread",
@@ -417,11 +445,38 @@ mod tests {
     fn fuzzed_events_give_named_errors_within_the_limit() {
         let corpus: Vec<Vec<u8>> = every_event().iter().map(|e| encode(e).unwrap()).collect();
         // Half the mutants carry a matching checksum and reach bincode,
-        // whose allocations the size limit bounds.
+        // whose allocations the limit bounds in proportion to the payload
+        // (`decode_body`): every sample and mutant is under 64 KiB, so
+        // nothing may ask for more than 4 MiB.
+        assert!(corpus.iter().all(|c| c.len() + 4 * 64 < 64 * 1024));
         crate::fuzz::Fuzz::from_env("event codec", 60_000)
             .resealing()
-            .max_allocation(MAX_VALUE_BYTES)
+            .max_allocation(4 * 1024 * 1024)
             .run(&corpus, decode::<Event>);
+    }
+
+    /// A small value whose string length was overwritten with a huge one,
+    /// and resealed so the checksum matches: refused by name, without
+    /// allocating anything near the claimed length.
+    #[test]
+    fn a_small_value_cannot_ask_for_a_large_allocation() {
+        let value = String::from("a short string");
+        let mut bytes = encode(&value).unwrap();
+        // bincode's varint: 0xfc then a u32 little-endian length of 200 MiB.
+        let mut payload = vec![0xfc];
+        payload.extend_from_slice(&(200u32 * 1024 * 1024).to_le_bytes());
+        payload.extend_from_slice(b"xyz");
+        bytes.truncate(HEADER_LEN);
+        bytes[5..9].copy_from_slice(&(payload.len() as u32).to_be_bytes());
+        bytes[9..13].copy_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
+        bytes.extend_from_slice(&payload);
+        let (outcome, largest) = crate::fuzz::largest_allocation(|| decode::<String>(&bytes));
+        assert!(matches!(outcome, Err(CodecError::Decode(_))), "{outcome:?}");
+        assert!(
+            largest < 1024 * 1024,
+            "allocated {largest} bytes for a {}-byte value",
+            bytes.len()
+        );
     }
 
     #[test]
