@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Each of `--loops` tasks (default 200) starts a workflow of 3
-//! sequential no-op activities, awaits its result, and starts the next,
+//! sequential no-op activities (the engine benchmark's), awaits its result, and starts the next,
 //! for `--minutes` (default 10; `--seconds` for shorter runs, `--smoke`
 //! for a few seconds, which CI runs). It prints the workflows completed in
 //! each minute and the totals.
@@ -22,10 +22,7 @@
 //! the worker's activity slots (default 100) to put more pressure on
 //! them.
 
-use refrain::{
-    async_trait, Activity, ActivityContext, ActivityError, Client, DurabilityMode, RunFilter,
-    RunStatus, Store, StoreConfig, Workflow, WorkflowContext, WorkflowError,
-};
+use refrain::{Client, DurabilityMode, RunFilter, RunStatus, Store, StoreConfig};
 use refrain_history::ActivityState;
 use refrain_worker::{StallAction, Worker};
 use std::path::PathBuf;
@@ -33,32 +30,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Returns its input.
-struct Echo;
-#[async_trait]
-impl Activity for Echo {
-    const NAME: &'static str = "echo";
-    type Input = u64;
-    type Output = u64;
-    async fn run(&self, _: ActivityContext, n: u64) -> Result<u64, ActivityError> {
-        Ok(n)
-    }
-}
+// The engine benchmark's workload pieces: `Echo` and `Chain` (n
+// sequential `Echo`s, uninstrumented), and its durability names.
+#[path = "engine/common.rs"]
+#[allow(dead_code)]
+mod common;
 
-/// 3 sequential `Echo` activities; returns 3n + 3.
-struct Three;
-impl Workflow for Three {
-    const NAME: &'static str = "three";
-    type Input = u64;
-    type Output = u64;
-    async fn run(ctx: WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
-        let mut total = 0;
-        for k in 0..3u64 {
-            total += ctx.activity::<Echo>(n + k + 1).await?;
-        }
-        Ok(total)
-    }
-}
+use common::{parse_mode, Chain, Echo};
+
+/// Activities per workflow, as in the engine benchmark's workloads.
+const STEPS: u64 = 3;
 
 struct Opts {
     run_for: Duration,
@@ -108,12 +89,11 @@ fn parse_args() -> Opts {
             "--slots" => opts.slots = num(args.next()).max(1) as usize,
             "--stall-s" => opts.stall_after = Duration::from_secs(num(args.next()).max(1)),
             "--durability" => {
-                opts.durability = match args.next().as_deref() {
-                    Some("fsync") => DurabilityMode::Fsync,
-                    Some("flush") => DurabilityMode::Flush,
-                    Some("none") => DurabilityMode::None,
-                    _ => usage(),
-                }
+                opts.durability = args
+                    .next()
+                    .as_deref()
+                    .and_then(parse_mode)
+                    .unwrap_or_else(|| usage())
             }
             "--linger-s" => opts.linger = Duration::from_secs(num(args.next())),
             "--dir" => opts.dir = Some(args.next().unwrap_or_else(|| usage()).into()),
@@ -151,7 +131,7 @@ async fn soak(opts: &Opts) -> i32 {
     )
     .expect("opening the store");
     let worker = Worker::builder(store.clone())
-        .workflow::<Three>()
+        .workflow::<Chain>()
         .activity(Echo)
         .max_concurrent_activities(opts.slots)
         // The soak's own detector decides; the watchdog reports what it
@@ -181,14 +161,17 @@ async fn soak(opts: &Opts) -> i32 {
             while !stop.load(Ordering::Relaxed) {
                 let n = i;
                 i += 1;
-                let outcome = match client.start::<Three>(format!("soak-{l}-{n}"), n).await {
+                let outcome = match client.start::<Chain>(format!("soak-{l}-{n}"), STEPS).await {
                     Ok(h) => h.result().await.map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 };
                 match outcome {
-                    Ok(v) if v == 3 * n + 6 => drop(done.fetch_add(1, Ordering::Relaxed)),
+                    // Chain adds the step numbers 0, 1, 2.
+                    Ok(v) if v == STEPS * (STEPS - 1) / 2 => {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
                     Ok(v) => {
-                        eprintln!("soak: loop {l}: wrong result {v} for input {n}");
+                        eprintln!("soak: loop {l} (workflow {n}): wrong result {v}");
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => {

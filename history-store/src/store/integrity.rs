@@ -246,12 +246,19 @@ pub(super) fn compare(dir: &Path, stored: u64) -> Option<String> {
     }
 }
 
+/// What the store in `dir` (opened by sled as `db`) lost of what its
+/// flushes acknowledged, if anything: sled's flush mark against the
+/// watermark. Reads only.
+pub(super) fn missing_at_open(dir: &Path, db: &sled::Db) -> Result<Option<String>, StoreError> {
+    let stored = stored_mark(&db.open_tree("meta")?)?;
+    Ok(compare(dir, stored))
+}
+
 /// Refuses to go on with a store that lost acknowledged transactions.
 /// Called after sled has opened `db` and before anything is written.
-pub(super) fn check_at_open(dir: &Path, db: &sled::Db) -> Result<u64, StoreError> {
-    let stored = stored_mark(&db.open_tree("meta")?)?;
-    match compare(dir, stored) {
-        None => Ok(stored),
+pub(super) fn check_at_open(dir: &Path, db: &sled::Db) -> Result<(), StoreError> {
+    match missing_at_open(dir, db)? {
+        None => Ok(()),
         Some(reason) => Err(StoreError::Damaged {
             path: dir.to_path_buf(),
             reason,

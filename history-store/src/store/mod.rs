@@ -323,8 +323,8 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let copy = scratch.path().to_path_buf();
         let db = open_db(&copy, &config).map_err(|e| integrity::damaged_at_open(path, e))?;
-        let damage_at_open =
-            verify::damage_at_open(&copy, &db).map_err(|e| integrity::damaged_at_open(path, e))?;
+        let damage_at_open = integrity::missing_at_open(&copy, &db)
+            .map_err(|e| integrity::damaged_at_open(path, e))?;
         // Completes, in the copy, what a crash interrupted: reads then see
         // whole transactions.
         let trees = Trees::open(&db).map_err(|e| integrity::damaged_at_open(path, e))?;

@@ -18,7 +18,6 @@
 //! are reported under that run. A store is only as intact as the watermark
 //! can tell: see `integrity`.
 
-use super::integrity;
 use super::tx::decode;
 use super::{Inner, Store};
 use crate::error::StoreError;
@@ -413,10 +412,4 @@ fn run_prefix(key: &[u8]) -> Option<RunId> {
 
 fn time_key_run(key: &[u8]) -> Option<RunId> {
     keys::parse_time_key(key).ok().map(|(_, run, _)| run)
-}
-
-/// The open check of a copy: the watermark compared, not enforced.
-pub(super) fn damage_at_open(copy: &Path, db: &sled::Db) -> Result<Option<String>, StoreError> {
-    let stored = integrity::stored_mark(&db.open_tree("meta")?)?;
-    Ok(integrity::compare(copy, stored))
 }
