@@ -79,6 +79,29 @@ pub fn store_path(dir: &Path) -> PathBuf {
     dir.join("db")
 }
 
+/// Opens the closed store in test directory `dir` with sled itself and
+/// lets `edit` change its `history` tree (to damage it on purpose), then
+/// flushes. Retries the open while a handle dropped a moment ago still
+/// holds sled's file lock.
+///
+/// # Panics
+/// If sled cannot open the store within a few seconds, or cannot flush.
+pub fn edit_history(dir: &Path, edit: impl FnOnce(&sled::Tree)) {
+    let path = store_path(dir);
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let db = loop {
+        match sled::open(&path) {
+            Ok(db) => break db,
+            Err(_) if std::time::Instant::now() < give_up => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("cannot open {}: {e}", path.display()),
+        }
+    };
+    edit(&db.open_tree("history").expect("the history tree"));
+    db.flush().expect("flushing the edit");
+}
+
 /// Polls `probe` every few milliseconds until it returns `Some`, for at
 /// most [`WAIT`].
 ///

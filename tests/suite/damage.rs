@@ -16,7 +16,7 @@ use refrain::{
 };
 use refrain_history::RunRecord;
 use refrain_tests::activities::{Charge, Gate, Reserve};
-use refrain_tests::env::{eventually, result_of, store_path, TestEnv};
+use refrain_tests::env::{edit_history, eventually, result_of, store_path, TestEnv};
 use refrain_tests::history::kinds;
 use refrain_tests::ledger::{attempts, Ledger, Phase};
 use refrain_worker::Worker;
@@ -394,21 +394,6 @@ async fn a_damaged_data_file_is_refused_or_reported_never_read_short() {
     }
 }
 
-/// Opens sled at `path`, retrying while a handle dropped a moment ago still
-/// holds the file lock.
-fn open_sled(path: &Path) -> sled::Db {
-    let give_up = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match sled::open(path) {
-            Ok(db) => return db,
-            Err(_) if std::time::Instant::now() < give_up => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            Err(e) => panic!("cannot open {}: {e}", path.display()),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_history_lost_its_tail_is_refused_by_name_and_others_go_on() {
     let env = TestEnv::new();
@@ -445,13 +430,10 @@ async fn a_run_whose_history_lost_its_tail_is_refused_by_name_and_others_go_on()
     let dir = env.close();
 
     // The history loses its last event; the run's record still counts it.
-    {
-        let db = open_sled(&store_path(dir.path()));
-        let history = db.open_tree("history").unwrap();
+    edit_history(dir.path(), |history| {
         let key = refrain_history::keys::run_seq_key(run, last);
         assert!(history.remove(key).unwrap().is_some());
-        db.flush().unwrap();
-    }
+    });
 
     let env = TestEnv::open(dir);
     let worker = Worker::builder(env.store.clone())

@@ -15,7 +15,7 @@ use refrain_worker::Worker;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Whether the "bug" in [`Fragile`] has been fixed yet.
 static FRAGILE_FIXED: AtomicBool = AtomicBool::new(false);
@@ -204,19 +204,6 @@ impl Workflow for Parked {
     }
 }
 
-/// Opens sled at `path`, retrying while a handle dropped a moment ago still
-/// holds the file lock.
-fn open_sled(path: &std::path::Path) -> sled::Db {
-    let give_up = Instant::now() + Duration::from_secs(5);
-    loop {
-        match sled::open(path) {
-            Ok(db) => return db,
-            Err(_) if Instant::now() < give_up => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("cannot open {}: {e}", path.display()),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_history_stops_only_its_own_run() {
     let env = TestEnv::new();
@@ -251,16 +238,13 @@ async fn a_corrupt_history_stops_only_its_own_run() {
     let dir = env.close();
 
     // Flip the last byte (inside the checksummed payload) of A's last event.
-    {
-        let db = open_sled(&refrain_tests::env::store_path(dir.path()));
-        let history = db.open_tree("history").unwrap();
+    refrain_tests::env::edit_history(dir.path(), |history| {
         let key = keys::run_seq_key(run_a, last_of_a);
         let mut bytes = history.get(key).unwrap().expect("A's last event").to_vec();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         history.insert(key, bytes).unwrap();
-        db.flush().unwrap();
-    }
+    });
 
     let env = TestEnv::open(dir);
     let worker = Worker::builder(env.store.clone())
