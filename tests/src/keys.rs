@@ -17,8 +17,8 @@
 //! survives the process), so the ledger shows every attempt that began.
 
 use refrain::{
-    async_trait, Activity, ActivityContext, ActivityError, RetryPolicy, Workflow, WorkflowContext,
-    WorkflowError,
+    async_trait, Activity, ActivityCall, ActivityContext, ActivityError, RetryPolicy, Workflow,
+    WorkflowContext, WorkflowError,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,10 +48,16 @@ pub struct ChainStep {
     pub generation: u32,
 }
 
-fn touch_retry() -> RetryPolicy {
-    RetryPolicy::exponential()
-        .initial_interval(Duration::from_millis(20))
-        .max_interval(Duration::from_millis(100))
+/// The one call of every run of the workload: `Touch` for `call`, retried
+/// quickly so that the test's rounds stay short.
+fn touch(ctx: &WorkflowContext, call: String) -> ActivityCall<Touch> {
+    ctx.activity::<Touch>(call)
+        .start_to_close(Duration::from_secs(5))
+        .retry(
+            RetryPolicy::exponential()
+                .initial_interval(Duration::from_millis(20))
+                .max_interval(Duration::from_millis(100)),
+        )
 }
 
 /// One call per run, then continue as new, then a child.
@@ -63,10 +69,7 @@ impl Workflow for KeyChain {
     type Output = String;
 
     async fn run(ctx: WorkflowContext, step: ChainStep) -> Result<String, WorkflowError> {
-        ctx.activity::<Touch>(format!("{}/{}", step.id, step.generation))
-            .start_to_close(Duration::from_secs(5))
-            .retry(touch_retry())
-            .await?;
+        touch(&ctx, format!("{}/{}", step.id, step.generation)).await?;
         if step.generation + 1 < KEY_GENERATIONS {
             ctx.continue_as_new::<KeyChain>(ChainStep {
                 generation: step.generation + 1,
@@ -91,10 +94,7 @@ impl Workflow for KeyLeaf {
     type Output = String;
 
     async fn run(ctx: WorkflowContext, parent: String) -> Result<String, WorkflowError> {
-        ctx.activity::<Touch>(format!("{parent}-leaf/0"))
-            .start_to_close(Duration::from_secs(5))
-            .retry(touch_retry())
-            .await?;
+        touch(&ctx, format!("{parent}-leaf/0")).await?;
         Ok("leaf".to_owned())
     }
 }
