@@ -58,16 +58,22 @@ fn open(dir: &tempfile::TempDir) -> Store {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_activity_is_reported_naming_its_run_and_command() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let worker = Worker::builder(store.clone())
+/// A worker running `Stuck` and `Hang` whose watchdog, with a 200 ms
+/// threshold, only reports.
+fn reporting_worker(store: &Store) -> Worker {
+    Worker::builder(store.clone())
         .workflow::<Stuck>()
         .activity(Hang)
         .stall_threshold(Duration::from_millis(200))
         .on_stall(StallAction::Report)
-        .start();
+        .start()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_activity_is_reported_naming_its_run_and_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let worker = reporting_worker(&store);
     let client = Client::new(store.clone());
     client.start::<Stuck>("stuck-1", SHORT_MS).await.unwrap();
     let run = store
@@ -112,12 +118,7 @@ async fn a_silent_activity_is_reported_naming_its_run_and_command() {
 async fn a_long_activity_within_its_deadline_is_never_reported() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let worker = Worker::builder(store.clone())
-        .workflow::<Stuck>()
-        .activity(Hang)
-        .stall_threshold(Duration::from_millis(200))
-        .on_stall(StallAction::Report)
-        .start();
+    let worker = reporting_worker(&store);
     let client = Client::new(store.clone());
     client.start::<Stuck>("long-1", LONG_MS).await.unwrap();
     let first = worker.health().checks;
