@@ -569,6 +569,16 @@ fn a_damaged_store_is_verified_and_exported_without_being_written() {
     );
     assert!(err.contains("is damaged: history holds"), "{err}");
     assert!(!damaged.exists());
+    // The other reading commands read the same copy.
+    let listed = ok(f.db(), &["list"]);
+    assert!(
+        listed.contains("order-1") && listed.contains("stuck-2"),
+        "{listed}"
+    );
+    let described = ok(f.db(), &["describe", "order-1"]);
+    assert!(described.contains("order-1"), "{described}");
+    let timeline = ok(f.db(), &["history", "order-1"]);
+    assert!(timeline.contains("workflow COMPLETED"), "{timeline}");
 
     // sled rebuilds its snapshot file (page locations, derived from the
     // log) whenever it opens; the data itself must be as it was.
