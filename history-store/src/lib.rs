@@ -37,6 +37,7 @@ pub mod keys;
 mod options;
 #[cfg(any(test, feature = "test-support"))]
 pub mod samples;
+mod sizes;
 pub mod store;
 
 pub use error::StoreError;

@@ -224,13 +224,15 @@ pub struct OversizedCommand {
 impl OversizedCommand {
     /// The first command among `events` with a payload over `limit` bytes
     /// (`StoreConfig::max_payload_bytes`, capped, as the store caps it, by
-    /// the codec's largest value). Looks at the payloads workflow code
-    /// supplies (results, inputs, values, failures, reasons); the store
-    /// also checks names and ids, which stay small in practice.
+    /// the codec's largest value): what the store would refuse, read from
+    /// the same table ([`Event::payload_sizes`]).
     pub fn find(events: &[Event], limit: usize) -> Option<Self> {
         let limit = limit.min(refrain_history::codec::MAX_VALUE_BYTES);
         events.iter().find_map(|e| {
-            let (field, size) = payloads_of(e).into_iter().find(|&(_, size)| size > limit)?;
+            let (field, size) = e
+                .payload_sizes()
+                .into_iter()
+                .find(|&(_, size)| size > limit)?;
             Some(OversizedCommand {
                 command: e.kind(),
                 field,
@@ -261,48 +263,6 @@ impl fmt::Display for OversizedCommand {
             " is {} bytes, over the payload limit of {} bytes; the run cannot record it, so it fails (keep large data outside the history and pass a reference to it)",
             self.size, self.limit
         )
-    }
-}
-
-/// The payloads workflow code supplies to command `event`, named, with
-/// their sizes (empty slots have size 0). Runs on every commit, so it
-/// allocates nothing.
-fn payloads_of(event: &Event) -> [(&'static str, usize); 2] {
-    const NONE: (&str, usize) = ("", 0);
-    let failure = |f: &Failure| {
-        [
-            (
-                "the failure details",
-                f.details.as_ref().map_or(0, Payload::len),
-            ),
-            ("the failure message", f.message.len()),
-        ]
-    };
-    match event {
-        Event::ActivityScheduled { input, .. } | Event::ChildWorkflowStarted { input, .. } => {
-            [("the input", input.len()), NONE]
-        }
-        Event::SideEffectRecorded { value, .. } => [("the value", value.len()), NONE],
-        Event::HumanTaskAssigned { form, .. } => {
-            [("the form", form.as_ref().map_or(0, Payload::len)), NONE]
-        }
-        Event::WorkflowCompleted { result } | Event::UpdateCompleted { result, .. } => {
-            [("the result", result.len()), NONE]
-        }
-        Event::WorkflowFailed { failure: f } | Event::UpdateFailed { failure: f, .. } => failure(f),
-        Event::WorkflowCancelled { reason } => [("the reason", reason.len()), NONE],
-        Event::WorkflowContinuedAsNew {
-            input,
-            carried_signals,
-            ..
-        } => [
-            ("the input", input.len()),
-            (
-                "the carried signals",
-                carried_signals.iter().map(|s| s.payload.len()).sum(),
-            ),
-        ],
-        _ => [NONE, NONE],
     }
 }
 

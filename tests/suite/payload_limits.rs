@@ -80,8 +80,8 @@ impl Workflow for Overfeed {
     }
 }
 
-/// Records a patch marker whose id is over the payload limit: a string
-/// the worker does not measure before committing, which the store refuses.
+/// Records a patch marker whose id is over the payload limit: an id, not
+/// a payload, but the limit bounds it all the same.
 struct LongPatch;
 impl Workflow for LongPatch {
     const NAME: &'static str = "long-patch";
@@ -251,12 +251,16 @@ async fn an_oversized_activity_input_fails_the_run_naming_the_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oversized_value_refused_only_by_the_store_also_fails_the_run() {
+async fn an_oversized_patch_id_also_fails_the_run_by_name() {
     let env = small_env();
     let ledger = Ledger::in_memory();
     let worker = start_worker(&env.store, &ledger);
     let handle = env.client.start::<LongPatch>("patch", ()).await.unwrap();
     let failure = payload_failure(result_of(&handle).await);
+    assert!(
+        failure.message.contains("the patch id of PatchMarker"),
+        "{failure:?}"
+    );
     for named in [&format!("{BIG} bytes"), &format!("{LIMIT} bytes")] {
         assert!(failure.message.contains(named), "{named:?}: {failure:?}");
     }

@@ -502,8 +502,9 @@ impl Executor {
                 self.close_failed(run, record, token, failure)
             }
             StoreError::PayloadTooLarge { size, limit } => {
-                // A payload `OversizedCommand` does not look at (a name,
-                // an id): as final as the others.
+                // `OversizedCommand::find` reads the store's own table, so
+                // this means the two disagree (a bug): the refusal is as
+                // final as the others all the same.
                 let failure = OversizedCommand {
                     command: "the activation",
                     field: "a payload",

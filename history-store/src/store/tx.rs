@@ -7,7 +7,7 @@ use super::journal::{Journal, TxTree};
 use super::{META_NEXT_RUN, META_RUN_CEILING};
 use crate::codec::{self, CodecError, MAX_VALUE_BYTES};
 use crate::error::StoreError;
-use crate::event::{Event, Payload};
+use crate::event::Event;
 use crate::ids::RunId;
 use crate::keys;
 use crate::store::records::RunRecord;
@@ -156,94 +156,12 @@ pub(super) fn check_payload(size: usize, limit: usize) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Checks every payload an event carries.
+/// Checks every payload an event carries (see `Event::payload_sizes`).
 pub(super) fn check_event_payloads(event: &Event, limit: usize) -> Result<(), StoreError> {
-    let sizes: [usize; 2] = match event {
-        Event::WorkflowStarted { input, .. } => [input.len(), 0],
-        Event::ActivityScheduled { input, .. } => [input.len(), 0],
-        Event::ActivityCompleted { result, .. } => [result.len(), 0],
-        Event::ActivityFailed { failure, .. } | Event::WorkflowFailed { failure } => [
-            failure.details.as_ref().map_or(0, |d| d.len()),
-            failure.message.len(),
-        ],
-        Event::SignalReceived { payload, .. } => [payload.len(), 0],
-        Event::SideEffectRecorded { value, .. } => [value.len(), 0],
-        Event::WorkflowCompleted { result } => [result.len(), 0],
-        Event::WorkflowContinuedAsNew {
-            input,
-            carried_signals,
-            ..
-        } => [
-            input.len(),
-            carried_signals.iter().map(|s| s.payload.len()).sum(),
-        ],
-        Event::PatchMarker { patch_id, .. } => [patch_id.len(), 0],
-        Event::WorkflowCancelRequested {
-            reason,
-            requested_by,
-        } => [reason.len(), requested_by.as_ref().map_or(0, String::len)],
-        Event::WorkflowCancelled { reason } | Event::WorkflowTerminated { reason } => {
-            [reason.len(), 0]
-        }
-        Event::ChildWorkflowStarted {
-            workflow_type,
-            workflow_id,
-            input,
-            ..
-        } => [
-            input.len(),
-            workflow_type.len() + workflow_id.as_str().len(),
-        ],
-        Event::ChildWorkflowCompleted { result, .. } => [result.len(), 0],
-        Event::ChildWorkflowFailed { failure, .. } => [
-            failure.details.as_ref().map_or(0, |d| d.len()),
-            failure.message.len(),
-        ],
-        Event::ActivityCancelRequested { .. } | Event::ChildWorkflowCancelRequested { .. } => {
-            [0, 0]
-        }
-        Event::HumanTaskAssigned {
-            task,
-            assignee,
-            form,
-            ..
-        } => [
-            form.as_ref().map_or(0, Payload::len),
-            task.len() + assignee.len(),
-        ],
-        Event::HumanTaskReminded { assignee, .. } => [assignee.len(), 0],
-        Event::HumanTaskEscalated { from, to, .. } => [from.len() + to.len(), 0],
-        Event::HumanTaskDecided {
-            decision,
-            decided_by,
-            comment,
-            ..
-        } => [
-            decision.len(),
-            decided_by.len() + comment.as_ref().map_or(0, String::len),
-        ],
-        Event::HumanTaskClosed { reason, .. } => [reason.len(), 0],
-        Event::UpdateRequested {
-            update_id,
-            name,
-            input,
-        }
-        | Event::UpdateAccepted {
-            update_id,
-            name,
-            input,
-        } => [input.len(), update_id.len() + name.len()],
-        Event::UpdateCompleted { update_id, result } => [result.len(), update_id.len()],
-        Event::UpdateFailed { update_id, failure } => [
-            failure.details.as_ref().map_or(0, |d| d.len()),
-            failure.message.len() + update_id.len(),
-        ],
-        Event::ActivationStarted { .. }
-        | Event::TimerStarted { .. }
-        | Event::TimerFired { .. }
-        | Event::TimerCancelled { .. } => [0, 0],
-    };
-    sizes.iter().try_for_each(|&s| check_payload(s, limit))
+    event
+        .payload_sizes()
+        .iter()
+        .try_for_each(|&(_, size)| check_payload(size, limit))
 }
 
 /// The run-number counter. Numbers are drawn from memory (seeded from
