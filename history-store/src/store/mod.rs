@@ -81,11 +81,6 @@ pub use updates::{UpdateRecord, UpdateState, UpdateWait};
 
 /// `meta` key of the store epoch, bumped by every `open`.
 const META_EPOCH: &str = "epoch";
-/// `meta` key of the next run number.
-const META_NEXT_RUN: &str = "next_run";
-/// `meta` key below which every run number may have been handed out (see
-/// `tx::RunIds`).
-const META_RUN_CEILING: &str = "run_ceiling";
 
 /// Handle to an open store. Cheap to clone; all clones share one sled
 /// database, one flusher and one set of in-process notifications.

@@ -4,7 +4,6 @@
 //! transaction (a run record and its `ready` mirror; an inbox append).
 
 use super::journal::{Journal, TxTree};
-use super::{META_NEXT_RUN, META_RUN_CEILING};
 use crate::codec::{self, CodecError, MAX_VALUE_BYTES};
 use crate::error::StoreError;
 use crate::event::Event;
@@ -163,6 +162,11 @@ pub(super) fn check_event_payloads(event: &Event, limit: usize) -> Result<(), St
         .iter()
         .try_for_each(|&(_, size)| check_payload(size, limit))
 }
+
+/// `meta` key of the next run number (the highest given, plus one).
+pub(super) const META_NEXT_RUN: &str = "next_run";
+/// `meta` key below which every run number may have been handed out.
+const META_RUN_CEILING: &str = "run_ceiling";
 
 /// The run-number counter. Numbers are drawn from memory (seeded from
 /// `meta` at open) rather than read from `meta` inside each transaction,

@@ -352,7 +352,7 @@ impl Inner {
             }
         }
 
-        match self.trees.meta.get(super::META_NEXT_RUN) {
+        match self.trees.meta.get(super::tx::META_NEXT_RUN) {
             Ok(Some(bytes)) => match super::tx::decode_u64(&bytes, "meta", None) {
                 Ok(next) if next <= highest => report.store.push(format!(
                     "the next run number is {next}, but run-{highest} exists: the counter went back"
