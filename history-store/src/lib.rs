@@ -58,6 +58,8 @@ pub use store::records::{
 pub use store::schedules::{
     OverlapPolicy, ScheduleFires, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger,
 };
+/// Tables of an in-memory store, kept across restarts ([`Store::open_in_memory`]).
+pub use store::MemoryStorage;
 pub use store::{
     CommitProgress, EagerCommit, EagerStart, EagerStarter, FlushProgress, FlushTicket,
     HumanTaskRecord, LocalCompletion, OpenHumanTask, QueryRouter, Store, StoreProgress,

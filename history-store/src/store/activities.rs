@@ -10,7 +10,8 @@
 
 use super::batch::block_on;
 use super::commit::CommitTx;
-use super::journal::TxTree;
+use super::engine::Bytes;
+use super::engine::TxTree;
 use super::tx::{
     abort, check_payload, decode, decode_u64, encode, finish, get_run, push_inbox, put_run,
     TxResult,
@@ -25,7 +26,6 @@ use crate::options::ActivityOptions;
 use crate::store::api::{ActivityResolution, HeartbeatAck};
 use crate::store::durability::FlushTicket;
 use crate::store::records::{ActivityState, ActivityTask, ActivityTaskRecord};
-use sled::IVec;
 use std::ops::Bound;
 
 /// Tree name used for quarantined `activity_ready` keys.
@@ -241,21 +241,21 @@ impl Inner {
         const CHUNK: usize = 64;
         let mut claimed = Vec::new();
         let mut deadline_added = false;
-        let upper = IVec::from(&keys::time_upper_bound(now)[..]);
-        let mut after: Option<IVec> = None;
+        let upper = Bytes::from(&keys::time_upper_bound(now)[..]);
+        let mut after: Option<Bytes> = None;
         while claimed.len() < max {
             let lower = after.clone().map_or(Bound::Unbounded, Bound::Excluded);
-            let scanned: Vec<IVec> = self
+            let scanned: Vec<Bytes> = self
                 .trees
                 .activity_ready
-                .range::<IVec, _>((lower, Bound::Excluded(upper.clone())))
+                .range::<Bytes, _>((lower, Bound::Excluded(upper.clone())))
                 .keys()
                 .take(CHUNK)
                 .collect::<Result<_, _>>()?;
             let Some(last) = scanned.last().cloned() else {
                 break;
             };
-            let mut due: Vec<IVec> = scanned
+            let mut due: Vec<Bytes> = scanned
                 .iter()
                 .filter(|key| !self.quarantine.contains(READY_INDEX, key))
                 .cloned()
@@ -264,7 +264,7 @@ impl Inner {
             after = Some(due.last().cloned().unwrap_or(last));
             let tokens = due
                 .iter()
-                .map(|_| self.db.generate_id().map(LeaseToken))
+                .map(|_| self.trees.engine.generate_id().map(LeaseToken))
                 .collect::<Result<Vec<_>, _>>()?;
             // Every due task of the chunk in one transaction.
             let keys_in = due.clone();
@@ -486,7 +486,7 @@ impl Inner {
 /// transaction that the key is still there.
 pub(super) fn claim_one(
     tx: &TaskTx<'_>,
-    key: &IVec,
+    key: &Bytes,
     token: LeaseToken,
     now: Timestamp,
 ) -> TxResult<Claim> {

@@ -27,9 +27,9 @@
 
 use super::activities::TaskTx;
 use super::commit::CommitTx;
+use super::engine::TxError;
 use super::tx::{Trees, TxResult};
 use crate::error::StoreError;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::any::Any;
 use std::future::Future;
 use std::pin::pin;
@@ -420,15 +420,8 @@ fn execute(trees: &Trees, mut jobs: Vec<Job>) {
             for (i, job) in jobs.iter().enumerate() {
                 match (job.op)(tx) {
                     Ok(v) => outputs.push(v),
-                    Err(ConflictableTransactionError::Abort(e)) => {
-                        return Err(ConflictableTransactionError::Abort((i, e)))
-                    }
-                    Err(ConflictableTransactionError::Conflict) => {
-                        return Err(ConflictableTransactionError::Conflict)
-                    }
-                    Err(ConflictableTransactionError::Storage(e)) => {
-                        return Err(ConflictableTransactionError::Storage(e))
-                    }
+                    Err(TxError::Abort(e)) => return Err(TxError::Abort((i, e))),
+                    Err(TxError::Storage(e)) => return Err(TxError::Storage(e)),
                 }
             }
             Ok(outputs)
@@ -442,12 +435,12 @@ fn execute(trees: &Trees, mut jobs: Vec<Job>) {
                     job.reply.send(Ok(output));
                 }
             }
-            Err(TransactionError::Abort((i, e))) => {
+            Err(TxError::Abort((i, e))) => {
                 jobs.remove(i).reply.send(Err(e));
             }
-            Err(TransactionError::Storage(e)) => {
+            Err(TxError::Storage(e)) => {
                 for job in jobs.drain(..) {
-                    job.reply.send(Err(StoreError::Storage(e.clone())));
+                    job.reply.send(Err(e.clone().into()));
                 }
             }
         }
@@ -457,9 +450,9 @@ fn execute(trees: &Trees, mut jobs: Vec<Job>) {
 /// One transaction over every tree an operation may touch.
 pub(super) fn transaction<A, E>(
     t: &Trees,
-    f: impl Fn(&CommitTx<'_>) -> Result<A, ConflictableTransactionError<E>>,
-) -> Result<A, TransactionError<E>> {
-    t.journal.transaction(
+    f: impl Fn(&CommitTx<'_>) -> Result<A, TxError<E>>,
+) -> Result<A, TxError<E>> {
+    t.engine.transaction(
         [
             &t.meta,
             &t.workflow_ids,
@@ -501,16 +494,18 @@ pub(super) fn transaction<A, E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::engine::Engine;
     use crate::store::tx::abort;
     use std::time::Duration;
 
     type TestOp<T> = Box<dyn Fn(&CommitTx<'_>) -> TxResult<T> + Send>;
 
-    fn open() -> (tempfile::TempDir, sled::Db, Trees) {
+    fn open() -> (tempfile::TempDir, Engine, Trees) {
         let dir = tempfile::tempdir().unwrap();
         let db = super::super::open_db(dir.path(), &Default::default()).unwrap();
-        let trees = Trees::open(&db).unwrap();
-        (dir, db, trees)
+        let engine = Engine::disk(&db).unwrap();
+        let trees = Trees::open(&engine).unwrap();
+        (dir, engine, trees)
     }
 
     /// Holds the batcher as if a transaction were in progress, lets `n`

@@ -52,7 +52,7 @@ pub(super) fn start_child(
             };
             return push_inbox(ctx.task.inbox, run, record, &event);
         }
-        Err(sled::transaction::ConflictableTransactionError::Abort(
+        Err(super::engine::TxError::Abort(
             StoreError::WorkflowNotFound { .. } | StoreError::WorkflowClosed { .. },
         )) => {}
         Err(e) => return Err(e),
@@ -136,7 +136,7 @@ fn request_cancel(
 fn open_child(ctx: &CommitTx<'_>, child_id: &WorkflowId) -> TxResult<Option<(RunId, RunRecord)>> {
     match open_run_of(ctx.ids, ctx.task.runs, child_id) {
         Ok(found) => Ok(Some(found)),
-        Err(sled::transaction::ConflictableTransactionError::Abort(
+        Err(super::engine::TxError::Abort(
             StoreError::WorkflowNotFound { .. } | StoreError::WorkflowClosed { .. },
         )) => Ok(None),
         Err(e) => Err(e),

@@ -11,7 +11,7 @@ use super::activities::{delete_task, TaskTx};
 use super::children::{
     append_terminated, apply_parent_close, cancel_child, notify_parent, start_child, ChildStart,
 };
-use super::journal::TxTree;
+use super::engine::TxTree;
 use super::tx::{
     abort, allocate_run, check_event_payloads, decode, encode, finish, get_run, missing,
     push_inbox, put_run, RunIds, TxResult,

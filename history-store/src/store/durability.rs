@@ -147,6 +147,13 @@ impl Flusher {
         Ok(flusher)
     }
 
+    /// The flusher of an in-memory store: there is nothing to flush, but
+    /// waiters go through the same group commit as on disk, so tickets,
+    /// waits and shutdown behave the same.
+    pub(super) fn in_memory(mode: DurabilityMode) -> Result<Flusher, StoreError> {
+        Flusher::spawn(mode, Box::new(|_| Ok(())))
+    }
+
     fn spawn(mode: DurabilityMode, sync: SyncFn) -> Result<Flusher, StoreError> {
         Flusher::spawn_with(mode, sync, Box::new(|| {}))
     }

@@ -83,7 +83,7 @@ impl Inner {
         let tokens = eager
             .claim
             .iter()
-            .map(|_| self.db.generate_id().map(LeaseToken))
+            .map(|_| self.trees.engine.generate_id().map(LeaseToken))
             .collect::<Result<Vec<_>, _>>()?;
         let claim_now = Timestamp::now();
         Ok(Box::new(move |tx| {
@@ -97,7 +97,12 @@ impl Inner {
                     continue;
                 }
                 let key = keys::time_key(prepared.now, run, *cmd);
-                match claim_one(&tx.task, &sled::IVec::from(&key[..]), *token, claim_now)? {
+                match claim_one(
+                    &tx.task,
+                    &super::engine::Bytes::from(&key[..]),
+                    *token,
+                    claim_now,
+                )? {
                     Claim::Claimed(task) => claimed.push(task),
                     Claim::Expired(r) => fx.also_ready.push(r),
                     Claim::Skipped | Claim::Corrupt(_) => {}

@@ -17,7 +17,7 @@
 //! disagree.
 
 use super::commit::CommitTx;
-use super::journal::TxTree;
+use super::engine::TxTree;
 use super::tx::{
     abort, check_payload, decode, encode, finish, get_run, push_inbox, put_run, TxResult,
 };
@@ -237,7 +237,7 @@ impl Inner {
             decided_at: d.now,
         };
         let t = &self.trees;
-        let decided = finish(t.journal.transaction(
+        let decided = finish(t.engine.transaction(
             [
                 &t.runs,
                 &t.inbox,
@@ -339,7 +339,7 @@ impl Inner {
         &self,
         run: RunId,
     ) -> Result<Vec<HumanTaskRecord>, StoreError> {
-        let _whole = self.trees.journal.consistent();
+        let _whole = self.trees.engine.consistent();
         let open: Vec<OpenHumanTask> = match self.trees.run_human_tasks.get(keys::run_key(run))? {
             None => return Ok(Vec::new()),
             Some(bytes) => decode(&bytes, "run human tasks", Some(run))?,

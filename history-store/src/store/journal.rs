@@ -41,79 +41,13 @@
 
 mod entry;
 
+use super::engine::{disk, Table, TxError, TxTree};
 use crate::codec::CodecError;
 use crate::error::StoreError;
 use entry::{decode_chunk, decode_entry, encode_entry, TreeWrites};
-use sled::transaction::{
-    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
-    UnabortableTransactionError,
-};
 use sled::{Db, IVec, Tree};
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
-
-/// A tree as a transaction sees it: the tree's contents with the
-/// transaction's own writes over them. Nothing reaches the tree until the
-/// transaction commits.
-pub(super) struct TxTree<'a> {
-    tree: &'a Tree,
-    writes: RefCell<BTreeMap<IVec, Option<IVec>>>,
-}
-
-impl<'a> TxTree<'a> {
-    fn new(tree: &'a Tree) -> Self {
-        TxTree {
-            tree,
-            writes: RefCell::new(BTreeMap::new()),
-        }
-    }
-
-    /// The value of `key`, as of this transaction's writes.
-    pub(super) fn get<K: AsRef<[u8]>>(
-        &self,
-        key: K,
-    ) -> Result<Option<IVec>, UnabortableTransactionError> {
-        if let Some(written) = self.writes.borrow().get(key.as_ref()) {
-            return Ok(written.clone());
-        }
-        Ok(self.tree.get(key)?)
-    }
-
-    /// Sets `key` to `value` when the transaction commits.
-    pub(super) fn insert<K, V>(&self, key: K, value: V) -> Result<(), UnabortableTransactionError>
-    where
-        K: AsRef<[u8]> + Into<IVec>,
-        V: Into<IVec>,
-    {
-        self.writes
-            .borrow_mut()
-            .insert(key.into(), Some(value.into()));
-        Ok(())
-    }
-
-    /// Removes `key` when the transaction commits; returns its value as of
-    /// this transaction's writes.
-    pub(super) fn remove<K>(&self, key: K) -> Result<Option<IVec>, UnabortableTransactionError>
-    where
-        K: AsRef<[u8]> + Into<IVec>,
-    {
-        let old = self.get(key.as_ref())?;
-        self.writes.borrow_mut().insert(key.into(), None);
-        Ok(old)
-    }
-
-    /// Removes `key` when the transaction commits, without reading its
-    /// value: a remove whose old value nobody needs costs no lookup here
-    /// (the commit's own remove skips a key that is already absent).
-    pub(super) fn delete<K>(&self, key: K) -> Result<(), UnabortableTransactionError>
-    where
-        K: AsRef<[u8]> + Into<IVec>,
-    {
-        self.writes.borrow_mut().insert(key.into(), None);
-        Ok(())
-    }
-}
 
 /// The journal: the tree that makes multi-tree writes atomic, and the lock
 /// that admits one writer at a time.
@@ -165,40 +99,37 @@ impl Journal {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` over views of `trees` and, if it succeeds, commits its
-    /// writes atomically. `f` runs once: with one writer at a time there
-    /// is no conflict to retry.
+    /// Runs `f` over views of `tables` (sled trees) and, if it succeeds,
+    /// commits its writes atomically. `f` runs once: with one writer at a
+    /// time there is no conflict to retry.
     pub(super) fn transaction<const N: usize, A, E>(
         &self,
-        trees: [&Tree; N],
-        f: impl Fn(&[TxTree<'_>; N]) -> ConflictableTransactionResult<A, E>,
-    ) -> Result<A, TransactionError<E>> {
+        tables: [&Table; N],
+        f: impl Fn(&[TxTree<'_>; N]) -> Result<A, TxError<E>>,
+    ) -> Result<A, TxError<E>> {
         let mut writer = self.writer();
         if let Some(e) = &writer.failed {
-            return Err(TransactionError::Storage(e.clone()));
+            return Err(TxError::Storage(disk::sled_error(e.clone())));
         }
-        let views = trees.map(TxTree::new);
-        match f(&views) {
-            Ok(a) => {
-                self.commit(&mut writer, &views)
-                    .map_err(TransactionError::Storage)?;
-                Ok(a)
+        let views = tables.map(TxTree::new);
+        let a = f(&views)?;
+        let mut sets = Vec::with_capacity(N);
+        for view in &views {
+            let (tree, writes) = disk::staged(view)?;
+            if !writes.is_empty() {
+                sets.push((tree, writes));
             }
-            Err(ConflictableTransactionError::Abort(e)) => Err(TransactionError::Abort(e)),
-            Err(ConflictableTransactionError::Storage(e)) => Err(TransactionError::Storage(e)),
-            // Views never report a conflict, so only a bug gets here.
-            Err(_) => Err(TransactionError::Storage(sled::Error::ReportableBug(
-                "a store transaction reported a conflict".into(),
-            ))),
         }
+        self.commit(&mut writer, sets)
+            .map_err(|e| TxError::Storage(disk::sled_error(e)))?;
+        Ok(a)
     }
 
-    fn commit(&self, writer: &mut Writer, views: &[TxTree<'_>]) -> sled::Result<()> {
-        let sets: Vec<(&Tree, BTreeMap<IVec, Option<IVec>>)> = views
-            .iter()
-            .map(|v| (v.tree, v.writes.take()))
-            .filter(|(_, w)| !w.is_empty())
-            .collect();
+    fn commit(
+        &self,
+        writer: &mut Writer,
+        sets: Vec<(&Tree, BTreeMap<IVec, Option<IVec>>)>,
+    ) -> sled::Result<()> {
         let count: usize = sets.iter().map(|(_, w)| w.len()).sum();
         if count == 0 {
             return Ok(());
@@ -399,27 +330,28 @@ mod tests {
         (db, journal, a, b)
     }
 
-    type Tx<A> = Result<A, TransactionError<&'static str>>;
+    type Tx<A> = Result<A, TxError<&'static str>>;
 
     #[test]
     fn reads_see_own_writes_and_an_abort_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let (_db, journal, a, b) = open(dir.path());
         a.insert("gone", "x").unwrap();
-        let r: Tx<()> = journal.transaction([&a, &b], |[a, b]| {
+        let (ta, tb) = (Table::Disk(a.clone()), Table::Disk(b.clone()));
+        let r: Tx<()> = journal.transaction([&ta, &tb], |[a, b]| {
             a.insert("k", "1")?;
             assert_eq!(a.get("k")?.as_deref(), Some(&b"1"[..]));
             assert_eq!(a.remove("gone")?.as_deref(), Some(&b"x"[..]));
             assert_eq!(a.get("gone")?, None);
             b.insert("k", "2")?;
-            Err(ConflictableTransactionError::Abort("no"))
+            Err(TxError::Abort("no"))
         });
-        assert!(matches!(r, Err(TransactionError::Abort("no"))));
+        assert!(matches!(r, Err(TxError::Abort("no"))));
         assert_eq!(a.get("k").unwrap(), None);
         assert!(a.get("gone").unwrap().is_some());
         assert_eq!(b.get("k").unwrap(), None);
 
-        let r: Tx<()> = journal.transaction([&a, &b], |[a, b]| {
+        let r: Tx<()> = journal.transaction([&ta, &tb], |[a, b]| {
             a.insert("k", "1")?;
             a.remove("gone")?;
             b.insert("k", "2")?;
@@ -510,6 +442,7 @@ mod tests {
         let journal = Journal::open(&db).unwrap();
         let (a, b) = (db.open_tree("a").unwrap(), db.open_tree("b").unwrap());
         let start = generation(&b).map_or(1, |g| g + 1);
+        let (a, b) = (Table::Disk(a), Table::Disk(b));
         println!("RUNNING");
         for g in start.. {
             let r: Tx<()> = journal.transaction([&a, &b], |[a, b]| {

@@ -43,7 +43,9 @@ mod commit;
 mod durability;
 mod eager;
 mod eager_start;
+mod engine;
 mod human_tasks;
+mod in_memory;
 mod integrity;
 mod journal;
 mod progress;
@@ -76,6 +78,7 @@ pub use durability::FlushTicket;
 pub use eager::{EagerCommit, LocalCompletion};
 pub use eager_start::{EagerStart, EagerStarter};
 pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
+pub use in_memory::MemoryStorage;
 pub use progress::{CommitProgress, FlushProgress, StoreProgress};
 pub use updates::{UpdateRecord, UpdateState, UpdateWait};
 
@@ -98,7 +101,6 @@ struct Inner {
     config: StoreConfig,
     /// This process's epoch; workflow-task leases of other epochs are void.
     epoch: u64,
-    db: sled::Db,
     trees: Trees,
     ready_queue: ReadyQueue,
     activity_notify: Arc<Notify>,
@@ -122,7 +124,7 @@ impl Inner {
     fn new(
         (batcher, flusher): (batch::Batcher, Flusher),
         (path, config, epoch): (PathBuf, StoreConfig, u64),
-        (db, trees, schedules): (sled::Db, Trees, schedules::ScheduleTrees),
+        (trees, schedules): (Trees, schedules::ScheduleTrees),
         read_only: Option<verify::ReadOnly>,
     ) -> Inner {
         Inner {
@@ -131,7 +133,6 @@ impl Inner {
             path,
             config,
             epoch,
-            db,
             trees,
             ready_queue: ReadyQueue::default(),
             activity_notify: Arc::default(),
@@ -227,14 +228,14 @@ fn open_db(path: &Path, config: &StoreConfig) -> Result<sled::Db, StoreError> {
 /// Increments and returns the epoch. Made durable before any lease is
 /// granted: a crash must never let a later process reuse this epoch and
 /// mistake this process's leases for its own.
-fn bump_epoch(db: &sled::Db, meta: &sled::Tree) -> Result<u64, StoreError> {
-    let old = match meta.get(META_EPOCH)? {
+fn bump_epoch(trees: &Trees) -> Result<u64, StoreError> {
+    let old = match trees.meta.get(META_EPOCH)? {
         None => 0,
         Some(bytes) => tx::decode_u64(&bytes, "meta", None)?,
     };
     let epoch = old.wrapping_add(1);
-    meta.insert(META_EPOCH, &epoch.to_be_bytes()[..])?;
-    db.flush()?;
+    trees.meta.insert(META_EPOCH, &epoch.to_be_bytes()[..])?;
+    trees.engine.flush()?;
     Ok(epoch)
 }
 
@@ -261,9 +262,10 @@ impl Store {
         let db = open_db(&path, &config).map_err(|e| integrity::damaged_at_open(&path, e))?;
         // Before the first write of ours: a damaged store stays as found.
         integrity::check_at_open(&path, &db).map_err(|e| integrity::damaged_at_open(&path, e))?;
-        let trees = Trees::open(&db).map_err(|e| integrity::damaged_at_open(&path, e))?;
-        let schedule_trees = schedules::ScheduleTrees::open(&db)?;
-        let epoch = bump_epoch(&db, &trees.meta)?;
+        let engine = engine::Engine::disk(&db).map_err(|e| integrity::damaged_at_open(&path, e))?;
+        let trees = Trees::open(&engine).map_err(|e| integrity::damaged_at_open(&path, e))?;
+        let schedule_trees = schedules::ScheduleTrees::open(&engine)?;
+        let epoch = bump_epoch(&trees)?;
         // sled 0.34.7 keeps everything in this one file; our own handle
         // lets the flusher fsync it (sled's flush alone is not an fsync).
         let data_file = std::fs::OpenOptions::new()
@@ -285,15 +287,26 @@ impl Store {
             data_file,
             config.durability,
             (
-                integrity::FlushMarks::open(trees.meta.clone())?,
+                integrity::FlushMarks::open(db.open_tree("meta")?)?,
                 integrity::Watermark::open(&path)?,
             ),
         )?;
+        Store::start(flusher, (path, config, epoch), (trees, schedule_trees))
+    }
+
+    /// The store over `trees`, once its storage is open, its epoch bumped
+    /// and its flusher running: what every open does next, on either
+    /// engine (see [`Store::open`]).
+    fn start(
+        flusher: Flusher,
+        (path, config, epoch): (PathBuf, StoreConfig, u64),
+        (trees, schedule_trees): (Trees, schedules::ScheduleTrees),
+    ) -> Result<Store, StoreError> {
         let batcher = batch::Batcher::start(trees.clone())?;
         let inner = Inner::new(
             (batcher, flusher),
             (path, config, epoch),
-            (db, trees, schedule_trees),
+            (trees, schedule_trees),
             None,
         );
         inner.expire_orphaned_attempts(Timestamp::now())?;
@@ -322,8 +335,9 @@ impl Store {
             .map_err(|e| integrity::damaged_at_open(path, e))?;
         // Completes, in the copy, what a crash interrupted: reads then see
         // whole transactions.
-        let trees = Trees::open(&db).map_err(|e| integrity::damaged_at_open(path, e))?;
-        let schedule_trees = schedules::ScheduleTrees::open(&db)?;
+        let engine = engine::Engine::disk(&db).map_err(|e| integrity::damaged_at_open(path, e))?;
+        let trees = Trees::open(&engine).map_err(|e| integrity::damaged_at_open(path, e))?;
+        let schedule_trees = schedules::ScheduleTrees::open(&engine)?;
         let epoch = match trees.meta.get(META_EPOCH)? {
             None => 0,
             Some(bytes) => tx::decode_u64(&bytes, "meta", None)?,
@@ -331,7 +345,7 @@ impl Store {
         let inner = Inner::new(
             (batch::Batcher::start(trees.clone())?, Flusher::read_only()?),
             (path.to_path_buf(), config, epoch),
-            (db, trees, schedule_trees),
+            (trees, schedule_trees),
             Some(verify::ReadOnly {
                 damage_at_open,
                 _scratch: scratch,
@@ -342,7 +356,8 @@ impl Store {
         })
     }
 
-    /// The directory the store lives in.
+    /// The directory the store lives in; empty for a store in memory
+    /// ([`Store::in_memory`]).
     pub fn path(&self) -> &Path {
         &self.inner.path
     }

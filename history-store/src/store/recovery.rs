@@ -32,6 +32,7 @@
 //! hold such attempts unindexed; they end only with a completion.)
 
 use super::activities::{deadline_token, fail_attempt_at, TaskTx};
+use super::engine::Bytes;
 use super::tx::{decode, TxResult};
 use super::Inner;
 use crate::codec::CodecError;
@@ -41,7 +42,6 @@ use crate::ids::{RunId, Timestamp};
 use crate::keys;
 use crate::store::api::ActivityResolution;
 use crate::store::records::{ActivityState, ActivityTaskRecord};
-use sled::IVec;
 
 /// Tree name used for quarantined keys (shared with the timer service).
 const DEADLINES: &str = "activity_deadlines";
@@ -62,7 +62,7 @@ impl Inner {
     /// Fails every attempt that was running when the previous process
     /// stopped (see the module docs). Returns how many were failed.
     pub(super) fn expire_orphaned_attempts(&self, now: Timestamp) -> Result<usize, StoreError> {
-        let keys: Vec<IVec> = self
+        let keys: Vec<Bytes> = self
             .trees
             .activity_deadlines
             .iter()
@@ -120,7 +120,7 @@ impl Inner {
 
 /// Fails the attempt behind one `activity_deadlines` key, if that attempt
 /// is still the one running.
-fn orphan(tx: &TaskTx<'_>, key: &IVec, now: Timestamp) -> TxResult<Orphan> {
+fn orphan(tx: &TaskTx<'_>, key: &Bytes, now: Timestamp) -> TxResult<Orphan> {
     let Some(value) = tx.deadlines.get(key)? else {
         return Ok(Orphan::Stale);
     };

@@ -3,8 +3,8 @@
 //! `commit.rs`.
 
 use super::batch::block_on;
+use super::engine::TxTree;
 use super::integrity;
-use super::journal::TxTree;
 use super::tx::{
     abort, allocate_run, check_payload, decode, decode_u64, encode, finish, get_run, missing,
     push_inbox, put_run, record_run_number, RunIds, TxResult,
@@ -164,7 +164,7 @@ impl Inner {
         &self,
         workflow_id: &WorkflowId,
     ) -> Result<Option<(RunId, RunRecord)>, StoreError> {
-        let _whole = self.trees.journal.consistent();
+        let _whole = self.trees.engine.consistent();
         let Some(latest) = self
             .trees
             .workflow_ids
@@ -225,7 +225,7 @@ impl Inner {
     }
 
     pub(super) fn read_history(&self, run: RunId) -> Result<Vec<Event>, StoreError> {
-        let _whole = self.trees.journal.consistent();
+        let _whole = self.trees.engine.consistent();
         let Some(record) = self.run_record(run)? else {
             return Err(StoreError::RunNotFound { run });
         };
@@ -257,16 +257,16 @@ impl Inner {
         &self,
         run: RunId,
     ) -> Result<Option<WorkflowTask>, StoreError> {
-        // Tokens only need to be unique, and sled's id generator stays
-        // unique across restarts; drawing it outside keeps the closure pure.
-        let token = LeaseToken(self.db.generate_id()?);
+        // Tokens only need to be unique, and the engine's id generator
+        // stays unique across restarts; drawing it outside keeps the closure pure.
+        let token = LeaseToken(self.trees.engine.generate_id()?);
         let epoch = self.epoch;
         let t = &self.trees;
         // The inbox is read inside the transaction: the task then matches
         // the record exactly, and a corrupt item aborts the claim instead of
         // leaving a lease nobody holds a token for.
         finish(
-            t.journal
+            t.engine
                 .transaction([&t.runs, &t.inbox, &t.ready], |[runs, inbox, ready]| {
                     let Some(mut record) = get_run(runs, run)? else {
                         return Ok(None);
@@ -320,7 +320,7 @@ impl Inner {
         run: RunId,
         only_if_ready: bool,
     ) -> Result<Option<WorkflowTask>, StoreError> {
-        let _whole = self.trees.journal.consistent();
+        let _whole = self.trees.engine.consistent();
         // Plain reads, no transaction (under the journal's guard, so none
         // sees half of a commit): the record first, then the inbox
         // items below the tail it names. Items below the tail only change

@@ -26,7 +26,7 @@
 //! so the service's clock can be replaced in tests, and catching up after
 //! downtime is the same code path as firing on time (a fire handled late).
 
-use super::journal::TxTree;
+use super::engine::{Engine, Table, TxTree};
 use super::runs::{start_in_tx, RunNumber};
 use super::tx::{
     abort, check_payload, decode, decode_u64, encode, finish, missing, RunIds, TxResult,
@@ -391,20 +391,20 @@ fn corrupt_key(what: &'static str, key: &[u8]) -> StoreError {
 /// The schedule trees and the service's wake-up. Kept apart from the run
 /// trees: nothing but this module reads them.
 pub(super) struct ScheduleTrees {
-    schedules: sled::Tree,
-    ids: sled::Tree,
-    due: sled::Tree,
-    buffered: sled::Tree,
+    schedules: Table,
+    ids: Table,
+    due: Table,
+    buffered: Table,
     notify: Notify,
 }
 
 impl ScheduleTrees {
-    pub(super) fn open(db: &sled::Db) -> Result<ScheduleTrees, StoreError> {
+    pub(super) fn open(engine: &Engine) -> Result<ScheduleTrees, StoreError> {
         Ok(ScheduleTrees {
-            schedules: db.open_tree("schedules")?,
-            ids: db.open_tree("schedule_ids")?,
-            due: db.open_tree("schedule_due")?,
-            buffered: db.open_tree("schedule_buffered")?,
+            schedules: engine.open_table("schedules")?,
+            ids: engine.open_table("schedule_ids")?,
+            due: engine.open_table("schedule_due")?,
+            buffered: engine.open_table("schedule_buffered")?,
             notify: Notify::new(),
         })
     }
@@ -685,7 +685,7 @@ impl Inner {
         };
         let s = self.schedule_trees();
         let id = record.spec.id.as_bytes();
-        finish(self.trees.journal.transaction(
+        finish(self.trees.engine.transaction(
             [&self.trees.meta, &s.ids, &s.schedules, &s.due, &s.buffered],
             |[meta, ids, schedules, due, buffered]| {
                 if ids.get(id)?.is_some() {
@@ -713,7 +713,7 @@ impl Inner {
         paused: bool,
     ) -> Result<ScheduleRecord, StoreError> {
         let s = self.schedule_trees();
-        let record = finish(self.trees.journal.transaction(
+        let record = finish(self.trees.engine.transaction(
             [&s.ids, &s.schedules, &s.due, &s.buffered],
             |[ids, schedules, due, buffered]| {
                 let number = number_of(ids, id)?;
@@ -733,7 +733,7 @@ impl Inner {
 
     pub(super) fn delete_schedule(&self, id: &str) -> Result<(), StoreError> {
         let s = self.schedule_trees();
-        finish(self.trees.journal.transaction(
+        finish(self.trees.engine.transaction(
             [&s.ids, &s.schedules, &s.due, &s.buffered],
             |[ids, schedules, due, buffered]| {
                 let number = number_of(ids, id)?;
@@ -852,7 +852,7 @@ impl Inner {
         let trigger = Parsed::new(&record.spec)?;
         let t = &self.trees;
         loop {
-            let done = finish(t.journal.transaction(
+            let done = finish(t.engine.transaction(
                 [
                     &t.meta,
                     &t.workflow_ids,

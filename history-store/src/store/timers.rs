@@ -5,7 +5,8 @@
 //! however many callers race.
 
 use super::activities::{binding_timeout, deadline_token, fail_attempt, task_transaction};
-use super::journal::TxTree;
+use super::engine::TxTree;
+use super::engine::{Bytes, Table};
 use super::tx::{abort, decode, finish, get_run, push_inbox, put_run, TxResult};
 use super::Inner;
 use crate::codec::CodecError;
@@ -15,7 +16,6 @@ use crate::ids::{RunId, Timestamp};
 use crate::keys;
 use crate::store::api::ActivityResolution;
 use crate::store::records::{ActivityState, ActivityTaskRecord};
-use sled::{IVec, Tree};
 
 /// Tree names used for quarantined keys.
 const TIMERS: &str = "timers";
@@ -33,10 +33,10 @@ impl Inner {
     /// Keys of `tree` due at `now`, minus quarantined ones.
     fn due_keys(
         &self,
-        tree: &Tree,
+        tree: &Table,
         name: &'static str,
         now: Timestamp,
-    ) -> Result<Vec<IVec>, StoreError> {
+    ) -> Result<Vec<Bytes>, StoreError> {
         let mut due = Vec::new();
         for key in tree.range(..keys::time_upper_bound(now)).keys() {
             let key = key?;
@@ -48,7 +48,11 @@ impl Inner {
     }
 
     /// The earliest time in a time-keyed tree, skipping quarantined keys.
-    fn first_time(&self, tree: &Tree, name: &'static str) -> Result<Option<Timestamp>, StoreError> {
+    fn first_time(
+        &self,
+        tree: &Table,
+        name: &'static str,
+    ) -> Result<Option<Timestamp>, StoreError> {
         for key in tree.iter().keys() {
             let key = key?;
             if self.quarantine.contains(name, &key) {
@@ -71,7 +75,7 @@ impl Inner {
         let mut handled = 0;
         for key in self.due_keys(&self.trees.timers, TIMERS, now)? {
             let t = &self.trees;
-            let fired = finish(t.journal.transaction(
+            let fired = finish(t.engine.transaction(
                 [&t.runs, &t.inbox, &t.ready, &t.timers],
                 |[runs, inbox, ready, timers]| fire_timer(runs, inbox, ready, timers, &key),
             ));
@@ -113,7 +117,7 @@ fn fire_timer(
     inbox: &TxTree<'_>,
     ready: &TxTree<'_>,
     timers: &TxTree<'_>,
-    key: &IVec,
+    key: &Bytes,
 ) -> TxResult<Option<RunId>> {
     if timers.get(key)?.is_none() {
         return Ok(None);
@@ -144,7 +148,7 @@ fn fire_timer(
 /// attempt is still the one running.
 fn expire_attempt(
     tx: &super::activities::TaskTx<'_>,
-    key: &IVec,
+    key: &Bytes,
     now: Timestamp,
 ) -> TxResult<Option<(RunId, ActivityResolution)>> {
     let Some(value) = tx.deadlines.get(key)? else {

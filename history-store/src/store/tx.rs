@@ -3,7 +3,7 @@
 //! and the few writes that must always happen together inside a
 //! transaction (a run record and its `ready` mirror; an inbox append).
 
-use super::journal::{Journal, TxTree};
+use super::engine::{Engine, Table, TxError, TxTree};
 use crate::codec::{self, CodecError, MAX_VALUE_BYTES};
 use crate::error::StoreError;
 use crate::event::Event;
@@ -12,76 +12,71 @@ use crate::keys;
 use crate::store::records::RunRecord;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sled::transaction::{
-    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
-};
-use sled::{Db, Tree};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Result of a transaction closure: aborts carry our own error.
-pub(super) type TxResult<A> = ConflictableTransactionResult<A, StoreError>;
+pub(super) type TxResult<A> = Result<A, TxError<StoreError>>;
 
-/// Every tree of the store, opened once, the journal that writes to them
+/// Every tree of the store, opened once, the engine that writes to them
 /// atomically, and the run-number counter that transactions over them
 /// draw from (shared by every copy).
 #[derive(Clone)]
 pub(super) struct Trees {
-    pub(super) meta: Tree,
-    pub(super) workflow_ids: Tree,
-    pub(super) runs: Tree,
-    pub(super) history: Tree,
-    pub(super) inbox: Tree,
-    pub(super) ready: Tree,
-    pub(super) activity_tasks: Tree,
-    pub(super) activity_ready: Tree,
-    pub(super) activity_deadlines: Tree,
-    pub(super) timers: Tree,
-    pub(super) human_tasks: Tree,
-    pub(super) run_human_tasks: Tree,
-    pub(super) updates: Tree,
+    pub(super) meta: Table,
+    pub(super) workflow_ids: Table,
+    pub(super) runs: Table,
+    pub(super) history: Table,
+    pub(super) inbox: Table,
+    pub(super) ready: Table,
+    pub(super) activity_tasks: Table,
+    pub(super) activity_ready: Table,
+    pub(super) activity_deadlines: Table,
+    pub(super) timers: Table,
+    pub(super) human_tasks: Table,
+    pub(super) run_human_tasks: Table,
+    pub(super) updates: Table,
     pub(super) run_ids: Arc<RunIds>,
-    pub(super) journal: Arc<Journal>,
+    pub(super) engine: Engine,
 }
 
 impl Trees {
-    pub(super) fn open(db: &Db) -> Result<Trees, StoreError> {
-        // First: completes a transaction a crash interrupted, before
-        // anything is read.
-        let journal = Arc::new(Journal::open(db)?);
-        let meta = db.open_tree("meta")?;
+    /// The trees of `engine`, which has completed whatever transaction a
+    /// crash interrupted (see `engine::disk`).
+    pub(super) fn open(engine: &Engine) -> Result<Trees, StoreError> {
+        let meta = engine.open_table("meta")?;
         Ok(Trees {
-            journal,
-            run_ids: Arc::new(RunIds::load(db, &meta)?),
+            run_ids: Arc::new(RunIds::load(engine, &meta)?),
             meta,
-            workflow_ids: db.open_tree("workflow_ids")?,
-            runs: db.open_tree("runs")?,
-            history: db.open_tree("history")?,
-            inbox: db.open_tree("inbox")?,
-            ready: db.open_tree("ready")?,
-            activity_tasks: db.open_tree("activity_tasks")?,
-            activity_ready: db.open_tree("activity_ready")?,
-            activity_deadlines: db.open_tree("activity_deadlines")?,
-            timers: db.open_tree("timers")?,
-            human_tasks: db.open_tree("human_tasks")?,
-            run_human_tasks: db.open_tree("run_human_tasks")?,
-            updates: db.open_tree("updates")?,
+            workflow_ids: engine.open_table("workflow_ids")?,
+            runs: engine.open_table("runs")?,
+            history: engine.open_table("history")?,
+            inbox: engine.open_table("inbox")?,
+            ready: engine.open_table("ready")?,
+            activity_tasks: engine.open_table("activity_tasks")?,
+            activity_ready: engine.open_table("activity_ready")?,
+            activity_deadlines: engine.open_table("activity_deadlines")?,
+            timers: engine.open_table("timers")?,
+            human_tasks: engine.open_table("human_tasks")?,
+            run_human_tasks: engine.open_table("run_human_tasks")?,
+            updates: engine.open_table("updates")?,
+            engine: engine.clone(),
         })
     }
 }
 
-/// Maps the outcome of `Transactional::transaction` back to our error.
-pub(super) fn finish<A>(r: Result<A, TransactionError<StoreError>>) -> Result<A, StoreError> {
+/// Maps the outcome of `Engine::transaction` back to our error.
+pub(super) fn finish<A>(r: Result<A, TxError<StoreError>>) -> Result<A, StoreError> {
     r.map_err(|e| match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StoreError::Storage(e),
+        TxError::Abort(e) => e,
+        TxError::Storage(e) => e.into(),
     })
 }
 
 /// Aborts the surrounding transaction with `e`; nothing it staged is
 /// written.
-pub(super) fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(e)
+pub(super) fn abort(e: StoreError) -> TxError<StoreError> {
+    TxError::Abort(e)
 }
 
 /// Decodes a stored value, naming the record on failure.
@@ -183,8 +178,9 @@ const META_RUN_CEILING: &str = "run_ceiling";
 /// counter therefore works below a ceiling recorded in `meta` and flushed
 /// *before* any number under it is handed out, in blocks of
 /// [`RUN_BLOCK`]; an open continues at the ceiling, skipping whatever the
-/// last process may have drawn. The flush is sled's (it survives a killed
-/// process, not a power cut); across a power cut a number can come round
+/// last process may have drawn. The flush is the engine's (sled's survives
+/// a killed process, not a power cut; memory's survives a reopen of its
+/// storage); across a power cut a number can come round
 /// again only if no activity attempt of its run ever started, since
 /// attempts wait for the group commit's fsync.
 pub(super) struct RunIds {
@@ -193,8 +189,8 @@ pub(super) struct RunIds {
     ceiling: AtomicU64,
     /// Serialises raising the ceiling.
     raise: Mutex<()>,
-    db: Db,
-    meta: Tree,
+    engine: Engine,
+    meta: Table,
 }
 
 /// How many run numbers one durable raise of the ceiling covers: one sled
@@ -205,7 +201,7 @@ pub(super) const RUN_BLOCK: u64 = 1024;
 impl RunIds {
     /// The counter, continuing after every number `meta` records as used
     /// or as possibly handed out (the ceiling).
-    pub(super) fn load(db: &Db, meta: &Tree) -> Result<RunIds, StoreError> {
+    pub(super) fn load(engine: &Engine, meta: &Table) -> Result<RunIds, StoreError> {
         let stored = |key: &str| -> Result<Option<u64>, StoreError> {
             meta.get(key)?
                 .map(|bytes| decode_u64(&bytes, "meta", None))
@@ -217,7 +213,7 @@ impl RunIds {
             next: AtomicU64::new(next.max(ceiling).max(1)),
             ceiling: AtomicU64::new(ceiling),
             raise: Mutex::new(()),
-            db: db.clone(),
+            engine: engine.clone(),
             meta: meta.clone(),
         })
     }
@@ -245,7 +241,7 @@ impl RunIds {
         let ceiling = run.saturating_add(RUN_BLOCK);
         self.meta
             .insert(META_RUN_CEILING, &ceiling.to_be_bytes()[..])?;
-        self.db.flush()?;
+        self.engine.flush()?;
         self.ceiling.store(ceiling, Ordering::Release);
         Ok(())
     }
@@ -315,22 +311,23 @@ pub(super) fn push_inbox(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::engine::memory::MemoryStorage;
+    use std::time::Duration;
 
     fn take(trees: &Trees, run: RunId) {
         finish(
             trees
-                .journal
+                .engine
                 .transaction([&trees.meta], |[meta]| record_run_number(meta, run)),
         )
         .unwrap();
     }
 
-    #[test]
-    fn run_numbers_drawn_by_an_earlier_process_never_come_round_again() {
-        let dir = tempfile::tempdir().unwrap();
+    /// Draws numbers in one "process", commits two of them, and checks
+    /// that the next process continues past every number drawn.
+    fn numbers_survive_a_restart(open: impl Fn() -> Engine) {
         let drawn: Vec<RunId> = {
-            let db = super::super::open_db(dir.path(), &Default::default()).unwrap();
-            let trees = Trees::open(&db).unwrap();
+            let trees = Trees::open(&open()).unwrap();
             // Across a block boundary, so the ceiling is raised while
             // running too, not only at the first draw.
             let drawn: Vec<RunId> = (0..RUN_BLOCK + 3)
@@ -343,13 +340,30 @@ mod tests {
             take(&trees, drawn[0]);
             drawn
         };
-        let db = super::super::open_db(dir.path(), &Default::default()).unwrap();
-        let trees = Trees::open(&db).unwrap();
+        let trees = Trees::open(&open()).unwrap();
         let next = trees.run_ids.reserve().unwrap();
         let highest = drawn.iter().max().copied().unwrap();
         assert!(
             next > highest,
             "{next} was drawn again after a restart (highest drawn before: {highest})"
         );
+        // Both engines continue at the same ceiling: the same operations
+        // get the same run numbers on either.
+        assert_eq!(next, RunId(2 * RUN_BLOCK + 1));
+    }
+
+    #[test]
+    fn run_numbers_drawn_by_an_earlier_process_never_come_round_again() {
+        let dir = tempfile::tempdir().unwrap();
+        numbers_survive_a_restart(|| {
+            let db = super::super::open_db(dir.path(), &Default::default()).unwrap();
+            Engine::disk(&db).unwrap()
+        });
+    }
+
+    #[test]
+    fn run_numbers_drawn_before_a_memory_restart_never_come_round_again() {
+        let storage = MemoryStorage::new();
+        numbers_survive_a_restart(|| Engine::memory(&storage, Duration::from_secs(5)).unwrap());
     }
 }

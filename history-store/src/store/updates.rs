@@ -15,7 +15,7 @@
 //! sees the run closed and may send it again to the next run.
 
 use super::api::UpdateRejection;
-use super::journal::TxTree;
+use super::engine::TxTree;
 use super::tx::{abort, check_payload, decode, encode, finish, push_inbox, put_run, TxResult};
 use super::Inner;
 use crate::error::StoreError;
@@ -105,7 +105,7 @@ impl Inner {
             input,
         };
         let t = &self.trees;
-        let (run, written) = finish(t.journal.transaction(
+        let (run, written) = finish(t.engine.transaction(
             [&t.workflow_ids, &t.runs, &t.inbox, &t.ready, &t.updates],
             |[ids, runs, inbox, ready, updates]| {
                 let (run, mut run_record) = super::runs::open_run_of(ids, runs, workflow_id)?;

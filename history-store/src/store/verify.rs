@@ -188,7 +188,7 @@ impl Store {
 
 impl Inner {
     fn verify(&self) -> Result<VerifyReport, StoreError> {
-        let _whole = self.trees.journal.consistent();
+        let _whole = self.trees.engine.consistent();
         let mut report = VerifyReport::default();
         if let Some(found) = self
             .read_only
@@ -305,7 +305,7 @@ impl Inner {
         }
 
         // Entries of runs that have no record.
-        let by_run: [(&str, &sled::Tree, RunOfKey); 9] = [
+        let by_run: [(&str, &super::engine::Table, RunOfKey); 9] = [
             ("history", &self.trees.history, run_prefix),
             ("inbox", &self.trees.inbox, run_prefix),
             ("ready", &self.trees.ready, run_prefix),

@@ -1,0 +1,255 @@
+//! The in-memory engine: one ordered map per table, each behind its own
+//! lock, with the journal's transaction semantics (one writer at a time;
+//! reads see the transaction's own writes; an abort writes nothing; a
+//! commit's writes become visible together to readers that take
+//! [`MemoryEngine::consistent`]). Nothing is ever flushed, and nothing
+//! fails.
+//!
+//! The maps live in a [`MemoryStorage`], which outlives the stores opened
+//! over it: dropping a store and opening the storage again is a restart
+//! (every in-process piece of state gone, the open-time recovery run
+//! again), as reopening a directory is for sled.
+
+use super::{Bytes, Table, TxError, TxTree};
+use crate::error::StoreError;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+/// The tables of an in-memory store, kept across restarts: open a store
+/// over it with [`Store::open_in_memory`](crate::Store::open_in_memory),
+/// drop the store, and open it again to see what a restarted process
+/// would (runs, histories, tasks, schedules; the epoch bumped and running
+/// attempts failed as after a crash). Cheap to clone; clones share the
+/// tables. One store at a time may be open over it, as one process at a
+/// time may open a sled directory.
+#[derive(Clone, Default)]
+pub struct MemoryStorage {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    tables: Mutex<HashMap<String, Arc<MemTable>>>,
+    /// Source of [`MemoryEngine::generate_id`]; survives restarts like
+    /// sled's id generator.
+    next_id: AtomicU64,
+    /// Whether a store is open over the tables, and its release.
+    open: Mutex<bool>,
+    released: Condvar,
+}
+
+impl std::fmt::Debug for MemoryStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStorage").finish_non_exhaustive()
+    }
+}
+
+impl MemoryStorage {
+    /// Empty storage.
+    pub fn new() -> MemoryStorage {
+        MemoryStorage::default()
+    }
+
+    /// The engine of a store opening over the tables, once no other store
+    /// is open over them (waiting up to `lock_timeout` for one that is
+    /// closing, as sled waits for its file lock).
+    pub(in crate::store) fn engine(
+        &self,
+        lock_timeout: Duration,
+    ) -> Result<MemoryEngine, StoreError> {
+        let give_up = Instant::now() + lock_timeout;
+        let mut open = self.shared.open.lock().unwrap_or_else(|p| p.into_inner());
+        while *open {
+            let now = Instant::now();
+            if now >= give_up {
+                return Err(StoreError::StorageLocked {
+                    path: PathBuf::new(),
+                });
+            }
+            open = self
+                .shared
+                .released
+                .wait_timeout(open, give_up - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *open = true;
+        Ok(MemoryEngine {
+            storage: self.clone(),
+            writer: Mutex::new(()),
+            applying: RwLock::new(()),
+        })
+    }
+}
+
+/// One table: its entries in key order.
+#[derive(Default)]
+pub(in crate::store) struct MemTable {
+    map: RwLock<BTreeMap<Vec<u8>, Bytes>>,
+}
+
+impl MemTable {
+    pub(super) fn get(&self, key: &[u8]) -> Option<Bytes> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    pub(super) fn insert(&self, key: &[u8], value: Bytes) {
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_vec(), value);
+    }
+}
+
+/// A lazy scan: each step finds the first entry past the last one
+/// returned, under the table's lock for that step only, so a scan never
+/// holds a lock between steps (like sled's, it may see later writes).
+pub(in crate::store) struct Iter {
+    table: Arc<MemTable>,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    prefix: Option<Vec<u8>>,
+}
+
+impl Iter {
+    pub(super) fn new(
+        table: &Arc<MemTable>,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        prefix: Option<Vec<u8>>,
+    ) -> Iter {
+        Iter {
+            table: Arc::clone(table),
+            lower,
+            upper,
+            prefix,
+        }
+    }
+
+    /// Whether no key lies between the bounds (`BTreeMap::range` panics
+    /// on some such ranges; a scan just ends).
+    fn exhausted(&self) -> bool {
+        match (&self.lower, &self.upper) {
+            (Bound::Included(l), Bound::Included(u)) => l > u,
+            (Bound::Included(l), Bound::Excluded(u))
+            | (Bound::Excluded(l), Bound::Included(u))
+            | (Bound::Excluded(l), Bound::Excluded(u)) => l >= u,
+            _ => false,
+        }
+    }
+}
+
+impl Iterator for Iter {
+    type Item = (Bytes, Bytes);
+
+    fn next(&mut self) -> Option<(Bytes, Bytes)> {
+        if self.exhausted() {
+            return None;
+        }
+        let (key, value) = {
+            let map = self.table.map.read().unwrap_or_else(|p| p.into_inner());
+            let bounds = (
+                self.lower.as_ref().map(Vec::as_slice),
+                self.upper.as_ref().map(Vec::as_slice),
+            );
+            let (k, v) = map.range::<[u8], _>(bounds).next()?;
+            (k.clone(), v.clone())
+        };
+        if let Some(prefix) = &self.prefix {
+            if !key.starts_with(prefix) {
+                // Keys are ordered: none later has the prefix either.
+                self.upper = Bound::Excluded(key);
+                self.lower = self.upper.clone();
+                return None;
+            }
+        }
+        let found = Bytes::copy_of(&key);
+        self.lower = Bound::Excluded(key);
+        Some((found, value))
+    }
+}
+
+/// A store's hold on a [`MemoryStorage`]: released when the store's last
+/// piece (its committer, its flusher, every clone of its tables' engine)
+/// is dropped.
+pub(in crate::store) struct MemoryEngine {
+    storage: MemoryStorage,
+    /// One transaction at a time.
+    writer: Mutex<()>,
+    /// Held for writing while a transaction's writes are applied.
+    applying: RwLock<()>,
+}
+
+impl Drop for MemoryEngine {
+    fn drop(&mut self) {
+        let shared = &self.storage.shared;
+        *shared.open.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        shared.released.notify_all();
+    }
+}
+
+impl MemoryEngine {
+    /// The storage this engine holds.
+    pub(in crate::store) fn storage(&self) -> &MemoryStorage {
+        &self.storage
+    }
+
+    pub(super) fn open_table(&self, name: &str) -> Arc<MemTable> {
+        let mut tables = self
+            .storage
+            .shared
+            .tables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        Arc::clone(tables.entry(name.to_owned()).or_default())
+    }
+
+    pub(super) fn generate_id(&self) -> u64 {
+        self.storage.shared.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(super) fn consistent(&self) -> RwLockReadGuard<'_, ()> {
+        self.applying.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn transaction<const N: usize, A, E>(
+        &self,
+        tables: [&Table; N],
+        f: impl Fn(&[TxTree<'_>; N]) -> Result<A, TxError<E>>,
+    ) -> Result<A, TxError<E>> {
+        // A closure that panicked (a bug) wrote nothing: the state the
+        // mutex guards is still sound.
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let views = tables.map(TxTree::new);
+        let a = f(&views)?;
+        let mut sets = Vec::with_capacity(N);
+        for view in &views {
+            let Table::Memory(table) = view.table() else {
+                return Err(TxError::Storage(super::disk::foreign_table()));
+            };
+            let writes = view.take_writes();
+            if !writes.is_empty() {
+                sets.push((table, writes));
+            }
+        }
+        let _applying = self.applying.write().unwrap_or_else(|p| p.into_inner());
+        for (table, writes) in sets {
+            let mut map = table.map.write().unwrap_or_else(|p| p.into_inner());
+            for (key, value) in writes {
+                match value {
+                    Some(v) => drop(map.insert(key, v)),
+                    None => drop(map.remove(&key)),
+                }
+            }
+        }
+        Ok(a)
+    }
+}
