@@ -39,7 +39,6 @@ fn io_error() -> Failure {
     Failure::application("io", "connection reset")
 }
 
-#[test]
 fn a_failed_attempt_is_retried_after_its_backoff() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -110,7 +109,6 @@ fn a_failed_attempt_is_retried_after_its_backoff() {
         .is_empty());
 }
 
-#[test]
 fn a_non_retryable_failure_fails_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -152,7 +150,6 @@ fn a_non_retryable_failure_fails_at_once() {
     assert_eq!(r, ActivityResolution::Recorded);
 }
 
-#[test]
 fn exhausted_attempts_record_the_count_and_last_failure() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -188,7 +185,6 @@ fn exhausted_attempts_record_the_count_and_last_failure() {
         .is_empty());
 }
 
-#[test]
 fn start_to_close_expiry_retries_and_the_late_result_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -244,7 +240,6 @@ fn start_to_close_expiry_retries_and_the_late_result_is_rejected() {
     );
 }
 
-#[test]
 fn heartbeat_details_reach_the_next_attempt() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -263,7 +258,6 @@ fn heartbeat_details_reach_the_next_attempt() {
     assert_eq!(second.heartbeat_details, Some(payload("page 7")));
 }
 
-#[test]
 fn a_silent_attempt_times_out_on_its_heartbeat() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -296,7 +290,6 @@ fn a_silent_attempt_times_out_on_its_heartbeat() {
     );
 }
 
-#[test]
 fn heartbeats_never_extend_past_start_to_close() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -319,7 +312,6 @@ fn heartbeats_never_extend_past_start_to_close() {
     );
 }
 
-#[test]
 fn schedule_to_close_bounds_all_attempts() {
     // A retry that would start after the deadline is not scheduled.
     let dir = tempfile::tempdir().unwrap();
@@ -368,7 +360,6 @@ fn schedule_to_close_bounds_all_attempts() {
     assert!(store.activity_task(run, CommandSeq(1)).unwrap().is_none());
 }
 
-#[test]
 fn closing_a_run_deletes_its_activity_tasks() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -401,7 +392,6 @@ fn closing_a_run_deletes_its_activity_tasks() {
     ));
 }
 
-#[test]
 fn claims_take_the_oldest_visible_tasks_up_to_max() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -421,7 +411,6 @@ fn claims_take_the_oldest_visible_tasks_up_to_max() {
 /// attempt fails as a start-to-close timeout would (counted, token void),
 /// but its retry is due at once instead of after the hour-long timeout and
 /// the policy's backoff.
-#[test]
 fn an_attempt_running_when_the_store_closed_is_retried_at_once_on_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let options = ActivityOptions {
@@ -470,7 +459,6 @@ fn an_attempt_running_when_the_store_closed_is_retried_at_once_on_reopen() {
 }
 
 /// With no attempts left, the lost attempt is the activity's failure.
-#[test]
 fn a_lost_last_attempt_fails_the_activity_on_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let run = {
@@ -497,7 +485,6 @@ fn a_lost_last_attempt_fails_the_activity_on_reopen() {
 /// finds it (it is indexed at the end of time), counts it and makes the
 /// retry due, so the call's next attempt runs as attempt 2, not as a
 /// second attempt 1.
-#[test]
 fn an_attempt_without_any_timeout_is_found_and_counted_on_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let options = ActivityOptions {
@@ -545,4 +532,20 @@ fn an_attempt_without_any_timeout_is_found_and_counted_on_reopen() {
             Timestamp::now(),
         )
         .unwrap();
+}
+
+on_both_engines! {
+    fn a_failed_attempt_is_retried_after_its_backoff;
+    fn a_non_retryable_failure_fails_at_once;
+    fn exhausted_attempts_record_the_count_and_last_failure;
+    fn start_to_close_expiry_retries_and_the_late_result_is_rejected;
+    fn heartbeat_details_reach_the_next_attempt;
+    fn a_silent_attempt_times_out_on_its_heartbeat;
+    fn heartbeats_never_extend_past_start_to_close;
+    fn schedule_to_close_bounds_all_attempts;
+    fn closing_a_run_deletes_its_activity_tasks;
+    fn claims_take_the_oldest_visible_tasks_up_to_max;
+    fn an_attempt_running_when_the_store_closed_is_retried_at_once_on_reopen;
+    fn a_lost_last_attempt_fails_the_activity_on_reopen;
+    fn an_attempt_without_any_timeout_is_found_and_counted_on_reopen;
 }

@@ -187,7 +187,6 @@ fn carried_signals_come_first_then_late_ones_and_the_old_run_leaves_nothing() {
     assert_eq!(keys_of_run(&db, "activity_tasks", old), 0);
 }
 
-#[test]
 fn the_id_points_at_the_new_run_for_signals_and_starts() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -246,7 +245,6 @@ fn the_id_points_at_the_new_run_for_signals_and_starts() {
     assert!(peek_inbox(&store, third).is_empty());
 }
 
-#[test]
 fn continuations_and_starts_share_the_run_counter() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -261,7 +259,6 @@ fn continuations_and_starts_share_the_run_counter() {
     );
 }
 
-#[tokio::test]
 async fn wait_closed_returns_the_continued_record() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -286,7 +283,6 @@ async fn wait_closed_returns_the_continued_record() {
     assert_eq!(store.wait_closed(old).await.unwrap(), record);
 }
 
-#[test]
 fn a_continuation_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = {
@@ -310,7 +306,6 @@ fn a_continuation_survives_a_restart() {
     );
 }
 
-#[test]
 fn a_refused_continuation_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -338,7 +333,6 @@ fn a_refused_continuation_writes_nothing() {
     assert_eq!(store.read_history(old).unwrap().len(), 1);
 }
 
-#[test]
 fn signals_racing_a_continuation_arrive_once_and_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -387,4 +381,13 @@ fn signals_racing_a_continuation_arrive_once_and_in_order() {
         .map(|i| signal_event("n", &i.to_string(), None))
         .collect();
     assert_eq!(received, expected);
+}
+
+on_both_engines! {
+    fn signals_racing_a_continuation_arrive_once_and_in_order;
+    fn the_id_points_at_the_new_run_for_signals_and_starts;
+    fn continuations_and_starts_share_the_run_counter;
+    fn a_continuation_survives_a_restart;
+    fn a_refused_continuation_writes_nothing;
+    async fn wait_closed_returns_the_continued_record;
 }

@@ -50,7 +50,6 @@ fn started_with_claim(store: &Store) -> (RunId, refrain_history::ActivityTask) {
     (run, claimed.remove(0))
 }
 
-#[test]
 fn a_commit_claims_the_activities_it_schedules() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -75,7 +74,6 @@ fn a_commit_claims_the_activities_it_schedules() {
     );
 }
 
-#[test]
 fn a_result_delivered_in_process_is_recorded_once_by_the_next_commit() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -128,7 +126,6 @@ fn a_result_delivered_in_process_is_recorded_once_by_the_next_commit() {
     ));
 }
 
-#[test]
 fn a_stale_or_missing_result_refuses_the_whole_commit() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -188,4 +185,10 @@ fn a_stale_or_missing_result_refuses_the_whole_commit() {
             at(6),
         )
         .expect("the attempt still holds its token");
+}
+
+on_both_engines! {
+    fn a_commit_claims_the_activities_it_schedules;
+    fn a_result_delivered_in_process_is_recorded_once_by_the_next_commit;
+    fn a_stale_or_missing_result_refuses_the_whole_commit;
 }

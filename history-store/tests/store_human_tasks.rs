@@ -51,7 +51,6 @@ fn decide(store: &Store, run: RunId, cmd: u32, by: &str) -> Result<(), StoreErro
     )
 }
 
-#[test]
 fn a_task_is_listed_under_its_current_assignee_only() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -115,7 +114,6 @@ fn poke(store: &Store, id: &str) {
     store.signal(&id.into(), "poke", payload("null")).unwrap();
 }
 
-#[tokio::test]
 async fn a_decision_enters_the_inbox_once_and_leaves_the_list() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -184,7 +182,6 @@ async fn a_decision_enters_the_inbox_once_and_leaves_the_list() {
     ));
 }
 
-#[test]
 fn closing_a_task_or_its_run_drops_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -236,7 +233,6 @@ fn closing_a_task_or_its_run_drops_it() {
     }
 }
 
-#[test]
 fn terminating_a_run_drops_its_tasks() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -249,7 +245,6 @@ fn terminating_a_run_drops_its_tasks() {
     assert!(store.human_tasks_of_run(run).unwrap().is_empty());
 }
 
-#[test]
 fn an_escalation_after_a_decision_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -283,7 +278,6 @@ fn an_escalation_after_a_decision_changes_nothing() {
     ));
 }
 
-#[test]
 fn malformed_assignments_are_refused_without_writing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -309,7 +303,6 @@ fn malformed_assignments_are_refused_without_writing() {
     }
 }
 
-#[test]
 fn open_tasks_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let run = {
@@ -332,4 +325,14 @@ fn open_tasks_survive_a_reopen() {
         )
         .unwrap();
     assert!(listed(&store, "ann").is_empty());
+}
+
+on_both_engines! {
+    fn a_task_is_listed_under_its_current_assignee_only;
+    fn closing_a_task_or_its_run_drops_it;
+    fn terminating_a_run_drops_its_tasks;
+    fn an_escalation_after_a_decision_changes_nothing;
+    fn malformed_assignments_are_refused_without_writing;
+    fn open_tasks_survive_a_reopen;
+    async fn a_decision_enters_the_inbox_once_and_leaves_the_list;
 }

@@ -113,7 +113,6 @@ async fn run_goes_from_start_to_outcome_durably() {
     assert_eq!(closed.last_seq, history.len() as u64);
 }
 
-#[tokio::test]
 async fn wait_closed_wakes_when_the_run_closes_later() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -140,7 +139,6 @@ async fn wait_closed_wakes_when_the_run_closes_later() {
     ));
 }
 
-#[test]
 fn duplicate_start_is_rejected_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -159,7 +157,6 @@ fn duplicate_start_is_rejected_and_writes_nothing() {
     assert_eq!(other.0, run.0 + 1);
 }
 
-#[test]
 fn use_existing_returns_the_latest_run_even_once_it_closed() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -183,7 +180,6 @@ fn use_existing_returns_the_latest_run_even_once_it_closed() {
     assert_eq!(store.list_runs(&RunFilter::default()).unwrap().len(), 1);
 }
 
-#[test]
 fn attach_to_open_returns_the_open_run_and_a_closed_run_allows_a_new_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -226,7 +222,6 @@ fn attach_to_open_returns_the_open_run_and_a_closed_run_allows_a_new_one() {
     assert!(none.is_empty());
 }
 
-#[test]
 fn signals_reach_the_inbox_and_refused_signals_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -278,7 +273,6 @@ fn signals_reach_the_inbox_and_refused_signals_write_nothing() {
     );
 }
 
-#[test]
 fn a_stale_lease_cannot_commit() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -326,7 +320,6 @@ fn a_stale_lease_cannot_commit() {
     );
 }
 
-#[test]
 fn a_moved_history_is_a_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -353,7 +346,6 @@ fn a_moved_history_is_a_conflict() {
         .unwrap();
 }
 
-#[test]
 fn malformed_commits_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -412,7 +404,6 @@ fn malformed_commits_are_refused() {
     assert_eq!(store.next_deadline().unwrap(), None);
 }
 
-#[test]
 fn an_unleased_task_is_fenced_by_the_last_seq_and_by_leases() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -473,7 +464,6 @@ fn an_unleased_task_is_fenced_by_the_last_seq_and_by_leases() {
     assert_eq!(record.last_task_failure.as_deref(), Some("panicked"));
 }
 
-#[test]
 fn reopening_voids_old_leases_and_requeues_ready_runs() {
     let dir = tempfile::tempdir().unwrap();
     let (run, idle, stale) = {
@@ -563,7 +553,6 @@ fn oversized_payloads_are_refused_before_anything_is_written() {
     assert!(store.activity_task(run, act.cmd).unwrap().is_some());
 }
 
-#[tokio::test]
 async fn a_queued_run_wakes_a_consumer_that_starts_waiting_late() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -620,7 +609,6 @@ fn fail(message: &str) -> Event {
     }
 }
 
-#[test]
 fn history_bytes_grows_by_the_encoded_size_of_each_commit() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -816,4 +804,19 @@ fn blocking_calls_from_an_async_task_never_spin_on_the_task_budget() {
     done.recv_timeout(Duration::from_secs(60))
         .expect("1,000 blocking starts from one task finish");
     worker.join().unwrap();
+}
+
+on_both_engines! {
+    fn duplicate_start_is_rejected_and_writes_nothing;
+    fn use_existing_returns_the_latest_run_even_once_it_closed;
+    fn attach_to_open_returns_the_open_run_and_a_closed_run_allows_a_new_one;
+    fn signals_reach_the_inbox_and_refused_signals_write_nothing;
+    fn a_stale_lease_cannot_commit;
+    fn a_moved_history_is_a_conflict;
+    fn malformed_commits_are_refused;
+    fn an_unleased_task_is_fenced_by_the_last_seq_and_by_leases;
+    fn reopening_voids_old_leases_and_requeues_ready_runs;
+    fn history_bytes_grows_by_the_encoded_size_of_each_commit;
+    async fn wait_closed_wakes_when_the_run_closes_later;
+    async fn a_queued_run_wakes_a_consumer_that_starts_waiting_late;
 }

@@ -79,7 +79,6 @@ fn counters(store: &Store, id: &str) -> (u64, u64, u64) {
     (d.runs_started, d.skipped, d.missed)
 }
 
-#[test]
 fn an_interval_fires_on_its_multiples_and_names_runs_by_fire_time() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -148,7 +147,6 @@ fn fire_times_print_as_rfc3339_utc() {
     );
 }
 
-#[test]
 fn a_cron_trigger_fires_at_its_matches_in_utc() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -188,7 +186,6 @@ fn a_cron_trigger_fires_at_its_matches_in_utc() {
     assert_eq!(created.next_fire, Some(Timestamp(new_year.0 + 10_000)));
 }
 
-#[test]
 fn bad_cron_expressions_and_unusable_specs_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -220,7 +217,6 @@ fn bad_cron_expressions_and_unusable_specs_are_refused_by_name() {
     assert_eq!(store.next_schedule_due().unwrap(), None);
 }
 
-#[test]
 fn duplicate_and_unknown_ids_are_named_errors() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -254,7 +250,6 @@ fn duplicate_and_unknown_ids_are_named_errors() {
     assert_eq!(store.list_schedules().unwrap().len(), 1);
 }
 
-#[test]
 fn skip_drops_a_fire_while_the_previous_run_is_open() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -279,7 +274,6 @@ fn skip_drops_a_fire_while_the_previous_run_is_open() {
     assert!(store.schedule_blockers().unwrap().is_empty());
 }
 
-#[test]
 fn buffer_one_starts_the_buffered_fire_once_the_previous_run_closes() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -326,7 +320,6 @@ fn buffer_one_starts_the_buffered_fire_once_the_previous_run_closes() {
     assert_eq!(counters(&store, "s"), (2, 1, 0));
 }
 
-#[test]
 fn allow_all_starts_a_run_for_every_fire() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -341,7 +334,6 @@ fn allow_all_starts_a_run_for_every_fire() {
     assert!(store.schedule_blockers().unwrap().is_empty());
 }
 
-#[test]
 fn catch_up_includes_a_fire_exactly_one_window_old() {
     let window = Duration::from_secs(2 * 3600);
     let now = plus(h(1), 2 * HOUR); // h(3): h(1) is exactly one window old
@@ -371,7 +363,6 @@ fn catch_up_includes_a_fire_exactly_one_window_old() {
     }
 }
 
-#[test]
 fn catch_up_skips_and_counts_a_fire_one_millisecond_older_than_the_window() {
     let window = Duration::from_secs(2 * 3600);
     let now = plus(h(3), 1); // h(1) is one window and 1 ms old
@@ -400,7 +391,6 @@ fn catch_up_skips_and_counts_a_fire_one_millisecond_older_than_the_window() {
     }
 }
 
-#[test]
 fn a_long_outage_skips_everything_older_than_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -430,7 +420,6 @@ fn a_long_outage_skips_everything_older_than_the_window() {
     assert_eq!(describe(&store, "late").last_fire, None);
 }
 
-#[test]
 fn catch_up_behind_an_open_run_follows_the_policy() {
     for (policy, started, buffered, skipped) in [
         (OverlapPolicy::Skip, 0, None, 3),
@@ -451,7 +440,6 @@ fn catch_up_behind_an_open_run_follows_the_policy() {
     }
 }
 
-#[test]
 fn a_paused_schedule_does_not_fire_and_resuming_catches_up_within_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -484,7 +472,6 @@ fn a_paused_schedule_does_not_fire_and_resuming_catches_up_within_the_window() {
     assert_eq!(started_ids(&store, h(4)), vec![wid("s", h(4))]);
 }
 
-#[test]
 fn a_paused_schedule_keeps_its_buffered_fire_until_resumed() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -507,7 +494,6 @@ fn a_paused_schedule_keeps_its_buffered_fire_until_resumed() {
     );
 }
 
-#[test]
 fn an_existing_run_of_a_fires_id_is_never_started_twice() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -531,7 +517,6 @@ fn an_existing_run_of_a_fires_id_is_never_started_twice() {
     assert_eq!(d.next_fire, Some(h(2)));
 }
 
-#[test]
 fn schedules_are_listed_in_creation_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -547,7 +532,6 @@ fn schedules_are_listed_in_creation_order() {
     assert_eq!(started, vec![1, 0, 1]);
 }
 
-#[test]
 fn schedules_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let (before, first) = {
@@ -590,7 +574,6 @@ fn schedules_survive_a_reopen() {
     assert_eq!(ids, vec!["buffered", "paused", "third"]);
 }
 
-#[test]
 fn blockers_follow_the_previous_workflow_to_its_latest_run() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -680,4 +663,24 @@ fn schedule_records_match_their_fixtures() {
         let decoded: ScheduleRecord = decode(&stored).unwrap();
         assert_eq!(decoded, record, "{name}: fixture no longer decodes");
     }
+}
+
+on_both_engines! {
+    fn an_interval_fires_on_its_multiples_and_names_runs_by_fire_time;
+    fn a_cron_trigger_fires_at_its_matches_in_utc;
+    fn bad_cron_expressions_and_unusable_specs_are_refused_by_name;
+    fn duplicate_and_unknown_ids_are_named_errors;
+    fn skip_drops_a_fire_while_the_previous_run_is_open;
+    fn buffer_one_starts_the_buffered_fire_once_the_previous_run_closes;
+    fn allow_all_starts_a_run_for_every_fire;
+    fn catch_up_includes_a_fire_exactly_one_window_old;
+    fn catch_up_skips_and_counts_a_fire_one_millisecond_older_than_the_window;
+    fn a_long_outage_skips_everything_older_than_the_window;
+    fn catch_up_behind_an_open_run_follows_the_policy;
+    fn a_paused_schedule_does_not_fire_and_resuming_catches_up_within_the_window;
+    fn a_paused_schedule_keeps_its_buffered_fire_until_resumed;
+    fn an_existing_run_of_a_fires_id_is_never_started_twice;
+    fn schedules_are_listed_in_creation_order;
+    fn schedules_survive_a_reopen;
+    fn blockers_follow_the_previous_workflow_to_its_latest_run;
 }

@@ -10,7 +10,6 @@ fn timer_cmds(store: &Store, run: RunId) -> Vec<PendingTimer> {
     store.run_record(run).unwrap().unwrap().pending_timers
 }
 
-#[test]
 fn a_timer_fires_only_when_due_and_only_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -38,7 +37,6 @@ fn a_timer_fires_only_when_due_and_only_once() {
     assert_eq!(task.inbox, vec![Event::TimerFired { cmd: CommandSeq(1) }]);
 }
 
-#[test]
 fn a_cancelled_timer_never_fires() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -73,7 +71,6 @@ fn a_cancelled_timer_never_fires() {
     );
 }
 
-#[test]
 fn a_timer_started_and_cancelled_in_one_activation_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -92,7 +89,6 @@ fn a_timer_started_and_cancelled_in_one_activation_leaves_nothing() {
     assert_eq!(store.fire_due(at(1_000_000)).unwrap(), 0);
 }
 
-#[test]
 fn timers_survive_a_restart_and_overdue_ones_fire_once() {
     let dir = tempfile::tempdir().unwrap();
     let run = {
@@ -120,7 +116,6 @@ fn timers_survive_a_restart_and_overdue_ones_fire_once() {
     );
 }
 
-#[test]
 fn racing_timer_services_fire_each_timer_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -144,4 +139,12 @@ fn racing_timer_services_fire_each_timer_once() {
             vec![Event::TimerFired { cmd: CommandSeq(1) }]
         );
     }
+}
+
+on_both_engines! {
+    fn racing_timer_services_fire_each_timer_once;
+    fn a_timer_fires_only_when_due_and_only_once;
+    fn a_cancelled_timer_never_fires;
+    fn a_timer_started_and_cancelled_in_one_activation_leaves_nothing;
+    fn timers_survive_a_restart_and_overdue_ones_fire_once;
 }

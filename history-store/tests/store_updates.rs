@@ -54,7 +54,6 @@ fn state(store: &Store, run: RunId, update_id: &str) -> UpdateState {
     store.update_record(run, update_id).unwrap().unwrap().state
 }
 
-#[test]
 fn a_request_waits_in_the_inbox_and_a_repeat_is_the_same_request() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -72,7 +71,6 @@ fn a_request_waits_in_the_inbox_and_a_repeat_is_the_same_request() {
     assert!(store.update_record(run, "other").unwrap().is_none());
 }
 
-#[test]
 fn a_rejected_update_is_answered_and_leaves_no_trace_in_the_history() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -103,7 +101,6 @@ fn a_rejected_update_is_answered_and_leaves_no_trace_in_the_history() {
     );
 }
 
-#[test]
 fn an_accepted_update_is_answered_by_the_commit_of_its_result() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -151,7 +148,6 @@ fn an_accepted_update_is_answered_by_the_commit_of_its_result() {
     assert!(!kinds.contains(&"UpdateRequested"));
 }
 
-#[test]
 fn commits_that_skip_a_step_or_record_a_request_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -196,7 +192,6 @@ fn commits_that_skip_a_step_or_record_a_request_are_refused() {
     assert_eq!(state(&store, run, "u1"), UpdateState::Accepted);
 }
 
-#[test]
 fn requests_to_closed_or_unknown_workflows_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -220,7 +215,6 @@ fn requests_to_closed_or_unknown_workflows_are_refused() {
     assert!(store.update_record(run, "u1").unwrap().is_none());
 }
 
-#[tokio::test]
 async fn a_waiter_learns_the_answer_or_that_the_run_closed_first() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -263,4 +257,13 @@ async fn a_waiter_learns_the_answer_or_that_the_run_closed_first() {
         store.wait_update(run, "never").await,
         Err(StoreError::UpdateNotFound { .. })
     ));
+}
+
+on_both_engines! {
+    fn a_request_waits_in_the_inbox_and_a_repeat_is_the_same_request;
+    fn a_rejected_update_is_answered_and_leaves_no_trace_in_the_history;
+    fn an_accepted_update_is_answered_by_the_commit_of_its_result;
+    fn commits_that_skip_a_step_or_record_a_request_are_refused;
+    fn requests_to_closed_or_unknown_workflows_are_refused;
+    async fn a_waiter_learns_the_answer_or_that_the_run_closed_first;
 }

@@ -1,15 +1,19 @@
 //! Helpers shared by the store's integration tests: a store in a temporary
-//! directory and short builders for activations. Every time is explicit so
-//! the tests never depend on the wall clock.
+//! directory (or, under [`on_both_engines!`], in memory: see [`open`]) and
+//! short builders for activations. Every time is explicit so the tests
+//! never depend on the wall clock.
 
 // Each test file uses a different subset.
 #![allow(dead_code)]
 
 use refrain_history::{
     ActivationCommit, ActivityOptions, Callsite, CommandSeq, DurabilityMode, Event,
-    IdConflictPolicy, Payload, RunId, StartRequest, Store, StoreConfig, Timestamp, WorkflowTask,
+    IdConflictPolicy, MemoryStorage, Payload, RunId, StartRequest, Store, StoreConfig, Timestamp,
+    WorkflowTask,
 };
-use std::path::Path;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A fixed origin for test clocks.
@@ -30,9 +34,86 @@ pub fn fast_config() -> StoreConfig {
     }
 }
 
-pub fn open(dir: &Path) -> Store {
-    Store::open(dir, fast_config()).expect("open store")
+/// The engine a test thread's stores open on.
+#[derive(Clone, Copy, Debug)]
+pub enum Engine {
+    Sled,
+    Memory,
 }
+
+thread_local! {
+    static ENGINE: Cell<Engine> = const { Cell::new(Engine::Sled) };
+    /// The in-memory "directories" of this test thread: opening the same
+    /// path again reopens the same storage, as a restart would.
+    static MEMORY: RefCell<HashMap<PathBuf, MemoryStorage>> = RefCell::default();
+}
+
+/// Runs `test` with every [`open`] of this thread on `engine`.
+pub fn on_engine(engine: Engine, test: impl FnOnce()) {
+    ENGINE.with(|e| e.set(engine));
+    test();
+}
+
+/// [`on_engine`] for an async test, on a current-thread runtime (so that
+/// every `open` runs on this thread).
+pub fn on_engine_async<F: std::future::Future<Output = ()>>(
+    engine: Engine,
+    test: impl FnOnce() -> F,
+) {
+    on_engine(engine, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(test())
+    })
+}
+
+/// Opens the store "in" `dir`: sled in the directory, or, when the test
+/// runs on the memory engine, the memory storage this thread keeps for
+/// `dir` (so that opening it again after dropping the store is a restart).
+pub fn open(dir: &Path) -> Store {
+    match ENGINE.with(Cell::get) {
+        Engine::Sled => Store::open(dir, fast_config()).expect("open store"),
+        Engine::Memory => {
+            let storage =
+                MEMORY.with(|m| m.borrow_mut().entry(dir.to_path_buf()).or_default().clone());
+            Store::open_in_memory(&storage, fast_config()).expect("open store in memory")
+        }
+    }
+}
+
+/// Turns the listed test functions (written without `#[test]`) into two
+/// tests each, `on_sled::name` and `on_memory::name`: the same test of the
+/// store's behaviour on either engine. A test that reopens its store with
+/// [`open`] restarts it on both.
+#[allow(unused_macros)] // Not every test file has tests for both.
+macro_rules! on_both_engines {
+    ($(fn $name:ident;)* $(async fn $async_name:ident;)*) => {
+        mod on_sled {
+            $(#[test]
+            fn $name() {
+                super::common::on_engine(super::common::Engine::Sled, super::$name)
+            })*
+            $(#[test]
+            fn $async_name() {
+                super::common::on_engine_async(super::common::Engine::Sled, super::$async_name)
+            })*
+        }
+        mod on_memory {
+            $(#[test]
+            fn $name() {
+                super::common::on_engine(super::common::Engine::Memory, super::$name)
+            })*
+            $(#[test]
+            fn $async_name() {
+                super::common::on_engine_async(super::common::Engine::Memory, super::$async_name)
+            })*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_engines;
 
 pub fn payload(s: &str) -> Payload {
     Payload::from_bytes(s.as_bytes().to_vec())
