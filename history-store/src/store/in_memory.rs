@@ -68,3 +68,122 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Callsite, Event, FailureCause, Payload, TimeoutKind};
+    use crate::ids::{CommandSeq, Timestamp};
+    use crate::options::{ActivityOptions, RetryPolicy};
+    use crate::store::api::{ActivationCommit, ActivityResolution, IdConflictPolicy, StartRequest};
+    use crate::store::records::ActivityState;
+    use std::time::Duration;
+
+    fn payload(s: &str) -> Payload {
+        Payload::from_bytes(s.as_bytes().to_vec())
+    }
+
+    /// A run whose first activation (at `t`) schedules activity 1 with a
+    /// ten-second start-to-close and retries 500 ms apart.
+    fn with_activity(store: &Store, t: Timestamp) -> crate::ids::RunId {
+        let run = store
+            .start_workflow(StartRequest {
+                workflow_id: "order-1".into(),
+                workflow_type: "order-to-cash".into(),
+                input: payload("{}"),
+                on_conflict: IdConflictPolicy::Reject,
+                seed: 7,
+                now: t,
+            })
+            .unwrap()
+            .run;
+        let task = store.claim_workflow_task(run).unwrap().unwrap();
+        let mut events = vec![Event::ActivationStarted { time: t }];
+        events.extend(task.inbox.iter().cloned());
+        events.push(Event::ActivityScheduled {
+            cmd: CommandSeq(1),
+            activity_type: "reserve-stock".into(),
+            input: payload("\"sku-1\""),
+            options: ActivityOptions {
+                start_to_close: Some(Duration::from_secs(10)),
+                schedule_to_close: None,
+                heartbeat_timeout: None,
+                retry: RetryPolicy::exponential()
+                    .initial_interval(Duration::from_millis(500))
+                    .max_attempts(0),
+            },
+            callsite: Callsite {
+                file: "order.rs".into(),
+                line: 1,
+                column: 1,
+            },
+        });
+        store
+            .commit_activation(ActivationCommit {
+                run,
+                token: task.token,
+                expected_last_seq: task.record.last_seq,
+                inbox_upto: task.inbox_upto,
+                events,
+                rejected_updates: Vec::new(),
+            })
+            .unwrap();
+        run
+    }
+
+    #[test]
+    fn a_timed_out_attempt_is_retried_and_only_the_retry_may_answer() {
+        let store = Store::in_memory(StoreConfig::default());
+        assert_eq!(store.path(), std::path::Path::new(""));
+        let t0 = Timestamp(1_700_000_000_000);
+        let at = |ms: u64| Timestamp(t0.0 + ms);
+        let run = with_activity(&store, t0);
+
+        let slow = store.claim_activity_tasks(t0, 10).unwrap().remove(0);
+        assert_eq!(slow.deadline, at(10_000));
+        assert_eq!(store.fire_due(at(9_999)).unwrap(), 0);
+        assert_eq!(
+            store.fire_due(at(10_000)).unwrap(),
+            1,
+            "the attempt expires"
+        );
+        let task = store.activity_task(run, slow.cmd).unwrap().unwrap();
+        assert_eq!(task.attempt, 2);
+        assert_eq!(
+            task.state,
+            ActivityState::Scheduled {
+                visible_at: at(10_500)
+            }
+        );
+        assert_eq!(
+            task.last_failure.map(|f| f.cause),
+            Some(FailureCause::Timeout(TimeoutKind::StartToClose))
+        );
+
+        // The retry is running when the first attempt's result arrives:
+        // only its token tells the two apart.
+        let retry = store
+            .claim_activity_tasks(at(10_500), 10)
+            .unwrap()
+            .remove(0);
+        assert_eq!((retry.cmd, retry.attempt), (slow.cmd, 2));
+        let late =
+            store.complete_activity(run, slow.cmd, slow.token, Ok(payload("late")), at(10_501));
+        assert!(
+            matches!(late, Err(StoreError::StaleActivity { run: r, cmd }) if r == run && cmd == slow.cmd),
+            "{late:?}"
+        );
+        let done =
+            store.complete_activity(run, retry.cmd, retry.token, Ok(payload("ok")), at(10_600));
+        assert_eq!(done.unwrap(), ActivityResolution::Recorded);
+        let task = store.claim_workflow_task(run).unwrap().unwrap();
+        assert_eq!(
+            task.inbox,
+            vec![Event::ActivityCompleted {
+                cmd: CommandSeq(1),
+                attempt: 2,
+                result: payload("ok"),
+            }]
+        );
+    }
+}
