@@ -10,6 +10,7 @@ use super::engine::Engine;
 use super::tx::Trees;
 use super::{bump_epoch, schedules, Store};
 use crate::error::StoreError;
+use crate::ids::Timestamp;
 use std::path::PathBuf;
 
 impl Store {
@@ -47,6 +48,16 @@ impl Store {
         storage: &MemoryStorage,
         config: StoreConfig,
     ) -> Result<Store, StoreError> {
+        Store::open_in_memory_at(storage, config, Timestamp::now())
+    }
+
+    /// [`Store::open_in_memory`] with `now` as the time the open fails
+    /// orphaned attempts at (a test's clock).
+    pub(super) fn open_in_memory_at(
+        storage: &MemoryStorage,
+        config: StoreConfig,
+        now: Timestamp,
+    ) -> Result<Store, StoreError> {
         let engine = Engine::memory(storage, config.lock_timeout)?;
         let trees = Trees::open(&engine)?;
         let schedule_trees = schedules::ScheduleTrees::open(&engine)?;
@@ -56,6 +67,7 @@ impl Store {
             flusher,
             (PathBuf::new(), config, epoch),
             (trees, schedule_trees),
+            now,
         )
     }
 

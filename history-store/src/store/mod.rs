@@ -48,6 +48,8 @@ mod human_tasks;
 mod in_memory;
 mod integrity;
 mod journal;
+#[cfg(test)]
+mod model;
 mod progress;
 mod ready;
 mod recovery;
@@ -258,7 +260,13 @@ impl Store {
     /// [`Store::open_read_only`] and [`Store::verify`]); `Storage` for
     /// other sled failures; `Corrupt` if the meta counters cannot be read.
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store, StoreError> {
-        let path = path.as_ref().to_path_buf();
+        Store::open_at(path.as_ref(), config, Timestamp::now())
+    }
+
+    /// [`Store::open`] with `now` as the time the open fails orphaned
+    /// attempts at (a test's clock).
+    fn open_at(path: &Path, config: StoreConfig, now: Timestamp) -> Result<Store, StoreError> {
+        let path = path.to_path_buf();
         let db = open_db(&path, &config).map_err(|e| integrity::damaged_at_open(&path, e))?;
         // Before the first write of ours: a damaged store stays as found.
         integrity::check_at_open(&path, &db).map_err(|e| integrity::damaged_at_open(&path, e))?;
@@ -291,16 +299,18 @@ impl Store {
                 integrity::Watermark::open(&path)?,
             ),
         )?;
-        Store::start(flusher, (path, config, epoch), (trees, schedule_trees))
+        Store::start(flusher, (path, config, epoch), (trees, schedule_trees), now)
     }
 
     /// The store over `trees`, once its storage is open, its epoch bumped
     /// and its flusher running: what every open does next, on either
-    /// engine (see [`Store::open`]).
+    /// engine (see [`Store::open`]); `now` is the time orphaned attempts
+    /// fail at.
     fn start(
         flusher: Flusher,
         (path, config, epoch): (PathBuf, StoreConfig, u64),
         (trees, schedule_trees): (Trees, schedules::ScheduleTrees),
+        now: Timestamp,
     ) -> Result<Store, StoreError> {
         let batcher = batch::Batcher::start(trees.clone())?;
         let inner = Inner::new(
@@ -309,7 +319,7 @@ impl Store {
             (trees, schedule_trees),
             None,
         );
-        inner.expire_orphaned_attempts(Timestamp::now())?;
+        inner.expire_orphaned_attempts(now)?;
         for key in inner.trees.ready.iter().keys() {
             let key = key?;
             match keys::parse_run_key(&key) {

@@ -399,6 +399,17 @@ pub(super) struct ScheduleTrees {
 }
 
 impl ScheduleTrees {
+    /// The trees by name, for tests that compare whole stores.
+    #[cfg(test)]
+    pub(super) fn tables(&self) -> [(&'static str, &Table); 4] {
+        [
+            ("schedules", &self.schedules),
+            ("schedule_ids", &self.ids),
+            ("schedule_due", &self.due),
+            ("schedule_buffered", &self.buffered),
+        ]
+    }
+
     pub(super) fn open(engine: &Engine) -> Result<ScheduleTrees, StoreError> {
         Ok(ScheduleTrees {
             schedules: engine.open_table("schedules")?,
