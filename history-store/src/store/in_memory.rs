@@ -18,7 +18,9 @@ impl Store {
     /// opened with [`Store::open`], with nothing written to disk. Its
     /// [`DurabilityMode`](crate::DurabilityMode) only decides whether
     /// [`Store::durable`] waits for a (no-op) group flush; nothing survives
-    /// the process. [`Store::path`] is empty. To restart it, keep its
+    /// the process. [`Store::path`] is empty; [`Store::verify`] checks
+    /// its tables as it would a directory's ([`Store::open_read_only`]
+    /// opens directories only). To restart it, keep its
     /// [`Store::memory_storage`], drop every handle, and
     /// [`Store::open_in_memory`] again.
     ///

@@ -1,9 +1,14 @@
-//! The sled-backed store. Every durable state transition of Refrain happens
-//! here, each in one transaction (atomic over several trees through the
-//! store's `journal`, not sled's own transactions); transitions that
-//! arrive together share one transaction (`batch`), each with its own
-//! checks and its own outcome. Acknowledgement waits for [`Store::durable`], which shares one
-//! flush (+ fsync) between all concurrent callers (group commit).
+//! The store. Every durable state transition of Refrain happens here, each
+//! in one transaction (atomic over several trees); transitions that arrive
+//! together share one transaction (`batch`), each with its own checks and
+//! its own outcome. Acknowledgement waits for [`Store::durable`], which
+//! shares one flush (+ fsync) between all concurrent callers (group
+//! commit).
+//!
+//! Transitions reach storage through `engine` only: sled in a directory
+//! ([`Store::open`]; atomic through the store's `journal`, not sled's own
+//! transactions), or ordered maps in memory ([`Store::in_memory`]), with
+//! the same tables, bytes and semantics.
 //!
 //! Trees (all keys from [`crate::keys`]; records and events go through
 //! [`crate::codec`], plain numbers are stored as u64 BE):
@@ -25,11 +30,12 @@
 //! | `journal` | entry (u64 BE) ++ chunk (u32 BE) | a transaction's writes while they are applied (`journal`) |
 //! | `schedules`, `schedule_ids`, `schedule_due`, `schedule_buffered` | see [`schedules`] | |
 //!
-//! Lease tokens come from sled's id generator, which stays unique across
-//! restarts, so no counter of ours has to be read in every claim. Corrupt
-//! records found through a time index (`timers`, `activity_ready`,
-//! `activity_deadlines`) are logged and skipped until the next open, so one
-//! damaged run never stalls the others.
+//! Lease tokens come from the engine's id generator (sled's, or a counter
+//! kept with the memory tables), which stays unique across restarts, so
+//! no counter of ours has to be read in every claim. Corrupt records found
+//! through a time index (`timers`, `activity_ready`, `activity_deadlines`)
+//! are logged and skipped until the next open, so one damaged run never
+//! stalls the others.
 
 pub mod api;
 pub mod records;
