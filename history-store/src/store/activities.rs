@@ -10,8 +10,7 @@
 
 use super::batch::block_on;
 use super::commit::CommitTx;
-use super::engine::Bytes;
-use super::engine::TxTree;
+use super::engine::{Bytes, TxTree};
 use super::tx::{
     abort, check_payload, decode, decode_u64, encode, finish, get_run, push_inbox, put_run,
     TxResult,

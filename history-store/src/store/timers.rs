@@ -5,8 +5,7 @@
 //! however many callers race.
 
 use super::activities::{binding_timeout, deadline_token, fail_attempt, task_transaction};
-use super::engine::TxTree;
-use super::engine::{Bytes, Table};
+use super::engine::{Bytes, Table, TxTree};
 use super::tx::{abort, decode, finish, get_run, push_inbox, put_run, TxResult};
 use super::Inner;
 use crate::codec::CodecError;
