@@ -32,6 +32,7 @@ mod error;
 mod event;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
+mod history_store;
 mod ids;
 pub mod keys;
 mod options;
@@ -44,6 +45,11 @@ pub use error::StoreError;
 pub use event::{
     Callsite, Event, Failure, FailureCause, ParentClosePolicy, ParentRef, Payload, SignalRecord,
     TimeoutKind, HISTORY_LIMIT_KIND,
+};
+pub use history_store::{
+    ActivityError, AttemptRef, BackendError, CommitError, HistoryStore, HumanTaskDecision,
+    HumanTaskError, PageRequest, QueryError, ReadError, RunCursor, RunOpError, RunPage,
+    ScheduleError, StartError, UpdateError, UpdateRequest,
 };
 pub use ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 pub use options::{ActivityOptions, RetryPolicy};
