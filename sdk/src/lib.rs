@@ -86,9 +86,9 @@ pub use update::Update;
 pub use workflow::{Signal, Workflow};
 
 pub use refrain_history::{
-    ActivityOptions, DurabilityMode, Event, Failure, FailureCause, IdConflictPolicy,
-    ParentClosePolicy, Payload, RetryPolicy, RunFilter, RunId, RunStatus, Store, StoreConfig,
-    StoreError, TimeoutKind, WorkflowId,
+    ActivityOptions, DurabilityMode, Event, Failure, FailureCause, HistoryStore, IdConflictPolicy,
+    ParentClosePolicy, Payload, RetryPolicy, RunCursor, RunFilter, RunId, RunPage, RunStatus,
+    Store, StoreConfig, StoreError, TimeoutKind, WorkflowId,
 };
 
 /// The warnings of [`deterministic`]: identity functions whose deprecation

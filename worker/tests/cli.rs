@@ -127,7 +127,7 @@ fn fixture() -> Fixture {
         let stuck = client.start::<Stuck>("stuck-1", ()).await.unwrap();
         let give_up = Instant::now() + Duration::from_secs(30);
         loop {
-            let d = client.describe("stuck-1").unwrap();
+            let d = client.describe("stuck-1").await.unwrap();
             let retried = d
                 .pending_activities
                 .iter()

@@ -490,3 +490,10 @@ fn tasks_of(store: &Store, runs: Vec<RunId>) -> Result<Vec<WorkflowTask>, ReadEr
     }
     Ok(tasks)
 }
+
+/// So that `Client::new(store)` takes a `Store` as it is.
+impl From<Store> for std::sync::Arc<dyn HistoryStore> {
+    fn from(store: Store) -> Self {
+        std::sync::Arc::new(store)
+    }
+}
