@@ -28,6 +28,8 @@
 //! ```
 
 pub mod codec;
+#[cfg(feature = "test-support")]
+pub mod conformance;
 mod error;
 mod event;
 #[cfg(any(test, feature = "test-support"))]

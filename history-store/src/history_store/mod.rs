@@ -213,6 +213,12 @@ pub trait HistoryStore: Send + Sync {
         wait: Duration,
     ) -> Result<Vec<WorkflowTask>, ReadError>;
 
+    /// The workflow task of `run` for a worker that brings results of its
+    /// own (attempts it completed in process, for `commit_activation`'s
+    /// `local`): a task for an open run even when nothing waits in its
+    /// inbox. `None` if the run is closed, missing, or leased.
+    async fn workflow_task(&self, run: RunId) -> Result<Option<WorkflowTask>, ReadError>;
+
     /// Commits one activation of a task, durably, in one transaction; with
     /// `local`, it also resolves attempts completed in the worker's process
     /// (their results are among the commit's events) and claims for the

@@ -304,6 +304,11 @@ impl HistoryStore for Store {
         }
     }
 
+    async fn workflow_task(&self, run: RunId) -> Result<Option<WorkflowTask>, ReadError> {
+        // Plain reads, no transaction.
+        Ok(self.begin_workflow_task_with_results(run)?)
+    }
+
     async fn commit_activation(
         &self,
         commit: ActivationCommit,
