@@ -700,7 +700,8 @@ pub enum ActivityError {
         run: RunId,
         /// The activity's command.
         cmd: CommandSeq,
-        /// The attempt that presented the token.
+        /// The attempt that presented the token (0 if the backend's report
+        /// did not name it; the sled implementation always does).
         attempt: u32,
     },
     /// The result or the heartbeat details exceed the store's limit.

@@ -59,8 +59,8 @@
 //! - **Starting eagerly** (a start whose first activation a worker of the
 //!   same process runs and commits with it): for sled it stays behind
 //!   [`HistoryStore::start`], through the store's `EagerStarter`, as
-//!   before. Over a network the start would carry its first activation;
-//!   the request type has room for it when that is written.
+//!   before. Over a network the start would carry its first activation,
+//!   in a method of its own with a default (see [`HistoryStore::start`]).
 //! - **The worker** itself still uses the sled `Store` directly (its
 //!   pipelined commits, ready queue and notifications); moving it onto
 //!   this trait is the next step.
@@ -98,6 +98,12 @@ pub trait HistoryStore: Send + Sync {
     /// Starts a run of `req.workflow_id` under `req.on_conflict` (see
     /// [`IdConflictPolicy`](crate::IdConflictPolicy)); durable when it
     /// returns. `started: false` when the policy returned an existing run.
+    ///
+    /// A start that carries the run's first activation (an eager start
+    /// across the seam) will be a method of its own, with a default that
+    /// makes this start and then commits the activation, so backends that
+    /// cannot do both at once need not change. For sled, starts of types a
+    /// worker of this process runs are already eager behind this method.
     async fn start(&self, req: StartRequest) -> Result<StartOutcome, StartError>;
 
     /// Delivers signal `name` with `payload` to the open latest run of
