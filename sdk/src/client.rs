@@ -12,10 +12,9 @@ use rand::RngCore;
 #[cfg(doc)]
 use refrain_history::Store;
 use refrain_history::{
-    ActivityState, BackendError, CommandSeq, EventSeq, Failure, HistoryStore, HumanTaskError,
-    IdConflictPolicy, PageRequest, PendingTimer, ReadError, RunCursor, RunFilter, RunId,
-    RunOpError, RunPage, RunRecord, RunStatus, RunSummary, StartError, StartRequest, Timestamp,
-    UpdateError, UpdateRequest, WorkflowId,
+    ActivityState, BackendError, CommandSeq, EventSeq, Failure, HistoryStore, IdConflictPolicy,
+    PageRequest, PendingTimer, ReadError, RunCursor, RunFilter, RunId, RunPage, RunRecord,
+    RunStatus, RunSummary, StartRequest, Timestamp, UpdateRequest, WorkflowId,
 };
 use std::fmt;
 use std::marker::PhantomData;
@@ -659,108 +658,6 @@ const LIST_PAGE: usize = 500;
 impl From<PayloadError> for ClientError {
     fn from(e: PayloadError) -> Self {
         ClientError::Payload(e)
-    }
-}
-
-impl From<StartError> for ClientError {
-    fn from(e: StartError) -> Self {
-        match e {
-            StartError::AlreadyRunning { workflow_id, run } => {
-                ClientError::AlreadyRunning { workflow_id, run }
-            }
-            StartError::PayloadTooLarge { size, limit } => {
-                ClientError::PayloadTooLarge { size, limit }
-            }
-            StartError::Damaged { run, source } => ClientError::Damaged { run, source },
-            StartError::Storage { source } => ClientError::Storage { source },
-            other => ClientError::Storage {
-                source: Box::new(other),
-            },
-        }
-    }
-}
-
-impl From<RunOpError> for ClientError {
-    fn from(e: RunOpError) -> Self {
-        match e {
-            RunOpError::NotFound { workflow_id } => ClientError::NotFound { workflow_id },
-            RunOpError::Closed {
-                workflow_id,
-                status,
-                ..
-            } => ClientError::Closed {
-                workflow_id,
-                status,
-            },
-            RunOpError::PayloadTooLarge { size, limit } => {
-                ClientError::PayloadTooLarge { size, limit }
-            }
-            RunOpError::Damaged { run, source } => ClientError::Damaged { run, source },
-            RunOpError::Storage { source } => ClientError::Storage { source },
-            other => ClientError::Storage {
-                source: Box::new(other),
-            },
-        }
-    }
-}
-
-impl From<UpdateError> for ClientError {
-    fn from(e: UpdateError) -> Self {
-        match e {
-            UpdateError::NotFound { workflow_id } => ClientError::NotFound { workflow_id },
-            UpdateError::Closed {
-                workflow_id,
-                status,
-                ..
-            } => ClientError::Closed {
-                workflow_id,
-                status,
-            },
-            UpdateError::PayloadTooLarge { size, limit } => {
-                ClientError::PayloadTooLarge { size, limit }
-            }
-            UpdateError::Damaged { run, source } => ClientError::Damaged { run, source },
-            UpdateError::Storage { source } => ClientError::Storage { source },
-            other => ClientError::Storage {
-                source: Box::new(other),
-            },
-        }
-    }
-}
-
-impl From<ReadError> for ClientError {
-    fn from(e: ReadError) -> Self {
-        match e {
-            ReadError::RunNotFound { run } => ClientError::RunNotFound { run },
-            ReadError::BadCursor { cursor } => ClientError::BadCursor { cursor },
-            ReadError::Damaged { run, source } => ClientError::Damaged { run, source },
-            ReadError::Storage { source } => ClientError::Storage { source },
-            other => ClientError::Storage {
-                source: Box::new(other),
-            },
-        }
-    }
-}
-
-impl From<HumanTaskError> for ClientError {
-    fn from(e: HumanTaskError) -> Self {
-        match e {
-            HumanTaskError::NotFound { run, cmd } => ClientError::HumanTaskNotFound {
-                task: format!("{cmd} of {run}"),
-            },
-            HumanTaskError::Closed { run, cmd, why } => ClientError::HumanTaskClosed {
-                task: format!("{cmd} of {run}"),
-                why,
-            },
-            HumanTaskError::PayloadTooLarge { size, limit } => {
-                ClientError::PayloadTooLarge { size, limit }
-            }
-            HumanTaskError::Damaged { run, source } => ClientError::Damaged { run, source },
-            HumanTaskError::Storage { source } => ClientError::Storage { source },
-            other => ClientError::Storage {
-                source: Box::new(other),
-            },
-        }
     }
 }
 

@@ -46,6 +46,7 @@
 mod activity;
 mod child;
 mod client;
+mod client_error;
 mod combinators;
 mod commands;
 mod context;

@@ -69,11 +69,13 @@
 
 mod errors;
 mod sled;
+mod worker_errors;
 
 pub use errors::{
-    ActivityError, BackendError, CommitError, HumanTaskError, QueryError, ReadError, RunOpError,
-    ScheduleError, StartError, UpdateError,
+    BackendError, HumanTaskError, QueryError, ReadError, RunOpError, ScheduleError, StartError,
+    UpdateError,
 };
+pub use worker_errors::{ActivityError, CommitError};
 
 use crate::event::{Event, Failure, Payload};
 use crate::ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
