@@ -4,12 +4,16 @@
 //! ```ignore
 //! // tests/conformance.rs of a backend crate (tokio with `macros` as a
 //! // dev-dependency):
-//! refrain_history::history_store_conformance!(my_backend::fixture);
+//! mod postgres {
+//!     refrain_history::history_store_conformance!(my_backend::fixture);
+//! }
 //! ```
 //!
 //! The macro expands to one `#[tokio::test]` per case, named after the
-//! case, each calling the constructor for a fresh, empty backend (a
-//! [`Fixture`]). The cases speak only through the trait: the client side
+//! case (so a failure names it), each calling the constructor for a fresh,
+//! empty backend (a [`Fixture`]). Put each backend's invocation in a module
+//! of its own, as above, so that several backends' cases can live in one
+//! test file. The cases speak only through the trait: the client side
 //! ([`client`]) and the worker side with its services ([`worker`]). They
 //! build activations as a worker would (the marker, the inbox it was
 //! given, then its commands) and use the wall clock only as a backend
