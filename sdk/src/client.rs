@@ -22,6 +22,18 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Starts, signals and inspects workflows in a store.
+///
+/// ```no_run
+/// use refrain::{Client, HistoryStore, Store, StoreConfig};
+/// use std::sync::Arc;
+/// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = Store::open("./refrain-data", StoreConfig::default())?;
+/// let client = Client::new(store.clone()); // the embedded store
+/// let backend: Arc<dyn HistoryStore> = Arc::new(store);
+/// let same_data = Client::new(backend); // any backend of the seam
+/// # let _ = (client, same_data);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Client {
     store: Arc<dyn HistoryStore>,

@@ -41,7 +41,9 @@
 //! ```
 //!
 //! The worker that runs these lives in the `refrain-worker` crate; the
-//! store in `refrain-history`.
+//! store in `refrain-history`. A [`Client`] starts, signals and reads
+//! workflows through that crate's [`HistoryStore`] seam, over the embedded
+//! sled [`Store`] or any other backend.
 
 mod activity;
 mod child;
