@@ -623,7 +623,7 @@ pub async fn run(
         }
         Err(e) => return Err(e.into()),
     };
-    print_history(client, &id)?;
+    print_history(client, &id).await?;
     Ok((id, outcome))
 }
 
@@ -636,7 +636,7 @@ pub async fn run(
 /// # Errors
 /// Storage errors, or no escalation within 30 s.
 pub async fn director_answers(client: &Client, id: &str, approve: bool) -> Result<()> {
-    if signal_recorded(client, id, ManagerApproval::NAME)? {
+    if signal_recorded(client, id, ManagerApproval::NAME).await? {
         return Ok(());
     }
     if !wait_for_activity(client, id, EscalateApproval::NAME, Duration::from_secs(30)).await? {

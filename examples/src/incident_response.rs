@@ -582,7 +582,7 @@ pub async fn run(
         }
         Err(e) => return Err(e.into()),
     };
-    print_history(client, INCIDENT)?;
+    print_history(client, INCIDENT).await?;
     Ok((INCIDENT.to_owned(), outcome))
 }
 
@@ -602,7 +602,8 @@ pub async fn play_on_call(client: &Client, id: &str, tier2_acknowledges: bool) -
     loop {
         if !tier1_seen {
             if let Some(t) = client
-                .list_human_tasks(TIER1)?
+                .list_human_tasks(TIER1)
+                .await?
                 .into_iter()
                 .find(|t| t.workflow_id.as_str() == id)
             {
@@ -614,11 +615,16 @@ pub async fn play_on_call(client: &Client, id: &str, tier2_acknowledges: bool) -
             }
         }
         let queued = client
-            .list_human_tasks(TIER2)?
+            .list_human_tasks(TIER2)
+            .await?
             .into_iter()
             .find(|t| t.workflow_id.as_str() == id);
         // Tier 2 acts on the page, once it has reached them.
-        if let Some(task) = queued.filter(|_| paged(client, id, TIER2).unwrap_or(false)) {
+        let queued = match queued {
+            Some(task) if paged(client, id, TIER2).await.unwrap_or(false) => Some(task),
+            _ => None,
+        };
+        if let Some(task) = queued {
             let form: AckForm = task.form()?.expect("the page has a form");
             if !tier2_acknowledges {
                 println!(
@@ -643,7 +649,7 @@ pub async fn play_on_call(client: &Client, id: &str, tier2_acknowledges: bool) -
                 Err(e) => Err(e.into()),
             };
         }
-        if !client.describe(id)?.status().is_open() || Instant::now() > give_up {
+        if !client.describe(id).await?.status().is_open() || Instant::now() > give_up {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -651,9 +657,9 @@ pub async fn play_on_call(client: &Client, id: &str, tier2_acknowledges: bool) -
 }
 
 /// Whether a page to `who` has gone out (its activity completed).
-fn paged(client: &Client, id: &str, who: &str) -> Result<bool> {
+async fn paged(client: &Client, id: &str, who: &str) -> Result<bool> {
     let mut pages = Vec::new();
-    for e in client.history(id)? {
+    for e in client.history(id).await? {
         match e {
             Event::ActivityScheduled {
                 cmd,

@@ -342,20 +342,23 @@ pub async fn start_or_resume<W: Workflow>(
     // Looked up first to tell the reader which case this is; the start
     // itself uses `use_existing`, which never starts a second run of an id
     // (even one whose run closed since the lookup).
-    match client.describe(id) {
+    match client.describe(id).await {
         Ok(d) if !d.status().is_open() => {
             println!(
                 "[main] {id}: already {} in an earlier process; not starting it again",
                 d.status().as_str()
             );
-            Ok((client.handle::<W>(id)?, Begun::AlreadyClosed(d.status())))
+            Ok((
+                client.handle::<W>(id).await?,
+                Begun::AlreadyClosed(d.status()),
+            ))
         }
         Ok(d) => {
             println!(
                 "[main] {id}: resuming {} left open by an earlier process",
                 d.run
             );
-            Ok((client.handle::<W>(id)?, Begun::Resumed))
+            Ok((client.handle::<W>(id).await?, Begun::Resumed))
         }
         Err(ClientError::NotFound { .. }) => {
             println!("[main] {id}: starting");
@@ -375,9 +378,10 @@ pub async fn start_or_resume<W: Workflow>(
 ///
 /// # Errors
 /// Storage errors.
-pub fn signal_recorded(client: &Client, id: &str, name: &str) -> Result<bool> {
+pub async fn signal_recorded(client: &Client, id: &str, name: &str) -> Result<bool> {
     Ok(client
-        .history(id)?
+        .history(id)
+        .await?
         .iter()
         .any(|e| matches!(e, Event::SignalReceived { name: n, .. } if n == name)))
 }
@@ -396,7 +400,7 @@ pub async fn wait_for_activity(
 ) -> Result<bool> {
     let give_up = Instant::now() + timeout;
     loop {
-        let history = client.history(id)?;
+        let history = client.history(id).await?;
         let mut cmds = Vec::new();
         for e in &history {
             match e {
@@ -423,8 +427,8 @@ pub async fn wait_for_activity(
 ///
 /// # Errors
 /// Storage errors.
-pub fn print_history(client: &Client, id: &str) -> Result<()> {
-    let history = client.history(id)?;
+pub async fn print_history(client: &Client, id: &str) -> Result<()> {
+    let history = client.history(id).await?;
     let activations = history
         .iter()
         .filter(|e| matches!(e, Event::ActivationStarted { .. }))

@@ -392,12 +392,12 @@ pub async fn run(client: &Client, scenario: Scenario) -> Result<Vec<(String, Rep
         schedule_for::<NightlyReconciliation>(SCHEDULE, Trigger::Every(scenario.every), &ledger())?
             .overlap(OverlapPolicy::Skip)
             .catchup_window(scenario.catchup_window);
-    let existing = match client.describe_schedule(SCHEDULE) {
+    let existing = match client.describe_schedule(SCHEDULE).await {
         Ok(s) => Some(s),
         Err(ScheduleError::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
-    let finished_before = completed_nights(client)?.len();
+    let finished_before = completed_nights(client).await?.len();
     let summary = match existing {
         // An earlier process got to the end and deleted the schedule.
         None if finished_before >= nights => {
@@ -427,7 +427,7 @@ pub async fn run(client: &Client, scenario: Scenario) -> Result<Vec<(String, Rep
     };
 
     println!();
-    let completed = completed_nights(client)?;
+    let completed = completed_nights(client).await?;
     for (id, report) in &completed {
         println!(
             "[main] {id}: {} accounts in {} batches, {} mismatch(es), net {:+.2}",
@@ -484,22 +484,26 @@ async fn run_nights(client: &Client, nights: usize) -> Result<ScheduleRecord> {
     client.pause_schedule(SCHEDULE).await?;
     println!("[main] schedule {SCHEDULE}: paused after {nights} nights");
     wait_for_open_nights(client).await?;
-    Ok(client.describe_schedule(SCHEDULE)?)
+    Ok(client.describe_schedule(SCHEDULE).await?)
 }
 
 /// Completed reconciliations and their reports, by night.
 ///
 /// # Errors
 /// Storage errors, and a report that does not decode.
-pub fn completed_nights(client: &Client) -> Result<Vec<(String, Report)>> {
+pub async fn completed_nights(client: &Client) -> Result<Vec<(String, Report)>> {
     let mut nights = Vec::new();
-    for run in client.list(&RunFilter {
-        status: Some(RunStatus::Completed),
-        workflow_type: Some(NightlyReconciliation::NAME.into()),
-    })? {
+    for run in client
+        .list(&RunFilter {
+            status: Some(RunStatus::Completed),
+            workflow_type: Some(NightlyReconciliation::NAME.into()),
+        })
+        .await?
+    {
         let record = client
-            .store()
-            .run_record(run.run)?
+            .history_store()
+            .run_record(run.run)
+            .await?
             .context("a listed run has no record")?;
         if let Some(Ok(payload)) = record.outcome {
             let report: Report = refrain::payload::decode("report", &payload)?;
@@ -514,7 +518,7 @@ pub fn completed_nights(client: &Client) -> Result<Vec<(String, Report)>> {
 /// an earlier, killed process).
 async fn wait_for_nights(client: &Client, nights: usize) -> Result<()> {
     let give_up = std::time::Instant::now() + Duration::from_secs(120);
-    while completed_nights(client)?.len() < nights {
+    while completed_nights(client).await?.len() < nights {
         anyhow::ensure!(
             std::time::Instant::now() < give_up,
             "no {nights} reconciliations within two minutes"
@@ -530,7 +534,7 @@ async fn wait_for_open_nights(client: &Client) -> Result<()> {
         status: Some(RunStatus::Running),
         workflow_type: Some(NightlyReconciliation::NAME.into()),
     };
-    while !client.list(&running)?.is_empty() {
+    while !client.list(&running).await?.is_empty() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())

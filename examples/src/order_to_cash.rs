@@ -875,7 +875,7 @@ pub async fn run(
             }
             Err(e) => return Err(e.into()),
         };
-        print_history(client, &id)?;
+        print_history(client, &id).await?;
         ended.push((id, outcome));
     }
     Ok(ended)
@@ -889,7 +889,7 @@ pub async fn run(
 /// # Errors
 /// Storage errors, or no alert within 30 s.
 pub async fn operations_offer_substitute(client: &Client, id: &str) -> Result<()> {
-    if signal_recorded(client, id, StockResolved::NAME)? {
+    if signal_recorded(client, id, StockResolved::NAME).await? {
         return Ok(());
     }
     if !wait_for_activity(client, id, NotifyOperations::NAME, Duration::from_secs(30)).await? {

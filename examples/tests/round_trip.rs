@@ -297,7 +297,7 @@ async fn nightly_reconciliation_nights_and_their_batches() {
     worker.shutdown(GRACE).await;
     assert!(completed.len() >= scenario.nights, "{completed:?}");
     assert!(
-        client.list_schedules().unwrap().is_empty(),
+        client.list_schedules().await.unwrap().is_empty(),
         "the example deletes its schedule"
     );
     let nights = store

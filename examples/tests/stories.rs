@@ -40,7 +40,7 @@ fn decode<T: DeserializeOwned>(p: &refrain::Payload) -> T {
 
 /// The history replays through the example's code to its closed state.
 fn assert_replays(store: &Store, id: &str) {
-    let run = Client::new(store.clone()).describe(id).unwrap().run;
+    let (run, _) = store.latest_run(&id.into()).unwrap().unwrap();
     let export = HistoryExport::from_run(store, run).unwrap();
     let report = refrain_examples::replayer().replay(&export).unwrap();
     assert!(report.closed, "{report}");
@@ -183,7 +183,7 @@ async fn nobody_acknowledges_the_incident_so_the_safe_runbook_runs() {
     assert!(report.outcome.starts_with("resolved: "), "{report:?}");
 
     // The audit trail: who had the page, when, and how it ended.
-    let history = client.history(id.as_str()).unwrap();
+    let history = client.history(id.as_str()).await.unwrap();
     let closed = assert_escalated_to_the_fallback(
         &history,
         (TIER1, pace.tier1_deadline()),
@@ -287,7 +287,7 @@ async fn nobody_decides_the_loan_so_it_is_declined() {
     assert_eq!(reason, "nobody reviewed it in time");
 
     // The audit trail: who had the review, when, and how it ended.
-    let history = client.history(BO).unwrap();
+    let history = client.history(BO).await.unwrap();
     let closed = assert_escalated_to_the_fallback(
         &history,
         (UNDERWRITER, pace.underwriter_deadline()),
@@ -354,7 +354,7 @@ async fn the_applicant_amends_the_amount_while_the_review_waits() {
         matches!(outcome, Ok(LoanOutcome::Approved { decided_by, .. }) if decided_by == UNDERWRITER),
         "{outcome:?}"
     );
-    let history = client.history(BO).unwrap();
+    let history = client.history(BO).await.unwrap();
 
     // The refused request left nothing; the accepted one is recorded
     // with its answer, the terms of the new amount, before the decision.
@@ -468,7 +468,7 @@ async fn the_applicant_amends_the_amount_while_the_review_waits() {
         .unwrap_err();
     assert!(matches!(late, ClientError::Closed { .. }), "{late}");
     assert_eq!(
-        client.history(BO).unwrap(),
+        client.history(BO).await.unwrap(),
         history,
         "nothing more recorded"
     );
@@ -495,11 +495,11 @@ async fn an_amendment_after_the_decision_is_refused_without_a_trace() {
         .start::<LoanApproval>(id.as_str(), ada)
         .await
         .unwrap();
-    while inputs::<ReserveCreditLine>(&client.history(id.as_str()).unwrap()).is_empty() {
+    while inputs::<ReserveCreditLine>(&client.history(id.as_str()).await.unwrap()).is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    let before = client.history(id.as_str()).unwrap();
+    let before = client.history(id.as_str()).await.unwrap();
     let err = client
         .update::<AmendAmount>(id.as_str(), &Amendment { amount_eur: 20_000 })
         .await
@@ -512,7 +512,7 @@ async fn an_amendment_after_the_decision_is_refused_without_a_trace() {
         other => panic!("expected a refusal, got {other}"),
     }
     assert_eq!(
-        client.history(id.as_str()).unwrap(),
+        client.history(id.as_str()).await.unwrap(),
         before,
         "not one event"
     );
@@ -528,7 +528,7 @@ async fn an_amendment_after_the_decision_is_refused_without_a_trace() {
         "{outcome:?}"
     );
     let reserved: Vec<Application> =
-        inputs::<ReserveCreditLine>(&client.history(id.as_str()).unwrap());
+        inputs::<ReserveCreditLine>(&client.history(id.as_str()).await.unwrap());
     assert_eq!(reserved.len(), 1);
     assert_eq!(reserved[0].amount_eur, 12_000);
     assert_replays(&store, &id);

@@ -2,10 +2,19 @@
 //!
 //! This crate holds no user code. It defines the vocabulary every other
 //! Refrain crate speaks (ids, [`Event`], [`ActivityOptions`]), the codec that
-//! every stored value passes through, and [`Store`], the sled-backed store
-//! that performs every durable state transition: starting runs, committing
-//! activations, claiming and completing activity tasks, firing timers,
-//! expiring attempts and scheduling retries.
+//! every stored value passes through, [`HistoryStore`], the one async seam
+//! between the engine and its store, and [`Store`], the sled-backed store
+//! behind it that performs every durable state transition: starting runs,
+//! committing activations, claiming and completing activity tasks, firing
+//! timers, expiring attempts and scheduling retries.
+//!
+//! [`HistoryStore`] is what a client (the `Client`, the `refrain` CLI, an
+//! API server) and a worker ask of a store, each operation async and each
+//! acknowledged write durable when it returns; [`history_store`] says what
+//! it covers and what still stays in process. `Store` implements
+//! it; another backend implements it and proves it with the conformance
+//! suite (`conformance`, feature `test-support`:
+//! `history_store_conformance!(make)`).
 //!
 //! ```
 //! use refrain_history::{Store, StoreConfig, StartRequest, IdConflictPolicy, Payload, Timestamp};
@@ -28,10 +37,13 @@
 //! ```
 
 pub mod codec;
+#[cfg(feature = "test-support")]
+pub mod conformance;
 mod error;
 mod event;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
+pub mod history_store;
 mod ids;
 pub mod keys;
 mod options;
@@ -44,6 +56,11 @@ pub use error::StoreError;
 pub use event::{
     Callsite, Event, Failure, FailureCause, ParentClosePolicy, ParentRef, Payload, SignalRecord,
     TimeoutKind, HISTORY_LIMIT_KIND,
+};
+pub use history_store::{
+    ActivityError, AttemptRef, BackendError, CommitError, HistoryStore, HumanTaskDecision,
+    HumanTaskError, PageRequest, QueryError, ReadError, RunCursor, RunOpError, RunPage,
+    ScheduleError, StartError, UpdateError, UpdateRequest,
 };
 pub use ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 pub use options::{ActivityOptions, RetryPolicy};

@@ -1,22 +1,42 @@
 //! [`Client`]: start workflows, await their results, signal them, and see
 //! what they are doing. Every call that changes state returns only once the
 //! change is durable.
+//!
+//! A client reaches its store only through the [`HistoryStore`] seam, so
+//! the same client works over the embedded sled [`Store`] (give it the
+//! store) or any other backend (give it an `Arc<dyn HistoryStore>`).
 
 use crate::payload::{self, PayloadError};
 use crate::workflow::{Signal, Workflow};
 use rand::RngCore;
+#[cfg(doc)]
+use refrain_history::Store;
 use refrain_history::{
-    ActivityState, CommandSeq, Event, Failure, IdConflictPolicy, PendingTimer, RunFilter, RunId,
-    RunRecord, RunStatus, RunSummary, StartRequest, Store, StoreError, Timestamp, WorkflowId,
+    ActivityState, BackendError, CommandSeq, EventSeq, Failure, HistoryStore, IdConflictPolicy,
+    PageRequest, PendingTimer, ReadError, RunCursor, RunFilter, RunId, RunPage, RunRecord,
+    RunStatus, RunSummary, StartRequest, Timestamp, UpdateRequest, WorkflowId,
 };
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Starts, signals and inspects workflows in a store.
+///
+/// ```no_run
+/// use refrain::{Client, HistoryStore, Store, StoreConfig};
+/// use std::sync::Arc;
+/// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = Store::open("./refrain-data", StoreConfig::default())?;
+/// let client = Client::new(store.clone()); // the embedded store
+/// let backend: Arc<dyn HistoryStore> = Arc::new(store);
+/// let same_data = Client::new(backend); // any backend of the seam
+/// # let _ = (client, same_data);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Client {
-    store: Store,
+    store: Arc<dyn HistoryStore>,
 }
 
 /// Options of [`Client::start_with`].
@@ -47,14 +67,28 @@ impl StartOptions {
 }
 
 impl Client {
-    /// A client of `store`.
-    pub fn new(store: Store) -> Self {
-        Client { store }
+    /// A client of `store`: a sled [`Store`], or any other backend as an
+    /// `Arc<dyn HistoryStore>`.
+    pub fn new(store: impl Into<Arc<dyn HistoryStore>>) -> Self {
+        Client {
+            store: store.into(),
+        }
     }
 
-    /// The store it talks to.
-    pub fn store(&self) -> &Store {
+    /// The store it talks to, through the seam every call of the client
+    /// takes.
+    pub fn history_store(&self) -> &Arc<dyn HistoryStore> {
         &self.store
+    }
+
+    /// The latest run of `workflow_id`, or `NotFound`.
+    async fn latest(&self, workflow_id: &WorkflowId) -> Result<(RunId, RunRecord), ClientError> {
+        self.store
+            .latest_run(workflow_id)
+            .await?
+            .ok_or_else(|| ClientError::NotFound {
+                workflow_id: workflow_id.clone(),
+            })
     }
 
     /// Starts workflow `W` under `id`. Fails with
@@ -87,7 +121,7 @@ impl Client {
         let seed = rand::rng().next_u64();
         let outcome = self
             .store
-            .start_workflow_async(StartRequest {
+            .start(StartRequest {
                 workflow_id: workflow_id.clone(),
                 workflow_type: W::NAME.to_owned(),
                 input,
@@ -96,7 +130,6 @@ impl Client {
                 now: Timestamp::now(),
             })
             .await?;
-        self.store.durable().await?;
         Ok(WorkflowHandle {
             client: self.clone(),
             workflow_id,
@@ -110,17 +143,12 @@ impl Client {
     ///
     /// # Errors
     /// `NotFound` if no run of `id` exists.
-    pub fn handle<W: Workflow>(
+    pub async fn handle<W: Workflow>(
         &self,
         id: impl Into<WorkflowId>,
     ) -> Result<WorkflowHandle<W>, ClientError> {
         let workflow_id = id.into();
-        let (run, _) =
-            self.store
-                .latest_run(&workflow_id)?
-                .ok_or_else(|| ClientError::NotFound {
-                    workflow_id: workflow_id.clone(),
-                })?;
+        let (run, _) = self.latest(&workflow_id).await?;
         Ok(WorkflowHandle {
             client: self.clone(),
             workflow_id,
@@ -140,10 +168,7 @@ impl Client {
         value: &S,
     ) -> Result<(), ClientError> {
         let p = payload::encode(&format!("signal {}", S::NAME), value)?;
-        self.store
-            .signal_async(&id.into(), S::NAME, p, None)
-            .await?;
-        self.store.durable().await?;
+        self.store.signal(&id.into(), S::NAME, p, None).await?;
         Ok(())
     }
 
@@ -160,9 +185,8 @@ impl Client {
     ) -> Result<(), ClientError> {
         let p = payload::encode(&format!("signal {}", S::NAME), value)?;
         self.store
-            .signal_async(&id.into(), S::NAME, p, Some(sender))
+            .signal(&id.into(), S::NAME, p, Some(sender))
             .await?;
-        self.store.durable().await?;
         Ok(())
     }
 
@@ -179,10 +203,7 @@ impl Client {
         reason: &str,
         requested_by: Option<&str>,
     ) -> Result<(), ClientError> {
-        self.store
-            .request_cancel_async(&id.into(), reason, requested_by)
-            .await?;
-        self.store.durable().await?;
+        self.store.cancel(&id.into(), reason, requested_by).await?;
         Ok(())
     }
 
@@ -196,8 +217,7 @@ impl Client {
         id: impl Into<WorkflowId>,
         reason: &str,
     ) -> Result<(), ClientError> {
-        self.store.terminate(&id.into(), reason, Timestamp::now())?;
-        self.store.durable().await?;
+        self.store.terminate(&id.into(), reason, None).await?;
         Ok(())
     }
 
@@ -215,20 +235,13 @@ impl Client {
         args: &Q::Args,
     ) -> Result<Q::Result, ClientError> {
         let workflow_id = id.into();
-        let (run, _) =
-            self.store
-                .latest_run(&workflow_id)?
-                .ok_or_else(|| ClientError::NotFound {
-                    workflow_id: workflow_id.clone(),
-                })?;
+        let (run, _) = self.latest(&workflow_id).await?;
         let args = payload::encode(&format!("query {} arguments", Q::NAME), args)?;
-        let router = self.store.query_router().ok_or_else(|| {
-            ClientError::Query("no worker runs in this process to answer queries".into())
-        })?;
-        let answer = router(run, Q::NAME.to_owned(), args)
+        let answer = self
+            .store
+            .query(run, Q::NAME, args)
             .await
-            .map_err(|_| ClientError::Query("the worker stopped before answering".into()))?
-            .map_err(ClientError::Query)?;
+            .map_err(|e| ClientError::Query(e.to_string()))?;
         Ok(crate::query::decode_result::<Q>(&answer)?)
     }
 
@@ -273,44 +286,29 @@ impl Client {
         let workflow_id = id.into();
         let input = payload::encode(&format!("update {} arguments", U::NAME), args)?;
         loop {
-            // An answer already given (by a run that has since closed, say)
-            // is returned rather than asking again.
-            let earlier = match self.store.latest_run(&workflow_id)? {
-                Some((run, _)) => self
-                    .store
-                    .update_record(run, update_id)?
-                    .filter(|u| u.state.is_answered()),
-                None => None,
+            // The store returns an answer the latest run already gave (it
+            // may have closed since) rather than asking again.
+            let request = UpdateRequest {
+                workflow_id: workflow_id.clone(),
+                update_id: update_id.to_owned(),
+                name: U::NAME.to_owned(),
+                input: input.clone(),
             };
-            let update = match earlier {
-                Some(update) => update,
-                None => {
-                    let run = self.store.request_update(
-                        &workflow_id,
-                        update_id,
-                        U::NAME,
-                        input.clone(),
-                        Timestamp::now(),
-                    )?;
-                    self.store.durable().await?;
-                    match self.store.wait_update(run, update_id).await? {
-                        UpdateWait::Answered(update) => update,
-                        UpdateWait::RunClosed { update, record } => {
-                            if update.state == UpdateState::Requested
-                                && record.status == RunStatus::ContinuedAsNew
-                            {
-                                // Never seen by that run: the next one
-                                // takes it.
-                                continue;
-                            }
-                            return Err(ClientError::UpdateNotAnswered {
-                                workflow_id,
-                                update_id: update_id.to_owned(),
-                                status: record.status,
-                                accepted: update.state == UpdateState::Accepted,
-                            });
-                        }
+            let update = match self.store.update(request).await? {
+                UpdateWait::Answered(update) => update,
+                UpdateWait::RunClosed { update, record } => {
+                    if update.state == UpdateState::Requested
+                        && record.status == RunStatus::ContinuedAsNew
+                    {
+                        // Never seen by that run: the next one takes it.
+                        continue;
                     }
+                    return Err(ClientError::UpdateNotAnswered {
+                        workflow_id,
+                        update_id: update_id.to_owned(),
+                        status: record.status,
+                        accepted: update.state == UpdateState::Accepted,
+                    });
                 }
             };
             let update_ref = || format!("{} ({update_id}) of {workflow_id}", U::NAME);
@@ -335,17 +333,15 @@ impl Client {
     ///
     /// # Errors
     /// `NotFound`, or a storage error.
-    pub fn describe(&self, id: impl Into<WorkflowId>) -> Result<WorkflowDescription, ClientError> {
+    pub async fn describe(
+        &self,
+        id: impl Into<WorkflowId>,
+    ) -> Result<WorkflowDescription, ClientError> {
         let workflow_id = id.into();
-        let (run, record) =
-            self.store
-                .latest_run(&workflow_id)?
-                .ok_or_else(|| ClientError::NotFound {
-                    workflow_id: workflow_id.clone(),
-                })?;
+        let (run, record) = self.latest(&workflow_id).await?;
         let mut pending_activities = Vec::new();
         for &cmd in &record.pending_activities {
-            if let Some(task) = self.store.activity_task(run, cmd)? {
+            if let Some(task) = self.store.activity_task(run, cmd).await? {
                 let (next_attempt_at, attempt_deadline) = match task.state {
                     ActivityState::Scheduled { visible_at } => {
                         (Some(visible_at.to_system_time()), None)
@@ -375,25 +371,57 @@ impl Client {
         })
     }
 
-    /// Runs matching `filter` (status, type).
+    /// Every run matching `filter` (status, type), in the store's order,
+    /// read page by page (see [`Client::list_page`]).
     ///
     /// # Errors
     /// A storage error.
-    pub fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, ClientError> {
-        Ok(self.store.list_runs(filter)?)
+    pub async fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, ClientError> {
+        let mut runs = Vec::new();
+        let mut page = PageRequest::first(LIST_PAGE);
+        loop {
+            let RunPage {
+                runs: more,
+                next_cursor,
+            } = self.store.list_runs(filter, page).await?;
+            runs.extend(more);
+            match next_cursor {
+                Some(cursor) => page = PageRequest::after(cursor, LIST_PAGE),
+                None => return Ok(runs),
+            }
+        }
+    }
+
+    /// One page of up to `limit` runs matching `filter`, after `cursor`
+    /// (the `next_cursor` of the page before; `None` for the first).
+    ///
+    /// # Errors
+    /// `BadCursor` for a cursor the store did not give out; a storage
+    /// error.
+    pub async fn list_page(
+        &self,
+        filter: &RunFilter,
+        cursor: Option<RunCursor>,
+        limit: usize,
+    ) -> Result<RunPage, ClientError> {
+        let page = PageRequest {
+            after: cursor,
+            limit,
+        };
+        Ok(self.store.list_runs(filter, page).await?)
     }
 
     /// The history of the latest run of `id`.
     ///
     /// # Errors
-    /// `NotFound`, or a storage error (`Corrupt` for damaged events).
-    pub fn history(&self, id: impl Into<WorkflowId>) -> Result<Vec<Event>, ClientError> {
+    /// `NotFound`, or a storage error (`Damaged` for damaged events).
+    pub async fn history(
+        &self,
+        id: impl Into<WorkflowId>,
+    ) -> Result<Vec<refrain_history::Event>, ClientError> {
         let workflow_id = id.into();
-        let (run, _) = self
-            .store
-            .latest_run(&workflow_id)?
-            .ok_or(ClientError::NotFound { workflow_id })?;
-        Ok(self.store.read_history(run)?)
+        let (run, _) = self.latest(&workflow_id).await?;
+        Ok(self.store.read_history(run, EventSeq(1)).await?)
     }
 }
 
@@ -444,7 +472,17 @@ impl<W: Workflow> WorkflowHandle<W> {
     pub async fn result(&self) -> Result<W::Output, ClientError> {
         let mut run = self.run;
         let record = loop {
-            let record = self.client.store.wait_closed(run).await?;
+            let record = self
+                .client
+                .store
+                .wait_closed(run)
+                .await
+                .map_err(|e| match e {
+                    ReadError::RunNotFound { .. } => ClientError::NotFound {
+                        workflow_id: self.workflow_id.clone(),
+                    },
+                    other => other.into(),
+                })?;
             match (record.status, record.continued_to) {
                 (RunStatus::ContinuedAsNew, Some(next)) => run = next,
                 _ => break record,
@@ -456,7 +494,11 @@ impl<W: Workflow> WorkflowHandle<W> {
                 workflow_id: self.workflow_id.clone(),
                 failure,
             }),
-            None => Err(ClientError::Store(StoreError::RunNotFound { run })),
+            // Closed without an outcome: terminated.
+            None => Err(ClientError::Closed {
+                workflow_id: self.workflow_id.clone(),
+                status: record.status,
+            }),
         }
     }
 }
@@ -597,43 +639,37 @@ pub enum ClientError {
     },
     /// A value could not be encoded or decoded.
     Payload(PayloadError),
-    /// The store failed.
-    Store(StoreError),
+    /// No run with this number exists (a run named by a reference).
+    RunNotFound {
+        /// The run.
+        run: RunId,
+    },
+    /// A list cursor the store did not give out.
+    BadCursor {
+        /// The cursor as given.
+        cursor: String,
+    },
+    /// Stored data is damaged (one run's, when `run` names it; other runs
+    /// are unaffected). The source is the store's report.
+    Damaged {
+        /// The run, when known.
+        run: Option<RunId>,
+        /// The store's report.
+        source: BackendError,
+    },
+    /// The store failed (I/O, shut down). The source is its report.
+    Storage {
+        /// The store's report.
+        source: BackendError,
+    },
 }
+
+/// Where the list is read in pages of this many runs.
+const LIST_PAGE: usize = 500;
 
 impl From<PayloadError> for ClientError {
     fn from(e: PayloadError) -> Self {
         ClientError::Payload(e)
-    }
-}
-
-impl From<StoreError> for ClientError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::AlreadyRunning { workflow_id, run } => {
-                ClientError::AlreadyRunning { workflow_id, run }
-            }
-            StoreError::WorkflowNotFound { workflow_id } => ClientError::NotFound { workflow_id },
-            StoreError::WorkflowClosed {
-                workflow_id,
-                status,
-                ..
-            } => ClientError::Closed {
-                workflow_id,
-                status,
-            },
-            StoreError::PayloadTooLarge { size, limit } => {
-                ClientError::PayloadTooLarge { size, limit }
-            }
-            StoreError::HumanTaskNotFound { run, cmd } => ClientError::HumanTaskNotFound {
-                task: format!("{cmd} of {run}"),
-            },
-            StoreError::HumanTaskClosed { run, cmd, why } => ClientError::HumanTaskClosed {
-                task: format!("{cmd} of {run}"),
-                why,
-            },
-            other => ClientError::Store(other),
-        }
     }
 }
 
@@ -691,7 +727,13 @@ impl fmt::Display for ClientError {
                 )
             }
             ClientError::Payload(e) => fmt::Display::fmt(e, f),
-            ClientError::Store(e) => fmt::Display::fmt(e, f),
+            ClientError::RunNotFound { run } => write!(f, "no such run {run}"),
+            ClientError::BadCursor { cursor } => {
+                write!(f, "list cursor {cursor:?} was not given out by this store")
+            }
+            ClientError::Damaged { source, .. } | ClientError::Storage { source } => {
+                fmt::Display::fmt(source, f)
+            }
         }
     }
 }
@@ -700,7 +742,9 @@ impl std::error::Error for ClientError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ClientError::Payload(e) => Some(e),
-            ClientError::Store(e) => Some(e),
+            ClientError::Damaged { source, .. } | ClientError::Storage { source } => {
+                Some(source.as_ref())
+            }
             _ => None,
         }
     }

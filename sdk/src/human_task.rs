@@ -52,8 +52,8 @@ use crate::replay::state::{Resolution, SharedState};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use refrain_history::{
-    ActivityOptions, Callsite, CommandSeq, Event, Failure, HumanTaskRecord, Payload, RetryPolicy,
-    RunId, Timestamp, WorkflowId,
+    ActivityOptions, Callsite, CommandSeq, Event, EventSeq, Failure, HumanTaskDecision,
+    HumanTaskRecord, Payload, RetryPolicy, RunId, Timestamp, WorkflowId,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -953,10 +953,11 @@ impl Client {
     ///
     /// # Errors
     /// A storage error.
-    pub fn list_human_tasks(&self, assignee: &str) -> Result<Vec<HumanTask>, ClientError> {
+    pub async fn list_human_tasks(&self, assignee: &str) -> Result<Vec<HumanTask>, ClientError> {
         Ok(self
-            .store()
-            .list_human_tasks(assignee)?
+            .history_store()
+            .list_human_tasks(assignee)
+            .await?
             .into_iter()
             .map(HumanTask::from)
             .collect())
@@ -966,18 +967,19 @@ impl Client {
     ///
     /// # Errors
     /// `NotFound`, or a storage error.
-    pub fn human_tasks_of(
+    pub async fn human_tasks_of(
         &self,
         workflow_id: impl Into<WorkflowId>,
     ) -> Result<Vec<HumanTask>, ClientError> {
         let workflow_id = workflow_id.into();
-        let (run, _) = self
-            .store()
-            .latest_run(&workflow_id)?
+        let store = self.history_store();
+        let (run, _) = store
+            .latest_run(&workflow_id)
+            .await?
             .ok_or(ClientError::NotFound { workflow_id })?;
-        Ok(self
-            .store()
-            .human_tasks_of_run(run)?
+        Ok(store
+            .human_tasks_of_run(run)
+            .await?
             .into_iter()
             .map(HumanTask::from)
             .collect())
@@ -1002,11 +1004,17 @@ impl Client {
         decided_by: &str,
         comment: Option<&str>,
     ) -> Result<(), ClientError> {
-        let (run, cmd) = self.resolve_human_task(task)?;
+        let (run, cmd) = self.resolve_human_task(task).await?;
         let decision = payload::encode("human task decision", decision)?;
-        let store = self.store();
-        store
-            .decide_human_task(run, cmd, decision, decided_by, comment, Timestamp::now())
+        self.history_store()
+            .decide_human_task(HumanTaskDecision {
+                run,
+                cmd,
+                decision,
+                decided_by: decided_by.to_owned(),
+                comment: comment.map(str::to_owned),
+            })
+            .await
             .map_err(|e| match ClientError::from(e) {
                 ClientError::HumanTaskClosed { why, .. } => ClientError::HumanTaskClosed {
                     task: task.to_string(),
@@ -1017,14 +1025,17 @@ impl Client {
                 },
                 other => other,
             })?;
-        store.durable().await?;
         Ok(())
     }
 
     /// The run and command a reference names. A named task that is no
     /// longer open resolves to the last task of that name the run
     /// assigned, so that deciding it reports how it ended.
-    fn resolve_human_task(&self, task: &HumanTaskRef) -> Result<(RunId, CommandSeq), ClientError> {
+    async fn resolve_human_task(
+        &self,
+        task: &HumanTaskRef,
+    ) -> Result<(RunId, CommandSeq), ClientError> {
+        let store = self.history_store();
         let not_found = || ClientError::HumanTaskNotFound {
             task: task.to_string(),
         };
@@ -1035,28 +1046,25 @@ impl Client {
                 cmd,
             } => {
                 // A run of another workflow is a wrong reference, not a task.
-                return match self.store().run_record(*run)? {
+                return match store.run_record(*run).await? {
                     Some(r) if r.workflow_id == *workflow_id => Ok((*run, *cmd)),
                     _ => Err(not_found()),
                 };
             }
             HumanTaskRef::Named { workflow_id, task } => (workflow_id, task),
         };
-        let (run, _) = self
-            .store()
-            .latest_run(workflow_id)?
-            .ok_or_else(not_found)?;
-        let open: Vec<_> = self
-            .store()
-            .human_tasks_of_run(run)?
+        let (run, _) = store.latest_run(workflow_id).await?.ok_or_else(not_found)?;
+        let open: Vec<_> = store
+            .human_tasks_of_run(run)
+            .await?
             .into_iter()
             .filter(|t| t.task == *name)
             .collect();
         match open.as_slice() {
             [one] => Ok((run, one.cmd)),
-            [] => self
-                .store()
-                .read_history(run)?
+            [] => store
+                .read_history(run, EventSeq(1))
+                .await?
                 .iter()
                 .rev()
                 .find_map(|e| match e {

@@ -41,11 +41,14 @@
 //! ```
 //!
 //! The worker that runs these lives in the `refrain-worker` crate; the
-//! store in `refrain-history`.
+//! store in `refrain-history`. A [`Client`] starts, signals and reads
+//! workflows through that crate's [`HistoryStore`] seam, over the embedded
+//! sled [`Store`] or any other backend.
 
 mod activity;
 mod child;
 mod client;
+mod client_error;
 mod combinators;
 mod commands;
 mod context;
@@ -86,9 +89,9 @@ pub use update::Update;
 pub use workflow::{Signal, Workflow};
 
 pub use refrain_history::{
-    ActivityOptions, DurabilityMode, Event, Failure, FailureCause, IdConflictPolicy,
-    ParentClosePolicy, Payload, RetryPolicy, RunFilter, RunId, RunStatus, Store, StoreConfig,
-    StoreError, TimeoutKind, WorkflowId,
+    ActivityOptions, DurabilityMode, Event, Failure, FailureCause, HistoryStore, IdConflictPolicy,
+    ParentClosePolicy, Payload, RetryPolicy, RunCursor, RunFilter, RunId, RunPage, RunStatus,
+    Store, StoreConfig, StoreError, TimeoutKind, WorkflowId,
 };
 
 /// The warnings of [`deterministic`]: identity functions whose deprecation

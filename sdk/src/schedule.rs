@@ -31,8 +31,8 @@
 use crate::client::Client;
 use crate::payload::{self, PayloadError};
 use crate::workflow::Workflow;
-use refrain_history::{ScheduleRecord, ScheduleSpec, StoreError, Timestamp, Trigger};
-use std::fmt;
+pub use refrain_history::ScheduleError;
+use refrain_history::{ScheduleRecord, ScheduleSpec, Trigger};
 
 /// A [`ScheduleSpec`] that starts workflow `W` with `input`, with the
 /// defaults of [`ScheduleSpec::new`] (overlap `Skip`, one-day catch-up
@@ -62,9 +62,7 @@ impl Client {
         &self,
         spec: ScheduleSpec,
     ) -> Result<ScheduleRecord, ScheduleError> {
-        let record = self.store().create_schedule(spec, Timestamp::now())?;
-        self.store().durable().await?;
-        Ok(record)
+        self.history_store().create_schedule(spec).await
     }
 
     /// Pauses schedule `id`: no fires (nor buffered starts) until resumed.
@@ -72,9 +70,7 @@ impl Client {
     /// # Errors
     /// `NotFound`, or a storage error.
     pub async fn pause_schedule(&self, id: &str) -> Result<ScheduleRecord, ScheduleError> {
-        let record = self.store().pause_schedule(id)?;
-        self.store().durable().await?;
-        Ok(record)
+        self.history_store().pause_schedule(id).await
     }
 
     /// Resumes schedule `id`. Fires that came during the pause act only if
@@ -84,9 +80,7 @@ impl Client {
     /// # Errors
     /// `NotFound`, or a storage error.
     pub async fn resume_schedule(&self, id: &str) -> Result<ScheduleRecord, ScheduleError> {
-        let record = self.store().resume_schedule(id)?;
-        self.store().durable().await?;
-        Ok(record)
+        self.history_store().resume_schedule(id).await
     }
 
     /// Deletes schedule `id`. Runs it started carry on.
@@ -94,17 +88,15 @@ impl Client {
     /// # Errors
     /// `NotFound`, or a storage error.
     pub async fn delete_schedule(&self, id: &str) -> Result<(), ScheduleError> {
-        self.store().delete_schedule(id)?;
-        self.store().durable().await?;
-        Ok(())
+        self.history_store().delete_schedule(id).await
     }
 
     /// Every schedule, in creation order.
     ///
     /// # Errors
     /// A storage error.
-    pub fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, ScheduleError> {
-        Ok(self.store().list_schedules()?)
+    pub async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, ScheduleError> {
+        self.history_store().list_schedules().await
     }
 
     /// Schedule `id`: its spec, whether it is paused, next and last fire,
@@ -113,93 +105,7 @@ impl Client {
     ///
     /// # Errors
     /// `NotFound`, or a storage error.
-    pub fn describe_schedule(&self, id: &str) -> Result<ScheduleRecord, ScheduleError> {
-        Ok(self.store().describe_schedule(id)?)
-    }
-}
-
-/// Errors of the schedule calls of [`Client`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ScheduleError {
-    /// A schedule with this id exists. Nothing was written.
-    AlreadyExists {
-        /// The id.
-        id: String,
-    },
-    /// No schedule has this id. Nothing was written.
-    NotFound {
-        /// The id.
-        id: String,
-    },
-    /// The cron expression does not parse. Nothing was written.
-    BadCronExpression {
-        /// The expression.
-        expression: String,
-        /// What the parser objected to.
-        reason: String,
-    },
-    /// The spec cannot be used (empty id or type, zero interval, a pattern
-    /// that never fires). Nothing was written.
-    Invalid {
-        /// The id.
-        id: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The input exceeds the store's payload limit. Nothing was written.
-    PayloadTooLarge {
-        /// Its size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// The store failed.
-    Store(StoreError),
-}
-
-impl From<StoreError> for ScheduleError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::ScheduleExists { id } => ScheduleError::AlreadyExists { id },
-            StoreError::ScheduleNotFound { id } => ScheduleError::NotFound { id },
-            StoreError::BadCronExpression { expression, reason } => {
-                ScheduleError::BadCronExpression { expression, reason }
-            }
-            StoreError::InvalidSchedule { id, reason } => ScheduleError::Invalid { id, reason },
-            StoreError::PayloadTooLarge { size, limit } => {
-                ScheduleError::PayloadTooLarge { size, limit }
-            }
-            other => ScheduleError::Store(other),
-        }
-    }
-}
-
-impl fmt::Display for ScheduleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ScheduleError::AlreadyExists { id } => {
-                write!(f, "a schedule with id {id} already exists")
-            }
-            ScheduleError::NotFound { id } => write!(f, "no schedule with id {id}"),
-            ScheduleError::BadCronExpression { expression, reason } => {
-                write!(f, "bad cron expression {expression:?}: {reason}")
-            }
-            ScheduleError::Invalid { id, reason } => write!(f, "invalid schedule {id}: {reason}"),
-            ScheduleError::PayloadTooLarge { size, limit } => write!(
-                f,
-                "schedule input of {size} bytes exceeds the limit of {limit} bytes"
-            ),
-            ScheduleError::Store(e) => fmt::Display::fmt(e, f),
-        }
-    }
-}
-
-impl std::error::Error for ScheduleError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ScheduleError::Store(e) => Some(e),
-            _ => None,
-        }
+    pub async fn describe_schedule(&self, id: &str) -> Result<ScheduleRecord, ScheduleError> {
+        self.history_store().describe_schedule(id).await
     }
 }

@@ -107,10 +107,10 @@ pub fn edit_history(dir: &Path, edit: impl FnOnce(&sled::Tree)) {
 ///
 /// # Panics
 /// With `what` in the message when the wait runs out.
-pub async fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+pub async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     let polled = tokio::time::timeout(WAIT, async {
         loop {
-            if let Some(v) = probe() {
+            if let Some(v) = probe().await {
                 return v;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -129,8 +129,8 @@ async fn build_store() -> tempfile::TempDir {
         start(shape.to_owned(), shape).await;
     }
     for id in ["cancel", "terminate", "signal", "timer", "continued"] {
-        eventually(&format!("{id} to have its reservation"), || {
-            let h = env.client.history(id).ok()?;
+        eventually(&format!("{id} to have its reservation"), async || {
+            let h = env.client.history(id).await.ok()?;
             kinds(&h)
                 .contains(&"ActivityCompleted(reserve)".to_owned())
                 .then_some(())
@@ -143,22 +143,22 @@ async fn build_store() -> tempfile::TempDir {
         .unwrap();
     env.client.terminate("terminate", "operator").await.unwrap();
     for id in ["cancel", "terminate"] {
-        let h = env.client.handle::<Shaped>(id).unwrap();
+        let h = env.client.handle::<Shaped>(id).await.unwrap();
         assert!(result_of(&h).await.is_err(), "{id} must have closed");
     }
-    eventually("the charge to be running", || {
+    eventually("the charge to be running", async || {
         (!attempts(&ledger.of("running", "charge"), Phase::Start).is_empty()).then_some(())
     })
     .await;
-    eventually("the flaky activity to wait for its retry", || {
-        let run = env.client.describe("retrying").ok()?.run;
+    eventually("the flaky activity to wait for its retry", async || {
+        let run = env.client.describe("retrying").await.ok()?.run;
         let cmd = refrain_history::CommandSeq(2);
         let task = env.store.activity_task(run, cmd).ok()??;
         (task.attempt >= 2).then_some(())
     })
     .await;
     assert_ne!(
-        env.client.describe("continued").unwrap().run,
+        env.client.describe("continued").await.unwrap().run,
         cont.run_id(),
         "the continued run must have moved on"
     );
@@ -413,8 +413,8 @@ async fn a_run_whose_history_lost_its_tail_is_refused_by_name_and_others_go_on()
         .await
         .unwrap();
     for id in ["cut", "whole"] {
-        eventually(&format!("{id} to wait for its signal"), || {
-            let h = env.client.history(id).ok()?;
+        eventually(&format!("{id} to wait for its signal"), async || {
+            let h = env.client.history(id).await.ok()?;
             kinds(&h)
                 .contains(&"ActivityCompleted(reserve)".to_owned())
                 .then_some(())
@@ -423,7 +423,7 @@ async fn a_run_whose_history_lost_its_tail_is_refused_by_name_and_others_go_on()
     }
     let (run, last) = (
         cut.run_id(),
-        env.client.describe("cut").unwrap().record.last_seq,
+        env.client.describe("cut").await.unwrap().record.last_seq,
     );
     worker.shutdown(Duration::from_secs(1)).await;
     drop((cut, whole));
@@ -442,11 +442,16 @@ async fn a_run_whose_history_lost_its_tail_is_refused_by_name_and_others_go_on()
         .start();
     env.client.signal("cut", &Go).await.unwrap();
     env.client.signal("whole", &Go).await.unwrap();
-    let whole = env.client.handle::<Shaped>("whole").unwrap();
+    let whole = env.client.handle::<Shaped>("whole").await.unwrap();
     assert_eq!(result_of(&whole).await.unwrap(), "reserve(signal-0)");
 
-    let failure = eventually("the cut run's task to fail on its history", || {
-        env.client.describe("cut").ok()?.record.last_task_failure
+    let failure = eventually("the cut run's task to fail on its history", async || {
+        env.client
+            .describe("cut")
+            .await
+            .ok()?
+            .record
+            .last_task_failure
     })
     .await;
     assert!(failure.contains("is damaged"), "{failure}");

@@ -166,13 +166,13 @@ async fn select_takes_the_same_branch_when_both_results_wait_in_the_inbox() {
             Timestamp::now(),
         )
         .unwrap();
-    let timer = env.client.describe("race-2").unwrap().pending_timers[0];
-    eventually("the timer's deadline", || {
+    let timer = env.client.describe("race-2").await.unwrap().pending_timers[0];
+    eventually("the timer's deadline", async || {
         (Timestamp::now() >= timer.fire_at).then_some(())
     })
     .await;
     assert_eq!(env.store.fire_due(Timestamp::now()).unwrap(), 1);
-    let record = env.client.describe("race-2").unwrap().record;
+    let record = env.client.describe("race-2").await.unwrap().record;
     assert_eq!(record.inbox_tail - record.inbox_head, 2);
 
     let ledger = Ledger::in_memory();
@@ -186,7 +186,7 @@ async fn select_takes_the_same_branch_when_both_results_wait_in_the_inbox() {
         result_of(&handle).await.unwrap(),
         "timer won, then charge(timer won)"
     );
-    let history = env.client.history("race-2").unwrap();
+    let history = env.client.history("race-2").await.unwrap();
     assert_well_formed(&history);
     assert_eq!(
         kinds(&history),
@@ -269,7 +269,7 @@ async fn start_seeded<W: Workflow>(
         })
         .unwrap();
     env.store.durable().await.unwrap();
-    env.client.handle::<W>(id).unwrap()
+    env.client.handle::<W>(id).await.unwrap()
 }
 
 /// Runs [`Scripted`] to completion on a worker with `cache_size`, with a
@@ -287,8 +287,8 @@ async fn run_scripted(cache_size: usize) -> (Vec<Event>, String, u32) {
         .start();
     let calls_before = LABEL_CALLS.load(Ordering::SeqCst);
     let handle = start_seeded::<Scripted>(&env, "scripted-1", &"order-7".to_owned()).await;
-    eventually("the run to wait for its approval", || {
-        let h = env.client.history("scripted-1").ok()?;
+    eventually("the run to wait for its approval", async || {
+        let h = env.client.history("scripted-1").await.ok()?;
         h.iter()
             .any(|e| matches!(e, Event::TimerFired { .. }))
             .then_some(())
@@ -299,7 +299,7 @@ async fn run_scripted(cache_size: usize) -> (Vec<Event>, String, u32) {
         .await
         .unwrap();
     let result = result_of(&handle).await.unwrap();
-    let history = env.client.history("scripted-1").unwrap();
+    let history = env.client.history("scripted-1").await.unwrap();
     worker.shutdown(Duration::from_secs(1)).await;
     let calls = LABEL_CALLS.load(Ordering::SeqCst) - calls_before;
     (history, result, calls)
@@ -387,7 +387,7 @@ async fn run_size_aware(cache_size: usize) -> (Vec<Event>, RunId) {
         "cache size {cache_size}"
     );
     worker.shutdown(Duration::from_secs(1)).await;
-    (env.client.history("size-1").unwrap(), handle.run_id())
+    (env.client.history("size-1").await.unwrap(), handle.run_id())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

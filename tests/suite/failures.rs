@@ -50,8 +50,8 @@ async fn a_panicking_workflow_commits_nothing_and_retries_until_fixed() {
         .start();
     let handle = env.client.start::<Fragile>("fragile-1", ()).await.unwrap();
 
-    let failure = eventually("the workflow task to panic twice", || {
-        let d = env.client.describe("fragile-1").ok()?;
+    let failure = eventually("the workflow task to panic twice", async || {
+        let d = env.client.describe("fragile-1").await.ok()?;
         (FRAGILE_PANICS.load(Ordering::SeqCst) >= 2)
             .then_some(d.record.last_task_failure)
             .flatten()
@@ -59,7 +59,7 @@ async fn a_panicking_workflow_commits_nothing_and_retries_until_fixed() {
     .await;
     assert!(failure.contains("fragile workflow bug"), "{failure}");
     assert_eq!(
-        kinds(&env.client.history("fragile-1").unwrap()),
+        kinds(&env.client.history("fragile-1").await.unwrap()),
         strings(&[
             "WorkflowStarted",
             "ActivationStarted",
@@ -68,13 +68,13 @@ async fn a_panicking_workflow_commits_nothing_and_retries_until_fixed() {
         "a panicking activation must not be committed"
     );
     assert_eq!(
-        env.client.describe("fragile-1").unwrap().status(),
+        env.client.describe("fragile-1").await.unwrap().status(),
         RunStatus::Running
     );
 
     FRAGILE_FIXED.store(true, Ordering::SeqCst);
     assert_eq!(result_of(&handle).await.unwrap(), "reserve(stock)");
-    let history = env.client.history("fragile-1").unwrap();
+    let history = env.client.history("fragile-1").await.unwrap();
     assert_well_formed(&history);
     assert_eq!(
         kinds(&history),
@@ -90,6 +90,7 @@ async fn a_panicking_workflow_commits_nothing_and_retries_until_fixed() {
     assert!(env
         .client
         .describe("fragile-1")
+        .await
         .unwrap()
         .record
         .last_task_failure
@@ -158,8 +159,8 @@ async fn a_panicking_activity_is_a_failed_attempt() {
         .await
         .unwrap();
 
-    let retrying = eventually("attempt 2 to be running", || {
-        let d = env.client.describe("panics-1").ok()?;
+    let retrying = eventually("attempt 2 to be running", async || {
+        let d = env.client.describe("panics-1").await.ok()?;
         let a = d.pending_activities.first()?.clone();
         (a.attempt == 2 && a.running).then_some(a)
     })
@@ -171,7 +172,7 @@ async fn a_panicking_activity_is_a_failed_attempt() {
 
     gate.open();
     assert_eq!(result_of(&handle).await.unwrap(), "attempt 2");
-    let history = env.client.history("panics-1").unwrap();
+    let history = env.client.history("panics-1").await.unwrap();
     assert_eq!(completions(&history), BTreeMap::from([(1, vec![2])]));
     let entries = ledger.of("panics-1", "panics-first");
     assert_eq!(attempts(&entries, Phase::Start), [1, 2]);
@@ -223,8 +224,8 @@ async fn a_corrupt_history_stops_only_its_own_run() {
         .await
         .unwrap();
     for id in ["parked-a", "parked-b"] {
-        eventually(&format!("{id} to wait for its signal"), || {
-            let h = env.client.history(id).ok()?;
+        eventually(&format!("{id} to wait for its signal"), async || {
+            let h = env.client.history(id).await.ok()?;
             kinds(&h)
                 .contains(&"ActivityCompleted(reserve)".to_owned())
                 .then_some(())
@@ -232,7 +233,13 @@ async fn a_corrupt_history_stops_only_its_own_run() {
         .await;
     }
     let (run_a, run_b) = (a.run_id(), b.run_id());
-    let last_of_a = env.client.describe("parked-a").unwrap().record.last_seq;
+    let last_of_a = env
+        .client
+        .describe("parked-a")
+        .await
+        .unwrap()
+        .record
+        .last_seq;
     worker.shutdown(Duration::from_secs(1)).await;
     drop((a, b));
     let dir = env.close();
@@ -254,13 +261,14 @@ async fn a_corrupt_history_stops_only_its_own_run() {
     env.client.signal("parked-a", &Resume(1)).await.unwrap();
     env.client.signal("parked-b", &Resume(2)).await.unwrap();
 
-    let b = env.client.handle::<Parked>("parked-b").unwrap();
+    let b = env.client.handle::<Parked>("parked-b").await.unwrap();
     assert_eq!(b.run_id(), run_b);
     assert_eq!(result_of(&b).await.unwrap(), "reserve(b) resumed with 2");
 
-    let failure = eventually("A's task to fail on its history", || {
+    let failure = eventually("A's task to fail on its history", async || {
         env.client
             .describe("parked-a")
+            .await
             .ok()?
             .record
             .last_task_failure
@@ -269,13 +277,16 @@ async fn a_corrupt_history_stops_only_its_own_run() {
     assert!(failure.contains("corrupt history"), "{failure}");
     assert!(failure.contains("checksum"), "{failure}");
     assert_eq!(
-        env.client.describe("parked-a").unwrap().status(),
+        env.client.describe("parked-a").await.unwrap().status(),
         RunStatus::Running
     );
-    match env.client.history("parked-a") {
-        Err(ClientError::Store(StoreError::Corrupt { what, run, .. })) => {
-            assert_eq!(what, "history");
+    match env.client.history("parked-a").await {
+        Err(ClientError::Damaged { run, source }) => {
             assert_eq!(run, Some(run_a));
+            let Some(StoreError::Corrupt { what, .. }) = source.downcast_ref::<StoreError>() else {
+                panic!("expected the store's Corrupt report, got {source:?}");
+            };
+            assert_eq!(*what, "history");
         }
         other => panic!("expected a Corrupt error, got {other:?}"),
     }
@@ -351,28 +362,36 @@ async fn oversized_payloads_are_refused_without_writing_anything() {
             other.map(|h| h.run_id())
         ),
     }
-    assert!(env.client.list(&Default::default()).unwrap().is_empty());
+    assert!(env
+        .client
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .is_empty());
 
     let parked = env
         .client
         .start::<Parked>("parked-small", "small".into())
         .await
         .unwrap();
-    eventually("parked-small to wait for its signal", || {
-        let h = env.client.history("parked-small").ok()?;
+    eventually("parked-small to wait for its signal", async || {
+        let h = env.client.history("parked-small").await.ok()?;
         kinds(&h)
             .contains(&"ActivityCompleted(reserve)".to_owned())
             .then_some(())
     })
     .await;
-    let before = env.client.describe("parked-small").unwrap().record;
+    let before = env.client.describe("parked-small").await.unwrap().record;
     assert!(matches!(
         env.client
             .signal("parked-small", &OversizedResume(huge))
             .await,
         Err(ClientError::PayloadTooLarge { .. })
     ));
-    assert_eq!(env.client.describe("parked-small").unwrap().record, before);
+    assert_eq!(
+        env.client.describe("parked-small").await.unwrap().record,
+        before
+    );
     env.client.signal("parked-small", &Resume(7)).await.unwrap();
     assert_eq!(
         result_of(&parked).await.unwrap(),
@@ -385,6 +404,6 @@ async fn oversized_payloads_are_refused_without_writing_anything() {
         result_of(&bloat).await.unwrap(),
         "attempts=1 kind=payload-too-large non_retryable=true"
     );
-    assert_well_formed(&env.client.history("bloat-1").unwrap());
+    assert_well_formed(&env.client.history("bloat-1").await.unwrap());
     worker.shutdown(Duration::from_secs(1)).await;
 }

@@ -79,8 +79,8 @@ fn approval(by: &str) -> Approval {
 /// Waits until the run of `id` has committed its first activation: from
 /// then on an [`AwaitApproval`] run changes only when signalled.
 async fn settled(env: &TestEnv, id: &str) {
-    eventually(&format!("{id} to block on its signal"), || {
-        let d = env.client.describe(id).ok()?;
+    eventually(&format!("{id} to block on its signal"), async || {
+        let d = env.client.describe(id).await.ok()?;
         (d.record.last_seq >= 2 && d.record.lease.is_none()).then_some(())
     })
     .await;
@@ -109,8 +109,8 @@ async fn onboarding_records_three_activities_a_timer_and_a_signal_in_order() {
     assert!(handle.was_started());
 
     // Blocked on the gated first activity.
-    let blocked = eventually("create-account to be running", || {
-        let d = env.client.describe("onboard-ada").ok()?;
+    let blocked = eventually("create-account to be running", async || {
+        let d = env.client.describe("onboard-ada").await.ok()?;
         d.pending_activities
             .first()
             .is_some_and(|a| a.running)
@@ -134,8 +134,8 @@ async fn onboarding_records_three_activities_a_timer_and_a_signal_in_order() {
 
     // Then on the durable timer.
     gate.open();
-    let sleeping = eventually("the welcome timer to be pending", || {
-        let d = env.client.describe("onboard-ada").ok()?;
+    let sleeping = eventually("the welcome timer to be pending", async || {
+        let d = env.client.describe("onboard-ada").await.ok()?;
         (!d.pending_timers.is_empty()).then_some(d)
     })
     .await;
@@ -151,14 +151,14 @@ async fn onboarding_records_three_activities_a_timer_and_a_signal_in_order() {
     );
 
     // Then on the signal: nothing pending at all.
-    eventually("the timer to fire", || {
-        let h = env.client.history("onboard-ada").ok()?;
+    eventually("the timer to fire", async || {
+        let h = env.client.history("onboard-ada").await.ok()?;
         h.iter()
             .any(|e| matches!(e, Event::TimerFired { .. }))
             .then_some(())
     })
     .await;
-    let waiting = env.client.describe("onboard-ada").unwrap();
+    let waiting = env.client.describe("onboard-ada").await.unwrap();
     assert_eq!(waiting.status(), RunStatus::Running);
     assert!(waiting.pending_activities.is_empty());
     assert!(waiting.pending_timers.is_empty());
@@ -173,7 +173,7 @@ async fn onboarding_records_three_activities_a_timer_and_a_signal_in_order() {
         "provision(create-account(ada))+send-welcome(create-account(ada)/grace)"
     );
 
-    let history = env.client.history("onboard-ada").unwrap();
+    let history = env.client.history("onboard-ada").await.unwrap();
     assert_well_formed(&history);
     assert_eq!(
         kinds(&history),
@@ -203,7 +203,7 @@ async fn onboarding_records_three_activities_a_timer_and_a_signal_in_order() {
         assert_eq!(attempts(&entries, Phase::End), [1], "{activity}");
     }
 
-    let done = env.client.describe("onboard-ada").unwrap();
+    let done = env.client.describe("onboard-ada").await.unwrap();
     assert_eq!(done.status(), RunStatus::Completed);
     assert!(done.record.closed_at.is_some());
     assert!(done.pending_activities.is_empty() && done.pending_timers.is_empty());
@@ -222,9 +222,9 @@ async fn duplicate_start_while_open_is_rejected_and_writes_nothing() {
         .await
         .unwrap();
     settled(&env, "dup-1").await;
-    let history = env.client.history("dup-1").unwrap();
-    let record = env.client.describe("dup-1").unwrap().record;
-    let runs = env.client.list(&RunFilter::default()).unwrap();
+    let history = env.client.history("dup-1").await.unwrap();
+    let record = env.client.describe("dup-1").await.unwrap().record;
+    let runs = env.client.list(&RunFilter::default()).await.unwrap();
 
     match env
         .client
@@ -238,9 +238,9 @@ async fn duplicate_start_while_open_is_rejected_and_writes_nothing() {
         Err(other) => panic!("expected AlreadyRunning, got {other}"),
         Ok(h) => panic!("duplicate start succeeded as {}", h.run_id()),
     }
-    assert_eq!(env.client.history("dup-1").unwrap(), history);
-    assert_eq!(env.client.describe("dup-1").unwrap().record, record);
-    assert_eq!(env.client.list(&RunFilter::default()).unwrap(), runs);
+    assert_eq!(env.client.history("dup-1").await.unwrap(), history);
+    assert_eq!(env.client.describe("dup-1").await.unwrap().record, record);
+    assert_eq!(env.client.list(&RunFilter::default()).await.unwrap(), runs);
 
     env.client.signal("dup-1", &approval("ops")).await.unwrap();
     assert_eq!(
@@ -256,7 +256,10 @@ async fn duplicate_start_while_open_is_rejected_and_writes_nothing() {
         .unwrap();
     assert!(again.was_started());
     assert_ne!(again.run_id(), first.run_id());
-    assert_eq!(env.client.list(&RunFilter::default()).unwrap().len(), 2);
+    assert_eq!(
+        env.client.list(&RunFilter::default()).await.unwrap().len(),
+        2
+    );
     worker.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -272,8 +275,8 @@ async fn attach_to_open_returns_the_open_run() {
         .await
         .unwrap();
     settled(&env, "attach-1").await;
-    let history = env.client.history("attach-1").unwrap();
-    let runs = env.client.list(&RunFilter::default()).unwrap();
+    let history = env.client.history("attach-1").await.unwrap();
+    let runs = env.client.list(&RunFilter::default()).await.unwrap();
 
     let attached = env
         .client
@@ -282,8 +285,8 @@ async fn attach_to_open_returns_the_open_run() {
         .unwrap();
     assert!(!attached.was_started());
     assert_eq!(attached.run_id(), first.run_id());
-    assert_eq!(env.client.history("attach-1").unwrap(), history);
-    assert_eq!(env.client.list(&RunFilter::default()).unwrap(), runs);
+    assert_eq!(env.client.history("attach-1").await.unwrap(), history);
+    assert_eq!(env.client.list(&RunFilter::default()).await.unwrap(), runs);
 
     env.client
         .signal("attach-1", &approval("lead"))
@@ -312,15 +315,20 @@ async fn signals_to_missing_or_closed_workflows_are_refused_and_write_nothing() 
         other => panic!("expected NotFound, got {other:?}"),
     }
     assert!(matches!(
-        env.client.describe("nobody"),
+        env.client.describe("nobody").await,
         Err(ClientError::NotFound { .. })
     ));
-    assert!(env.client.list(&RunFilter::default()).unwrap().is_empty());
+    assert!(env
+        .client
+        .list(&RunFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
 
     let quick = env.client.start::<Quick>("quick-1", 41).await.unwrap();
     assert_eq!(result_of(&quick).await.unwrap(), 42);
-    let history = env.client.history("quick-1").unwrap();
-    let record = env.client.describe("quick-1").unwrap().record;
+    let history = env.client.history("quick-1").await.unwrap();
+    let record = env.client.describe("quick-1").await.unwrap().record;
     match env.client.signal("quick-1", &approval("late")).await {
         Err(ClientError::Closed {
             workflow_id,
@@ -331,9 +339,12 @@ async fn signals_to_missing_or_closed_workflows_are_refused_and_write_nothing() 
         }
         other => panic!("expected Closed, got {other:?}"),
     }
-    assert_eq!(env.client.history("quick-1").unwrap(), history);
-    assert_eq!(env.client.describe("quick-1").unwrap().record, record);
-    assert_eq!(env.client.list(&RunFilter::default()).unwrap().len(), 1);
+    assert_eq!(env.client.history("quick-1").await.unwrap(), history);
+    assert_eq!(env.client.describe("quick-1").await.unwrap().record, record);
+    assert_eq!(
+        env.client.list(&RunFilter::default()).await.unwrap().len(),
+        1
+    );
     worker.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -351,33 +362,36 @@ async fn list_filters_by_status_and_type() {
         .start::<AwaitApproval>("wait-1", "w".into())
         .await
         .unwrap();
-    let list = |status: Option<RunStatus>, workflow_type: Option<&str>| {
+    let list = async |status: Option<RunStatus>, workflow_type: Option<&str>| {
         ids(&env
             .client
             .list(&RunFilter {
                 status,
                 workflow_type: workflow_type.map(str::to_owned),
             })
+            .await
             .unwrap())
     };
 
-    assert_eq!(list(None, None), ["quick-1", "wait-1"]);
-    assert_eq!(list(Some(RunStatus::Running), None), ["wait-1"]);
-    assert_eq!(list(Some(RunStatus::Completed), None), ["quick-1"]);
-    assert!(list(Some(RunStatus::Failed), None).is_empty());
-    assert_eq!(list(None, Some("quick")), ["quick-1"]);
-    assert_eq!(list(None, Some("await-approval")), ["wait-1"]);
-    assert!(list(Some(RunStatus::Completed), Some("await-approval")).is_empty());
-    assert!(list(None, Some("no-such-type")).is_empty());
+    assert_eq!(list(None, None).await, ["quick-1", "wait-1"]);
+    assert_eq!(list(Some(RunStatus::Running), None).await, ["wait-1"]);
+    assert_eq!(list(Some(RunStatus::Completed), None).await, ["quick-1"]);
+    assert!(list(Some(RunStatus::Failed), None).await.is_empty());
+    assert_eq!(list(None, Some("quick")).await, ["quick-1"]);
+    assert_eq!(list(None, Some("await-approval")).await, ["wait-1"]);
+    assert!(list(Some(RunStatus::Completed), Some("await-approval"))
+        .await
+        .is_empty());
+    assert!(list(None, Some("no-such-type")).await.is_empty());
 
     env.client.signal("wait-1", &approval("me")).await.unwrap();
     result_of(&waiting).await.unwrap();
     assert_eq!(
-        list(Some(RunStatus::Completed), None),
+        list(Some(RunStatus::Completed), None).await,
         ["quick-1", "wait-1"]
     );
-    assert!(list(Some(RunStatus::Running), None).is_empty());
-    let summary = &env.client.list(&RunFilter::default()).unwrap()[1];
+    assert!(list(Some(RunStatus::Running), None).await.is_empty());
+    let summary = &env.client.list(&RunFilter::default()).await.unwrap()[1];
     assert_eq!(summary.workflow_type, "await-approval");
     assert_eq!(summary.run, waiting.run_id());
     assert!(summary.closed_at.is_some());
@@ -413,7 +427,10 @@ async fn fifty_concurrent_starts_of_one_id_make_one_run() {
     let (winner, handle) = winners.pop().unwrap();
     assert_eq!(rejected_for.len(), 49);
     assert!(rejected_for.iter().all(|run| *run == handle.run_id()));
-    assert_eq!(env.client.list(&RunFilter::default()).unwrap().len(), 1);
+    assert_eq!(
+        env.client.list(&RunFilter::default()).await.unwrap().len(),
+        1
+    );
 
     env.client
         .signal("popular-1", &approval("crowd"))
@@ -449,16 +466,16 @@ async fn unusual_ids_are_kept_apart() {
             n as u32 * 10 + 1,
             "{id:?}"
         );
-        let d = env.client.describe(*id).unwrap();
+        let d = env.client.describe(*id).await.unwrap();
         assert_eq!(d.workflow_id.as_str(), *id);
         assert_eq!(d.run, handle.run_id());
-        match &env.client.history(*id).unwrap()[0] {
+        match &env.client.history(*id).await.unwrap()[0] {
             Event::WorkflowStarted { workflow_id, .. } => assert_eq!(workflow_id.as_str(), *id),
             other => panic!("{other:?}"),
         }
     }
     assert_eq!(
-        env.client.list(&RunFilter::default()).unwrap().len(),
+        env.client.list(&RunFilter::default()).await.unwrap().len(),
         ids.len()
     );
     worker.shutdown(Duration::from_secs(1)).await;
@@ -499,7 +516,7 @@ async fn a_cancelled_timer_never_fires() {
         .unwrap();
     assert_eq!(result_of(&handle).await.unwrap().as_deref(), Some("quick"));
 
-    let history = env.client.history("deadline-1").unwrap();
+    let history = env.client.history("deadline-1").await.unwrap();
     assert_well_formed(&history);
     let cancelled: Vec<u32> = history
         .iter()
@@ -551,7 +568,12 @@ async fn a_timer_that_fires_while_its_cancellation_is_computed_is_not_delivered(
     };
     let first = activate(&mut machine);
     env.store.commit_activation(first).unwrap();
-    let deadline = env.client.describe("deadline-2").unwrap().pending_timers[0];
+    let deadline = env
+        .client
+        .describe("deadline-2")
+        .await
+        .unwrap()
+        .pending_timers[0];
 
     env.client
         .signal("deadline-2", &approval("just in time"))
@@ -566,7 +588,7 @@ async fn a_timer_that_fires_while_its_cancellation_is_computed_is_not_delivered(
         "the signal wins and cancels the deadline: {:?}",
         second.events
     );
-    eventually("the deadline to pass", || {
+    eventually("the deadline to pass", async || {
         (Timestamp::now() >= deadline.fire_at).then_some(())
     })
     .await;
@@ -580,7 +602,7 @@ async fn a_timer_that_fires_while_its_cancellation_is_computed_is_not_delivered(
         result_of(&handle).await.unwrap().as_deref(),
         Some("just in time")
     );
-    let history = env.client.history("deadline-2").unwrap();
+    let history = env.client.history("deadline-2").await.unwrap();
     assert_well_formed(&history);
     let fired: Vec<CommandSeq> = history
         .iter()

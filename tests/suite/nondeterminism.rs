@@ -76,8 +76,8 @@ impl Workflow for CheckoutV2 {
 /// Starts a V1 checkout under `id` and waits until it waits for `Go`.
 async fn checkout_waiting_for_go(env: &TestEnv, id: &str) -> refrain::WorkflowHandle<CheckoutV1> {
     let handle = env.client.start::<CheckoutV1>(id, ()).await.unwrap();
-    eventually("both activities to be applied", || {
-        let h = env.client.history(id).ok()?;
+    eventually("both activities to be applied", async || {
+        let h = env.client.history(id).await.ok()?;
         kinds(&h)
             .contains(&"ActivityCompleted(charge)".to_owned())
             .then_some(())
@@ -103,7 +103,7 @@ async fn swapped_activities_are_reported_with_position_types_and_both_lines() {
     env.client.signal("checkout-1", &Go).await.unwrap();
     result_of(&handle).await.unwrap();
     worker.shutdown(Duration::from_secs(1)).await;
-    let history = env.client.history("checkout-1").unwrap();
+    let history = env.client.history("checkout-1").await.unwrap();
 
     let mut changed = WorkflowMachine::new(
         &WorkflowType::<CheckoutV2>::new(),
@@ -154,7 +154,7 @@ async fn swapped_activities_are_reported_with_position_types_and_both_lines() {
             "{needle:?} missing from:\n{report}"
         );
     }
-    assert_eq!(env.client.history("checkout-1").unwrap(), history);
+    assert_eq!(env.client.history("checkout-1").await.unwrap(), history);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,7 +168,7 @@ async fn a_worker_with_changed_code_leaves_the_history_alone_until_fixed_code_re
         .start();
     let handle = checkout_waiting_for_go(&env, "checkout-2").await;
     old.shutdown(Duration::from_secs(1)).await;
-    let history = env.client.history("checkout-2").unwrap();
+    let history = env.client.history("checkout-2").await.unwrap();
 
     let changed = Worker::builder(env.store.clone())
         .workflow::<CheckoutV2>()
@@ -176,9 +176,10 @@ async fn a_worker_with_changed_code_leaves_the_history_alone_until_fixed_code_re
         .activity(Charge::new(&ledger))
         .start();
     env.client.signal("checkout-2", &Go).await.unwrap();
-    let failure = eventually("the changed code to fail its task", || {
+    let failure = eventually("the changed code to fail its task", async || {
         env.client
             .describe("checkout-2")
+            .await
             .ok()?
             .record
             .last_task_failure
@@ -198,14 +199,14 @@ async fn a_worker_with_changed_code_leaves_the_history_alone_until_fixed_code_re
         );
     }
     changed.shutdown(Duration::from_secs(1)).await;
-    let d = env.client.describe("checkout-2").unwrap();
+    let d = env.client.describe("checkout-2").await.unwrap();
     assert_eq!(d.status(), RunStatus::Running);
     assert_eq!(
         d.record.inbox_tail - d.record.inbox_head,
         1,
         "the signal waits"
     );
-    assert_eq!(env.client.history("checkout-2").unwrap(), history);
+    assert_eq!(env.client.history("checkout-2").await.unwrap(), history);
 
     // Deploying the original code again lets the run finish.
     let fixed = Worker::builder(env.store.clone())
@@ -217,11 +218,12 @@ async fn a_worker_with_changed_code_leaves_the_history_alone_until_fixed_code_re
     env.store.requeue(handle.run_id());
     let result = result_of(&handle).await.unwrap();
     assert!(result.starts_with("reserve(line "), "{result}");
-    let after = env.client.history("checkout-2").unwrap();
+    let after = env.client.history("checkout-2").await.unwrap();
     assert_eq!(after[..history.len()], history[..]);
     assert!(env
         .client
         .describe("checkout-2")
+        .await
         .unwrap()
         .record
         .last_task_failure
@@ -253,9 +255,10 @@ async fn tokio_sleep_in_a_workflow_is_reported_and_nothing_is_committed() {
         .activity(Reserve::new(&ledger))
         .start();
     let handle = env.client.start::<Napper>("napper-1", ()).await.unwrap();
-    let failure = eventually("the workflow task to fail", || {
+    let failure = eventually("the workflow task to fail", async || {
         env.client
             .describe("napper-1")
+            .await
             .ok()?
             .record
             .last_task_failure
@@ -263,10 +266,10 @@ async fn tokio_sleep_in_a_workflow_is_reported_and_nothing_is_committed() {
     .await;
     assert!(failure.contains("nondeterminism"), "{failure}");
     assert!(failure.contains("tokio::time::sleep"), "{failure}");
-    let d = env.client.describe("napper-1").unwrap();
+    let d = env.client.describe("napper-1").await.unwrap();
     assert_eq!(d.status(), RunStatus::Running);
     assert_eq!(d.record.last_seq, 1);
-    let history = env.client.history("napper-1").unwrap();
+    let history = env.client.history("napper-1").await.unwrap();
     assert_eq!(kinds(&history), ["WorkflowStarted"]);
     assert!(ledger.entries().is_empty());
     assert_eq!(handle.run_id(), d.run);

@@ -132,8 +132,8 @@ fn payload_failure(outcome: Result<impl std::fmt::Debug, ClientError>) -> refrai
 
 /// Checks that the run's history ends with the recorded failure, in an
 /// activation of its own, and that it replays through `replayer`.
-fn assert_recorded_and_replays(env: &TestEnv, workflow_id: &str, replayer: Replayer) {
-    let history = env.client.history(workflow_id).unwrap();
+async fn assert_recorded_and_replays(env: &TestEnv, workflow_id: &str, replayer: Replayer) {
+    let history = env.client.history(workflow_id).await.unwrap();
     assert_well_formed(&history);
     let tail = kinds(&history[history.len() - 2..]);
     assert_eq!(tail, strings(&["ActivationStarted", "WorkflowFailed"]));
@@ -144,7 +144,7 @@ fn assert_recorded_and_replays(env: &TestEnv, workflow_id: &str, replayer: Repla
         other => panic!("history ends with {other:?}"),
     }
     assert_eq!(
-        env.client.describe(workflow_id).unwrap().status(),
+        env.client.describe(workflow_id).await.unwrap().status(),
         RunStatus::Failed
     );
     let export = HistoryExport::from_store(&env.store, &workflow_id.into()).unwrap();
@@ -177,7 +177,7 @@ async fn an_oversized_result_fails_the_run_by_name_and_the_history_replays() {
     // the one that could not be recorded: the history holds the run as it
     // stood before it, then the worker's closing activation.
     assert_eq!(
-        kinds(&env.client.history("inflate-2").unwrap()),
+        kinds(&env.client.history("inflate-2").await.unwrap()),
         strings(&[
             "WorkflowStarted",
             "ActivationStarted",
@@ -190,7 +190,7 @@ async fn an_oversized_result_fails_the_run_by_name_and_the_history_replays() {
         ])
     );
     for id in ["inflate-0", "inflate-2"] {
-        assert_recorded_and_replays(&env, id, Replayer::new().workflow::<Inflate>());
+        assert_recorded_and_replays(&env, id, Replayer::new().workflow::<Inflate>()).await;
     }
     worker.shutdown(Duration::from_secs(1)).await;
     drop((early, late));
@@ -225,8 +225,11 @@ async fn an_oversized_continue_as_new_input_fails_the_run_by_name() {
         assert!(failure.message.contains(named), "{named:?}: {failure:?}");
     }
     // No next run was started: the run that failed is the latest one.
-    assert_eq!(env.client.describe("relay").unwrap().run, handle.run_id());
-    assert_recorded_and_replays(&env, "relay", Replayer::new().workflow::<Relay>());
+    assert_eq!(
+        env.client.describe("relay").await.unwrap().run,
+        handle.run_id()
+    );
+    assert_recorded_and_replays(&env, "relay", Replayer::new().workflow::<Relay>()).await;
     worker.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -246,7 +249,7 @@ async fn an_oversized_activity_input_fails_the_run_naming_the_call() {
         2,
         "start and end of the first call only"
     );
-    assert_recorded_and_replays(&env, "overfeed", Replayer::new().workflow::<Overfeed>());
+    assert_recorded_and_replays(&env, "overfeed", Replayer::new().workflow::<Overfeed>()).await;
     worker.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -264,6 +267,6 @@ async fn an_oversized_patch_id_also_fails_the_run_by_name() {
     for named in [&format!("{BIG} bytes"), &format!("{LIMIT} bytes")] {
         assert!(failure.message.contains(named), "{named:?}: {failure:?}");
     }
-    assert_recorded_and_replays(&env, "patch", Replayer::new().workflow::<LongPatch>());
+    assert_recorded_and_replays(&env, "patch", Replayer::new().workflow::<LongPatch>()).await;
     worker.shutdown(Duration::from_secs(1)).await;
 }

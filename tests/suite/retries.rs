@@ -309,7 +309,7 @@ async fn failed_attempts_are_retried_after_backoff_and_only_the_last_is_recorded
     let handle = env.client.start::<FlakyFlow>("flaky-1", ()).await.unwrap();
     assert_eq!(result_of(&handle).await.unwrap(), "ok on attempt 3");
 
-    let history = env.client.history("flaky-1").unwrap();
+    let history = env.client.history("flaky-1").await.unwrap();
     assert_well_formed(&history);
     assert_eq!(
         kinds(&history),
@@ -367,7 +367,7 @@ async fn non_retryable_errors_fail_the_activity_at_once() {
         ]
     );
 
-    let history = env.client.history("decline-1").unwrap();
+    let history = env.client.history("decline-1").await.unwrap();
     assert_well_formed(&history);
     let failures: Vec<_> = history
         .iter()
@@ -409,8 +409,8 @@ async fn late_result_of_a_timed_out_attempt_is_rejected() {
         .start();
     let handle = env.client.start::<SlowFlow>("slow-1", ()).await.unwrap();
 
-    let recorded = eventually("the activity result to be applied", || {
-        let h = env.client.history("slow-1").ok()?;
+    let recorded = eventually("the activity result to be applied", async || {
+        let h = env.client.history("slow-1").await.ok()?;
         h.iter().find_map(|e| match e {
             Event::ActivityCompleted { attempt, .. } => Some(*attempt),
             _ => None,
@@ -421,7 +421,7 @@ async fn late_result_of_a_timed_out_attempt_is_rejected() {
         recorded, 2,
         "the retry, not the timed-out attempt, is recorded"
     );
-    eventually("the timed-out attempt to finish anyway", || {
+    eventually("the timed-out attempt to finish anyway", async || {
         let entries = ledger.of("slow-1", "slow-first");
         entries
             .iter()
@@ -435,7 +435,7 @@ async fn late_result_of_a_timed_out_attempt_is_rejected() {
     env.client.signal("slow-1", &Finish).await.unwrap();
     assert_eq!(result_of(&handle).await.unwrap(), "attempt-2");
 
-    let history = env.client.history("slow-1").unwrap();
+    let history = env.client.history("slow-1").await.unwrap();
     assert_well_formed(&history);
     assert_eq!(completions(&history), BTreeMap::from([(1, vec![2])]));
     assert!(!history
@@ -483,7 +483,7 @@ async fn a_silent_attempt_is_retried_and_its_lease_no_longer_holds() {
     // Attempt 1 would succeed by itself after 1.2 s; only the heartbeat
     // timeout can make attempt 2 the one recorded.
     assert_eq!(result_of(&handle).await.unwrap(), "attempt-2");
-    let history = env.client.history("silent-1").unwrap();
+    let history = env.client.history("silent-1").await.unwrap();
     assert_well_formed(&history);
     assert_eq!(completions(&history), BTreeMap::from([(1, vec![2])]));
     let entries = ledger.of("silent-1", "goes-silent");
@@ -520,7 +520,7 @@ async fn heartbeat_details_reach_the_next_attempt() {
         result_of(&handle).await.unwrap(),
         "attempt 2 resumed after Some(7)"
     );
-    let history = env.client.history("resume-1").unwrap();
+    let history = env.client.history("resume-1").await.unwrap();
     assert_eq!(completions(&history), BTreeMap::from([(1, vec![2])]));
     assert_eq!(
         attempts(&ledger.of("resume-1", "resume"), Phase::Start),
@@ -559,9 +559,9 @@ async fn exhausted_retries_fail_the_activity_and_then_the_workflow() {
         }
         other => panic!("expected the workflow to fail, got {other:?}"),
     }
-    let d = env.client.describe("give-up-1").unwrap();
+    let d = env.client.describe("give-up-1").await.unwrap();
     assert_eq!(d.status(), RunStatus::Failed);
-    let history = env.client.history("give-up-1").unwrap();
+    let history = env.client.history("give-up-1").await.unwrap();
     assert_well_formed(&history);
     assert_eq!(
         kinds(&history),
@@ -588,6 +588,7 @@ async fn exhausted_retries_fail_the_activity_and_then_the_workflow() {
                 status: Some(RunStatus::Failed),
                 workflow_type: None,
             })
+            .await
             .unwrap()
             .len(),
         1
@@ -625,8 +626,8 @@ async fn describe_shows_when_a_backed_off_retry_will_run() {
         .start::<PatientFlow>("patient-1", ())
         .await
         .unwrap();
-    let waiting = eventually("attempt 2 to be scheduled", || {
-        let d = env.client.describe("patient-1").ok()?;
+    let waiting = eventually("attempt 2 to be scheduled", async || {
+        let d = env.client.describe("patient-1").await.ok()?;
         let a = d.pending_activities.first()?.clone();
         (a.attempt == 2).then_some(a)
     })

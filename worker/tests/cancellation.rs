@@ -103,9 +103,9 @@ async fn setup() -> (tempfile::TempDir, Store, Worker, Client) {
     (dir, store, worker, client)
 }
 
-async fn wait_until(mut ok: impl FnMut() -> bool) {
+async fn wait_until(mut ok: impl AsyncFnMut() -> bool) {
     tokio::time::timeout(Duration::from_secs(20), async {
-        while !ok() {
+        while !ok().await {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
@@ -117,9 +117,10 @@ async fn wait_until(mut ok: impl FnMut() -> bool) {
 async fn cancelling_during_an_activity_reaches_it_and_lets_the_workflow_clean_up() {
     let (_dir, _store, worker, client) = setup().await;
     let handle = client.start::<Careful>("careful-1", ()).await.unwrap();
-    wait_until(|| {
+    wait_until(async || {
         client
             .describe("careful-1")
+            .await
             .map(|d| d.pending_activities.iter().any(|a| a.running))
             .unwrap_or(false)
     })
@@ -144,10 +145,10 @@ async fn cancelling_during_an_activity_reaches_it_and_lets_the_workflow_clean_up
     );
     // The workflow does not wait for the job to stop; the job learns it at
     // its next heartbeat.
-    wait_until(|| count(&SAW_CANCEL, "careful-1") == 1).await;
-    let d = client.describe("careful-1").unwrap();
+    wait_until(async || count(&SAW_CANCEL, "careful-1") == 1).await;
+    let d = client.describe("careful-1").await.unwrap();
     assert_eq!(d.status(), RunStatus::Cancelled);
-    let history = client.history("careful-1").unwrap();
+    let history = client.history("careful-1").await.unwrap();
     let k = kinds(&history);
     let at = |kind: &str| k.iter().position(|x| *x == kind).unwrap();
     assert!(at("WorkflowCancelRequested") < at("ActivityCancelRequested"));
@@ -164,9 +165,10 @@ async fn cancelling_during_an_activity_reaches_it_and_lets_the_workflow_clean_up
 async fn a_workflow_that_ignores_cancellation_is_cancelled_for_it_during_a_timer() {
     let (_dir, store, worker, client) = setup().await;
     let handle = client.start::<Sleeper>("sleeper-1", ()).await.unwrap();
-    wait_until(|| {
+    wait_until(async || {
         client
             .describe("sleeper-1")
+            .await
             .map(|d| !d.pending_timers.is_empty())
             .unwrap_or(false)
     })
@@ -184,11 +186,11 @@ async fn a_workflow_that_ignores_cancellation_is_cancelled_for_it_during_a_timer
         if failure.cause == FailureCause::Cancelled),
         "{err}"
     );
-    let d = client.describe("sleeper-1").unwrap();
+    let d = client.describe("sleeper-1").await.unwrap();
     assert_eq!(d.status(), RunStatus::Cancelled);
     assert!(d.pending_timers.is_empty(), "the timer was cancelled");
     assert_eq!(store.next_deadline().unwrap(), None, "nothing left to fire");
-    let k = kinds(&client.history("sleeper-1").unwrap());
+    let k = kinds(&client.history("sleeper-1").await.unwrap());
     assert_eq!(
         k[k.len() - 4..],
         [
@@ -205,9 +207,10 @@ async fn a_workflow_that_ignores_cancellation_is_cancelled_for_it_during_a_timer
 async fn terminate_ends_a_run_at_once_without_running_its_code() {
     let (_dir, _store, worker, client) = setup().await;
     let handle = client.start::<Careful>("careful-2", ()).await.unwrap();
-    wait_until(|| {
+    wait_until(async || {
         client
             .describe("careful-2")
+            .await
             .map(|d| d.pending_activities.iter().any(|a| a.running))
             .unwrap_or(false)
     })
@@ -222,15 +225,15 @@ async fn terminate_ends_a_run_at_once_without_running_its_code() {
         if failure.cause == FailureCause::Terminated),
         "{err}"
     );
-    let d = client.describe("careful-2").unwrap();
+    let d = client.describe("careful-2").await.unwrap();
     assert_eq!(d.status(), RunStatus::Terminated);
     assert!(d.pending_activities.is_empty());
-    let history = client.history("careful-2").unwrap();
+    let history = client.history("careful-2").await.unwrap();
     assert_eq!(history.last().map(Event::kind), Some("WorkflowTerminated"));
     // Nothing runs after termination: the worker's next task finds the
     // run closed, and no cleanup was scheduled.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(client.history("careful-2").unwrap(), history);
+    assert_eq!(client.history("careful-2").await.unwrap(), history);
     assert_eq!(count(&CLEANUPS, "careful-2"), 0);
     assert!(matches!(
         client.signal_from("careful-2", &Nothing, "ops").await,

@@ -105,6 +105,7 @@ async fn status_becomes(client: &Client, id: &str, status: RunStatus) {
         loop {
             if client
                 .describe(id)
+                .await
                 .map(|d| d.status() == status)
                 .unwrap_or(false)
             {
@@ -129,7 +130,7 @@ async fn a_parent_fans_out_to_children_and_collects_their_results() {
         .unwrap()
         .unwrap();
     assert_eq!(sum, 12);
-    let parent = client.history("recon").unwrap();
+    let parent = client.history("recon").await.unwrap();
     let started: Vec<_> = parent
         .iter()
         .filter_map(|e| match e {
@@ -145,7 +146,7 @@ async fn a_parent_fans_out_to_children_and_collects_their_results() {
             .count(),
         3
     );
-    let child = client.history("recon/batch-2").unwrap();
+    let child = client.history("recon/batch-2").await.unwrap();
     let Event::WorkflowStarted {
         parent: Some(p), ..
     } = &child[0]
@@ -194,7 +195,7 @@ async fn a_child_whose_id_is_taken_fails_at_once() {
         failure.message
     );
     assert_eq!(
-        client.describe("taken").unwrap().status(),
+        client.describe("taken").await.unwrap().status(),
         RunStatus::Running
     );
     worker.shutdown(Duration::from_secs(1)).await;
@@ -219,7 +220,7 @@ async fn cancelling_a_parent_during_a_child_workflow_cancels_the_child() {
         "{err}"
     );
     status_becomes(&client, "waits-2/slow", RunStatus::Cancelled).await;
-    let child = client.history("waits-2/slow").unwrap();
+    let child = client.history("waits-2/slow").await.unwrap();
     assert!(child.iter().any(|e| matches!(e,
         Event::WorkflowCancelRequested { requested_by: Some(by), .. } if by.contains("waits-2"))));
     worker.shutdown(Duration::from_secs(1)).await;
@@ -242,7 +243,7 @@ async fn the_parent_close_policy_terminates_or_abandons_a_running_child() {
     // Abandoned: still running after its parent completed.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
-        client.describe("leaves-2/slow").unwrap().status(),
+        client.describe("leaves-2/slow").await.unwrap().status(),
         RunStatus::Running
     );
     worker.shutdown(Duration::from_secs(1)).await;

@@ -127,7 +127,7 @@ fn fixture() -> Fixture {
         let stuck = client.start::<Stuck>("stuck-1", ()).await.unwrap();
         let give_up = Instant::now() + Duration::from_secs(30);
         loop {
-            let d = client.describe("stuck-1").unwrap();
+            let d = client.describe("stuck-1").await.unwrap();
             let retried = d
                 .pending_activities
                 .iter()
@@ -228,6 +228,36 @@ fn list_shows_runs_and_filters_them() {
     let none = ok(f.db(), &["list", "--status", "failed"]);
     assert!(none.contains("no runs match"), "{none}");
     fails(f.db(), &["list", "--status", "sleeping"], 2);
+}
+
+#[test]
+fn list_pages_with_a_cursor_and_refuses_a_forged_one() {
+    let f = fixture();
+    let ids = |out: &str| -> Vec<String> {
+        out.lines()
+            .skip(1)
+            .filter(|l| !l.starts_with('('))
+            .map(|l| l.split_whitespace().next().unwrap().to_owned())
+            .collect()
+    };
+    let all = ids(&ok(f.db(), &["list"]));
+    assert_eq!(all.len(), 3, "{all:?}");
+
+    let first = ok(f.db(), &["list", "--limit", "2"]);
+    let cursor = first
+        .lines()
+        .find_map(|l| l.strip_prefix("(more: --after "))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no cursor after a full page: {first}"));
+    let second = ok(f.db(), &["list", "--limit", "2", "--after", cursor]);
+    assert!(!second.contains("(more:"), "{second}");
+    // The two pages are the whole list, in its order, once each.
+    let paged: Vec<String> = ids(&first).into_iter().chain(ids(&second)).collect();
+    assert_eq!(paged, all);
+
+    let err = fails(f.db(), &["list", "--after", "not-a-cursor"], 1);
+    assert!(err.contains("not-a-cursor"), "{err}");
+    fails(f.db(), &["list", "--limit", "0"], 2);
 }
 
 #[test]

@@ -79,6 +79,7 @@ async fn a_thousand_signals_across_continue_as_new_arrive_once_each_in_order() {
             status: Some(RunStatus::ContinuedAsNew),
             workflow_type: None,
         })
+        .await
         .unwrap();
     assert_eq!(continued.len() as u32, seen.runs - 1);
     worker.shutdown(Duration::from_secs(1)).await;

@@ -93,7 +93,7 @@ async fn the_first_activation_is_stored_when_start_returns() {
     let client = Client::new(store.clone());
     let h = client.start::<Doubled>("d", 21).await.unwrap();
     // Committed with the start: no waiting for the worker to notice it.
-    let history = client.history("d").unwrap();
+    let history = client.history("d").await.unwrap();
     assert_eq!(
         kinds(&history),
         ["WorkflowStarted", "ActivationStarted", "ActivityScheduled"]
@@ -129,7 +129,7 @@ async fn eager_and_ordinary_starts_write_the_same_history() {
         let h = client.start::<Doubled>("d", 5).await.unwrap();
         gate.release(1);
         assert_eq!(within(h.result()).await.unwrap(), 10);
-        histories.push(kinds(&client.history("d").unwrap()));
+        histories.push(kinds(&client.history("d").await.unwrap()));
         w.shutdown(Duration::from_secs(1)).await;
     }
     assert_eq!(histories[0], histories[1]);
@@ -159,7 +159,7 @@ async fn a_start_whose_id_is_taken_runs_nothing_and_numbers_stay_unique() {
     let other = client.start::<Doubled>("other", 4).await.unwrap();
     // The discarded activations left nothing: one activity scheduled and
     // called, one start in the history.
-    let history = client.history("taken").unwrap();
+    let history = client.history("taken").await.unwrap();
     assert_eq!(
         kinds(&history),
         ["WorkflowStarted", "ActivationStarted", "ActivityScheduled"]
@@ -241,6 +241,9 @@ async fn a_failing_first_activation_is_a_task_failure_of_an_ordinary_run() {
     SHY_PANICS.store(false, Ordering::SeqCst);
     // Retried after its backoff, like any failed task.
     assert_eq!(within(h.result()).await.unwrap(), 7);
-    assert_eq!(kinds(&client.history("shy").unwrap())[0], "WorkflowStarted");
+    assert_eq!(
+        kinds(&client.history("shy").await.unwrap())[0],
+        "WorkflowStarted"
+    );
     w.shutdown(Duration::from_secs(1)).await;
 }

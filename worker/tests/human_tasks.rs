@@ -143,10 +143,10 @@ fn ask(chain: &[(&str, u64)]) -> Ask {
 
 /// Polls `f` until it returns `Some` (at most 30 s: a hang, not a timing
 /// assertion).
-async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            if let Some(v) = f() {
+            if let Some(v) = f().await {
                 return v;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -157,7 +157,7 @@ async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 }
 
 async fn result(client: &Client, id: &str) -> Outcome {
-    let h = client.handle::<Underwrite>(id).unwrap();
+    let h = client.handle::<Underwrite>(id).await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), h.result())
         .await
         .expect("workflow finished")
@@ -198,7 +198,7 @@ async fn escalates_twice_with_reminders_and_the_third_assignee_decides() {
     client.start::<Underwrite>("loan-1", a).await.unwrap();
 
     // Carol has it, and has been told.
-    eventually("escalation to carol was notified", || {
+    eventually("escalation to carol was notified", async || {
         notify
             .sent
             .lock()
@@ -208,9 +208,9 @@ async fn escalates_twice_with_reminders_and_the_third_assignee_decides() {
             .then_some(())
     })
     .await;
-    assert!(client.list_human_tasks("alice").unwrap().is_empty());
-    assert!(client.list_human_tasks("bob").unwrap().is_empty());
-    let listed = client.list_human_tasks("carol").unwrap();
+    assert!(client.list_human_tasks("alice").await.unwrap().is_empty());
+    assert!(client.list_human_tasks("bob").await.unwrap().is_empty());
+    let listed = client.list_human_tasks("carol").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].level, 2);
     assert_eq!(listed[0].task, "underwriting-review");
@@ -236,10 +236,10 @@ async fn escalates_twice_with_reminders_and_the_third_assignee_decides() {
             failure: None,
         }
     );
-    assert!(client.list_human_tasks("carol").unwrap().is_empty());
+    assert!(client.list_human_tasks("carol").await.unwrap().is_empty());
 
     // The audit trail, exactly.
-    let history = client.history("loan-1").unwrap();
+    let history = client.history("loan-1").await.unwrap();
     let trail: Vec<String> = history
         .iter()
         .filter_map(|e| match e {
@@ -361,7 +361,7 @@ async fn nobody_answers_and_the_fallback_is_used() {
             failure: None,
         }
     );
-    let history = client.history("loan-2").unwrap();
+    let history = client.history("loan-2").await.unwrap();
     let closed: Vec<_> = history
         .iter()
         .filter_map(|e| match e {
@@ -373,8 +373,8 @@ async fn nobody_answers_and_the_fallback_is_used() {
     assert!(!history
         .iter()
         .any(|e| matches!(e, Event::HumanTaskDecided { .. })));
-    assert!(client.list_human_tasks("ann").unwrap().is_empty());
-    assert!(client.list_human_tasks("ben").unwrap().is_empty());
+    assert!(client.list_human_tasks("ann").await.unwrap().is_empty());
+    assert!(client.list_human_tasks("ben").await.unwrap().is_empty());
 
     // Too late: the decision is refused and nothing is written.
     let len = history.len();
@@ -393,7 +393,7 @@ async fn nobody_answers_and_the_fallback_is_used() {
         ),
         other => panic!("{other:?}"),
     }
-    assert_eq!(client.history("loan-2").unwrap().len(), len);
+    assert_eq!(client.history("loan-2").await.unwrap().len(), len);
     assert_replays(&store, "loan-2");
     w.shutdown(Duration::from_secs(5)).await;
 }
@@ -410,7 +410,7 @@ async fn without_a_fallback_an_unanswered_task_fails_by_name() {
         .unwrap();
     let out = result(&client, "loan-3").await;
     assert_eq!(out.failure.as_deref(), Some("human-task-unanswered"));
-    assert!(client.history("loan-3").unwrap().iter().any(|e| matches!(
+    assert!(client.history("loan-3").await.unwrap().iter().any(|e| matches!(
         e,
         Event::HumanTaskClosed { reason, .. } if reason == "nobody answered (asked ann); the task failed"
     )));
@@ -427,8 +427,8 @@ async fn a_task_is_listed_under_its_current_assignee_and_decided_by_reference() 
         .start::<Underwrite>("loan-4", ask(&[("dora", 60_000), ("ed", 60_000)]))
         .await
         .unwrap();
-    let task = eventually("dora's task is listed", || {
-        client.list_human_tasks("dora").unwrap().pop()
+    let task = eventually("dora's task is listed", async || {
+        client.list_human_tasks("dora").await.unwrap().pop()
     })
     .await;
     assert_eq!(task.workflow_id.as_str(), "loan-4");
@@ -437,9 +437,12 @@ async fn a_task_is_listed_under_its_current_assignee_and_decided_by_reference() 
     assert!(task.deadline.is_some());
     let form: serde_json::Value = task.form().unwrap().unwrap();
     assert_eq!(form["amount"], 25000);
-    assert!(client.list_human_tasks("ed").unwrap().is_empty());
-    assert!(client.list_human_tasks("dor").unwrap().is_empty());
-    assert_eq!(client.human_tasks_of("loan-4").unwrap(), vec![task.clone()]);
+    assert!(client.list_human_tasks("ed").await.unwrap().is_empty());
+    assert!(client.list_human_tasks("dor").await.unwrap().is_empty());
+    assert_eq!(
+        client.human_tasks_of("loan-4").await.unwrap(),
+        vec![task.clone()]
+    );
 
     let wrong = HumanTaskRef::Exact {
         workflow_id: "loan-other".into(),
@@ -465,7 +468,7 @@ async fn a_task_is_listed_under_its_current_assignee_and_decided_by_reference() 
     assert_eq!(out.verdict, Some(Verdict::Reject));
     assert_eq!(out.decided_by, "dora");
     assert_eq!(out.level, 0);
-    assert!(client.list_human_tasks("dora").unwrap().is_empty());
+    assert!(client.list_human_tasks("dora").await.unwrap().is_empty());
     // A second decision is refused: a task is decided at most once.
     let again = client
         .decide_human_task(&task.reference(), &Verdict::Approve, "ed", None)
@@ -510,8 +513,8 @@ async fn a_task_decided_after_a_restart_completes_the_workflow() {
             .start::<Underwrite>("loan-5", ask(&[("fay", 120_000)]))
             .await
             .unwrap();
-        eventually("fay's task is listed", || {
-            client.list_human_tasks("fay").unwrap().pop()
+        eventually("fay's task is listed", async || {
+            client.list_human_tasks("fay").await.unwrap().pop()
         })
         .await;
         shut_down(w, store, client).await;
@@ -521,7 +524,7 @@ async fn a_task_decided_after_a_restart_completes_the_workflow() {
     // no worker runs, and a worker started afterwards carries on.
     let store = reopen(dir.path());
     let client = Client::new(store.clone());
-    let listed = client.list_human_tasks("fay").unwrap();
+    let listed = client.list_human_tasks("fay").await.unwrap();
     assert_eq!(listed.len(), 1);
     client
         .decide_human_task(

@@ -78,7 +78,7 @@ async fn one_workflow_thread_carries_many_runs_to_their_results() {
     }
     // Each history is one activation per step plus the closing one, with
     // the events in order: nothing of another run leaked in.
-    let history = client.history("count-5").unwrap();
+    let history = client.history("count-5").await.unwrap();
     let scheduled = history
         .iter()
         .filter(|e| matches!(e, Event::ActivityScheduled { .. }))
@@ -119,7 +119,7 @@ async fn a_commit_refused_for_the_history_limit_closes_the_run_with_a_failure() 
         }
         other => panic!("expected the history-limit failure, got {other:?}"),
     }
-    let history = client.history("long").unwrap();
+    let history = client.history("long").await.unwrap();
     // The refused step is not there; the closing failure (two events) is
     // admitted past the limit.
     assert!(history.len() <= 32, "{} events", history.len());

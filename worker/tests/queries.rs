@@ -70,7 +70,7 @@ async fn with_worker(cache_size: usize, test: impl AsyncFnOnce(&Client)) {
 
 /// Waits until `id`'s history satisfies `done` (an activation committed).
 async fn until_history(client: &Client, id: &str, done: impl Fn(&[refrain::Event]) -> bool) {
-    while !done(&client.history(id).unwrap()) {
+    while !done(&client.history(id).await.unwrap()) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -92,11 +92,11 @@ async fn answered_while_blocked_and_after_close(client: &Client) {
         .unwrap();
     // The signal was applied (in the first activation or a later one).
     until_history(client, "doc-1", signalled).await;
-    let before = client.history("doc-1").unwrap();
+    let before = client.history("doc-1").await.unwrap();
     let seen = client.query::<Approvals>("doc-1", &()).await.unwrap();
     assert_eq!(seen, ["ana"]);
     assert_eq!(
-        client.history("doc-1").unwrap(),
+        client.history("doc-1").await.unwrap(),
         before,
         "a query writes nothing"
     );
@@ -126,7 +126,7 @@ async fn unknown_queries_and_handlers_that_issue_commands_are_refused() {
     with_worker(100, async |client: &Client| {
         client.start::<Review>("doc-2", ()).await.unwrap();
         until_history(client, "doc-2", activated).await;
-        let before = client.history("doc-2").unwrap();
+        let before = client.history("doc-2").await.unwrap();
 
         struct Missing;
         impl Query for Missing {
@@ -145,12 +145,12 @@ async fn unknown_queries_and_handlers_that_issue_commands_are_refused() {
 
         let err = client.query::<Sneaky>("doc-2", &()).await.unwrap_err();
         assert!(err.to_string().contains("must not issue commands"), "{err}");
-        assert_eq!(client.history("doc-2").unwrap(), before);
+        assert_eq!(client.history("doc-2").await.unwrap(), before);
         // The refused command left no trace in the instance either: the
         // workflow goes on exactly as before.
         client.signal("doc-2", &Approve("cy".into())).await.unwrap();
         client.signal("doc-2", &Approve("di".into())).await.unwrap();
-        let h = client.handle::<Review>("doc-2").unwrap();
+        let h = client.handle::<Review>("doc-2").await.unwrap();
         assert_eq!(h.result().await.unwrap(), ["cy", "di"]);
 
         let err = client.query::<Approvals>("nobody", &()).await.unwrap_err();

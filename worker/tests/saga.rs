@@ -239,7 +239,7 @@ async fn compensations_run_newest_first_retrying_and_past_failures() {
             "release-credit#1",
         ]
     );
-    let history = client.history("acct-1").unwrap();
+    let history = client.history("acct-1").await.unwrap();
     assert_eq!(
         activity_trail(&history),
         [
@@ -286,6 +286,7 @@ async fn a_cancelled_workflow_compensates_before_it_ends() {
     tokio::time::timeout(Duration::from_secs(30), async {
         while !client
             .history("acct-2")
+            .await
             .unwrap()
             .iter()
             .any(|e| matches!(e, Event::TimerStarted { .. }))
@@ -310,7 +311,7 @@ async fn a_cancelled_workflow_compensates_before_it_ends() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        client.describe("acct-2").unwrap().status(),
+        client.describe("acct-2").await.unwrap().status(),
         RunStatus::Cancelled
     );
     assert_eq!(
@@ -323,7 +324,7 @@ async fn a_cancelled_workflow_compensates_before_it_ends() {
             "release-credit#1",
         ]
     );
-    let history = client.history("acct-2").unwrap();
+    let history = client.history("acct-2").await.unwrap();
     let requested = history
         .iter()
         .position(|e| matches!(e, Event::WorkflowCancelRequested { .. }))

@@ -106,9 +106,9 @@ fn start_worker(store: &Store, clock: Option<&TestClock>) -> Worker {
 
 /// Polls `check` until it holds. The limit only stops a broken test from
 /// hanging; nothing depends on how quickly it holds.
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
+async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let give_up = std::time::Instant::now() + Duration::from_secs(60);
-    while !check() {
+    while !check().await {
         assert!(
             std::time::Instant::now() < give_up,
             "gave up waiting for: {what}"
@@ -117,8 +117,8 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-fn describe(client: &Client, id: &str) -> ScheduleRecord {
-    client.describe_schedule(id).unwrap()
+async fn describe(client: &Client, id: &str) -> ScheduleRecord {
+    client.describe_schedule(id).await.unwrap()
 }
 
 /// Workflow ids of the runs of `workflow_type`, sorted.
@@ -156,7 +156,7 @@ async fn a_schedule_fires_repeatedly_and_its_runs_complete() {
     .overlap(OverlapPolicy::AllowAll);
     client.create_schedule(spec).await.unwrap();
 
-    until("three runs of the schedule completed", || {
+    until("three runs of the schedule completed", async || {
         runs_of(&store, Tick::NAME)
             .iter()
             .filter(|(_, s)| *s == RunStatus::Completed)
@@ -165,7 +165,7 @@ async fn a_schedule_fires_repeatedly_and_its_runs_complete() {
     })
     .await;
     client.delete_schedule("ticker").await.unwrap();
-    let d = client.list_schedules().unwrap();
+    let d = client.list_schedules().await.unwrap();
     assert!(d.is_empty());
 
     let runs = runs_of(&store, Tick::NAME);
@@ -173,6 +173,7 @@ async fn a_schedule_fires_repeatedly_and_its_runs_complete() {
         assert!(id.as_str().starts_with("ticker@"), "{id}");
         let result: String = client
             .handle::<Tick>(id.clone())
+            .await
             .unwrap()
             .result()
             .await
@@ -205,7 +206,7 @@ async fn client_calls_report_named_errors() {
         Err(ScheduleError::NotFound { id }) if id == "nope"
     ));
     assert!(matches!(
-        client.describe_schedule("nope"),
+        client.describe_schedule("nope").await,
         Err(ScheduleError::NotFound { .. })
     ));
     assert!(matches!(
@@ -245,8 +246,8 @@ async fn down_for_three_and_a_half_hours(
     let store = open_store(dir);
     let worker = start_worker(&store, Some(&clock));
     let client = Client::new(store.clone());
-    until("the service caught up", || {
-        describe(&client, "catch-up").next_fire == Some(h(4))
+    until("the service caught up", async || {
+        describe(&client, "catch-up").await.next_fire == Some(h(4))
     })
     .await;
     (store, client, worker)
@@ -257,7 +258,7 @@ async fn skip_catches_up_with_exactly_one_run() {
     let dir = tempfile::tempdir().unwrap();
     let (store, client, worker) =
         down_for_three_and_a_half_hours(dir.path(), OverlapPolicy::Skip).await;
-    until("the catch-up run completed", || {
+    until("the catch-up run completed", async || {
         all_completed(&store, Tick::NAME, 1)
     })
     .await;
@@ -268,7 +269,7 @@ async fn skip_catches_up_with_exactly_one_run() {
             RunStatus::Completed
         )]
     );
-    let d = describe(&client, "catch-up");
+    let d = describe(&client, "catch-up").await;
     assert_eq!((d.runs_started, d.skipped, d.missed), (1, 1, 1));
     assert_eq!(d.last_fire, Some(h(3)));
     worker.shutdown(Duration::from_secs(5)).await;
@@ -279,7 +280,7 @@ async fn buffer_one_catches_up_with_exactly_one_run() {
     let dir = tempfile::tempdir().unwrap();
     let (store, client, worker) =
         down_for_three_and_a_half_hours(dir.path(), OverlapPolicy::BufferOne).await;
-    until("the catch-up run completed", || {
+    until("the catch-up run completed", async || {
         all_completed(&store, Tick::NAME, 1)
     })
     .await;
@@ -290,7 +291,7 @@ async fn buffer_one_catches_up_with_exactly_one_run() {
             RunStatus::Completed
         )]
     );
-    let d = describe(&client, "catch-up");
+    let d = describe(&client, "catch-up").await;
     assert_eq!((d.runs_started, d.skipped, d.missed), (1, 1, 1));
     assert_eq!(d.buffered_fire, None);
     worker.shutdown(Duration::from_secs(5)).await;
@@ -301,7 +302,7 @@ async fn allow_all_catches_up_with_one_run_per_fire_in_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let (store, client, worker) =
         down_for_three_and_a_half_hours(dir.path(), OverlapPolicy::AllowAll).await;
-    until("the catch-up runs completed", || {
+    until("the catch-up runs completed", async || {
         all_completed(&store, Tick::NAME, 2)
     })
     .await;
@@ -318,7 +319,7 @@ async fn allow_all_catches_up_with_one_run_per_fire_in_the_window() {
             ),
         ]
     );
-    let d = describe(&client, "catch-up");
+    let d = describe(&client, "catch-up").await;
     assert_eq!((d.runs_started, d.skipped, d.missed), (2, 0, 1));
     worker.shutdown(Duration::from_secs(5)).await;
 }
@@ -338,21 +339,21 @@ async fn buffer_one_starts_the_buffered_run_when_the_previous_one_closes() {
     let buffered = scheduled_workflow_id("gated", h(2));
 
     clock.set(h(1), &store);
-    until("the first run started", || {
-        describe(&client, "gated").runs_started == 1
+    until("the first run started", async || {
+        describe(&client, "gated").await.runs_started == 1
     })
     .await;
     clock.set(h(2), &store);
-    until("the h(2) fire is buffered", || {
-        describe(&client, "gated").buffered_fire == Some(h(2))
+    until("the h(2) fire is buffered", async || {
+        describe(&client, "gated").await.buffered_fire == Some(h(2))
     })
     .await;
     clock.set(h(3), &store);
-    until("the h(3) fire is dropped", || {
-        describe(&client, "gated").last_fire == Some(h(3))
+    until("the h(3) fire is dropped", async || {
+        describe(&client, "gated").await.last_fire == Some(h(3))
     })
     .await;
-    let d = describe(&client, "gated");
+    let d = describe(&client, "gated").await;
     assert_eq!((d.runs_started, d.skipped), (1, 1));
     assert_eq!(
         d.buffered_fire,
@@ -363,11 +364,11 @@ async fn buffer_one_starts_the_buffered_run_when_the_previous_one_closes() {
 
     // The clock stays put: only the first run closing starts the next.
     client.signal(first.clone(), &Open).await.unwrap();
-    until("the buffered run started", || {
-        describe(&client, "gated").runs_started == 2
+    until("the buffered run started", async || {
+        describe(&client, "gated").await.runs_started == 2
     })
     .await;
-    let d = describe(&client, "gated");
+    let d = describe(&client, "gated").await;
     assert_eq!(d.buffered_fire, None);
     assert_eq!(d.last_run.unwrap().workflow_id, buffered);
     assert_eq!(
@@ -377,6 +378,7 @@ async fn buffer_one_starts_the_buffered_run_when_the_previous_one_closes() {
     client.signal(buffered.clone(), &Open).await.unwrap();
     client
         .handle::<Gate>(buffered)
+        .await
         .unwrap()
         .result()
         .await
@@ -405,43 +407,43 @@ async fn pause_stops_fires_and_resume_restarts_them() {
 
     // The control schedule firing shows the service handled h(1).
     clock.set(h(1), &store);
-    until("control fired at h(1)", || {
-        describe(&client, "control").runs_started == 1
+    until("control fired at h(1)", async || {
+        describe(&client, "control").await.runs_started == 1
     })
     .await;
-    let d = describe(&client, "paused");
+    let d = describe(&client, "paused").await;
     assert_eq!((d.runs_started, d.last_fire), (0, None));
     assert!(store
         .latest_run(&scheduled_workflow_id("paused", h(1)))
         .unwrap()
         .is_none());
     clock.set(plus(h(2), 40 * MINUTE), &store);
-    until("control fired at h(2)", || {
-        describe(&client, "control").runs_started == 2
+    until("control fired at h(2)", async || {
+        describe(&client, "control").await.runs_started == 2
     })
     .await;
-    assert_eq!(describe(&client, "paused").runs_started, 0);
+    assert_eq!(describe(&client, "paused").await.runs_started, 0);
 
     // Resumed at h(2)+40 min with a 90-minute window: h(1) is not
     // back-fired, h(2) is.
     assert!(!client.resume_schedule("paused").await.unwrap().paused);
-    until("the resumed schedule caught up", || {
-        describe(&client, "paused").runs_started == 1
+    until("the resumed schedule caught up", async || {
+        describe(&client, "paused").await.runs_started == 1
     })
     .await;
-    let d = describe(&client, "paused");
+    let d = describe(&client, "paused").await;
     assert_eq!((d.missed, d.last_fire), (1, Some(h(2))));
     assert_eq!(
         d.last_run.unwrap().workflow_id,
         scheduled_workflow_id("paused", h(2))
     );
     clock.set(h(3), &store);
-    until("both fired at h(3)", || {
-        describe(&client, "paused").runs_started == 2
-            && describe(&client, "control").runs_started == 3
+    until("both fired at h(3)", async || {
+        describe(&client, "paused").await.runs_started == 2
+            && describe(&client, "control").await.runs_started == 3
     })
     .await;
-    until("every run completed", || {
+    until("every run completed", async || {
         all_completed(&store, Tick::NAME, 5)
     })
     .await;

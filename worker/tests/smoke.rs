@@ -56,6 +56,7 @@ async fn a_workflow_runs_through_a_worker_to_its_result() {
     }
     let kinds: Vec<_> = client
         .history("twice-3")
+        .await
         .unwrap()
         .iter()
         .map(|e| e.kind())

@@ -113,7 +113,7 @@ async fn timed<T>(f: impl std::future::Future<Output = T>) -> T {
 
 /// Waits until the first activation of `id` committed.
 async fn until_started(client: &Client, id: &str) {
-    while client.history(id).unwrap().len() < 2 {
+    while client.history(id).await.unwrap().len() < 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -147,7 +147,7 @@ async fn accepted_rejected_and_failed(cache_size: usize) {
 
         // Rejected by the validator: an error with its reason, and not one
         // byte of history.
-        let before = client.history("order-1").unwrap();
+        let before = client.history("order-1").await.unwrap();
         let err = client
             .update::<ChangeAddress>("order-1", &"  ".into())
             .await
@@ -158,7 +158,7 @@ async fn accepted_rejected_and_failed(cache_size: usize) {
             }
             other => panic!("expected a rejection, got {other}"),
         }
-        assert_eq!(client.history("order-1").unwrap(), before);
+        assert_eq!(client.history("order-1").await.unwrap(), before);
 
         // Accepted: the handler's activity ran and its result came back.
         let label = client
@@ -181,7 +181,7 @@ async fn accepted_rejected_and_failed(cache_size: usize) {
 
         client.signal("order-1", &Ship).await.unwrap();
         assert_eq!(order.result().await.unwrap(), "2 Oak Ave");
-        let history = client.history("order-1").unwrap();
+        let history = client.history("order-1").await.unwrap();
         let updates = update_events(&history);
         assert_eq!(updates.len(), 4, "{updates:?}");
         assert!(updates[0].starts_with("accepted change-address "));
@@ -226,7 +226,7 @@ async fn a_repeated_update_id_is_applied_once_and_answered_again() {
             .unwrap();
         assert_eq!(first, again);
         assert_eq!(labels.load(Ordering::SeqCst), 1, "the handler ran once");
-        let history = client.history("order-2").unwrap();
+        let history = client.history("order-2").await.unwrap();
         assert_eq!(
             update_events(&history),
             ["accepted change-address move-1", "completed move-1"]
@@ -255,6 +255,7 @@ async fn a_repeated_update_id_is_applied_once_and_answered_again() {
         client.signal("order-2", &Ship).await.unwrap();
         client
             .handle::<Order>("order-2")
+            .await
             .unwrap()
             .result()
             .await
@@ -296,7 +297,7 @@ async fn an_update_accepted_before_a_restart_completes_after_it() {
                         .await
                 })
             };
-            while !update_events(&client.history("order-3").unwrap())
+            while !update_events(&client.history("order-3").await.unwrap())
                 .contains(&"accepted change-address move".to_owned())
             {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -319,6 +320,7 @@ async fn an_update_accepted_before_a_restart_completes_after_it() {
         client.signal("order-3", &Ship).await.unwrap();
         let shipped = client
             .handle::<Order>("order-3")
+            .await
             .unwrap()
             .result()
             .await

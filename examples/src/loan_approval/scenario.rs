@@ -96,7 +96,7 @@ pub async fn run(
             }
             Err(e) => return Err(e.into()),
         };
-        print_history(client, &id)?;
+        print_history(client, &id).await?;
         ended.push((id, outcome));
     }
     Ok(ended)
@@ -113,13 +113,18 @@ pub async fn review_waiting(client: &Client, id: &str) -> Result<Option<HumanTas
     let give_up = Instant::now() + Duration::from_secs(60);
     loop {
         let queued = client
-            .list_human_tasks(UNDERWRITER)?
+            .list_human_tasks(UNDERWRITER)
+            .await?
             .into_iter()
             .find(|t| t.workflow_id.as_str() == id);
-        if let Some(task) = queued.filter(|_| emailed(client, id, UNDERWRITER).unwrap_or(false)) {
+        let queued = match queued {
+            Some(task) if emailed(client, id, UNDERWRITER).await.unwrap_or(false) => Some(task),
+            _ => None,
+        };
+        if let Some(task) = queued {
             return Ok(Some(task));
         }
-        if !client.describe(id)?.status().is_open() || Instant::now() > give_up {
+        if !client.describe(id).await?.status().is_open() || Instant::now() > give_up {
             return Ok(None);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -150,7 +155,7 @@ pub async fn applicant_amends(client: &Client, id: &str) -> Result<LoanTerms> {
         .await
     {
         Err(ClientError::UpdateRejected { reason, .. }) => {
-            let recorded = client.history(id)?.iter().any(
+            let recorded = client.history(id).await?.iter().any(
                 |e| matches!(e, Event::UpdateAccepted { update_id, .. } if *update_id == typo),
             );
             println!(
@@ -220,9 +225,9 @@ pub async fn underwriter_decides(
 
 /// Whether an email to `who` about the task has gone out (its activity
 /// completed).
-fn emailed(client: &Client, id: &str, who: &str) -> Result<bool> {
+async fn emailed(client: &Client, id: &str, who: &str) -> Result<bool> {
     let mut emails = Vec::new();
-    for e in client.history(id)? {
+    for e in client.history(id).await? {
         match e {
             Event::ActivityScheduled {
                 cmd,

@@ -88,7 +88,7 @@ async fn key_workload(dir: PathBuf) -> anyhow::Result<()> {
     for i in 0..KEY_CHAINS {
         let id = format!("chain-{i}");
         let handle = if store.latest_run(&id.as_str().into())?.is_some() {
-            client.handle::<KeyChain>(id.as_str())?
+            client.handle::<KeyChain>(id.as_str()).await?
         } else {
             let first = ChainStep {
                 id: id.clone(),
@@ -131,7 +131,7 @@ async fn run_scenario(dir: PathBuf, name: &str) -> anyhow::Result<()> {
         // A run that completed before the kill must be waited for, not
         // started again (attaching only covers open runs).
         let handle = if store.latest_run(&id.into())?.is_some() {
-            client.handle::<CrashFlow>(id)?
+            client.handle::<CrashFlow>(id).await?
         } else {
             client
                 .start_with::<CrashFlow>(id, plan.clone(), StartOptions::attach_to_open())
@@ -141,7 +141,7 @@ async fn run_scenario(dir: PathBuf, name: &str) -> anyhow::Result<()> {
     }
     println!("{READY}");
     let ids = plans.iter().map(|p| p.id.clone()).collect();
-    let monitor = tokio::spawn(report_states(client.clone(), ids));
+    let monitor = tokio::spawn(report_states(store.clone(), client.clone(), ids));
     let signals = tokio::spawn(serve_signal_requests(client.clone(), dir.clone()));
     print_results(&handles).await?;
     monitor.abort();
@@ -170,13 +170,15 @@ where
 
 /// Prints a `STATE` line whenever a run changes, after a flush, so that
 /// whatever the parent reacts to is already durable when it kills us.
-async fn report_states(client: Client, ids: Vec<String>) {
+async fn report_states(store: Store, client: Client, ids: Vec<String>) {
     let mut last: HashMap<String, String> = HashMap::new();
     loop {
         let mut changed = Vec::new();
         for id in &ids {
-            let (Ok(d), Ok(history)) = (client.describe(id.as_str()), client.history(id.as_str()))
-            else {
+            let (Ok(d), Ok(history)) = (
+                client.describe(id.as_str()).await,
+                client.history(id.as_str()).await,
+            ) else {
                 continue;
             };
             let r = &d.record;
@@ -192,7 +194,7 @@ async fn report_states(client: Client, ids: Vec<String>) {
             }
         }
         if !changed.is_empty() {
-            if let Err(e) = client.store().durable().await {
+            if let Err(e) = store.durable().await {
                 eprintln!("flush failed: {e}");
                 return;
             }

@@ -135,11 +135,13 @@ pub async fn run(opts: &Opts) -> Outcome {
     // Wake: signal every one of them (IN_FLIGHT at a time) while waiting for
     // every result.
     let t1 = Instant::now();
-    let results: FuturesUnordered<_> = (0..n)
-        .map(|i| {
-            let h = client.handle::<Park>(format!("park-{i}")).unwrap();
-            async move { h.result().await.unwrap() }
-        })
+    let mut handles = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        handles.push(client.handle::<Park>(format!("park-{i}")).await.unwrap());
+    }
+    let results: FuturesUnordered<_> = handles
+        .into_iter()
+        .map(|h| async move { h.result().await.unwrap() })
         .collect();
     let waiter = tokio::spawn(async move {
         let woken = results.filter(|ok| std::future::ready(*ok)).count().await;

@@ -291,13 +291,15 @@ async fn resume(dir: &Path, n: u64, mode: refrain::DurabilityMode) {
         .start();
     let worker_ms = rel_ms(unix_ns(SystemTime::now()));
     let client = Client::new(store.clone());
-    let completed: FuturesUnordered<_> = (0..n)
-        .map(|i| {
-            let h = client.handle::<Held>(format!("held-{i}")).unwrap();
-            async move {
-                assert_eq!(h.result().await.unwrap(), i);
-                unix_ns(SystemTime::now())
-            }
+    let mut handles = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        handles.push((i, client.handle::<Held>(format!("held-{i}")).await.unwrap()));
+    }
+    let completed: FuturesUnordered<_> = handles
+        .into_iter()
+        .map(|(i, h)| async move {
+            assert_eq!(h.result().await.unwrap(), i);
+            unix_ns(SystemTime::now())
         })
         .collect();
     let waiter = tokio::spawn(completed.collect::<Vec<u64>>());

@@ -30,6 +30,12 @@ pub(super) enum Command {
         /// Only runs of this workflow type.
         #[arg(long = "type", value_name = "TYPE")]
         workflow_type: Option<String>,
+        /// Show one page of at most N runs, and the cursor of the next.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        /// Start after this cursor (printed by the page before).
+        #[arg(long, value_name = "CURSOR")]
+        after: Option<String>,
     },
     /// Shows the latest run of a workflow: status, times, pending
     /// activities and timers, the last workflow-task failure.

@@ -6,22 +6,50 @@ use super::format::utc;
 use super::{acknowledge, pick_run, CliError, Out, EXIT_FAILED};
 use crate::replayer::{history_files, indent, ReplayError, Replayer};
 use refrain::history_file::{FileFormat, HistoryExport};
-use refrain_history::{Payload, RunFilter, RunId, Store, WorkflowId};
+use refrain_history::{
+    HistoryStore, PageRequest, Payload, RunCursor, RunFilter, RunId, Store, WorkflowId,
+};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 // ----- list -----
 
-pub(super) fn list(
-    store: &Store,
-    status: Option<StatusArg>,
-    workflow_type: Option<String>,
+/// Runs are read from the store in pages of this many.
+const PAGE: usize = 500;
+
+/// Which runs `list` shows.
+pub(super) struct ListArgs {
+    pub(super) status: Option<StatusArg>,
+    pub(super) workflow_type: Option<String>,
+    /// One page of at most this many runs, instead of all of them.
+    pub(super) limit: Option<usize>,
+    /// Where the page starts: the cursor the previous page printed.
+    pub(super) after: Option<String>,
+}
+
+pub(super) async fn list(
+    store: &dyn HistoryStore,
+    args: ListArgs,
     out: Out<'_>,
 ) -> Result<(), CliError> {
-    let runs = store.list_runs(&RunFilter {
-        status: status.map(Into::into),
-        workflow_type,
-    })?;
+    let filter = RunFilter {
+        status: args.status.map(Into::into),
+        workflow_type: args.workflow_type,
+    };
+    let mut runs = Vec::new();
+    let mut page = PageRequest {
+        after: args.after.map(RunCursor::new),
+        limit: args.limit.unwrap_or(PAGE),
+    };
+    // With `--limit`, one page and where the next starts; without, every page.
+    let more = loop {
+        let got = store.list_runs(&filter, page).await?;
+        runs.extend(got.runs);
+        match got.next_cursor {
+            Some(cursor) if args.limit.is_none() => page = PageRequest::after(cursor, PAGE),
+            next => break next,
+        }
+    };
     let mut rows = vec![[
         "ID".to_owned(),
         "RUN".to_owned(),
@@ -43,6 +71,9 @@ pub(super) fn list(
     write_table(out, &rows)?;
     if runs.is_empty() {
         writeln!(out, "(no runs match)")?;
+    }
+    if let Some(cursor) = more {
+        writeln!(out, "(more: --after {cursor})")?;
     }
     Ok(())
 }
@@ -77,7 +108,7 @@ pub(super) fn export(
     file: &Path,
     out: Out<'_>,
 ) -> Result<(), CliError> {
-    let (run, _) = pick_run(store, id, run)?;
+    let (run, _) = super::on_runtime(pick_run(store, id, run))??;
     let history = HistoryExport::from_run(store, run)
         .map_err(|e| CliError::Failed(format!("cannot read the history of {id}: {e}")))?;
     history

@@ -3,10 +3,14 @@
 use super::format::{attempts_of, bytes, failure_text, human, role_tag, short, utc};
 use super::{latest, CliError, Out};
 use crate::replayer::indent;
-use refrain_history::{ActivityState, Store, Timestamp, WorkflowId};
+use refrain_history::{ActivityState, HistoryStore, Timestamp, WorkflowId};
 
-pub(super) fn describe(store: &Store, id: &WorkflowId, out: Out<'_>) -> Result<(), CliError> {
-    let (run, record) = latest(store, id)?;
+pub(super) async fn describe(
+    store: &dyn HistoryStore,
+    id: &WorkflowId,
+    out: Out<'_>,
+) -> Result<(), CliError> {
+    let (run, record) = latest(store, id).await?;
     let now = Timestamp::now();
     writeln!(out, "workflow  {id}")?;
     writeln!(out, "run       {}", run.0)?;
@@ -73,7 +77,7 @@ pub(super) fn describe(store: &Store, id: &WorkflowId, out: Out<'_>) -> Result<(
         )?;
     }
     for &cmd in &record.pending_activities {
-        let Some(task) = store.activity_task(run, cmd)? else {
+        let Some(task) = store.activity_task(run, cmd).await? else {
             writeln!(out, "  cmd {}  (task record missing)", cmd.0)?;
             continue;
         };

@@ -2,7 +2,7 @@
 //! workflows in a store directory.
 //!
 //! ```text
-//! refrain --db DIR list [--status running|completed|failed|continued-as-new|cancelled|terminated] [--type T]
+//! refrain --db DIR list [--status running|completed|failed|continued-as-new|cancelled|terminated] [--type T] [--limit N [--after CURSOR]]
 //! refrain --db DIR describe ID
 //! refrain --db DIR history ID [--run N]
 //! refrain --db DIR export ID --out FILE [--run N]     # FILE.json: JSON, else binary
@@ -12,6 +12,13 @@
 //! ```
 //!
 //! `--db` may also come from the `REFRAIN_DB` environment variable.
+//!
+//! `list`, `describe` and `history` read through the [`HistoryStore`]
+//! seam, as any client of the store would (`list` page by page; with
+//! `--limit` it prints one page and the cursor of the next); `verify` and
+//! `export` read the sled store itself.
+//!
+//! [`HistoryStore`]: refrain_history::HistoryStore
 //!
 //! sled lets one process at a time open a store, so these commands work on
 //! a store whose application is stopped; while it runs they fail at once
@@ -57,12 +64,14 @@ mod verify;
 use crate::replayer::Replayer;
 use args::{Cli, Command};
 use clap::Parser;
-use commands::{export, list, replay, signal};
+use commands::{export, list, replay, signal, ListArgs};
 use describe::describe;
 use refrain_history::{
-    Payload, RunId, RunRecord, Store, StoreConfig, StoreError, Timestamp, WorkflowId,
+    HistoryStore, Payload, ReadError, RunId, RunRecord, Store, StoreConfig, StoreError, Timestamp,
+    WorkflowId,
 };
 use std::ffi::OsString;
+use std::future::Future;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -164,6 +173,22 @@ impl From<StoreError> for CliError {
     }
 }
 
+impl From<ReadError> for CliError {
+    fn from(e: ReadError) -> Self {
+        CliError::Failed(e.to_string())
+    }
+}
+
+/// Runs `read` (a command that reads through the [`HistoryStore`] seam,
+/// which is async) to completion on this thread.
+fn on_runtime<F: Future>(read: F) -> Result<F::Output, CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| CliError::Unusable(format!("cannot start the async runtime: {e}")))?;
+    Ok(runtime.block_on(read))
+}
+
 type Out<'a> = &'a mut dyn Write;
 
 fn execute(cli: Cli, replayer: &Replayer, out: Out<'_>) -> Result<u8, CliError> {
@@ -172,11 +197,26 @@ fn execute(cli: Cli, replayer: &Replayer, out: Out<'_>) -> Result<u8, CliError> 
         Command::List {
             status,
             workflow_type,
-        } => list(&open_for_reading(db)?, status, workflow_type, out),
-        Command::Describe { id } => describe(&open_for_reading(db)?, &WorkflowId::new(id), out),
-        Command::History { id, run } => {
-            history(&open_for_reading(db)?, &WorkflowId::new(id), run, out)
+            limit,
+            after,
+        } => {
+            let args = ListArgs {
+                status,
+                workflow_type,
+                limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                after,
+            };
+            on_runtime(list(&open_for_reading(db)?, args, out))?
         }
+        Command::Describe { id } => {
+            on_runtime(describe(&open_for_reading(db)?, &WorkflowId::new(id), out))?
+        }
+        Command::History { id, run } => on_runtime(history(
+            &open_for_reading(db)?,
+            &WorkflowId::new(id),
+            run,
+            out,
+        ))?,
         Command::Export { id, out: file, run } => export(
             &open_for_reading(db)?,
             &WorkflowId::new(id),
@@ -305,23 +345,25 @@ fn open_for_reading(db: Option<&Path>) -> Result<Store, CliError> {
 
 // ----- picking a run -----
 
-fn latest(store: &Store, id: &WorkflowId) -> Result<(RunId, RunRecord), CliError> {
+async fn latest(store: &dyn HistoryStore, id: &WorkflowId) -> Result<(RunId, RunRecord), CliError> {
     store
-        .latest_run(id)?
+        .latest_run(id)
+        .await?
         .ok_or_else(|| CliError::Failed(format!("no workflow with id {id}")))
 }
 
 /// The run `run` of `id`, or its latest run.
-fn pick_run(
-    store: &Store,
+async fn pick_run(
+    store: &dyn HistoryStore,
     id: &WorkflowId,
     run: Option<RunId>,
 ) -> Result<(RunId, RunRecord), CliError> {
     let Some(run) = run else {
-        return latest(store, id);
+        return latest(store, id).await;
     };
     let record = store
-        .run_record(run)?
+        .run_record(run)
+        .await?
         .ok_or_else(|| CliError::Failed(format!("no run {} in this store", run.0)))?;
     if record.workflow_id != *id {
         return Err(CliError::Failed(format!(

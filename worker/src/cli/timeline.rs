@@ -3,8 +3,8 @@
 use super::format::{attempts_of, failure_text, human, role_tag, short, utc};
 use super::{pick_run, CliError, Out};
 use refrain_history::{
-    ActivityOptions, CommandSeq, Event, Failure, FailureCause, ParentClosePolicy, RunId, RunRecord,
-    Store, TimeoutKind, Timestamp, WorkflowId,
+    ActivityOptions, CommandSeq, Event, EventSeq, Failure, FailureCause, HistoryStore,
+    ParentClosePolicy, RunId, RunRecord, TimeoutKind, Timestamp, WorkflowId,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,14 +21,14 @@ struct Commands {
     updates: BTreeMap<String, String>,
 }
 
-pub(super) fn history(
-    store: &Store,
+pub(super) async fn history(
+    store: &dyn HistoryStore,
     id: &WorkflowId,
     run: Option<RunId>,
     out: Out<'_>,
 ) -> Result<(), CliError> {
-    let (run, record) = pick_run(store, id, run)?;
-    let events = store.read_history(run)?;
+    let (run, record) = pick_run(store, id, run).await?;
+    let events = store.read_history(run, EventSeq(1)).await?;
     let activations = events
         .iter()
         .filter(|e| matches!(e, Event::ActivationStarted { .. }))
@@ -77,15 +77,15 @@ pub(super) fn history(
         writeln!(out, "{seq:>4}  {:<24}  {wait:>8}  {text}", utc(time))?;
     }
     if record.status.is_open() {
-        open_run_footer(store, run, &record, out)?;
+        open_run_footer(store, run, &record, out).await?;
     }
     Ok(())
 }
 
 /// For an open run, what it is waiting on now: retries in progress are not
 /// in the history yet.
-fn open_run_footer(
-    store: &Store,
+async fn open_run_footer(
+    store: &dyn HistoryStore,
     run: RunId,
     record: &RunRecord,
     out: Out<'_>,
@@ -93,7 +93,7 @@ fn open_run_footer(
     writeln!(out)?;
     writeln!(out, "now: the run is open")?;
     for &cmd in &record.pending_activities {
-        if let Some(task) = store.activity_task(run, cmd)? {
+        if let Some(task) = store.activity_task(run, cmd).await? {
             let retry = match &task.last_failure {
                 Some(f) if task.attempt > 1 => format!(
                     ", retrying after attempt {} failed: {}",
@@ -116,7 +116,7 @@ fn open_run_footer(
     for t in &record.pending_timers {
         writeln!(out, "  timer (cmd {}) fires {}", t.cmd.0, utc(t.fire_at))?;
     }
-    for t in store.human_tasks_of_run(run)? {
+    for t in store.human_tasks_of_run(run).await? {
         let due = t
             .deadline
             .map(|d| format!(", due {}", utc(d)))

@@ -1,0 +1,250 @@
+//! The conformance suite of [`HistoryStore`]: what every backend must do,
+//! as tests any backend runs with one line (feature `test-support`).
+//!
+//! ```ignore
+//! // tests/conformance.rs of a backend crate (tokio with `macros` as a
+//! // dev-dependency):
+//! mod postgres {
+//!     refrain_history::history_store_conformance!(my_backend::fixture);
+//! }
+//! ```
+//!
+//! The macro expands to one `#[tokio::test]` per case, named after the
+//! case (so a failure names it), each calling the constructor for a fresh,
+//! empty backend (a [`Fixture`]). Put each backend's invocation in a module
+//! of its own, as above, so that several backends' cases can live in one
+//! test file. The cases speak only through the trait: the client side
+//! ([`client`]) and the worker side with its services ([`worker`]). They
+//! build activations as a worker would (the marker, the inbox it was
+//! given, then its commands) and use the wall clock only as a backend
+//! does, never asserting how long anything took: a wait that never ends
+//! fails the case after [`HANG`] instead of hanging it.
+//!
+//! [`HistoryStore`]: crate::HistoryStore
+
+pub mod client;
+pub mod worker;
+
+use crate::event::{Callsite, Event, Payload};
+use crate::ids::{CommandSeq, RunId, Timestamp, WorkflowId};
+use crate::options::ActivityOptions;
+use crate::store::api::{ActivationCommit, IdConflictPolicy, StartRequest, WorkflowTask};
+use crate::HistoryStore;
+use std::any::Any;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A fresh, empty backend under test.
+pub struct Fixture {
+    /// The handle the cases drive.
+    pub store: Arc<dyn HistoryStore>,
+    /// A second handle on the same data, as a second client holds it (for
+    /// sled, one process per database: a second handle of the same open
+    /// store; for a network backend, a second connection).
+    pub other: Arc<dyn HistoryStore>,
+    /// The backend's payload limit (`StoreConfig::max_payload_bytes` for
+    /// sled); keep it small, the cases send payloads just over it.
+    pub max_payload_bytes: usize,
+    /// What must outlive the handles (a temporary directory).
+    _keep: Box<dyn Any + Send + Sync>,
+}
+
+impl Fixture {
+    /// A fixture of `store`, with `other` a second handle on its data and
+    /// `keep` dropped only after both (a temporary directory, `()`).
+    pub fn new(
+        store: Arc<dyn HistoryStore>,
+        other: Arc<dyn HistoryStore>,
+        max_payload_bytes: usize,
+        keep: impl Any + Send + Sync,
+    ) -> Self {
+        Fixture {
+            store,
+            other,
+            max_payload_bytes,
+            _keep: Box::new(keep),
+        }
+    }
+}
+
+/// The longest any case waits for something that should happen; past it
+/// the case fails as hung. A hang guard, not a timing assertion.
+pub const HANG: Duration = Duration::from_secs(30);
+
+/// Awaits `fut`, failing the case if it does not finish within [`HANG`].
+pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(HANG, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("hung for {HANG:?} waiting for {what}"),
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, each with a fresh
+/// backend from `$make` (an expression callable as `Fn() -> Fixture`).
+#[macro_export]
+macro_rules! history_store_conformance {
+    ($make:expr) => {
+        $crate::history_store_conformance!(@cases $make;
+            client::start_is_durable_and_visible_to_another_handle,
+            client::start_follows_the_conflict_policy,
+            client::start_refuses_a_payload_too_large,
+            client::signal_reaches_the_open_run_and_names_missing_and_closed_ones,
+            client::cancel_and_terminate_reach_the_run_and_refuse_a_closed_one,
+            client::wait_closed_returns_the_closed_record,
+            client::read_history_starts_at_the_sequence_number_given,
+            client::list_pages_neither_skip_nor_repeat_while_runs_start,
+            client::list_filters_and_refuses_a_forged_cursor,
+            client::update_is_answered_once_and_refused_on_a_closed_run,
+            client::query_without_a_worker_is_refused_by_name,
+            client::human_tasks_are_listed_and_decided_once,
+            client::schedules_are_created_paused_resumed_and_deleted,
+            worker::workflow_poll_returns_when_work_arrives,
+            worker::workflow_poll_returns_empty_after_its_wait,
+            worker::commit_folds_in_local_results_and_claims,
+            worker::a_stale_local_result_is_refused,
+            worker::a_moved_history_or_a_malformed_commit_is_refused,
+            worker::a_failed_task_records_why_and_is_offered_again,
+            worker::activity_poll_claims_and_a_result_is_recorded_once,
+            worker::activity_poll_returns_when_work_arrives_or_empty_after_its_wait,
+            worker::a_failed_attempt_is_retried_per_its_policy,
+            worker::heartbeats_are_acknowledged_until_the_attempt_ends,
+            worker::an_oversized_result_is_refused,
+            worker::timers_fire_once_when_due,
+            worker::due_schedules_fire_and_wait_due_wakes_for_new_timers,
+        );
+    };
+    (@cases $make:expr; $($family:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let fixture: $crate::conformance::Fixture = ($make)();
+                $crate::conformance::$family::$case(&fixture).await;
+            }
+        )*
+    };
+}
+
+// ----- building blocks -----
+
+/// A payload holding `s`.
+pub fn p(s: &str) -> Payload {
+    Payload::from_bytes(s.as_bytes().to_vec())
+}
+
+/// A start of `id` (type `order-to-cash`) under `on_conflict`.
+pub fn start_request(id: &str, on_conflict: IdConflictPolicy) -> StartRequest {
+    StartRequest {
+        workflow_id: WorkflowId::new(id),
+        workflow_type: "order-to-cash".into(),
+        input: p("{}"),
+        on_conflict,
+        seed: 7,
+        now: Timestamp::now(),
+    }
+}
+
+/// Starts `id` and returns its run.
+pub async fn start(store: &dyn HistoryStore, id: &str) -> RunId {
+    let outcome = store
+        .start(start_request(id, IdConflictPolicy::Reject))
+        .await
+        .expect("start");
+    assert!(outcome.started);
+    outcome.run
+}
+
+/// Where a command was asked for.
+pub fn callsite() -> Callsite {
+    Callsite {
+        file: "conformance.rs".into(),
+        line: 1,
+        column: 1,
+    }
+}
+
+/// `ActivityScheduled` of command `cmd`.
+pub fn schedule(cmd: u32, options: ActivityOptions) -> Event {
+    Event::ActivityScheduled {
+        cmd: CommandSeq(cmd),
+        activity_type: "reserve-stock".into(),
+        input: p("\"sku-1\""),
+        options,
+        callsite: callsite(),
+    }
+}
+
+/// The commit a well-behaved worker makes for `task` at `time`: the
+/// activation marker, the inbox it was given (but for what never enters a
+/// history), then `commands`.
+pub fn commit_for(task: &WorkflowTask, time: Timestamp, commands: Vec<Event>) -> ActivationCommit {
+    let mut events = vec![Event::ActivationStarted { time }];
+    events.extend(task.inbox.iter().filter(|e| !e.is_inbox_only()).cloned());
+    events.extend(commands);
+    ActivationCommit {
+        run: task.run,
+        token: task.token,
+        expected_last_seq: task.record.last_seq,
+        inbox_upto: task.inbox_upto,
+        events,
+        rejected_updates: Vec::new(),
+    }
+}
+
+/// Polls until a workflow task of `run` comes (tasks of other runs are
+/// given back).
+pub async fn task_of(store: &dyn HistoryStore, run: RunId) -> WorkflowTask {
+    within(&format!("a workflow task of {run}"), async {
+        loop {
+            let tasks = store
+                .poll_workflow_tasks(16, Duration::from_millis(200))
+                .await
+                .expect("poll workflow tasks");
+            let mut found = None;
+            for task in tasks {
+                if task.run == run && found.is_none() {
+                    found = Some(task);
+                } else {
+                    store
+                        .fail_workflow_task(task.run, task.token, None, Some(Duration::ZERO))
+                        .await
+                        .expect("give back a task of another run");
+                }
+            }
+            if let Some(task) = found {
+                return task;
+            }
+            // A backend that answers at once must not starve the hang
+            // guard.
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+}
+
+/// Takes the workflow task of `run` and commits one activation producing
+/// `commands`; returns the task (with the inbox it applied).
+pub async fn activate(store: &dyn HistoryStore, run: RunId, commands: Vec<Event>) -> WorkflowTask {
+    let task = task_of(store, run).await;
+    store
+        .commit_activation(
+            commit_for(&task, Timestamp::now(), commands),
+            Default::default(),
+        )
+        .await
+        .expect("commit");
+    task
+}
+
+/// What waits in `run`'s inbox now (takes the run's task and gives it
+/// back).
+pub async fn inbox_of(store: &dyn HistoryStore, run: RunId) -> Vec<Event> {
+    let Some(task) = store.workflow_task(run).await.expect("workflow task") else {
+        return Vec::new();
+    };
+    store
+        .fail_workflow_task(run, task.token, None, Some(Duration::ZERO))
+        .await
+        .expect("give the task back");
+    task.inbox
+}

@@ -1,0 +1,410 @@
+//! The seam between the engine and its store: [`HistoryStore`].
+//!
+//! Everything the engine asks of durable storage passes through this one
+//! async trait, so that the store behind it can be the embedded sled
+//! [`Store`](crate::Store) (the first backend, `impl HistoryStore for
+//! Store` in `sled.rs`), an in-memory store for tests, a store in another
+//! process, or a network database shared by several worker processes. The
+//! operations are coarse on purpose: each is one request and one answer,
+//! so a backend across a network pays one round trip per operation.
+//!
+//! # The two sides
+//!
+//! - **Client side**: what an application, an API server, a dashboard or
+//!   the command line does to workflows: start, signal, cancel,
+//!   terminate, update (request and wait for the answer), query, wait for
+//!   a run to close, read histories and records, list runs page by page,
+//!   human tasks and schedules. These name workflows by id and runs by
+//!   number and need nothing from a worker (except a query, below).
+//! - **Worker side**: what the engine does to make progress. Workflow
+//!   tasks: long-poll for runs with work, commit an activation (with the
+//!   results of attempts completed in the worker's process and the
+//!   activities it runs at once folded in), or fail the task. Activity
+//!   tasks: long-poll (claim), complete, heartbeat. Services: fire due
+//!   timers, attempt deadlines and schedules, and say when the next is due.
+//!
+//! The split follows the one durable-execution systems share (a frontend
+//! for callers, task queues for workers), kept to what Refrain uses.
+//!
+//! # Acknowledged means durable
+//!
+//! Every write that returns `Ok` is durable when it returns: the backend
+//! owns that, not the caller. (The sled backend applies the operation,
+//! then waits for its group commit: `Store::durable`, or
+//! `Store::durable_since` for a claim's ticket.) A claimed activity task
+//! is returned only once the history that schedules it is durable, so an
+//! attempt may start at once. A write that returns an error wrote nothing,
+//! unless its error says otherwise.
+//!
+//! # Long-polls
+//!
+//! [`HistoryStore::poll_workflow_tasks`],
+//! [`HistoryStore::poll_activity_tasks`] and [`HistoryStore::wait_due`]
+//! wait up to the duration given and return early as soon as there is
+//! work; an empty answer after the wait is normal, and the caller simply
+//! polls again. A backend in another process holds the request open; the
+//! sled backend waits on its in-process notifications. Dropping the
+//! future of a poll is safe: a workflow task taken and never committed is
+//! offered again (a poll's runs go back to the queue on error, and a
+//! restart queues every ready run), an activity claim that is never
+//! completed times out and is retried.
+//!
+//! # What stays in process for now
+//!
+//! - **Queries**: [`HistoryStore::query`] reaches, for sled, a worker of
+//!   the same process through the store's `QueryRouter`. When the worker
+//!   moves onto this seam, a query becomes a kind of workflow task
+//!   (delivered by the workflow-task poll, answered by a call of its own),
+//!   so a worker in another process can answer it.
+//! - **Starting eagerly** (a start whose first activation a worker of the
+//!   same process runs and commits with it): for sled it stays behind
+//!   [`HistoryStore::start`], through the store's `EagerStarter`, as
+//!   before. Over a network the start would carry its first activation,
+//!   in a method of its own with a default (see [`HistoryStore::start`]).
+//! - **The worker** itself still uses the sled `Store` directly (its
+//!   pipelined commits, ready queue and notifications); moving it onto
+//!   this trait is the next step.
+//! - **`verify`** and opening a store are backend-specific and stay on
+//!   `Store`.
+
+mod errors;
+mod sled;
+mod worker_errors;
+
+pub use errors::{
+    BackendError, HumanTaskError, QueryError, ReadError, RunOpError, ScheduleError, StartError,
+    UpdateError,
+};
+pub use worker_errors::{ActivityError, CommitError};
+
+use crate::event::{Event, Failure, Payload};
+use crate::ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
+use crate::store::api::{
+    ActivationCommit, ActivityResolution, HeartbeatAck, RunFilter, RunSummary, StartOutcome,
+    StartRequest, WorkflowTask,
+};
+use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
+use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec};
+use crate::store::{EagerCommit, HumanTaskRecord, UpdateWait};
+use async_trait::async_trait;
+use std::fmt;
+use std::time::Duration;
+
+/// The one async seam between the engine and its store; see the module
+/// documentation for the two sides, the durability rule and long-polls.
+/// Object safe: the engine holds an `Arc<dyn HistoryStore>`.
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
+    // ----- client side: changing workflows -----
+
+    /// Starts a run of `req.workflow_id` under `req.on_conflict` (see
+    /// [`IdConflictPolicy`](crate::IdConflictPolicy)); durable when it
+    /// returns. `started: false` when the policy returned an existing run.
+    ///
+    /// A start that carries the run's first activation (an eager start
+    /// across the seam) will be a method of its own, with a default that
+    /// makes this start and then commits the activation, so backends that
+    /// cannot do both at once need not change. For sled, starts of types a
+    /// worker of this process runs are already eager behind this method.
+    async fn start(&self, req: StartRequest) -> Result<StartOutcome, StartError>;
+
+    /// Delivers signal `name` with `payload` to the open latest run of
+    /// `workflow_id`, recording `sender` when given; returns the run.
+    async fn signal(
+        &self,
+        workflow_id: &WorkflowId,
+        name: &str,
+        payload: Payload,
+        sender: Option<&str>,
+    ) -> Result<RunId, RunOpError>;
+
+    /// Asks the open latest run of `workflow_id` to cancel; the workflow
+    /// decides what that means. Returns the run.
+    async fn cancel(
+        &self,
+        workflow_id: &WorkflowId,
+        reason: &str,
+        requested_by: Option<&str>,
+    ) -> Result<RunId, RunOpError>;
+
+    /// Ends the open latest run of `workflow_id` at once, without running
+    /// its code. `terminated_by` (a person or system) is recorded with the
+    /// reason. Returns the run.
+    async fn terminate(
+        &self,
+        workflow_id: &WorkflowId,
+        reason: &str,
+        terminated_by: Option<&str>,
+    ) -> Result<RunId, RunOpError>;
+
+    /// Requests an update of the latest run of the workflow id (unless
+    /// that run already answered `update_id`) and waits until it is
+    /// answered or the run closes; the answer is durable when it returns.
+    /// The same `update_id` is the same request: it is never applied twice.
+    async fn update(&self, req: UpdateRequest) -> Result<UpdateWait, UpdateError>;
+
+    /// Asks `run` query `name` with `args`; the workflow's handler answers,
+    /// and nothing is written.
+    async fn query(&self, run: RunId, name: &str, args: Payload) -> Result<Payload, QueryError>;
+
+    // ----- client side: reading -----
+
+    /// Waits until `run` is closed and its closing is durable; returns its
+    /// record. A run that continued as new names the next in `continued_to`.
+    async fn wait_closed(&self, run: RunId) -> Result<RunRecord, ReadError>;
+
+    /// The events of `run` from `from` on (`EventSeq(1)` for all of it).
+    async fn read_history(&self, run: RunId, from: EventSeq) -> Result<Vec<Event>, ReadError>;
+
+    /// The latest run of `workflow_id` and its record, if the id was used.
+    async fn latest_run(
+        &self,
+        workflow_id: &WorkflowId,
+    ) -> Result<Option<(RunId, RunRecord)>, ReadError>;
+
+    /// The record of `run`, if it exists.
+    async fn run_record(&self, run: RunId) -> Result<Option<RunRecord>, ReadError>;
+
+    /// The pending activity task `cmd` of `run` (scheduled or running).
+    async fn activity_task(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+    ) -> Result<Option<ActivityTaskRecord>, ReadError>;
+
+    /// One page of the runs matching `filter`, in a stable order (for sled,
+    /// by run number). Pass the page's `next_cursor` back for the next
+    /// page: pages neither skip nor repeat a run, also while runs start.
+    async fn list_runs(&self, filter: &RunFilter, page: PageRequest) -> Result<RunPage, ReadError>;
+
+    // ----- client side: human tasks -----
+
+    /// The open human tasks assigned to `assignee` now.
+    async fn list_human_tasks(&self, assignee: &str) -> Result<Vec<HumanTaskRecord>, ReadError>;
+
+    /// The open human tasks of `run`, in assignment order.
+    async fn human_tasks_of_run(&self, run: RunId) -> Result<Vec<HumanTaskRecord>, ReadError>;
+
+    /// Records a decision on an open human task (at most once).
+    async fn decide_human_task(&self, decision: HumanTaskDecision) -> Result<(), HumanTaskError>;
+
+    // ----- client side: schedules -----
+
+    /// Creates a schedule; its first fire is the first fire time after now.
+    async fn create_schedule(&self, spec: ScheduleSpec) -> Result<ScheduleRecord, ScheduleError>;
+
+    /// Every schedule, in creation order.
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, ScheduleError>;
+
+    /// Schedule `id`.
+    async fn describe_schedule(&self, id: &str) -> Result<ScheduleRecord, ScheduleError>;
+
+    /// Pauses schedule `id`: no fires until resumed.
+    async fn pause_schedule(&self, id: &str) -> Result<ScheduleRecord, ScheduleError>;
+
+    /// Resumes schedule `id` (fires within its catch-up window act).
+    async fn resume_schedule(&self, id: &str) -> Result<ScheduleRecord, ScheduleError>;
+
+    /// Deletes schedule `id`; runs it started carry on.
+    async fn delete_schedule(&self, id: &str) -> Result<(), ScheduleError>;
+
+    // ----- worker side: workflow tasks -----
+
+    /// Waits up to `wait` for runs with work and returns up to `max`
+    /// workflow tasks (empty after the wait if none came). Each task is the
+    /// run's record and its unconsumed inbox; commit it with
+    /// [`HistoryStore::commit_activation`] or give it back with
+    /// [`HistoryStore::fail_workflow_task`].
+    async fn poll_workflow_tasks(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<WorkflowTask>, ReadError>;
+
+    /// The workflow task of `run` for a worker that brings results of its
+    /// own (attempts it completed in process, for `commit_activation`'s
+    /// `local`): a task for an open run even when nothing waits in its
+    /// inbox. `None` if the run is closed, missing, or leased.
+    async fn workflow_task(&self, run: RunId) -> Result<Option<WorkflowTask>, ReadError>;
+
+    /// Commits one activation of a task, durably, in one transaction; with
+    /// `local`, it also resolves attempts completed in the worker's process
+    /// (their results are among the commit's events) and claims for the
+    /// worker activities the commit schedules, which it returns, ready to
+    /// start.
+    async fn commit_activation(
+        &self,
+        commit: ActivationCommit,
+        local: EagerCommit,
+    ) -> Result<Vec<ActivityTask>, CommitError>;
+
+    /// Gives a workflow task back without committing (the workflow
+    /// panicked, diverged from its history, or the history is damaged),
+    /// recording `failure` on the run for operators. The run is offered
+    /// again after `retry_after`; with `None`, only once something new
+    /// arrives for it (or the store restarts).
+    async fn fail_workflow_task(
+        &self,
+        run: RunId,
+        token: LeaseToken,
+        failure: Option<String>,
+        retry_after: Option<Duration>,
+    ) -> Result<(), CommitError>;
+
+    // ----- worker side: activity tasks -----
+
+    /// Waits up to `wait` for claimable activity tasks and claims up to
+    /// `max` of them (empty after the wait if none came). Each may start at
+    /// once: the history that schedules it is durable.
+    async fn poll_activity_tasks(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ActivityTask>, ActivityError>;
+
+    /// Records the outcome of a running attempt, durably: a result, or a
+    /// failure that is retried or recorded per the activity's policy.
+    async fn complete_activity(
+        &self,
+        attempt: AttemptRef,
+        outcome: Result<Payload, Failure>,
+    ) -> Result<ActivityResolution, ActivityError>;
+
+    /// Records a heartbeat of a running attempt (moving its heartbeat
+    /// deadline) and says whether the workflow still wants the result.
+    async fn heartbeat_activity(
+        &self,
+        attempt: AttemptRef,
+        details: Option<Payload>,
+    ) -> Result<HeartbeatAck, ActivityError>;
+
+    // ----- services: time -----
+
+    /// Fires every timer due at `now` and expires every attempt whose
+    /// deadline passed (each once); returns how many were handled.
+    async fn fire_due(&self, now: Timestamp) -> Result<usize, ReadError>;
+
+    /// Fires every schedule due at `now` (starting, buffering, skipping or
+    /// counting missed fires per its policy).
+    async fn fire_due_schedules(&self, now: Timestamp) -> Result<ScheduleFires, ScheduleError>;
+
+    /// When the earliest timer, attempt deadline or schedule fire is due.
+    async fn next_due(&self) -> Result<Option<Timestamp>, ReadError>;
+
+    /// Waits up to `wait` until something may be due: the time
+    /// [`HistoryStore::next_due`] named has come, or an earlier timer,
+    /// deadline or schedule was added. A timer service is a loop of this,
+    /// `fire_due` and `fire_due_schedules`.
+    async fn wait_due(&self, wait: Duration) -> Result<(), ReadError>;
+}
+
+/// An update request: see [`HistoryStore::update`].
+#[derive(Clone, Debug)]
+pub struct UpdateRequest {
+    /// The workflow; the request goes to its latest run.
+    pub workflow_id: WorkflowId,
+    /// The caller's id for the request; the same id is the same request.
+    pub update_id: String,
+    /// Update name (`Update::NAME`).
+    pub name: String,
+    /// Encoded arguments.
+    pub input: Payload,
+}
+
+/// A decision on a human task: see [`HistoryStore::decide_human_task`].
+#[derive(Clone, Debug)]
+pub struct HumanTaskDecision {
+    /// The run that asks.
+    pub run: RunId,
+    /// The task's `HumanTaskAssigned` command.
+    pub cmd: CommandSeq,
+    /// The decision.
+    pub decision: Payload,
+    /// Who decided, for the audit trail.
+    pub decided_by: String,
+    /// Why, if they said.
+    pub comment: Option<String>,
+}
+
+/// One attempt of an activity, as a worker names it when it completes or
+/// heartbeats it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptRef {
+    /// The run.
+    pub run: RunId,
+    /// The activity's command.
+    pub cmd: CommandSeq,
+    /// The attempt's number.
+    pub attempt: u32,
+    /// The token the claim gave it.
+    pub token: LeaseToken,
+}
+
+impl From<&ActivityTask> for AttemptRef {
+    fn from(task: &ActivityTask) -> Self {
+        AttemptRef {
+            run: task.run,
+            cmd: task.cmd,
+            attempt: task.attempt,
+            token: task.token,
+        }
+    }
+}
+
+/// Where a page of [`HistoryStore::list_runs`] starts and how long it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// `next_cursor` of the previous page; `None` for the first page.
+    pub after: Option<RunCursor>,
+    /// Most runs in the page (at least 1 is used).
+    pub limit: usize,
+}
+
+impl PageRequest {
+    /// The first page, of up to `limit` runs.
+    pub fn first(limit: usize) -> Self {
+        PageRequest { after: None, limit }
+    }
+
+    /// The page after `cursor`, of up to `limit` runs.
+    pub fn after(cursor: RunCursor, limit: usize) -> Self {
+        PageRequest {
+            after: Some(cursor),
+            limit,
+        }
+    }
+}
+
+/// A position in a list of runs, handed out by the backend in
+/// [`RunPage::next_cursor`]. Opaque: its text may be shown and passed back
+/// (as a command-line argument, a URL parameter) but means nothing else.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RunCursor(String);
+
+impl RunCursor {
+    /// A cursor as given back by a caller; the backend checks it.
+    pub fn new(text: impl Into<String>) -> Self {
+        RunCursor(text.into())
+    }
+
+    /// The cursor's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RunCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One page of [`HistoryStore::list_runs`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunPage {
+    /// The runs, in the list's order.
+    pub runs: Vec<RunSummary>,
+    /// Where the next page starts; `None` when this page ends the list as
+    /// it stood. (Runs started later may still appear after it.)
+    pub next_cursor: Option<RunCursor>,
+}

@@ -1,0 +1,504 @@
+//! [`HistoryStore`] for the sled [`Store`]: each operation is the store's
+//! own, then its durability.
+//!
+//! How each kind of call keeps the runtime thread free:
+//!
+//! - Writes with an `_async` form (start, signal, cancel, activity claims
+//!   and completions) use it: while another transaction is applied they
+//!   wait without blocking the thread, and share its batch.
+//! - The activation commit uses `commit_activation_then`, the form the
+//!   worker uses: the commit joins the batch and its outcome comes back
+//!   through a channel.
+//! - Writes with only a blocking form (terminate, update requests,
+//!   decisions, heartbeats, schedules, firing timers, releasing a task)
+//!   run on tokio's blocking pool (`off_thread`): they wait for the
+//!   transaction in progress, which must not stall the runtime's workers.
+//! - Reads are plain sled reads and run inline, as every caller of the
+//!   store has always run them: they never wait for a transaction or a
+//!   flush.
+//! - Every acknowledged write then awaits [`Store::durable`], the group
+//!   commit shared with every concurrent caller.
+
+use super::{
+    ActivityError, AttemptRef, CommitError, HistoryStore, HumanTaskDecision, HumanTaskError,
+    PageRequest, QueryError, ReadError, RunCursor, RunOpError, RunPage, ScheduleError, StartError,
+    UpdateError, UpdateRequest,
+};
+use crate::error::StoreError;
+use crate::event::{Event, Failure, Payload};
+use crate::ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
+use crate::store::api::{
+    ActivationCommit, ActivityResolution, HeartbeatAck, RunFilter, StartOutcome, StartRequest,
+    WorkflowTask,
+};
+use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
+use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec};
+use crate::store::{EagerCommit, HumanTaskRecord, Store, UpdateWait};
+use async_trait::async_trait;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Runs a blocking store call on tokio's blocking pool.
+async fn off_thread<T, F>(store: &Store, op: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || op(&store)).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // The runtime is shutting down.
+        Err(_) => Err(StoreError::Closed),
+    }
+}
+
+/// How long a poll sleeps at most between looks, in case a wake-up was
+/// for another poller (a notification wakes one waiter).
+const RECHECK: Duration = Duration::from_millis(250);
+
+/// The text of the cursor after `run`: its number.
+fn cursor_after(run: RunId) -> RunCursor {
+    RunCursor::new(run.0.to_string())
+}
+
+fn parse_cursor(cursor: &RunCursor) -> Result<RunId, ReadError> {
+    cursor
+        .as_str()
+        .parse::<u64>()
+        .map(RunId)
+        .map_err(|_| ReadError::BadCursor {
+            cursor: cursor.as_str().to_owned(),
+        })
+}
+
+#[async_trait]
+impl HistoryStore for Store {
+    async fn start(&self, req: StartRequest) -> Result<StartOutcome, StartError> {
+        // An eager start (a worker of this process runs the type) happens
+        // inside, unchanged.
+        let outcome = self.start_workflow_async(req).await?;
+        self.durable().await?;
+        Ok(outcome)
+    }
+
+    async fn signal(
+        &self,
+        workflow_id: &WorkflowId,
+        name: &str,
+        payload: Payload,
+        sender: Option<&str>,
+    ) -> Result<RunId, RunOpError> {
+        let run = self
+            .signal_async(workflow_id, name, payload, sender)
+            .await?;
+        self.durable().await?;
+        Ok(run)
+    }
+
+    async fn cancel(
+        &self,
+        workflow_id: &WorkflowId,
+        reason: &str,
+        requested_by: Option<&str>,
+    ) -> Result<RunId, RunOpError> {
+        let run = self
+            .request_cancel_async(workflow_id, reason, requested_by)
+            .await?;
+        self.durable().await?;
+        Ok(run)
+    }
+
+    async fn terminate(
+        &self,
+        workflow_id: &WorkflowId,
+        reason: &str,
+        terminated_by: Option<&str>,
+    ) -> Result<RunId, RunOpError> {
+        // `WorkflowTerminated` has one text field; who ended the run is
+        // part of it rather than a new field of a persisted event.
+        let reason = match terminated_by {
+            Some(who) => format!("{reason} (terminated by {who})"),
+            None => reason.to_owned(),
+        };
+        let workflow_id = workflow_id.clone();
+        let run = off_thread(self, move |s| {
+            s.terminate(&workflow_id, &reason, Timestamp::now())
+        })
+        .await?;
+        self.durable().await?;
+        Ok(run)
+    }
+
+    async fn update(&self, req: UpdateRequest) -> Result<UpdateWait, UpdateError> {
+        let UpdateRequest {
+            workflow_id,
+            update_id,
+            name,
+            input,
+        } = req;
+        // An answer the latest run already gave (it may have closed since)
+        // is returned rather than asking a closed run again.
+        if let Some((run, _)) = self.latest_run(&workflow_id)? {
+            if let Some(update) = self.update_record(run, &update_id)? {
+                if update.state.is_answered() {
+                    self.durable().await?;
+                    return Ok(UpdateWait::Answered(update));
+                }
+            }
+        }
+        let asked = update_id.clone();
+        let run = off_thread(self, move |s| {
+            s.request_update(&workflow_id, &asked, &name, input, Timestamp::now())
+        })
+        .await?;
+        self.durable().await?;
+        let wait = self
+            .wait_update(run, &update_id)
+            .await
+            .map_err(|e| match e {
+                // Requested a moment ago: a store that lost it is damaged.
+                StoreError::UpdateNotFound { run, .. } => UpdateError::Damaged {
+                    run: Some(run),
+                    source: Box::new(e),
+                },
+                other => other.into(),
+            })?;
+        Ok(wait)
+    }
+
+    async fn query(&self, run: RunId, name: &str, args: Payload) -> Result<Payload, QueryError> {
+        let router = self.query_router().ok_or(QueryError::NoWorker)?;
+        router(run, name.to_owned(), args)
+            .await
+            .map_err(|_| QueryError::WorkerStopped)?
+            .map_err(|reason| QueryError::Refused { reason })
+    }
+
+    async fn wait_closed(&self, run: RunId) -> Result<RunRecord, ReadError> {
+        Ok(Store::wait_closed(self, run).await?)
+    }
+
+    async fn read_history(&self, run: RunId, from: EventSeq) -> Result<Vec<Event>, ReadError> {
+        let mut events = Store::read_history(self, run)?;
+        // Element i is event i + 1.
+        let skip = usize::try_from(from.0.saturating_sub(1)).unwrap_or(usize::MAX);
+        events.drain(..skip.min(events.len()));
+        Ok(events)
+    }
+
+    async fn latest_run(
+        &self,
+        workflow_id: &WorkflowId,
+    ) -> Result<Option<(RunId, RunRecord)>, ReadError> {
+        Ok(Store::latest_run(self, workflow_id)?)
+    }
+
+    async fn run_record(&self, run: RunId) -> Result<Option<RunRecord>, ReadError> {
+        Ok(Store::run_record(self, run)?)
+    }
+
+    async fn activity_task(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+    ) -> Result<Option<ActivityTaskRecord>, ReadError> {
+        Ok(Store::activity_task(self, run, cmd)?)
+    }
+
+    async fn list_runs(&self, filter: &RunFilter, page: PageRequest) -> Result<RunPage, ReadError> {
+        let after = page.after.as_ref().map(parse_cursor).transpose()?;
+        let limit = page.limit.max(1);
+        // The store lists in run order, and run numbers only grow: a run
+        // started while a caller pages comes after every cursor it holds.
+        let runs: Vec<_> = Store::list_runs(self, filter)?
+            .into_iter()
+            .filter(|r| after.is_none_or(|after| r.run > after))
+            .take(limit)
+            .collect();
+        let next_cursor = match runs.last() {
+            Some(last) if runs.len() == limit => Some(cursor_after(last.run)),
+            _ => None,
+        };
+        Ok(RunPage { runs, next_cursor })
+    }
+
+    async fn list_human_tasks(&self, assignee: &str) -> Result<Vec<HumanTaskRecord>, ReadError> {
+        Ok(Store::list_human_tasks(self, assignee)?)
+    }
+
+    async fn human_tasks_of_run(&self, run: RunId) -> Result<Vec<HumanTaskRecord>, ReadError> {
+        Ok(Store::human_tasks_of_run(self, run)?)
+    }
+
+    async fn decide_human_task(&self, d: HumanTaskDecision) -> Result<(), HumanTaskError> {
+        off_thread(self, move |s| {
+            s.decide_human_task(
+                d.run,
+                d.cmd,
+                d.decision,
+                &d.decided_by,
+                d.comment.as_deref(),
+                Timestamp::now(),
+            )
+        })
+        .await?;
+        self.durable().await?;
+        Ok(())
+    }
+
+    async fn create_schedule(&self, spec: ScheduleSpec) -> Result<ScheduleRecord, ScheduleError> {
+        let record = off_thread(self, move |s| s.create_schedule(spec, Timestamp::now())).await?;
+        self.durable().await?;
+        Ok(record)
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, ScheduleError> {
+        Ok(Store::list_schedules(self)?)
+    }
+
+    async fn describe_schedule(&self, id: &str) -> Result<ScheduleRecord, ScheduleError> {
+        Ok(Store::describe_schedule(self, id)?)
+    }
+
+    async fn pause_schedule(&self, id: &str) -> Result<ScheduleRecord, ScheduleError> {
+        let id = id.to_owned();
+        let record = off_thread(self, move |s| s.pause_schedule(&id)).await?;
+        self.durable().await?;
+        Ok(record)
+    }
+
+    async fn resume_schedule(&self, id: &str) -> Result<ScheduleRecord, ScheduleError> {
+        let id = id.to_owned();
+        let record = off_thread(self, move |s| s.resume_schedule(&id)).await?;
+        self.durable().await?;
+        Ok(record)
+    }
+
+    async fn delete_schedule(&self, id: &str) -> Result<(), ScheduleError> {
+        let id = id.to_owned();
+        off_thread(self, move |s| s.delete_schedule(&id)).await?;
+        self.durable().await?;
+        Ok(())
+    }
+
+    async fn poll_workflow_tasks(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<WorkflowTask>, ReadError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            // Registered before the queue is read: a run queued in between
+            // still wakes this poll (the queue stores a permit).
+            let notified = self.ready_notify().notified();
+            let tasks = tasks_of(self, self.take_ready(max.max(1)))?;
+            if !tasks.is_empty() {
+                return Ok(tasks);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let _ = tokio::time::timeout((deadline - now).min(RECHECK), notified).await;
+        }
+    }
+
+    async fn workflow_task(&self, run: RunId) -> Result<Option<WorkflowTask>, ReadError> {
+        // Plain reads, no transaction.
+        Ok(self.begin_workflow_task_with_results(run)?)
+    }
+
+    async fn commit_activation(
+        &self,
+        commit: ActivationCommit,
+        local: EagerCommit,
+    ) -> Result<Vec<ActivityTask>, CommitError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commit_activation_then(commit, local, move |outcome| {
+            let _ = tx.send(outcome);
+        });
+        let claimed = rx.await.map_err(|_| StoreError::Closed)??;
+        // Covers every claim's `durable_after` ticket as well.
+        self.durable().await?;
+        Ok(claimed)
+    }
+
+    async fn fail_workflow_task(
+        &self,
+        run: RunId,
+        token: LeaseToken,
+        failure: Option<String>,
+        retry_after: Option<Duration>,
+    ) -> Result<(), CommitError> {
+        off_thread(self, move |s| s.release_workflow_task(run, token, failure)).await?;
+        self.durable().await?;
+        if let Some(pause) = retry_after {
+            // The run stays in the durable `ready` tree, so a restart
+            // offers it again even if this wake-up is lost.
+            let store = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(pause).await;
+                store.requeue(run);
+            });
+        }
+        Ok(())
+    }
+
+    async fn poll_activity_tasks(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ActivityTask>, ActivityError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let notified = self.activity_notify().notified();
+            tokio::pin!(notified);
+            // Registered before the claim, so a task scheduled in between
+            // wakes this poll.
+            notified.as_mut().enable();
+            let claimed = self
+                .claim_activity_tasks_async(Timestamp::now(), max.max(1))
+                .await?;
+            if !claimed.is_empty() {
+                // The histories that schedule them, and the claims.
+                self.durable().await?;
+                return Ok(claimed);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            // A retry's backoff ends without a notification.
+            let visible = self.next_activity_visible()?.map(until);
+            let pause = (deadline - now)
+                .min(RECHECK)
+                .min(visible.unwrap_or(RECHECK));
+            let _ = tokio::time::timeout(pause, notified).await;
+        }
+    }
+
+    async fn complete_activity(
+        &self,
+        attempt: AttemptRef,
+        outcome: Result<Payload, Failure>,
+    ) -> Result<ActivityResolution, ActivityError> {
+        let resolution = self
+            .complete_activity_async(
+                attempt.run,
+                attempt.cmd,
+                attempt.token,
+                outcome,
+                Timestamp::now(),
+            )
+            .await
+            .map_err(|e| ActivityError::for_attempt(e, attempt.attempt))?;
+        self.durable().await?;
+        Ok(resolution)
+    }
+
+    async fn heartbeat_activity(
+        &self,
+        attempt: AttemptRef,
+        details: Option<Payload>,
+    ) -> Result<HeartbeatAck, ActivityError> {
+        let ack = off_thread(self, move |s| {
+            s.heartbeat_activity(
+                attempt.run,
+                attempt.cmd,
+                attempt.token,
+                details,
+                Timestamp::now(),
+            )
+        })
+        .await
+        .map_err(|e| ActivityError::for_attempt(e, attempt.attempt))?;
+        // Acknowledged like every write: the details reach a later attempt
+        // even across a crash.
+        self.durable().await?;
+        Ok(ack)
+    }
+
+    async fn fire_due(&self, now: Timestamp) -> Result<usize, ReadError> {
+        let fired = off_thread(self, move |s| Store::fire_due(s, now)).await?;
+        self.durable().await?;
+        Ok(fired)
+    }
+
+    async fn fire_due_schedules(&self, now: Timestamp) -> Result<ScheduleFires, ScheduleError> {
+        let fires = off_thread(self, move |s| Store::fire_due_schedules(s, now)).await?;
+        self.durable().await?;
+        Ok(fires)
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, ReadError> {
+        let timers = self.next_deadline()?;
+        let schedules = self.next_schedule_due()?;
+        Ok(match (timers, schedules) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    async fn wait_due(&self, wait: Duration) -> Result<(), ReadError> {
+        let timers = self.timer_notify().notified();
+        let schedules = self.schedule_notify().notified();
+        tokio::pin!(timers, schedules);
+        timers.as_mut().enable();
+        schedules.as_mut().enable();
+        let pause = match HistoryStore::next_due(self).await? {
+            Some(due) => wait.min(until(due)),
+            None => wait,
+        };
+        if pause.is_zero() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = timers => {}
+            _ = schedules => {}
+        }
+        Ok(())
+    }
+}
+
+/// Time from now until `t` (zero if it passed).
+fn until(t: Timestamp) -> Duration {
+    t.saturating_since(Timestamp::now())
+}
+
+/// Workflow tasks of `runs`, taken from the ready queue. A run whose data
+/// cannot be read is left out (logged; a restart offers it again), so it
+/// does not block the others; on any other failure every run goes back to
+/// the queue.
+fn tasks_of(store: &Store, runs: Vec<RunId>) -> Result<Vec<WorkflowTask>, ReadError> {
+    let mut tasks = Vec::with_capacity(runs.len());
+    for (i, &run) in runs.iter().enumerate() {
+        // A task that needs the run to have work: with nothing in its
+        // inbox and no first activation due, a queued run has no task.
+        match store.begin_workflow_task(run) {
+            Ok(Some(task)) => tasks.push(task),
+            Ok(None) => {}
+            Err(e @ (StoreError::Corrupt { .. } | StoreError::RunDamaged { .. })) => {
+                tracing::warn!(%run, error = %e, "workflow task not offered: its data is damaged");
+            }
+            Err(e) => {
+                for &run in &runs[i..] {
+                    store.requeue(run);
+                }
+                for task in &tasks {
+                    store.requeue(task.run);
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(tasks)
+}
+
+/// So that `Client::new(store)` takes a `Store` as it is.
+impl From<Store> for std::sync::Arc<dyn HistoryStore> {
+    fn from(store: Store) -> Self {
+        std::sync::Arc::new(store)
+    }
+}
