@@ -1,6 +1,7 @@
-//! The sled `Store` through the `HistoryStore` conformance suite: one test
-//! per case (see `refrain_history::conformance`), in a module per backend
-//! so that each backend's cases are named apart (`sled::start_...`).
+//! The `HistoryStore` conformance suite on each backend of this crate (the
+//! sled store and the in-memory store): one test per case (see
+//! `refrain_history::conformance`), in a module per backend so that each
+//! backend's cases are named apart (`sled::start_...`, `memory::start_...`).
 
 use refrain_history::conformance::Fixture;
 use refrain_history::{HistoryStore, Store, StoreConfig};
@@ -21,6 +22,20 @@ fn sled_store() -> Fixture {
     let store = Store::open(dir.path(), config).expect("open store");
     let other: Arc<dyn HistoryStore> = Arc::new(store.clone());
     Fixture::new(Arc::new(store), other, MAX_PAYLOAD, dir)
+}
+
+/// A fresh in-memory store with the same limits and durability setting.
+fn memory_store() -> Fixture {
+    let store = Store::in_memory(StoreConfig {
+        max_payload_bytes: MAX_PAYLOAD,
+        ..StoreConfig::default()
+    });
+    let other: Arc<dyn HistoryStore> = Arc::new(store.clone());
+    Fixture::new(Arc::new(store), other, MAX_PAYLOAD, ())
+}
+
+mod memory {
+    refrain_history::history_store_conformance!(super::memory_store);
 }
 
 mod sled {
