@@ -44,7 +44,6 @@ pub mod verify;
 
 mod activities;
 mod batch;
-mod children;
 mod commit;
 mod durability;
 mod eager;
@@ -61,6 +60,7 @@ mod ready;
 mod recovery;
 mod runs;
 mod timers;
+mod transitions;
 mod tx;
 mod updates;
 
