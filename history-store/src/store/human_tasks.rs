@@ -3,19 +3,7 @@
 //! kept in step with the commands that open, move and close tasks in
 //! `transitions::human_tasks`.
 //!
-//! Two trees:
-//!
-//! | tree | key | value |
-//! |---|---|---|
-//! | `human_tasks` | assignee length (u16 BE) ++ assignee ++ run ++ cmd | [`HumanTaskRecord`] |
-//! | `run_human_tasks` | run | list of [`OpenHumanTask`] (cmd, assignee) |
-//!
-//! The per-run list exists because a closing run must drop its open tasks
-//! inside the transaction that closes it, and a transaction reads by key
-//! (it cannot scan): one `get` of the run's list names every key to
-//! delete. Both trees change only inside a commit (assign, escalate,
-//! close, run closed) or a decision, each one transaction, so they never
-//! disagree.
+//! The two trees and why there are two: see `transitions::human_tasks`.
 
 use super::transitions::human_tasks::decide;
 pub use super::transitions::human_tasks::{HumanTaskRecord, OpenHumanTask};

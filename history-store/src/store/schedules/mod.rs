@@ -175,6 +175,8 @@ pub struct ScheduleRecord {
 }
 
 /// What one [`Store::fire_due_schedules`] pass did.
+///
+/// [`Store::fire_due_schedules`]: crate::store::Store::fire_due_schedules
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ScheduleFires {
     /// Runs started, with the id of the schedule that started each.

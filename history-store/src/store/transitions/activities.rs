@@ -19,9 +19,9 @@ use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp};
 use crate::keys;
 use crate::options::ActivityOptions;
 use crate::store::api::{ActivationCommit, ActivityResolution};
-use crate::store::FlushTicket;
 use crate::store::engine::Bytes;
 use crate::store::records::{ActivityState, ActivityTask, ActivityTaskRecord, RunRecord};
+use crate::store::FlushTicket;
 
 /// Deadline of an attempt started at `started`, given the latest moment
 /// the last heartbeat allows (`heartbeat_until`).

@@ -75,3 +75,7 @@ pub(super) mod timers;
 pub(super) mod updates;
 pub(super) mod workflow_tasks;
 
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
