@@ -71,13 +71,15 @@ pub(in crate::store) struct Prepared {
 
 /// Checks the shape of `commit` and encodes its events, outside the
 /// transaction (which may then be re-run without redoing either). `epoch`
-/// is the store's: a lease of an earlier process is void.
+/// is the store's: a lease of an earlier process is void. `clock` is the
+/// wall clock, the time of a commit that appends nothing.
 pub(in crate::store) fn prepare(
     commit: &ActivationCommit,
     limits: CommitLimits,
     epoch: u64,
+    clock: Timestamp,
 ) -> Result<Prepared, StoreError> {
-    let now = validate(commit, limits.max_payload_bytes)?;
+    let now = validate(commit, limits.max_payload_bytes, clock)?;
     let run = commit.run;
     let encoded = commit
         .events
@@ -404,8 +406,12 @@ fn only_fails(events: &[Event]) -> bool {
 /// Checks the shape of the batch: `ActivationStarted`, then inbound
 /// events, then commands, a terminal command only last; or no events at
 /// all when the activation only refused update requests. Returns the
-/// activation time.
-fn validate(commit: &ActivationCommit, limit: usize) -> Result<Timestamp, StoreError> {
+/// activation time (`clock` when there are no events).
+fn validate(
+    commit: &ActivationCommit,
+    limit: usize,
+    clock: Timestamp,
+) -> Result<Timestamp, StoreError> {
     let invalid = |reason: String| StoreError::InvalidCommit {
         run: commit.run,
         reason,
@@ -413,7 +419,7 @@ fn validate(commit: &ActivationCommit, limit: usize) -> Result<Timestamp, StoreE
     let time = match commit.events.first() {
         // An activation that only refused update requests appends nothing;
         // no state derives from its time.
-        None if !commit.rejected_updates.is_empty() => return Ok(Timestamp::now()),
+        None if !commit.rejected_updates.is_empty() => return Ok(clock),
         None => return Err(invalid("no events".into())),
         Some(Event::ActivationStarted { time }) => *time,
         Some(e) => {

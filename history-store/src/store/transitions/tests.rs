@@ -97,7 +97,7 @@ fn activation(t: &Tables, run: RunId, time: Timestamp, commands: Vec<Event>) -> 
 }
 
 fn apply(t: &Tables, commit: &ActivationCommit) -> Result<Effects, StoreError> {
-    let prepared = activation::prepare(commit, LIMITS, EPOCH)?;
+    let prepared = activation::prepare(commit, LIMITS, EPOCH, T2)?;
     t.run(|tx| activation::apply(tx, commit, &prepared))
 }
 
