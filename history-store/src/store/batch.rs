@@ -25,9 +25,8 @@
 //! others are applied again without it, so one refused commit never fails
 //! or changes another. A storage error fails every operation of the batch.
 
-use super::activities::TaskTx;
-use super::commit::CommitTx;
 use super::engine::TxError;
+use super::transitions::tables::{TaskTx, Tx};
 use super::tx::{Trees, TxResult};
 use crate::error::StoreError;
 use std::any::Any;
@@ -44,7 +43,7 @@ use tokio::sync::oneshot;
 const MAX_BATCH: usize = 256;
 
 type Output = Box<dyn Any + Send>;
-type Op = Box<dyn Fn(&CommitTx<'_>) -> TxResult<Output> + Send>;
+type Op = Box<dyn Fn(&Tx<'_>) -> TxResult<Output> + Send>;
 type Outcome = Result<Output, StoreError>;
 
 /// In-process wake-ups to make once the operation is committed, whether
@@ -228,7 +227,7 @@ impl Batcher {
     pub(super) fn apply<T, F>(&self, trees: &Trees, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: Fn(&CommitTx<'_>) -> TxResult<T> + Send + 'static,
+        F: Fn(&Tx<'_>) -> TxResult<T> + Send + 'static,
     {
         block_on(self.apply_async(trees, op))
     }
@@ -239,7 +238,7 @@ impl Batcher {
     pub(super) async fn apply_async<T, F>(&self, trees: &Trees, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: Fn(&CommitTx<'_>) -> TxResult<T> + Send + 'static,
+        F: Fn(&Tx<'_>) -> TxResult<T> + Send + 'static,
     {
         self.submit(trees, erase(op), None).await
     }
@@ -255,7 +254,7 @@ impl Batcher {
     ) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: Fn(&CommitTx<'_>) -> TxResult<T> + Send + 'static,
+        F: Fn(&Tx<'_>) -> TxResult<T> + Send + 'static,
         A: FnOnce(&T) + Send + 'static,
     {
         let after: After = Box::new(move |out: &Output| {
@@ -274,7 +273,7 @@ impl Batcher {
     pub(super) fn apply_detached<T, F, D>(&self, trees: &Trees, op: F, done: D)
     where
         T: Send + 'static,
-        F: Fn(&CommitTx<'_>) -> TxResult<T> + Send + 'static,
+        F: Fn(&Tx<'_>) -> TxResult<T> + Send + 'static,
         D: FnOnce(Result<T, StoreError>) + Send + 'static,
     {
         let call = Box::new(move |outcome: Outcome| done(unerase(outcome)));
@@ -369,7 +368,7 @@ impl Drop for Batcher {
 fn erase<T, F>(op: F) -> Op
 where
     T: Send + 'static,
-    F: Fn(&CommitTx<'_>) -> TxResult<T> + Send + 'static,
+    F: Fn(&Tx<'_>) -> TxResult<T> + Send + 'static,
 {
     Box::new(move |tx| op(tx).map(|v| Box::new(v) as Output))
 }
@@ -450,7 +449,7 @@ fn execute(trees: &Trees, mut jobs: Vec<Job>) {
 /// One transaction over every tree an operation may touch.
 pub(super) fn transaction<A, E>(
     t: &Trees,
-    f: impl Fn(&CommitTx<'_>) -> Result<A, TxError<E>>,
+    f: impl Fn(&Tx<'_>) -> Result<A, TxError<E>>,
 ) -> Result<A, TxError<E>> {
     t.engine.transaction(
         [
@@ -469,7 +468,7 @@ pub(super) fn transaction<A, E>(
             &t.updates,
         ],
         |[meta, ids, runs, inbox, ready, tasks, task_ready, deadlines, history, timers, human_tasks, run_human_tasks, updates]| {
-            f(&CommitTx {
+            f(&Tx {
                 task: TaskTx {
                     runs,
                     inbox,
@@ -485,7 +484,7 @@ pub(super) fn transaction<A, E>(
                 human_tasks,
                 run_human_tasks,
                 updates,
-                run_ids: &t.run_ids,
+                run_ids: &*t.run_ids,
             })
         },
     )
@@ -495,10 +494,10 @@ pub(super) fn transaction<A, E>(
 mod tests {
     use super::*;
     use crate::store::engine::Engine;
-    use crate::store::tx::abort;
+    use crate::store::transitions::tables::abort;
     use std::time::Duration;
 
-    type TestOp<T> = Box<dyn Fn(&CommitTx<'_>) -> TxResult<T> + Send>;
+    type TestOp<T> = Box<dyn Fn(&Tx<'_>) -> TxResult<T> + Send>;
 
     fn open() -> (tempfile::TempDir, Engine, Trees) {
         let dir = tempfile::tempdir().unwrap();
@@ -543,7 +542,7 @@ mod tests {
         let batcher = Batcher::start(Trees::open(&_db).unwrap()).unwrap();
         let ops: Vec<TestOp<u8>> = (0u8..4)
             .map(|i| {
-                Box::new(move |tx: &CommitTx<'_>| {
+                Box::new(move |tx: &Tx<'_>| {
                     tx.meta.insert(&[i][..], &[i][..])?;
                     if i == 2 {
                         return Err(abort(StoreError::Closed));
@@ -572,7 +571,7 @@ mod tests {
         // transactions run one after another would.
         let ops: Vec<TestOp<u64>> = (0..5)
             .map(|_| {
-                Box::new(|tx: &CommitTx<'_>| {
+                Box::new(|tx: &Tx<'_>| {
                     let n = match tx.meta.get("n")? {
                         Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap()),
                         None => 0,

@@ -17,46 +17,23 @@
 //! [`Store::complete_activity`]: super::Store::complete_activity
 //! [`Store::claim_activity_tasks`]: super::Store::claim_activity_tasks
 
-use super::activities::{claim_one, running_task, Claim, TaskTx};
-use super::commit::{apply, prepare, CommitTx, Effects};
+use super::commit::prepare;
 use super::durability::FlushTicket;
-use super::tx::{abort, get_run, put_run, TxResult};
+use super::transitions::activation;
+pub use super::transitions::activation::{EagerCommit, LocalCompletion};
+use super::transitions::effects::Effects;
+use super::transitions::tables::Tx;
+use super::tx::TxResult;
 use super::Inner;
 use crate::error::StoreError;
-use crate::event::Event;
-use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp};
-use crate::keys;
+use crate::ids::{LeaseToken, Timestamp};
 use crate::store::api::ActivationCommit;
 use crate::store::records::ActivityTask;
 use std::sync::Arc;
 
-/// An attempt that completed in the caller's process, whose
-/// `ActivityCompleted { cmd, attempt, .. }` is among the inbound events of
-/// the activation being committed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LocalCompletion {
-    /// The activity's command.
-    pub cmd: CommandSeq,
-    /// The attempt's token, as for `complete_activity`.
-    pub token: LeaseToken,
-}
-
-/// What an eager commit does beyond [`Store::commit_activation`].
-///
-/// [`Store::commit_activation`]: super::Store::commit_activation
-#[derive(Clone, Debug, Default)]
-pub struct EagerCommit {
-    /// Attempts resolved by this commit (their results are in its events).
-    pub completed: Vec<LocalCompletion>,
-    /// Activities scheduled by this commit to claim for the caller now.
-    /// Those that cannot be claimed are left to the pollers.
-    pub claim: Vec<CommandSeq>,
-}
-
 /// The transaction of an eager commit, built outside it (the encoded
 /// events and drawn tokens stay the same if sled re-runs it).
-pub(super) type EagerOp =
-    Box<dyn Fn(&CommitTx<'_>) -> TxResult<(Effects, Vec<ActivityTask>)> + Send>;
+pub(super) type EagerOp = Box<dyn Fn(&Tx<'_>) -> TxResult<(Effects, Vec<ActivityTask>)> + Send>;
 
 impl Inner {
     pub(super) fn commit_activation_eager(
@@ -77,7 +54,6 @@ impl Inner {
         commit: ActivationCommit,
         eager: EagerCommit,
     ) -> Result<EagerOp, StoreError> {
-        let run = commit.run;
         let prepared = prepare(self, &commit)?;
         // Tokens are drawn outside so the closure stays pure.
         let tokens = eager
@@ -87,40 +63,7 @@ impl Inner {
             .collect::<Result<Vec<_>, _>>()?;
         let claim_now = Timestamp::now();
         Ok(Box::new(move |tx| {
-            for done in &eager.completed {
-                resolve_in_commit(&tx.task, &commit, *done)?;
-            }
-            let mut fx = apply(tx, &commit, &prepared)?;
-            let mut claimed = Vec::with_capacity(eager.claim.len());
-            for (cmd, token) in eager.claim.iter().zip(&tokens) {
-                if !is_scheduled_by(&commit, *cmd) {
-                    continue;
-                }
-                let key = keys::time_key(prepared.now, run, *cmd);
-                match claim_one(
-                    &tx.task,
-                    &super::engine::Bytes::from(&key[..]),
-                    *token,
-                    claim_now,
-                )? {
-                    Claim::Claimed(task) => claimed.push(task),
-                    Claim::Expired(r) => fx.also_ready.push(r),
-                    Claim::Skipped | Claim::Corrupt(_) => {}
-                }
-            }
-            let scheduled = commit
-                .events
-                .iter()
-                .filter(|e| matches!(e, Event::ActivityScheduled { .. }))
-                .count();
-            if claimed.len() == scheduled {
-                // Nothing left for a poller to find.
-                fx.activity_scheduled = false;
-            }
-            if claimed.iter().any(|t| t.deadline != Timestamp(u64::MAX)) {
-                fx.timer_started = true;
-            }
-            Ok((fx, claimed))
+            activation::apply_eager(tx, &commit, &prepared, &eager, &tokens, claim_now)
         }))
     }
 }
@@ -168,49 +111,4 @@ pub(super) fn durable_after(claimed: &mut [ActivityTask], ticket: FlushTicket) {
     for task in claimed {
         task.durable_after = ticket;
     }
-}
-
-fn is_scheduled_by(commit: &ActivationCommit, cmd: CommandSeq) -> bool {
-    commit
-        .events
-        .iter()
-        .any(|e| matches!(e, Event::ActivityScheduled { cmd: c, .. } if *c == cmd))
-}
-
-/// Resolves an attempt whose result the commit carries: the same token
-/// check as `complete_activity`, the task and its deadline removed, the
-/// run no longer waiting on it. Nothing enters the inbox: the result is
-/// among the commit's inbound events, which the commit appends.
-fn resolve_in_commit(
-    tx: &TaskTx<'_>,
-    commit: &ActivationCommit,
-    done: LocalCompletion,
-) -> TxResult<()> {
-    let run: RunId = commit.run;
-    let (task, _, deadline) = running_task(tx, run, done.cmd, done.token)?;
-    let carried = commit
-        .events
-        .iter()
-        .filter(|e| {
-            matches!(e, Event::ActivityCompleted { cmd, attempt, .. }
-                if *cmd == done.cmd && *attempt == task.attempt)
-        })
-        .count();
-    if carried != 1 {
-        return Err(abort(StoreError::InvalidCommit {
-            run,
-            reason: format!(
-                "resolves attempt {} of activity {} but carries {carried} matching results",
-                task.attempt, done.cmd
-            ),
-        }));
-    }
-    tx.deadlines
-        .delete(&keys::time_key(deadline, run, done.cmd)[..])?;
-    tx.tasks.delete(&keys::task_key(run, done.cmd)[..])?;
-    let Some(mut record) = get_run(tx.runs, run)? else {
-        return Err(abort(StoreError::RunNotFound { run }));
-    };
-    record.pending_activities.retain(|c| *c != done.cmd);
-    put_run(tx.runs, tx.ready, run, &record)
 }

@@ -22,7 +22,8 @@
 //! [`Store::commit_activation_eager`]: super::Store::commit_activation_eager
 
 use super::eager::EagerCommit;
-use super::runs::{start_in_tx, RunNumber};
+use super::transitions::start::{start_in_tx, RunNumber};
+use super::transitions::tables::Tx;
 use super::Inner;
 use crate::error::StoreError;
 use crate::event::Event;
@@ -177,7 +178,7 @@ pub(super) fn start_eager_detached(
             return done(Err(e));
         }
     };
-    let op = move |tx: &super::commit::CommitTx<'_>| {
+    let op = move |tx: &Tx<'_>| {
         let outcome = start_in_tx(
             (tx.meta, tx.ids, tx.task.runs, tx.history, tx.task.ready),
             RunNumber::Reserved(run),

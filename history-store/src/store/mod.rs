@@ -10,6 +10,13 @@
 //! transactions), or ordered maps in memory ([`Store::in_memory`]), with
 //! the same tables, bytes and semantics.
 //!
+//! What each transition reads, writes and refuses is written once, in
+//! `transitions` (plain functions over one transaction's tables, with no
+//! batcher, flusher, thread or wake-up in them). The operation files here
+//! (`runs`, `commit`, `activities`, `timers`, ...) are the shell: each
+//! picks its transition, runs it through the batcher or a transaction of
+//! its own, and makes the wake-ups it reports.
+//!
 //! Trees (all keys from [`crate::keys`]; records and events go through
 //! [`crate::codec`], plain numbers are stored as u64 BE):
 //!
@@ -44,7 +51,6 @@ pub mod verify;
 
 mod activities;
 mod batch;
-mod children;
 mod commit;
 mod durability;
 mod eager;
@@ -61,6 +67,7 @@ mod ready;
 mod recovery;
 mod runs;
 mod timers;
+mod transitions;
 mod tx;
 mod updates;
 

@@ -31,32 +31,18 @@
 //! they are found here too. (Stores written before that index existed may
 //! hold such attempts unindexed; they end only with a completion.)
 
-use super::activities::{deadline_token, fail_attempt_at, TaskTx};
 use super::engine::Bytes;
-use super::tx::{decode, TxResult};
+use super::transitions::recovery::{orphan, Orphan};
+use super::tx::TxResult;
 use super::Inner;
-use crate::codec::CodecError;
 use crate::error::StoreError;
-use crate::event::{Failure, TimeoutKind};
-use crate::ids::{RunId, Timestamp};
-use crate::keys;
-use crate::store::api::ActivityResolution;
-use crate::store::records::{ActivityState, ActivityTaskRecord};
+use crate::ids::Timestamp;
 
 /// Tree name used for quarantined keys (shared with the timer service).
 const DEADLINES: &str = "activity_deadlines";
 
 /// Orphans handled per transaction.
 const CHUNK: usize = 256;
-
-/// What became of one `activity_deadlines` entry.
-enum Orphan {
-    Failed(RunId, ActivityResolution),
-    /// Stale index entry, removed.
-    Stale,
-    /// Unreadable; nothing written for it.
-    Corrupt(StoreError),
-}
 
 impl Inner {
     /// Fails every attempt that was running when the previous process
@@ -116,50 +102,4 @@ impl Inner {
         }
         Ok(failed)
     }
-}
-
-/// Fails the attempt behind one `activity_deadlines` key, if that attempt
-/// is still the one running.
-fn orphan(tx: &TaskTx<'_>, key: &Bytes, now: Timestamp) -> TxResult<Orphan> {
-    let Some(value) = tx.deadlines.get(key)? else {
-        return Ok(Orphan::Stale);
-    };
-    let Ok((at, run, cmd)) = keys::parse_time_key(key) else {
-        return Ok(Orphan::Corrupt(StoreError::Corrupt {
-            what: "activity deadline key",
-            run: None,
-            source: CodecError::Decode(format!("{} byte key", key.len())),
-        }));
-    };
-    let token = match deadline_token(&value, run) {
-        Ok(token) => token,
-        Err(e) => return Ok(Orphan::Corrupt(e)),
-    };
-    let Some(bytes) = tx.tasks.get(keys::task_key(run, cmd))? else {
-        tx.deadlines.delete(key)?;
-        return Ok(Orphan::Stale);
-    };
-    let task: ActivityTaskRecord = match decode(&bytes, "activity task", Some(run)) {
-        Ok(task) => task,
-        Err(e) => return Ok(Orphan::Corrupt(e)),
-    };
-    match task.state {
-        ActivityState::Running {
-            token: t, deadline, ..
-        } if t == token && deadline == at => {}
-        _ => {
-            tx.deadlines.delete(key)?;
-            return Ok(Orphan::Stale);
-        }
-    }
-    tx.deadlines.delete(key)?;
-    // Reported like the start-to-close timeout it would have become: the
-    // attempt never closed. No deadline has passed yet, so schedule-to-close
-    // still allows a retry if the policy does.
-    let mut failure = Failure::timeout(TimeoutKind::StartToClose);
-    failure.message =
-        "activity attempt lost with its process (failed when the store reopened)".into();
-    let attempt = task.attempt;
-    let resolution = fail_attempt_at(tx, run, cmd, task, attempt, failure, now)?;
-    Ok(Orphan::Failed(run, resolution))
 }

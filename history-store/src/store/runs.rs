@@ -1,24 +1,22 @@
-//! Runs: starting them, signalling them, reading them, and claiming and
-//! releasing their workflow tasks. Committing an activation lives in
-//! `commit.rs`.
+//! Runs, the shell: starting them, signalling them, reading them, and
+//! claiming and releasing their workflow tasks. The transactions are
+//! `transitions::{start, signals, workflow_tasks}`; committing an
+//! activation is `commit.rs`.
 
 use super::batch::block_on;
-use super::engine::TxTree;
 use super::integrity;
-use super::tx::{
-    abort, allocate_run, check_payload, decode, decode_u64, encode, finish, get_run, missing,
-    push_inbox, put_run, record_run_number, RunIds, TxResult,
-};
+use super::transitions::start::{start_in_tx, RunNumber};
+use super::transitions::tables::missing;
+use super::transitions::{signals, workflow_tasks};
+use super::tx::{check_payload, decode, decode_u64, encode, finish};
 use super::Inner;
 use crate::codec::CodecError;
 use crate::error::StoreError;
 use crate::event::{Event, Payload};
 use crate::ids::{CommandSeq, LeaseToken, RunId, WorkflowId};
 use crate::keys;
-use crate::store::api::{
-    IdConflictPolicy, RunFilter, RunSummary, StartOutcome, StartRequest, WorkflowTask,
-};
-use crate::store::records::{ActivityTaskRecord, RunLease, RunRecord};
+use crate::store::api::{RunFilter, RunSummary, StartOutcome, StartRequest, WorkflowTask};
+use crate::store::records::{ActivityTaskRecord, RunRecord};
 
 impl Inner {
     pub(super) fn start_workflow(&self, req: StartRequest) -> Result<StartOutcome, StoreError> {
@@ -148,13 +146,7 @@ impl Inner {
         self.batcher
             .apply_async_then(
                 &self.trees,
-                move |tx| {
-                    let t = &tx.task;
-                    let (run, mut record) = open_run_of(tx.ids, t.runs, &workflow_id)?;
-                    push_inbox(t.inbox, run, &mut record, &event)?;
-                    put_run(t.runs, t.ready, run, &record)?;
-                    Ok(run)
-                },
+                move |tx| signals::deliver(tx, &workflow_id, &event),
                 move |run: &RunId| ready.push(*run),
             )
             .await
@@ -268,28 +260,7 @@ impl Inner {
         finish(
             t.engine
                 .transaction([&t.runs, &t.inbox, &t.ready], |[runs, inbox, ready]| {
-                    let Some(mut record) = get_run(runs, run)? else {
-                        return Ok(None);
-                    };
-                    if !record.is_ready() || record.lease.is_some_and(|l| l.epoch == epoch) {
-                        return Ok(None);
-                    }
-                    let mut items = Vec::new();
-                    for n in record.inbox_head..record.inbox_tail {
-                        let Some(bytes) = inbox.get(keys::run_seq_key(run, n))? else {
-                            return Err(abort(missing("inbox", Some(run))));
-                        };
-                        items.push(decode(&bytes, "inbox", Some(run)).map_err(abort)?);
-                    }
-                    record.lease = Some(RunLease { token, epoch });
-                    put_run(runs, ready, run, &record)?;
-                    Ok(Some(WorkflowTask {
-                        run,
-                        token,
-                        inbox_upto: record.inbox_tail,
-                        record,
-                        inbox: items,
-                    }))
+                    workflow_tasks::claim((runs, inbox, ready), run, token, epoch)
                 }),
         )
     }
@@ -303,15 +274,7 @@ impl Inner {
         let epoch = self.epoch;
         self.batcher.apply(&self.trees, move |tx| {
             let (runs, ready) = (tx.task.runs, tx.task.ready);
-            let Some(mut record) = get_run(runs, run)? else {
-                return Err(abort(StoreError::RunNotFound { run }));
-            };
-            if !record.admits_task(token, epoch) {
-                return Err(abort(StoreError::LeaseLost { run }));
-            }
-            record.lease = None;
-            record.last_task_failure = failure.clone();
-            put_run(runs, ready, run, &record)
+            workflow_tasks::release((runs, ready), run, token, epoch, &failure)
         })
     }
 
@@ -356,92 +319,4 @@ impl Inner {
             inbox: items,
         }))
     }
-}
-
-/// The transactional part of a start (shared with schedule fires): maps
-/// `workflow_id` to a new run whose first event is the encoded `event` and
-/// whose record is `record`, unless `on_conflict` says otherwise about an
-/// open run of the id. The caller queues the run after the commit.
-pub(super) fn start_in_tx(
-    (meta, ids, runs, history, ready): (
-        &TxTree<'_>,
-        &TxTree<'_>,
-        &TxTree<'_>,
-        &TxTree<'_>,
-        &TxTree<'_>,
-    ),
-    number: RunNumber<'_>,
-    workflow_id: &WorkflowId,
-    on_conflict: IdConflictPolicy,
-    event: &[u8],
-    record: &RunRecord,
-) -> TxResult<StartOutcome> {
-    let id_key = workflow_id.as_str().as_bytes();
-    if let Some(latest) = ids.get(id_key)? {
-        let run = RunId(decode_u64(&latest, "workflow id", None).map_err(abort)?);
-        if on_conflict == IdConflictPolicy::UseExisting {
-            return Ok(StartOutcome {
-                run,
-                started: false,
-            });
-        }
-        if let Some(open) = get_run(runs, run)?.filter(|r| r.status.is_open()) {
-            return match on_conflict {
-                IdConflictPolicy::Reject => Err(abort(StoreError::AlreadyRunning {
-                    workflow_id: open.workflow_id,
-                    run,
-                })),
-                IdConflictPolicy::AttachToOpen | IdConflictPolicy::UseExisting => {
-                    Ok(StartOutcome {
-                        run,
-                        started: false,
-                    })
-                }
-            };
-        }
-    }
-    let run = match number {
-        RunNumber::Draw(ids) => allocate_run(meta, ids)?,
-        RunNumber::Reserved(run) => {
-            record_run_number(meta, run)?;
-            run
-        }
-    };
-    history.insert(&keys::run_seq_key(run, 1)[..], event)?;
-    put_run(runs, ready, run, record)?;
-    ids.insert(id_key, &keys::run_key(run)[..])?;
-    Ok(StartOutcome { run, started: true })
-}
-
-/// Where a started run's number comes from.
-pub(super) enum RunNumber<'a> {
-    /// The next number, drawn in the transaction.
-    Draw(&'a RunIds),
-    /// A number reserved before the transaction (see [`RunIds`]).
-    Reserved(RunId),
-}
-
-/// The latest run of `workflow_id`, which must be open.
-pub(super) fn open_run_of(
-    ids: &TxTree<'_>,
-    runs: &TxTree<'_>,
-    workflow_id: &WorkflowId,
-) -> super::tx::TxResult<(RunId, RunRecord)> {
-    let Some(latest) = ids.get(workflow_id.as_str().as_bytes())? else {
-        return Err(abort(StoreError::WorkflowNotFound {
-            workflow_id: workflow_id.clone(),
-        }));
-    };
-    let run = RunId(decode_u64(&latest, "workflow id", None).map_err(abort)?);
-    let Some(record) = get_run(runs, run)? else {
-        return Err(abort(missing("run", Some(run))));
-    };
-    if !record.status.is_open() {
-        return Err(abort(StoreError::WorkflowClosed {
-            workflow_id: workflow_id.clone(),
-            run,
-            status: record.status,
-        }));
-    }
-    Ok((run, record))
 }

@@ -1,32 +1,19 @@
-//! Time: durable timers and running-attempt deadlines, both indexed by
-//! time so that "what is due" is one range scan and a timer waiting for a
-//! month costs one key. Each due entry is handled in its own transaction
-//! that first re-checks the entry still exists, so it fires exactly once
-//! however many callers race.
+//! The timer service's side of time: finding what is due (minus
+//! quarantined keys), handling each due entry in its own transaction
+//! (`transitions::timers`), and the wake-ups that follow.
 
-use super::activities::{binding_timeout, deadline_token, fail_attempt, task_transaction};
-use super::engine::{Bytes, Table, TxTree};
-use super::tx::{abort, decode, finish, get_run, push_inbox, put_run, TxResult};
+use super::activities::task_transaction;
+use super::engine::{Bytes, Table};
+use super::transitions::timers::{expire_attempt, fire_timer};
+use super::tx::finish;
 use super::Inner;
-use crate::codec::CodecError;
 use crate::error::StoreError;
-use crate::event::{Event, Failure};
-use crate::ids::{RunId, Timestamp};
+use crate::ids::Timestamp;
 use crate::keys;
-use crate::store::api::ActivityResolution;
-use crate::store::records::{ActivityState, ActivityTaskRecord};
 
 /// Tree names used for quarantined keys.
 const TIMERS: &str = "timers";
 const DEADLINES: &str = "activity_deadlines";
-
-fn bad_key(what: &'static str, key: &[u8]) -> StoreError {
-    StoreError::Corrupt {
-        what,
-        run: None,
-        source: CodecError::Decode(format!("{} byte key", key.len())),
-    }
-}
 
 impl Inner {
     /// Keys of `tree` due at `now`, minus quarantined ones.
@@ -107,74 +94,4 @@ impl Inner {
         }
         Ok(handled)
     }
-}
-
-/// Fires the timer at `key` if it is still there. Returns the run whose
-/// inbox received `TimerFired`.
-fn fire_timer(
-    runs: &TxTree<'_>,
-    inbox: &TxTree<'_>,
-    ready: &TxTree<'_>,
-    timers: &TxTree<'_>,
-    key: &Bytes,
-) -> TxResult<Option<RunId>> {
-    if timers.get(key)?.is_none() {
-        return Ok(None);
-    }
-    let (fire_at, run, cmd) =
-        keys::parse_time_key(key).map_err(|_| abort(bad_key("timer key", key)))?;
-    let Some(mut record) = get_run(runs, run)? else {
-        // No run, nobody to fire for: the entry is an orphan.
-        timers.delete(key)?;
-        return Ok(None);
-    };
-    timers.delete(key)?;
-    let Some(i) = record
-        .pending_timers
-        .iter()
-        .position(|t| t.cmd == cmd && t.fire_at == fire_at)
-    else {
-        // Cancelled or closed in a commit that missed this key; never fire.
-        return Ok(None);
-    };
-    record.pending_timers.remove(i);
-    push_inbox(inbox, run, &mut record, &Event::TimerFired { cmd })?;
-    put_run(runs, ready, run, &record)?;
-    Ok(Some(run))
-}
-
-/// Expires the running attempt behind an `activity_deadlines` key, if that
-/// attempt is still the one running.
-fn expire_attempt(
-    tx: &super::activities::TaskTx<'_>,
-    key: &Bytes,
-    now: Timestamp,
-) -> TxResult<Option<(RunId, ActivityResolution)>> {
-    let Some(value) = tx.deadlines.get(key)? else {
-        return Ok(None);
-    };
-    let (at, run, cmd) =
-        keys::parse_time_key(key).map_err(|_| abort(bad_key("activity deadline key", key)))?;
-    let token = deadline_token(&value, run).map_err(abort)?;
-    let Some(bytes) = tx.tasks.get(keys::task_key(run, cmd))? else {
-        tx.deadlines.delete(key)?;
-        return Ok(None);
-    };
-    let task: ActivityTaskRecord = decode(&bytes, "activity task", Some(run)).map_err(abort)?;
-    let started_at = match task.state {
-        ActivityState::Running {
-            token: t,
-            started_at,
-            deadline,
-        } if t == token && deadline == at => started_at,
-        _ => {
-            tx.deadlines.delete(key)?;
-            return Ok(None);
-        }
-    };
-    tx.deadlines.delete(key)?;
-    let failure = Failure::timeout(binding_timeout(&task, started_at, at));
-    let attempt = task.attempt;
-    let resolution = fail_attempt(tx, run, cmd, task, attempt, failure, now)?;
-    Ok(Some((run, resolution)))
 }

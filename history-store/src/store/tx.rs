@@ -1,22 +1,18 @@
-//! Plumbing shared by every operation: the set of trees, the mapping of
-//! stored bytes to records (and of decode failures to `StoreError::Corrupt`),
-//! and the few writes that must always happen together inside a
-//! transaction (a run record and its `ready` mirror; an inbox append).
+//! The store's side of every transaction: the set of trees, opened once,
+//! the run-number counter, and the mapping of a transaction's outcome back
+//! to our error. The record helpers the transitions share live in
+//! `transitions::tables` and are re-exported here for the rest of the
+//! store.
 
-use super::engine::{Engine, Table, TxError, TxTree};
-use crate::codec::{self, CodecError, MAX_VALUE_BYTES};
+use super::engine::{Engine, Table, TxError};
+use super::transitions::tables::RunNumbers;
+pub(super) use super::transitions::tables::{
+    check_payload, decode, decode_u64, encode, missing, TxResult, META_NEXT_RUN,
+};
 use crate::error::StoreError;
-use crate::event::Event;
 use crate::ids::RunId;
-use crate::keys;
-use crate::store::records::RunRecord;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// Result of a transaction closure: aborts carry our own error.
-pub(super) type TxResult<A> = Result<A, TxError<StoreError>>;
 
 /// Every tree of the store, opened once, the engine that writes to them
 /// atomically, and the run-number counter that transactions over them
@@ -73,93 +69,6 @@ pub(super) fn finish<A>(r: Result<A, TxError<StoreError>>) -> Result<A, StoreErr
     })
 }
 
-/// Aborts the surrounding transaction with `e`; nothing it staged is
-/// written.
-pub(super) fn abort(e: StoreError) -> TxError<StoreError> {
-    TxError::Abort(e)
-}
-
-/// Decodes a stored value, naming the record on failure.
-pub(super) fn decode<T: DeserializeOwned>(
-    bytes: &[u8],
-    what: &'static str,
-    run: Option<RunId>,
-) -> Result<T, StoreError> {
-    codec::decode(bytes).map_err(|source| StoreError::Corrupt { what, run, source })
-}
-
-/// Encodes a value for storage. Our own types always encode; the only
-/// realistic failure is a value past the codec's hard limit, which is
-/// reported like an oversized payload.
-pub(super) fn encode<T: Serialize>(
-    value: &T,
-    what: &'static str,
-    run: Option<RunId>,
-) -> Result<Vec<u8>, StoreError> {
-    codec::encode(value).map_err(|source| match source {
-        CodecError::TooLarge { declared, limit } => StoreError::PayloadTooLarge {
-            size: usize::try_from(declared).unwrap_or(usize::MAX),
-            limit,
-        },
-        source => StoreError::Corrupt { what, run, source },
-    })
-}
-
-/// Reads a raw big-endian u64 value (counters, run numbers, tokens).
-pub(super) fn decode_u64(
-    bytes: &[u8],
-    what: &'static str,
-    run: Option<RunId>,
-) -> Result<u64, StoreError> {
-    let arr: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt {
-        what,
-        run,
-        source: if bytes.len() < 8 {
-            CodecError::Truncated {
-                needed: 8,
-                got: bytes.len(),
-            }
-        } else {
-            CodecError::TrailingBytes {
-                count: bytes.len() - 8,
-            }
-        },
-    })?;
-    Ok(u64::from_be_bytes(arr))
-}
-
-/// The error for an index entry or inbox slot that should exist and does
-/// not: reported as a zero-length (truncated) value of that record.
-pub(super) fn missing(what: &'static str, run: Option<RunId>) -> StoreError {
-    StoreError::Corrupt {
-        what,
-        run,
-        source: CodecError::Truncated {
-            needed: codec::HEADER_LEN,
-            got: 0,
-        },
-    }
-}
-
-/// Rejects a payload over the configured limit (or the codec's hard one).
-pub(super) fn check_payload(size: usize, limit: usize) -> Result<(), StoreError> {
-    let limit = limit.min(MAX_VALUE_BYTES);
-    if size > limit {
-        return Err(StoreError::PayloadTooLarge { size, limit });
-    }
-    Ok(())
-}
-
-/// Checks every payload an event carries (see `Event::payload_sizes`).
-pub(super) fn check_event_payloads(event: &Event, limit: usize) -> Result<(), StoreError> {
-    event
-        .payload_sizes()
-        .iter()
-        .try_for_each(|&(_, size)| check_payload(size, limit))
-}
-
-/// `meta` key of the next run number (the highest given, plus one).
-pub(super) const META_NEXT_RUN: &str = "next_run";
 /// `meta` key below which every run number may have been handed out.
 const META_RUN_CEILING: &str = "run_ceiling";
 
@@ -247,71 +156,17 @@ impl RunIds {
     }
 }
 
-/// Takes the next run number.
-pub(super) fn allocate_run(meta: &TxTree<'_>, ids: &RunIds) -> TxResult<RunId> {
-    let run = ids.reserve().map_err(abort)?;
-    record_run_number(meta, run)?;
-    Ok(run)
-}
-
-/// Raises the high-water mark in `meta` past `run` (numbers reserved
-/// ahead may commit out of order), so the next open continues after it.
-pub(super) fn record_run_number(meta: &TxTree<'_>, run: RunId) -> TxResult<()> {
-    let stored = match meta.get(META_NEXT_RUN)? {
-        None => 1,
-        Some(bytes) => decode_u64(&bytes, "meta", None).map_err(abort)?,
-    };
-    if run.0 >= stored {
-        meta.insert(META_NEXT_RUN, &run.0.saturating_add(1).to_be_bytes()[..])?;
+impl RunNumbers for RunIds {
+    fn reserve(&self) -> Result<RunId, StoreError> {
+        RunIds::reserve(self)
     }
-    Ok(())
-}
-
-/// Reads a run record inside a transaction.
-pub(super) fn get_run(runs: &TxTree<'_>, run: RunId) -> TxResult<Option<RunRecord>> {
-    match runs.get(keys::run_key(run))? {
-        None => Ok(None),
-        Some(bytes) => decode(&bytes, "run", Some(run)).map(Some).map_err(abort),
-    }
-}
-
-/// Writes a run record and keeps the `ready` tree equal to
-/// `RunRecord::is_ready` for it. Every record write goes through here so the
-/// mirror cannot drift.
-pub(super) fn put_run(
-    runs: &TxTree<'_>,
-    ready: &TxTree<'_>,
-    run: RunId,
-    record: &RunRecord,
-) -> TxResult<()> {
-    let bytes = encode(record, "run", Some(run)).map_err(abort)?;
-    runs.insert(&keys::run_key(run)[..], bytes)?;
-    if record.is_ready() {
-        ready.insert(&keys::run_key(run)[..], &[][..])?;
-    } else {
-        ready.delete(&keys::run_key(run)[..])?;
-    }
-    Ok(())
-}
-
-/// Appends an inbound event to `record`'s inbox (the caller writes the
-/// record afterwards with `put_run`).
-pub(super) fn push_inbox(
-    inbox: &TxTree<'_>,
-    run: RunId,
-    record: &mut RunRecord,
-    event: &Event,
-) -> TxResult<()> {
-    let bytes = encode(event, "inbox", Some(run)).map_err(abort)?;
-    inbox.insert(&keys::run_seq_key(run, record.inbox_tail)[..], bytes)?;
-    record.inbox_tail += 1;
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::engine::memory::MemoryStorage;
+    use crate::store::transitions::tables::record_run_number;
     use std::time::Duration;
 
     fn take(trees: &Trees, run: RunId) {

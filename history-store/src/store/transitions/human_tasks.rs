@@ -1,0 +1,258 @@
+//! Human tasks: the index of open tasks by assignee, kept in step with the
+//! commands that open, move and close them, and the one client operation
+//! that decides one.
+//!
+//! Two trees:
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `human_tasks` | assignee length (u16 BE) ++ assignee ++ run ++ cmd | [`HumanTaskRecord`] |
+//! | `run_human_tasks` | run | list of [`OpenHumanTask`] (cmd, assignee) |
+//!
+//! The per-run list exists because a closing run must drop its open tasks
+//! inside the transaction that closes it, and a transaction reads by key
+//! (it cannot scan): one `get` of the run's list names every key to
+//! delete. Both trees change only inside a commit (assign, escalate,
+//! close, run closed) or a decision, each one transaction, so they never
+//! disagree.
+
+use super::tables::{abort, decode, encode, get_run, missing, push_inbox, put_run, Tx, TxResult};
+use crate::error::StoreError;
+use crate::event::{Event, Payload};
+use crate::ids::{CommandSeq, RunId, Timestamp, WorkflowId};
+use crate::keys;
+use crate::store::engine::TxTree;
+use crate::store::records::RunRecord;
+use serde::{Deserialize, Serialize};
+
+/// An open human task as the store indexes it (tree `human_tasks`, under
+/// its current assignee). What a task list shows a person.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HumanTaskRecord {
+    /// The workflow that asks.
+    pub workflow_id: WorkflowId,
+    /// Its run.
+    pub run: RunId,
+    /// The `HumanTaskAssigned` command: the task's identity in the run.
+    pub cmd: CommandSeq,
+    /// What is asked.
+    pub task: String,
+    /// Who has it now.
+    pub assignee: String,
+    /// What the person needs to decide, if anything.
+    pub form: Option<Payload>,
+    /// When the current assignee's time runs out, if it does.
+    pub deadline: Option<Timestamp>,
+    /// When the current assignee got it (assignment or escalation).
+    pub assigned_at: Timestamp,
+    /// Escalation level: 0 for the first assignee.
+    pub level: u32,
+}
+
+/// One open human task of a run (tree `run_human_tasks`, a list per run):
+/// enough to find its `human_tasks` key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenHumanTask {
+    /// The task's command.
+    pub cmd: CommandSeq,
+    /// Its current assignee.
+    pub assignee: String,
+}
+
+fn invalid(run: RunId, reason: String) -> StoreError {
+    StoreError::InvalidCommit { run, reason }
+}
+
+/// The `human_tasks` key of a task, refusing assignees too long for it.
+fn index_key(assignee: &str, run: RunId, cmd: CommandSeq) -> Result<Vec<u8>, StoreError> {
+    keys::human_task_key(assignee.as_bytes(), run, cmd).ok_or_else(|| {
+        invalid(
+            run,
+            format!(
+                "assignee of human task {cmd} is {} bytes long (at most {})",
+                assignee.len(),
+                keys::MAX_ASSIGNEE_BYTES
+            ),
+        )
+    })
+}
+
+/// The open tasks of `run`.
+fn read_open(by_run: &TxTree<'_>, run: RunId) -> TxResult<Vec<OpenHumanTask>> {
+    match by_run.get(keys::run_key(run))? {
+        None => Ok(Vec::new()),
+        Some(bytes) => decode(&bytes, "run human tasks", Some(run)).map_err(abort),
+    }
+}
+
+fn write_open(by_run: &TxTree<'_>, run: RunId, open: &[OpenHumanTask]) -> TxResult<()> {
+    if open.is_empty() {
+        by_run.delete(&keys::run_key(run)[..])?;
+    } else {
+        let bytes = encode(&open, "run human tasks", Some(run)).map_err(abort)?;
+        by_run.insert(&keys::run_key(run)[..], bytes)?;
+    }
+    Ok(())
+}
+
+fn put_task(tasks: &TxTree<'_>, key: &[u8], task: &HumanTaskRecord) -> TxResult<()> {
+    let bytes = encode(task, "human task", Some(task.run)).map_err(abort)?;
+    tasks.insert(key, bytes)?;
+    Ok(())
+}
+
+/// Applies a human-task command of a commit: `HumanTaskAssigned` indexes
+/// the task under its assignee, `HumanTaskEscalated` moves it to the new
+/// one, `HumanTaskClosed` drops it. Escalating or closing a task that is
+/// no longer open (a decision reached the store first) changes nothing.
+pub(in crate::store) fn apply_command(
+    ctx: &Tx<'_>,
+    run: RunId,
+    record: &RunRecord,
+    event: &Event,
+    now: Timestamp,
+) -> TxResult<()> {
+    match event {
+        Event::HumanTaskAssigned { .. } => assign(ctx, run, record, event, now),
+        Event::HumanTaskEscalated {
+            cmd,
+            to,
+            level,
+            deadline,
+            ..
+        } => {
+            let (tasks, by_run) = (ctx.human_tasks, ctx.run_human_tasks);
+            let mut open = read_open(by_run, run)?;
+            let Some(entry) = open.iter_mut().find(|o| o.cmd == *cmd) else {
+                return Ok(());
+            };
+            let old_key = index_key(&entry.assignee, run, *cmd).map_err(abort)?;
+            let new_key = index_key(to, run, *cmd).map_err(abort)?;
+            let Some(bytes) = tasks.remove(&old_key[..])? else {
+                return Err(abort(missing("human task", Some(run))));
+            };
+            let mut task: HumanTaskRecord =
+                decode(&bytes, "human task", Some(run)).map_err(abort)?;
+            task.assignee = to.clone();
+            task.level = *level;
+            task.deadline = *deadline;
+            task.assigned_at = now;
+            put_task(tasks, &new_key, &task)?;
+            entry.assignee = to.clone();
+            write_open(by_run, run, &open)
+        }
+        Event::HumanTaskClosed { cmd, .. } => remove_open(ctx, run, Some(*cmd)),
+        _ => Ok(()),
+    }
+}
+
+/// `HumanTaskAssigned`: indexes the task under its first assignee.
+fn assign(
+    ctx: &Tx<'_>,
+    run: RunId,
+    record: &RunRecord,
+    event: &Event,
+    now: Timestamp,
+) -> TxResult<()> {
+    let Event::HumanTaskAssigned {
+        cmd,
+        task,
+        assignee,
+        form,
+        deadline,
+        level,
+        ..
+    } = event
+    else {
+        return Ok(());
+    };
+    let (tasks, by_run) = (ctx.human_tasks, ctx.run_human_tasks);
+    if assignee.is_empty() {
+        return Err(abort(invalid(
+            run,
+            format!("human task {cmd} ({task}) has no assignee"),
+        )));
+    }
+    let key = index_key(assignee, run, *cmd).map_err(abort)?;
+    let mut open = read_open(by_run, run)?;
+    if open.iter().any(|o| o.cmd == *cmd) {
+        return Err(abort(invalid(
+            run,
+            format!("human task {cmd} is already assigned"),
+        )));
+    }
+    let record = HumanTaskRecord {
+        workflow_id: record.workflow_id.clone(),
+        run,
+        cmd: *cmd,
+        task: task.clone(),
+        assignee: assignee.clone(),
+        form: form.clone(),
+        deadline: *deadline,
+        assigned_at: now,
+        level: *level,
+    };
+    put_task(tasks, &key, &record)?;
+    open.push(OpenHumanTask {
+        cmd: *cmd,
+        assignee: assignee.clone(),
+    });
+    write_open(by_run, run, &open)
+}
+
+/// Drops every open task of a closing run.
+pub(in crate::store) fn close_all(ctx: &Tx<'_>, run: RunId) -> TxResult<()> {
+    remove_open(ctx, run, None)
+}
+
+/// Removes the open task `cmd` of `run` (every one with `None`) from both
+/// trees.
+fn remove_open(ctx: &Tx<'_>, run: RunId, cmd: Option<CommandSeq>) -> TxResult<()> {
+    let open = read_open(ctx.run_human_tasks, run)?;
+    if open.is_empty() {
+        return Ok(());
+    }
+    let (gone, kept): (Vec<_>, Vec<_>) = open
+        .into_iter()
+        .partition(|o| cmd.is_none_or(|c| c == o.cmd));
+    for o in &gone {
+        if let Some(key) = keys::human_task_key(o.assignee.as_bytes(), run, o.cmd) {
+            ctx.human_tasks.delete(key)?;
+        }
+    }
+    write_open(ctx.run_human_tasks, run, &kept)
+}
+
+/// Delivers a person's decision on task `cmd` of `run`: the task leaves
+/// both trees and `decision` (a `HumanTaskDecided`) enters the run's
+/// inbox. A task that is not open (decided already, closed, or its run
+/// closed) is refused with `HumanTaskNotFound` and nothing is written; the
+/// shell then works out why.
+pub(in crate::store) fn decide(
+    (runs, inbox, ready, tasks, by_run): (
+        &TxTree<'_>,
+        &TxTree<'_>,
+        &TxTree<'_>,
+        &TxTree<'_>,
+        &TxTree<'_>,
+    ),
+    run: RunId,
+    cmd: CommandSeq,
+    decision: &Event,
+) -> TxResult<()> {
+    let not_open = || abort(StoreError::HumanTaskNotFound { run, cmd });
+    let Some(mut record) = get_run(runs, run)?.filter(|r| r.status.is_open()) else {
+        return Err(not_open());
+    };
+    let mut open = read_open(by_run, run)?;
+    let Some(i) = open.iter().position(|o| o.cmd == cmd) else {
+        return Err(not_open());
+    };
+    let entry = open.remove(i);
+    if let Some(key) = keys::human_task_key(entry.assignee.as_bytes(), run, cmd) {
+        tasks.delete(key)?;
+    }
+    write_open(by_run, run, &open)?;
+    push_inbox(inbox, run, &mut record, decision)?;
+    put_run(runs, ready, run, &record)
+}
