@@ -58,9 +58,9 @@ pub use event::{
     TimeoutKind, HISTORY_LIMIT_KIND,
 };
 pub use history_store::{
-    ActivityError, AttemptRef, BackendError, CommitError, HistoryStore, HumanTaskDecision,
-    HumanTaskError, PageRequest, QueryError, ReadError, RunCursor, RunOpError, RunPage,
-    ScheduleError, StartError, UpdateError, UpdateRequest,
+    ActivityError, AttemptRef, BackendError, CommitError, HistoryLimits, HistoryStore,
+    HumanTaskDecision, HumanTaskError, PageRequest, QueryError, ReadError, RunCursor, RunOpError,
+    RunPage, ScheduleError, StartError, UpdateError, UpdateRequest,
 };
 pub use ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 pub use options::{ActivityOptions, RetryPolicy};

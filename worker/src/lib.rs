@@ -40,7 +40,6 @@ mod eager_start;
 mod executor;
 mod registry;
 mod replayer;
-mod schedules;
 mod timers;
 mod watchdog;
 mod worker;

@@ -7,11 +7,10 @@ use crate::eager::ActivityHandoff;
 use crate::eager_start::WorkerStarts;
 use crate::executor::{Executor, Job, QueryJob};
 use crate::registry::Registry;
-use crate::schedules::{run_schedule_service, Clock};
-use crate::timers::run_timer_service;
+use crate::timers::{run_time_service, Clock};
 use crate::watchdog::{Attempts, Health, StallAction, Watchdog, WatchdogConfig};
 use refrain::{Activity, Workflow};
-use refrain_history::{Store, Timestamp};
+use refrain_history::{HistoryStore, Store, Timestamp};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -132,10 +131,14 @@ impl WorkerBuilder {
         };
         let mut senders = Vec::new();
         let mut threads = Vec::new();
+        // Everything goes through the seam; the sled store itself only
+        // carries the two hooks below.
+        let store: Arc<dyn HistoryStore> = Arc::new(self.store.clone());
         for i in 0..self.workflow_threads {
             let (tx, handle) = Executor::spawn(
                 i,
-                self.store.clone(),
+                store.clone(),
+                self.eager_start.then(|| self.store.clone()),
                 registry.clone(),
                 per_thread,
                 done_tx.clone(),
@@ -155,14 +158,14 @@ impl WorkerBuilder {
         }
         let tasks = vec![
             tokio::spawn(run_dispatcher(
-                self.store.clone(),
+                store.clone(),
                 senders,
                 done_rx,
                 delivered_rx,
                 stop_rx.clone(),
             )),
             tokio::spawn(run_activity_poller(
-                self.store.clone(),
+                store.clone(),
                 registry.clone(),
                 slots,
                 handout_rx,
@@ -172,15 +175,14 @@ impl WorkerBuilder {
                 },
                 grace_rx,
             )),
-            tokio::spawn(run_schedule_service(
-                self.store.clone(),
+            tokio::spawn(run_time_service(
+                store.clone(),
                 self.schedule_clock,
-                stop_rx.clone(),
+                stop_rx,
             )),
-            tokio::spawn(run_timer_service(self.store.clone(), stop_rx)),
         ];
         let health = Arc::new(Mutex::new(Health::default()));
-        let watchdog = Watchdog::start(self.store.clone(), attempts, health.clone(), self.watchdog);
+        let watchdog = Watchdog::start(store, attempts, health.clone(), self.watchdog);
         info!(
             workflows = registry.workflows.len(),
             activities = registry.activities.len(),

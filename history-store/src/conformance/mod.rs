@@ -112,6 +112,8 @@ macro_rules! history_store_conformance {
             worker::an_oversized_result_is_refused,
             worker::timers_fire_once_when_due,
             worker::due_schedules_fire_and_wait_due_wakes_for_new_timers,
+            worker::limits_are_the_ones_enforced,
+            worker::progress_moves_with_commits,
         );
     };
     (@cases $make:expr; $($family:ident :: $case:ident),* $(,)?) => {

@@ -473,3 +473,36 @@ pub async fn due_schedules_fire_and_wait_due_wakes_for_new_timers(f: &Fixture) {
         .unwrap();
     within("wait_due", waiting).await.unwrap().unwrap();
 }
+
+/// The limits a backend reports are the ones it enforces: a payload of
+/// exactly `max_payload_bytes` is taken, one byte more is refused.
+pub async fn limits_are_the_ones_enforced(f: &Fixture) {
+    let limits = f.store.limits();
+    assert_eq!(limits.max_payload_bytes, f.max_payload_bytes);
+    assert!(limits.max_history_events > 1 && limits.max_history_bytes > 1);
+    let mut req = super::start_request("limit-1", crate::IdConflictPolicy::Reject);
+    req.input = Payload::from_bytes(vec![b'x'; limits.max_payload_bytes]);
+    f.store.start(req).await.expect("a payload at the limit");
+    let mut req = super::start_request("limit-2", crate::IdConflictPolicy::Reject);
+    req.input = Payload::from_bytes(vec![b'x'; limits.max_payload_bytes + 1]);
+    assert!(
+        f.store.start(req).await.is_err(),
+        "a payload over the limit"
+    );
+}
+
+/// A backend that reports progress counts the commits it applies and the
+/// flushes that make them durable: a watchdog sees them move.
+pub async fn progress_moves_with_commits(f: &Fixture) {
+    let Some(before) = f.store.progress() else {
+        return;
+    };
+    let run = start(&*f.store, "progress-1").await;
+    activate(&*f.store, run, vec![]).await;
+    let after = f.store.progress().expect("progress, as before");
+    assert!(
+        after.commits.finished > before.commits.finished,
+        "{after:?}"
+    );
+    assert!(after.flushes.done >= before.flushes.done, "{after:?}");
+}

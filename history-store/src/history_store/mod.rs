@@ -61,9 +61,9 @@
 //!   [`HistoryStore::start`], through the store's `EagerStarter`, as
 //!   before. Over a network the start would carry its first activation,
 //!   in a method of its own with a default (see [`HistoryStore::start`]).
-//! - **The worker** itself still uses the sled `Store` directly (its
-//!   pipelined commits, ready queue and notifications); moving it onto
-//!   this trait is the next step.
+//! - **The worker** speaks this trait for all of its work (polls,
+//!   commits, activity tasks, timers, schedules, the watchdog's reads),
+//!   except the eager start's hook above.
 //! - **`verify`** and opening a store are backend-specific and stay on
 //!   `Store`.
 
@@ -85,7 +85,7 @@ use crate::store::api::{
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
 use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec};
-use crate::store::{EagerCommit, HumanTaskRecord, UpdateWait};
+use crate::store::{EagerCommit, HumanTaskRecord, StoreProgress, UpdateWait};
 use async_trait::async_trait;
 use std::fmt;
 use std::time::Duration;
@@ -296,6 +296,33 @@ pub trait HistoryStore: Send + Sync {
     /// deadline or schedule was added. A timer service is a loop of this,
     /// `fire_due` and `fire_due_schedules`.
     async fn wait_due(&self, wait: Duration) -> Result<(), ReadError>;
+
+    // ----- what the engine reads of the backend itself -----
+
+    /// The limits the backend enforces on what is written (payload and
+    /// history sizes), so that a worker can fail a run whose activation
+    /// could never be accepted instead of retrying it forever. Known when
+    /// the handle is made; reading them waits for nothing.
+    fn limits(&self) -> HistoryLimits;
+
+    /// How far the backend's commits and flushes have got, for a stall
+    /// watchdog; `None` (the default) for a backend that does not expose
+    /// them, whose stalls the watchdog then sees only through attempts.
+    /// Counters only: reading them waits for nothing.
+    fn progress(&self) -> Option<StoreProgress> {
+        None
+    }
+}
+
+/// What a backend accepts at most: see [`HistoryStore::limits`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// Largest payload (input, result, signal) in bytes.
+    pub max_payload_bytes: usize,
+    /// Most events in one run's history.
+    pub max_history_events: u64,
+    /// Most encoded bytes of one run's history.
+    pub max_history_bytes: u64,
 }
 
 /// An update request: see [`HistoryStore::update`].

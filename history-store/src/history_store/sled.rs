@@ -20,9 +20,9 @@
 //!   commit shared with every concurrent caller.
 
 use super::{
-    ActivityError, AttemptRef, CommitError, HistoryStore, HumanTaskDecision, HumanTaskError,
-    PageRequest, QueryError, ReadError, RunCursor, RunOpError, RunPage, ScheduleError, StartError,
-    UpdateError, UpdateRequest,
+    ActivityError, AttemptRef, CommitError, HistoryLimits, HistoryStore, HumanTaskDecision,
+    HumanTaskError, PageRequest, QueryError, ReadError, RunCursor, RunOpError, RunPage,
+    ScheduleError, StartError, UpdateError, UpdateRequest,
 };
 use crate::error::StoreError;
 use crate::event::{Event, Failure, Payload};
@@ -33,7 +33,7 @@ use crate::store::api::{
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
 use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec};
-use crate::store::{EagerCommit, HumanTaskRecord, Store, UpdateWait};
+use crate::store::{EagerCommit, HumanTaskRecord, Store, StoreProgress, UpdateWait};
 use async_trait::async_trait;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -319,8 +319,12 @@ impl HistoryStore for Store {
             let _ = tx.send(outcome);
         });
         let claimed = rx.await.map_err(|_| StoreError::Closed)??;
-        // Covers every claim's `durable_after` ticket as well.
-        self.durable().await?;
+        match claimed.first() {
+            // Taken when the commit was applied: a flush that began since
+            // covers it, where `durable` would wait for the next one.
+            Some(task) => self.durable_since(task.durable_after).await?,
+            None => self.durable().await?,
+        }
         Ok(claimed)
     }
 
@@ -420,14 +424,27 @@ impl HistoryStore for Store {
     }
 
     async fn fire_due(&self, now: Timestamp) -> Result<usize, ReadError> {
+        // The service asks at every wake-up; most find nothing due, and a
+        // read says so without a trip to the blocking pool.
+        if self.next_deadline()?.is_none_or(|due| due > now) {
+            return Ok(0);
+        }
         let fired = off_thread(self, move |s| Store::fire_due(s, now)).await?;
-        self.durable().await?;
+        if fired > 0 {
+            self.durable().await?;
+        }
         Ok(fired)
     }
 
     async fn fire_due_schedules(&self, now: Timestamp) -> Result<ScheduleFires, ScheduleError> {
+        let due = self.next_schedule_due()?.is_some_and(|due| due <= now);
+        if !due && self.schedule_blockers()?.is_empty() {
+            return Ok(ScheduleFires::default());
+        }
         let fires = off_thread(self, move |s| Store::fire_due_schedules(s, now)).await?;
-        self.durable().await?;
+        if !fires.is_empty() {
+            self.durable().await?;
+        }
         Ok(fires)
     }
 
@@ -453,13 +470,50 @@ impl HistoryStore for Store {
         if pause.is_zero() {
             return Ok(());
         }
+        // A buffered schedule fire becomes due when the run it waits on
+        // closes.
+        let blockers = self.schedule_blockers()?;
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = timers => {}
             _ = schedules => {}
+            _ = any_closed(self, blockers) => {}
         }
         Ok(())
     }
+
+    fn limits(&self) -> HistoryLimits {
+        let config = self.config();
+        HistoryLimits {
+            max_payload_bytes: config.max_payload_bytes,
+            max_history_events: config.max_history_events,
+            max_history_bytes: config.max_history_bytes,
+        }
+    }
+
+    fn progress(&self) -> Option<StoreProgress> {
+        Some(Store::progress(self))
+    }
+}
+
+/// Resolves when any of `runs` has closed. Never resolves for none, nor
+/// for a run that cannot be waited on (the caller's pause covers it).
+async fn any_closed(store: &Store, runs: Vec<RunId>) {
+    if runs.is_empty() {
+        return std::future::pending().await;
+    }
+    // Dropped with the wait, which aborts the rest.
+    let mut waits = tokio::task::JoinSet::new();
+    for run in runs {
+        let store = store.clone();
+        waits.spawn(async move { Store::wait_closed(&store, run).await.is_ok() });
+    }
+    while let Some(closed) = waits.join_next().await {
+        if matches!(closed, Ok(true)) {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 /// Time from now until `t` (zero if it passed).
