@@ -59,8 +59,9 @@ pub use event::{
 };
 pub use history_store::{
     ActivityError, AttemptRef, BackendError, CommitError, HistoryLimits, HistoryStore,
-    HumanTaskDecision, HumanTaskError, PageRequest, QueryError, ReadError, RunCursor, RunOpError,
-    RunPage, ScheduleError, StartError, UpdateError, UpdateRequest,
+    HumanTaskDecision, HumanTaskError, PageRequest, PolledTask, QueryError, QueryId, QueryTask,
+    ReadError, RunCursor, RunOpError, RunPage, ScheduleError, StartError, UpdateError,
+    UpdateRequest,
 };
 pub use ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 pub use options::{ActivityOptions, RetryPolicy};
@@ -79,6 +80,6 @@ pub use store::schedules::{
 pub use store::MemoryStorage;
 pub use store::{
     CommitProgress, EagerCommit, EagerStart, EagerStarter, FlushProgress, FlushTicket,
-    HumanTaskRecord, LocalCompletion, OpenHumanTask, QueryRouter, Store, StoreProgress,
-    UpdateRecord, UpdateState, UpdateWait,
+    HumanTaskRecord, LocalCompletion, OpenHumanTask, Store, StoreProgress, UpdateRecord,
+    UpdateState, UpdateWait,
 };

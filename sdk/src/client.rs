@@ -19,7 +19,10 @@ use refrain_history::{
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+/// How long [`Client::query`] waits for a worker's answer.
+const QUERY_WAIT: Duration = Duration::from_secs(10);
 
 /// Starts, signals and inspects workflows in a store.
 ///
@@ -224,11 +227,12 @@ impl Client {
     /// Asks the latest run of `id` query `Q` and returns the answer of the
     /// handler the workflow registered with `ctx.on_query`. Nothing is
     /// written to the history. Works on closed runs too (their final
-    /// state). Needs a worker in this process with the workflow's type.
+    /// state). A worker with the workflow's type answers, from the run's
+    /// instance; it takes the query through its workflow-task poll.
     ///
     /// # Errors
-    /// `NotFound`; `Query` if no worker runs here, the workflow does not
-    /// answer `Q`, or its handler failed.
+    /// `NotFound`; `Query` if no worker answered within ten seconds, the
+    /// workflow does not answer `Q`, or its handler failed.
     pub async fn query<Q: crate::Query>(
         &self,
         id: impl Into<WorkflowId>,
@@ -239,7 +243,7 @@ impl Client {
         let args = payload::encode(&format!("query {} arguments", Q::NAME), args)?;
         let answer = self
             .store
-            .query(run, Q::NAME, args)
+            .query(run, Q::NAME, args, QUERY_WAIT)
             .await
             .map_err(|e| ClientError::Query(e.to_string()))?;
         Ok(crate::query::decode_result::<Q>(&answer)?)

@@ -5,7 +5,7 @@
 
 use crate::eager::{record_in_store, Delivered};
 use crate::executor::{task_retry_backoff, Job, TaskDone};
-use refrain_history::{HistoryStore, ReadError, RunId, WorkflowTask};
+use refrain_history::{HistoryStore, PolledTask, ReadError, RunId};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +26,7 @@ enum Wake {
     Done(TaskDone),
     Delivered(Delivered),
     Retry(RunId),
-    Polled(Result<Vec<WorkflowTask>, ReadError>),
+    Polled(Result<Vec<PolledTask>, ReadError>),
 }
 
 pub(crate) async fn run_dispatcher(
@@ -112,6 +112,16 @@ pub(crate) async fn run_dispatcher(
                 match polled {
                     Ok(tasks) => {
                         for task in tasks {
+                            let task = match task {
+                                PolledTask::Activation(task) => task,
+                                PolledTask::Query(q) => {
+                                    // The run's thread answers between
+                                    // its activations.
+                                    let thread = &threads[thread_of(q.run, threads.len())];
+                                    let _ = thread.send(Job::Query(q));
+                                    continue;
+                                }
+                            };
                             let run = task.run;
                             if in_flight.contains(&run) {
                                 // Out of date once that task commits: the

@@ -36,8 +36,8 @@ use refrain::replay::{ActivationError, WorkflowMachine};
 use refrain::OversizedCommand;
 use refrain_history::{
     ActivationCommit, ActivityTask, CommitError, EagerCommit, EagerStart, Event, EventSeq, Failure,
-    HistoryLimits, HistoryStore, LocalCompletion, Payload, RetryPolicy, RunId, RunRecord, Store,
-    Timestamp, WorkflowTask,
+    HistoryLimits, HistoryStore, LocalCompletion, Payload, QueryError, QueryTask, RetryPolicy,
+    RunId, RunRecord, Store, Timestamp, WorkflowTask,
 };
 use refrain_history::{LeaseToken, HISTORY_LIMIT_KIND};
 use std::collections::HashMap;
@@ -45,7 +45,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, WeakUnboundedSender};
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, error, info_span, warn};
 
 /// Work for a workflow thread.
@@ -74,13 +74,8 @@ pub(crate) enum Job {
     },
 }
 
-/// A query for the run's thread.
-pub(crate) struct QueryJob {
-    pub run: RunId,
-    pub name: String,
-    pub args: Payload,
-    pub reply: oneshot::Sender<Result<Payload, String>>,
-}
+/// A query for the run's thread, as the store's poll gave it.
+pub(crate) type QueryJob = QueryTask;
 
 /// A commit handed to the store and not yet settled: what its task needs
 /// if the store refuses it.
@@ -219,8 +214,18 @@ impl Executor {
         let _ = self.done.send(TaskDone { run, failed });
     }
 
+    /// Answers a query and hands the answer to the store, without waiting.
     fn answer(&mut self, q: QueryJob) {
-        let _ = q.reply.send(self.query(q.run, &q.name, &q.args));
+        let answer = self
+            .query(q.run, &q.name, &q.args)
+            .map_err(|reason| QueryError::Refused { reason });
+        let store = self.store.clone();
+        start_here(&self.rt, async move {
+            // Refused only if the caller stopped waiting: nobody to tell.
+            if let Err(e) = store.answer_query(q.id, answer).await {
+                debug!(error = %e, "query answer not delivered");
+            }
+        });
     }
 
     /// Hands results the short path cannot apply to the store the

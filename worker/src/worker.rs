@@ -2,10 +2,9 @@
 
 use crate::activities::{run_activity_poller, RunnerLinks};
 use crate::dispatcher::run_dispatcher;
-use crate::dispatcher::thread_of;
 use crate::eager::ActivityHandoff;
 use crate::eager_start::WorkerStarts;
-use crate::executor::{Executor, Job, QueryJob};
+use crate::executor::Executor;
 use crate::registry::Registry;
 use crate::timers::{run_time_service, Clock};
 use crate::watchdog::{Attempts, Health, StallAction, Watchdog, WatchdogConfig};
@@ -13,7 +12,6 @@ use refrain::{Activity, Workflow};
 use refrain_history::{HistoryStore, Store, Timestamp};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::info;
@@ -148,8 +146,6 @@ impl WorkerBuilder {
             threads.push(handle);
         }
         drop(done_tx);
-        self.store
-            .set_query_router(Some(query_router(senders.clone())));
         if self.eager_start {
             self.store.set_eager_starter(Some(Arc::new(WorkerStarts {
                 registry: registry.clone(),
@@ -202,22 +198,6 @@ impl WorkerBuilder {
             threads,
         }
     }
-}
-
-/// Routes each query to the thread its run is pinned to.
-fn query_router(threads: Vec<UnboundedSender<Job>>) -> refrain_history::QueryRouter {
-    Arc::new(move |run, name, args| {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = Job::Query(QueryJob {
-            run,
-            name,
-            args,
-            reply,
-        });
-        // A stopped thread drops the reply sender: the caller is told.
-        let _ = threads[thread_of(run, threads.len())].send(job);
-        answer
-    })
 }
 
 /// A running worker. Dropping it without [`Worker::shutdown`] stops its
@@ -274,7 +254,6 @@ impl Worker {
     pub async fn shutdown(mut self, grace: Duration) {
         // Activities winding down within `grace` are not stalls.
         drop(self.watchdog.take());
-        self.store.set_query_router(None);
         self.store.set_eager_starter(None);
         self.stop.send_replace(true);
         self.grace.send_replace(Some(grace));
@@ -297,7 +276,6 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         drop(self.watchdog.take());
-        self.store.set_query_router(None);
         self.store.set_eager_starter(None);
         self.stop.send_replace(true);
         self.grace.send_replace(Some(Duration::ZERO));

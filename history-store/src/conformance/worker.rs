@@ -46,7 +46,7 @@ pub async fn workflow_poll_returns_when_work_arrives(f: &Fixture) {
     // Whether the poll is already waiting or not, the start must reach it.
     tokio::task::yield_now().await;
     let run = start(&*f.store, "order-20").await;
-    let tasks = within("the poll", poll).await.unwrap().unwrap();
+    let tasks = super::activations(within("the poll", poll).await.unwrap().unwrap());
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     assert_eq!(tasks[0].run, run);
     assert!(tasks[0].record.needs_first_activation);

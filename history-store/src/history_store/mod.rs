@@ -17,7 +17,8 @@
 //!   human tasks and schedules. These name workflows by id and runs by
 //!   number and need nothing from a worker (except a query, below).
 //! - **Worker side**: what the engine does to make progress. Workflow
-//!   tasks: long-poll for runs with work, commit an activation (with the
+//!   tasks: long-poll for runs with work and for queries to answer
+//!   ([`PolledTask`]), answer a query, commit an activation (with the
 //!   results of attempts completed in the worker's process and the
 //!   activities it runs at once folded in), or fail the task. Activity
 //!   tasks: long-poll (claim), complete, heartbeat. Services: fire due
@@ -51,11 +52,10 @@
 //!
 //! # What stays in process for now
 //!
-//! - **Queries**: [`HistoryStore::query`] reaches, for sled, a worker of
-//!   the same process through the store's `QueryRouter`. When the worker
-//!   moves onto this seam, a query becomes a kind of workflow task
-//!   (delivered by the workflow-task poll, answered by a call of its own),
-//!   so a worker in another process can answer it.
+//! - **Queries** are not stored: [`HistoryStore::query`] waits in the
+//!   backend's memory for a worker's workflow-task poll to take it and
+//!   for its answer ([`HistoryStore::answer_query`]); with no worker
+//!   polling it times out by name.
 //! - **Starting eagerly** (a start whose first activation a worker of the
 //!   same process runs and commits with it): for sled it stays behind
 //!   [`HistoryStore::start`], through the store's `EagerStarter`, as
@@ -68,8 +68,12 @@
 //!   `Store`.
 
 mod errors;
+mod queries;
 mod sled;
 mod worker_errors;
+
+pub(crate) use queries::QueryQueue;
+pub use queries::{QueryId, QueryTask};
 
 pub use errors::{
     BackendError, HumanTaskError, QueryError, ReadError, RunOpError, ScheduleError, StartError,
@@ -143,9 +147,18 @@ pub trait HistoryStore: Send + Sync {
     /// The same `update_id` is the same request: it is never applied twice.
     async fn update(&self, req: UpdateRequest) -> Result<UpdateWait, UpdateError>;
 
-    /// Asks `run` query `name` with `args`; the workflow's handler answers,
-    /// and nothing is written.
-    async fn query(&self, run: RunId, name: &str, args: Payload) -> Result<Payload, QueryError>;
+    /// Asks `run` query `name` with `args` and waits up to `wait` for the
+    /// answer of the workflow's handler, which a worker gives from the
+    /// run's instance (a closed run's too): the query reaches it through
+    /// its workflow-task poll. Nothing is written. `TimedOut` when no
+    /// worker answered within `wait`.
+    async fn query(
+        &self,
+        run: RunId,
+        name: &str,
+        args: Payload,
+        wait: Duration,
+    ) -> Result<Payload, QueryError>;
 
     // ----- client side: reading -----
 
@@ -210,16 +223,26 @@ pub trait HistoryStore: Send + Sync {
 
     // ----- worker side: workflow tasks -----
 
-    /// Waits up to `wait` for runs with work and returns up to `max`
-    /// workflow tasks (empty after the wait if none came). Each task is the
-    /// run's record and its unconsumed inbox; commit it with
-    /// [`HistoryStore::commit_activation`] or give it back with
-    /// [`HistoryStore::fail_workflow_task`].
+    /// Waits up to `wait` for runs with work or queries to answer and
+    /// returns up to `max` tasks (empty after the wait if none came),
+    /// queries first. An activation's task is the run's record and its
+    /// unconsumed inbox: commit it with [`HistoryStore::commit_activation`]
+    /// or give it back with [`HistoryStore::fail_workflow_task`]. A query
+    /// is answered with [`HistoryStore::answer_query`].
     async fn poll_workflow_tasks(
         &self,
         max: usize,
         wait: Duration,
-    ) -> Result<Vec<WorkflowTask>, ReadError>;
+    ) -> Result<Vec<PolledTask>, ReadError>;
+
+    /// Answers query `id` (taken from a poll) with the handler's answer, or
+    /// why there is none (`QueryError::Refused`). `UnknownQuery` if its
+    /// caller stopped waiting.
+    async fn answer_query(
+        &self,
+        id: QueryId,
+        answer: Result<Payload, QueryError>,
+    ) -> Result<(), QueryError>;
 
     /// The workflow task of `run` for a worker that brings results of its
     /// own (attempts it completed in process, for `commit_activation`'s
@@ -323,6 +346,15 @@ pub struct HistoryLimits {
     pub max_history_events: u64,
     /// Most encoded bytes of one run's history.
     pub max_history_bytes: u64,
+}
+
+/// A task of [`HistoryStore::poll_workflow_tasks`].
+#[derive(Clone, Debug)]
+pub enum PolledTask {
+    /// A run has work: run its next activation.
+    Activation(WorkflowTask),
+    /// A caller asks a run's query.
+    Query(QueryTask),
 }
 
 /// An update request: see [`HistoryStore::update`].

@@ -21,8 +21,8 @@
 
 use super::{
     ActivityError, AttemptRef, CommitError, HistoryLimits, HistoryStore, HumanTaskDecision,
-    HumanTaskError, PageRequest, QueryError, ReadError, RunCursor, RunOpError, RunPage,
-    ScheduleError, StartError, UpdateError, UpdateRequest,
+    HumanTaskError, PageRequest, PolledTask, QueryError, QueryId, ReadError, RunCursor, RunOpError,
+    RunPage, ScheduleError, StartError, UpdateError, UpdateRequest,
 };
 use crate::error::StoreError;
 use crate::event::{Event, Failure, Payload};
@@ -167,12 +167,22 @@ impl HistoryStore for Store {
         Ok(wait)
     }
 
-    async fn query(&self, run: RunId, name: &str, args: Payload) -> Result<Payload, QueryError> {
-        let router = self.query_router().ok_or(QueryError::NoWorker)?;
-        router(run, name.to_owned(), args)
-            .await
-            .map_err(|_| QueryError::WorkerStopped)?
-            .map_err(|reason| QueryError::Refused { reason })
+    async fn query(
+        &self,
+        run: RunId,
+        name: &str,
+        args: Payload,
+        wait: Duration,
+    ) -> Result<Payload, QueryError> {
+        let (id, answer) = self.queries().ask(run, name, args);
+        match tokio::time::timeout(wait, answer).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(QueryError::WorkerStopped),
+            Err(_) => {
+                self.queries().forget(id);
+                Err(QueryError::TimedOut { run, waited: wait })
+            }
+        }
     }
 
     async fn wait_closed(&self, run: RunId) -> Result<RunRecord, ReadError> {
@@ -286,22 +296,51 @@ impl HistoryStore for Store {
         &self,
         max: usize,
         wait: Duration,
-    ) -> Result<Vec<WorkflowTask>, ReadError> {
+    ) -> Result<Vec<PolledTask>, ReadError> {
         let deadline = Instant::now() + wait;
+        let max = max.max(1);
         loop {
-            // Registered before the queue is read: a run queued in between
-            // still wakes this poll (the queue stores a permit).
-            let notified = self.ready_notify().notified();
-            let tasks = tasks_of(self, self.take_ready(max.max(1)))?;
-            if !tasks.is_empty() {
-                return Ok(tasks);
+            // Registered before the queues are read: a run or a query
+            // queued in between still wakes this poll (each queue stores a
+            // permit).
+            let ready = self.ready_notify().notified();
+            let asked = self.queries().notify().notified();
+            let mut polled: Vec<PolledTask> = self
+                .queries()
+                .take(max)
+                .into_iter()
+                .map(PolledTask::Query)
+                .collect();
+            if polled.len() < max {
+                match tasks_of(self, self.take_ready(max - polled.len())) {
+                    Ok(tasks) => polled.extend(tasks.into_iter().map(PolledTask::Activation)),
+                    Err(e) if polled.is_empty() => return Err(e),
+                    // The queries taken are answered; the runs went back.
+                    Err(e) => tracing::warn!(error = %e, "workflow tasks not read"),
+                }
+            }
+            if !polled.is_empty() {
+                return Ok(polled);
             }
             let now = Instant::now();
             if now >= deadline {
                 return Ok(Vec::new());
             }
-            let _ = tokio::time::timeout((deadline - now).min(RECHECK), notified).await;
+            let pause = (deadline - now).min(RECHECK);
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = ready => {}
+                _ = asked => {}
+            }
         }
+    }
+
+    async fn answer_query(
+        &self,
+        id: QueryId,
+        answer: Result<Payload, QueryError>,
+    ) -> Result<(), QueryError> {
+        self.queries().answer(id, answer)
     }
 
     async fn workflow_task(&self, run: RunId) -> Result<Option<WorkflowTask>, ReadError> {

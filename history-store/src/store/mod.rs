@@ -119,7 +119,8 @@ struct Inner {
     update_waiters: CloseWaiters,
     schedules: schedules::ScheduleTrees,
     quarantine: Quarantine,
-    query_router: std::sync::RwLock<Option<QueryRouter>>,
+    /// Queries waiting for a worker's poll (see `history_store::queries`).
+    queries: crate::history_store::QueryQueue,
     eager_starter: std::sync::RwLock<Option<Arc<dyn EagerStarter>>>,
     /// Set when opened with `open_read_only`. Last: its copy of the store
     /// is removed after the database is closed.
@@ -148,24 +149,13 @@ impl Inner {
             closed: CloseWaiters::default(),
             update_waiters: CloseWaiters::default(),
             schedules,
-            query_router: std::sync::RwLock::new(None),
+            queries: Default::default(),
             eager_starter: std::sync::RwLock::new(None),
             quarantine: Quarantine::default(),
             read_only,
         }
     }
 }
-
-/// How a query reaches, in this process, the worker that holds (or can
-/// rebuild) the run's workflow instance: given the run, the query name and
-/// its arguments, it answers through the channel, with an error message
-/// when it cannot. Set by the worker; the store only carries it, so that
-/// a `Client` holding nothing but the store can ask.
-pub type QueryRouter = Arc<
-    dyn Fn(RunId, String, Payload) -> tokio::sync::oneshot::Receiver<Result<Payload, String>>
-        + Send
-        + Sync,
->;
 
 /// Index keys whose record could not be decoded. They stay on disk (stored
 /// data is never deleted behind an operator's back) but are skipped until
@@ -552,23 +542,9 @@ impl Store {
         self.inner.terminate(workflow_id, reason, now)
     }
 
-    /// Installs (or, with `None`, removes) the route by which queries reach
-    /// a worker in this process.
-    pub fn set_query_router(&self, router: Option<QueryRouter>) {
-        *self
-            .inner
-            .query_router
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = router;
-    }
-
-    /// The route to a worker that answers queries, if one is running.
-    pub fn query_router(&self) -> Option<QueryRouter> {
-        self.inner
-            .query_router
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// The queries waiting for a worker (see `HistoryStore::query`).
+    pub(crate) fn queries(&self) -> &crate::history_store::QueryQueue {
+        &self.inner.queries
     }
 
     /// Installs (or, with `None`, removes) the worker of this process that
