@@ -60,8 +60,8 @@ pub use event::{
 pub use history_store::{
     ActivityError, AttemptRef, BackendError, CommitError, HistoryLimits, HistoryStore,
     HumanTaskDecision, HumanTaskError, PageRequest, PolledTask, QueryError, QueryId, QueryTask,
-    ReadError, RunCursor, RunOpError, RunPage, ScheduleError, StartError, UpdateError,
-    UpdateRequest,
+    ReadError, ReservedStart, RunCursor, RunOpError, RunPage, ScheduleError, StartError,
+    StartedWith, UpdateError, UpdateRequest,
 };
 pub use ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 pub use options::{ActivityOptions, RetryPolicy};
@@ -79,7 +79,7 @@ pub use store::schedules::{
 /// Tables of an in-memory store, kept across restarts ([`Store::open_in_memory`]).
 pub use store::MemoryStorage;
 pub use store::{
-    CommitProgress, EagerCommit, EagerStart, EagerStarter, FlushProgress, FlushTicket,
+    CommitProgress, EagerCommit, EagerStart, EagerStartAnswer, FlushProgress, FlushTicket,
     HumanTaskRecord, LocalCompletion, OpenHumanTask, Store, StoreProgress, UpdateRecord,
     UpdateState, UpdateWait,
 };

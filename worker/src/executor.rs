@@ -31,13 +31,14 @@
 
 use crate::cache::StickyCache;
 use crate::eager::{record_in_store, ActivityHandoff, Delivered};
+use crate::eager_start::StartJob;
 use crate::registry::Registry;
 use refrain::replay::{ActivationError, WorkflowMachine};
 use refrain::OversizedCommand;
 use refrain_history::{
-    ActivationCommit, ActivityTask, CommitError, EagerCommit, EagerStart, Event, EventSeq, Failure,
+    ActivationCommit, ActivityTask, CommitError, EagerCommit, Event, EventSeq, Failure,
     HistoryLimits, HistoryStore, LocalCompletion, Payload, QueryError, QueryTask, RetryPolicy,
-    RunId, RunRecord, Store, Timestamp, WorkflowTask,
+    RunId, RunRecord, StartedWith, Timestamp, WorkflowTask,
 };
 use refrain_history::{LeaseToken, HISTORY_LIMIT_KIND};
 use std::collections::HashMap;
@@ -64,7 +65,7 @@ pub(crate) enum Job {
     Query(QueryJob),
     /// Run the first activation of a run started in this process and
     /// commit it with the start (see `eager_start`).
-    Start(Box<EagerStart>),
+    Start(Box<StartJob>),
     /// The store applied (or refused) the commit of the run's activation:
     /// `Ok(false)` if an eager start's id stood for another run, so its
     /// activation was discarded.
@@ -104,8 +105,6 @@ pub(crate) struct TaskDone {
 
 pub(crate) struct Executor {
     store: Arc<dyn HistoryStore>,
-    /// The sled store, for eager starts only (see `eager_start`).
-    sled: Option<Store>,
     /// The runtime the commits and the ordinary recording of results run on.
     rt: Handle,
     limits: HistoryLimits,
@@ -132,7 +131,6 @@ impl Executor {
     pub fn spawn(
         index: usize,
         store: Arc<dyn HistoryStore>,
-        sled: Option<Store>,
         registry: Arc<Registry>,
         cache_capacity: usize,
         done: UnboundedSender<TaskDone>,
@@ -148,7 +146,6 @@ impl Executor {
                 let limits = store.limits();
                 let mut exec = Executor {
                     store,
-                    sled,
                     rt,
                     limits,
                     registry,
@@ -473,21 +470,19 @@ impl Executor {
     /// the activation fails) drops `start`, and the store starts the run
     /// the ordinary way: the failure is then met, and recorded, as a task
     /// failure of that run.
-    fn start_eagerly(&mut self, start: EagerStart) {
-        let run = start.run();
+    fn start_eagerly(&mut self, start: StartJob) {
+        let StartJob { reserved, reply } = start;
+        let run = reserved.run;
         let Some(own) = self.own.upgrade() else {
             return;
         };
-        let Some(sled) = self.sled.clone() else {
-            return;
-        };
-        let record = start.record().clone();
+        let record = reserved.record.clone();
         let Some(workflow) = self.registry.workflows.get(&record.workflow_type) else {
             return;
         };
         let span = task_span(run, &record);
         let _enter = span.enter();
-        let mut machine = match WorkflowMachine::new(workflow.as_ref(), run, start.started()) {
+        let mut machine = match WorkflowMachine::new(workflow.as_ref(), run, &reserved.started) {
             Ok(m) => m,
             Err(e) => {
                 debug!(error = %e, "eager start declined");
@@ -519,8 +514,19 @@ impl Executor {
         };
         let (eager, slots) = self.hand_over(machine, &commit, Vec::new(), waiting);
         let settled = self.on_settled(run, own, slots);
-        sled.start_eager_then(start, commit, eager, move |outcome| {
-            settled(outcome.map_err(CommitError::from))
+        let store = self.store.clone();
+        start_here(&self.rt, async move {
+            match store.start_with_activation(reserved, commit, eager).await {
+                Ok(StartedWith { outcome, claimed }) => {
+                    settled(Ok(claimed));
+                    let _ = reply.send(Ok(outcome));
+                }
+                Err(e) => {
+                    // Nothing of this activation was written.
+                    settled(Ok(None));
+                    let _ = reply.send(Err(e));
+                }
+            }
         });
     }
 

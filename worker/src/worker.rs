@@ -8,8 +8,9 @@ use crate::executor::Executor;
 use crate::registry::Registry;
 use crate::timers::{run_time_service, Clock};
 use crate::watchdog::{Attempts, Health, StallAction, Watchdog, WatchdogConfig};
+use refrain::Client;
 use refrain::{Activity, Workflow};
-use refrain_history::{HistoryStore, Store, Timestamp};
+use refrain_history::{HistoryStore, Timestamp};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
@@ -19,7 +20,7 @@ use tracing::info;
 /// Configures a worker: which workflows and activities it runs and how
 /// much at once.
 pub struct WorkerBuilder {
-    store: Store,
+    store: Arc<dyn HistoryStore>,
     registry: Registry,
     workflow_threads: usize,
     activity_slots: usize,
@@ -64,12 +65,13 @@ impl WorkerBuilder {
         self
     }
 
-    /// Whether starts made in this process for workflow types this worker
-    /// runs are eager (default: yes): the worker runs the run's first
-    /// activation at once and commits it with the start, in one
-    /// transaction, instead of a second transaction after the worker
-    /// notices the run. Outcomes and histories are the same either way;
-    /// turn it off to have every start take the ordinary path.
+    /// Whether starts made through this worker's clients
+    /// ([`Worker::client`]) for workflow types it runs carry their first
+    /// activation (default: yes): the worker runs it at once and the store
+    /// makes the start and commits it in one step, instead of a second
+    /// transaction after the worker notices the run. Outcomes and
+    /// histories are the same either way; turn it off to have every start
+    /// take the ordinary path.
     pub fn eager_start(mut self, on: bool) -> Self {
         self.eager_start = on;
         self
@@ -129,14 +131,11 @@ impl WorkerBuilder {
         };
         let mut senders = Vec::new();
         let mut threads = Vec::new();
-        // Everything goes through the seam; the sled store itself only
-        // carries the two hooks below.
-        let store: Arc<dyn HistoryStore> = Arc::new(self.store.clone());
+        let store = self.store;
         for i in 0..self.workflow_threads {
             let (tx, handle) = Executor::spawn(
                 i,
                 store.clone(),
-                self.eager_start.then(|| self.store.clone()),
                 registry.clone(),
                 per_thread,
                 done_tx.clone(),
@@ -146,12 +145,12 @@ impl WorkerBuilder {
             threads.push(handle);
         }
         drop(done_tx);
-        if self.eager_start {
-            self.store.set_eager_starter(Some(Arc::new(WorkerStarts {
+        let starts = self.eager_start.then(|| {
+            Arc::new(WorkerStarts {
                 registry: registry.clone(),
-                threads: senders.clone(),
-            })));
-        }
+                threads: senders.iter().map(|t| t.downgrade()).collect(),
+            }) as Arc<dyn refrain::InProcessStarts>
+        });
         let tasks = vec![
             tokio::spawn(run_dispatcher(
                 store.clone(),
@@ -178,7 +177,7 @@ impl WorkerBuilder {
             )),
         ];
         let health = Arc::new(Mutex::new(Health::default()));
-        let watchdog = Watchdog::start(store, attempts, health.clone(), self.watchdog);
+        let watchdog = Watchdog::start(store.clone(), attempts, health.clone(), self.watchdog);
         info!(
             workflows = registry.workflows.len(),
             activities = registry.activities.len(),
@@ -189,7 +188,8 @@ impl WorkerBuilder {
             "worker started"
         );
         Worker {
-            store: self.store,
+            store,
+            starts,
             watchdog: Some(watchdog),
             health,
             stop: stop_tx,
@@ -204,7 +204,9 @@ impl WorkerBuilder {
 /// loops abruptly, which is safe (everything durable is in the store) but
 /// abandons running activities until their timeouts.
 pub struct Worker {
-    store: Store,
+    store: Arc<dyn HistoryStore>,
+    /// What this worker's clients start with (see `eager_start`).
+    starts: Option<Arc<dyn refrain::InProcessStarts>>,
     watchdog: Option<Watchdog>,
     health: Arc<Mutex<Health>>,
     stop: watch::Sender<bool>,
@@ -214,11 +216,13 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A builder for a worker on `store`.
-    pub fn builder(store: Store) -> WorkerBuilder {
+    /// A builder for a worker on `store`: a sled
+    /// [`Store`](refrain_history::Store), or any other backend as an
+    /// `Arc<dyn HistoryStore>`.
+    pub fn builder(store: impl Into<Arc<dyn HistoryStore>>) -> WorkerBuilder {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         WorkerBuilder {
-            store,
+            store: store.into(),
             registry: Registry::default(),
             // Workflow threads never wait for their commits (see
             // `executor`), so they are busy running workflow code or idle:
@@ -238,6 +242,18 @@ impl Worker {
         }
     }
 
+    /// A client of this worker's store whose starts of the workflow types
+    /// this worker runs carry their first activation, run by this worker
+    /// (see [`WorkerBuilder::eager_start`]); other starts, and every start
+    /// once the worker has stopped, are ordinary. `Client::new(store)`
+    /// makes ordinary starts only.
+    pub fn client(&self) -> Client {
+        match &self.starts {
+            Some(starts) => Client::with_in_process_starts(self.store.clone(), starts.clone()),
+            None => Client::new(self.store.clone()),
+        }
+    }
+
     /// What the stall watchdog saw at its last check (see
     /// [`WorkerBuilder::stall_threshold`]).
     pub fn health(&self) -> Health {
@@ -254,7 +270,6 @@ impl Worker {
     pub async fn shutdown(mut self, grace: Duration) {
         // Activities winding down within `grace` are not stalls.
         drop(self.watchdog.take());
-        self.store.set_eager_starter(None);
         self.stop.send_replace(true);
         self.grace.send_replace(Some(grace));
         for t in self.tasks.drain(..) {
@@ -276,7 +291,6 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         drop(self.watchdog.take());
-        self.store.set_eager_starter(None);
         self.stop.send_replace(true);
         self.grace.send_replace(Some(Duration::ZERO));
     }

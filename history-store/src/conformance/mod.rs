@@ -115,6 +115,7 @@ macro_rules! history_store_conformance {
             worker::due_schedules_fire_and_wait_due_wakes_for_new_timers,
             worker::limits_are_the_ones_enforced,
             worker::progress_moves_with_commits,
+            worker::a_start_with_its_first_activation_commits_both,
         );
     };
     (@cases $make:expr; $($family:ident :: $case:ident),* $(,)?) => {

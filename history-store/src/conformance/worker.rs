@@ -506,3 +506,70 @@ pub async fn progress_moves_with_commits(f: &Fixture) {
     );
     assert!(after.flushes.done >= before.flushes.done, "{after:?}");
 }
+
+/// A start that carries its first activation makes both in one step: the
+/// run is the one reserved, its history holds the activation when the
+/// start returns, and the activities it schedules are claimed for the
+/// caller. A second such start of the taken id is refused as an ordinary
+/// start would be, and its activation leaves nothing. A backend that
+/// reserves nothing passes trivially (its clients start the ordinary way).
+pub async fn a_start_with_its_first_activation_commits_both(f: &Fixture) {
+    let s = &*f.store;
+    let req = super::start_request("eager-1", crate::IdConflictPolicy::Reject);
+    let Some(reserved) = s.reserve_start(req).await.unwrap() else {
+        return;
+    };
+    let run = reserved.run;
+    assert!(matches!(reserved.started, Event::WorkflowStarted { .. }));
+    let first = |reserved: &crate::ReservedStart| crate::ActivationCommit {
+        run: reserved.run,
+        token: crate::LeaseToken::UNLEASED,
+        expected_last_seq: reserved.record.last_seq,
+        inbox_upto: reserved.record.inbox_tail,
+        events: vec![
+            Event::ActivationStarted {
+                time: Timestamp::now(),
+            },
+            schedule(1, one_attempt()),
+        ],
+        rejected_updates: Vec::new(),
+    };
+    let commit = first(&reserved);
+    let local = EagerCommit {
+        completed: Vec::new(),
+        claim: vec![CommandSeq(1)],
+    };
+    let started = s
+        .start_with_activation(reserved, commit, local)
+        .await
+        .unwrap();
+    assert!(started.outcome.started);
+    assert_eq!(started.outcome.run, run);
+    let claimed = started.claimed.expect("the activation was used");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!((claimed[0].run, claimed[0].cmd), (run, CommandSeq(1)));
+    let kinds: Vec<_> = s
+        .read_history(run, EventSeq(1))
+        .await
+        .unwrap()
+        .iter()
+        .map(Event::kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["WorkflowStarted", "ActivationStarted", "ActivityScheduled"]
+    );
+
+    let again = super::start_request("eager-1", crate::IdConflictPolicy::Reject);
+    let reserved = s.reserve_start(again).await.unwrap().expect("reserved");
+    let other = reserved.run;
+    let commit = first(&reserved);
+    let refused = s
+        .start_with_activation(reserved, commit, EagerCommit::default())
+        .await;
+    assert!(
+        matches!(refused, Err(crate::StartError::AlreadyRunning { .. })),
+        "{refused:?}"
+    );
+    assert!(s.run_record(other).await.unwrap().is_none());
+}

@@ -50,20 +50,21 @@
 //! restart queues every ready run), an activity claim that is never
 //! completed times out and is retried.
 //!
-//! # What stays in process for now
+//! # Queries, starts with an activation, the worker
 //!
 //! - **Queries** are not stored: [`HistoryStore::query`] waits in the
 //!   backend's memory for a worker's workflow-task poll to take it and
 //!   for its answer ([`HistoryStore::answer_query`]); with no worker
 //!   polling it times out by name.
-//! - **Starting eagerly** (a start whose first activation a worker of the
-//!   same process runs and commits with it): for sled it stays behind
-//!   [`HistoryStore::start`], through the store's `EagerStarter`, as
-//!   before. Over a network the start would carry its first activation,
-//!   in a method of its own with a default (see [`HistoryStore::start`]).
-//! - **The worker** speaks this trait for all of its work (polls,
-//!   commits, activity tasks, timers, schedules, the watchdog's reads),
-//!   except the eager start's hook above.
+//! - **Starting with the first activation** (a worker's client runs the
+//!   run's first activation itself and the start carries it):
+//!   [`HistoryStore::reserve_start`] names the run first, then
+//!   [`HistoryStore::start_with_activation`] makes both in one durable
+//!   step. A backend that cannot reserves nothing (the default), and the
+//!   client starts the ordinary way.
+//! - **The worker** speaks only this trait (polls, commits, activity
+//!   tasks, timers, schedules, the watchdog's reads); nothing in the
+//!   store calls the worker.
 //! - **`verify`** and opening a store are backend-specific and stay on
 //!   `Store`.
 
@@ -105,12 +106,43 @@ pub trait HistoryStore: Send + Sync {
     /// [`IdConflictPolicy`](crate::IdConflictPolicy)); durable when it
     /// returns. `started: false` when the policy returned an existing run.
     ///
-    /// A start that carries the run's first activation (an eager start
-    /// across the seam) will be a method of its own, with a default that
-    /// makes this start and then commits the activation, so backends that
-    /// cannot do both at once need not change. For sled, starts of types a
-    /// worker of this process runs are already eager behind this method.
+    /// A start may also carry the run's first activation: see
+    /// [`HistoryStore::reserve_start`].
     async fn start(&self, req: StartRequest) -> Result<StartOutcome, StartError>;
+
+    /// Reserves the run number of `req`'s start, for a caller that runs
+    /// the run's first activation before the start is made and hands both
+    /// in with [`HistoryStore::start_with_activation`]. Writes nothing (a
+    /// reservation never used leaves its number unused). `None`, the
+    /// default, for a backend that does not start with an activation: make
+    /// the ordinary start.
+    async fn reserve_start(&self, req: StartRequest) -> Result<Option<ReservedStart>, StartError> {
+        let _ = req;
+        Ok(None)
+    }
+
+    /// Makes a reserved start and commits `first`, the run's first
+    /// activation (against `reserved.record`, token `UNLEASED`), with it:
+    /// one durable step whose outcome is the start's, as an ordinary start
+    /// would give it. With `local`, activities the activation schedules
+    /// are claimed for the caller, as for
+    /// [`HistoryStore::commit_activation`]. `claimed` is `None` when the
+    /// activation was not used: the id's conflict policy returned another
+    /// run, or the backend could not apply it and made the ordinary start
+    /// instead (whose first activation then takes the ordinary path).
+    async fn start_with_activation(
+        &self,
+        reserved: ReservedStart,
+        first: ActivationCommit,
+        local: EagerCommit,
+    ) -> Result<StartedWith, StartError> {
+        let _ = (first, local);
+        let outcome = self.start(reserved.request).await?;
+        Ok(StartedWith {
+            outcome,
+            claimed: None,
+        })
+    }
 
     /// Delivers signal `name` with `payload` to the open latest run of
     /// `workflow_id`, recording `sender` when given; returns the run.
@@ -346,6 +378,64 @@ pub struct HistoryLimits {
     pub max_history_events: u64,
     /// Most encoded bytes of one run's history.
     pub max_history_bytes: u64,
+}
+
+/// A start whose run number is reserved: see
+/// [`HistoryStore::reserve_start`].
+pub struct ReservedStart {
+    /// The start asked for.
+    pub request: StartRequest,
+    /// The run it makes, if it makes one.
+    pub run: RunId,
+    /// The run's first event (`WorkflowStarted`), for its first activation.
+    pub started: Event,
+    /// The run's record as the start writes it, which the first
+    /// activation's commit is checked against.
+    pub record: RunRecord,
+    /// What the backend needs to make the start.
+    backend: Box<dyn std::any::Any + Send>,
+}
+
+impl ReservedStart {
+    /// A reservation, with what the backend needs to make it (given back by
+    /// [`ReservedStart::into_backend`]).
+    pub fn new(
+        request: StartRequest,
+        (run, started, record): (RunId, Event, RunRecord),
+        backend: impl std::any::Any + Send,
+    ) -> Self {
+        ReservedStart {
+            request,
+            run,
+            started,
+            record,
+            backend: Box::new(backend),
+        }
+    }
+
+    /// What the backend gave [`ReservedStart::new`].
+    pub fn into_backend(self) -> Box<dyn std::any::Any + Send> {
+        self.backend
+    }
+}
+
+impl fmt::Debug for ReservedStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReservedStart")
+            .field("request", &self.request)
+            .field("run", &self.run)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`HistoryStore::start_with_activation`] did.
+#[derive(Clone, Debug)]
+pub struct StartedWith {
+    /// The start's outcome.
+    pub outcome: StartOutcome,
+    /// The activities claimed for the caller, ready to start; `None` if
+    /// the activation was not used.
+    pub claimed: Option<Vec<ActivityTask>>,
 }
 
 /// A task of [`HistoryStore::poll_workflow_tasks`].

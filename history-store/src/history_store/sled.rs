@@ -21,8 +21,9 @@
 
 use super::{
     ActivityError, AttemptRef, CommitError, HistoryLimits, HistoryStore, HumanTaskDecision,
-    HumanTaskError, PageRequest, PolledTask, QueryError, QueryId, ReadError, RunCursor, RunOpError,
-    RunPage, ScheduleError, StartError, UpdateError, UpdateRequest,
+    HumanTaskError, PageRequest, PolledTask, QueryError, QueryId, ReadError, ReservedStart,
+    RunCursor, RunOpError, RunPage, ScheduleError, StartError, StartedWith, UpdateError,
+    UpdateRequest,
 };
 use crate::error::StoreError;
 use crate::event::{Event, Failure, Payload};
@@ -33,7 +34,9 @@ use crate::store::api::{
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
 use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec};
-use crate::store::{EagerCommit, HumanTaskRecord, Store, StoreProgress, UpdateWait};
+use crate::store::{
+    EagerCommit, EagerStart, EagerStartAnswer, HumanTaskRecord, Store, StoreProgress, UpdateWait,
+};
 use async_trait::async_trait;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -75,11 +78,62 @@ fn parse_cursor(cursor: &RunCursor) -> Result<RunId, ReadError> {
 #[async_trait]
 impl HistoryStore for Store {
     async fn start(&self, req: StartRequest) -> Result<StartOutcome, StartError> {
-        // An eager start (a worker of this process runs the type) happens
-        // inside, unchanged.
         let outcome = self.start_workflow_async(req).await?;
         self.durable().await?;
         Ok(outcome)
+    }
+
+    async fn reserve_start(&self, req: StartRequest) -> Result<Option<ReservedStart>, StartError> {
+        let (start, answer) = self.reserve_eager_start(&req)?;
+        let parts = (start.run(), start.started().clone(), start.record().clone());
+        Ok(Some(ReservedStart::new(req, parts, (start, answer))))
+    }
+
+    async fn start_with_activation(
+        &self,
+        reserved: ReservedStart,
+        first: ActivationCommit,
+        local: EagerCommit,
+    ) -> Result<StartedWith, StartError> {
+        let request = reserved.request.clone();
+        let Ok(backend) = reserved
+            .into_backend()
+            .downcast::<(EagerStart, EagerStartAnswer)>()
+        else {
+            // Reserved by another backend: nothing of it is here.
+            let outcome = HistoryStore::start(self, request).await?;
+            return Ok(StartedWith {
+                outcome,
+                claimed: None,
+            });
+        };
+        let (start, answer) = *backend;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.start_eager_then(start, first, local, move |applied| {
+            let _ = tx.send(applied);
+        });
+        let applied = rx.await.map_err(|_| StoreError::Closed)?;
+        match answer.outcome().await {
+            Some(Ok(outcome)) => {
+                let claimed = applied.ok().flatten();
+                match claimed.as_ref().and_then(|c| c.first()) {
+                    // Taken when the start was applied (see
+                    // `commit_activation`).
+                    Some(task) => self.durable_since(task.durable_after).await?,
+                    None => self.durable().await?,
+                }
+                Ok(StartedWith { outcome, claimed })
+            }
+            Some(Err(e)) => Err(e.into()),
+            // Nothing was written: the ordinary start.
+            None => {
+                let outcome = HistoryStore::start(self, request).await?;
+                Ok(StartedWith {
+                    outcome,
+                    claimed: None,
+                })
+            }
+        }
     }
 
     async fn signal(

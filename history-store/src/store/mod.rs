@@ -84,7 +84,7 @@ use tx::Trees;
 
 pub use durability::FlushTicket;
 pub use eager::{EagerCommit, LocalCompletion};
-pub use eager_start::{EagerStart, EagerStarter};
+pub use eager_start::{EagerStart, EagerStartAnswer};
 pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
 pub use in_memory::MemoryStorage;
 pub use progress::{CommitProgress, FlushProgress, StoreProgress};
@@ -121,7 +121,6 @@ struct Inner {
     quarantine: Quarantine,
     /// Queries waiting for a worker's poll (see `history_store::queries`).
     queries: crate::history_store::QueryQueue,
-    eager_starter: std::sync::RwLock<Option<Arc<dyn EagerStarter>>>,
     /// Set when opened with `open_read_only`. Last: its copy of the store
     /// is removed after the database is closed.
     read_only: Option<verify::ReadOnly>,
@@ -150,7 +149,6 @@ impl Inner {
             update_waiters: CloseWaiters::default(),
             schedules,
             queries: Default::default(),
-            eager_starter: std::sync::RwLock::new(None),
             quarantine: Quarantine::default(),
             read_only,
         }
@@ -418,9 +416,8 @@ impl Store {
     /// closed run of the id does not prevent a new one. With `UseExisting`,
     /// the latest run of the id is returned whether open or closed.
     ///
-    /// When a worker of this process runs the workflow type (see
-    /// [`Store::set_eager_starter`]), the start is eager: the run's first
-    /// activation is committed with it, with the same outcome.
+    /// (A start that carries its first activation is made with
+    /// [`Store::reserve_eager_start`] and [`Store::start_eager_then`].)
     ///
     /// Not durable until [`Store::durable`] returns.
     ///
@@ -545,19 +542,6 @@ impl Store {
     /// The queries waiting for a worker (see `HistoryStore::query`).
     pub(crate) fn queries(&self) -> &crate::history_store::QueryQueue {
         &self.inner.queries
-    }
-
-    /// Installs (or, with `None`, removes) the worker of this process that
-    /// runs the first activation of the starts it can run, so that each of
-    /// those starts and its first activation commit in one transaction
-    /// (see [`EagerStarter`]). Starts of other types, and every start while
-    /// none is installed, are ordinary.
-    pub fn set_eager_starter(&self, starter: Option<Arc<dyn EagerStarter>>) {
-        *self
-            .inner
-            .eager_starter
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = starter;
     }
 
     /// Commits an eager start with the first activation of its run, which

@@ -53,12 +53,6 @@ impl Inner {
             None,
             None,
         );
-        if let Some(outcome) = self
-            .try_start_eagerly(&started, &event, &record, req.on_conflict)
-            .await
-        {
-            return outcome;
-        }
         let (workflow_id, on_conflict) = (req.workflow_id, req.on_conflict);
         let ready = self.ready_queue.clone();
         let queue = move |outcome: &StartOutcome| {
