@@ -400,15 +400,16 @@ impl Executor {
     ) -> impl FnOnce(Result<Option<Vec<ActivityTask>>, CommitError>) + Send + 'static {
         let handoff = self.handoff.clone();
         move |outcome| {
-            let outcome = outcome.map(|claimed| match claimed {
-                Some(tasks) => {
-                    handoff.hand_out(tasks, slots);
-                    true
-                }
-                None => false,
-            });
+            let (outcome, claimed) = match outcome {
+                Ok(Some(tasks)) => (Ok(true), tasks),
+                Ok(None) => (Ok(false), Vec::new()),
+                Err(e) => (Err(e), Vec::new()),
+            };
+            // The thread first: the task is over once it hears, and the
+            // results of these attempts find the run free sooner.
             // Gone only if the thread is: nobody is left to tell.
             let _ = own.send(Job::Settled { run, outcome });
+            handoff.hand_out(claimed, slots);
         }
     }
 
