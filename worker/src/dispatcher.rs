@@ -128,7 +128,7 @@ pub(crate) async fn run_dispatcher(
                                 // next one reads the run afresh.
                                 again.insert(run);
                             } else {
-                                dispatch(Job::Activate(Box::new(task)), run, &mut in_flight);
+                                dispatch(Job::Activate(task), run, &mut in_flight);
                             }
                         }
                     }

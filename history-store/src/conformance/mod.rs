@@ -201,7 +201,7 @@ pub fn activations(polled: Vec<crate::PolledTask>) -> Vec<WorkflowTask> {
     polled
         .into_iter()
         .map(|task| match task {
-            crate::PolledTask::Activation(task) => task,
+            crate::PolledTask::Activation(task) => *task,
             crate::PolledTask::Query(q) => panic!("a query nobody asked: {q:?}"),
         })
         .collect()

@@ -442,7 +442,7 @@ pub struct StartedWith {
 #[derive(Clone, Debug)]
 pub enum PolledTask {
     /// A run has work: run its next activation.
-    Activation(WorkflowTask),
+    Activation(Box<WorkflowTask>),
     /// A caller asks a run's query.
     Query(QueryTask),
 }

@@ -367,7 +367,11 @@ impl HistoryStore for Store {
                 .collect();
             if polled.len() < max {
                 match tasks_of(self, self.take_ready(max - polled.len())) {
-                    Ok(tasks) => polled.extend(tasks.into_iter().map(PolledTask::Activation)),
+                    Ok(tasks) => polled.extend(
+                        tasks
+                            .into_iter()
+                            .map(|t| PolledTask::Activation(Box::new(t))),
+                    ),
                     Err(e) if polled.is_empty() => return Err(e),
                     // The queries taken are answered; the runs went back.
                     Err(e) => tracing::warn!(error = %e, "workflow tasks not read"),
