@@ -323,7 +323,7 @@ impl Executor {
         let (eager, slots) = self.hand_over(machine, &commit, completed, waiting);
         match self.own.upgrade() {
             Some(own) => {
-                let settled = self.on_settled(run, own, slots);
+                let settled = self.on_settled(run, own, slots, true);
                 let store = self.store.clone();
                 start_here(&self.rt, async move {
                     let outcome = store.commit_activation(commit, eager).await;
@@ -397,18 +397,27 @@ impl Executor {
         run: RunId,
         own: UnboundedSender<Job>,
         slots: Vec<OwnedSemaphorePermit>,
+        dispatched: bool,
     ) -> impl FnOnce(Result<Option<Vec<ActivityTask>>, CommitError>) + Send + 'static {
         let handoff = self.handoff.clone();
+        let done = dispatched.then(|| self.done.clone());
         move |outcome| {
             let (outcome, claimed) = match outcome {
                 Ok(Some(tasks)) => (Ok(true), tasks),
                 Ok(None) => (Ok(false), Vec::new()),
                 Err(e) => (Err(e), Vec::new()),
             };
-            // The thread first: the task is over once it hears, and the
-            // results of these attempts find the run free sooner.
+            let committed = matches!(outcome, Ok(true));
+            // The thread first, then (for a commit that went through) the
+            // dispatcher at once, without waiting for a busy thread: the
+            // next job the dispatcher sends the run queues behind
+            // `Settled` on the thread's queue. Then the attempts, whose
+            // results then find the run free.
             // Gone only if the thread is: nobody is left to tell.
             let _ = own.send(Job::Settled { run, outcome });
+            if let (true, Some(done)) = (committed, done) {
+                let _ = done.send(TaskDone { run, failed: false });
+            }
             handoff.hand_out(claimed, slots);
         }
     }
@@ -420,7 +429,8 @@ impl Executor {
         let Some((outcome, dispatched, next)) = self.finish(run, outcome) else {
             return;
         };
-        if dispatched {
+        // A commit that went through was reported when it settled.
+        if dispatched && !matches!(outcome, Outcome::Committed) {
             self.report(run, &outcome);
         }
         if let Some(delivered) = next {
@@ -514,7 +524,7 @@ impl Executor {
             next: None,
         };
         let (eager, slots) = self.hand_over(machine, &commit, Vec::new(), waiting);
-        let settled = self.on_settled(run, own, slots);
+        let settled = self.on_settled(run, own, slots, false);
         let store = self.store.clone();
         start_here(&self.rt, async move {
             match store.start_with_activation(reserved, commit, eager).await {
