@@ -71,6 +71,7 @@
 mod errors;
 mod queries;
 mod sled;
+mod sled_tasks;
 mod worker_errors;
 
 pub(crate) use queries::QueryQueue;

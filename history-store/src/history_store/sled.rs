@@ -19,6 +19,7 @@
 //! - Every acknowledged write then awaits [`Store::durable`], the group
 //!   commit shared with every concurrent caller.
 
+use super::sled_tasks::RECHECK;
 use super::{
     ActivityError, AttemptRef, CommitError, HistoryLimits, HistoryStore, HumanTaskDecision,
     HumanTaskError, PageRequest, PolledTask, QueryError, QueryId, ReadError, ReservedStart,
@@ -34,9 +35,7 @@ use crate::store::api::{
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
 use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec};
-use crate::store::{
-    EagerCommit, EagerStart, EagerStartAnswer, HumanTaskRecord, Store, StoreProgress, UpdateWait,
-};
+use crate::store::{EagerCommit, HumanTaskRecord, Store, StoreProgress, UpdateWait};
 use async_trait::async_trait;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -55,10 +54,6 @@ where
         Err(_) => Err(StoreError::Closed),
     }
 }
-
-/// How long a poll sleeps at most between looks, in case a wake-up was
-/// for another poller (a notification wakes one waiter).
-const RECHECK: Duration = Duration::from_millis(250);
 
 /// The text of the cursor after `run`: its number.
 fn cursor_after(run: RunId) -> RunCursor {
@@ -95,45 +90,7 @@ impl HistoryStore for Store {
         first: ActivationCommit,
         local: EagerCommit,
     ) -> Result<StartedWith, StartError> {
-        let request = reserved.request.clone();
-        let Ok(backend) = reserved
-            .into_backend()
-            .downcast::<(EagerStart, EagerStartAnswer)>()
-        else {
-            // Reserved by another backend: nothing of it is here.
-            let outcome = HistoryStore::start(self, request).await?;
-            return Ok(StartedWith {
-                outcome,
-                claimed: None,
-            });
-        };
-        let (start, answer) = *backend;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.start_eager_then(start, first, local, move |applied| {
-            let _ = tx.send(applied);
-        });
-        let applied = rx.await.map_err(|_| StoreError::Closed)?;
-        match answer.outcome().await {
-            Some(Ok(outcome)) => {
-                let claimed = applied.ok().flatten();
-                match claimed.as_ref().and_then(|c| c.first()) {
-                    // Taken when the start was applied (see
-                    // `commit_activation`).
-                    Some(task) => self.durable_since(task.durable_after).await?,
-                    None => self.durable().await?,
-                }
-                Ok(StartedWith { outcome, claimed })
-            }
-            Some(Err(e)) => Err(e.into()),
-            // Nothing was written: the ordinary start.
-            None => {
-                let outcome = HistoryStore::start(self, request).await?;
-                Ok(StartedWith {
-                    outcome,
-                    claimed: None,
-                })
-            }
-        }
+        super::sled_tasks::start_with_activation(self, reserved, first, local).await
     }
 
     async fn signal(
@@ -351,46 +308,7 @@ impl HistoryStore for Store {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<PolledTask>, ReadError> {
-        let deadline = Instant::now() + wait;
-        let max = max.max(1);
-        loop {
-            // Registered before the queues are read: a run or a query
-            // queued in between still wakes this poll (each queue stores a
-            // permit).
-            let ready = self.ready_notify().notified();
-            let asked = self.queries().notify().notified();
-            let mut polled: Vec<PolledTask> = self
-                .queries()
-                .take(max)
-                .into_iter()
-                .map(PolledTask::Query)
-                .collect();
-            if polled.len() < max {
-                match tasks_of(self, self.take_ready(max - polled.len())) {
-                    Ok(tasks) => polled.extend(
-                        tasks
-                            .into_iter()
-                            .map(|t| PolledTask::Activation(Box::new(t))),
-                    ),
-                    Err(e) if polled.is_empty() => return Err(e),
-                    // The queries taken are answered; the runs went back.
-                    Err(e) => tracing::warn!(error = %e, "workflow tasks not read"),
-                }
-            }
-            if !polled.is_empty() {
-                return Ok(polled);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(Vec::new());
-            }
-            let pause = (deadline - now).min(RECHECK);
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = ready => {}
-                _ = asked => {}
-            }
-        }
+        super::sled_tasks::poll_workflow_tasks(self, max, wait).await
     }
 
     async fn answer_query(
@@ -616,35 +534,6 @@ async fn any_closed(store: &Store, runs: Vec<RunId>) {
 /// Time from now until `t` (zero if it passed).
 fn until(t: Timestamp) -> Duration {
     t.saturating_since(Timestamp::now())
-}
-
-/// Workflow tasks of `runs`, taken from the ready queue. A run whose data
-/// cannot be read is left out (logged; a restart offers it again), so it
-/// does not block the others; on any other failure every run goes back to
-/// the queue.
-fn tasks_of(store: &Store, runs: Vec<RunId>) -> Result<Vec<WorkflowTask>, ReadError> {
-    let mut tasks = Vec::with_capacity(runs.len());
-    for (i, &run) in runs.iter().enumerate() {
-        // A task that needs the run to have work: with nothing in its
-        // inbox and no first activation due, a queued run has no task.
-        match store.begin_workflow_task(run) {
-            Ok(Some(task)) => tasks.push(task),
-            Ok(None) => {}
-            Err(e @ (StoreError::Corrupt { .. } | StoreError::RunDamaged { .. })) => {
-                tracing::warn!(%run, error = %e, "workflow task not offered: its data is damaged");
-            }
-            Err(e) => {
-                for &run in &runs[i..] {
-                    store.requeue(run);
-                }
-                for task in &tasks {
-                    store.requeue(task.run);
-                }
-                return Err(e.into());
-            }
-        }
-    }
-    Ok(tasks)
 }
 
 /// So that `Client::new(store)` takes a `Store` as it is.

@@ -23,11 +23,14 @@
 //! history to replay) it waits for in place (`Handle::block_on`): the
 //! thread has nothing else to do for that run meanwhile.
 //!
-//! A thread also takes the starts of runs pinned to it that were made in
-//! this process (see `eager_start`): it runs the first activation and
-//! hands it to the store with the start. The dispatcher does not know of
+//! A thread also takes the starts of runs pinned to it that were made
+//! through the worker's client (see `eager_start` and `starts`): it runs
+//! the first activation and hands it to the store with the start. The dispatcher does not know of
 //! that commit, so a task for the run that reaches the thread before it
 //! settles waits for it.
+
+mod queries;
+mod starts;
 
 use crate::cache::StickyCache;
 use crate::eager::{record_in_store, ActivityHandoff, Delivered};
@@ -36,11 +39,12 @@ use crate::registry::Registry;
 use refrain::replay::{ActivationError, WorkflowMachine};
 use refrain::OversizedCommand;
 use refrain_history::{
-    ActivationCommit, ActivityTask, CommitError, EagerCommit, Event, EventSeq, Failure,
-    HistoryLimits, HistoryStore, LocalCompletion, Payload, QueryError, QueryTask, RetryPolicy,
-    RunId, RunRecord, StartedWith, Timestamp, WorkflowTask,
+    ActivationCommit, ActivityTask, CommitError, EagerCommit, Event, Failure, HistoryLimits,
+    HistoryStore, LocalCompletion, QueryTask, RetryPolicy, RunId, RunRecord, Timestamp,
+    WorkflowTask,
 };
 use refrain_history::{LeaseToken, HISTORY_LIMIT_KIND};
+use starts::start_here;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,20 +213,6 @@ impl Executor {
         let failed = matches!(outcome, Outcome::Failed);
         // A closed channel means the dispatcher stopped: nothing to tell.
         let _ = self.done.send(TaskDone { run, failed });
-    }
-
-    /// Answers a query and hands the answer to the store, without waiting.
-    fn answer(&mut self, q: QueryJob) {
-        let answer = self
-            .query(q.run, &q.name, &q.args)
-            .map_err(|reason| QueryError::Refused { reason });
-        let store = self.store.clone();
-        start_here(&self.rt, async move {
-            // Refused only if the caller stopped waiting: nobody to tell.
-            if let Err(e) = store.answer_query(q.id, answer).await {
-                debug!(error = %e, "query answer not delivered");
-            }
-        });
     }
 
     /// Hands results the short path cannot apply to the store the
@@ -475,72 +465,6 @@ impl Executor {
         Some((result, waiting.dispatched, waiting.next))
     }
 
-    /// Runs the first activation of a run started in this process and
-    /// hands it to the store with the start, so both commit in one
-    /// transaction. Whatever cannot go that way (the worker is stopping,
-    /// the activation fails) drops `start`, and the store starts the run
-    /// the ordinary way: the failure is then met, and recorded, as a task
-    /// failure of that run.
-    fn start_eagerly(&mut self, start: StartJob) {
-        let StartJob { reserved, reply } = start;
-        let run = reserved.run;
-        let Some(own) = self.own.upgrade() else {
-            return;
-        };
-        let record = reserved.record.clone();
-        let Some(workflow) = self.registry.workflows.get(&record.workflow_type) else {
-            return;
-        };
-        let span = task_span(run, &record);
-        let _enter = span.enter();
-        let mut machine = match WorkflowMachine::new(workflow.as_ref(), run, &reserved.started) {
-            Ok(m) => m,
-            Err(e) => {
-                debug!(error = %e, "eager start declined");
-                return;
-            }
-        };
-        let events = match self.activate(&mut machine, &record, Vec::new()) {
-            Ok(events) => events,
-            Err(e) => {
-                debug!(error = %e, "first activation failed; starting the ordinary way");
-                return;
-            }
-        };
-        let commit = ActivationCommit {
-            run,
-            token: LeaseToken::UNLEASED,
-            expected_last_seq: record.last_seq,
-            inbox_upto: record.inbox_tail,
-            events,
-            rejected_updates: machine.take_rejected_updates(),
-        };
-        let waiting = InFlight {
-            token: LeaseToken::UNLEASED,
-            record,
-            delivered: Vec::new(),
-            queries: Vec::new(),
-            dispatched: false,
-            next: None,
-        };
-        let (eager, slots) = self.hand_over(machine, &commit, Vec::new(), waiting);
-        let settled = self.on_settled(run, own, slots, false);
-        let store = self.store.clone();
-        start_here(&self.rt, async move {
-            match store.start_with_activation(reserved, commit, eager).await {
-                Ok(StartedWith { outcome, claimed }) => {
-                    settled(Ok(claimed));
-                    let _ = reply.send(Ok(outcome));
-                }
-                Err(e) => {
-                    // Nothing of this activation was written.
-                    settled(Ok(None));
-                    let _ = reply.send(Err(e));
-                }
-            }
-        });
-    }
-
     /// The store refused a commit: its results go the ordinary way, and
     /// the run is retried, closed or left as the error says.
     fn refused(
@@ -593,52 +517,6 @@ impl Executor {
             }
             e => self.fail_task(run, token, format!("commit failed: {e}")),
         }
-    }
-
-    /// Answers a query from the cached instance of `run`, or from one
-    /// rebuilt by replaying its history (kept in the cache if the run is
-    /// open).
-    fn query(&mut self, run: RunId, name: &str, args: &Payload) -> Result<Payload, String> {
-        let record = self
-            .rt
-            .block_on(self.store.run_record(run))
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no such run {run}"))?;
-        let machine = match self.cache.take(run) {
-            Some(m) if m.last_seq() == record.last_seq => m,
-            _ => self.rebuild(run, &record)?,
-        };
-        let answer = machine.query(name, args).map_err(|e| e.to_string());
-        if !machine.is_closed() {
-            self.cache.put(run, machine);
-        }
-        answer
-    }
-
-    /// Builds the instance of `run` by replaying its stored history.
-    fn rebuild(&self, run: RunId, record: &RunRecord) -> Result<WorkflowMachine, String> {
-        let workflow = self
-            .registry
-            .workflows
-            .get(&record.workflow_type)
-            .ok_or_else(|| {
-                format!(
-                    "workflow type {:?} is not registered on this worker",
-                    record.workflow_type
-                )
-            })?;
-        let history = self
-            .rt
-            .block_on(self.store.read_history(run, EventSeq(1)))
-            .map_err(|e| e.to_string())?;
-        let Some((first, rest)) = history.split_first() else {
-            return Err(format!("{run} has an empty history"));
-        };
-        let mut machine =
-            WorkflowMachine::new(workflow.as_ref(), run, first).map_err(|e| e.to_string())?;
-        machine.replay(rest).map_err(|e| e.to_string())?;
-        debug!(events = history.len(), "replayed history");
-        Ok(machine)
     }
 
     /// Closes `run` with `failure`, whose cause would fail every retry of
@@ -696,29 +574,6 @@ impl Executor {
             }
         });
         Outcome::Failed
-    }
-}
-
-/// Runs `fut` on this thread until it first waits, then hands it to the
-/// runtime. A commit's first step (for sled: applying it at once when no
-/// transaction is in progress, or joining the batch) is then taken by the
-/// workflow thread, as before there was a seam, rather than by a runtime
-/// thread that activities and polls need; only the wait for durability
-/// moves to the runtime.
-fn start_here<F>(rt: &Handle, fut: F)
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    let mut fut = Box::pin(fut);
-    let waker = futures::task::noop_waker();
-    let mut cx = std::task::Context::from_waker(&waker);
-    let pending = {
-        let _in_runtime = rt.enter();
-        fut.as_mut().poll(&mut cx).is_pending()
-    };
-    if pending {
-        // Spawning polls it again at once, with a waker that works.
-        rt.spawn(fut);
     }
 }
 
