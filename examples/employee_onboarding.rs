@@ -18,7 +18,6 @@
 
 use anyhow::Result;
 use clap::Parser;
-use refrain::Client;
 use refrain_examples::employee_onboarding::{self, Director, Scenario};
 use refrain_examples::{export_histories, init_tracing, run_cli, temporary_store, Mode, StoreArgs};
 use std::path::Path;
@@ -69,7 +68,7 @@ fn main() -> Result<ExitCode> {
             tokio::runtime::Runtime::new()?.block_on(async {
                 let worker = employee_onboarding::start_worker(store.clone());
                 // The outcome is printed; a failed workflow is an outcome too.
-                let _ = employee_onboarding::run(&Client::new(store), scenario).await?;
+                let _ = employee_onboarding::run(&worker.client(), scenario).await?;
                 worker.shutdown(Duration::from_secs(5)).await;
                 Ok(ExitCode::SUCCESS)
             })
@@ -81,7 +80,7 @@ fn main() -> Result<ExitCode> {
 async fn export(scenario: Scenario, dir: &Path) -> Result<()> {
     let (_dir, store) = temporary_store("refrain-employee_onboarding-")?;
     let worker = employee_onboarding::start_worker(store.clone());
-    let _ = employee_onboarding::run(&Client::new(store.clone()), scenario).await?;
+    let _ = employee_onboarding::run(&worker.client(), scenario).await?;
     worker.shutdown(Duration::from_secs(5)).await;
     println!();
     export_histories(&store, dir)?;

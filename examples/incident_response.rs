@@ -22,7 +22,6 @@
 
 use anyhow::Result;
 use clap::Parser;
-use refrain::Client;
 use refrain_examples::incident_response::{self, Scenario};
 use refrain_examples::{export_histories, init_tracing, run_cli, temporary_store, Mode, StoreArgs};
 use std::path::Path;
@@ -73,7 +72,7 @@ fn main() -> Result<ExitCode> {
             tokio::runtime::Runtime::new()?.block_on(async {
                 let worker = incident_response::start_worker(store.clone());
                 // The outcome is printed; a failed workflow is an outcome too.
-                let _ = incident_response::run(&Client::new(store), scenario).await?;
+                let _ = incident_response::run(&worker.client(), scenario).await?;
                 worker.shutdown(Duration::from_secs(5)).await;
                 Ok(ExitCode::SUCCESS)
             })
@@ -85,7 +84,7 @@ fn main() -> Result<ExitCode> {
 async fn export(scenario: Scenario, dir: &Path) -> Result<()> {
     let (_dir, store) = temporary_store("refrain-incident_response-")?;
     let worker = incident_response::start_worker(store.clone());
-    let _ = incident_response::run(&Client::new(store.clone()), scenario).await?;
+    let _ = incident_response::run(&worker.client(), scenario).await?;
     worker.shutdown(Duration::from_secs(5)).await;
     println!();
     export_histories(&store, dir)?;

@@ -26,7 +26,6 @@
 
 use anyhow::Result;
 use clap::Parser;
-use refrain::Client;
 use refrain_examples::loan_approval::{self, Pace, Scenario, Verdict};
 use refrain_examples::{export_histories, init_tracing, run_cli, temporary_store, Mode, StoreArgs};
 use std::path::Path;
@@ -91,7 +90,7 @@ fn main() -> Result<ExitCode> {
             tokio::runtime::Runtime::new()?.block_on(async {
                 let worker = loan_approval::start_worker(store.clone());
                 // The outcomes are printed; a failed workflow is an outcome too.
-                let _ = loan_approval::run(&Client::new(store), scenario).await?;
+                let _ = loan_approval::run(&worker.client(), scenario).await?;
                 worker.shutdown(Duration::from_secs(5)).await;
                 Ok(ExitCode::SUCCESS)
             })
@@ -103,7 +102,7 @@ fn main() -> Result<ExitCode> {
 async fn export(scenario: Scenario, dir: &Path) -> Result<()> {
     let (_dir, store) = temporary_store("refrain-loan_approval-")?;
     let worker = loan_approval::start_worker(store.clone());
-    let _ = loan_approval::run(&Client::new(store.clone()), scenario).await?;
+    let _ = loan_approval::run(&worker.client(), scenario).await?;
     worker.shutdown(Duration::from_secs(5)).await;
     println!();
     export_histories(&store, dir)?;

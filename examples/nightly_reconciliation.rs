@@ -23,7 +23,6 @@
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use refrain::Client;
 use refrain_examples::nightly_reconciliation::{self, Scenario, SCHEDULE};
 use refrain_examples::{export_histories, init_tracing, run_cli, temporary_store, Mode, StoreArgs};
 use std::path::Path;
@@ -54,7 +53,7 @@ fn main() -> Result<ExitCode> {
             tokio::runtime::Runtime::new()?.block_on(async {
                 let (_tmp, store) = temporary_store("refrain-nightly_reconciliation-")?;
                 let worker = nightly_reconciliation::start_worker(store.clone());
-                nightly_reconciliation::run(&Client::new(store.clone()), Scenario::EXAMPLE).await?;
+                nightly_reconciliation::run(&worker.client(), Scenario::EXAMPLE).await?;
                 worker.shutdown(Duration::from_secs(5)).await;
                 println!();
                 remove_earlier_exports(&dir)?;
@@ -67,7 +66,7 @@ fn main() -> Result<ExitCode> {
             let store = args.store.open_store("nightly_reconciliation")?;
             tokio::runtime::Runtime::new()?.block_on(async {
                 let worker = nightly_reconciliation::start_worker(store.clone());
-                nightly_reconciliation::run(&Client::new(store), Scenario::EXAMPLE).await?;
+                nightly_reconciliation::run(&worker.client(), Scenario::EXAMPLE).await?;
                 worker.shutdown(Duration::from_secs(5)).await;
                 Ok(ExitCode::SUCCESS)
             })

@@ -20,7 +20,6 @@
 
 use anyhow::Result;
 use clap::Parser;
-use refrain::Client;
 use refrain_examples::order_to_cash::{self, Pace, Scenario};
 use refrain_examples::{export_histories, init_tracing, run_cli, temporary_store, Mode, StoreArgs};
 use std::path::Path;
@@ -70,7 +69,7 @@ fn main() -> Result<ExitCode> {
             let store = args.store.open_store("order_to_cash")?;
             tokio::runtime::Runtime::new()?.block_on(async {
                 let worker = order_to_cash::start_worker(store.clone());
-                order_to_cash::run(&Client::new(store), scenario).await?;
+                order_to_cash::run(&worker.client(), scenario).await?;
                 worker.shutdown(Duration::from_secs(5)).await;
                 Ok(ExitCode::SUCCESS)
             })
@@ -82,7 +81,7 @@ fn main() -> Result<ExitCode> {
 async fn export(scenario: Scenario, dir: &Path) -> Result<()> {
     let (_dir, store) = temporary_store("refrain-order_to_cash-")?;
     let worker = order_to_cash::start_worker(store.clone());
-    order_to_cash::run(&Client::new(store.clone()), scenario).await?;
+    order_to_cash::run(&worker.client(), scenario).await?;
     worker.shutdown(Duration::from_secs(5)).await;
     println!();
     export_histories(&store, dir)?;

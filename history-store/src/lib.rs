@@ -58,9 +58,10 @@ pub use event::{
     TimeoutKind, HISTORY_LIMIT_KIND,
 };
 pub use history_store::{
-    ActivityError, AttemptRef, BackendError, CommitError, HistoryStore, HumanTaskDecision,
-    HumanTaskError, PageRequest, QueryError, ReadError, RunCursor, RunOpError, RunPage,
-    ScheduleError, StartError, UpdateError, UpdateRequest,
+    ActivityError, AttemptRef, BackendError, CommitError, HistoryLimits, HistoryStore,
+    HumanTaskDecision, HumanTaskError, PageRequest, PolledTask, QueryError, QueryId, QueryTask,
+    ReadError, ReservedStart, RunCursor, RunOpError, RunPage, ScheduleError, StartError,
+    StartedWith, UpdateError, UpdateRequest,
 };
 pub use ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 pub use options::{ActivityOptions, RetryPolicy};
@@ -78,7 +79,7 @@ pub use store::schedules::{
 /// Tables of an in-memory store, kept across restarts ([`Store::open_in_memory`]).
 pub use store::MemoryStorage;
 pub use store::{
-    CommitProgress, EagerCommit, EagerStart, EagerStarter, FlushProgress, FlushTicket,
-    HumanTaskRecord, LocalCompletion, OpenHumanTask, QueryRouter, Store, StoreProgress,
-    UpdateRecord, UpdateState, UpdateWait,
+    CommitProgress, EagerCommit, EagerStart, EagerStartAnswer, FlushProgress, FlushTicket,
+    HumanTaskRecord, LocalCompletion, OpenHumanTask, Store, StoreProgress, UpdateRecord,
+    UpdateState, UpdateWait,
 };

@@ -4,7 +4,7 @@
 use crate::error::ActivityError;
 use crate::payload;
 use async_trait::async_trait;
-use refrain_history::{ActivityTask, Payload, Store, StoreError, Timestamp};
+use refrain_history::{ActivityTask, AttemptRef, HistoryStore, Payload};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
@@ -58,7 +58,7 @@ pub struct ActivityContext {
 
 struct ContextInner {
     task: ActivityTask,
-    store: Option<Store>,
+    store: Option<Arc<dyn HistoryStore>>,
     cancel: Arc<watch::Sender<bool>>,
 }
 
@@ -77,7 +77,7 @@ impl ActivityContext {
     /// Creates the context of a claimed attempt. `store` is where heartbeats
     /// go; without one (unit tests of activity code) heartbeats are
     /// accepted and dropped.
-    pub fn new(task: ActivityTask, store: Option<Store>) -> (Self, CancelHandle) {
+    pub fn new(task: ActivityTask, store: Option<Arc<dyn HistoryStore>>) -> (Self, CancelHandle) {
         let cancel = Arc::new(watch::Sender::new(false));
         let ctx = ActivityContext {
             inner: Arc::new(ContextInner {
@@ -138,18 +138,18 @@ impl ActivityContext {
     /// # Errors
     /// `HeartbeatError` when the details cannot be encoded or the store
     /// rejects the heartbeat.
-    pub fn heartbeat<T: Serialize>(&self, details: &T) -> Result<(), HeartbeatError> {
+    pub async fn heartbeat<T: Serialize>(&self, details: &T) -> Result<(), HeartbeatError> {
         let details =
             payload::encode("heartbeat details", details).map_err(HeartbeatError::Encode)?;
-        self.heartbeat_payload(Some(details))
+        self.heartbeat_payload(Some(details)).await
     }
 
-    fn heartbeat_payload(&self, details: Option<Payload>) -> Result<(), HeartbeatError> {
+    async fn heartbeat_payload(&self, details: Option<Payload>) -> Result<(), HeartbeatError> {
         let Some(store) = &self.inner.store else {
             return Ok(());
         };
-        let t = &self.inner.task;
-        match store.heartbeat_activity(t.run, t.cmd, t.token, details, Timestamp::now()) {
+        let attempt = AttemptRef::from(&self.inner.task);
+        match store.heartbeat_activity(attempt, details).await {
             Ok(ack) => {
                 if ack.cancel_requested {
                     self.inner.cancel.send_replace(true);
@@ -157,7 +157,7 @@ impl ActivityContext {
                 Ok(())
             }
             Err(e) => {
-                if matches!(e, StoreError::StaleActivity { .. }) {
+                if matches!(e, refrain_history::ActivityError::Stale { .. }) {
                     // The attempt is over as far as the workflow is
                     // concerned: tell the code so it can stop.
                     self.inner.cancel.send_replace(true);
@@ -187,9 +187,9 @@ impl ActivityContext {
 pub enum HeartbeatError {
     /// The details could not be encoded.
     Encode(payload::PayloadError),
-    /// The store refused it; `StoreError::StaleActivity` means the attempt
+    /// The store refused it; `ActivityError::Stale` means the attempt
     /// timed out and its result will be rejected.
-    Store(StoreError),
+    Store(refrain_history::ActivityError),
 }
 
 impl std::fmt::Display for HeartbeatError {

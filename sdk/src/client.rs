@@ -14,12 +14,16 @@ use refrain_history::Store;
 use refrain_history::{
     ActivityState, BackendError, CommandSeq, EventSeq, Failure, HistoryStore, IdConflictPolicy,
     PageRequest, PendingTimer, ReadError, RunCursor, RunFilter, RunId, RunPage, RunRecord,
-    RunStatus, RunSummary, StartRequest, Timestamp, UpdateRequest, WorkflowId,
+    RunStatus, RunSummary, StartError, StartOutcome, StartRequest, Timestamp, UpdateRequest,
+    WorkflowId,
 };
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+/// How long [`Client::query`] waits for a worker's answer.
+const QUERY_WAIT: Duration = Duration::from_secs(10);
 
 /// Starts, signals and inspects workflows in a store.
 ///
@@ -37,6 +41,29 @@ use std::time::SystemTime;
 #[derive(Clone)]
 pub struct Client {
     store: Arc<dyn HistoryStore>,
+    /// Who runs first activations in this process, for the types it runs
+    /// (a worker's client: see `Worker::client`).
+    starts: Option<Arc<dyn InProcessStarts>>,
+}
+
+/// Runs, in this process, the first activation of the runs a [`Client`]
+/// starts, so that each start carries it
+/// ([`HistoryStore::start_with_activation`]) instead of a worker's
+/// committing it in a second step. A worker implements it and hands it
+/// to the clients it makes; the client calls down into it, never the
+/// store.
+#[async_trait::async_trait]
+pub trait InProcessStarts: Send + Sync {
+    /// Whether this process runs the first activation of `workflow_type`.
+    fn runs(&self, workflow_type: &str) -> bool;
+
+    /// Makes `req`'s start, with its first activation when it can (and
+    /// the ordinary start otherwise); the outcome is the start's, durable.
+    async fn start(
+        &self,
+        store: &Arc<dyn HistoryStore>,
+        req: StartRequest,
+    ) -> Result<StartOutcome, StartError>;
 }
 
 /// Options of [`Client::start_with`].
@@ -72,6 +99,20 @@ impl Client {
     pub fn new(store: impl Into<Arc<dyn HistoryStore>>) -> Self {
         Client {
             store: store.into(),
+            starts: None,
+        }
+    }
+
+    /// A client of `store` whose starts of the types `starts` runs carry
+    /// their first activation (see [`InProcessStarts`]); a worker makes
+    /// these (`Worker::client`).
+    pub fn with_in_process_starts(
+        store: impl Into<Arc<dyn HistoryStore>>,
+        starts: Arc<dyn InProcessStarts>,
+    ) -> Self {
+        Client {
+            store: store.into(),
+            starts: Some(starts),
         }
     }
 
@@ -119,17 +160,18 @@ impl Client {
         let input = payload::encode("workflow input", &input)?;
         // Drawn before the await: the thread's generator is not `Send`.
         let seed = rand::rng().next_u64();
-        let outcome = self
-            .store
-            .start(StartRequest {
-                workflow_id: workflow_id.clone(),
-                workflow_type: W::NAME.to_owned(),
-                input,
-                on_conflict: options.on_conflict,
-                seed,
-                now: Timestamp::now(),
-            })
-            .await?;
+        let req = StartRequest {
+            workflow_id: workflow_id.clone(),
+            workflow_type: W::NAME.to_owned(),
+            input,
+            on_conflict: options.on_conflict,
+            seed,
+            now: Timestamp::now(),
+        };
+        let outcome = match &self.starts {
+            Some(starts) if starts.runs(W::NAME) => starts.start(&self.store, req).await?,
+            _ => self.store.start(req).await?,
+        };
         Ok(WorkflowHandle {
             client: self.clone(),
             workflow_id,
@@ -224,11 +266,12 @@ impl Client {
     /// Asks the latest run of `id` query `Q` and returns the answer of the
     /// handler the workflow registered with `ctx.on_query`. Nothing is
     /// written to the history. Works on closed runs too (their final
-    /// state). Needs a worker in this process with the workflow's type.
+    /// state). A worker with the workflow's type answers, from the run's
+    /// instance; it takes the query through its workflow-task poll.
     ///
     /// # Errors
-    /// `NotFound`; `Query` if no worker runs here, the workflow does not
-    /// answer `Q`, or its handler failed.
+    /// `NotFound`; `Query` if no worker answered within ten seconds, the
+    /// workflow does not answer `Q`, or its handler failed.
     pub async fn query<Q: crate::Query>(
         &self,
         id: impl Into<WorkflowId>,
@@ -239,7 +282,7 @@ impl Client {
         let args = payload::encode(&format!("query {} arguments", Q::NAME), args)?;
         let answer = self
             .store
-            .query(run, Q::NAME, args)
+            .query(run, Q::NAME, args, QUERY_WAIT)
             .await
             .map_err(|e| ClientError::Query(e.to_string()))?;
         Ok(crate::query::decode_result::<Q>(&answer)?)

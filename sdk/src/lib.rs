@@ -67,7 +67,8 @@ pub use activity::{Activity, ActivityContext, CancelHandle, HeartbeatError};
 pub use async_trait::async_trait;
 pub use child::{ChildCall, ChildFuture, ChildWorkflowFailed};
 pub use client::{
-    Client, ClientError, PendingActivity, StartOptions, WorkflowDescription, WorkflowHandle,
+    Client, ClientError, InProcessStarts, PendingActivity, StartOptions, WorkflowDescription,
+    WorkflowHandle,
 };
 pub use combinators::{join, join3, join_all, select, Either, JoinAll, Select};
 pub use commands::{ActivityCall, ActivityFuture, SignalFuture, TimerFuture};

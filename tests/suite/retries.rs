@@ -148,7 +148,7 @@ impl Activity for SlowFirst {
         self.ledger.record(&ctx, Phase::Start);
         if ctx.attempt() == 1 {
             tokio::time::sleep(self.first_attempt).await;
-            if ctx.heartbeat(&()).is_err() {
+            if ctx.heartbeat(&()).await.is_err() {
                 self.ledger.record(&ctx, Phase::Stale);
             }
         }
@@ -202,10 +202,10 @@ impl Activity for GoesSilent {
 
     async fn run(&self, ctx: ActivityContext, _: ()) -> Result<String, ActivityError> {
         self.ledger.record(&ctx, Phase::Start);
-        ctx.heartbeat(&"alive")?;
+        ctx.heartbeat(&"alive").await?;
         if ctx.attempt() == 1 {
             tokio::time::sleep(Duration::from_millis(1_200)).await;
-            if ctx.heartbeat(&"back").is_err() {
+            if ctx.heartbeat(&"back").await.is_err() {
                 self.ledger.record(&ctx, Phase::Stale);
             }
             self.ledger.record(&ctx, Phase::End);
@@ -218,7 +218,7 @@ impl Activity for GoesSilent {
         let mut beats_since_back = 0;
         while beats_since_back < 3 {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            ctx.heartbeat(&"working")?;
+            ctx.heartbeat(&"working").await?;
             if self.first_is_back.is_open() {
                 beats_since_back += 1;
             }
@@ -263,7 +263,7 @@ impl Activity for Resume {
             .last_heartbeat_details()
             .map_err(ActivityError::non_retryable)?;
         if ctx.attempt() == 1 {
-            ctx.heartbeat(&7u32)?;
+            ctx.heartbeat(&7u32).await?;
             self.ledger.record(&ctx, Phase::End);
             return Err(ActivityError::retryable("connection lost after item 7"));
         }

@@ -8,8 +8,8 @@ use crate::watchdog::Attempts;
 use futures::FutureExt;
 use refrain::{ActivityContext, CancelHandle};
 use refrain_history::{
-    ActivityResolution, ActivityTask, CommandSeq, Failure, FailureCause, RunId, Store, StoreError,
-    Timestamp,
+    ActivityError, ActivityResolution, ActivityTask, AttemptRef, CommandSeq, Failure, FailureCause,
+    HistoryStore, RunId, Timestamp,
 };
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -20,8 +20,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-/// Longest the poller sleeps without looking at the store, as a safety net
-/// against a missed notification or a clock jump.
+/// How long the poller's idle long-poll waits before it is made again.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
 type Running = Arc<Mutex<HashMap<(RunId, CommandSeq), CancelHandle>>>;
@@ -37,7 +36,7 @@ pub(crate) struct RunnerLinks {
 }
 
 pub(crate) async fn run_activity_poller(
-    store: Store,
+    store: Arc<dyn HistoryStore>,
     registry: Arc<Registry>,
     sem: Arc<Semaphore>,
     handouts: UnboundedReceiver<Handout>,
@@ -45,21 +44,23 @@ pub(crate) async fn run_activity_poller(
     grace: watch::Receiver<Option<Duration>>,
 ) {
     let claims = store.clone();
-    let claim = move |max: usize| {
+    let claim = move |max: usize, wait: Duration| {
         let store = claims.clone();
-        async move {
-            store
-                .claim_activity_tasks_async(Timestamp::now(), max)
-                .await
-        }
+        async move { store.poll_activity_tasks(max, wait).await }
     };
     poll_activities(store, claim, registry, sem, handouts, links, grace).await;
 }
 
-/// The poller's loop, claiming through `claim` (the store's claim, or a
-/// test's stand-in that plays a commit racing the claim).
+/// The poller's loop, claiming through `claim(max, wait)` (the store's
+/// activity poll, or a test's stand-in that plays a commit racing the
+/// claim).
+///
+/// It claims what is there at once with every free slot in hand, and
+/// when nothing is, waits in a long-poll holding one slot only: the other
+/// free slots stay with the commits, which claim the activities they
+/// schedule in their own transaction (see `eager`).
 async fn poll_activities<C, F>(
-    store: Store,
+    store: Arc<dyn HistoryStore>,
     claim: C,
     registry: Arc<Registry>,
     sem: Arc<Semaphore>,
@@ -67,8 +68,8 @@ async fn poll_activities<C, F>(
     links: RunnerLinks,
     grace: watch::Receiver<Option<Duration>>,
 ) where
-    C: Fn(usize) -> F,
-    F: std::future::Future<Output = Result<Vec<ActivityTask>, StoreError>>,
+    C: Fn(usize, Duration) -> F,
+    F: std::future::Future<Output = Result<Vec<ActivityTask>, ActivityError>>,
 {
     let running: Running = Arc::default();
     let mut tasks = JoinSet::new();
@@ -104,7 +105,7 @@ async fn poll_activities<C, F>(
         while let Ok(p) = sem.clone().try_acquire_owned() {
             slots.push(p);
         }
-        let claimed = match claim(slots.len()).await {
+        let mut claimed = match claim(slots.len(), Duration::ZERO).await {
             Ok(c) => c,
             Err(e) => {
                 warn!(error = %e, "cannot claim activity tasks");
@@ -112,19 +113,28 @@ async fn poll_activities<C, F>(
             }
         };
         if claimed.is_empty() {
-            drop(slots);
-            let idle = match store.next_activity_visible() {
-                Ok(Some(at)) => at.saturating_since(Timestamp::now()).min(MAX_IDLE),
-                _ => MAX_IDLE,
+            slots.truncate(1);
+            // Hand-outs go on meanwhile; the poll is never dropped halfway
+            // (a claim it made would wait for its timeout), except at
+            // shutdown.
+            let idle = claim(1, MAX_IDLE);
+            tokio::pin!(idle);
+            let polled = loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(Option::is_some) => break None,
+                    Some((task, p)) = handouts.recv() => spawn(&mut tasks, task, p),
+                    polled = &mut idle => break Some(polled),
+                }
             };
-            tokio::select! {
-                biased;
-                _ = stop.wait_for(Option::is_some) => break,
-                Some((task, p)) = handouts.recv() => spawn(&mut tasks, task, p),
-                _ = store.activity_notify().notified() => {}
-                _ = tokio::time::sleep(idle) => {}
+            match polled {
+                None => break,
+                Some(Ok(found)) => claimed = found,
+                Some(Err(e)) => {
+                    warn!(error = %e, "cannot claim activity tasks");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
-            continue;
         }
         for task in claimed {
             let Some(p) = slots.pop() else {
@@ -157,7 +167,7 @@ async fn poll_activities<C, F>(
 }
 
 async fn execute(
-    store: Store,
+    store: Arc<dyn HistoryStore>,
     registry: Arc<Registry>,
     running: Running,
     links: RunnerLinks,
@@ -173,15 +183,9 @@ async fn execute(
     );
     let _tracked = links.attempts.started(&task);
     async move {
-        // The attempt starts only once the history that schedules it and its
-        // claim are durable (usually the group flush already under way):
-        // otherwise a crash could undo them after the code's side effects
-        // began, and the call would run again as the same attempt, or
-        // under another run's idempotency key.
-        if let Err(e) = store.durable_since(task.durable_after).await {
-            warn!(error = %e, "claimed attempt not started: its claim could not be made durable");
-            return;
-        }
+        // The attempt may start at once: the store returns a claim only
+        // once the history that schedules it and the claim are durable, so
+        // a crash cannot undo them after the code's side effects began.
         let key = (task.run, task.cmd);
         let outcome = match registry.activities.get(&task.activity_type) {
             None => Err(not_registered(&task.activity_type)),
@@ -213,7 +217,7 @@ async fn execute(
         let outcome = match (outcome, &links.delivered) {
             // Within the payload limit, a result can ride on the run's next
             // activation; the store path handles the rest.
-            (Ok(result), Some(delivered)) if result.len() <= store.config().max_payload_bytes => {
+            (Ok(result), Some(delivered)) if result.len() <= store.limits().max_payload_bytes => {
                 let d = Delivered {
                     run: task.run,
                     cmd: task.cmd,
@@ -235,14 +239,13 @@ async fn execute(
 }
 
 async fn report(
-    store: &Store,
+    store: &Arc<dyn HistoryStore>,
     task: &ActivityTask,
     outcome: Result<refrain_history::Payload, Failure>,
 ) {
     let failed = outcome.is_err();
-    let result = store
-        .complete_activity_async(task.run, task.cmd, task.token, outcome, Timestamp::now())
-        .await;
+    let attempt = AttemptRef::from(task);
+    let result = store.complete_activity(attempt, outcome).await;
     match result {
         Ok(ActivityResolution::Recorded) => debug!(failed, "activity outcome recorded"),
         Ok(ActivityResolution::RetryScheduled { attempt, at }) => {
@@ -252,18 +255,16 @@ async fn report(
                 "activity attempt failed; retry scheduled"
             )
         }
-        Err(StoreError::StaleActivity { .. }) => {
+        Err(ActivityError::Stale { .. }) => {
             warn!("late result of a timed-out attempt rejected")
         }
-        Err(StoreError::PayloadTooLarge { size, limit }) => {
+        Err(ActivityError::PayloadTooLarge { size, limit }) => {
             let mut f = Failure::application(
                 "payload-too-large",
                 format!("activity result of {size} bytes exceeds the limit of {limit} bytes"),
             );
             f.non_retryable = true;
-            if let Err(e) =
-                store.complete_activity(task.run, task.cmd, task.token, Err(f), Timestamp::now())
-            {
+            if let Err(e) = store.complete_activity(attempt, Err(f)).await {
                 warn!(error = %e, "cannot record oversized-result failure");
             }
         }
@@ -286,7 +287,7 @@ fn panicked(payload: &(dyn std::any::Any + Send)) -> Failure {
 mod tests {
     use super::*;
     use refrain::{async_trait, Activity, ActivityError};
-    use refrain_history::{LeaseToken, StoreConfig, WorkflowId};
+    use refrain_history::{LeaseToken, Store, StoreConfig, WorkflowId};
     use std::collections::HashSet;
     use tokio::sync::mpsc::unbounded_channel;
     use tokio::sync::Notify;
@@ -376,7 +377,7 @@ mod tests {
         let racing = slots.clone();
         let expected = others.clone();
         let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let claim = move |max: usize| {
+        let claim = move |max: usize, wait: Duration| {
             let mut found = Vec::new();
             if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
                 let mut run = 100;
@@ -389,10 +390,16 @@ mod tests {
                 let mut expected = expected.lock().unwrap();
                 expected.extend(found.iter().map(|t| t.run.0).filter(|r| *r != 1));
             }
-            async move { Ok(found) }
+            async move {
+                if found.is_empty() {
+                    // As the store's poll: nothing came within the wait.
+                    tokio::time::sleep(wait).await;
+                }
+                Ok(found)
+            }
         };
         let poller = tokio::spawn(poll_activities(
-            store.clone(),
+            Arc::new(store.clone()),
             claim,
             Arc::new(registry),
             slots,

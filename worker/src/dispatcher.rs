@@ -1,46 +1,69 @@
-//! Hands ready runs to workflow threads, one task per run at a time, and
-//! retries failed tasks with backoff. Results of activities that succeeded
-//! in this worker arrive here too and ride on the run's next task (see
-//! `eager`).
+//! Hands runs with work to workflow threads, one task per run at a time,
+//! and retries failed tasks with backoff. The runs come from the store's
+//! workflow-task poll; results of activities that succeeded in this worker
+//! arrive here too and ride on the run's next task (see `eager`).
 
-use crate::eager::Delivered;
+use crate::eager::{record_in_store, Delivered};
 use crate::executor::{task_retry_backoff, Job, TaskDone};
-use refrain_history::{RunId, Store, StoreError, Timestamp};
+use refrain_history::{HistoryStore, PolledTask, ReadError, RunId};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+/// Most workflow tasks one poll returns.
+const POLL_MAX: usize = 1024;
+/// How long one poll waits for work before it is made again.
+const POLL_WAIT: Duration = Duration::from_secs(1);
+/// The pause after a poll failed, so a broken store is not polled hot.
+const POLL_ERROR_PAUSE: Duration = Duration::from_millis(200);
+
+/// What woke the dispatcher.
+enum Wake {
+    Stop,
+    Done(TaskDone),
+    Delivered(Delivered),
+    Retry(RunId),
+    Polled(Result<Vec<PolledTask>, ReadError>),
+}
+
 pub(crate) async fn run_dispatcher(
-    store: Store,
+    store: Arc<dyn HistoryStore>,
     threads: Vec<UnboundedSender<Job>>,
     mut done: UnboundedReceiver<TaskDone>,
     mut delivered: UnboundedReceiver<Delivered>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut in_flight: HashSet<RunId> = HashSet::new();
-    // Runs that became ready again while their task was running.
+    // Runs that had work again while their task was running.
     let mut again: HashSet<RunId> = HashSet::new();
     // Results for runs whose task was running when they arrived.
     let mut waiting: HashMap<RunId, Vec<Delivered>> = HashMap::new();
     let mut failures: HashMap<RunId, u32> = HashMap::new();
+    // Failed runs whose backoff is over.
+    let (retry_tx, mut retry_rx) = tokio::sync::mpsc::unbounded_channel::<RunId>();
     let dispatch = |job: Job, run: RunId, in_flight: &mut HashSet<RunId>| {
         in_flight.insert(run);
         // Pin each run to one thread so its cached instance is found again.
         let _ = threads[thread_of(run, threads.len())].send(job);
     };
+    // One poll at a time, kept across wake-ups: a poll is never dropped
+    // halfway (it may have taken runs from the store's queue).
+    let mut poll = store.poll_workflow_tasks(POLL_MAX, POLL_WAIT);
     loop {
-        for run in store.take_ready(1024) {
-            if in_flight.contains(&run) {
-                again.insert(run);
-            } else {
-                dispatch(Job::Activate(run), run, &mut in_flight);
-            }
-        }
-        tokio::select! {
+        let wake = tokio::select! {
             biased;
-            _ = shutdown.wait_for(|s| *s) => break,
-            Some(d) = done.recv() => {
+            _ = shutdown.wait_for(|s| *s) => Wake::Stop,
+            Some(d) = done.recv() => Wake::Done(d),
+            Some(d) = delivered.recv() => Wake::Delivered(d),
+            Some(run) = retry_rx.recv() => Wake::Retry(run),
+            polled = &mut poll => Wake::Polled(polled),
+        };
+        match wake {
+            Wake::Stop => break,
+            Wake::Done(d) => {
                 in_flight.remove(&d.run);
                 if d.failed {
                     let n = failures.entry(d.run).or_insert(0);
@@ -52,10 +75,10 @@ pub(crate) async fn run_dispatcher(
                     if let Some(results) = waiting.remove(&d.run) {
                         tokio::spawn(record_in_store(store.clone(), results));
                     }
-                    let store = store.clone();
+                    let retry = retry_tx.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
-                        store.requeue(d.run);
+                        let _ = retry.send(d.run);
                     });
                 } else {
                     failures.remove(&d.run);
@@ -64,11 +87,11 @@ pub(crate) async fn run_dispatcher(
                         again.remove(&d.run);
                         dispatch(Job::Deliver(d.run, results), d.run, &mut in_flight);
                     } else if again.remove(&d.run) {
-                        dispatch(Job::Activate(d.run), d.run, &mut in_flight);
+                        dispatch(Job::Again(d.run), d.run, &mut in_flight);
                     }
                 }
             }
-            Some(result) = delivered.recv() => {
+            Wake::Delivered(result) => {
                 let run = result.run;
                 if in_flight.contains(&run) {
                     waiting.entry(run).or_default().push(result);
@@ -77,9 +100,47 @@ pub(crate) async fn run_dispatcher(
                     dispatch(Job::Deliver(run, vec![result]), run, &mut in_flight);
                 }
             }
-            _ = store.ready_notify().notified() => {}
+            Wake::Retry(run) => {
+                if in_flight.contains(&run) {
+                    again.insert(run);
+                } else {
+                    dispatch(Job::Again(run), run, &mut in_flight);
+                }
+            }
+            Wake::Polled(polled) => {
+                poll = store.poll_workflow_tasks(POLL_MAX, POLL_WAIT);
+                match polled {
+                    Ok(tasks) => {
+                        for task in tasks {
+                            let task = match task {
+                                PolledTask::Activation(task) => task,
+                                PolledTask::Query(q) => {
+                                    // The run's thread answers between
+                                    // its activations.
+                                    let thread = &threads[thread_of(q.run, threads.len())];
+                                    let _ = thread.send(Job::Query(q));
+                                    continue;
+                                }
+                            };
+                            let run = task.run;
+                            if in_flight.contains(&run) {
+                                // Out of date once that task commits: the
+                                // next one reads the run afresh.
+                                again.insert(run);
+                            } else {
+                                dispatch(Job::Activate(task), run, &mut in_flight);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "cannot poll workflow tasks");
+                        tokio::time::sleep(POLL_ERROR_PAUSE).await;
+                    }
+                }
+            }
         }
     }
+    drop(poll);
     // Stopping: results not yet handed to a thread are recorded the
     // ordinary way (so are any that arrive until every runner is gone).
     delivered.close();
@@ -88,22 +149,6 @@ pub(crate) async fn run_dispatcher(
         left.push(d);
     }
     record_in_store(store, left).await;
-}
-
-/// The ordinary way for results that cannot ride on an activation.
-async fn record_in_store(store: Store, results: Vec<Delivered>) {
-    for d in results {
-        let recorded = store
-            .complete_activity_async(d.run, d.cmd, d.token, Ok(d.result), Timestamp::now())
-            .await;
-        match recorded {
-            Ok(_) => {}
-            Err(StoreError::StaleActivity { .. }) => {
-                warn!(run = %d.run, "late result of a timed-out attempt rejected")
-            }
-            Err(e) => warn!(run = %d.run, error = %e, "cannot record activity outcome"),
-        }
-    }
 }
 
 /// The thread a run is pinned to, so its cached instance is found again.

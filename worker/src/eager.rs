@@ -20,8 +20,8 @@
 use crate::registry::Registry;
 use crate::watchdog::Attempts;
 use refrain_history::{
-    ActivityTask, CommandSeq, Event, LeaseToken, LocalCompletion, Payload, RunId, Store,
-    StoreError, Timestamp,
+    ActivityError, ActivityTask, AttemptRef, CommandSeq, Event, HistoryStore, LeaseToken,
+    LocalCompletion, Payload, RunId,
 };
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
@@ -120,12 +120,17 @@ impl ActivityHandoff {
 }
 
 /// Records results the short path could not apply, the ordinary way.
-/// Called from workflow threads and the dispatcher's shutdown (blocking).
-pub(crate) fn record_in_store(store: &Store, delivered: Vec<Delivered>) {
+pub(crate) async fn record_in_store(store: Arc<dyn HistoryStore>, delivered: Vec<Delivered>) {
     for d in delivered {
-        match store.complete_activity(d.run, d.cmd, d.token, Ok(d.result), Timestamp::now()) {
+        let attempt = AttemptRef {
+            run: d.run,
+            cmd: d.cmd,
+            attempt: d.attempt,
+            token: d.token,
+        };
+        match store.complete_activity(attempt, Ok(d.result)).await {
             Ok(_) => {}
-            Err(StoreError::StaleActivity { .. }) => {
+            Err(ActivityError::Stale { .. }) => {
                 warn!(run = %d.run, cmd = %d.cmd, "late result of a timed-out attempt rejected")
             }
             Err(e) => {

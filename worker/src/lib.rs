@@ -10,7 +10,7 @@
 //! and [`Worker::health`]).
 //!
 //! ```no_run
-//! # use refrain::{Workflow, WorkflowContext, WorkflowError, Client, Store, StoreConfig};
+//! # use refrain::{Workflow, WorkflowContext, WorkflowError, Store, StoreConfig};
 //! # struct Hello;
 //! # impl Workflow for Hello {
 //! #     const NAME: &'static str = "hello";
@@ -23,8 +23,8 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use refrain_worker::Worker;
 //! let store = Store::open("./refrain-data", StoreConfig::default())?;
-//! let worker = Worker::builder(store.clone()).workflow::<Hello>().start();
-//! let client = Client::new(store);
+//! let worker = Worker::builder(store).workflow::<Hello>().start();
+//! let client = worker.client();
 //! let handle = client.start::<Hello>("greet-ada", "Ada".to_string()).await?;
 //! assert_eq!(handle.result().await?, "hello Ada");
 //! worker.shutdown(std::time::Duration::from_secs(5)).await;
@@ -40,7 +40,6 @@ mod eager_start;
 mod executor;
 mod registry;
 mod replayer;
-mod schedules;
 mod timers;
 mod watchdog;
 mod worker;

@@ -27,7 +27,7 @@
 //! [`Worker::health`]: crate::Worker::health
 
 use refrain_history::{
-    ActivityState, ActivityTask, CommandSeq, LeaseToken, Payload, RunId, Store, Timestamp,
+    ActivityState, ActivityTask, CommandSeq, HistoryStore, LeaseToken, Payload, RunId, Timestamp,
     WorkflowId,
 };
 use std::collections::{HashMap, HashSet};
@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
 use tracing::error;
 
 /// Exit status of a process the watchdog stops (`EX_SOFTWARE`).
@@ -212,7 +213,7 @@ pub(crate) struct Watchdog {
 
 impl Watchdog {
     pub fn start(
-        store: Store,
+        store: Arc<dyn HistoryStore>,
         attempts: Arc<Attempts>,
         health: Arc<Mutex<Health>>,
         config: WatchdogConfig,
@@ -221,11 +222,13 @@ impl Watchdog {
         let stopped = Arc::clone(&stop);
         // Often enough that a stall is seen soon after the threshold.
         let every = (config.threshold / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
+        let rt = Handle::current();
         let thread = std::thread::Builder::new()
             .name("refrain-watchdog".into())
             .spawn(move || {
                 let mut watch = Watch {
                     store,
+                    rt,
                     attempts,
                     health,
                     config,
@@ -260,7 +263,9 @@ impl Drop for Watchdog {
 }
 
 struct Watch {
-    store: Store,
+    store: Arc<dyn HistoryStore>,
+    /// Where the store's reads run (this thread waits for them).
+    rt: Handle,
     attempts: Arc<Attempts>,
     health: Arc<Mutex<Health>>,
     config: WatchdogConfig,
@@ -304,11 +309,14 @@ impl Watch {
                 stuck.push(Stall { what, stuck_for: d });
             }
         };
-        let p = self.store.progress();
-        past(Stalled::Commit, p.commits.applying_for);
-        past(Stalled::CommitQueued, p.commits.queued_for);
-        past(Stalled::Flush, p.flushes.flushing_for);
-        past(Stalled::FlushWaiting, p.flushes.waiting_for);
+        // A backend without progress counters is watched through the
+        // attempts alone.
+        if let Some(p) = self.store.progress() {
+            past(Stalled::Commit, p.commits.applying_for);
+            past(Stalled::CommitQueued, p.commits.queued_for);
+            past(Stalled::Flush, p.flushes.flushing_for);
+            past(Stalled::FlushWaiting, p.flushes.waiting_for);
+        }
         // A store that stopped committing may have stopped reading too (a
         // hang inside sled): then read nothing from it, so that the
         // report and the exit still happen.
@@ -347,7 +355,10 @@ impl Watch {
                 continue;
             }
             // A heartbeat since the last look is progress.
-            let now = match self.store.activity_task(attempt.run, attempt.cmd) {
+            let read = self
+                .rt
+                .block_on(self.store.activity_task(attempt.run, attempt.cmd));
+            let now = match read {
                 Ok(Some(rec)) => match rec.state {
                     ActivityState::Running {
                         token: t, deadline, ..

@@ -2,19 +2,17 @@
 
 use crate::activities::{run_activity_poller, RunnerLinks};
 use crate::dispatcher::run_dispatcher;
-use crate::dispatcher::thread_of;
 use crate::eager::ActivityHandoff;
 use crate::eager_start::WorkerStarts;
-use crate::executor::{Executor, Job, QueryJob};
+use crate::executor::Executor;
 use crate::registry::Registry;
-use crate::schedules::{run_schedule_service, Clock};
-use crate::timers::run_timer_service;
+use crate::timers::{run_time_service, Clock};
 use crate::watchdog::{Attempts, Health, StallAction, Watchdog, WatchdogConfig};
+use refrain::Client;
 use refrain::{Activity, Workflow};
-use refrain_history::{Store, Timestamp};
+use refrain_history::{HistoryStore, Timestamp};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::info;
@@ -22,7 +20,7 @@ use tracing::info;
 /// Configures a worker: which workflows and activities it runs and how
 /// much at once.
 pub struct WorkerBuilder {
-    store: Store,
+    store: Arc<dyn HistoryStore>,
     registry: Registry,
     workflow_threads: usize,
     activity_slots: usize,
@@ -67,12 +65,13 @@ impl WorkerBuilder {
         self
     }
 
-    /// Whether starts made in this process for workflow types this worker
-    /// runs are eager (default: yes): the worker runs the run's first
-    /// activation at once and commits it with the start, in one
-    /// transaction, instead of a second transaction after the worker
-    /// notices the run. Outcomes and histories are the same either way;
-    /// turn it off to have every start take the ordinary path.
+    /// Whether starts made through this worker's clients
+    /// ([`Worker::client`]) for workflow types it runs carry their first
+    /// activation (default: yes): the worker runs it at once and the store
+    /// makes the start and commits it in one step, instead of a second
+    /// transaction after the worker notices the run. Outcomes and
+    /// histories are the same either way; turn it off to have every start
+    /// take the ordinary path.
     pub fn eager_start(mut self, on: bool) -> Self {
         self.eager_start = on;
         self
@@ -132,10 +131,11 @@ impl WorkerBuilder {
         };
         let mut senders = Vec::new();
         let mut threads = Vec::new();
+        let store = self.store;
         for i in 0..self.workflow_threads {
             let (tx, handle) = Executor::spawn(
                 i,
-                self.store.clone(),
+                store.clone(),
                 registry.clone(),
                 per_thread,
                 done_tx.clone(),
@@ -145,24 +145,22 @@ impl WorkerBuilder {
             threads.push(handle);
         }
         drop(done_tx);
-        self.store
-            .set_query_router(Some(query_router(senders.clone())));
-        if self.eager_start {
-            self.store.set_eager_starter(Some(Arc::new(WorkerStarts {
+        let starts = self.eager_start.then(|| {
+            Arc::new(WorkerStarts {
                 registry: registry.clone(),
-                threads: senders.clone(),
-            })));
-        }
+                threads: senders.iter().map(|t| t.downgrade()).collect(),
+            }) as Arc<dyn refrain::InProcessStarts>
+        });
         let tasks = vec![
             tokio::spawn(run_dispatcher(
-                self.store.clone(),
+                store.clone(),
                 senders,
                 done_rx,
                 delivered_rx,
                 stop_rx.clone(),
             )),
             tokio::spawn(run_activity_poller(
-                self.store.clone(),
+                store.clone(),
                 registry.clone(),
                 slots,
                 handout_rx,
@@ -172,15 +170,14 @@ impl WorkerBuilder {
                 },
                 grace_rx,
             )),
-            tokio::spawn(run_schedule_service(
-                self.store.clone(),
+            tokio::spawn(run_time_service(
+                store.clone(),
                 self.schedule_clock,
-                stop_rx.clone(),
+                stop_rx,
             )),
-            tokio::spawn(run_timer_service(self.store.clone(), stop_rx)),
         ];
         let health = Arc::new(Mutex::new(Health::default()));
-        let watchdog = Watchdog::start(self.store.clone(), attempts, health.clone(), self.watchdog);
+        let watchdog = Watchdog::start(store.clone(), attempts, health.clone(), self.watchdog);
         info!(
             workflows = registry.workflows.len(),
             activities = registry.activities.len(),
@@ -191,7 +188,8 @@ impl WorkerBuilder {
             "worker started"
         );
         Worker {
-            store: self.store,
+            store,
+            starts,
             watchdog: Some(watchdog),
             health,
             stop: stop_tx,
@@ -202,27 +200,13 @@ impl WorkerBuilder {
     }
 }
 
-/// Routes each query to the thread its run is pinned to.
-fn query_router(threads: Vec<UnboundedSender<Job>>) -> refrain_history::QueryRouter {
-    Arc::new(move |run, name, args| {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = Job::Query(QueryJob {
-            run,
-            name,
-            args,
-            reply,
-        });
-        // A stopped thread drops the reply sender: the caller is told.
-        let _ = threads[thread_of(run, threads.len())].send(job);
-        answer
-    })
-}
-
 /// A running worker. Dropping it without [`Worker::shutdown`] stops its
 /// loops abruptly, which is safe (everything durable is in the store) but
 /// abandons running activities until their timeouts.
 pub struct Worker {
-    store: Store,
+    store: Arc<dyn HistoryStore>,
+    /// What this worker's clients start with (see `eager_start`).
+    starts: Option<Arc<dyn refrain::InProcessStarts>>,
     watchdog: Option<Watchdog>,
     health: Arc<Mutex<Health>>,
     stop: watch::Sender<bool>,
@@ -232,11 +216,13 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A builder for a worker on `store`.
-    pub fn builder(store: Store) -> WorkerBuilder {
+    /// A builder for a worker on `store`: a sled
+    /// [`Store`](refrain_history::Store), or any other backend as an
+    /// `Arc<dyn HistoryStore>`.
+    pub fn builder(store: impl Into<Arc<dyn HistoryStore>>) -> WorkerBuilder {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         WorkerBuilder {
-            store,
+            store: store.into(),
             registry: Registry::default(),
             // Workflow threads never wait for their commits (see
             // `executor`), so they are busy running workflow code or idle:
@@ -256,6 +242,18 @@ impl Worker {
         }
     }
 
+    /// A client of this worker's store whose starts of the workflow types
+    /// this worker runs carry their first activation, run by this worker
+    /// (see [`WorkerBuilder::eager_start`]); other starts, and every start
+    /// once the worker has stopped, are ordinary. `Client::new(store)`
+    /// makes ordinary starts only.
+    pub fn client(&self) -> Client {
+        match &self.starts {
+            Some(starts) => Client::with_in_process_starts(self.store.clone(), starts.clone()),
+            None => Client::new(self.store.clone()),
+        }
+    }
+
     /// What the stall watchdog saw at its last check (see
     /// [`WorkerBuilder::stall_threshold`]).
     pub fn health(&self) -> Health {
@@ -272,8 +270,6 @@ impl Worker {
     pub async fn shutdown(mut self, grace: Duration) {
         // Activities winding down within `grace` are not stalls.
         drop(self.watchdog.take());
-        self.store.set_query_router(None);
-        self.store.set_eager_starter(None);
         self.stop.send_replace(true);
         self.grace.send_replace(Some(grace));
         for t in self.tasks.drain(..) {
@@ -295,8 +291,6 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         drop(self.watchdog.take());
-        self.store.set_query_router(None);
-        self.store.set_eager_starter(None);
         self.stop.send_replace(true);
         self.grace.send_replace(Some(Duration::ZERO));
     }

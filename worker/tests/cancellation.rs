@@ -27,7 +27,7 @@ impl Activity for LongJob {
     async fn run(&self, ctx: ActivityContext, _: ()) -> Result<(), ActivityError> {
         for step in 0..2_000u32 {
             // A rejected heartbeat (the run already closed) also means stop.
-            let beat = ctx.heartbeat(&step);
+            let beat = ctx.heartbeat(&step).await;
             if ctx.is_cancelled() {
                 SAW_CANCEL
                     .lock()

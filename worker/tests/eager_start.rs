@@ -1,4 +1,4 @@
-//! Eager starts: a start made in the process of a worker that runs the
+//! Eager starts: a start made through the client of a worker that runs the
 //! workflow type commits the run's first activation with it. What users
 //! rely on: the first activation is in the store as soon as `start`
 //! returns, conflicting starts behave exactly as ordinary ones (nothing
@@ -6,8 +6,8 @@
 //! run's would be, and run numbers stay unique across restarts.
 
 use refrain::{
-    async_trait, Activity, ActivityContext, ActivityError, Client, ClientError, DurabilityMode,
-    Event, StartOptions, Store, StoreConfig, Workflow, WorkflowContext, WorkflowError,
+    async_trait, Activity, ActivityContext, ActivityError, ClientError, DurabilityMode, Event,
+    StartOptions, Store, StoreConfig, Workflow, WorkflowContext, WorkflowError,
 };
 use refrain_history::ActivityState;
 use refrain_worker::Worker;
@@ -90,7 +90,7 @@ async fn the_first_activation_is_stored_when_start_returns() {
     let store = Store::open(dir.path(), config).unwrap();
     let gate = Gate::new();
     let w = worker(&store, &gate, true);
-    let client = Client::new(store.clone());
+    let client = w.client();
     let h = client.start::<Doubled>("d", 21).await.unwrap();
     // Committed with the start: no waiting for the worker to notice it.
     let history = client.history("d").await.unwrap();
@@ -125,7 +125,7 @@ async fn eager_and_ordinary_starts_write_the_same_history() {
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
         let gate = Gate::new();
         let w = worker(&store, &gate, eager);
-        let client = Client::new(store);
+        let client = w.client();
         let h = client.start::<Doubled>("d", 5).await.unwrap();
         gate.release(1);
         assert_eq!(within(h.result()).await.unwrap(), 10);
@@ -141,7 +141,7 @@ async fn a_start_whose_id_is_taken_runs_nothing_and_numbers_stay_unique() {
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let gate = Gate::new();
     let w = worker(&store, &gate, true);
-    let client = Client::new(store.clone());
+    let client = w.client();
     let first = client.start::<Doubled>("taken", 1).await.unwrap();
     // Each of these runs a first activation of its own, which must be
     // discarded: the id stands for `first`.
@@ -188,7 +188,7 @@ async fn a_start_whose_id_is_taken_runs_nothing_and_numbers_stay_unique() {
     // whether or not numbers were reserved and left unused.
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let w = worker(&store, &gate, true);
-    let client = Client::new(store);
+    let client = w.client();
     let after = client.start::<Doubled>("after", 5).await.unwrap();
     assert!(
         numbers.iter().all(|n| *n < after.run_id().0),
@@ -223,7 +223,7 @@ async fn a_failing_first_activation_is_a_task_failure_of_an_ordinary_run() {
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let gate = Gate::new();
     let w = worker(&store, &gate, true);
-    let client = Client::new(store.clone());
+    let client = w.client();
     // The start still succeeds: the run is stored the ordinary way.
     let h = client.start::<Shy>("shy", 7).await.unwrap();
     // Its failed task is recorded on the run, as for any run.

@@ -157,7 +157,7 @@ impl Activity for Beating {
                 .map_or(0, |w| w.health().checks)
         };
         for i in 0..BEATS {
-            ctx.heartbeat(&i).expect("heartbeat recorded");
+            ctx.heartbeat(&i).await.expect("heartbeat recorded");
             // The next check comes after this heartbeat.
             let seen = checks();
             while checks() <= seen {

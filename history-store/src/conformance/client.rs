@@ -406,11 +406,63 @@ pub async fn update_is_answered_once_and_refused_on_a_closed_run(f: &Fixture) {
     ));
 }
 
-/// With no worker to answer, a query is refused as such (nothing hangs).
+/// With no worker polling, a query times out by name after the caller's
+/// wait (nothing hangs), and a late answer finds nobody waiting.
 pub async fn query_without_a_worker_is_refused_by_name(f: &Fixture) {
     let run = start(&*f.store, "order-8").await;
-    let answer = within("the query", f.store.query(run, "status", p("null"))).await;
-    assert_eq!(answer, Err(QueryError::NoWorker));
+    let wait = Duration::from_millis(50);
+    let answer = within("the query", f.store.query(run, "status", p("null"), wait)).await;
+    assert_eq!(answer, Err(QueryError::TimedOut { run, waited: wait }));
+    // The query left with its caller: a poll does not offer it.
+    let polled = f
+        .store
+        .poll_workflow_tasks(8, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(
+        !polled
+            .iter()
+            .any(|t| matches!(t, crate::PolledTask::Query(_))),
+        "{polled:?}"
+    );
+}
+
+/// A query reaches a worker as a task of its workflow-task poll (on
+/// another handle, as a worker holds it); the worker's answer reaches the
+/// caller, once: a second answer finds nobody waiting.
+pub async fn a_query_is_a_workflow_task_answered_once(f: &Fixture) {
+    let run = start(&*f.store, "order-9").await;
+    let store = f.store.clone();
+    let asked =
+        tokio::spawn(async move { store.query(run, "status", p("\"args\""), super::HANG).await });
+    let query = within("the query task", async {
+        loop {
+            let polled = f
+                .other
+                .poll_workflow_tasks(8, Duration::from_millis(200))
+                .await
+                .unwrap();
+            if let Some(q) = polled.into_iter().find_map(|t| match t {
+                crate::PolledTask::Query(q) => Some(q),
+                crate::PolledTask::Activation(_) => None,
+            }) {
+                return q;
+            }
+        }
+    })
+    .await;
+    assert_eq!((query.run, query.name.as_str()), (run, "status"));
+    assert_eq!(query.args, p("\"args\""));
+    f.other
+        .answer_query(query.id, Ok(p("\"shipped\"")))
+        .await
+        .unwrap();
+    let answer = within("the answer", asked).await.unwrap();
+    assert_eq!(answer, Ok(p("\"shipped\"")));
+    assert_eq!(
+        f.other.answer_query(query.id, Ok(p("1"))).await,
+        Err(QueryError::UnknownQuery { id: query.id })
+    );
 }
 
 /// A human task is in its assignee's list and its run's; a decision is

@@ -97,6 +97,7 @@ macro_rules! history_store_conformance {
             client::list_filters_and_refuses_a_forged_cursor,
             client::update_is_answered_once_and_refused_on_a_closed_run,
             client::query_without_a_worker_is_refused_by_name,
+            client::a_query_is_a_workflow_task_answered_once,
             client::human_tasks_are_listed_and_decided_once,
             client::schedules_are_created_paused_resumed_and_deleted,
             worker::workflow_poll_returns_when_work_arrives,
@@ -112,6 +113,9 @@ macro_rules! history_store_conformance {
             worker::an_oversized_result_is_refused,
             worker::timers_fire_once_when_due,
             worker::due_schedules_fire_and_wait_due_wakes_for_new_timers,
+            worker::limits_are_the_ones_enforced,
+            worker::progress_moves_with_commits,
+            worker::a_start_with_its_first_activation_commits_both,
         );
     };
     (@cases $make:expr; $($family:ident :: $case:ident),* $(,)?) => {
@@ -191,15 +195,28 @@ pub fn commit_for(task: &WorkflowTask, time: Timestamp, commands: Vec<Event>) ->
     }
 }
 
+/// The activations among polled tasks (the cases that use this ask no
+/// queries).
+pub fn activations(polled: Vec<crate::PolledTask>) -> Vec<WorkflowTask> {
+    polled
+        .into_iter()
+        .map(|task| match task {
+            crate::PolledTask::Activation(task) => *task,
+            crate::PolledTask::Query(q) => panic!("a query nobody asked: {q:?}"),
+        })
+        .collect()
+}
+
 /// Polls until a workflow task of `run` comes (tasks of other runs are
 /// given back).
 pub async fn task_of(store: &dyn HistoryStore, run: RunId) -> WorkflowTask {
     within(&format!("a workflow task of {run}"), async {
         loop {
-            let tasks = store
+            let polled = store
                 .poll_workflow_tasks(16, Duration::from_millis(200))
                 .await
                 .expect("poll workflow tasks");
+            let tasks = activations(polled);
             let mut found = None;
             for task in tasks {
                 if task.run == run && found.is_none() {

@@ -46,7 +46,7 @@ pub async fn workflow_poll_returns_when_work_arrives(f: &Fixture) {
     // Whether the poll is already waiting or not, the start must reach it.
     tokio::task::yield_now().await;
     let run = start(&*f.store, "order-20").await;
-    let tasks = within("the poll", poll).await.unwrap().unwrap();
+    let tasks = super::activations(within("the poll", poll).await.unwrap().unwrap());
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     assert_eq!(tasks[0].run, run);
     assert!(tasks[0].record.needs_first_activation);
@@ -472,4 +472,104 @@ pub async fn due_schedules_fire_and_wait_due_wakes_for_new_timers(f: &Fixture) {
         .await
         .unwrap();
     within("wait_due", waiting).await.unwrap().unwrap();
+}
+
+/// The limits a backend reports are the ones it enforces: a payload of
+/// exactly `max_payload_bytes` is taken, one byte more is refused.
+pub async fn limits_are_the_ones_enforced(f: &Fixture) {
+    let limits = f.store.limits();
+    assert_eq!(limits.max_payload_bytes, f.max_payload_bytes);
+    assert!(limits.max_history_events > 1 && limits.max_history_bytes > 1);
+    let mut req = super::start_request("limit-1", crate::IdConflictPolicy::Reject);
+    req.input = Payload::from_bytes(vec![b'x'; limits.max_payload_bytes]);
+    f.store.start(req).await.expect("a payload at the limit");
+    let mut req = super::start_request("limit-2", crate::IdConflictPolicy::Reject);
+    req.input = Payload::from_bytes(vec![b'x'; limits.max_payload_bytes + 1]);
+    assert!(
+        f.store.start(req).await.is_err(),
+        "a payload over the limit"
+    );
+}
+
+/// A backend that reports progress counts the commits it applies and the
+/// flushes that make them durable: a watchdog sees them move.
+pub async fn progress_moves_with_commits(f: &Fixture) {
+    let Some(before) = f.store.progress() else {
+        return;
+    };
+    let run = start(&*f.store, "progress-1").await;
+    activate(&*f.store, run, vec![]).await;
+    let after = f.store.progress().expect("progress, as before");
+    assert!(
+        after.commits.finished > before.commits.finished,
+        "{after:?}"
+    );
+    assert!(after.flushes.done >= before.flushes.done, "{after:?}");
+}
+
+/// A start that carries its first activation makes both in one step: the
+/// run is the one reserved, its history holds the activation when the
+/// start returns, and the activities it schedules are claimed for the
+/// caller. A second such start of the taken id is refused as an ordinary
+/// start would be, and its activation leaves nothing. A backend that
+/// reserves nothing passes trivially (its clients start the ordinary way).
+pub async fn a_start_with_its_first_activation_commits_both(f: &Fixture) {
+    let s = &*f.store;
+    let req = super::start_request("eager-1", crate::IdConflictPolicy::Reject);
+    let Some(reserved) = s.reserve_start(req).await.unwrap() else {
+        return;
+    };
+    let run = reserved.run;
+    assert!(matches!(reserved.started, Event::WorkflowStarted { .. }));
+    let first = |reserved: &crate::ReservedStart| crate::ActivationCommit {
+        run: reserved.run,
+        token: crate::LeaseToken::UNLEASED,
+        expected_last_seq: reserved.record.last_seq,
+        inbox_upto: reserved.record.inbox_tail,
+        events: vec![
+            Event::ActivationStarted {
+                time: Timestamp::now(),
+            },
+            schedule(1, one_attempt()),
+        ],
+        rejected_updates: Vec::new(),
+    };
+    let commit = first(&reserved);
+    let local = EagerCommit {
+        completed: Vec::new(),
+        claim: vec![CommandSeq(1)],
+    };
+    let started = s
+        .start_with_activation(reserved, commit, local)
+        .await
+        .unwrap();
+    assert!(started.outcome.started);
+    assert_eq!(started.outcome.run, run);
+    let claimed = started.claimed.expect("the activation was used");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!((claimed[0].run, claimed[0].cmd), (run, CommandSeq(1)));
+    let kinds: Vec<_> = s
+        .read_history(run, EventSeq(1))
+        .await
+        .unwrap()
+        .iter()
+        .map(Event::kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["WorkflowStarted", "ActivationStarted", "ActivityScheduled"]
+    );
+
+    let again = super::start_request("eager-1", crate::IdConflictPolicy::Reject);
+    let reserved = s.reserve_start(again).await.unwrap().expect("reserved");
+    let other = reserved.run;
+    let commit = first(&reserved);
+    let refused = s
+        .start_with_activation(reserved, commit, EagerCommit::default())
+        .await;
+    assert!(
+        matches!(refused, Err(crate::StartError::AlreadyRunning { .. })),
+        "{refused:?}"
+    );
+    assert!(s.run_record(other).await.unwrap().is_none());
 }

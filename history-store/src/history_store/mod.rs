@@ -17,7 +17,8 @@
 //!   human tasks and schedules. These name workflows by id and runs by
 //!   number and need nothing from a worker (except a query, below).
 //! - **Worker side**: what the engine does to make progress. Workflow
-//!   tasks: long-poll for runs with work, commit an activation (with the
+//!   tasks: long-poll for runs with work and for queries to answer
+//!   ([`PolledTask`]), answer a query, commit an activation (with the
 //!   results of attempts completed in the worker's process and the
 //!   activities it runs at once folded in), or fail the task. Activity
 //!   tasks: long-poll (claim), complete, heartbeat. Services: fire due
@@ -49,27 +50,32 @@
 //! restart queues every ready run), an activity claim that is never
 //! completed times out and is retried.
 //!
-//! # What stays in process for now
+//! # Queries, starts with an activation, the worker
 //!
-//! - **Queries**: [`HistoryStore::query`] reaches, for sled, a worker of
-//!   the same process through the store's `QueryRouter`. When the worker
-//!   moves onto this seam, a query becomes a kind of workflow task
-//!   (delivered by the workflow-task poll, answered by a call of its own),
-//!   so a worker in another process can answer it.
-//! - **Starting eagerly** (a start whose first activation a worker of the
-//!   same process runs and commits with it): for sled it stays behind
-//!   [`HistoryStore::start`], through the store's `EagerStarter`, as
-//!   before. Over a network the start would carry its first activation,
-//!   in a method of its own with a default (see [`HistoryStore::start`]).
-//! - **The worker** itself still uses the sled `Store` directly (its
-//!   pipelined commits, ready queue and notifications); moving it onto
-//!   this trait is the next step.
+//! - **Queries** are not stored: [`HistoryStore::query`] waits in the
+//!   backend's memory for a worker's workflow-task poll to take it and
+//!   for its answer ([`HistoryStore::answer_query`]); with no worker
+//!   polling it times out by name.
+//! - **Starting with the first activation** (a worker's client runs the
+//!   run's first activation itself and the start carries it):
+//!   [`HistoryStore::reserve_start`] names the run first, then
+//!   [`HistoryStore::start_with_activation`] makes both in one durable
+//!   step. A backend that cannot reserves nothing (the default), and the
+//!   client starts the ordinary way.
+//! - **The worker** speaks only this trait (polls, commits, activity
+//!   tasks, timers, schedules, the watchdog's reads); nothing in the
+//!   store calls the worker.
 //! - **`verify`** and opening a store are backend-specific and stay on
 //!   `Store`.
 
 mod errors;
+mod queries;
 mod sled;
+mod sled_tasks;
 mod worker_errors;
+
+pub(crate) use queries::QueryQueue;
+pub use queries::{QueryId, QueryTask};
 
 pub use errors::{
     BackendError, HumanTaskError, QueryError, ReadError, RunOpError, ScheduleError, StartError,
@@ -85,7 +91,7 @@ use crate::store::api::{
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
 use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec};
-use crate::store::{EagerCommit, HumanTaskRecord, UpdateWait};
+use crate::store::{EagerCommit, HumanTaskRecord, StoreProgress, UpdateWait};
 use async_trait::async_trait;
 use std::fmt;
 use std::time::Duration;
@@ -101,12 +107,43 @@ pub trait HistoryStore: Send + Sync {
     /// [`IdConflictPolicy`](crate::IdConflictPolicy)); durable when it
     /// returns. `started: false` when the policy returned an existing run.
     ///
-    /// A start that carries the run's first activation (an eager start
-    /// across the seam) will be a method of its own, with a default that
-    /// makes this start and then commits the activation, so backends that
-    /// cannot do both at once need not change. For sled, starts of types a
-    /// worker of this process runs are already eager behind this method.
+    /// A start may also carry the run's first activation: see
+    /// [`HistoryStore::reserve_start`].
     async fn start(&self, req: StartRequest) -> Result<StartOutcome, StartError>;
+
+    /// Reserves the run number of `req`'s start, for a caller that runs
+    /// the run's first activation before the start is made and hands both
+    /// in with [`HistoryStore::start_with_activation`]. Writes nothing (a
+    /// reservation never used leaves its number unused). `None`, the
+    /// default, for a backend that does not start with an activation: make
+    /// the ordinary start.
+    async fn reserve_start(&self, req: StartRequest) -> Result<Option<ReservedStart>, StartError> {
+        let _ = req;
+        Ok(None)
+    }
+
+    /// Makes a reserved start and commits `first`, the run's first
+    /// activation (against `reserved.record`, token `UNLEASED`), with it:
+    /// one durable step whose outcome is the start's, as an ordinary start
+    /// would give it. With `local`, activities the activation schedules
+    /// are claimed for the caller, as for
+    /// [`HistoryStore::commit_activation`]. `claimed` is `None` when the
+    /// activation was not used: the id's conflict policy returned another
+    /// run, or the backend could not apply it and made the ordinary start
+    /// instead (whose first activation then takes the ordinary path).
+    async fn start_with_activation(
+        &self,
+        reserved: ReservedStart,
+        first: ActivationCommit,
+        local: EagerCommit,
+    ) -> Result<StartedWith, StartError> {
+        let _ = (first, local);
+        let outcome = self.start(reserved.request).await?;
+        Ok(StartedWith {
+            outcome,
+            claimed: None,
+        })
+    }
 
     /// Delivers signal `name` with `payload` to the open latest run of
     /// `workflow_id`, recording `sender` when given; returns the run.
@@ -143,9 +180,18 @@ pub trait HistoryStore: Send + Sync {
     /// The same `update_id` is the same request: it is never applied twice.
     async fn update(&self, req: UpdateRequest) -> Result<UpdateWait, UpdateError>;
 
-    /// Asks `run` query `name` with `args`; the workflow's handler answers,
-    /// and nothing is written.
-    async fn query(&self, run: RunId, name: &str, args: Payload) -> Result<Payload, QueryError>;
+    /// Asks `run` query `name` with `args` and waits up to `wait` for the
+    /// answer of the workflow's handler, which a worker gives from the
+    /// run's instance (a closed run's too): the query reaches it through
+    /// its workflow-task poll. Nothing is written. `TimedOut` when no
+    /// worker answered within `wait`.
+    async fn query(
+        &self,
+        run: RunId,
+        name: &str,
+        args: Payload,
+        wait: Duration,
+    ) -> Result<Payload, QueryError>;
 
     // ----- client side: reading -----
 
@@ -210,16 +256,26 @@ pub trait HistoryStore: Send + Sync {
 
     // ----- worker side: workflow tasks -----
 
-    /// Waits up to `wait` for runs with work and returns up to `max`
-    /// workflow tasks (empty after the wait if none came). Each task is the
-    /// run's record and its unconsumed inbox; commit it with
-    /// [`HistoryStore::commit_activation`] or give it back with
-    /// [`HistoryStore::fail_workflow_task`].
+    /// Waits up to `wait` for runs with work or queries to answer and
+    /// returns up to `max` tasks (empty after the wait if none came),
+    /// queries first. An activation's task is the run's record and its
+    /// unconsumed inbox: commit it with [`HistoryStore::commit_activation`]
+    /// or give it back with [`HistoryStore::fail_workflow_task`]. A query
+    /// is answered with [`HistoryStore::answer_query`].
     async fn poll_workflow_tasks(
         &self,
         max: usize,
         wait: Duration,
-    ) -> Result<Vec<WorkflowTask>, ReadError>;
+    ) -> Result<Vec<PolledTask>, ReadError>;
+
+    /// Answers query `id` (taken from a poll) with the handler's answer, or
+    /// why there is none (`QueryError::Refused`). `UnknownQuery` if its
+    /// caller stopped waiting.
+    async fn answer_query(
+        &self,
+        id: QueryId,
+        answer: Result<Payload, QueryError>,
+    ) -> Result<(), QueryError>;
 
     /// The workflow task of `run` for a worker that brings results of its
     /// own (attempts it completed in process, for `commit_activation`'s
@@ -296,6 +352,100 @@ pub trait HistoryStore: Send + Sync {
     /// deadline or schedule was added. A timer service is a loop of this,
     /// `fire_due` and `fire_due_schedules`.
     async fn wait_due(&self, wait: Duration) -> Result<(), ReadError>;
+
+    // ----- what the engine reads of the backend itself -----
+
+    /// The limits the backend enforces on what is written (payload and
+    /// history sizes), so that a worker can fail a run whose activation
+    /// could never be accepted instead of retrying it forever. Known when
+    /// the handle is made; reading them waits for nothing.
+    fn limits(&self) -> HistoryLimits;
+
+    /// How far the backend's commits and flushes have got, for a stall
+    /// watchdog; `None` (the default) for a backend that does not expose
+    /// them, whose stalls the watchdog then sees only through attempts.
+    /// Counters only: reading them waits for nothing.
+    fn progress(&self) -> Option<StoreProgress> {
+        None
+    }
+}
+
+/// What a backend accepts at most: see [`HistoryStore::limits`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// Largest payload (input, result, signal) in bytes.
+    pub max_payload_bytes: usize,
+    /// Most events in one run's history.
+    pub max_history_events: u64,
+    /// Most encoded bytes of one run's history.
+    pub max_history_bytes: u64,
+}
+
+/// A start whose run number is reserved: see
+/// [`HistoryStore::reserve_start`].
+pub struct ReservedStart {
+    /// The start asked for.
+    pub request: StartRequest,
+    /// The run it makes, if it makes one.
+    pub run: RunId,
+    /// The run's first event (`WorkflowStarted`), for its first activation.
+    pub started: Event,
+    /// The run's record as the start writes it, which the first
+    /// activation's commit is checked against.
+    pub record: RunRecord,
+    /// What the backend needs to make the start.
+    backend: Box<dyn std::any::Any + Send>,
+}
+
+impl ReservedStart {
+    /// A reservation, with what the backend needs to make it (given back by
+    /// [`ReservedStart::into_backend`]).
+    pub fn new(
+        request: StartRequest,
+        (run, started, record): (RunId, Event, RunRecord),
+        backend: impl std::any::Any + Send,
+    ) -> Self {
+        ReservedStart {
+            request,
+            run,
+            started,
+            record,
+            backend: Box::new(backend),
+        }
+    }
+
+    /// What the backend gave [`ReservedStart::new`].
+    pub fn into_backend(self) -> Box<dyn std::any::Any + Send> {
+        self.backend
+    }
+}
+
+impl fmt::Debug for ReservedStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReservedStart")
+            .field("request", &self.request)
+            .field("run", &self.run)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`HistoryStore::start_with_activation`] did.
+#[derive(Clone, Debug)]
+pub struct StartedWith {
+    /// The start's outcome.
+    pub outcome: StartOutcome,
+    /// The activities claimed for the caller, ready to start; `None` if
+    /// the activation was not used.
+    pub claimed: Option<Vec<ActivityTask>>,
+}
+
+/// A task of [`HistoryStore::poll_workflow_tasks`].
+#[derive(Clone, Debug)]
+pub enum PolledTask {
+    /// A run has work: run its next activation.
+    Activation(Box<WorkflowTask>),
+    /// A caller asks a run's query.
+    Query(QueryTask),
 }
 
 /// An update request: see [`HistoryStore::update`].

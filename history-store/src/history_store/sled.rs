@@ -19,10 +19,12 @@
 //! - Every acknowledged write then awaits [`Store::durable`], the group
 //!   commit shared with every concurrent caller.
 
+use super::sled_tasks::RECHECK;
 use super::{
-    ActivityError, AttemptRef, CommitError, HistoryStore, HumanTaskDecision, HumanTaskError,
-    PageRequest, QueryError, ReadError, RunCursor, RunOpError, RunPage, ScheduleError, StartError,
-    UpdateError, UpdateRequest,
+    ActivityError, AttemptRef, CommitError, HistoryLimits, HistoryStore, HumanTaskDecision,
+    HumanTaskError, PageRequest, PolledTask, QueryError, QueryId, ReadError, ReservedStart,
+    RunCursor, RunOpError, RunPage, ScheduleError, StartError, StartedWith, UpdateError,
+    UpdateRequest,
 };
 use crate::error::StoreError;
 use crate::event::{Event, Failure, Payload};
@@ -33,7 +35,7 @@ use crate::store::api::{
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
 use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec};
-use crate::store::{EagerCommit, HumanTaskRecord, Store, UpdateWait};
+use crate::store::{EagerCommit, HumanTaskRecord, Store, StoreProgress, UpdateWait};
 use async_trait::async_trait;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -53,10 +55,6 @@ where
     }
 }
 
-/// How long a poll sleeps at most between looks, in case a wake-up was
-/// for another poller (a notification wakes one waiter).
-const RECHECK: Duration = Duration::from_millis(250);
-
 /// The text of the cursor after `run`: its number.
 fn cursor_after(run: RunId) -> RunCursor {
     RunCursor::new(run.0.to_string())
@@ -75,11 +73,24 @@ fn parse_cursor(cursor: &RunCursor) -> Result<RunId, ReadError> {
 #[async_trait]
 impl HistoryStore for Store {
     async fn start(&self, req: StartRequest) -> Result<StartOutcome, StartError> {
-        // An eager start (a worker of this process runs the type) happens
-        // inside, unchanged.
         let outcome = self.start_workflow_async(req).await?;
         self.durable().await?;
         Ok(outcome)
+    }
+
+    async fn reserve_start(&self, req: StartRequest) -> Result<Option<ReservedStart>, StartError> {
+        let (start, answer) = self.reserve_eager_start(&req)?;
+        let parts = (start.run(), start.started().clone(), start.record().clone());
+        Ok(Some(ReservedStart::new(req, parts, (start, answer))))
+    }
+
+    async fn start_with_activation(
+        &self,
+        reserved: ReservedStart,
+        first: ActivationCommit,
+        local: EagerCommit,
+    ) -> Result<StartedWith, StartError> {
+        super::sled_tasks::start_with_activation(self, reserved, first, local).await
     }
 
     async fn signal(
@@ -167,12 +178,22 @@ impl HistoryStore for Store {
         Ok(wait)
     }
 
-    async fn query(&self, run: RunId, name: &str, args: Payload) -> Result<Payload, QueryError> {
-        let router = self.query_router().ok_or(QueryError::NoWorker)?;
-        router(run, name.to_owned(), args)
-            .await
-            .map_err(|_| QueryError::WorkerStopped)?
-            .map_err(|reason| QueryError::Refused { reason })
+    async fn query(
+        &self,
+        run: RunId,
+        name: &str,
+        args: Payload,
+        wait: Duration,
+    ) -> Result<Payload, QueryError> {
+        let (id, answer) = self.queries().ask(run, name, args);
+        match tokio::time::timeout(wait, answer).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(QueryError::WorkerStopped),
+            Err(_) => {
+                self.queries().forget(id);
+                Err(QueryError::TimedOut { run, waited: wait })
+            }
+        }
     }
 
     async fn wait_closed(&self, run: RunId) -> Result<RunRecord, ReadError> {
@@ -286,22 +307,16 @@ impl HistoryStore for Store {
         &self,
         max: usize,
         wait: Duration,
-    ) -> Result<Vec<WorkflowTask>, ReadError> {
-        let deadline = Instant::now() + wait;
-        loop {
-            // Registered before the queue is read: a run queued in between
-            // still wakes this poll (the queue stores a permit).
-            let notified = self.ready_notify().notified();
-            let tasks = tasks_of(self, self.take_ready(max.max(1)))?;
-            if !tasks.is_empty() {
-                return Ok(tasks);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(Vec::new());
-            }
-            let _ = tokio::time::timeout((deadline - now).min(RECHECK), notified).await;
-        }
+    ) -> Result<Vec<PolledTask>, ReadError> {
+        super::sled_tasks::poll_workflow_tasks(self, max, wait).await
+    }
+
+    async fn answer_query(
+        &self,
+        id: QueryId,
+        answer: Result<Payload, QueryError>,
+    ) -> Result<(), QueryError> {
+        self.queries().answer(id, answer)
     }
 
     async fn workflow_task(&self, run: RunId) -> Result<Option<WorkflowTask>, ReadError> {
@@ -319,8 +334,12 @@ impl HistoryStore for Store {
             let _ = tx.send(outcome);
         });
         let claimed = rx.await.map_err(|_| StoreError::Closed)??;
-        // Covers every claim's `durable_after` ticket as well.
-        self.durable().await?;
+        match claimed.first() {
+            // Taken when the commit was applied: a flush that began since
+            // covers it, where `durable` would wait for the next one.
+            Some(task) => self.durable_since(task.durable_after).await?,
+            None => self.durable().await?,
+        }
         Ok(claimed)
     }
 
@@ -420,14 +439,27 @@ impl HistoryStore for Store {
     }
 
     async fn fire_due(&self, now: Timestamp) -> Result<usize, ReadError> {
+        // The service asks at every wake-up; most find nothing due, and a
+        // read says so without a trip to the blocking pool.
+        if self.next_deadline()?.is_none_or(|due| due > now) {
+            return Ok(0);
+        }
         let fired = off_thread(self, move |s| Store::fire_due(s, now)).await?;
-        self.durable().await?;
+        if fired > 0 {
+            self.durable().await?;
+        }
         Ok(fired)
     }
 
     async fn fire_due_schedules(&self, now: Timestamp) -> Result<ScheduleFires, ScheduleError> {
+        let due = self.next_schedule_due()?.is_some_and(|due| due <= now);
+        if !due && self.schedule_blockers()?.is_empty() {
+            return Ok(ScheduleFires::default());
+        }
         let fires = off_thread(self, move |s| Store::fire_due_schedules(s, now)).await?;
-        self.durable().await?;
+        if !fires.is_empty() {
+            self.durable().await?;
+        }
         Ok(fires)
     }
 
@@ -453,47 +485,55 @@ impl HistoryStore for Store {
         if pause.is_zero() {
             return Ok(());
         }
+        // A buffered schedule fire becomes due when the run it waits on
+        // closes.
+        let blockers = self.schedule_blockers()?;
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = timers => {}
             _ = schedules => {}
+            _ = any_closed(self, blockers) => {}
         }
         Ok(())
     }
+
+    fn limits(&self) -> HistoryLimits {
+        let config = self.config();
+        HistoryLimits {
+            max_payload_bytes: config.max_payload_bytes,
+            max_history_events: config.max_history_events,
+            max_history_bytes: config.max_history_bytes,
+        }
+    }
+
+    fn progress(&self) -> Option<StoreProgress> {
+        Some(Store::progress(self))
+    }
+}
+
+/// Resolves when any of `runs` has closed. Never resolves for none, nor
+/// for a run that cannot be waited on (the caller's pause covers it).
+async fn any_closed(store: &Store, runs: Vec<RunId>) {
+    if runs.is_empty() {
+        return std::future::pending().await;
+    }
+    // Dropped with the wait, which aborts the rest.
+    let mut waits = tokio::task::JoinSet::new();
+    for run in runs {
+        let store = store.clone();
+        waits.spawn(async move { Store::wait_closed(&store, run).await.is_ok() });
+    }
+    while let Some(closed) = waits.join_next().await {
+        if matches!(closed, Ok(true)) {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 /// Time from now until `t` (zero if it passed).
 fn until(t: Timestamp) -> Duration {
     t.saturating_since(Timestamp::now())
-}
-
-/// Workflow tasks of `runs`, taken from the ready queue. A run whose data
-/// cannot be read is left out (logged; a restart offers it again), so it
-/// does not block the others; on any other failure every run goes back to
-/// the queue.
-fn tasks_of(store: &Store, runs: Vec<RunId>) -> Result<Vec<WorkflowTask>, ReadError> {
-    let mut tasks = Vec::with_capacity(runs.len());
-    for (i, &run) in runs.iter().enumerate() {
-        // A task that needs the run to have work: with nothing in its
-        // inbox and no first activation due, a queued run has no task.
-        match store.begin_workflow_task(run) {
-            Ok(Some(task)) => tasks.push(task),
-            Ok(None) => {}
-            Err(e @ (StoreError::Corrupt { .. } | StoreError::RunDamaged { .. })) => {
-                tracing::warn!(%run, error = %e, "workflow task not offered: its data is damaged");
-            }
-            Err(e) => {
-                for &run in &runs[i..] {
-                    store.requeue(run);
-                }
-                for task in &tasks {
-                    store.requeue(task.run);
-                }
-                return Err(e.into());
-            }
-        }
-    }
-    Ok(tasks)
 }
 
 /// So that `Client::new(store)` takes a `Store` as it is.

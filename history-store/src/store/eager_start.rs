@@ -3,10 +3,10 @@
 //!
 //! An ordinary start is one transaction (the run and its `WorkflowStarted`),
 //! then the worker notices the run, runs its first activation and commits
-//! that in a second transaction. Here the store reserves the run's number
-//! first (see `RunIds`), hands the start to the worker (an
-//! [`EagerStarter`]), which runs the first activation with that number and
-//! gives both back in one operation: the start's checks (id conflict
+//! that in a second transaction. Here the caller (a worker's client) has
+//! the store reserve the run's number first ([`Store::reserve_eager_start`],
+//! see `RunIds`), runs the first activation with that number and gives
+//! both back in one operation ([`Store::start_eager_then`]): the start's checks (id conflict
 //! policy) and writes, then the activation's, exactly as the two would
 //! have been applied one after the other. The activities the activation
 //! schedules may be claimed in the same transaction for the worker to run
@@ -15,43 +15,26 @@
 //! Nothing is promised that an ordinary start does not keep: the caller
 //! gets the same outcome, the history is the same, and whenever the eager
 //! path cannot finish (the worker stopped, the workflow's first activation
-//! failed, the commit was refused) the store makes the ordinary start
-//! instead. A start whose id is taken discards the activation and answers
+//! failed, the commit was refused) the caller makes the ordinary start
+//! instead ([`EagerStartAnswer::outcome`] says `None`). A start whose id is taken discards the activation and answers
 //! as an ordinary start would; its reserved number is left unused.
 //!
 //! [`Store::commit_activation_eager`]: super::Store::commit_activation_eager
 
 use super::eager::EagerCommit;
-use super::transitions::start::{start_in_tx, RunNumber};
+use super::transitions::start::{prepare_start, start_in_tx, PreparedStart, RunNumber};
 use super::transitions::tables::Tx;
-use super::Inner;
+use super::{Inner, Store};
 use crate::error::StoreError;
 use crate::event::Event;
 use crate::ids::{RunId, WorkflowId};
-use crate::store::api::{ActivationCommit, IdConflictPolicy, StartOutcome};
+use crate::store::api::{ActivationCommit, IdConflictPolicy, StartOutcome, StartRequest};
 use crate::store::records::{ActivityTask, RunRecord};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// Runs first activations of starts made in this process. Set by a worker
-/// ([`Store::set_eager_starter`]); the store only carries it, so that a
-/// `Client` holding nothing but the store starts eagerly.
-///
-/// [`Store::set_eager_starter`]: super::Store::set_eager_starter
-pub trait EagerStarter: Send + Sync {
-    /// Whether this process can run the first activation of
-    /// `workflow_type`.
-    fn runs(&self, workflow_type: &str) -> bool;
-
-    /// Takes a start: runs its first activation and hands both to
-    /// [`Store::start_eager_then`]. Dropping `start` instead (the worker
-    /// is stopping, the activation failed) makes it an ordinary start.
-    ///
-    /// [`Store::start_eager_then`]: super::Store::start_eager_then
-    fn take(&self, start: EagerStart);
-}
-
-/// A start handed to an [`EagerStarter`], with its run number reserved.
+/// A start whose run number is reserved, for its first activation to run
+/// before it is made ([`Store::reserve_eager_start`]).
 pub struct EagerStart {
     run: RunId,
     started: Event,
@@ -100,46 +83,52 @@ impl std::fmt::Debug for EagerStart {
     }
 }
 
-impl Inner {
-    fn eager_starter(&self) -> Option<Arc<dyn EagerStarter>> {
-        self.eager_starter
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
+/// Where the outcome of a reserved start arrives once it is handed to
+/// [`Store::start_eager_then`].
+pub struct EagerStartAnswer(oneshot::Receiver<Reply>);
 
-    /// Offers a start to the eager starter. `None` if there is none for
-    /// the type or it gave the start back (then nothing was written).
-    pub(super) async fn try_start_eagerly(
-        &self,
-        started: &Event,
-        event: &[u8],
-        record: &RunRecord,
-        on_conflict: IdConflictPolicy,
-    ) -> Option<Result<StartOutcome, StoreError>> {
-        let starter = self.eager_starter()?;
-        if !starter.runs(&record.workflow_type) {
-            return None;
-        }
-        let run = match self.trees.run_ids.reserve() {
-            Ok(run) => run,
-            Err(e) => return Some(Err(e)),
-        };
-        let (reply, answer) = oneshot::channel();
-        starter.take(EagerStart {
-            run,
-            started: started.clone(),
-            event: event.to_vec(),
-            record: record.clone(),
-            workflow_id: record.workflow_id.clone(),
-            on_conflict,
-            reply,
-        });
-        match answer.await {
+impl EagerStartAnswer {
+    /// The start's outcome; `None` if nothing was written (the start was
+    /// never handed in, or its operation was refused): then make the
+    /// ordinary start.
+    pub async fn outcome(self) -> Option<Result<StartOutcome, StoreError>> {
+        match self.0.await {
             Ok(Reply::Done(outcome)) => Some(outcome),
-            // Declined, or dropped by the starter before it was handed in.
             Ok(Reply::Declined) | Err(_) => None,
         }
+    }
+}
+
+impl Store {
+    /// Reserves a run number for `req`, whose first activation the caller
+    /// runs (with [`EagerStart::run`] and [`EagerStart::started`]) and
+    /// hands in with the start ([`Store::start_eager_then`]). A number
+    /// reserved and never used is left unused. Writes nothing.
+    ///
+    /// # Errors
+    /// `PayloadTooLarge`; `Storage` if no number can be reserved.
+    pub fn reserve_eager_start(
+        &self,
+        req: &StartRequest,
+    ) -> Result<(EagerStart, EagerStartAnswer), StoreError> {
+        let inner = &self.inner;
+        let PreparedStart {
+            started,
+            event,
+            record,
+        } = prepare_start(req, inner.config.max_payload_bytes)?;
+        let run = inner.trees.run_ids.reserve()?;
+        let (reply, answer) = oneshot::channel();
+        let start = EagerStart {
+            run,
+            started,
+            event,
+            record,
+            workflow_id: req.workflow_id.clone(),
+            on_conflict: req.on_conflict,
+            reply,
+        };
+        Ok((start, EagerStartAnswer(answer)))
     }
 }
 

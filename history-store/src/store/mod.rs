@@ -91,7 +91,7 @@ use tx::Trees;
 
 pub use durability::FlushTicket;
 pub use eager::{EagerCommit, LocalCompletion};
-pub use eager_start::{EagerStart, EagerStarter};
+pub use eager_start::{EagerStart, EagerStartAnswer};
 pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
 pub use in_memory::MemoryStorage;
 pub use progress::{CommitProgress, FlushProgress, StoreProgress};
@@ -126,8 +126,8 @@ struct Inner {
     update_waiters: CloseWaiters,
     schedules: schedules::ScheduleTrees,
     quarantine: Quarantine,
-    query_router: std::sync::RwLock<Option<QueryRouter>>,
-    eager_starter: std::sync::RwLock<Option<Arc<dyn EagerStarter>>>,
+    /// Queries waiting for a worker's poll (see `history_store::queries`).
+    queries: crate::history_store::QueryQueue,
     /// Set when opened with `open_read_only`. Last: its copy of the store
     /// is removed after the database is closed.
     read_only: Option<verify::ReadOnly>,
@@ -155,24 +155,12 @@ impl Inner {
             closed: CloseWaiters::default(),
             update_waiters: CloseWaiters::default(),
             schedules,
-            query_router: std::sync::RwLock::new(None),
-            eager_starter: std::sync::RwLock::new(None),
+            queries: Default::default(),
             quarantine: Quarantine::default(),
             read_only,
         }
     }
 }
-
-/// How a query reaches, in this process, the worker that holds (or can
-/// rebuild) the run's workflow instance: given the run, the query name and
-/// its arguments, it answers through the channel, with an error message
-/// when it cannot. Set by the worker; the store only carries it, so that
-/// a `Client` holding nothing but the store can ask.
-pub type QueryRouter = Arc<
-    dyn Fn(RunId, String, Payload) -> tokio::sync::oneshot::Receiver<Result<Payload, String>>
-        + Send
-        + Sync,
->;
 
 /// Index keys whose record could not be decoded. They stay on disk (stored
 /// data is never deleted behind an operator's back) but are skipped until
@@ -435,9 +423,8 @@ impl Store {
     /// closed run of the id does not prevent a new one. With `UseExisting`,
     /// the latest run of the id is returned whether open or closed.
     ///
-    /// When a worker of this process runs the workflow type (see
-    /// [`Store::set_eager_starter`]), the start is eager: the run's first
-    /// activation is committed with it, with the same outcome.
+    /// (A start that carries its first activation is made with
+    /// [`Store::reserve_eager_start`] and [`Store::start_eager_then`].)
     ///
     /// Not durable until [`Store::durable`] returns.
     ///
@@ -559,36 +546,9 @@ impl Store {
         self.inner.terminate(workflow_id, reason, now)
     }
 
-    /// Installs (or, with `None`, removes) the route by which queries reach
-    /// a worker in this process.
-    pub fn set_query_router(&self, router: Option<QueryRouter>) {
-        *self
-            .inner
-            .query_router
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = router;
-    }
-
-    /// The route to a worker that answers queries, if one is running.
-    pub fn query_router(&self) -> Option<QueryRouter> {
-        self.inner
-            .query_router
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Installs (or, with `None`, removes) the worker of this process that
-    /// runs the first activation of the starts it can run, so that each of
-    /// those starts and its first activation commit in one transaction
-    /// (see [`EagerStarter`]). Starts of other types, and every start while
-    /// none is installed, are ordinary.
-    pub fn set_eager_starter(&self, starter: Option<Arc<dyn EagerStarter>>) {
-        *self
-            .inner
-            .eager_starter
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = starter;
+    /// The queries waiting for a worker (see `HistoryStore::query`).
+    pub(crate) fn queries(&self) -> &crate::history_store::QueryQueue {
+        &self.inner.queries
     }
 
     /// Commits an eager start with the first activation of its run, which

@@ -5,10 +5,10 @@
 
 use super::batch::block_on;
 use super::integrity;
-use super::transitions::start::{start_in_tx, RunNumber};
+use super::transitions::start::{prepare_start, start_in_tx, PreparedStart, RunNumber};
 use super::transitions::tables::missing;
 use super::transitions::{signals, workflow_tasks};
-use super::tx::{check_payload, decode, decode_u64, encode, finish};
+use super::tx::{check_payload, decode, decode_u64, finish};
 use super::Inner;
 use crate::codec::CodecError;
 use crate::error::StoreError;
@@ -27,36 +27,8 @@ impl Inner {
         &self,
         req: StartRequest,
     ) -> Result<StartOutcome, StoreError> {
-        let limit = self.config.max_payload_bytes;
-        check_payload(req.input.len(), limit)?;
-        check_payload(req.workflow_type.len(), limit)?;
-        check_payload(req.workflow_id.as_str().len(), limit)?;
-        let started = Event::WorkflowStarted {
-            workflow_type: req.workflow_type.clone(),
-            workflow_id: req.workflow_id.clone(),
-            input: req.input.clone(),
-            seed: req.seed,
-            start_time: req.now,
-            continued_from: None,
-            parent: None,
-        };
-        // Neither value depends on the run number, so both are encoded once,
-        // outside the (possibly re-run) transaction.
-        let event = encode(&started, "history", None)?;
-        let record = RunRecord::started(
-            req.workflow_id.clone(),
-            req.workflow_type.clone(),
-            req.now,
-            event.len() as u64,
-            None,
-            None,
-        );
-        if let Some(outcome) = self
-            .try_start_eagerly(&started, &event, &record, req.on_conflict)
-            .await
-        {
-            return outcome;
-        }
+        let PreparedStart { event, record, .. } =
+            prepare_start(&req, self.config.max_payload_bytes)?;
         let (workflow_id, on_conflict) = (req.workflow_id, req.on_conflict);
         let ready = self.ready_queue.clone();
         let queue = move |outcome: &StartOutcome| {

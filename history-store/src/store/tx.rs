@@ -7,7 +7,7 @@
 use super::engine::{Engine, Table, TxError};
 use super::transitions::tables::RunNumbers;
 pub(super) use super::transitions::tables::{
-    check_payload, decode, decode_u64, encode, missing, TxResult, META_NEXT_RUN,
+    check_payload, decode, decode_u64, missing, TxResult, META_NEXT_RUN,
 };
 use crate::error::StoreError;
 use crate::ids::RunId;

@@ -83,7 +83,7 @@ async fn key_workload(dir: PathBuf) -> anyhow::Result<()> {
         .workflow::<KeyLeaf>()
         .activity(Touch::to_file(&key_ledger_file(&dir))?)
         .start();
-    let client = Client::new(store.clone());
+    let client = worker.client();
     let mut handles = Vec::new();
     for i in 0..KEY_CHAINS {
         let id = format!("chain-{i}");
@@ -124,7 +124,7 @@ async fn run_scenario(dir: PathBuf, name: &str) -> anyhow::Result<()> {
             store: store.clone(),
         })
         .start();
-    let client = Client::new(store.clone());
+    let client = worker.client();
     let mut handles = Vec::new();
     for plan in &plans {
         let id = plan.id.as_str();

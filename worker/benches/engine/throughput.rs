@@ -3,7 +3,6 @@
 //! repetition, medians over the repetitions.
 
 use crate::common::*;
-use refrain::Client;
 use refrain_worker::Worker;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -53,7 +52,9 @@ async fn one_rep(opts: &Opts, name: &str, n: u64, concurrency: usize) -> Rep {
         .max_concurrent_activities(concurrency.max(100))
         .eager_start(opts.eager_start)
         .start();
-    let client = Client::new(store.clone());
+    // The worker's client: its starts carry their first activation unless
+    // `--no-eager-start` turned that off.
+    let client = worker.client();
     for i in 0..WARMUP {
         let h = client
             .start::<Three>(format!("warm-{i}"), 1_000_000 + i)

@@ -3,16 +3,61 @@
 //! by `WorkflowContinuedAsNew`, started in the commit that closes it.
 
 use super::tables::{
-    abort, allocate_run, decode, decode_u64, encode, get_run, missing, push_inbox, put_run,
-    record_run_number, RunNumbers, Tx, TxResult,
+    abort, allocate_run, check_payload, decode, decode_u64, encode, get_run, missing, push_inbox,
+    put_run, record_run_number, RunNumbers, Tx, TxResult,
 };
 use crate::error::StoreError;
 use crate::event::{Event, Payload, SignalRecord};
 use crate::ids::{RunId, Timestamp, WorkflowId};
 use crate::keys;
-use crate::store::api::{IdConflictPolicy, StartOutcome};
+use crate::store::api::{IdConflictPolicy, StartOutcome, StartRequest};
 use crate::store::engine::TxTree;
 use crate::store::records::RunRecord;
+
+/// What a client's start writes, checked and encoded before its
+/// transaction: the `WorkflowStarted` event, its bytes and the new run's
+/// record. Neither depends on the run number, so both are built once,
+/// outside the (possibly re-run) transaction, for an ordinary start and an
+/// eager one alike.
+pub(in crate::store) struct PreparedStart {
+    pub(in crate::store) started: Event,
+    pub(in crate::store) event: Vec<u8>,
+    pub(in crate::store) record: RunRecord,
+}
+
+/// Checks `req`'s payloads against `limit` and builds what its start
+/// writes.
+pub(in crate::store) fn prepare_start(
+    req: &StartRequest,
+    limit: usize,
+) -> Result<PreparedStart, StoreError> {
+    check_payload(req.input.len(), limit)?;
+    check_payload(req.workflow_type.len(), limit)?;
+    check_payload(req.workflow_id.as_str().len(), limit)?;
+    let started = Event::WorkflowStarted {
+        workflow_type: req.workflow_type.clone(),
+        workflow_id: req.workflow_id.clone(),
+        input: req.input.clone(),
+        seed: req.seed,
+        start_time: req.now,
+        continued_from: None,
+        parent: None,
+    };
+    let event = encode(&started, "history", None)?;
+    let record = RunRecord::started(
+        req.workflow_id.clone(),
+        req.workflow_type.clone(),
+        req.now,
+        event.len() as u64,
+        None,
+        None,
+    );
+    Ok(PreparedStart {
+        started,
+        event,
+        record,
+    })
+}
 
 /// The transactional part of a start (shared with schedule fires): maps
 /// `workflow_id` to a new run whose first event is the encoded `event` and

@@ -7,42 +7,60 @@
 //! dispatcher runs one task per run at a time, and the commit is fenced by
 //! the run's last seq.
 //!
-//! Commits are pipelined: a thread hands its commit to the store and goes
-//! on with the next job; the store applies it with whatever other commits
-//! arrive meanwhile (one transaction per batch) and reports back with a
-//! `Settled` job. Until then the run's task is not over: the dispatcher
-//! sends it nothing new, and queries wait, so a query never sees an
-//! activation whose commit may still be refused. A thread therefore spends
-//! its time running workflow code, not waiting for transactions, and a
-//! few threads per CPU keep the store's batches full.
+//! Commits are pipelined: a thread hands its commit to the runtime as a
+//! future of its own ([`HistoryStore::commit_activation`]) and goes on
+//! with the next job; the store applies it with whatever other commits
+//! arrive meanwhile (one transaction per batch), the future hears back once
+//! it is durable, hands the activities it claimed to the runner (so an
+//! attempt never starts before the history that schedules it is durable)
+//! and sends the thread a `Settled` job. Until then the run's task is not
+//! over: the dispatcher sends it nothing new, and queries wait, so a query
+//! never sees an activation whose commit may still be refused. A thread
+//! therefore spends its time running workflow code, not waiting for
+//! transactions, and a few threads per CPU keep the store's batches full.
 //!
-//! A thread also takes the starts of runs pinned to it that were made in
-//! this process (see `eager_start`): it runs the first activation and
-//! hands it to the store with the start. The dispatcher does not know of
+//! Reads a thread needs before it can run an activation (a run's task, a
+//! history to replay) it waits for in place (`Handle::block_on`): the
+//! thread has nothing else to do for that run meanwhile.
+//!
+//! A thread also takes the starts of runs pinned to it that were made
+//! through the worker's client (see `eager_start` and `starts`): it runs
+//! the first activation and hands it to the store with the start. The dispatcher does not know of
 //! that commit, so a task for the run that reaches the thread before it
 //! settles waits for it.
 
+mod queries;
+mod starts;
+
 use crate::cache::StickyCache;
 use crate::eager::{record_in_store, ActivityHandoff, Delivered};
+use crate::eager_start::StartJob;
 use crate::registry::Registry;
 use refrain::replay::{ActivationError, WorkflowMachine};
 use refrain::OversizedCommand;
 use refrain_history::{
-    ActivationCommit, ActivityTask, EagerCommit, EagerStart, Event, Failure, LocalCompletion,
-    Payload, RetryPolicy, RunId, RunRecord, Store, StoreError, Timestamp,
+    ActivationCommit, ActivityTask, CommitError, EagerCommit, Event, Failure, HistoryLimits,
+    HistoryStore, LocalCompletion, QueryTask, RetryPolicy, RunId, RunRecord, Timestamp,
+    WorkflowTask,
 };
 use refrain_history::{LeaseToken, HISTORY_LIMIT_KIND};
+use starts::start_here;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::runtime::Handle;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, WeakUnboundedSender};
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, error, info_span, warn};
 
 /// Work for a workflow thread.
 pub(crate) enum Job {
-    /// Run the workflow task of a ready run.
-    Activate(RunId),
+    /// Run a workflow task the store's poll returned.
+    Activate(Box<WorkflowTask>),
+    /// Run the workflow task of a run, if it has work (a run that had
+    /// work while its previous task ran, or whose failed task is retried):
+    /// the thread reads the task afresh.
+    Again(RunId),
     /// Run the next activation of a run with results of attempts that
     /// succeeded in this worker (see `eager`).
     Deliver(RunId, Vec<Delivered>),
@@ -51,23 +69,18 @@ pub(crate) enum Job {
     Query(QueryJob),
     /// Run the first activation of a run started in this process and
     /// commit it with the start (see `eager_start`).
-    Start(Box<EagerStart>),
+    Start(Box<StartJob>),
     /// The store applied (or refused) the commit of the run's activation:
     /// `Ok(false)` if an eager start's id stood for another run, so its
     /// activation was discarded.
     Settled {
         run: RunId,
-        outcome: Result<bool, StoreError>,
+        outcome: Result<bool, CommitError>,
     },
 }
 
-/// A query for the run's thread.
-pub(crate) struct QueryJob {
-    pub run: RunId,
-    pub name: String,
-    pub args: Payload,
-    pub reply: oneshot::Sender<Result<Payload, String>>,
-}
+/// A query for the run's thread, as the store's poll gave it.
+pub(crate) type QueryJob = QueryTask;
 
 /// A commit handed to the store and not yet settled: what its task needs
 /// if the store refuses it.
@@ -95,7 +108,10 @@ pub(crate) struct TaskDone {
 }
 
 pub(crate) struct Executor {
-    store: Store,
+    store: Arc<dyn HistoryStore>,
+    /// The runtime the commits and the ordinary recording of results run on.
+    rt: Handle,
+    limits: HistoryLimits,
     registry: Arc<Registry>,
     cache: StickyCache,
     done: UnboundedSender<TaskDone>,
@@ -118,7 +134,7 @@ enum Outcome {
 impl Executor {
     pub fn spawn(
         index: usize,
-        store: Store,
+        store: Arc<dyn HistoryStore>,
         registry: Arc<Registry>,
         cache_capacity: usize,
         done: UnboundedSender<TaskDone>,
@@ -126,12 +142,16 @@ impl Executor {
     ) -> (UnboundedSender<Job>, std::thread::JoinHandle<()>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let own = tx.downgrade();
+        let rt = Handle::current();
         let handle = std::thread::Builder::new()
             .name(format!("refrain-wf-{index}"))
             .spawn(move || {
                 // Built on the thread: cached instances are not `Send`.
+                let limits = store.limits();
                 let mut exec = Executor {
                     store,
+                    rt,
+                    limits,
                     registry,
                     cache: StickyCache::new(cache_capacity),
                     done,
@@ -149,9 +169,10 @@ impl Executor {
     /// no commit of this thread is in flight.
     fn run(&mut self, mut rx: UnboundedReceiver<Job>) {
         while let Some(job) = rx.blocking_recv() {
-            let (run, delivered) = match job {
-                Job::Activate(run) => (run, Vec::new()),
-                Job::Deliver(run, delivered) => (run, delivered),
+            let (run, delivered, polled) = match job {
+                Job::Activate(task) => (task.run, Vec::new(), Some(*task)),
+                Job::Again(run) => (run, Vec::new(), None),
+                Job::Deliver(run, delivered) => (run, delivered, None),
                 Job::Start(start) => {
                     self.start_eagerly(*start);
                     continue;
@@ -169,17 +190,19 @@ impl Executor {
                 }
             };
             if let Some(waiting) = self.in_flight.get_mut(&run) {
+                // A polled task is out of date once the commit settles:
+                // the task that waits reads it afresh.
                 waiting.next.get_or_insert_with(Vec::new).extend(delivered);
                 continue;
             }
-            self.task(run, delivered);
+            self.task(run, delivered, polled);
         }
     }
 
     /// Runs a task the dispatcher handed out; reports it unless it is
     /// still in flight.
-    fn task(&mut self, run: RunId, delivered: Vec<Delivered>) {
-        match self.process(run, delivered) {
+    fn task(&mut self, run: RunId, delivered: Vec<Delivered>, polled: Option<WorkflowTask>) {
+        match self.process(run, delivered, polled) {
             Outcome::Submitted => {}
             outcome => self.report(run, &outcome),
         }
@@ -192,28 +215,48 @@ impl Executor {
         let _ = self.done.send(TaskDone { run, failed });
     }
 
-    fn answer(&mut self, q: QueryJob) {
-        let _ = q.reply.send(self.query(q.run, &q.name, &q.args));
+    /// Hands results the short path cannot apply to the store the
+    /// ordinary way, without waiting for them.
+    fn record_later(&self, delivered: Vec<Delivered>) {
+        if !delivered.is_empty() {
+            self.rt
+                .spawn(record_in_store(self.store.clone(), delivered));
+        }
     }
 
-    /// Runs one activation of `run`, applying its inbox and then the
-    /// `delivered` results. Whatever path does not commit them hands the
-    /// results to the store the ordinary way first.
-    fn process(&mut self, run: RunId, delivered: Vec<Delivered>) -> Outcome {
-        let begun = if delivered.is_empty() {
-            self.store.begin_workflow_task(run)
-        } else {
-            self.store.begin_workflow_task_with_results(run)
+    /// The task of `run` read afresh: with results to bring, any open
+    /// run's; without, only one with work.
+    fn read_task(&self, run: RunId, with_results: bool) -> Result<Option<WorkflowTask>, String> {
+        let task = self
+            .rt
+            .block_on(self.store.workflow_task(run))
+            .map_err(|e| e.to_string())?;
+        Ok(task.filter(|t| with_results || t.record.is_ready()))
+    }
+
+    /// Runs one activation of `run` (of the task `polled`, or of one read
+    /// now), applying its inbox and then the `delivered` results. Whatever
+    /// path does not commit them hands the results to the store the
+    /// ordinary way first.
+    fn process(
+        &mut self,
+        run: RunId,
+        delivered: Vec<Delivered>,
+        polled: Option<WorkflowTask>,
+    ) -> Outcome {
+        let begun = match polled {
+            Some(task) if delivered.is_empty() => Ok(Some(task)),
+            _ => self.read_task(run, !delivered.is_empty()),
         };
         let task = match begun {
             Ok(Some(task)) => task,
             Ok(None) => {
-                record_in_store(&self.store, delivered);
+                self.record_later(delivered);
                 return Outcome::Nothing;
             }
             Err(e) => {
-                error!(%run, error = %e, "cannot claim workflow task");
-                record_in_store(&self.store, delivered);
+                error!(%run, error = %e, "cannot read workflow task");
+                self.record_later(delivered);
                 return Outcome::Failed;
             }
         };
@@ -226,7 +269,7 @@ impl Executor {
         let mut machine = match machine {
             Ok(m) => m,
             Err(reason) => {
-                record_in_store(&self.store, delivered);
+                self.record_later(delivered);
                 return self.fail_task(run, task.token, reason);
             }
         };
@@ -239,15 +282,15 @@ impl Executor {
                     ActivationError::Nondeterminism(_) => format!("{e}"),
                     _ => e.to_string(),
                 };
-                record_in_store(&self.store, delivered);
+                self.record_later(delivered);
                 return self.fail_task(run, task.token, reason);
             }
         };
-        let limit = self.store.config().max_payload_bytes;
+        let limit = self.limits.max_payload_bytes;
         if let Some(oversized) = OversizedCommand::find(&events, limit) {
             // The store would refuse this activation, and every retry
             // produces it again: the run fails instead, naming the command.
-            record_in_store(&self.store, delivered);
+            self.record_later(delivered);
             return self.close_failed(run, &task.record, task.token, oversized.into_failure());
         }
         let commit = ActivationCommit {
@@ -270,19 +313,20 @@ impl Executor {
         let (eager, slots) = self.hand_over(machine, &commit, completed, waiting);
         match self.own.upgrade() {
             Some(own) => {
-                let settled = self.on_settled(run, own, slots);
-                self.store
-                    .commit_activation_then(commit, eager, move |outcome| {
-                        settled(outcome.map(Some))
-                    });
+                let settled = self.on_settled(run, own, slots, true);
+                let store = self.store.clone();
+                start_here(&self.rt, async move {
+                    let outcome = store.commit_activation(commit, eager).await;
+                    settled(outcome.map(Some));
+                });
                 Outcome::Submitted
             }
             None => {
                 // Everyone else dropped this thread's queue (the worker is
                 // stopping): nothing could report back, so wait here.
                 let outcome = self
-                    .store
-                    .commit_activation_eager(commit, eager)
+                    .rt
+                    .block_on(self.store.commit_activation(commit, eager))
                     .map(|claimed| {
                         self.handoff.hand_out(claimed, slots);
                         true
@@ -301,11 +345,10 @@ impl Executor {
         record: &RunRecord,
         inbound: Vec<Event>,
     ) -> Result<Vec<Event>, ActivationError> {
-        let config = self.store.config();
         machine.set_history_info(
             record.history_bytes,
-            config.max_history_events,
-            config.max_history_bytes,
+            self.limits.max_history_events,
+            self.limits.max_history_bytes,
         );
         machine.activate(Timestamp::now(), inbound)
     }
@@ -335,42 +378,53 @@ impl Executor {
         (EagerCommit { completed, claim }, slots)
     }
 
-    /// What the store calls once a commit of this thread settles: the
-    /// activities it claimed go to the runner (unused slots are freed),
-    /// and the thread hears of it with a `Settled` job. `None` (an eager
-    /// start whose activation was discarded) claimed nothing.
+    /// What runs once a commit of this thread settles: the activities it
+    /// claimed go to the runner (unused slots are freed), and the thread
+    /// hears of it with a `Settled` job. `None` (an eager start whose
+    /// activation was discarded) claimed nothing.
     fn on_settled(
         &self,
         run: RunId,
         own: UnboundedSender<Job>,
         slots: Vec<OwnedSemaphorePermit>,
-    ) -> impl FnOnce(Result<Option<Vec<ActivityTask>>, StoreError>) + Send + 'static {
+        dispatched: bool,
+    ) -> impl FnOnce(Result<Option<Vec<ActivityTask>>, CommitError>) + Send + 'static {
         let handoff = self.handoff.clone();
+        let done = dispatched.then(|| self.done.clone());
         move |outcome| {
-            let outcome = outcome.map(|claimed| match claimed {
-                Some(tasks) => {
-                    handoff.hand_out(tasks, slots);
-                    true
-                }
-                None => false,
-            });
+            let (outcome, claimed) = match outcome {
+                Ok(Some(tasks)) => (Ok(true), tasks),
+                Ok(None) => (Ok(false), Vec::new()),
+                Err(e) => (Err(e), Vec::new()),
+            };
+            let committed = matches!(outcome, Ok(true));
+            // The thread first, then (for a commit that went through) the
+            // dispatcher at once, without waiting for a busy thread: the
+            // next job the dispatcher sends the run queues behind
+            // `Settled` on the thread's queue. Then the attempts, whose
+            // results then find the run free.
             // Gone only if the thread is: nobody is left to tell.
             let _ = own.send(Job::Settled { run, outcome });
+            if let (true, Some(done)) = (committed, done) {
+                let _ = done.send(TaskDone { run, failed: false });
+            }
+            handoff.hand_out(claimed, slots);
         }
     }
 
     /// A commit of this thread settled: ends the run's task (telling the
     /// dispatcher, if it handed it out) and runs the task that waited for
     /// it, if any.
-    fn settle(&mut self, run: RunId, outcome: Result<bool, StoreError>) {
+    fn settle(&mut self, run: RunId, outcome: Result<bool, CommitError>) {
         let Some((outcome, dispatched, next)) = self.finish(run, outcome) else {
             return;
         };
-        if dispatched {
+        // A commit that went through was reported when it settled.
+        if dispatched && !matches!(outcome, Outcome::Committed) {
             self.report(run, &outcome);
         }
         if let Some(delivered) = next {
-            self.task(run, delivered);
+            self.task(run, delivered, None);
         }
     }
 
@@ -381,7 +435,7 @@ impl Executor {
     fn finish(
         &mut self,
         run: RunId,
-        outcome: Result<bool, StoreError>,
+        outcome: Result<bool, CommitError>,
     ) -> Option<(Outcome, bool, Option<Vec<Delivered>>)> {
         let waiting = self.in_flight.remove(&run)?;
         let result = match outcome {
@@ -411,58 +465,6 @@ impl Executor {
         Some((result, waiting.dispatched, waiting.next))
     }
 
-    /// Runs the first activation of a run started in this process and
-    /// hands it to the store with the start, so both commit in one
-    /// transaction. Whatever cannot go that way (the worker is stopping,
-    /// the activation fails) drops `start`, and the store starts the run
-    /// the ordinary way: the failure is then met, and recorded, as a task
-    /// failure of that run.
-    fn start_eagerly(&mut self, start: EagerStart) {
-        let run = start.run();
-        let Some(own) = self.own.upgrade() else {
-            return;
-        };
-        let record = start.record().clone();
-        let Some(workflow) = self.registry.workflows.get(&record.workflow_type) else {
-            return;
-        };
-        let span = task_span(run, &record);
-        let _enter = span.enter();
-        let mut machine = match WorkflowMachine::new(workflow.as_ref(), run, start.started()) {
-            Ok(m) => m,
-            Err(e) => {
-                debug!(error = %e, "eager start declined");
-                return;
-            }
-        };
-        let events = match self.activate(&mut machine, &record, Vec::new()) {
-            Ok(events) => events,
-            Err(e) => {
-                debug!(error = %e, "first activation failed; starting the ordinary way");
-                return;
-            }
-        };
-        let commit = ActivationCommit {
-            run,
-            token: LeaseToken::UNLEASED,
-            expected_last_seq: record.last_seq,
-            inbox_upto: record.inbox_tail,
-            events,
-            rejected_updates: machine.take_rejected_updates(),
-        };
-        let waiting = InFlight {
-            token: LeaseToken::UNLEASED,
-            record,
-            delivered: Vec::new(),
-            queries: Vec::new(),
-            dispatched: false,
-            next: None,
-        };
-        let (eager, slots) = self.hand_over(machine, &commit, Vec::new(), waiting);
-        let settled = self.on_settled(run, own, slots);
-        self.store.start_eager_then(start, commit, eager, settled);
-    }
-
     /// The store refused a commit: its results go the ordinary way, and
     /// the run is retried, closed or left as the error says.
     fn refused(
@@ -471,27 +473,25 @@ impl Executor {
         token: LeaseToken,
         record: &RunRecord,
         delivered: Vec<Delivered>,
-        e: StoreError,
+        e: CommitError,
     ) -> Outcome {
-        if !delivered.is_empty() {
-            // Not applied: record them the ordinary way (a stale attempt's
-            // result is rejected there), and look at the run again.
-            record_in_store(&self.store, delivered);
-            self.store.requeue(run);
-        }
+        // Not applied: record them the ordinary way (a stale attempt's
+        // result is rejected there); each one recorded puts the run's
+        // task back in the store's queue.
+        self.record_later(delivered);
         match e {
-            StoreError::LeaseLost { .. } | StoreError::Conflict { .. } => {
+            CommitError::LeaseLost { .. } | CommitError::Conflict { .. } => {
                 // Someone else moved the run on; the next task replays.
                 warn!(%run, error = %e, "activation discarded");
                 Outcome::Nothing
             }
-            StoreError::StaleActivity { .. } => {
+            CommitError::StaleActivity { .. } => {
                 // A delivered attempt timed out meanwhile; its retry's
                 // result will come through the inbox.
                 warn!(%run, error = %e, "activation discarded");
                 Outcome::Nothing
             }
-            StoreError::HistoryLimitExceeded { .. } => {
+            CommitError::HistoryLimitExceeded { .. } => {
                 // Retrying cannot help: close the run with a failure that
                 // says why (the store always admits a lone failure).
                 let mut failure = Failure::application(
@@ -501,7 +501,7 @@ impl Executor {
                 failure.non_retryable = true;
                 self.close_failed(run, record, token, failure)
             }
-            StoreError::PayloadTooLarge { size, limit } => {
+            CommitError::PayloadTooLarge { size, limit } => {
                 // `OversizedCommand::find` reads the store's own table, so
                 // this means the two disagree (a bug): the refusal is as
                 // final as the others all the same.
@@ -517,49 +517,6 @@ impl Executor {
             }
             e => self.fail_task(run, token, format!("commit failed: {e}")),
         }
-    }
-
-    /// Answers a query from the cached instance of `run`, or from one
-    /// rebuilt by replaying its history (kept in the cache if the run is
-    /// open).
-    fn query(&mut self, run: RunId, name: &str, args: &Payload) -> Result<Payload, String> {
-        let record = self
-            .store
-            .run_record(run)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no such run {run}"))?;
-        let machine = match self.cache.take(run) {
-            Some(m) if m.last_seq() == record.last_seq => m,
-            _ => self.rebuild(run, &record)?,
-        };
-        let answer = machine.query(name, args).map_err(|e| e.to_string());
-        if !machine.is_closed() {
-            self.cache.put(run, machine);
-        }
-        answer
-    }
-
-    /// Builds the instance of `run` by replaying its stored history.
-    fn rebuild(&self, run: RunId, record: &RunRecord) -> Result<WorkflowMachine, String> {
-        let workflow = self
-            .registry
-            .workflows
-            .get(&record.workflow_type)
-            .ok_or_else(|| {
-                format!(
-                    "workflow type {:?} is not registered on this worker",
-                    record.workflow_type
-                )
-            })?;
-        let history = self.store.read_history(run).map_err(|e| e.to_string())?;
-        let Some((first, rest)) = history.split_first() else {
-            return Err(format!("{run} has an empty history"));
-        };
-        let mut machine =
-            WorkflowMachine::new(workflow.as_ref(), run, first).map_err(|e| e.to_string())?;
-        machine.replay(rest).map_err(|e| e.to_string())?;
-        debug!(events = history.len(), "replayed history");
-        Ok(machine)
     }
 
     /// Closes `run` with `failure`, whose cause would fail every retry of
@@ -586,8 +543,11 @@ impl Executor {
             ],
             rejected_updates: Vec::new(),
         };
-        match self.store.commit_activation(commit) {
-            Ok(()) => {
+        let closed = self
+            .rt
+            .block_on(self.store.commit_activation(commit, EagerCommit::default()));
+        match closed {
+            Ok(_) => {
                 error!(%run, "run failed: {cause}");
                 Outcome::Committed
             }
@@ -602,9 +562,17 @@ impl Executor {
         reason: String,
     ) -> Outcome {
         error!(%run, "workflow task failed; history unchanged, will retry:\n{reason}");
-        if let Err(e) = self.store.release_workflow_task(run, token, Some(reason)) {
-            warn!(%run, error = %e, "cannot release workflow task");
-        }
+        // The dispatcher offers the run again after a backoff; the store
+        // keeps why it failed, for operators.
+        let store = self.store.clone();
+        self.rt.spawn(async move {
+            if let Err(e) = store
+                .fail_workflow_task(run, token, Some(reason), None)
+                .await
+            {
+                warn!(%run, error = %e, "cannot release workflow task");
+            }
+        });
         Outcome::Failed
     }
 }
