@@ -196,7 +196,7 @@ fn describe_shows_the_closed_order() {
         "result    {\"Cancelled\":{\"reason\":\"GPU-RTX-6000 x2 out of stock",
         "pending activities: none\n",
         "pending timers: none\n",
-        "last workflow-task failure: none\n",
+        "last activation failure: none\n",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }

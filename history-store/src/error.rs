@@ -65,7 +65,7 @@ pub enum StoreError {
         /// The configured limit.
         limit: usize,
     },
-    /// The workflow-task lease was lost (another claim, or a restart).
+    /// The activation lease was lost (another claim, or a restart).
     /// Nothing was written.
     LeaseLost {
         /// The run.
@@ -225,7 +225,7 @@ impl fmt::Display for StoreError {
                     "payload of {size} bytes exceeds the limit of {limit} bytes"
                 )
             }
-            StoreError::LeaseLost { run } => write!(f, "workflow task lease on {run} was lost"),
+            StoreError::LeaseLost { run } => write!(f, "activation lease on {run} was lost"),
             StoreError::Conflict {
                 run,
                 expected,

@@ -77,8 +77,8 @@ impl fmt::Display for CommandSeq {
 pub struct LeaseToken(pub u64);
 
 impl LeaseToken {
-    /// Presented by a workflow task taken without a lease
-    /// (`Store::begin_workflow_task`): its commit is fenced by the run's
+    /// Presented by an activation taken without a lease
+    /// (`Store::begin_activation`): its commit is fenced by the run's
     /// last seq alone, and is refused while anyone holds a lease on the run.
     /// Never issued as a real token (those come from sled's id generator,
     /// which counts up from zero).

@@ -59,15 +59,16 @@ pub use event::{
 };
 pub use history_store::{
     ActivityError, AttemptRef, BackendError, CommitError, HistoryLimits, HistoryStore,
-    HumanTaskDecision, HumanTaskError, PageRequest, PolledTask, QueryError, QueryId, QueryTask,
-    ReadError, ReservedStart, RunCursor, RunOpError, RunPage, ScheduleError, StartError,
-    StartedWith, UpdateError, UpdateRequest,
+    HumanTaskDecision, HumanTaskError, PageRequest, QueryError, QueryId, QueryTask, ReadError,
+    ReservedStart, RunCursor, RunOpError, RunPage, ScheduleError, StartError, StartedWith,
+    UpdateError, UpdateRequest, WorkflowTask,
 };
 pub use ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 pub use options::{ActivityOptions, RetryPolicy};
 pub use store::api::{
-    ActivationCommit, ActivityResolution, DurabilityMode, HeartbeatAck, IdConflictPolicy,
-    RunFilter, RunSummary, StartOutcome, StartRequest, StoreConfig, UpdateRejection, WorkflowTask,
+    Activation, ActivationCommit, ActivityResolution, DurabilityMode, HeartbeatAck,
+    IdConflictPolicy, RunFilter, RunSummary, StartOutcome, StartRequest, StoreConfig,
+    UpdateRejection,
 };
 pub use store::records::{
     ActivityState, ActivityTask, ActivityTaskRecord, PendingChild, PendingTimer, RunLease,
@@ -79,7 +80,7 @@ pub use store::schedules::{
 /// Tables of an in-memory store, kept across restarts ([`Store::open_in_memory`]).
 pub use store::MemoryStorage;
 pub use store::{
-    CommitProgress, EagerCommit, EagerStart, EagerStartAnswer, FlushProgress, FlushTicket,
+    CommitProgress, DirectActivities, EagerStart, EagerStartAnswer, FlushProgress, FlushTicket,
     HumanTaskRecord, LocalCompletion, OpenHumanTask, Store, StoreProgress, UpdateRecord,
     UpdateState, UpdateWait,
 };

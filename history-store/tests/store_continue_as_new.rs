@@ -77,7 +77,7 @@ fn carried_signals_come_first_then_late_ones_and_the_old_run_leaves_nothing() {
         ],
     );
     store.signal(&id(), "early", payload("1")).unwrap();
-    let task = store.claim_workflow_task(old).unwrap().unwrap();
+    let task = store.claim_activation(old).unwrap().unwrap();
     assert_eq!(task.inbox, vec![signal_event("early", "1", None)]);
 
     // After the claim: activity 1 completes (its result lands in the old
@@ -169,7 +169,7 @@ fn carried_signals_come_first_then_late_ones_and_the_old_run_leaves_nothing() {
 
     // Carried signals first, in order, then the late one; the late
     // activity result is gone with its run.
-    let task = store.claim_workflow_task(new).unwrap().unwrap();
+    let task = store.claim_activation(new).unwrap().unwrap();
     assert_eq!(
         task.inbox,
         vec![
@@ -178,7 +178,7 @@ fn carried_signals_come_first_then_late_ones_and_the_old_run_leaves_nothing() {
             signal_event("late", "2", Some("ops@example.com")),
         ]
     );
-    store.release_workflow_task(new, task.token, None).unwrap();
+    store.release_activation(new, task.token, None).unwrap();
 
     drop(store);
     let db = raw_sled(dir.path());
@@ -201,10 +201,10 @@ fn the_id_points_at_the_new_run_for_signals_and_starts() {
 
     // Nothing carried and nothing late: the new run is still ready for its
     // first activation.
-    let task = store.claim_workflow_task(new).unwrap().unwrap();
+    let task = store.claim_activation(new).unwrap().unwrap();
     assert!(task.inbox.is_empty());
     assert!(task.record.needs_first_activation);
-    store.release_workflow_task(new, task.token, None).unwrap();
+    store.release_activation(new, task.token, None).unwrap();
 
     assert_eq!(store.signal(&id(), "after", payload("4")).unwrap(), new);
     assert_eq!(
@@ -310,7 +310,7 @@ fn a_refused_continuation_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let old = start(&store, "order-1", at(0));
-    let task = store.claim_workflow_task(old).unwrap().unwrap();
+    let task = store.claim_activation(old).unwrap().unwrap();
     let huge = Payload::from_bytes(vec![b'x'; store.config().max_payload_bytes + 1]);
     let mut commit = commit_for(&task, at(1), vec![continue_as_new("1", 1, Vec::new())]);
     commit.events[1] = Event::WorkflowContinuedAsNew {
@@ -350,7 +350,7 @@ fn signals_racing_a_continuation_arrive_once_and_in_order() {
     // Whenever the claim lands, the workflow carries everything it was
     // given; what arrives later is moved or reaches the new run.
     let task = loop {
-        if let Some(task) = store.claim_workflow_task(old).unwrap() {
+        if let Some(task) = store.claim_activation(old).unwrap() {
             break task;
         }
         std::thread::yield_now();

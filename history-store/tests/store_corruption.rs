@@ -68,13 +68,13 @@ fn a_corrupt_run_record_fails_only_its_run() {
 
     let store = open(dir.path());
     assert_corrupt(store.run_record(bad), "run", bad);
-    assert_corrupt(store.claim_workflow_task(bad), "run", bad);
+    assert_corrupt(store.claim_activation(bad), "run", bad);
     assert_corrupt(
         store.signal(&"order-1".into(), "s", payload("1")),
         "run",
         bad,
     );
-    assert!(store.claim_workflow_task(good).unwrap().is_some());
+    assert!(store.claim_activation(good).unwrap().is_some());
     store.signal(&"order-2".into(), "s", payload("1")).unwrap();
 }
 
@@ -89,7 +89,7 @@ fn a_corrupt_inbox_item_fails_the_claim_without_leasing() {
     };
     flip_value(dir.path(), "inbox", &run_seq_key(run, 0));
     let store = open(dir.path());
-    assert_corrupt(store.claim_workflow_task(run), "inbox", run);
+    assert_corrupt(store.claim_activation(run), "inbox", run);
     assert_eq!(store.run_record(run).unwrap().unwrap().lease, None);
 }
 

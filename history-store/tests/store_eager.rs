@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use refrain_history::{
-    ActivationCommit, ActivityOptions, ActivityState, CommandSeq, EagerCommit, Event,
-    LocalCompletion, Payload, RunId, Store, StoreError, WorkflowTask,
+    Activation, ActivationCommit, ActivityOptions, ActivityState, CommandSeq, DirectActivities,
+    Event, LocalCompletion, Payload, RunId, Store, StoreError,
 };
 
 fn completed(cmd: u32, attempt: u32, result: &str) -> Event {
@@ -21,7 +21,7 @@ fn completed(cmd: u32, attempt: u32, result: &str) -> Event {
 /// The commit of `task` at `time` applying `results` after its inbox, then
 /// `commands`.
 fn commit_with(
-    task: &WorkflowTask,
+    task: &Activation,
     time: refrain_history::Timestamp,
     results: Vec<Event>,
     commands: Vec<Event>,
@@ -35,12 +35,12 @@ fn commit_with(
 /// A run whose first activation scheduled activity 1, claimed eagerly.
 fn started_with_claim(store: &Store) -> (RunId, refrain_history::ActivityTask) {
     let run = start(store, "order-1", at(0));
-    let task = store.begin_workflow_task(run).unwrap().unwrap();
+    let task = store.begin_activation(run).unwrap().unwrap();
     let commit = commit_for(&task, at(0), vec![schedule(1, ActivityOptions::default())]);
     let mut claimed = store
-        .commit_activation_eager(
+        .commit_activation_direct(
             commit,
-            EagerCommit {
+            DirectActivities {
                 completed: Vec::new(),
                 claim: vec![CommandSeq(1)],
             },
@@ -80,7 +80,7 @@ fn a_result_delivered_in_process_is_recorded_once_by_the_next_commit() {
     let (run, claimed) = started_with_claim(&store);
 
     let task = store
-        .begin_workflow_task_with_results(run)
+        .begin_activation_with_results(run)
         .unwrap()
         .expect("open run, inbox empty");
     assert!(task.inbox.is_empty());
@@ -91,9 +91,9 @@ fn a_result_delivered_in_process_is_recorded_once_by_the_next_commit() {
         vec![schedule(2, ActivityOptions::default())],
     );
     let next = store
-        .commit_activation_eager(
+        .commit_activation_direct(
             commit,
-            EagerCommit {
+            DirectActivities {
                 completed: vec![LocalCompletion {
                     cmd: CommandSeq(1),
                     token: claimed.token,
@@ -130,10 +130,7 @@ fn a_stale_or_missing_result_refuses_the_whole_commit() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let (run, claimed) = started_with_claim(&store);
-    let task = store
-        .begin_workflow_task_with_results(run)
-        .unwrap()
-        .unwrap();
+    let task = store.begin_activation_with_results(run).unwrap().unwrap();
     let before = store.read_history(run).unwrap().len();
 
     let stale = LocalCompletion {
@@ -142,9 +139,9 @@ fn a_stale_or_missing_result_refuses_the_whole_commit() {
     };
     let commit = commit_with(&task, at(5), vec![completed(1, 1, "r")], vec![]);
     assert!(matches!(
-        store.commit_activation_eager(
+        store.commit_activation_direct(
             commit,
-            EagerCommit {
+            DirectActivities {
                 completed: vec![stale],
                 claim: Vec::new()
             }
@@ -159,9 +156,9 @@ fn a_stale_or_missing_result_refuses_the_whole_commit() {
     for results in [vec![], vec![completed(1, 1, "r"), completed(1, 1, "r")]] {
         let commit = commit_with(&task, at(5), results, vec![]);
         assert!(matches!(
-            store.commit_activation_eager(
+            store.commit_activation_direct(
                 commit,
-                EagerCommit {
+                DirectActivities {
                     completed: vec![good],
                     claim: Vec::new()
                 }

@@ -257,7 +257,7 @@ fn an_escalation_after_a_decision_changes_nothing() {
     );
     poke(&store, "loan-2");
     // The worker claims the run to escalate; ann decides meanwhile.
-    let task = store.claim_workflow_task(run).unwrap().unwrap();
+    let task = store.claim_activation(run).unwrap().unwrap();
     decide(&store, run, 1, "ann").unwrap();
     store
         .commit_activation(commit_for(
@@ -291,12 +291,12 @@ fn malformed_assignments_are_refused_without_writing() {
         vec![assign(1, "approve", &"x".repeat(70_000), None)],
     ];
     for commands in bad {
-        let task = store.claim_workflow_task(run).unwrap().unwrap();
+        let task = store.claim_activation(run).unwrap().unwrap();
         let err = store
             .commit_activation(commit_for(&task, at(10), commands))
             .unwrap_err();
         assert!(matches!(err, StoreError::InvalidCommit { .. }), "{err:?}");
-        store.release_workflow_task(run, task.token, None).unwrap();
+        store.release_activation(run, task.token, None).unwrap();
         assert_eq!(store.run_record(run).unwrap().unwrap().last_seq, 1);
         assert!(listed(&store, "ann").is_empty());
         assert!(store.human_tasks_of_run(run).unwrap().is_empty());

@@ -25,7 +25,7 @@ async fn run_goes_from_start_to_outcome_durably() {
     assert_eq!(store.take_ready(10), vec![run]);
 
     // Activation 1: schedule an activity and a timer.
-    let task = store.claim_workflow_task(run).unwrap().unwrap();
+    let task = store.claim_activation(run).unwrap().unwrap();
     assert!(task.record.needs_first_activation);
     assert!(task.inbox.is_empty());
     assert_eq!(task.record.last_seq, 1);
@@ -66,7 +66,7 @@ async fn run_goes_from_start_to_outcome_durably() {
     assert_eq!(store.take_ready(10), vec![run]);
 
     // Activation 2 sees the result and completes the workflow.
-    let task = store.claim_workflow_task(run).unwrap().unwrap();
+    let task = store.claim_activation(run).unwrap().unwrap();
     assert_eq!(
         task.inbox,
         vec![Event::ActivityCompleted {
@@ -241,7 +241,7 @@ fn signals_reach_the_inbox_and_refused_signals_write_nothing() {
         run
     );
     assert_eq!(store.take_ready(10), vec![run]);
-    let task = store.claim_workflow_task(run).unwrap().unwrap();
+    let task = store.claim_activation(run).unwrap().unwrap();
     assert_eq!(
         task.inbox,
         vec![Event::SignalReceived {
@@ -277,13 +277,13 @@ fn a_stale_lease_cannot_commit() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let run = start(&store, "order-1", at(0));
-    let first = store.claim_workflow_task(run).unwrap().unwrap();
+    let first = store.claim_activation(run).unwrap().unwrap();
     assert!(
-        store.claim_workflow_task(run).unwrap().is_none(),
+        store.claim_activation(run).unwrap().is_none(),
         "already leased in this epoch"
     );
     store
-        .release_workflow_task(run, first.token, Some("panicked".into()))
+        .release_activation(run, first.token, Some("panicked".into()))
         .unwrap();
     assert_eq!(
         store
@@ -294,7 +294,7 @@ fn a_stale_lease_cannot_commit() {
             .as_deref(),
         Some("panicked")
     );
-    let second = store.claim_workflow_task(run).unwrap().unwrap();
+    let second = store.claim_activation(run).unwrap().unwrap();
     assert_ne!(first.token, second.token);
 
     let err = store
@@ -305,7 +305,7 @@ fn a_stale_lease_cannot_commit() {
         "{err:?}"
     );
     assert!(matches!(
-        store.release_workflow_task(run, first.token, None),
+        store.release_activation(run, first.token, None),
         Err(StoreError::LeaseLost { .. })
     ));
     assert_eq!(store.read_history(run).unwrap().len(), 1);
@@ -324,7 +324,7 @@ fn a_moved_history_is_a_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let run = start(&store, "order-1", at(0));
-    let task = store.claim_workflow_task(run).unwrap().unwrap();
+    let task = store.claim_activation(run).unwrap().unwrap();
     let mut commit = commit_for(&task, at(1), vec![]);
     commit.expected_last_seq = 5;
     let err = store.commit_activation(commit).unwrap_err();
@@ -350,7 +350,7 @@ fn malformed_commits_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let run = start(&store, "order-1", at(0));
-    let task = store.claim_workflow_task(run).unwrap().unwrap();
+    let task = store.claim_activation(run).unwrap().unwrap();
     let with = |events: Vec<Event>| ActivationCommit {
         run,
         token: task.token,
@@ -408,24 +408,22 @@ fn an_unleased_task_is_fenced_by_the_last_seq_and_by_leases() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let run = start(&store, "order-1", at(0));
-    let first = store.begin_workflow_task(run).unwrap().expect("ready");
+    let first = store.begin_activation(run).unwrap().expect("ready");
     let twin = store
-        .begin_workflow_task(run)
+        .begin_activation(run)
         .unwrap()
         .expect("writes nothing");
     assert_eq!(first.token, LeaseToken::UNLEASED);
     assert_eq!(store.read_history(run).unwrap().len(), 1);
 
     // While someone holds a lease, an unleased commit is refused.
-    let leased = store.claim_workflow_task(run).unwrap().unwrap();
-    assert!(store.begin_workflow_task(run).unwrap().is_none());
+    let leased = store.claim_activation(run).unwrap().unwrap();
+    assert!(store.begin_activation(run).unwrap().is_none());
     assert!(matches!(
         store.commit_activation(commit_for(&first, at(1), vec![])),
         Err(StoreError::LeaseLost { .. })
     ));
-    store
-        .release_workflow_task(run, leased.token, None)
-        .unwrap();
+    store.release_activation(run, leased.token, None).unwrap();
 
     // Two unleased tasks taken at the same point: the first commit wins,
     // the second finds the history moved and writes nothing.
@@ -449,16 +447,16 @@ fn an_unleased_task_is_fenced_by_the_last_seq_and_by_leases() {
     );
     assert_eq!(store.read_history(run).unwrap().len(), 3);
     assert!(
-        store.begin_workflow_task(run).unwrap().is_none(),
+        store.begin_activation(run).unwrap().is_none(),
         "nothing to do until the timer fires"
     );
 
     // A failed unleased task is released like a leased one.
     store.fire_due(at(1_000)).unwrap();
-    let task = store.begin_workflow_task(run).unwrap().unwrap();
+    let task = store.begin_activation(run).unwrap().unwrap();
     assert_eq!(task.inbox.len(), 1);
     store
-        .release_workflow_task(run, task.token, Some("panicked".into()))
+        .release_activation(run, task.token, Some("panicked".into()))
         .unwrap();
     let record = store.run_record(run).unwrap().unwrap();
     assert_eq!(record.last_task_failure.as_deref(), Some("panicked"));
@@ -471,7 +469,7 @@ fn reopening_voids_old_leases_and_requeues_ready_runs() {
         let run = start(&store, "order-1", at(0));
         let idle = start(&store, "order-2", at(0));
         activate(&store, idle, at(1), vec![]);
-        let stale = store.claim_workflow_task(run).unwrap().unwrap();
+        let stale = store.claim_activation(run).unwrap().unwrap();
         (run, idle, stale)
     };
     let store = open(dir.path());
@@ -481,7 +479,7 @@ fn reopening_voids_old_leases_and_requeues_ready_runs() {
         "only runs with work are queued"
     );
     let fresh = store
-        .claim_workflow_task(run)
+        .claim_activation(run)
         .unwrap()
         .expect("the old epoch's lease is void");
     assert!(matches!(
@@ -491,7 +489,7 @@ fn reopening_voids_old_leases_and_requeues_ready_runs() {
     store
         .commit_activation(commit_for(&fresh, at(1), vec![]))
         .unwrap();
-    assert!(store.claim_workflow_task(idle).unwrap().is_none());
+    assert!(store.claim_activation(idle).unwrap().is_none());
     assert_eq!(store.read_history(run).unwrap().len(), 2);
 }
 
@@ -522,7 +520,7 @@ fn oversized_payloads_are_refused_before_anything_is_written() {
         store.signal(&"order-1".into(), "s", big.clone()),
         Err(StoreError::PayloadTooLarge { .. })
     ));
-    let task = store.claim_workflow_task(run).unwrap().unwrap();
+    let task = store.claim_activation(run).unwrap().unwrap();
     assert!(task.inbox.is_empty());
     assert!(matches!(
         store.commit_activation(commit_for(
@@ -669,12 +667,12 @@ fn a_commit_past_the_event_limit_is_refused_but_a_lone_failure_closes_the_run() 
         at(1),
         vec![schedule(1, ActivityOptions::default())],
     );
-    let task = store.claim_workflow_task(run).unwrap();
+    let task = store.claim_activation(run).unwrap();
     assert!(task.is_none(), "nothing to do yet");
     store
         .signal(&"order-1".into(), "cancel", payload("1"))
         .unwrap();
-    let task = store.claim_workflow_task(run).unwrap().unwrap();
+    let task = store.claim_activation(run).unwrap().unwrap();
     let record = store.run_record(run).unwrap().unwrap();
     assert_eq!(record.last_seq, 3);
 
@@ -741,7 +739,7 @@ fn a_commit_past_the_byte_limit_is_refused_but_a_lone_failure_closes_the_run() {
     };
     let store = Store::open(dir.path(), config).unwrap();
     let run = start(&store, "order-1", at(0));
-    let task = store.claim_workflow_task(run).unwrap().unwrap();
+    let task = store.claim_activation(run).unwrap().unwrap();
     let record = store.run_record(run).unwrap().unwrap();
     assert!(record.history_bytes < 400);
 
@@ -766,7 +764,7 @@ fn a_commit_past_the_byte_limit_is_refused_but_a_lone_failure_closes_the_run() {
         .unwrap();
     let task = {
         store.fire_due(at(50)).unwrap();
-        store.claim_workflow_task(run).unwrap().unwrap()
+        store.claim_activation(run).unwrap().unwrap()
     };
     store
         .commit_activation(commit_for(&task, at(51), vec![fail(&"y".repeat(500))]))

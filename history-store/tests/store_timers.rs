@@ -33,7 +33,7 @@ fn a_timer_fires_only_when_due_and_only_once() {
     assert!(timer_cmds(&store, run).is_empty());
     assert_eq!(store.next_deadline().unwrap(), None);
     assert_eq!(store.take_ready(10), vec![run]);
-    let task = store.claim_workflow_task(run).unwrap().unwrap();
+    let task = store.claim_activation(run).unwrap().unwrap();
     assert_eq!(task.inbox, vec![Event::TimerFired { cmd: CommandSeq(1) }]);
 }
 

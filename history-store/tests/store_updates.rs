@@ -7,8 +7,8 @@ mod common;
 
 use common::*;
 use refrain_history::{
-    ActivationCommit, Event, Failure, RunId, Store, StoreError, UpdateRejection, UpdateState,
-    UpdateWait, WorkflowTask,
+    Activation, ActivationCommit, Event, Failure, RunId, Store, StoreError, UpdateRejection,
+    UpdateState, UpdateWait,
 };
 
 fn request(store: &Store, id: &str, update_id: &str) -> Result<RunId, StoreError> {
@@ -21,18 +21,15 @@ fn request(store: &Store, id: &str, update_id: &str) -> Result<RunId, StoreError
     )
 }
 
-fn claim(store: &Store, run: RunId) -> WorkflowTask {
-    store
-        .claim_workflow_task(run)
-        .unwrap()
-        .expect("run is ready")
+fn claim(store: &Store, run: RunId) -> Activation {
+    store.claim_activation(run).unwrap().expect("run is ready")
 }
 
 /// The commit of a worker that applied `task`'s inbox (leaving out update
 /// requests, which never enter a history), produced `commands`, and
 /// refused `rejected`.
 fn commit(
-    task: &WorkflowTask,
+    task: &Activation,
     commands: Vec<Event>,
     rejected: Vec<UpdateRejection>,
 ) -> ActivationCommit {

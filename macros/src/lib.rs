@@ -7,7 +7,7 @@
 //! A workflow is re-executed from its history after every crash, restart
 //! and cache eviction, and must make the same decisions every time. The
 //! runtime catches some mistakes (a tokio timer or a foreign wake stops the
-//! workflow task with a `NondeterminismError`), but only when the code runs,
+//! activation with a `NondeterminismError`), but only when the code runs,
 //! and a wall-clock read or a random number is not caught at all: it writes
 //! a history that a later replay cannot reproduce. [`macro@deterministic`]
 //! rejects those calls where they are written, at compile time.

@@ -33,7 +33,7 @@ use std::time::{Duration, SystemTime};
 /// | iterating a `HashMap`/`HashSet` to decide order | `BTreeMap`/`BTreeSet`, or sort first |
 ///
 /// Breaking a rule is caught where it can be: tokio timers and foreign
-/// wakes stop the workflow task with a [`NondeterminismError`](crate::NondeterminismError),
+/// wakes stop the activation with a [`NondeterminismError`](crate::NondeterminismError),
 /// as does replaying changed code against an old history.
 #[derive(Clone)]
 pub struct WorkflowContext {

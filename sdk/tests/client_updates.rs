@@ -5,8 +5,8 @@
 
 use refrain::{Client, ClientError, Event, Payload, RunStatus, Store, StoreConfig, Update};
 use refrain_history::{
-    ActivationCommit, DurabilityMode, IdConflictPolicy, RunId, StartRequest, Timestamp,
-    UpdateRejection, WorkflowTask,
+    Activation, ActivationCommit, DurabilityMode, IdConflictPolicy, RunId, StartRequest, Timestamp,
+    UpdateRejection,
 };
 use std::time::Duration;
 
@@ -30,13 +30,13 @@ fn p(s: &str) -> Payload {
 }
 
 /// Waits until `run` has an update request in its inbox and claims it.
-async fn claim_with_request(store: &Store, run: RunId) -> WorkflowTask {
+async fn claim_with_request(store: &Store, run: RunId) -> Activation {
     loop {
-        if let Some(task) = store.claim_workflow_task(run).unwrap() {
+        if let Some(task) = store.claim_activation(run).unwrap() {
             if task.inbox.iter().any(Event::is_inbox_only) {
                 return task;
             }
-            store.release_workflow_task(run, task.token, None).unwrap();
+            store.release_activation(run, task.token, None).unwrap();
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -44,12 +44,7 @@ async fn claim_with_request(store: &Store, run: RunId) -> WorkflowTask {
 
 /// Commits `task` with `commands`, consuming its whole inbox (update
 /// requests left out of the history, as a worker does).
-fn commit(
-    store: &Store,
-    task: &WorkflowTask,
-    commands: Vec<Event>,
-    rejected: Vec<UpdateRejection>,
-) {
+fn commit(store: &Store, task: &Activation, commands: Vec<Event>, rejected: Vec<UpdateRejection>) {
     let mut events = vec![Event::ActivationStarted {
         time: Timestamp(2_000),
     }];
@@ -78,7 +73,7 @@ fn start(store: &Store) -> RunId {
             now: Timestamp(1_000),
         })
         .unwrap();
-    let task = store.claim_workflow_task(out.run).unwrap().unwrap();
+    let task = store.claim_activation(out.run).unwrap().unwrap();
     commit(store, &task, vec![], vec![]);
     out.run
 }

@@ -132,7 +132,7 @@ async fn select_takes_the_same_branch_when_both_results_wait_in_the_inbox() {
     let run = handle.run_id();
     // No worker runs yet: the test commits the first activation itself, so
     // that no timer service or activity poller can act behind its back.
-    let task = env.store.claim_workflow_task(run).unwrap().expect("a task");
+    let task = env.store.claim_activation(run).unwrap().expect("a task");
     let started = env.store.read_history(run).unwrap().remove(0);
     let mut machine = WorkflowMachine::new(&WorkflowType::<Race>::new(), run, &started).unwrap();
     let events = machine.activate(Timestamp::now(), task.inbox).unwrap();

@@ -50,7 +50,7 @@ async fn a_panicking_workflow_commits_nothing_and_retries_until_fixed() {
         .start();
     let handle = env.client.start::<Fragile>("fragile-1", ()).await.unwrap();
 
-    let failure = eventually("the workflow task to panic twice", async || {
+    let failure = eventually("the activation to panic twice", async || {
         let d = env.client.describe("fragile-1").await.ok()?;
         (FRAGILE_PANICS.load(Ordering::SeqCst) >= 2)
             .then_some(d.record.last_task_failure)

@@ -555,7 +555,7 @@ async fn a_timer_that_fires_while_its_cancellation_is_computed_is_not_delivered(
     let started = env.store.read_history(run).unwrap().remove(0);
     let mut machine = WorkflowMachine::new(&workflow, run, &started).unwrap();
     let activate = |machine: &mut WorkflowMachine| {
-        let task = env.store.claim_workflow_task(run).unwrap().expect("a task");
+        let task = env.store.claim_activation(run).unwrap().expect("a task");
         let events = machine.activate(Timestamp::now(), task.inbox).unwrap();
         ActivationCommit {
             run,

@@ -255,7 +255,7 @@ async fn tokio_sleep_in_a_workflow_is_reported_and_nothing_is_committed() {
         .activity(Reserve::new(&ledger))
         .start();
     let handle = env.client.start::<Napper>("napper-1", ()).await.unwrap();
-    let failure = eventually("the workflow task to fail", async || {
+    let failure = eventually("the activation to fail", async || {
         env.client
             .describe("napper-1")
             .await

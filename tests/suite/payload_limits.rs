@@ -1,6 +1,6 @@
 //! A command whose payload is over the store's limit (a workflow result,
 //! a continue-as-new input, an activity input) can never be recorded, so
-//! retrying the workflow task cannot help: the run fails with a failure
+//! retrying the activation cannot help: the run fails with a failure
 //! that names the command, the size and the limit. That failure is
 //! recorded, and the history replays whatever the limit is later.
 

@@ -2,7 +2,7 @@
 //! slot count, and reports each outcome to the store, which decides about
 //! retries.
 
-use crate::eager::{Delivered, Handout};
+use crate::direct::{Delivered, Handout};
 use crate::registry::{not_registered, Registry};
 use crate::watchdog::Attempts;
 use futures::FutureExt;
@@ -29,7 +29,7 @@ type Running = Arc<Mutex<HashMap<(RunId, CommandSeq), CancelHandle>>>;
 #[derive(Clone)]
 pub(crate) struct RunnerLinks {
     /// Results of successful attempts, for the run's next activation
-    /// (see `eager`); `None` records every outcome in the store at once.
+    /// (see `direct`); `None` records every outcome in the store at once.
     pub delivered: Option<UnboundedSender<Delivered>>,
     /// What the stall watchdog sees of running attempts.
     pub attempts: Arc<Attempts>,
@@ -58,7 +58,7 @@ pub(crate) async fn run_activity_poller(
 /// It claims what is there at once with every free slot in hand, and
 /// when nothing is, waits in a long-poll holding one slot only: the other
 /// free slots stay with the commits, which claim the activities they
-/// schedule in their own transaction (see `eager`).
+/// schedule in their own transaction (see `direct`).
 async fn poll_activities<C, F>(
     store: Arc<dyn HistoryStore>,
     claim: C,
@@ -373,7 +373,7 @@ mod tests {
 
         // The first claim finds two attempts (runs 1 and 2); while it is
         // applied, a commit takes every free slot for an attempt it
-        // schedules and hands it out, as `eager` does (runs 100 on).
+        // schedules and hands it out, as `direct` does (runs 100 on).
         let racing = slots.clone();
         let expected = others.clone();
         let first = Arc::new(std::sync::atomic::AtomicBool::new(true));

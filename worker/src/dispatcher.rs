@@ -1,11 +1,11 @@
 //! Hands runs with work to workflow threads, one task per run at a time,
 //! and retries failed tasks with backoff. The runs come from the store's
 //! workflow-task poll; results of activities that succeeded in this worker
-//! arrive here too and ride on the run's next task (see `eager`).
+//! arrive here too and ride on the run's next task (see `direct`).
 
-use crate::eager::{record_in_store, Delivered};
+use crate::direct::{record_in_store, Delivered};
 use crate::executor::{task_retry_backoff, Job, TaskDone};
-use refrain_history::{HistoryStore, PolledTask, ReadError, RunId};
+use refrain_history::{HistoryStore, ReadError, RunId, WorkflowTask};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +26,7 @@ enum Wake {
     Done(TaskDone),
     Delivered(Delivered),
     Retry(RunId),
-    Polled(Result<Vec<PolledTask>, ReadError>),
+    Polled(Result<Vec<WorkflowTask>, ReadError>),
 }
 
 pub(crate) async fn run_dispatcher(
@@ -69,7 +69,7 @@ pub(crate) async fn run_dispatcher(
                     let n = failures.entry(d.run).or_insert(0);
                     *n += 1;
                     let delay = task_retry_backoff(*n);
-                    debug!(run = %d.run, ?delay, "retrying failed workflow task later");
+                    debug!(run = %d.run, ?delay, "retrying failed activation later");
                     again.remove(&d.run);
                     // Results must not wait out the backoff in memory.
                     if let Some(results) = waiting.remove(&d.run) {
@@ -113,8 +113,8 @@ pub(crate) async fn run_dispatcher(
                     Ok(tasks) => {
                         for task in tasks {
                             let task = match task {
-                                PolledTask::Activation(task) => task,
-                                PolledTask::Query(q) => {
+                                WorkflowTask::Activation(task) => task,
+                                WorkflowTask::Query(q) => {
                                     // The run's thread answers between
                                     // its activations.
                                     let thread = &threads[thread_of(q.run, threads.len())];

@@ -34,8 +34,8 @@
 mod activities;
 mod cache;
 pub mod cli;
+mod direct;
 mod dispatcher;
-mod eager;
 mod eager_start;
 mod executor;
 mod registry;

@@ -1,8 +1,8 @@
 //! [`Worker`]: the builder users configure and the running set of loops.
 
 use crate::activities::{run_activity_poller, RunnerLinks};
+use crate::direct::ActivityHandoff;
 use crate::dispatcher::run_dispatcher;
-use crate::eager::ActivityHandoff;
 use crate::eager_start::WorkerStarts;
 use crate::executor::Executor;
 use crate::registry::Registry;
@@ -47,7 +47,7 @@ impl WorkerBuilder {
     /// CPU, from 4 to 32). A thread hands each commit to the store and
     /// goes on with other runs while it is applied, so more runs than
     /// threads can have a task under way.
-    pub fn max_concurrent_workflow_tasks(mut self, n: usize) -> Self {
+    pub fn max_concurrent_activations(mut self, n: usize) -> Self {
         self.workflow_threads = n.max(1);
         self
     }
@@ -118,7 +118,7 @@ impl WorkerBuilder {
         let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
         let per_thread = self.cache_size.div_ceil(self.workflow_threads);
         // Activity slots are shared by the poller and by commits that hand
-        // out the activities they schedule (see `eager`).
+        // out the activities they schedule (see `direct`).
         let slots = Arc::new(Semaphore::new(self.activity_slots.max(1)));
         let (handout_tx, handout_rx) = tokio::sync::mpsc::unbounded_channel();
         let (delivered_tx, delivered_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -264,9 +264,9 @@ impl Worker {
     }
 
     /// Stops taking new work, lets running activities finish within
-    /// `grace` (they see cancellation), lets the workflow task in progress
+    /// `grace` (they see cancellation), lets the activation in progress
     /// on each thread commit, and returns. Work left over is picked up
-    /// after restart: attempts by their timeouts, workflow tasks at once.
+    /// after restart: attempts by their timeouts, activations at once.
     pub async fn shutdown(mut self, grace: Duration) {
         // Activities winding down within `grace` are not stalls.
         drop(self.watchdog.take());

@@ -274,10 +274,7 @@ fn describe_shows_pending_work_and_outcomes() {
     );
     assert!(stuck.contains("pending timers (1):"), "{stuck}");
     assert!(stuck.contains("fires "), "{stuck}");
-    assert!(
-        stuck.contains("last workflow-task failure: none"),
-        "{stuck}"
-    );
+    assert!(stuck.contains("last activation failure: none"), "{stuck}");
 
     let order = ok(f.db(), &["describe", "order-1"]);
     assert!(order.contains("status    completed"), "{order}");
@@ -442,7 +439,7 @@ fn signal_checks_its_input_and_writes_nothing_on_error() {
         ],
     );
     assert!(said.contains("signal note sent to stuck-1"), "{said}");
-    // Durable and queued for the run's next workflow task.
+    // Durable and queued for the run's next activation.
     let (events, inbox_tail) = history_len(f.db(), "stuck-1");
     assert_eq!(events, before.0);
     assert_eq!(inbox_tail, before.1 + 1);

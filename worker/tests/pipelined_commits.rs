@@ -54,7 +54,7 @@ fn worker(store: &Store, threads: usize) -> Worker {
     Worker::builder(store.clone())
         .workflow::<Count>()
         .activity(AddOne)
-        .max_concurrent_workflow_tasks(threads)
+        .max_concurrent_activations(threads)
         .start()
 }
 

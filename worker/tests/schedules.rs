@@ -96,7 +96,7 @@ fn start_worker(store: &Store, clock: Option<&TestClock>) -> Worker {
     let builder = Worker::builder(store.clone())
         .workflow::<Tick>()
         .workflow::<Gate>()
-        .max_concurrent_workflow_tasks(2);
+        .max_concurrent_activations(2);
     match clock {
         Some(c) => builder.schedule_clock(c.reader()),
         None => builder,

@@ -422,7 +422,7 @@ pub async fn query_without_a_worker_is_refused_by_name(f: &Fixture) {
     assert!(
         !polled
             .iter()
-            .any(|t| matches!(t, crate::PolledTask::Query(_))),
+            .any(|t| matches!(t, crate::WorkflowTask::Query(_))),
         "{polled:?}"
     );
 }
@@ -443,8 +443,8 @@ pub async fn a_query_is_a_workflow_task_answered_once(f: &Fixture) {
                 .await
                 .unwrap();
             if let Some(q) = polled.into_iter().find_map(|t| match t {
-                crate::PolledTask::Query(q) => Some(q),
-                crate::PolledTask::Activation(_) => None,
+                crate::WorkflowTask::Query(q) => Some(q),
+                crate::WorkflowTask::Activation(_) => None,
             }) {
                 return q;
             }

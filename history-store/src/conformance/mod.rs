@@ -28,7 +28,7 @@ pub mod worker;
 use crate::event::{Callsite, Event, Payload};
 use crate::ids::{CommandSeq, RunId, Timestamp, WorkflowId};
 use crate::options::ActivityOptions;
-use crate::store::api::{ActivationCommit, IdConflictPolicy, StartRequest, WorkflowTask};
+use crate::store::api::{Activation, ActivationCommit, IdConflictPolicy, StartRequest};
 use crate::HistoryStore;
 use std::any::Any;
 use std::future::Future;
@@ -181,7 +181,7 @@ pub fn schedule(cmd: u32, options: ActivityOptions) -> Event {
 /// The commit a well-behaved worker makes for `task` at `time`: the
 /// activation marker, the inbox it was given (but for what never enters a
 /// history), then `commands`.
-pub fn commit_for(task: &WorkflowTask, time: Timestamp, commands: Vec<Event>) -> ActivationCommit {
+pub fn commit_for(task: &Activation, time: Timestamp, commands: Vec<Event>) -> ActivationCommit {
     let mut events = vec![Event::ActivationStarted { time }];
     events.extend(task.inbox.iter().filter(|e| !e.is_inbox_only()).cloned());
     events.extend(commands);
@@ -197,20 +197,20 @@ pub fn commit_for(task: &WorkflowTask, time: Timestamp, commands: Vec<Event>) ->
 
 /// The activations among polled tasks (the cases that use this ask no
 /// queries).
-pub fn activations(polled: Vec<crate::PolledTask>) -> Vec<WorkflowTask> {
+pub fn activations(polled: Vec<crate::WorkflowTask>) -> Vec<Activation> {
     polled
         .into_iter()
         .map(|task| match task {
-            crate::PolledTask::Activation(task) => *task,
-            crate::PolledTask::Query(q) => panic!("a query nobody asked: {q:?}"),
+            crate::WorkflowTask::Activation(task) => *task,
+            crate::WorkflowTask::Query(q) => panic!("a query nobody asked: {q:?}"),
         })
         .collect()
 }
 
-/// Polls until a workflow task of `run` comes (tasks of other runs are
+/// Polls until an activation of `run` comes (tasks of other runs are
 /// given back).
-pub async fn task_of(store: &dyn HistoryStore, run: RunId) -> WorkflowTask {
-    within(&format!("a workflow task of {run}"), async {
+pub async fn task_of(store: &dyn HistoryStore, run: RunId) -> Activation {
+    within(&format!("an activation of {run}"), async {
         loop {
             let polled = store
                 .poll_workflow_tasks(16, Duration::from_millis(200))
@@ -223,7 +223,7 @@ pub async fn task_of(store: &dyn HistoryStore, run: RunId) -> WorkflowTask {
                     found = Some(task);
                 } else {
                     store
-                        .fail_workflow_task(task.run, task.token, None, Some(Duration::ZERO))
+                        .fail_activation(task.run, task.token, None, Some(Duration::ZERO))
                         .await
                         .expect("give back a task of another run");
                 }
@@ -239,9 +239,9 @@ pub async fn task_of(store: &dyn HistoryStore, run: RunId) -> WorkflowTask {
     .await
 }
 
-/// Takes the workflow task of `run` and commits one activation producing
+/// Takes the activation of `run` and commits one activation producing
 /// `commands`; returns the task (with the inbox it applied).
-pub async fn activate(store: &dyn HistoryStore, run: RunId, commands: Vec<Event>) -> WorkflowTask {
+pub async fn activate(store: &dyn HistoryStore, run: RunId, commands: Vec<Event>) -> Activation {
     let task = task_of(store, run).await;
     store
         .commit_activation(
@@ -256,11 +256,11 @@ pub async fn activate(store: &dyn HistoryStore, run: RunId, commands: Vec<Event>
 /// What waits in `run`'s inbox now (takes the run's task and gives it
 /// back).
 pub async fn inbox_of(store: &dyn HistoryStore, run: RunId) -> Vec<Event> {
-    let Some(task) = store.workflow_task(run).await.expect("workflow task") else {
+    let Some(task) = store.activation(run).await.expect("activation") else {
         return Vec::new();
     };
     store
-        .fail_workflow_task(run, task.token, None, Some(Duration::ZERO))
+        .fail_activation(run, task.token, None, Some(Duration::ZERO))
         .await
         .expect("give the task back");
     task.inbox

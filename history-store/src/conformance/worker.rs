@@ -9,7 +9,7 @@ use crate::options::{ActivityOptions, RetryPolicy};
 use crate::store::api::ActivityResolution;
 use crate::store::records::{ActivityTask, RunStatus};
 use crate::store::schedules::{ScheduleSpec, Trigger};
-use crate::store::{EagerCommit, LocalCompletion};
+use crate::store::{DirectActivities, LocalCompletion};
 use crate::HistoryStore;
 use std::time::Duration;
 
@@ -70,7 +70,7 @@ pub async fn commit_folds_in_local_results_and_claims(f: &Fixture) {
     let s = &*f.store;
     let run = start(s, "order-21").await;
     let task = task_of(s, run).await;
-    let claim = EagerCommit {
+    let claim = DirectActivities {
         completed: vec![],
         claim: vec![CommandSeq(1)],
     };
@@ -89,7 +89,7 @@ pub async fn commit_folds_in_local_results_and_claims(f: &Fixture) {
         .is_empty());
 
     let task = s
-        .workflow_task(run)
+        .activation(run)
         .await
         .unwrap()
         .expect("an open run has a task");
@@ -104,7 +104,7 @@ pub async fn commit_folds_in_local_results_and_claims(f: &Fixture) {
     };
     let mut commit = commit_for(&task, Timestamp::now(), vec![done]);
     commit.events.insert(1, result.clone());
-    let local = EagerCommit {
+    let local = DirectActivities {
         completed: vec![LocalCompletion {
             cmd: CommandSeq(1),
             token: claimed[0].token,
@@ -134,7 +134,7 @@ pub async fn a_stale_local_result_is_refused(f: &Fixture) {
         ..ActivityOptions::default()
     };
     let commit = commit_for(&task, Timestamp::now(), vec![schedule(1, options)]);
-    let claim = EagerCommit {
+    let claim = DirectActivities {
         completed: vec![],
         claim: vec![CommandSeq(1)],
     };
@@ -158,7 +158,7 @@ pub async fn a_stale_local_result_is_refused(f: &Fixture) {
         .retain(|e| !matches!(e, Event::ActivityFailed { .. }));
     commit.events.insert(1, late);
     commit.inbox_upto = task.record.inbox_head;
-    let local = EagerCommit {
+    let local = DirectActivities {
         completed: vec![LocalCompletion {
             cmd: CommandSeq(1),
             token: claimed[0].token,
@@ -180,7 +180,7 @@ pub async fn a_moved_history_or_a_malformed_commit_is_refused(f: &Fixture) {
     let s = &*f.store;
     let run = start(s, "order-23").await;
     let first = task_of(s, run).await;
-    let stale = s.workflow_task(run).await.unwrap().expect("a second task");
+    let stale = s.activation(run).await.unwrap().expect("a second task");
     s.commit_activation(
         commit_for(&first, Timestamp::now(), vec![]),
         Default::default(),
@@ -206,7 +206,7 @@ pub async fn a_moved_history_or_a_malformed_commit_is_refused(f: &Fixture) {
         other => panic!("expected Conflict (or LeaseLost), got {other:?}"),
     }
 
-    let task = s.workflow_task(run).await.unwrap().expect("a task");
+    let task = s.activation(run).await.unwrap().expect("a task");
     let mut commit = commit_for(&task, Timestamp::now(), vec![]);
     commit.events.remove(0); // no activation marker
     commit
@@ -222,13 +222,13 @@ pub async fn a_moved_history_or_a_malformed_commit_is_refused(f: &Fixture) {
     );
 }
 
-/// A failed workflow task records why for operators, and the run is
+/// A failed activation records why for operators, and the run is
 /// offered again after the pause given.
 pub async fn a_failed_task_records_why_and_is_offered_again(f: &Fixture) {
     let s = &*f.store;
     let run = start(s, "order-24").await;
     let task = task_of(s, run).await;
-    s.fail_workflow_task(
+    s.fail_activation(
         run,
         task.token,
         Some("panicked: boom".into()),
@@ -468,7 +468,7 @@ pub async fn due_schedules_fire_and_wait_due_wakes_for_new_timers(f: &Fixture) {
             callsite: super::callsite(),
         }],
     );
-    s.commit_activation(commit, EagerCommit::default())
+    s.commit_activation(commit, DirectActivities::default())
         .await
         .unwrap();
     within("wait_due", waiting).await.unwrap().unwrap();
@@ -535,7 +535,7 @@ pub async fn a_start_with_its_first_activation_commits_both(f: &Fixture) {
         rejected_updates: Vec::new(),
     };
     let commit = first(&reserved);
-    let local = EagerCommit {
+    let local = DirectActivities {
         completed: Vec::new(),
         claim: vec![CommandSeq(1)],
     };
@@ -565,7 +565,7 @@ pub async fn a_start_with_its_first_activation_commits_both(f: &Fixture) {
     let other = reserved.run;
     let commit = first(&reserved);
     let refused = s
-        .start_with_activation(reserved, commit, EagerCommit::default())
+        .start_with_activation(reserved, commit, DirectActivities::default())
         .await;
     assert!(
         matches!(refused, Err(crate::StartError::AlreadyRunning { .. })),

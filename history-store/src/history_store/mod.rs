@@ -18,7 +18,7 @@
 //!   number and need nothing from a worker (except a query, below).
 //! - **Worker side**: what the engine does to make progress. Workflow
 //!   tasks: long-poll for runs with work and for queries to answer
-//!   ([`PolledTask`]), answer a query, commit an activation (with the
+//!   ([`WorkflowTask`]), answer a query, commit an activation (with the
 //!   results of attempts completed in the worker's process and the
 //!   activities it runs at once folded in), or fail the task. Activity
 //!   tasks: long-poll (claim), complete, heartbeat. Services: fire due
@@ -26,6 +26,31 @@
 //!
 //! The split follows the one durable-execution systems share (a frontend
 //! for callers, task queues for workers), kept to what Refrain uses.
+//!
+//! # Words
+//!
+//! One glossary, in code and docs:
+//!
+//! - **Activation**: one execution of a run's workflow code over the events
+//!   that arrived since the last one (results, signals, fired timers),
+//!   producing commands that are committed together with those events
+//!   ([`ActivationCommit`]). The worker takes one as
+//!   an [`Activation`], under the run's lease.
+//! - **Workflow task**: an item of the workflow side's queue, what
+//!   [`HistoryStore::poll_workflow_tasks`] returns: an activation to run, or a
+//!   query to answer from the run's instance ([`WorkflowTask`]). Activity
+//!   tasks are the activity side's items.
+//! - **Eager start**: a start that carries the run's first activation, run by
+//!   the starting process and committed in the start's transaction
+//!   ([`HistoryStore::start_with_activation`]).
+//! - **Direct dispatch**: activities a commit schedules that the committing
+//!   worker claims in that same transaction and runs at once, and results of
+//!   attempts that completed in the worker folded into the run's next commit
+//!   ([`DirectActivities`]), instead of a poll and a
+//!   completion transaction each.
+//! - **Sequence numbers**: events of a run are numbered from 1
+//!   ([`EventSeq`]); commands by their own count
+//!   ([`CommandSeq`]).
 //!
 //! # Acknowledged means durable
 //!
@@ -45,7 +70,7 @@
 //! work; an empty answer after the wait is normal, and the caller simply
 //! polls again. A backend in another process holds the request open; the
 //! sled backend waits on its in-process notifications. Dropping the
-//! future of a poll is safe: a workflow task taken and never committed is
+//! future of a poll is safe: an activation taken and never committed is
 //! offered again (a poll's runs go back to the queue on error, and a
 //! restart queues every ready run), an activity claim that is never
 //! completed times out and is retried.
@@ -86,12 +111,12 @@ pub use worker_errors::{ActivityError, CommitError};
 use crate::event::{Event, Failure, Payload};
 use crate::ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::store::api::{
-    ActivationCommit, ActivityResolution, HeartbeatAck, RunFilter, RunSummary, StartOutcome,
-    StartRequest, WorkflowTask,
+    Activation, ActivationCommit, ActivityResolution, HeartbeatAck, RunFilter, RunSummary,
+    StartOutcome, StartRequest,
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
 use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec};
-use crate::store::{EagerCommit, HumanTaskRecord, StoreProgress, UpdateWait};
+use crate::store::{DirectActivities, HumanTaskRecord, StoreProgress, UpdateWait};
 use async_trait::async_trait;
 use std::fmt;
 use std::time::Duration;
@@ -135,7 +160,7 @@ pub trait HistoryStore: Send + Sync {
         &self,
         reserved: ReservedStart,
         first: ActivationCommit,
-        local: EagerCommit,
+        local: DirectActivities,
     ) -> Result<StartedWith, StartError> {
         let _ = (first, local);
         let outcome = self.start(reserved.request).await?;
@@ -260,13 +285,13 @@ pub trait HistoryStore: Send + Sync {
     /// returns up to `max` tasks (empty after the wait if none came),
     /// queries first. An activation's task is the run's record and its
     /// unconsumed inbox: commit it with [`HistoryStore::commit_activation`]
-    /// or give it back with [`HistoryStore::fail_workflow_task`]. A query
+    /// or give it back with [`HistoryStore::fail_activation`]. A query
     /// is answered with [`HistoryStore::answer_query`].
     async fn poll_workflow_tasks(
         &self,
         max: usize,
         wait: Duration,
-    ) -> Result<Vec<PolledTask>, ReadError>;
+    ) -> Result<Vec<WorkflowTask>, ReadError>;
 
     /// Answers query `id` (taken from a poll) with the handler's answer, or
     /// why there is none (`QueryError::Refused`). `UnknownQuery` if its
@@ -277,11 +302,11 @@ pub trait HistoryStore: Send + Sync {
         answer: Result<Payload, QueryError>,
     ) -> Result<(), QueryError>;
 
-    /// The workflow task of `run` for a worker that brings results of its
+    /// The activation of `run` for a worker that brings results of its
     /// own (attempts it completed in process, for `commit_activation`'s
     /// `local`): a task for an open run even when nothing waits in its
     /// inbox. `None` if the run is closed, missing, or leased.
-    async fn workflow_task(&self, run: RunId) -> Result<Option<WorkflowTask>, ReadError>;
+    async fn activation(&self, run: RunId) -> Result<Option<Activation>, ReadError>;
 
     /// Commits one activation of a task, durably, in one transaction; with
     /// `local`, it also resolves attempts completed in the worker's process
@@ -291,15 +316,15 @@ pub trait HistoryStore: Send + Sync {
     async fn commit_activation(
         &self,
         commit: ActivationCommit,
-        local: EagerCommit,
+        local: DirectActivities,
     ) -> Result<Vec<ActivityTask>, CommitError>;
 
-    /// Gives a workflow task back without committing (the workflow
+    /// Gives an activation back without committing (the workflow
     /// panicked, diverged from its history, or the history is damaged),
     /// recording `failure` on the run for operators. The run is offered
     /// again after `retry_after`; with `None`, only once something new
     /// arrives for it (or the store restarts).
-    async fn fail_workflow_task(
+    async fn fail_activation(
         &self,
         run: RunId,
         token: LeaseToken,
@@ -441,9 +466,9 @@ pub struct StartedWith {
 
 /// A task of [`HistoryStore::poll_workflow_tasks`].
 #[derive(Clone, Debug)]
-pub enum PolledTask {
+pub enum WorkflowTask {
     /// A run has work: run its next activation.
-    Activation(Box<WorkflowTask>),
+    Activation(Box<Activation>),
     /// A caller asks a run's query.
     Query(QueryTask),
 }

@@ -1,10 +1,10 @@
 //! Queries as workflow tasks: a query waits in memory until a worker's
-//! workflow-task poll takes it ([`PolledTask::Query`]) and answers it with
+//! workflow-task poll takes it ([`WorkflowTask::Query`]) and answers it with
 //! [`HistoryStore::answer_query`]. Nothing of it is durable: a query is a
 //! read, and a caller whose query is lost (a restart, no worker polling)
 //! gets [`QueryError::TimedOut`] and may ask again.
 //!
-//! [`PolledTask::Query`]: super::PolledTask::Query
+//! [`WorkflowTask::Query`]: super::WorkflowTask::Query
 //! [`HistoryStore::answer_query`]: super::HistoryStore::answer_query
 
 use super::QueryError;

@@ -22,20 +22,20 @@
 use super::sled_tasks::RECHECK;
 use super::{
     ActivityError, AttemptRef, CommitError, HistoryLimits, HistoryStore, HumanTaskDecision,
-    HumanTaskError, PageRequest, PolledTask, QueryError, QueryId, ReadError, ReservedStart,
-    RunCursor, RunOpError, RunPage, ScheduleError, StartError, StartedWith, UpdateError,
-    UpdateRequest,
+    HumanTaskError, PageRequest, QueryError, QueryId, ReadError, ReservedStart, RunCursor,
+    RunOpError, RunPage, ScheduleError, StartError, StartedWith, UpdateError, UpdateRequest,
+    WorkflowTask,
 };
 use crate::error::StoreError;
 use crate::event::{Event, Failure, Payload};
 use crate::ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::store::api::{
-    ActivationCommit, ActivityResolution, HeartbeatAck, RunFilter, StartOutcome, StartRequest,
-    WorkflowTask,
+    Activation, ActivationCommit, ActivityResolution, HeartbeatAck, RunFilter, StartOutcome,
+    StartRequest,
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
 use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec};
-use crate::store::{EagerCommit, HumanTaskRecord, Store, StoreProgress, UpdateWait};
+use crate::store::{DirectActivities, HumanTaskRecord, Store, StoreProgress, UpdateWait};
 use async_trait::async_trait;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -88,7 +88,7 @@ impl HistoryStore for Store {
         &self,
         reserved: ReservedStart,
         first: ActivationCommit,
-        local: EagerCommit,
+        local: DirectActivities,
     ) -> Result<StartedWith, StartError> {
         super::sled_tasks::start_with_activation(self, reserved, first, local).await
     }
@@ -307,7 +307,7 @@ impl HistoryStore for Store {
         &self,
         max: usize,
         wait: Duration,
-    ) -> Result<Vec<PolledTask>, ReadError> {
+    ) -> Result<Vec<WorkflowTask>, ReadError> {
         super::sled_tasks::poll_workflow_tasks(self, max, wait).await
     }
 
@@ -319,15 +319,15 @@ impl HistoryStore for Store {
         self.queries().answer(id, answer)
     }
 
-    async fn workflow_task(&self, run: RunId) -> Result<Option<WorkflowTask>, ReadError> {
+    async fn activation(&self, run: RunId) -> Result<Option<Activation>, ReadError> {
         // Plain reads, no transaction.
-        Ok(self.begin_workflow_task_with_results(run)?)
+        Ok(self.begin_activation_with_results(run)?)
     }
 
     async fn commit_activation(
         &self,
         commit: ActivationCommit,
-        local: EagerCommit,
+        local: DirectActivities,
     ) -> Result<Vec<ActivityTask>, CommitError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.commit_activation_then(commit, local, move |outcome| {
@@ -343,14 +343,14 @@ impl HistoryStore for Store {
         Ok(claimed)
     }
 
-    async fn fail_workflow_task(
+    async fn fail_activation(
         &self,
         run: RunId,
         token: LeaseToken,
         failure: Option<String>,
         retry_after: Option<Duration>,
     ) -> Result<(), CommitError> {
-        off_thread(self, move |s| s.release_workflow_task(run, token, failure)).await?;
+        off_thread(self, move |s| s.release_activation(run, token, failure)).await?;
         self.durable().await?;
         if let Some(pause) = retry_after {
             // The run stays in the durable `ready` tree, so a restart

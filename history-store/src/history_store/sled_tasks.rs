@@ -1,12 +1,12 @@
-//! How workflow work reaches a worker on the sled store: the workflow-task
+//! How workflow work reaches a worker on the sled store: the activation
 //! poll (queries first, then runs from the ready queue) and starts that
 //! carry their first activation (`start_eager_then`).
 
-use super::{HistoryStore, PolledTask, ReadError, ReservedStart, StartError, StartedWith};
+use super::{HistoryStore, ReadError, ReservedStart, StartError, StartedWith, WorkflowTask};
 use crate::error::StoreError;
 use crate::ids::RunId;
-use crate::store::api::{ActivationCommit, WorkflowTask};
-use crate::store::{EagerCommit, EagerStart, EagerStartAnswer, Store};
+use crate::store::api::{Activation, ActivationCommit};
+use crate::store::{DirectActivities, EagerStart, EagerStartAnswer, Store};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -18,7 +18,7 @@ pub(super) async fn poll_workflow_tasks(
     store: &Store,
     max: usize,
     wait: Duration,
-) -> Result<Vec<PolledTask>, ReadError> {
+) -> Result<Vec<WorkflowTask>, ReadError> {
     let deadline = Instant::now() + wait;
     let max = max.max(1);
     loop {
@@ -27,22 +27,22 @@ pub(super) async fn poll_workflow_tasks(
         // permit).
         let ready = store.ready_notify().notified();
         let asked = store.queries().notify().notified();
-        let mut polled: Vec<PolledTask> = store
+        let mut polled: Vec<WorkflowTask> = store
             .queries()
             .take(max)
             .into_iter()
-            .map(PolledTask::Query)
+            .map(WorkflowTask::Query)
             .collect();
         if polled.len() < max {
             match tasks_of(store, store.take_ready(max - polled.len())) {
                 Ok(tasks) => polled.extend(
                     tasks
                         .into_iter()
-                        .map(|t| PolledTask::Activation(Box::new(t))),
+                        .map(|t| WorkflowTask::Activation(Box::new(t))),
                 ),
                 Err(e) if polled.is_empty() => return Err(e),
                 // The queries taken are answered; the runs went back.
-                Err(e) => tracing::warn!(error = %e, "workflow tasks not read"),
+                Err(e) => tracing::warn!(error = %e, "activations not read"),
             }
         }
         if !polled.is_empty() {
@@ -65,7 +65,7 @@ pub(super) async fn start_with_activation(
     store: &Store,
     reserved: ReservedStart,
     first: ActivationCommit,
-    local: EagerCommit,
+    local: DirectActivities,
 ) -> Result<StartedWith, StartError> {
     let request = reserved.request.clone();
     let Ok(backend) = reserved
@@ -108,20 +108,20 @@ pub(super) async fn start_with_activation(
     }
 }
 
-/// Workflow tasks of `runs`, taken from the ready queue. A run whose data
+/// Activations of `runs`, taken from the ready queue. A run whose data
 /// cannot be read is left out (logged; a restart offers it again), so it
 /// does not block the others; on any other failure every run goes back to
 /// the queue.
-fn tasks_of(store: &Store, runs: Vec<RunId>) -> Result<Vec<WorkflowTask>, ReadError> {
+fn tasks_of(store: &Store, runs: Vec<RunId>) -> Result<Vec<Activation>, ReadError> {
     let mut tasks = Vec::with_capacity(runs.len());
     for (i, &run) in runs.iter().enumerate() {
         // A task that needs the run to have work: with nothing in its
         // inbox and no first activation due, a queued run has no task.
-        match store.begin_workflow_task(run) {
+        match store.begin_activation(run) {
             Ok(Some(task)) => tasks.push(task),
             Ok(None) => {}
             Err(e @ (StoreError::Corrupt { .. } | StoreError::RunDamaged { .. })) => {
-                tracing::warn!(%run, error = %e, "workflow task not offered: its data is damaged");
+                tracing::warn!(%run, error = %e, "activation not offered: its data is damaged");
             }
             Err(e) => {
                 for &run in &runs[i..] {

@@ -1,5 +1,5 @@
 //! The errors of the worker side of [`HistoryStore`](super::HistoryStore):
-//! committing workflow tasks, and completing or heartbeating activity
+//! committing activations, and completing or heartbeating activity
 //! attempts. The shared machinery is in `errors`.
 
 use super::errors::{backend, classify, error_family, too_large, BackendError, Failure};
@@ -7,9 +7,9 @@ use crate::error::StoreError;
 use crate::ids::{CommandSeq, EventSeq, RunId};
 use std::fmt;
 
-// ----- workflow tasks -----
+// ----- activations -----
 
-/// Errors of committing or failing a workflow task. Nothing was written:
+/// Errors of committing or failing an activation. Nothing was written:
 /// the task is void, and the run is offered again with what it has now.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -120,7 +120,7 @@ impl From<StoreError> for CommitError {
 }
 
 error_family!(CommitError, |s, f| match s {
-    CommitError::LeaseLost { run } => write!(f, "workflow task lease on {run} was lost"),
+    CommitError::LeaseLost { run } => write!(f, "activation lease on {run} was lost"),
     CommitError::Conflict {
         run,
         expected,

@@ -110,9 +110,9 @@ pub struct StartOutcome {
     pub started: bool,
 }
 
-/// A claimed workflow task: everything an activation needs.
+/// A claimed activation: everything an activation needs.
 #[derive(Clone, Debug)]
-pub struct WorkflowTask {
+pub struct Activation {
     /// The run.
     pub run: RunId,
     /// Fencing token for the commit.
@@ -134,7 +134,7 @@ pub struct ActivationCommit {
     pub token: LeaseToken,
     /// `record.last_seq` at claim time; the commit fails if it moved.
     pub expected_last_seq: u64,
-    /// `WorkflowTask::inbox_upto`.
+    /// `Activation::inbox_upto`.
     pub inbox_upto: u64,
     /// Events to append, starting at `expected_last_seq + 1`.
     pub events: Vec<Event>,

@@ -51,7 +51,7 @@ impl Inner {
 
     /// Ends the latest run of `workflow_id` at once, without running any
     /// workflow code: appends `WorkflowTerminated`, closes the run and
-    /// deletes its timers and activity tasks. A workflow task in flight
+    /// deletes its timers and activity tasks. An activation in flight
     /// finds the history moved and its commit refused.
     pub(super) fn terminate(
         &self,

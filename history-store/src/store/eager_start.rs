@@ -10,7 +10,7 @@
 //! policy) and writes, then the activation's, exactly as the two would
 //! have been applied one after the other. The activities the activation
 //! schedules may be claimed in the same transaction for the worker to run
-//! (as with [`Store::commit_activation_eager`]).
+//! (as with [`Store::commit_activation_direct`]).
 //!
 //! Nothing is promised that an ordinary start does not keep: the caller
 //! gets the same outcome, the history is the same, and whenever the eager
@@ -19,9 +19,9 @@
 //! instead ([`EagerStartAnswer::outcome`] says `None`). A start whose id is taken discards the activation and answers
 //! as an ordinary start would; its reserved number is left unused.
 //!
-//! [`Store::commit_activation_eager`]: super::Store::commit_activation_eager
+//! [`Store::commit_activation_direct`]: super::Store::commit_activation_direct
 
-use super::eager::EagerCommit;
+use super::direct::DirectActivities;
 use super::transitions::start::{prepare_start, start_in_tx, PreparedStart, RunNumber};
 use super::transitions::tables::Tx;
 use super::{Inner, Store};
@@ -141,7 +141,7 @@ pub(super) fn start_eager_detached(
     inner: &Arc<Inner>,
     start: EagerStart,
     commit: ActivationCommit,
-    eager: EagerCommit,
+    direct: DirectActivities,
     done: impl FnOnce(Result<Option<Vec<ActivityTask>>, StoreError>) + Send + 'static,
 ) {
     let EagerStart {
@@ -160,7 +160,7 @@ pub(super) fn start_eager_detached(
             reason: format!("not the first activation of eagerly started {run}"),
         }));
     }
-    let activation = match inner.eager_op(commit, eager) {
+    let activation = match inner.direct_op(commit, direct) {
         Ok(op) => op,
         Err(e) => {
             let _ = reply.send(Reply::Declined);
@@ -191,7 +191,7 @@ pub(super) fn start_eager_detached(
             let (answer, claimed) = match outcome {
                 Ok((outcome, Some((fx, mut claimed)))) => {
                     if let Some(inner) = store.upgrade() {
-                        super::eager::durable_after(&mut claimed, inner.flusher.ticket());
+                        super::direct::durable_after(&mut claimed, inner.flusher.ticket());
                         fx.wake(&inner, run);
                     } else {
                         claimed.clear();

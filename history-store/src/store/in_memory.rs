@@ -35,7 +35,7 @@ impl Store {
     }
 
     /// Opens (or reopens) a store over `storage`, as [`Store::open`] opens
-    /// a directory: bumps the epoch (voiding every workflow-task lease of
+    /// a directory: bumps the epoch (voiding every activation lease of
     /// an earlier store over it), fails every activity attempt still
     /// running (its retry is due at once) and queues every ready run.
     /// Reopening after the last handle of the previous store was dropped
@@ -111,7 +111,7 @@ mod tests {
             })
             .unwrap()
             .run;
-        let task = store.claim_workflow_task(run).unwrap().unwrap();
+        let task = store.claim_activation(run).unwrap().unwrap();
         let mut events = vec![Event::ActivationStarted { time: t }];
         events.extend(task.inbox.iter().cloned());
         events.push(Event::ActivityScheduled {
@@ -190,7 +190,7 @@ mod tests {
         let done =
             store.complete_activity(run, retry.cmd, retry.token, Ok(payload("ok")), at(10_600));
         assert_eq!(done.unwrap(), ActivityResolution::Recorded);
-        let task = store.claim_workflow_task(run).unwrap().unwrap();
+        let task = store.claim_activation(run).unwrap().unwrap();
         assert_eq!(
             task.inbox,
             vec![Event::ActivityCompleted {

@@ -27,7 +27,7 @@
 //! | `runs` | run | [`RunRecord`] |
 //! | `history` | run ++ seq | [`Event`] |
 //! | `inbox` | run ++ n | inbound [`Event`] |
-//! | `ready` | run | empty: runs with work for a workflow task |
+//! | `ready` | run | empty: runs with work for an activation |
 //! | `activity_tasks` | run ++ cmd | [`ActivityTaskRecord`] |
 //! | `activity_ready` | visible_at ++ run ++ cmd | empty |
 //! | `activity_deadlines` | deadline ++ run ++ cmd | lease token (u64 BE) |
@@ -52,8 +52,8 @@ pub mod verify;
 mod activities;
 mod batch;
 mod commit;
+mod direct;
 mod durability;
-mod eager;
 mod eager_start;
 mod engine;
 mod human_tasks;
@@ -76,8 +76,8 @@ use crate::event::{Event, Failure, Payload};
 use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::keys;
 use api::{
-    ActivationCommit, ActivityResolution, DurabilityMode, RunFilter, RunSummary, StartOutcome,
-    StartRequest, StoreConfig, WorkflowTask,
+    Activation, ActivationCommit, ActivityResolution, DurabilityMode, RunFilter, RunSummary,
+    StartOutcome, StartRequest, StoreConfig,
 };
 use durability::Flusher;
 use ready::{CloseWaiters, ReadyQueue};
@@ -89,8 +89,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tx::Trees;
 
+pub use direct::{DirectActivities, LocalCompletion};
 pub use durability::FlushTicket;
-pub use eager::{EagerCommit, LocalCompletion};
 pub use eager_start::{EagerStart, EagerStartAnswer};
 pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
 pub use in_memory::MemoryStorage;
@@ -114,7 +114,7 @@ struct Inner {
     flusher: Flusher,
     path: PathBuf,
     config: StoreConfig,
-    /// This process's epoch; workflow-task leases of other epochs are void.
+    /// This process's epoch; activation leases of other epochs are void.
     epoch: u64,
     trees: Trees,
     ready_queue: ReadyQueue,
@@ -244,7 +244,7 @@ fn bump_epoch(trees: &Trees) -> Result<u64, StoreError> {
 
 impl Store {
     /// Opens (or creates) the store in `path`, bumps the epoch (voiding every
-    /// workflow-task lease of earlier processes), fails every activity
+    /// activation lease of earlier processes), fails every activity
     /// attempt still running from an earlier process (its retry is due at
     /// once; see below) and queues every ready run.
     ///
@@ -558,7 +558,7 @@ impl Store {
     /// transaction batch like any other. The waiting start is answered
     /// when it is applied; `done` is called exactly once, as for
     /// [`Store::commit_activation_then`] (same rules: short, and no store
-    /// calls), with the activities `eager.claim` claimed for the caller;
+    /// calls), with the activities `direct.claim` claimed for the caller;
     /// with `None` if the workflow id stands for another run under the
     /// start's conflict policy (the activation is discarded and the start
     /// answered as an ordinary one); with the error if the operation was
@@ -570,10 +570,10 @@ impl Store {
         &self,
         start: EagerStart,
         commit: ActivationCommit,
-        eager: EagerCommit,
+        direct: DirectActivities,
         done: impl FnOnce(Result<Option<Vec<ActivityTask>>, StoreError>) + Send + 'static,
     ) {
-        eager_start::start_eager_detached(&self.inner, start, commit, eager, done)
+        eager_start::start_eager_detached(&self.inner, start, commit, direct, done)
     }
 
     /// The latest run of `workflow_id`, if any.
@@ -660,7 +660,7 @@ impl Store {
         self.inner.read_history(run)
     }
 
-    // ----- workflow tasks -----
+    // ----- activations -----
 
     /// Takes up to `max` runs from the in-process ready queue. A run is
     /// queued (once, deduplicated) when it becomes ready: at start, when an
@@ -680,18 +680,18 @@ impl Store {
         self.inner.ready_queue.push(run);
     }
 
-    /// Claims the workflow task of `run`: sets a lease (new token, current
+    /// Claims the activation of `run`: sets a lease (new token, current
     /// epoch) and returns the record and the inbox items from `inbox_head`
     /// up to `inbox_tail` at claim time. `None` if the run is closed, not
     /// ready, missing, or already leased in this epoch.
     ///
     /// # Errors
     /// `Corrupt` (run record or an inbox item), `Storage`.
-    pub fn claim_workflow_task(&self, run: RunId) -> Result<Option<WorkflowTask>, StoreError> {
-        self.inner.claim_workflow_task(run)
+    pub fn claim_activation(&self, run: RunId) -> Result<Option<Activation>, StoreError> {
+        self.inner.claim_activation(run)
     }
 
-    /// Takes the workflow task of `run` without a lease, for a caller that
+    /// Takes the activation of `run` without a lease, for a caller that
     /// already guarantees one task per run at a time (the worker's
     /// dispatcher): reads the record and the inbox items from `inbox_head`
     /// up to `inbox_tail`, writes nothing, and returns a task whose token is
@@ -701,27 +701,27 @@ impl Store {
     /// task holds a lease of this epoch). `None` if the run is closed, not
     /// ready, missing, or leased in this epoch.
     ///
-    /// Saves the claim transaction of [`Store::claim_workflow_task`]; use
+    /// Saves the claim transaction of [`Store::claim_activation`]; use
     /// that one where several workers may take the same run.
     ///
     /// # Errors
     /// `Corrupt` (run record or an inbox item), `Storage`.
-    pub fn begin_workflow_task(&self, run: RunId) -> Result<Option<WorkflowTask>, StoreError> {
-        self.inner.begin_workflow_task(run, true)
+    pub fn begin_activation(&self, run: RunId) -> Result<Option<Activation>, StoreError> {
+        self.inner.begin_activation(run, true)
     }
 
-    /// [`Store::begin_workflow_task`] for a caller that brings inbound
+    /// [`Store::begin_activation`] for a caller that brings inbound
     /// events of its own (results of attempts completed in its process,
-    /// for [`Store::commit_activation_eager`]): returns a task for an open
+    /// for [`Store::commit_activation_direct`]): returns a task for an open
     /// run even when its inbox is empty.
     ///
     /// # Errors
-    /// As [`Store::begin_workflow_task`].
-    pub fn begin_workflow_task_with_results(
+    /// As [`Store::begin_activation`].
+    pub fn begin_activation_with_results(
         &self,
         run: RunId,
-    ) -> Result<Option<WorkflowTask>, StoreError> {
-        self.inner.begin_workflow_task(run, false)
+    ) -> Result<Option<Activation>, StoreError> {
+        self.inner.begin_activation(run, false)
     }
 
     /// Commits one activation in one transaction: checks the lease token
@@ -785,13 +785,13 @@ impl Store {
 
     /// [`Store::commit_activation`] that also resolves attempts completed
     /// in the caller's process and claims, for the caller, activities the
-    /// commit schedules, all in the same transaction (see [`EagerCommit`]).
+    /// commit schedules, all in the same transaction (see [`DirectActivities`]).
     ///
-    /// Each `eager.completed` attempt must be running under its token (as
+    /// Each `direct.completed` attempt must be running under its token (as
     /// for [`Store::complete_activity`]) and its `ActivityCompleted` (same
     /// cmd and attempt) must be among the commit's inbound events, exactly
     /// once; the attempt's task is then removed instead of its result
-    /// entering the inbox. Activities in `eager.claim` that this commit
+    /// entering the inbox. Activities in `direct.claim` that this commit
     /// schedules are claimed as [`Store::claim_activity_tasks`] would claim
     /// them and returned; the caller runs them (others are left to
     /// pollers).
@@ -800,15 +800,15 @@ impl Store {
     /// As [`Store::commit_activation`]; `StaleActivity` if a completed
     /// attempt no longer holds its token, `InvalidCommit` if its result is
     /// not carried. Nothing is written on error.
-    pub fn commit_activation_eager(
+    pub fn commit_activation_direct(
         &self,
         commit: ActivationCommit,
-        eager: EagerCommit,
+        direct: DirectActivities,
     ) -> Result<Vec<ActivityTask>, StoreError> {
-        self.inner.commit_activation_eager(commit, eager)
+        self.inner.commit_activation_direct(commit, direct)
     }
 
-    /// [`Store::commit_activation_eager`] for a caller that goes on with
+    /// [`Store::commit_activation_direct`] for a caller that goes on with
     /// other work meanwhile: the commit joins the transaction batch like
     /// any other, and `done` is called exactly once with its outcome. When
     /// no transaction is in progress the commit is applied at once on this
@@ -824,26 +824,26 @@ impl Store {
     pub fn commit_activation_then(
         &self,
         commit: ActivationCommit,
-        eager: EagerCommit,
+        direct: DirectActivities,
         done: impl FnOnce(Result<Vec<ActivityTask>, StoreError>) + Send + 'static,
     ) {
-        eager::commit_activation_detached(&self.inner, commit, eager, done)
+        direct::commit_activation_detached(&self.inner, commit, direct, done)
     }
 
-    /// Releases a workflow task without committing (the workflow panicked,
+    /// Releases an activation without committing (the workflow panicked,
     /// diverged from its history, or its history is corrupt) and records
     /// `failure` in `last_task_failure`. The run stays in the `ready` tree
     /// but is not queued: the caller decides when to [`Store::requeue`].
     ///
     /// # Errors
     /// `LeaseLost` if the token no longer holds.
-    pub fn release_workflow_task(
+    pub fn release_activation(
         &self,
         run: RunId,
         token: LeaseToken,
         failure: Option<String>,
     ) -> Result<(), StoreError> {
-        self.inner.release_workflow_task(run, token, failure)
+        self.inner.release_activation(run, token, failure)
     }
 
     // ----- activity tasks -----

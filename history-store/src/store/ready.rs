@@ -1,4 +1,4 @@
-//! In-process wake-ups: the queue of runs with work for a workflow task, and
+//! In-process wake-ups: the queue of runs with work for an activation, and
 //! the waiters of `wait_closed`. Neither is durable; the `ready` tree is,
 //! and `Store::open` rebuilds the queue from it.
 

@@ -43,7 +43,7 @@ impl RunStatus {
     }
 }
 
-/// A workflow task's claim on a run, valid only within the store epoch
+/// An activation's claim on a run, valid only within the store epoch
 /// (process lifetime) that granted it: after a crash every old lease is
 /// void at once, so recovery does not wait for lease expiry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +84,7 @@ pub struct RunRecord {
     pub inbox_tail: u64,
     /// Whether the first activation is still to run.
     pub needs_first_activation: bool,
-    /// Current workflow-task claim, if any.
+    /// Current activation claim, if any.
     pub lease: Option<RunLease>,
     /// Timers started and neither fired nor cancelled.
     pub pending_timers: Vec<PendingTimer>,
@@ -92,7 +92,7 @@ pub struct RunRecord {
     pub pending_activities: Vec<CommandSeq>,
     /// Final outcome once closed.
     pub outcome: Option<Result<Payload, Failure>>,
-    /// Last reason a workflow task failed without committing (panic,
+    /// Last reason an activation failed without committing (panic,
     /// nondeterminism, corrupt history), for operators; cleared on commit.
     pub last_task_failure: Option<String>,
     /// Encoded size of the history so far, in bytes.
@@ -152,7 +152,7 @@ impl RunRecord {
         }
     }
 
-    /// Whether a workflow task presenting `token` in store epoch `epoch`
+    /// Whether an activation presenting `token` in store epoch `epoch`
     /// may commit or release: a leased task needs its own lease, an
     /// unleased one ([`LeaseToken::UNLEASED`]) needs the run not to be
     /// leased. Leases of earlier epochs are void (their process is gone).
@@ -165,7 +165,7 @@ impl RunRecord {
         }
     }
 
-    /// Whether the run has work for a workflow task.
+    /// Whether the run has work for an activation.
     pub fn is_ready(&self) -> bool {
         self.status.is_open() && (self.needs_first_activation || self.inbox_head < self.inbox_tail)
     }

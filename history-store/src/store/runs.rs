@@ -1,5 +1,5 @@
 //! Runs, the shell: starting them, signalling them, reading them, and
-//! claiming and releasing their workflow tasks. The transactions are
+//! claiming and releasing their activations. The transactions are
 //! `transitions::{start, signals, workflow_tasks}`; committing an
 //! activation is `commit.rs`.
 
@@ -7,7 +7,7 @@ use super::batch::block_on;
 use super::integrity;
 use super::transitions::start::{prepare_start, start_in_tx, PreparedStart, RunNumber};
 use super::transitions::tables::missing;
-use super::transitions::{signals, workflow_tasks};
+use super::transitions::{leases, signals};
 use super::tx::{check_payload, decode, decode_u64, finish};
 use super::Inner;
 use crate::codec::CodecError;
@@ -15,7 +15,7 @@ use crate::error::StoreError;
 use crate::event::{Event, Payload};
 use crate::ids::{CommandSeq, LeaseToken, RunId, WorkflowId};
 use crate::keys;
-use crate::store::api::{RunFilter, RunSummary, StartOutcome, StartRequest, WorkflowTask};
+use crate::store::api::{Activation, RunFilter, RunSummary, StartOutcome, StartRequest};
 use crate::store::records::{ActivityTaskRecord, RunRecord};
 
 impl Inner {
@@ -217,10 +217,7 @@ impl Inner {
         Ok(events)
     }
 
-    pub(super) fn claim_workflow_task(
-        &self,
-        run: RunId,
-    ) -> Result<Option<WorkflowTask>, StoreError> {
+    pub(super) fn claim_activation(&self, run: RunId) -> Result<Option<Activation>, StoreError> {
         // Tokens only need to be unique, and the engine's id generator
         // stays unique across restarts; drawing it outside keeps the closure pure.
         let token = LeaseToken(self.trees.engine.generate_id()?);
@@ -232,12 +229,12 @@ impl Inner {
         finish(
             t.engine
                 .transaction([&t.runs, &t.inbox, &t.ready], |[runs, inbox, ready]| {
-                    workflow_tasks::claim((runs, inbox, ready), run, token, epoch)
+                    leases::claim((runs, inbox, ready), run, token, epoch)
                 }),
         )
     }
 
-    pub(super) fn release_workflow_task(
+    pub(super) fn release_activation(
         &self,
         run: RunId,
         token: LeaseToken,
@@ -246,15 +243,15 @@ impl Inner {
         let epoch = self.epoch;
         self.batcher.apply(&self.trees, move |tx| {
             let (runs, ready) = (tx.task.runs, tx.task.ready);
-            workflow_tasks::release((runs, ready), run, token, epoch, &failure)
+            leases::release((runs, ready), run, token, epoch, &failure)
         })
     }
 
-    pub(super) fn begin_workflow_task(
+    pub(super) fn begin_activation(
         &self,
         run: RunId,
         only_if_ready: bool,
-    ) -> Result<Option<WorkflowTask>, StoreError> {
+    ) -> Result<Option<Activation>, StoreError> {
         let _whole = self.trees.engine.consistent();
         // Plain reads, no transaction (under the journal's guard, so none
         // sees half of a commit): the record first, then the inbox
@@ -283,7 +280,7 @@ impl Inner {
             };
             items.push(decode(&bytes, "inbox", Some(run))?);
         }
-        Ok(Some(WorkflowTask {
+        Ok(Some(Activation {
             run,
             token: LeaseToken::UNLEASED,
             inbox_upto: record.inbox_tail,

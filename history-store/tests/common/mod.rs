@@ -7,9 +7,8 @@
 #![allow(dead_code)]
 
 use refrain_history::{
-    ActivationCommit, ActivityOptions, Callsite, CommandSeq, DurabilityMode, Event,
+    Activation, ActivationCommit, ActivityOptions, Callsite, CommandSeq, DurabilityMode, Event,
     IdConflictPolicy, MemoryStorage, Payload, RunId, StartRequest, Store, StoreConfig, Timestamp,
-    WorkflowTask,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -165,7 +164,7 @@ pub fn start_timer(cmd: u32, fire_at: Timestamp) -> Event {
 
 /// The commit a well-behaved worker makes for `task`: the activation
 /// marker, every inbox item it was given, then `commands`.
-pub fn commit_for(task: &WorkflowTask, time: Timestamp, commands: Vec<Event>) -> ActivationCommit {
+pub fn commit_for(task: &Activation, time: Timestamp, commands: Vec<Event>) -> ActivationCommit {
     let mut events = vec![Event::ActivationStarted { time }];
     events.extend(task.inbox.iter().cloned());
     events.extend(commands);
@@ -181,9 +180,9 @@ pub fn commit_for(task: &WorkflowTask, time: Timestamp, commands: Vec<Event>) ->
 
 /// Claims `run` and commits one activation at `time` producing `commands`.
 /// Returns the task that was claimed (with the inbox it applied).
-pub fn activate(store: &Store, run: RunId, time: Timestamp, commands: Vec<Event>) -> WorkflowTask {
+pub fn activate(store: &Store, run: RunId, time: Timestamp, commands: Vec<Event>) -> Activation {
     let task = store
-        .claim_workflow_task(run)
+        .claim_activation(run)
         .expect("claim")
         .expect("run is ready");
     store
@@ -194,11 +193,11 @@ pub fn activate(store: &Store, run: RunId, time: Timestamp, commands: Vec<Event>
 
 /// Inbox items currently waiting for `run` (claims and releases the task).
 pub fn peek_inbox(store: &Store, run: RunId) -> Vec<Event> {
-    match store.claim_workflow_task(run).expect("claim") {
+    match store.claim_activation(run).expect("claim") {
         None => Vec::new(),
         Some(task) => {
             store
-                .release_workflow_task(run, task.token, None)
+                .release_activation(run, task.token, None)
                 .expect("release");
             task.inbox
         }

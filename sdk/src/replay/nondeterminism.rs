@@ -149,7 +149,7 @@ pub enum DivergenceKind {
 }
 
 /// Workflow code diverged from its recorded history. The history is left
-/// untouched; the workflow task is retried until fixed code is deployed.
+/// untouched; the activation is retried until fixed code is deployed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NondeterminismError {
     /// Workflow type.

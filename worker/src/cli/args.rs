@@ -38,7 +38,7 @@ pub(super) enum Command {
         after: Option<String>,
     },
     /// Shows the latest run of a workflow: status, times, pending
-    /// activities and timers, the last workflow-task failure.
+    /// activities and timers, the last activation failure.
     Describe {
         /// Workflow id.
         id: String,

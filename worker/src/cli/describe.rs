@@ -57,11 +57,11 @@ pub(super) async fn describe(
     if record.status.is_open() {
         let waiting = record.inbox_tail.saturating_sub(record.inbox_head);
         if record.needs_first_activation {
-            writeln!(out, "inbox     waiting for its first workflow task")?;
+            writeln!(out, "inbox     waiting for its first activation")?;
         } else if waiting > 0 {
             writeln!(
                 out,
-                "inbox     {waiting} event(s) waiting for the next workflow task"
+                "inbox     {waiting} event(s) waiting for the next activation"
             )?;
         }
     }
@@ -141,11 +141,11 @@ pub(super) async fn describe(
         writeln!(out, "  cmd {}  fires {} ({when})", t.cmd.0, utc(t.fire_at))?;
     }
     match &record.last_task_failure {
-        None => writeln!(out, "last workflow-task failure: none")?,
+        None => writeln!(out, "last activation failure: none")?,
         Some(f) => {
             writeln!(
                 out,
-                "last workflow-task failure (the task is retried until fixed code is deployed):"
+                "last activation failure (the task is retried until fixed code is deployed):"
             )?;
             writeln!(out, "{}", indent(f))?;
         }

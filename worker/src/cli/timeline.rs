@@ -131,7 +131,7 @@ async fn open_run_footer(
         let first = f.lines().next().unwrap_or_default();
         writeln!(
             out,
-            "  workflow task failing: {first} (see `describe` for the full report)"
+            "  activation failing: {first} (see `describe` for the full report)"
         )?;
     }
     Ok(())
@@ -172,7 +172,7 @@ fn describe_event(event: &Event, time: Timestamp, activation: u64, known: &mut C
             }
             s
         }
-        Event::ActivationStarted { .. } => format!("-- workflow task {activation}"),
+        Event::ActivationStarted { .. } => format!("-- activation {activation}"),
         Event::ActivityScheduled {
             cmd,
             activity_type,

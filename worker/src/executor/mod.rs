@@ -1,4 +1,4 @@
-//! Workflow-task threads. Workflow futures need not be `Send`, and their
+//! Activation threads. Workflow futures need not be `Send`, and their
 //! polling is pure CPU work, so each run is pinned to one plain OS thread
 //! (no async runtime: tokio's timers and spawn panic there, which is how
 //! they are caught in workflow code). A thread takes the run's task,
@@ -33,15 +33,15 @@ mod queries;
 mod starts;
 
 use crate::cache::StickyCache;
-use crate::eager::{record_in_store, ActivityHandoff, Delivered};
+use crate::direct::{record_in_store, ActivityHandoff, Delivered};
 use crate::eager_start::StartJob;
 use crate::registry::Registry;
 use refrain::replay::{ActivationError, WorkflowMachine};
 use refrain::OversizedCommand;
 use refrain_history::{
-    ActivationCommit, ActivityTask, CommitError, EagerCommit, Event, Failure, HistoryLimits,
-    HistoryStore, LocalCompletion, QueryTask, RetryPolicy, RunId, RunRecord, Timestamp,
-    WorkflowTask,
+    Activation, ActivationCommit, ActivityTask, CommitError, DirectActivities, Event, Failure,
+    HistoryLimits, HistoryStore, LocalCompletion, QueryTask, RetryPolicy, RunId, RunRecord,
+    Timestamp,
 };
 use refrain_history::{LeaseToken, HISTORY_LIMIT_KIND};
 use starts::start_here;
@@ -56,13 +56,13 @@ use tracing::{debug, error, info_span, warn};
 /// Work for a workflow thread.
 pub(crate) enum Job {
     /// Run a workflow task the store's poll returned.
-    Activate(Box<WorkflowTask>),
-    /// Run the workflow task of a run, if it has work (a run that had
+    Activate(Box<Activation>),
+    /// Run the activation of a run, if it has work (a run that had
     /// work while its previous task ran, or whose failed task is retried):
     /// the thread reads the task afresh.
     Again(RunId),
     /// Run the next activation of a run with results of attempts that
-    /// succeeded in this worker (see `eager`).
+    /// succeeded in this worker (see `direct`).
     Deliver(RunId, Vec<Delivered>),
     /// Answer a query from the run's instance (between activations, so it
     /// sees committed state).
@@ -100,7 +100,7 @@ struct InFlight {
     next: Option<Vec<Delivered>>,
 }
 
-/// How a workflow task ended, reported back to the dispatcher.
+/// How an activation ended, reported back to the dispatcher.
 pub(crate) struct TaskDone {
     pub run: RunId,
     /// Whether the task failed and should be retried after a backoff.
@@ -201,7 +201,7 @@ impl Executor {
 
     /// Runs a task the dispatcher handed out; reports it unless it is
     /// still in flight.
-    fn task(&mut self, run: RunId, delivered: Vec<Delivered>, polled: Option<WorkflowTask>) {
+    fn task(&mut self, run: RunId, delivered: Vec<Delivered>, polled: Option<Activation>) {
         match self.process(run, delivered, polled) {
             Outcome::Submitted => {}
             outcome => self.report(run, &outcome),
@@ -226,10 +226,10 @@ impl Executor {
 
     /// The task of `run` read afresh: with results to bring, any open
     /// run's; without, only one with work.
-    fn read_task(&self, run: RunId, with_results: bool) -> Result<Option<WorkflowTask>, String> {
+    fn read_task(&self, run: RunId, with_results: bool) -> Result<Option<Activation>, String> {
         let task = self
             .rt
-            .block_on(self.store.workflow_task(run))
+            .block_on(self.store.activation(run))
             .map_err(|e| e.to_string())?;
         Ok(task.filter(|t| with_results || t.record.is_ready()))
     }
@@ -242,7 +242,7 @@ impl Executor {
         &mut self,
         run: RunId,
         delivered: Vec<Delivered>,
-        polled: Option<WorkflowTask>,
+        polled: Option<Activation>,
     ) -> Outcome {
         let begun = match polled {
             Some(task) if delivered.is_empty() => Ok(Some(task)),
@@ -255,7 +255,7 @@ impl Executor {
                 return Outcome::Nothing;
             }
             Err(e) => {
-                error!(%run, error = %e, "cannot read workflow task");
+                error!(%run, error = %e, "cannot read activation");
                 self.record_later(delivered);
                 return Outcome::Failed;
             }
@@ -310,13 +310,13 @@ impl Executor {
             dispatched: true,
             next: None,
         };
-        let (eager, slots) = self.hand_over(machine, &commit, completed, waiting);
+        let (direct, slots) = self.hand_over(machine, &commit, completed, waiting);
         match self.own.upgrade() {
             Some(own) => {
                 let settled = self.on_settled(run, own, slots, true);
                 let store = self.store.clone();
                 start_here(&self.rt, async move {
-                    let outcome = store.commit_activation(commit, eager).await;
+                    let outcome = store.commit_activation(commit, direct).await;
                     settled(outcome.map(Some));
                 });
                 Outcome::Submitted
@@ -326,7 +326,7 @@ impl Executor {
                 // stopping): nothing could report back, so wait here.
                 let outcome = self
                     .rt
-                    .block_on(self.store.commit_activation(commit, eager))
+                    .block_on(self.store.commit_activation(commit, direct))
                     .map(|claimed| {
                         self.handoff.hand_out(claimed, slots);
                         true
@@ -363,7 +363,7 @@ impl Executor {
         commit: &ActivationCommit,
         completed: Vec<LocalCompletion>,
         waiting: InFlight,
-    ) -> (EagerCommit, Vec<OwnedSemaphorePermit>) {
+    ) -> (DirectActivities, Vec<OwnedSemaphorePermit>) {
         let run = commit.run;
         let (claim, slots) = self.handoff.reserve(&commit.events);
         let closed = machine.is_closed();
@@ -375,7 +375,7 @@ impl Executor {
             self.cache.put(run, machine);
         }
         self.in_flight.insert(run, waiting);
-        (EagerCommit { completed, claim }, slots)
+        (DirectActivities { completed, claim }, slots)
     }
 
     /// What runs once a commit of this thread settles: the activities it
@@ -543,9 +543,10 @@ impl Executor {
             ],
             rejected_updates: Vec::new(),
         };
-        let closed = self
-            .rt
-            .block_on(self.store.commit_activation(commit, EagerCommit::default()));
+        let closed = self.rt.block_on(
+            self.store
+                .commit_activation(commit, DirectActivities::default()),
+        );
         match closed {
             Ok(_) => {
                 error!(%run, "run failed: {cause}");
@@ -561,23 +562,20 @@ impl Executor {
         token: refrain_history::LeaseToken,
         reason: String,
     ) -> Outcome {
-        error!(%run, "workflow task failed; history unchanged, will retry:\n{reason}");
+        error!(%run, "activation failed; history unchanged, will retry:\n{reason}");
         // The dispatcher offers the run again after a backoff; the store
         // keeps why it failed, for operators.
         let store = self.store.clone();
         self.rt.spawn(async move {
-            if let Err(e) = store
-                .fail_workflow_task(run, token, Some(reason), None)
-                .await
-            {
-                warn!(%run, error = %e, "cannot release workflow task");
+            if let Err(e) = store.fail_activation(run, token, Some(reason), None).await {
+                warn!(%run, error = %e, "cannot release activation");
             }
         });
         Outcome::Failed
     }
 }
 
-/// The span of one workflow task (or eager first activation) of `run`.
+/// The span of one activation (or eager first activation) of `run`.
 fn task_span(run: RunId, record: &RunRecord) -> tracing::Span {
     info_span!(
         "workflow_task",
@@ -587,7 +585,7 @@ fn task_span(run: RunId, record: &RunRecord) -> tracing::Span {
     )
 }
 
-/// Backoff before retrying a run whose workflow task failed `failures`
+/// Backoff before retrying a run whose activation failed `failures`
 /// times in a row: 100 ms doubling to at most one minute.
 pub(crate) fn task_retry_backoff(failures: u32) -> Duration {
     RetryPolicy::exponential()

@@ -58,11 +58,11 @@ impl Executor {
             dispatched: false,
             next: None,
         };
-        let (eager, slots) = self.hand_over(machine, &commit, Vec::new(), waiting);
+        let (direct, slots) = self.hand_over(machine, &commit, Vec::new(), waiting);
         let settled = self.on_settled(run, own, slots, false);
         let store = self.store.clone();
         start_here(&self.rt, async move {
-            match store.start_with_activation(reserved, commit, eager).await {
+            match store.start_with_activation(reserved, commit, direct).await {
                 Ok(StartedWith { outcome, claimed }) => {
                     settled(Ok(claimed));
                     let _ = reply.send(Ok(outcome));

@@ -22,7 +22,7 @@ use crate::event::{Callsite, Event, Failure, ParentClosePolicy, Payload};
 use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::keys;
 use crate::options::{ActivityOptions, RetryPolicy};
-use crate::store::api::WorkflowTask;
+use crate::store::api::Activation;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -140,7 +140,7 @@ struct Model {
     /// Milliseconds after `T0`.
     clock: u64,
     next_cmd: HashMap<RunId, u32>,
-    held: Vec<[WorkflowTask; 2]>,
+    held: Vec<[Activation; 2]>,
     claims: Vec<Claim>,
 }
 
@@ -315,10 +315,10 @@ impl Model {
     }
 
     /// Commits an activation of the claimed `tasks` (one per store).
-    fn commit(&mut self, tasks: &[WorkflowTask; 2]) -> Result<(), String> {
+    fn commit(&mut self, tasks: &[Activation; 2]) -> Result<(), String> {
         let time = self.now();
         let commands = self.commands(tasks[0].run, &tasks[0].record);
-        let commit = |task: &WorkflowTask| {
+        let commit = |task: &Activation| {
             let mut events = vec![Event::ActivationStarted { time }];
             events.extend(task.inbox.iter().cloned());
             events.extend(commands.iter().cloned());
@@ -343,11 +343,11 @@ impl Model {
         Ok(())
     }
 
-    fn claim_task(&mut self) -> Result<Option<[WorkflowTask; 2]>, String> {
+    fn claim_task(&mut self) -> Result<Option<[Activation; 2]>, String> {
         let run = self.pick_run();
         let [a, b] = self.both(
-            &format!("claim_workflow_task({run:?})"),
-            |s| s.claim_workflow_task(run),
+            &format!("claim_activation({run:?})"),
+            |s| s.claim_activation(run),
             task_answer,
         )?;
         Ok(match (a, b) {
@@ -401,7 +401,7 @@ impl Model {
                         let run = tasks[0].run;
                         let release = |s: &Store| {
                             let token = tasks[side(s)].token;
-                            s.release_workflow_task(run, token, Some("panicked".into()))
+                            s.release_activation(run, token, Some("panicked".into()))
                         };
                         self.agree("release", release, answer)?;
                         format!("release held {run:?}")

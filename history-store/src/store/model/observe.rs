@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::event::Event;
 use crate::ids::{LeaseToken, RunId};
 use crate::keys;
-use crate::store::api::WorkflowTask;
+use crate::store::api::Activation;
 use crate::store::engine::Table;
 use crate::store::records::ActivityTask;
 use crate::store::records::{ActivityState, ActivityTaskRecord, RunRecord};
@@ -33,8 +33,8 @@ pub(super) fn answer<T: Debug>(r: &Result<T, StoreError>) -> String {
     format!("{r:?}")
 }
 
-/// A workflow task without its token.
-pub(super) fn task_answer(r: &Result<Option<WorkflowTask>, StoreError>) -> String {
+/// An activation without its token.
+pub(super) fn task_answer(r: &Result<Option<Activation>, StoreError>) -> String {
     match r {
         Ok(Some(t)) => {
             let mut record = t.record.clone();

@@ -2,8 +2,8 @@
 //! checks the commit against the run (lease, expected last event, inbox,
 //! history limits), appends its events, consumes the inbox items it
 //! handled, and applies each command, continue-as-new included (the next
-//! run starts in the same transaction that closes this one). An eager
-//! commit (`apply_eager`) also resolves attempts that completed in the
+//! run starts in the same transaction that closes this one). A direct
+//! commit (`apply_direct`) also resolves attempts that completed in the
 //! committing process and claims the activities it schedules.
 //!
 //! The commit's clock is the `time` of its `ActivationStarted`: the moment
@@ -39,11 +39,11 @@ pub struct LocalCompletion {
     pub token: LeaseToken,
 }
 
-/// What an eager commit does beyond [`Store::commit_activation`].
+/// What a direct commit does beyond [`Store::commit_activation`].
 ///
 /// [`Store::commit_activation`]: crate::store::Store::commit_activation
 #[derive(Clone, Debug, Default)]
-pub struct EagerCommit {
+pub struct DirectActivities {
     /// Attempts resolved by this commit (their results are in its events).
     pub completed: Vec<LocalCompletion>,
     /// Activities scheduled by this commit to claim for the caller now.
@@ -332,26 +332,26 @@ fn start_child(
     children::start_child(ctx, run, record, child, fx)
 }
 
-/// The body of an eager commit's transaction: the attempts `eager`
+/// The body of a direct commit's transaction: the attempts `direct`
 /// resolves (before the commit, whose events carry their results), the
 /// commit itself, then claims of the activities it asks for (at
-/// `claim_now`, under `tokens`, one per `eager.claim`), and the wake-ups
+/// `claim_now`, under `tokens`, one per `direct.claim`), and the wake-ups
 /// that are left once those are claimed.
-pub(in crate::store) fn apply_eager(
+pub(in crate::store) fn apply_direct(
     tx: &Tx<'_>,
     commit: &ActivationCommit,
     prepared: &Prepared,
-    eager: &EagerCommit,
+    direct: &DirectActivities,
     tokens: &[LeaseToken],
     claim_now: Timestamp,
 ) -> TxResult<(Effects, Vec<ActivityTask>)> {
     let run = commit.run;
-    for done in &eager.completed {
+    for done in &direct.completed {
         activities::resolve_in_commit(&tx.task, commit, done.cmd, done.token)?;
     }
     let mut fx = apply(tx, commit, prepared)?;
-    let mut claimed = Vec::with_capacity(eager.claim.len());
-    for (cmd, token) in eager.claim.iter().zip(tokens) {
+    let mut claimed = Vec::with_capacity(direct.claim.len());
+    for (cmd, token) in direct.claim.iter().zip(tokens) {
         if !is_scheduled_by(commit, *cmd) {
             continue;
         }

@@ -8,7 +8,7 @@ use crate::ids::RunId;
 /// The wake-ups a commit (or a termination) implies.
 #[derive(Default)]
 pub(in crate::store) struct Effects {
-    /// The committing run itself has work for a workflow task.
+    /// The committing run itself has work for an activation.
     pub(in crate::store) ready: bool,
     /// An activity task became claimable.
     pub(in crate::store) activity_scheduled: bool,

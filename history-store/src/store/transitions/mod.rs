@@ -21,7 +21,7 @@
 //! | `tables` | the table views of one transaction ([`tables::Tx`]), record encoding, run records and their `ready` mirror, inbox appends, run numbers |
 //! | `effects` | the wake-ups a commit implies, as data |
 //! | `start` | a run started (id conflict policies), and the run a continue-as-new starts |
-//! | `activation` | an activation commits: checked, appended, each command applied; the eager variant |
+//! | `activation` | an activation commits: checked, appended, each command applied; the direct variant |
 //! | `activities` | an activity scheduled, claimed, completed, failed and retried, heartbeating, cancelled |
 //! | `timers` | a timer started, cancelled, fired; an attempt's deadline passed |
 //! | `children` | a child started by its parent; a cancellation passed on to it |
@@ -29,7 +29,7 @@
 //! | `signals` | a signal or cancellation request delivered; a run terminated |
 //! | `human_tasks` | a human task assigned, escalated, closed, decided |
 //! | `updates` | an update requested, accepted, answered, rejected |
-//! | `workflow_tasks` | a workflow task claimed (a lease on a run) and released |
+//! | `leases` | an activation claimed (a lease on a run) and released |
 //! | `schedules` | a schedule created, paused, deleted; one step of a due schedule |
 //! | `recovery` | an attempt orphaned by an earlier process failed at open |
 //!
@@ -46,7 +46,7 @@
 //! timers     ──▶ activities
 //! recovery   ──▶ activities
 //! schedules  ──▶ start
-//! start, activities, human_tasks, updates, workflow_tasks, effects ──▶ (tables only)
+//! start, activities, human_tasks, updates, leases, effects ──▶ (tables only)
 //! ```
 //!
 //! `close_run` and `terminate_child` call each other (a child terminated
@@ -66,6 +66,7 @@ pub(super) mod children;
 pub(super) mod close;
 pub(super) mod effects;
 pub(super) mod human_tasks;
+pub(super) mod leases;
 pub(super) mod recovery;
 pub(super) mod schedules;
 pub(super) mod signals;
@@ -73,7 +74,6 @@ pub(super) mod start;
 pub(super) mod tables;
 pub(super) mod timers;
 pub(super) mod updates;
-pub(super) mod workflow_tasks;
 
 #[cfg(test)]
 mod testing;

@@ -28,7 +28,7 @@ pub(in crate::store) fn deliver(
 /// Ends the open latest run of `workflow_id`: appends
 /// `WorkflowTerminated`, closes the run (its timers, activity tasks and
 /// human tasks deleted, its children's parent-close policies applied, its
-/// parent told) and voids its lease, so a workflow task in flight finds
+/// parent told) and voids its lease, so an activation in flight finds
 /// the history moved and its commit refused.
 pub(in crate::store) fn terminate(
     ctx: &Tx<'_>,

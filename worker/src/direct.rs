@@ -1,4 +1,4 @@
-//! The short path between workflow threads and activities of the same
+//! Direct dispatch: the short path between workflow threads and activities of the same
 //! worker, so a step costs one store transaction instead of three:
 //!
 //! - A commit that schedules activities this worker runs claims them in

@@ -1,5 +1,7 @@
-//! Activation commits that do more in their one transaction, for a worker
-//! that runs activities in the same process:
+//! Direct commits: activation commits that do more in their one
+//! transaction, for a worker that runs activities in the same process
+//! (direct dispatch; not to be confused with an eager start, which commits
+//! a run's first activation with its start):
 //!
 //! - **Results delivered in process.** An attempt that completed in this
 //!   process need not enter the inbox in a transaction of its own and wait
@@ -20,7 +22,7 @@
 use super::commit::prepare;
 use super::durability::FlushTicket;
 use super::transitions::activation;
-pub use super::transitions::activation::{EagerCommit, LocalCompletion};
+pub use super::transitions::activation::{DirectActivities, LocalCompletion};
 use super::transitions::effects::Effects;
 use super::transitions::tables::Tx;
 use super::tx::TxResult;
@@ -31,44 +33,44 @@ use crate::store::api::ActivationCommit;
 use crate::store::records::ActivityTask;
 use std::sync::Arc;
 
-/// The transaction of an eager commit, built outside it (the encoded
-/// events and drawn tokens stay the same if sled re-runs it).
-pub(super) type EagerOp = Box<dyn Fn(&Tx<'_>) -> TxResult<(Effects, Vec<ActivityTask>)> + Send>;
+/// The transaction of a direct commit, built outside it (the encoded
+/// events and drawn tokens are fixed before the transaction runs).
+pub(super) type DirectOp = Box<dyn Fn(&Tx<'_>) -> TxResult<(Effects, Vec<ActivityTask>)> + Send>;
 
 impl Inner {
-    pub(super) fn commit_activation_eager(
+    pub(super) fn commit_activation_direct(
         &self,
         commit: ActivationCommit,
-        eager: EagerCommit,
+        direct: DirectActivities,
     ) -> Result<Vec<ActivityTask>, StoreError> {
         let run = commit.run;
-        let op = self.eager_op(commit, eager)?;
+        let op = self.direct_op(commit, direct)?;
         let (fx, mut claimed) = self.batcher.apply(&self.trees, op)?;
         durable_after(&mut claimed, self.flusher.ticket());
         fx.wake(self, run);
         Ok(claimed)
     }
 
-    pub(super) fn eager_op(
+    pub(super) fn direct_op(
         &self,
         commit: ActivationCommit,
-        eager: EagerCommit,
-    ) -> Result<EagerOp, StoreError> {
+        direct: DirectActivities,
+    ) -> Result<DirectOp, StoreError> {
         let prepared = prepare(self, &commit)?;
         // Tokens are drawn outside so the closure stays pure.
-        let tokens = eager
+        let tokens = direct
             .claim
             .iter()
             .map(|_| self.trees.engine.generate_id().map(LeaseToken))
             .collect::<Result<Vec<_>, _>>()?;
         let claim_now = Timestamp::now();
         Ok(Box::new(move |tx| {
-            activation::apply_eager(tx, &commit, &prepared, &eager, &tokens, claim_now)
+            activation::apply_direct(tx, &commit, &prepared, &direct, &tokens, claim_now)
         }))
     }
 }
 
-/// [`Inner::commit_activation_eager`] without waiting: `done` gets the
+/// [`Inner::commit_activation_direct`] without waiting: `done` gets the
 /// outcome once the transaction is applied (see `Batcher::apply_detached`
 /// for the thread it is called on, and why it must not wait for the
 /// store). The wake-ups are made before `done` is called. A commit refused
@@ -77,11 +79,11 @@ impl Inner {
 pub(super) fn commit_activation_detached(
     inner: &Arc<Inner>,
     commit: ActivationCommit,
-    eager: EagerCommit,
+    direct: DirectActivities,
     done: impl FnOnce(Result<Vec<ActivityTask>, StoreError>) + Send + 'static,
 ) {
     let run = commit.run;
-    let op = match inner.eager_op(commit, eager) {
+    let op = match inner.direct_op(commit, direct) {
         Ok(op) => op,
         Err(e) => return done(Err(e)),
     };

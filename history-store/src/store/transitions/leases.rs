@@ -1,11 +1,11 @@
-//! Workflow tasks: a lease on a run with work, taken with the inbox items
+//! Activation leases: a lease on a run with work, taken with the inbox items
 //! it is to handle, and given back without a commit.
 
 use super::tables::{abort, decode, get_run, missing, put_run, TxResult};
 use crate::error::StoreError;
 use crate::ids::{LeaseToken, RunId};
 use crate::keys;
-use crate::store::api::WorkflowTask;
+use crate::store::api::Activation;
 use crate::store::engine::TxTree;
 use crate::store::records::RunLease;
 
@@ -18,7 +18,7 @@ pub(in crate::store) fn claim(
     run: RunId,
     token: LeaseToken,
     epoch: u64,
-) -> TxResult<Option<WorkflowTask>> {
+) -> TxResult<Option<Activation>> {
     let Some(mut record) = get_run(runs, run)? else {
         return Ok(None);
     };
@@ -34,7 +34,7 @@ pub(in crate::store) fn claim(
     }
     record.lease = Some(RunLease { token, epoch });
     put_run(runs, ready, run, &record)?;
-    Ok(Some(WorkflowTask {
+    Ok(Some(Activation {
         run,
         token,
         inbox_upto: record.inbox_tail,
