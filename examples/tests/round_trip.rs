@@ -33,7 +33,7 @@ fn round_trip_every_run(store: &Store) -> Vec<String> {
         assert_eq!(export.run, summary.run);
         assert_eq!(export.workflow_type, summary.workflow_type);
         assert_eq!(export.events, store.read_history(summary.run).unwrap());
-        assert_eq!(export.events.len() as u64, record.last_seq);
+        assert_eq!(export.events.len() as u64, record.last_seq.0);
 
         // Ids of schedule runs and child workflows hold `:` and `/`.
         let stem = history_file_stem(&id);

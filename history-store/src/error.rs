@@ -2,7 +2,7 @@
 //! corrupt bytes are reported for the one run or record they belong to.
 
 use crate::codec::CodecError;
-use crate::ids::{CommandSeq, RunId, WorkflowId};
+use crate::ids::{CommandSeq, EventSeq, RunId, WorkflowId};
 use crate::store::records::RunStatus;
 use std::fmt;
 use std::path::PathBuf;
@@ -76,9 +76,9 @@ pub enum StoreError {
         /// The run.
         run: RunId,
         /// `last_seq` the commit expected.
-        expected: u64,
+        expected: EventSeq,
         /// `last_seq` found.
-        found: u64,
+        found: EventSeq,
     },
     /// An activity completion or heartbeat presented a token that no longer
     /// holds (the attempt timed out or the task is gone). Nothing was

@@ -54,6 +54,13 @@ impl fmt::Display for RunId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct EventSeq(pub u64);
 
+impl EventSeq {
+    /// The seq of the event after this one.
+    pub fn next(self) -> EventSeq {
+        EventSeq(self.0 + 1)
+    }
+}
+
 impl fmt::Display for EventSeq {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.0)

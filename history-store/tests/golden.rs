@@ -8,10 +8,10 @@
 
 use refrain_history::codec::{decode, encode};
 use refrain_history::{
-    ActivityOptions, ActivityState, ActivityTaskRecord, Callsite, CommandSeq, Event, Failure,
-    FailureCause, HumanTaskRecord, LeaseToken, OpenHumanTask, ParentClosePolicy, ParentRef,
-    Payload, PendingChild, PendingTimer, RetryPolicy, RunId, RunLease, RunRecord, RunStatus,
-    SignalRecord, TimeoutKind, Timestamp, UpdateRecord, UpdateState, WorkflowId,
+    ActivityOptions, ActivityState, ActivityTaskRecord, Callsite, CommandSeq, Event, EventSeq,
+    Failure, FailureCause, HumanTaskRecord, LeaseToken, OpenHumanTask, ParentClosePolicy,
+    ParentRef, Payload, PendingChild, PendingTimer, RetryPolicy, RunId, RunLease, RunRecord,
+    RunStatus, SignalRecord, TimeoutKind, Timestamp, UpdateRecord, UpdateState, WorkflowId,
 };
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
@@ -408,7 +408,7 @@ fn run_record_open() -> RunRecord {
         status: RunStatus::Running,
         started_at: Timestamp(1_700_000_000_000),
         closed_at: None,
-        last_seq: 12,
+        last_seq: EventSeq(12),
         inbox_head: 3,
         inbox_tail: 5,
         needs_first_activation: false,

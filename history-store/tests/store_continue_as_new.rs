@@ -7,8 +7,8 @@ use common::*;
 use refrain_history::codec::encode;
 use refrain_history::keys::run_key;
 use refrain_history::{
-    ActivityOptions, CommandSeq, Event, IdConflictPolicy, Payload, RunId, RunStatus, SignalRecord,
-    StoreError, Timestamp, WorkflowId,
+    ActivityOptions, CommandSeq, Event, EventSeq, IdConflictPolicy, Payload, RunId, RunStatus,
+    SignalRecord, StoreError, Timestamp, WorkflowId,
 };
 
 fn signal_event(name: &str, value: &str, sender: Option<&str>) -> Event {
@@ -156,7 +156,7 @@ fn carried_signals_come_first_then_late_ones_and_the_old_run_leaves_nothing() {
     assert_eq!(new_record.continued_from, Some(old));
     assert_eq!(new_record.continued_to, None);
     assert_eq!(new_record.parent, None);
-    assert_eq!(new_record.last_seq, 1);
+    assert_eq!(new_record.last_seq, EventSeq(1));
     assert!(new_record.needs_first_activation);
     assert!(new_record.is_ready());
     let expected_start = started_event("{\"cursor\":1}", 99, at(30), old);
@@ -323,7 +323,7 @@ fn a_refused_continuation_writes_nothing() {
         Err(StoreError::PayloadTooLarge { .. })
     ));
     let mut stale = commit_for(&task, at(1), vec![continue_as_new("1", 1, Vec::new())]);
-    stale.expected_last_seq = 7;
+    stale.expected_last_seq = EventSeq(7);
     assert!(matches!(
         store.commit_activation(stale),
         Err(StoreError::Conflict { .. })

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use refrain_history::{
-    CommandSeq, Event, HumanTaskRecord, Payload, RunId, Store, StoreError, Timestamp,
+    CommandSeq, Event, EventSeq, HumanTaskRecord, Payload, RunId, Store, StoreError, Timestamp,
 };
 
 fn assign(cmd: u32, task: &str, assignee: &str, deadline: Option<Timestamp>) -> Event {
@@ -297,7 +297,10 @@ fn malformed_assignments_are_refused_without_writing() {
             .unwrap_err();
         assert!(matches!(err, StoreError::InvalidCommit { .. }), "{err:?}");
         store.release_activation(run, task.token, None).unwrap();
-        assert_eq!(store.run_record(run).unwrap().unwrap().last_seq, 1);
+        assert_eq!(
+            store.run_record(run).unwrap().unwrap().last_seq,
+            EventSeq(1)
+        );
         assert!(listed(&store, "ann").is_empty());
         assert!(store.human_tasks_of_run(run).unwrap().is_empty());
     }

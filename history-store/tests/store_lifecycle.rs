@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use refrain_history::codec::encode;
 use refrain_history::{
-    ActivationCommit, ActivityOptions, CommandSeq, DurabilityMode, Event, Failure,
+    ActivationCommit, ActivityOptions, CommandSeq, DurabilityMode, Event, EventSeq, Failure,
     IdConflictPolicy, LeaseToken, RunFilter, RunStatus, Store, StoreConfig, StoreError, WorkflowId,
 };
 use std::time::Duration;
@@ -28,7 +28,7 @@ async fn run_goes_from_start_to_outcome_durably() {
     let task = store.claim_activation(run).unwrap().unwrap();
     assert!(task.record.needs_first_activation);
     assert!(task.inbox.is_empty());
-    assert_eq!(task.record.last_seq, 1);
+    assert_eq!(task.record.last_seq, EventSeq(1));
     store
         .commit_activation(commit_for(
             &task,
@@ -41,7 +41,7 @@ async fn run_goes_from_start_to_outcome_durably() {
         .unwrap();
     store.durable().await.unwrap();
     let record = store.run_record(run).unwrap().unwrap();
-    assert_eq!(record.last_seq, 4);
+    assert_eq!(record.last_seq, EventSeq(4));
     assert_eq!(record.lease, None);
     assert!(!record.is_ready());
     assert_eq!(record.pending_activities.len(), 1);
@@ -110,7 +110,7 @@ async fn run_goes_from_start_to_outcome_durably() {
             "WorkflowCompleted",
         ]
     );
-    assert_eq!(closed.last_seq, history.len() as u64);
+    assert_eq!(closed.last_seq.0, history.len() as u64);
 }
 
 async fn wait_closed_wakes_when_the_run_closes_later() {
@@ -269,7 +269,7 @@ fn signals_reach_the_inbox_and_refused_signals_write_nothing() {
     assert_eq!(store.run_record(run).unwrap().unwrap(), before);
     assert_eq!(
         store.read_history(run).unwrap().len() as u64,
-        before.last_seq
+        before.last_seq.0
     );
 }
 
@@ -326,14 +326,14 @@ fn a_moved_history_is_a_conflict() {
     let run = start(&store, "order-1", at(0));
     let task = store.claim_activation(run).unwrap().unwrap();
     let mut commit = commit_for(&task, at(1), vec![]);
-    commit.expected_last_seq = 5;
+    commit.expected_last_seq = EventSeq(5);
     let err = store.commit_activation(commit).unwrap_err();
     assert!(
         matches!(
             err,
             StoreError::Conflict {
-                expected: 5,
-                found: 1,
+                expected: EventSeq(5),
+                found: EventSeq(1),
                 ..
             }
         ),
@@ -354,7 +354,7 @@ fn malformed_commits_are_refused() {
     let with = |events: Vec<Event>| ActivationCommit {
         run,
         token: task.token,
-        expected_last_seq: 1,
+        expected_last_seq: EventSeq(1),
         inbox_upto: task.inbox_upto,
         events,
         rejected_updates: Vec::new(),
@@ -438,8 +438,8 @@ fn an_unleased_task_is_fenced_by_the_last_seq_and_by_leases() {
         matches!(
             err,
             StoreError::Conflict {
-                expected: 1,
-                found: 3,
+                expected: EventSeq(1),
+                found: EventSeq(3),
                 ..
             }
         ),
@@ -674,7 +674,7 @@ fn a_commit_past_the_event_limit_is_refused_but_a_lone_failure_closes_the_run() 
         .unwrap();
     let task = store.claim_activation(run).unwrap().unwrap();
     let record = store.run_record(run).unwrap().unwrap();
-    assert_eq!(record.last_seq, 3);
+    assert_eq!(record.last_seq, EventSeq(3));
 
     // 3 + ActivationStarted + SignalReceived + 2 timers = 7 > 4.
     let commit = commit_for(
@@ -721,7 +721,7 @@ fn a_commit_past_the_event_limit_is_refused_but_a_lone_failure_closes_the_run() 
         .unwrap();
     let closed = store.run_record(run).unwrap().unwrap();
     assert_eq!(closed.status, RunStatus::Failed);
-    assert_eq!(closed.last_seq, 6);
+    assert_eq!(closed.last_seq, EventSeq(6));
     assert_eq!(closed.closed_at, Some(at(3)));
     assert!(store.activity_task(run, CommandSeq(1)).unwrap().is_none());
     assert_eq!(

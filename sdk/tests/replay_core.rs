@@ -103,7 +103,7 @@ fn record_flow() -> Vec<Event> {
     );
     history.extend(a4);
     assert!(m.is_closed());
-    assert_eq!(m.last_seq(), history.len() as u64);
+    assert_eq!(m.last_seq().0, history.len() as u64);
     history
 }
 
@@ -113,7 +113,7 @@ fn a_recorded_history_replays_to_the_same_end() {
     let mut m = machine::<Flow>(&history[0]);
     m.replay(&history[1..]).unwrap();
     assert!(m.is_closed());
-    assert_eq!(m.last_seq(), history.len() as u64);
+    assert_eq!(m.last_seq().0, history.len() as u64);
 }
 
 #[test]
@@ -473,7 +473,7 @@ fn a_history_terminated_after_an_activation_replays_as_closed() {
     let mut m = machine::<Flow>(&history[0]);
     m.replay(&history[1..]).unwrap();
     assert!(m.is_closed());
-    assert_eq!(m.last_seq(), history.len() as u64);
+    assert_eq!(m.last_seq().0, history.len() as u64);
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod support;
 
 use refrain::replay::ActivationError;
 use refrain::{Event, Signal, Update, Workflow, WorkflowContext, WorkflowError};
-use refrain_history::{CommandSeq, Timestamp, UpdateRejection};
+use refrain_history::{CommandSeq, EventSeq, Timestamp, UpdateRejection};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -164,7 +164,7 @@ fn accepted_updates_are_recorded_and_replay_without_asking_the_validator() {
     let mut replayed = machine::<Cart>(&first());
     replayed.replay(&history).unwrap();
     assert!(replayed.is_closed());
-    assert_eq!(replayed.last_seq(), 1 + history.len() as u64);
+    assert_eq!(replayed.last_seq(), EventSeq(1 + history.len() as u64));
 }
 
 #[test]

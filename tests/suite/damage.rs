@@ -423,7 +423,7 @@ async fn a_run_whose_history_lost_its_tail_is_refused_by_name_and_others_go_on()
     }
     let (run, last) = (
         cut.run_id(),
-        env.client.describe("cut").await.unwrap().record.last_seq,
+        env.client.describe("cut").await.unwrap().record.last_seq.0,
     );
     worker.shutdown(Duration::from_secs(1)).await;
     drop((cut, whole));

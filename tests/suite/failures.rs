@@ -239,7 +239,8 @@ async fn a_corrupt_history_stops_only_its_own_run() {
         .await
         .unwrap()
         .record
-        .last_seq;
+        .last_seq
+        .0;
     worker.shutdown(Duration::from_secs(1)).await;
     drop((a, b));
     let dir = env.close();

@@ -81,7 +81,7 @@ fn approval(by: &str) -> Approval {
 async fn settled(env: &TestEnv, id: &str) {
     eventually(&format!("{id} to block on its signal"), async || {
         let d = env.client.describe(id).await.ok()?;
-        (d.record.last_seq >= 2 && d.record.lease.is_none()).then_some(())
+        (d.record.last_seq.0 >= 2 && d.record.lease.is_none()).then_some(())
     })
     .await;
 }

@@ -268,7 +268,7 @@ async fn tokio_sleep_in_a_workflow_is_reported_and_nothing_is_committed() {
     assert!(failure.contains("tokio::time::sleep"), "{failure}");
     let d = env.client.describe("napper-1").await.unwrap();
     assert_eq!(d.status(), RunStatus::Running);
-    assert_eq!(d.record.last_seq, 1);
+    assert_eq!(d.record.last_seq.0, 1);
     let history = env.client.history("napper-1").await.unwrap();
     assert_eq!(kinds(&history), ["WorkflowStarted"]);
     assert!(ledger.entries().is_empty());

@@ -554,7 +554,7 @@ fn a_damaged_store_is_verified_and_exported_without_being_written() {
             .unwrap();
         let history = db.open_tree("history").unwrap();
         let mut key = stuck_2.0 .0.to_be_bytes().to_vec();
-        key.extend_from_slice(&stuck_2.1.to_be_bytes());
+        key.extend_from_slice(&stuck_2.1 .0.to_be_bytes());
         assert!(history.remove(key).unwrap().is_some());
         db.flush().unwrap();
     }

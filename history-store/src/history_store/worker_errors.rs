@@ -90,8 +90,8 @@ impl From<StoreError> for CommitError {
                 found,
             } => CommitError::Conflict {
                 run,
-                expected: EventSeq(expected),
-                found: EventSeq(found),
+                expected,
+                found,
             },
             StoreError::InvalidCommit { run, reason } => CommitError::Invalid { run, reason },
             StoreError::StaleActivity { run, cmd } => CommitError::StaleActivity { run, cmd },

@@ -1,7 +1,7 @@
 //! Request and response types of the store's operations.
 
 use crate::event::{Event, Payload};
-use crate::ids::{LeaseToken, RunId, Timestamp, WorkflowId};
+use crate::ids::{EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::store::records::{RunRecord, RunStatus};
 use std::time::Duration;
 
@@ -133,7 +133,7 @@ pub struct ActivationCommit {
     /// Token from the claim.
     pub token: LeaseToken,
     /// `record.last_seq` at claim time; the commit fails if it moved.
-    pub expected_last_seq: u64,
+    pub expected_last_seq: EventSeq,
     /// `Activation::inbox_upto`.
     pub inbox_upto: u64,
     /// Events to append, starting at `expected_last_seq + 1`.

@@ -285,7 +285,7 @@ pub(super) fn check_history(
     events: u64,
     bytes: u64,
 ) -> Result<(), StoreError> {
-    if events != record.last_seq {
+    if events != record.last_seq.0 {
         return Err(StoreError::RunDamaged {
             run,
             reason: format!(

@@ -3,7 +3,7 @@
 //! append-only rules apply to their fields and variants.
 
 use crate::event::{Failure, ParentClosePolicy, ParentRef, Payload};
-use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp, WorkflowId};
+use crate::ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::options::ActivityOptions;
 use crate::store::durability::FlushTicket;
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,7 @@ pub struct RunRecord {
     /// When it closed, if it has.
     pub closed_at: Option<Timestamp>,
     /// Sequence number of the last event in history (1 after start).
-    pub last_seq: u64,
+    pub last_seq: EventSeq,
     /// First inbox index not yet consumed by an activation.
     pub inbox_head: u64,
     /// Next inbox index to be written.
@@ -135,7 +135,7 @@ impl RunRecord {
             status: RunStatus::Running,
             started_at,
             closed_at: None,
-            last_seq: 1,
+            last_seq: EventSeq(1),
             inbox_head: 0,
             inbox_tail: 0,
             needs_first_activation: true,

@@ -31,7 +31,7 @@ use crate::workflow::Workflow;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use refrain_history::{
-    Event, Failure, FailureCause, Payload, RunId, Timestamp, UpdateRejection, WorkflowId,
+    Event, EventSeq, Failure, FailureCause, Payload, RunId, Timestamp, UpdateRejection, WorkflowId,
     HISTORY_LIMIT_KIND,
 };
 use state::{RunState, SharedState};
@@ -233,8 +233,8 @@ impl WorkflowMachine {
     }
 
     /// Sequence number of the last event this instance has applied.
-    pub fn last_seq(&self) -> u64 {
-        self.last_seq
+    pub fn last_seq(&self) -> EventSeq {
+        EventSeq(self.last_seq)
     }
 
     /// Whether the workflow has returned.

@@ -104,7 +104,7 @@ pub async fn run(opts: &Opts) -> Outcome {
                 store
                     .run_record(run)
                     .unwrap()
-                    .is_some_and(|r| r.last_seq >= 3 && !r.is_ready() && r.lease.is_none())
+                    .is_some_and(|r| r.last_seq.0 >= 3 && !r.is_ready() && r.lease.is_none())
             })
         })
         .await;

@@ -33,7 +33,7 @@ pub(super) async fn describe(
     writeln!(
         out,
         "history   {} events, {}",
-        record.last_seq,
+        record.last_seq.0,
         bytes(record.history_bytes)
     )?;
     if let Some(from) = record.continued_from {

@@ -368,7 +368,7 @@ impl Executor {
         let (claim, slots) = self.handoff.reserve(&commit.events);
         let closed = machine.is_closed();
         debug!(
-            last_seq = machine.last_seq(),
+            last_seq = machine.last_seq().0,
             closed, "activation handed to the store"
         );
         if !closed {

@@ -172,7 +172,7 @@ pub(super) fn invariants(store: &Store) -> Result<(), String> {
     }
     for (run, record) in &records {
         let seqs = history.remove(run).unwrap_or_default();
-        if seqs != (1..=record.last_seq).collect::<Vec<_>>() {
+        if seqs != (1..=record.last_seq.0).collect::<Vec<_>>() {
             return Err(format!(
                 "{run:?}: history seqs {seqs:?}, last_seq {}",
                 record.last_seq

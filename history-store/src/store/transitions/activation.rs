@@ -22,7 +22,7 @@ use super::timers;
 use super::updates;
 use crate::error::StoreError;
 use crate::event::{Event, Failure, Payload};
-use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp};
+use crate::ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp};
 use crate::keys;
 use crate::store::api::ActivationCommit;
 use crate::store::engine::Bytes;
@@ -173,7 +173,7 @@ fn admit(ctx: &Tx<'_>, commit: &ActivationCommit, prepared: &Prepared) -> TxResu
 /// The history's length and size once the commit's events are appended.
 fn sizes_after(commit: &ActivationCommit, prepared: &Prepared, record: &RunRecord) -> (u64, u64) {
     // `validate` checked that the sequence numbers do not overflow.
-    let events_after = commit.expected_last_seq + prepared.encoded.len() as u64;
+    let events_after = commit.expected_last_seq.0 + prepared.encoded.len() as u64;
     let added: u64 = prepared.encoded.iter().map(|b| b.len() as u64).sum();
     (events_after, record.history_bytes.saturating_add(added))
 }
@@ -188,11 +188,11 @@ fn append(
 ) -> TxResult<()> {
     let run = commit.run;
     let (events_after, bytes_after) = sizes_after(commit, prepared, record);
-    for (seq, bytes) in (commit.expected_last_seq + 1..).zip(&prepared.encoded) {
+    for (seq, bytes) in (commit.expected_last_seq.0 + 1..).zip(&prepared.encoded) {
         ctx.history
             .insert(&keys::run_seq_key(run, seq)[..], bytes.clone())?;
     }
-    record.last_seq = events_after;
+    record.last_seq = EventSeq(events_after);
     record.history_bytes = bytes_after;
     for n in record.inbox_head..commit.inbox_upto {
         ctx.task.inbox.delete(&keys::run_seq_key(run, n)[..])?;
@@ -454,6 +454,7 @@ fn validate(
     }
     commit
         .expected_last_seq
+        .0
         .checked_add(commit.events.len() as u64)
         .ok_or_else(|| invalid("sequence numbers overflow".into()))?;
     Ok(time)

@@ -13,7 +13,7 @@ use super::effects::Effects;
 use super::human_tasks;
 use super::tables::{abort, encode, get_run, push_inbox, put_run, Tx, TxResult};
 use crate::event::{Event, Failure, ParentClosePolicy, Payload};
-use crate::ids::{RunId, Timestamp, WorkflowId};
+use crate::ids::{EventSeq, RunId, Timestamp, WorkflowId};
 use crate::keys;
 use crate::store::records::{RunRecord, RunStatus};
 
@@ -178,10 +178,10 @@ pub(in crate::store) fn append_terminated(
         reason: reason.to_owned(),
     };
     let bytes = encode(&event, "history", Some(run)).map_err(abort)?;
-    let seq = record.last_seq + 1;
+    let seq = record.last_seq.0 + 1;
     record.history_bytes = record.history_bytes.saturating_add(bytes.len() as u64);
     ctx.history
         .insert(&keys::run_seq_key(run, seq)[..], bytes)?;
-    record.last_seq = seq;
+    record.last_seq = EventSeq(seq);
     Ok(())
 }

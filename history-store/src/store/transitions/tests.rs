@@ -21,7 +21,7 @@ use super::timers;
 use super::updates::{self, UpdateRecord, UpdateState};
 use crate::error::StoreError;
 use crate::event::{Callsite, Event, ParentClosePolicy, Payload};
-use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp, WorkflowId};
+use crate::ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::keys;
 use crate::options::ActivityOptions;
 use crate::store::api::{ActivationCommit, ActivityResolution, IdConflictPolicy};
@@ -173,7 +173,7 @@ fn a_commit_schedules_its_activity_and_starts_its_timer() {
     );
     // The run waits on both, and nothing else.
     let r = record(&t, run);
-    assert_eq!(r.last_seq, 4);
+    assert_eq!(r.last_seq, EventSeq(4));
     assert_eq!(r.pending_activities, vec![CommandSeq(1)]);
     assert_eq!(
         r.pending_timers,
@@ -410,14 +410,14 @@ fn a_commit_against_a_moved_history_is_refused_and_writes_nothing() {
     commit(&t, run, T1, vec![timer(1, T2)]);
     let before = t.snapshot();
     let mut stale = activation(&t, run, T1, vec![scheduled(2, ActivityOptions::default())]);
-    stale.expected_last_seq = 1;
+    stale.expected_last_seq = EventSeq(1);
     let refused = apply(&t, &stale);
     assert!(
         matches!(
             refused,
             Err(StoreError::Conflict {
-                expected: 1,
-                found: 3,
+                expected: EventSeq(1),
+                found: EventSeq(3),
                 ..
             })
         ),
