@@ -16,6 +16,35 @@
 //! suite (`conformance`, feature `test-support`:
 //! `history_store_conformance!(make)`).
 //!
+//! # Layout
+//!
+//! Each layer uses only the ones below it; nothing below calls up (a
+//! query or an eager start reaches a worker as a workflow task it polls,
+//! or through the start it makes, never as a call from the store):
+//!
+//! ```text
+//! history_store         the seam: trait HistoryStore and its error families;
+//!      │                 sled's implementation (sled.rs, sled_tasks.rs, queries.rs)
+//!      ▼
+//! store (the shell)     Store: open and recovery, group commit (batch),
+//!      │                 flush tickets (durability), ready queue and wake-ups
+//!      │                 (ready); each operation runs one transition in a
+//!      │                 transaction and performs the effects it returns
+//!      ▼
+//! store::transitions    every state transition, over one transaction's
+//!      │                 table views: no I/O, no thread, no clock
+//!      ▼
+//! store::engine         named ordered tables and atomic transactions:
+//!      │                 sled (journal, integrity, verify) or memory
+//!      ▼
+//! event, ids, records,  the vocabulary and its bytes
+//! keys, codec
+//! ```
+//!
+//! Above this crate, `refrain` (the SDK: workflows, replay, `Client`) and
+//! `refrain-worker` (the worker, its CLI) reach a store only through an
+//! `Arc<dyn HistoryStore>`.
+//!
 //! ```
 //! use refrain_history::{Store, StoreConfig, StartRequest, IdConflictPolicy, Payload, Timestamp};
 //!
