@@ -26,7 +26,7 @@
 //! or changes another. A storage error fails every operation of the batch.
 
 use super::engine::TxError;
-use super::transitions::tables::{TaskTx, Tx};
+use super::transitions::tables::Tx;
 use super::tx::{Trees, TxResult};
 use crate::error::StoreError;
 use std::any::Any;
@@ -467,26 +467,7 @@ pub(super) fn transaction<A, E>(
             &t.run_human_tasks,
             &t.updates,
         ],
-        |[meta, ids, runs, inbox, ready, tasks, task_ready, deadlines, history, timers, human_tasks, run_human_tasks, updates]| {
-            f(&Tx {
-                task: TaskTx {
-                    runs,
-                    inbox,
-                    ready,
-                    tasks,
-                    task_ready,
-                    deadlines,
-                },
-                meta,
-                ids,
-                history,
-                timers,
-                human_tasks,
-                run_human_tasks,
-                updates,
-                run_ids: &*t.run_ids,
-            })
-        },
+        |views| f(&Tx::over(views, &*t.run_ids)),
     )
 }
 

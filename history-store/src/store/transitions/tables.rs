@@ -43,6 +43,42 @@ pub(in crate::store) struct Tx<'a> {
     pub(in crate::store) run_ids: &'a dyn RunNumbers,
 }
 
+/// How many tables a [`Tx`] spans, in the order [`Tx::over`] takes them.
+pub(in crate::store) const TX_TABLES: usize = 13;
+
+impl<'a> Tx<'a> {
+    /// The transaction over `views`, in this order: meta, workflow ids,
+    /// runs, inbox, ready, activity tasks, activity ready, activity
+    /// deadlines, history, timers, human tasks, run human tasks, updates.
+    /// One place for the order, shared by the store's transactions and the
+    /// layer's tests.
+    pub(in crate::store) fn over(
+        views: &'a [TxTree<'a>; TX_TABLES],
+        run_ids: &'a dyn RunNumbers,
+    ) -> Tx<'a> {
+        let [meta, ids, runs, inbox, ready, tasks, task_ready, deadlines, history, timers, human_tasks, run_human_tasks, updates] =
+            views;
+        Tx {
+            task: TaskTx {
+                runs,
+                inbox,
+                ready,
+                tasks,
+                task_ready,
+                deadlines,
+            },
+            meta,
+            ids,
+            history,
+            timers,
+            human_tasks,
+            run_human_tasks,
+            updates,
+            run_ids,
+        }
+    }
+}
+
 /// A source of run numbers no other run has or will be given (the
 /// store's is `tx::RunIds`, which makes that hold across crashes).
 pub(in crate::store) trait RunNumbers {

@@ -2,7 +2,7 @@
 //! one transaction over all of them at a time. No directory, no thread, no
 //! batcher; a transition's outcome is what the test inspects.
 
-use super::tables::{RunNumbers, TaskTx, Tx, TxResult};
+use super::tables::{RunNumbers, Tx, TxResult, TX_TABLES};
 use crate::error::StoreError;
 use crate::ids::RunId;
 use crate::store::engine::memory::MemoryStorage;
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The run tables, by name, in the order [`Tables::run`] views them.
-const NAMES: [&str; 13] = [
+const NAMES: [&str; TX_TABLES] = [
     "meta",
     "workflow_ids",
     "runs",
@@ -41,7 +41,7 @@ impl RunNumbers for Counter {
 /// Fresh, empty tables in memory.
 pub(super) struct Tables {
     engine: Engine,
-    tables: [Table; 13],
+    tables: [Table; TX_TABLES],
     run_ids: Counter,
 }
 
@@ -64,29 +64,9 @@ impl Tables {
             &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &t[6], &t[7], &t[8], &t[9], &t[10], &t[11],
             &t[12],
         ];
-        let done = self.engine.transaction(
-            views,
-            |[meta, ids, runs, inbox, ready, tasks, task_ready, deadlines, history, timers, human_tasks, run_human_tasks, updates]| {
-                f(&Tx {
-                    task: TaskTx {
-                        runs,
-                        inbox,
-                        ready,
-                        tasks,
-                        task_ready,
-                        deadlines,
-                    },
-                    meta,
-                    ids,
-                    history,
-                    timers,
-                    human_tasks,
-                    run_human_tasks,
-                    updates,
-                    run_ids: &self.run_ids,
-                })
-            },
-        );
+        let done = self
+            .engine
+            .transaction(views, |views| f(&Tx::over(views, &self.run_ids)));
         done.map_err(|e| match e {
             TxError::Abort(e) => e,
             TxError::Storage(e) => e.into(),
