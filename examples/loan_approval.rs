@@ -105,6 +105,6 @@ async fn export(scenario: Scenario, dir: &Path) -> Result<()> {
     let _ = loan_approval::run(&worker.client(), scenario).await?;
     worker.shutdown(Duration::from_secs(5)).await;
     println!();
-    export_histories(&store, dir)?;
+    export_histories(&store, dir).await?;
     Ok(())
 }

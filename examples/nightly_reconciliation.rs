@@ -57,7 +57,7 @@ fn main() -> Result<ExitCode> {
                 worker.shutdown(Duration::from_secs(5)).await;
                 println!();
                 remove_earlier_exports(&dir)?;
-                export_histories(&store, &dir)?;
+                export_histories(&store, &dir).await?;
                 Ok(ExitCode::SUCCESS)
             })
         }

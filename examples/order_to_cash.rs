@@ -84,6 +84,6 @@ async fn export(scenario: Scenario, dir: &Path) -> Result<()> {
     order_to_cash::run(&worker.client(), scenario).await?;
     worker.shutdown(Duration::from_secs(5)).await;
     println!();
-    export_histories(&store, dir)?;
+    export_histories(&store, dir).await?;
     Ok(())
 }

@@ -195,7 +195,7 @@ pub fn history_file_stem(id: &str) -> String {
 ///
 /// # Errors
 /// Storage errors, and files or directories that cannot be written.
-pub fn export_histories(store: &Store, dir: &Path) -> Result<Vec<PathBuf>> {
+pub async fn export_histories(store: &Store, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let runs = store.list_runs(&RunFilter::default())?;
     let mut per_stem: BTreeMap<String, usize> = BTreeMap::new();
@@ -215,6 +215,7 @@ pub fn export_histories(store: &Store, dir: &Path) -> Result<Vec<PathBuf>> {
         };
         let path = dir.join(name);
         let export = HistoryExport::from_run(store, r.run)
+            .await
             .with_context(|| format!("exporting {id} ({})", r.run))?;
         export
             .write_file(&path)

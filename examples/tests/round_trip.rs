@@ -19,7 +19,7 @@ const GRACE: Duration = Duration::from_secs(5);
 
 /// Exports every run in `store`, writes each as JSON and as binary, reads
 /// both back and replays them. Returns the workflow ids, in run order.
-fn round_trip_every_run(store: &Store) -> Vec<String> {
+async fn round_trip_every_run(store: &Store) -> Vec<String> {
     let out = tempfile::tempdir().unwrap();
     let replayer = refrain_examples::replayer();
     let runs = store.list_runs(&RunFilter::default()).unwrap();
@@ -28,7 +28,7 @@ fn round_trip_every_run(store: &Store) -> Vec<String> {
     for summary in &runs {
         let id = summary.workflow_id.to_string();
         let record = store.run_record(summary.run).unwrap().unwrap();
-        let export = HistoryExport::from_run(store, summary.run).unwrap();
+        let export = HistoryExport::from_run(store, summary.run).await.unwrap();
         assert_eq!(export.workflow_id, summary.workflow_id);
         assert_eq!(export.run, summary.run);
         assert_eq!(export.workflow_type, summary.workflow_type);
@@ -105,7 +105,10 @@ async fn order_to_cash_fulfilled_and_cancelled() {
     worker.shutdown(GRACE).await;
     assert!(matches!(ended[0], (ref id, Ok(OrderOutcome::Fulfilled { .. })) if id == "order-1001"));
     assert!(matches!(ended[1], (ref id, Ok(OrderOutcome::Cancelled { .. })) if id == "order-1002"));
-    assert_eq!(round_trip_every_run(&store), ["order-1001", "order-1002"]);
+    assert_eq!(
+        round_trip_every_run(&store).await,
+        ["order-1001", "order-1002"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -131,7 +134,10 @@ async fn order_to_cash_with_a_substitute() {
         matches!(outcome, Ok(OrderOutcome::Fulfilled { .. })),
         "{outcome:?}"
     );
-    assert_eq!(round_trip_every_run(&store), ["order-1001", "order-1002"]);
+    assert_eq!(
+        round_trip_every_run(&store).await,
+        ["order-1001", "order-1002"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -160,7 +166,7 @@ async fn order_to_cash_with_credit_declined() {
     };
     assert!(reason.starts_with("credit check failed"), "{reason}");
     assert!(undone.is_empty(), "nothing to undo: {undone:?}");
-    assert_eq!(round_trip_every_run(&store), ["order-1003"]);
+    assert_eq!(round_trip_every_run(&store).await, ["order-1003"]);
 }
 
 async fn onboarding(director: Director) -> OnboardingOutcome {
@@ -173,7 +179,7 @@ async fn onboarding(director: Director) -> OnboardingOutcome {
     .await
     .unwrap();
     worker.shutdown(GRACE).await;
-    assert_eq!(round_trip_every_run(&store), [id]);
+    assert_eq!(round_trip_every_run(&store).await, [id]);
     outcome.unwrap()
 }
 
@@ -225,7 +231,7 @@ async fn incident_response_escalated_and_acknowledged() {
     assert_eq!(report.acknowledged_by, incident_response::TIER2);
     assert_eq!(report.escalation_level, 1);
     assert!(report.outcome.starts_with("resolved: "), "{report:?}");
-    assert_eq!(round_trip_every_run(&store), [id]);
+    assert_eq!(round_trip_every_run(&store).await, [id]);
 }
 
 async fn loans(underwriter: Verdict) -> Vec<LoanOutcome> {
@@ -245,7 +251,7 @@ async fn loans(underwriter: Verdict) -> Vec<LoanOutcome> {
         .unwrap();
     worker.shutdown(GRACE).await;
     assert_eq!(
-        round_trip_every_run(&store),
+        round_trip_every_run(&store).await,
         ["loan-ada", "loan-bo", "loan-cy"]
     );
     let outcomes: Vec<LoanOutcome> = ended.into_iter().map(|(_, o)| o.unwrap()).collect();
@@ -316,7 +322,7 @@ async fn nightly_reconciliation_nights_and_their_batches() {
         expected.push(id.clone());
         expected.extend((1..=3).map(|n| format!("{id}/batch-{n}")));
     }
-    let mut ids = round_trip_every_run(&store);
+    let mut ids = round_trip_every_run(&store).await;
     ids.sort();
     expected.sort();
     assert_eq!(ids, expected);

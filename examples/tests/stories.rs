@@ -39,9 +39,9 @@ fn decode<T: DeserializeOwned>(p: &refrain::Payload) -> T {
 }
 
 /// The history replays through the example's code to its closed state.
-fn assert_replays(store: &Store, id: &str) {
+async fn assert_replays(store: &Store, id: &str) {
     let (run, _) = store.latest_run(&id.into()).unwrap().unwrap();
-    let export = HistoryExport::from_run(store, run).unwrap();
+    let export = HistoryExport::from_run(store, run).await.unwrap();
     let report = refrain_examples::replayer().replay(&export).unwrap();
     assert!(report.closed, "{report}");
 }
@@ -221,7 +221,7 @@ async fn nobody_acknowledges_the_incident_so_the_safe_runbook_runs() {
     );
     assert!(texts[1].starts_with("resolved: "), "{texts:?}");
     assert!(updates.iter().all(|u| u.to == "status-page@shop.example"));
-    assert_replays(&store, &id);
+    assert_replays(&store, &id).await;
 }
 
 /// Inputs recorded before the pace was part of them decode with the
@@ -323,7 +323,7 @@ async fn nobody_decides_the_loan_so_it_is_declined() {
             .any(|e| matches!(e, Event::UpdateAccepted { .. })),
         "bo did not amend"
     );
-    assert_replays(&store, BO);
+    assert_replays(&store, BO).await;
 
     // The others do not wait for a person, and end as in the example.
     assert!(matches!(&ended[0].1, Ok(LoanOutcome::Approved { .. })));
@@ -473,7 +473,7 @@ async fn the_applicant_amends_the_amount_while_the_review_waits() {
         "nothing more recorded"
     );
     worker.shutdown(GRACE).await;
-    assert_replays(&store, BO);
+    assert_replays(&store, BO).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -531,5 +531,5 @@ async fn an_amendment_after_the_decision_is_refused_without_a_trace() {
         inputs::<ReserveCreditLine>(&client.history(id.as_str()).await.unwrap());
     assert_eq!(reserved.len(), 1);
     assert_eq!(reserved[0].amount_eur, 12_000);
-    assert_replays(&store, &id);
+    assert_replays(&store, &id).await;
 }

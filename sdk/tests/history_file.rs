@@ -4,8 +4,8 @@
 use refrain::history_file::{FileFormat, HistoryExport, HistoryFileError};
 use refrain_history::samples::{every_event, p, site};
 use refrain_history::{
-    Callsite, CommandSeq, Event, IdConflictPolicy, Payload, RunId, StartRequest, Store,
-    StoreConfig, StoreError, Timestamp, WorkflowId,
+    Callsite, CommandSeq, Event, IdConflictPolicy, Payload, ReadError, RunId, StartRequest, Store,
+    StoreConfig, Timestamp, WorkflowId,
 };
 use std::time::Duration;
 
@@ -277,8 +277,8 @@ fn files_take_their_form_from_the_extension_and_are_read_by_content() {
     }
 }
 
-#[test]
-fn exports_come_from_a_store_by_id_or_run() {
+#[tokio::test]
+async fn exports_come_from_a_store_by_id_or_run() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let started = store
@@ -291,23 +291,25 @@ fn exports_come_from_a_store_by_id_or_run() {
             now: Timestamp(1_000),
         })
         .unwrap();
-    let export = HistoryExport::from_store(&store, &"order-9".into()).unwrap();
+    let export = HistoryExport::from_store(&store, &"order-9".into())
+        .await
+        .unwrap();
     assert_eq!(export.workflow_id.as_str(), "order-9");
     assert_eq!(export.run, started.run);
     assert_eq!(export.workflow_type, "order-to-cash");
     assert_eq!(export.events, store.read_history(started.run).unwrap());
     assert_eq!(
-        HistoryExport::from_run(&store, started.run).unwrap(),
+        HistoryExport::from_run(&store, started.run).await.unwrap(),
         export
     );
 
     assert!(matches!(
-        HistoryExport::from_store(&store, &"nope".into()),
-        Err(HistoryFileError::Store(StoreError::WorkflowNotFound { .. }))
+        HistoryExport::from_store(&store, &"nope".into()).await,
+        Err(HistoryFileError::WorkflowNotFound { workflow_id }) if workflow_id.as_str() == "nope"
     ));
     assert!(matches!(
-        HistoryExport::from_run(&store, RunId(999)),
-        Err(HistoryFileError::Store(StoreError::RunNotFound {
+        HistoryExport::from_run(&store, RunId(999)).await,
+        Err(HistoryFileError::Read(ReadError::RunNotFound {
             run: RunId(999)
         }))
     ));

@@ -147,7 +147,9 @@ async fn assert_recorded_and_replays(env: &TestEnv, workflow_id: &str, replayer:
         env.client.describe(workflow_id).await.unwrap().status(),
         RunStatus::Failed
     );
-    let export = HistoryExport::from_store(&env.store, &workflow_id.into()).unwrap();
+    let export = HistoryExport::from_store(&env.store, &workflow_id.into())
+        .await
+        .unwrap();
     let report = replayer.replay(&export).expect("the history replays");
     assert!(report.closed);
     assert_eq!(report.events, history.len() as u64);

@@ -370,7 +370,10 @@ fn export_writes_a_file_that_reads_back_and_replays() {
     let store = Store::open(f.db(), StoreConfig::default()).unwrap();
     assert_eq!(
         from_json,
-        HistoryExport::from_store(&store, &"order-1".into()).unwrap()
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(HistoryExport::from_store(&store, &"order-1".into()))
+            .unwrap()
     );
     drop(store);
 

@@ -165,8 +165,8 @@ async fn result(client: &Client, id: &str) -> Outcome {
 }
 
 /// The run replays through the current code without divergence.
-fn assert_replays(store: &Store, id: &str) {
-    let export = HistoryExport::from_store(store, &id.into()).unwrap();
+async fn assert_replays(store: &Store, id: &str) {
+    let export = HistoryExport::from_store(store, &id.into()).await.unwrap();
     Replayer::new()
         .workflow::<Underwrite>()
         .replay(&export)
@@ -336,7 +336,7 @@ async fn escalates_twice_with_reminders_and_the_third_assignee_decides() {
         1 + 2 + reminded.iter().map(Vec::len).sum::<usize>()
     );
 
-    assert_replays(&store, "loan-1");
+    assert_replays(&store, "loan-1").await;
     w.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -394,7 +394,7 @@ async fn nobody_answers_and_the_fallback_is_used() {
         other => panic!("{other:?}"),
     }
     assert_eq!(client.history("loan-2").await.unwrap().len(), len);
-    assert_replays(&store, "loan-2");
+    assert_replays(&store, "loan-2").await;
     w.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -539,6 +539,6 @@ async fn a_task_decided_after_a_restart_completes_the_workflow() {
     let out = result(&client, "loan-5").await;
     assert_eq!(out.verdict, Some(Verdict::Approve));
     assert_eq!(out.comment.as_deref(), Some("after the restart"));
-    assert_replays(&store, "loan-5");
+    assert_replays(&store, "loan-5").await;
     w.shutdown(Duration::from_secs(5)).await;
 }

@@ -126,7 +126,11 @@ fn record(names: &[&str]) -> Vec<HistoryExport> {
                 .expect("workflow finished")
                 .unwrap();
             assert_eq!(result, format!("welcomed acct-{name}"));
-            exports.push(HistoryExport::from_store(&store, handle.workflow_id()).unwrap());
+            exports.push(
+                HistoryExport::from_store(&store, handle.workflow_id())
+                    .await
+                    .unwrap(),
+            );
         }
         worker.shutdown(Duration::from_secs(1)).await;
         exports

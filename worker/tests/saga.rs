@@ -264,7 +264,11 @@ async fn compensations_run_newest_first_retrying_and_past_failures() {
     assert_eq!(close_policy, Some(quick_retry()));
     Replayer::new()
         .workflow::<Provision>()
-        .replay(&HistoryExport::from_store(&store, &"acct-1".into()).unwrap())
+        .replay(
+            &HistoryExport::from_store(&store, &"acct-1".into())
+                .await
+                .unwrap(),
+        )
         .unwrap();
     worker.shutdown(Duration::from_secs(5)).await;
 }

@@ -2,7 +2,7 @@
 //! read.
 
 use refrain_history::codec::CodecError;
-use refrain_history::StoreError;
+use refrain_history::{ReadError, WorkflowId};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -79,14 +79,19 @@ pub enum HistoryFileError {
         /// The seq found.
         found: u64,
     },
-    /// The store could not provide the history (`WorkflowNotFound`,
-    /// `RunNotFound`, `Corrupt`, ...).
-    Store(StoreError),
+    /// No run of this workflow id is in the store.
+    WorkflowNotFound {
+        /// The id.
+        workflow_id: WorkflowId,
+    },
+    /// The store could not provide the history (`RunNotFound`, damaged
+    /// data, a storage failure).
+    Read(ReadError),
 }
 
-impl From<StoreError> for HistoryFileError {
-    fn from(e: StoreError) -> Self {
-        HistoryFileError::Store(e)
+impl From<ReadError> for HistoryFileError {
+    fn from(e: ReadError) -> Self {
+        HistoryFileError::Read(e)
     }
 }
 
@@ -139,7 +144,10 @@ impl fmt::Display for HistoryFileError {
                 f,
                 "events[{event}] has seq {found}, expected {expected} (events must be complete and in order)"
             ),
-            HistoryFileError::Store(e) => write!(f, "{e}"),
+            HistoryFileError::WorkflowNotFound { workflow_id } => {
+                write!(f, "no workflow with id {workflow_id}")
+            }
+            HistoryFileError::Read(e) => write!(f, "{e}"),
         }
     }
 }
@@ -149,7 +157,7 @@ impl std::error::Error for HistoryFileError {
         match self {
             HistoryFileError::Io { source, .. } => Some(source),
             HistoryFileError::Codec(e) => Some(e),
-            HistoryFileError::Store(e) => Some(e),
+            HistoryFileError::Read(e) => Some(e),
             _ => None,
         }
     }

@@ -198,7 +198,7 @@ pub use error::HistoryFileError;
 use error::{line_column, syntax_error};
 use json_read::parse_export;
 use json_write::export_json;
-use refrain_history::{codec, Event, RunId, Store, StoreError, WorkflowId};
+use refrain_history::{codec, Event, EventSeq, HistoryStore, ReadError, RunId, WorkflowId};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::path::Path;
@@ -253,27 +253,31 @@ impl HistoryExport {
     /// The latest run of `workflow_id` in `store`.
     ///
     /// # Errors
-    /// `Store(WorkflowNotFound)` if no run of the id exists; other store
-    /// errors (`Corrupt` for undecodable events).
-    pub fn from_store(store: &Store, workflow_id: &WorkflowId) -> Result<Self, HistoryFileError> {
-        let (run, _) =
-            store
-                .latest_run(workflow_id)?
-                .ok_or_else(|| StoreError::WorkflowNotFound {
-                    workflow_id: workflow_id.clone(),
-                })?;
-        Self::from_run(store, run)
+    /// `WorkflowNotFound` if no run of the id exists; `Read` for what the
+    /// store could not read (`Damaged` for undecodable events).
+    pub async fn from_store(
+        store: &dyn HistoryStore,
+        workflow_id: &WorkflowId,
+    ) -> Result<Self, HistoryFileError> {
+        let (run, _) = store.latest_run(workflow_id).await?.ok_or_else(|| {
+            HistoryFileError::WorkflowNotFound {
+                workflow_id: workflow_id.clone(),
+            }
+        })?;
+        Self::from_run(store, run).await
     }
 
     /// Run `run` of `store`, whichever workflow id it belongs to.
     ///
     /// # Errors
-    /// `Store(RunNotFound)` if the run does not exist; other store errors.
-    pub fn from_run(store: &Store, run: RunId) -> Result<Self, HistoryFileError> {
+    /// `Read(RunNotFound)` if the run does not exist; `Read` for what else
+    /// the store could not read.
+    pub async fn from_run(store: &dyn HistoryStore, run: RunId) -> Result<Self, HistoryFileError> {
         let record = store
-            .run_record(run)?
-            .ok_or(StoreError::RunNotFound { run })?;
-        let events = store.read_history(run)?;
+            .run_record(run)
+            .await?
+            .ok_or(ReadError::RunNotFound { run })?;
+        let events = store.read_history(run, EventSeq(1)).await?;
         Ok(HistoryExport {
             workflow_id: record.workflow_id,
             run,

@@ -109,7 +109,7 @@ pub(super) fn export(
     out: Out<'_>,
 ) -> Result<(), CliError> {
     let (run, _) = super::on_runtime(pick_run(store, id, run))??;
-    let history = HistoryExport::from_run(store, run)
+    let history = super::on_runtime(HistoryExport::from_run(store, run))?
         .map_err(|e| CliError::Failed(format!("cannot read the history of {id}: {e}")))?;
     history
         .write_file(file)
