@@ -427,6 +427,30 @@ pub async fn query_without_a_worker_is_refused_by_name(f: &Fixture) {
     );
 }
 
+/// A caller that stops waiting before its query's wait ends (it dropped
+/// the call: a client gone, a `select!` that took another branch) takes
+/// the query with it: a worker polling afterwards is not offered it.
+pub async fn a_query_dropped_by_its_caller_is_not_offered(f: &Fixture) {
+    let run = start(&*f.store, "order-10").await;
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(50),
+        f.store.query(run, "status", p("null"), super::HANG),
+    )
+    .await;
+    assert!(gave_up.is_err(), "answered with no worker: {gave_up:?}");
+    let polled = f
+        .store
+        .poll_workflow_tasks(8, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(
+        !polled
+            .iter()
+            .any(|t| matches!(t, crate::WorkflowTask::Query(_))),
+        "{polled:?}"
+    );
+}
+
 /// A query reaches a worker as a task of its workflow-task poll (on
 /// another handle, as a worker holds it); the worker's answer reaches the
 /// caller, once: a second answer finds nobody waiting.

@@ -97,6 +97,7 @@ macro_rules! history_store_conformance {
             client::list_filters_and_refuses_a_forged_cursor,
             client::update_is_answered_once_and_refused_on_a_closed_run,
             client::query_without_a_worker_is_refused_by_name,
+            client::a_query_dropped_by_its_caller_is_not_offered,
             client::a_query_is_a_workflow_task_answered_once,
             client::human_tasks_are_listed_and_decided_once,
             client::schedules_are_created_paused_resumed_and_deleted,

@@ -22,9 +22,9 @@
 use super::sled_tasks::RECHECK;
 use super::{
     ActivityError, AttemptRef, CommitError, HistoryLimits, HistoryStore, HumanTaskDecision,
-    HumanTaskError, PageRequest, QueryError, QueryId, ReadError, ReservedStart, RunCursor,
-    RunOpError, RunPage, ScheduleError, StartError, StartedWith, UpdateError, UpdateRequest,
-    WorkflowTask,
+    HumanTaskError, PageRequest, QueryError, QueryId, QueryQueue, ReadError, ReservedStart,
+    RunCursor, RunOpError, RunPage, ScheduleError, StartError, StartedWith, UpdateError,
+    UpdateRequest, WorkflowTask,
 };
 use crate::error::StoreError;
 use crate::event::{Event, Failure, Payload};
@@ -186,13 +186,17 @@ impl HistoryStore for Store {
         wait: Duration,
     ) -> Result<Payload, QueryError> {
         let (id, answer) = self.queries().ask(run, name, args);
+        // However this call ends (answered, timed out, or its caller
+        // dropped it), the query leaves the queue: one nobody waits for
+        // must not stay queued for a worker, or in memory.
+        let _forget = ForgetQuery {
+            queries: self.queries(),
+            id,
+        };
         match tokio::time::timeout(wait, answer).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(QueryError::WorkerStopped),
-            Err(_) => {
-                self.queries().forget(id);
-                Err(QueryError::TimedOut { run, waited: wait })
-            }
+            Err(_) => Err(QueryError::TimedOut { run, waited: wait }),
         }
     }
 
@@ -540,5 +544,18 @@ fn until(t: Timestamp) -> Duration {
 impl From<Store> for std::sync::Arc<dyn HistoryStore> {
     fn from(store: Store) -> Self {
         std::sync::Arc::new(store)
+    }
+}
+
+/// Forgets a query when its caller's wait ends (see `query`); forgetting
+/// an answered query is harmless.
+struct ForgetQuery<'a> {
+    queries: &'a QueryQueue,
+    id: QueryId,
+}
+
+impl Drop for ForgetQuery<'_> {
+    fn drop(&mut self) {
+        self.queries.forget(self.id);
     }
 }
