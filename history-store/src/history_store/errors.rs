@@ -305,54 +305,6 @@ error_family!(UpdateError, |s, f| match s {
     UpdateError::Storage { source } => backend(f, None, source),
 });
 
-// ----- queries -----
-
-/// Why [`HistoryStore::query`](super::HistoryStore::query) got no answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum QueryError {
-    /// No worker answered within the wait the caller gave: none polls for
-    /// workflow tasks, or the one that took the query did not answer in
-    /// time. Nothing was written; asking again is safe.
-    TimedOut {
-        /// The run asked.
-        run: RunId,
-        /// How long the caller waited.
-        waited: std::time::Duration,
-    },
-    /// The backend shut down before the query was answered.
-    WorkerStopped,
-    /// An answer named a query nobody waits for any more (it timed out, or
-    /// never was asked).
-    UnknownQuery {
-        /// The query's id.
-        id: super::QueryId,
-    },
-    /// The worker could not answer: the run is unknown to it, the workflow
-    /// registers no handler of that name, or the handler failed.
-    Refused {
-        /// The worker's explanation.
-        reason: String,
-    },
-}
-
-impl fmt::Display for QueryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            QueryError::TimedOut { run, waited } => write!(
-                f,
-                "no worker answered the query of {run} within {:.1} s",
-                waited.as_secs_f64()
-            ),
-            QueryError::WorkerStopped => f.write_str("the worker stopped before answering"),
-            QueryError::UnknownQuery { id } => write!(f, "nobody waits for {id} any more"),
-            QueryError::Refused { reason } => f.write_str(reason),
-        }
-    }
-}
-
-impl std::error::Error for QueryError {}
-
 // ----- reads -----
 
 /// Errors of the reads (records, histories, lists, task lists) and of the

@@ -94,17 +94,15 @@
 //!   `Store`.
 
 mod errors;
-mod queries;
 mod sled;
 mod sled_tasks;
 mod worker_errors;
 
-pub(crate) use queries::QueryQueue;
-pub use queries::{QueryId, QueryTask};
+pub(crate) use crate::store::queries::QueryQueue;
+pub use crate::store::queries::{QueryError, QueryId, QueryTask};
 
 pub use errors::{
-    BackendError, HumanTaskError, QueryError, ReadError, RunOpError, ScheduleError, StartError,
-    UpdateError,
+    BackendError, HumanTaskError, ReadError, RunOpError, ScheduleError, StartError, UpdateError,
 };
 pub use worker_errors::{ActivityError, CommitError};
 

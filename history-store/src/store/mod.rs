@@ -63,6 +63,7 @@ mod journal;
 #[cfg(test)]
 mod model;
 mod progress;
+pub(crate) mod queries;
 mod ready;
 mod recovery;
 mod runs;
@@ -127,7 +128,7 @@ struct Inner {
     schedules: schedules::ScheduleTrees,
     quarantine: Quarantine,
     /// Queries waiting for a worker's poll (see `history_store::queries`).
-    queries: crate::history_store::QueryQueue,
+    queries: queries::QueryQueue,
     /// Set when opened with `open_read_only`. Last: its copy of the store
     /// is removed after the database is closed.
     read_only: Option<verify::ReadOnly>,
@@ -547,7 +548,7 @@ impl Store {
     }
 
     /// The queries waiting for a worker (see `HistoryStore::query`).
-    pub(crate) fn queries(&self) -> &crate::history_store::QueryQueue {
+    pub(crate) fn queries(&self) -> &queries::QueryQueue {
         &self.inner.queries
     }
 

@@ -4,10 +4,13 @@
 //! read, and a caller whose query is lost (a restart, no worker polling)
 //! gets [`QueryError::TimedOut`] and may ask again.
 //!
-//! [`WorkflowTask::Query`]: super::WorkflowTask::Query
-//! [`HistoryStore::answer_query`]: super::HistoryStore::answer_query
+//! [`WorkflowTask::Query`]: crate::WorkflowTask::Query
+//! [`HistoryStore::answer_query`]: crate::HistoryStore::answer_query
+//! [`QueryError::TimedOut`]: QueryError::TimedOut
+//!
+//! The queue lives with the store (each store has one) and names nothing
+//! of the seam above it; the seam re-exports its public types.
 
-use super::QueryError;
 use crate::event::Payload;
 use crate::ids::RunId;
 use std::collections::{HashMap, VecDeque};
@@ -37,6 +40,52 @@ pub struct QueryTask {
     /// Its encoded arguments.
     pub args: Payload,
 }
+
+/// Why [`HistoryStore::query`](crate::HistoryStore::query) got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// No worker answered within the wait the caller gave: none polls for
+    /// workflow tasks, or the one that took the query did not answer in
+    /// time. Nothing was written; asking again is safe.
+    TimedOut {
+        /// The run asked.
+        run: RunId,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
+    /// The backend shut down before the query was answered.
+    WorkerStopped,
+    /// An answer named a query nobody waits for any more (it timed out, or
+    /// never was asked).
+    UnknownQuery {
+        /// The query's id.
+        id: QueryId,
+    },
+    /// The worker could not answer: the run is unknown to it, the workflow
+    /// registers no handler of that name, or the handler failed.
+    Refused {
+        /// The worker's explanation.
+        reason: String,
+    },
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueryError::TimedOut { run, waited } => write!(
+                f,
+                "no worker answered the query of {run} within {:.1} s",
+                waited.as_secs_f64()
+            ),
+            QueryError::WorkerStopped => f.write_str("the worker stopped before answering"),
+            QueryError::UnknownQuery { id } => write!(f, "nobody waits for {id} any more"),
+            QueryError::Refused { reason } => f.write_str(reason),
+        }
+    }
+}
+
+impl std::error::Error for QueryError {}
 
 type Answer = oneshot::Sender<Result<Payload, QueryError>>;
 
