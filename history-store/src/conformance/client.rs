@@ -406,14 +406,8 @@ pub async fn update_is_answered_once_and_refused_on_a_closed_run(f: &Fixture) {
     ));
 }
 
-/// With no worker polling, a query times out by name after the caller's
-/// wait (nothing hangs), and a late answer finds nobody waiting.
-pub async fn query_without_a_worker_is_refused_by_name(f: &Fixture) {
-    let run = start(&*f.store, "order-8").await;
-    let wait = Duration::from_millis(50);
-    let answer = within("the query", f.store.query(run, "status", p("null"), wait)).await;
-    assert_eq!(answer, Err(QueryError::TimedOut { run, waited: wait }));
-    // The query left with its caller: a poll does not offer it.
+/// A worker polling now is offered no query.
+async fn assert_no_query_offered(f: &Fixture) {
     let polled = f
         .store
         .poll_workflow_tasks(8, Duration::ZERO)
@@ -427,6 +421,17 @@ pub async fn query_without_a_worker_is_refused_by_name(f: &Fixture) {
     );
 }
 
+/// With no worker polling, a query times out by name after the caller's
+/// wait (nothing hangs), and a late answer finds nobody waiting.
+pub async fn query_without_a_worker_is_refused_by_name(f: &Fixture) {
+    let run = start(&*f.store, "order-8").await;
+    let wait = Duration::from_millis(50);
+    let answer = within("the query", f.store.query(run, "status", p("null"), wait)).await;
+    assert_eq!(answer, Err(QueryError::TimedOut { run, waited: wait }));
+    // The query left with its caller: a poll does not offer it.
+    assert_no_query_offered(f).await;
+}
+
 /// A caller that stops waiting before its query's wait ends (it dropped
 /// the call: a client gone, a `select!` that took another branch) takes
 /// the query with it: a worker polling afterwards is not offered it.
@@ -438,17 +443,7 @@ pub async fn a_query_dropped_by_its_caller_is_not_offered(f: &Fixture) {
     )
     .await;
     assert!(gave_up.is_err(), "answered with no worker: {gave_up:?}");
-    let polled = f
-        .store
-        .poll_workflow_tasks(8, Duration::ZERO)
-        .await
-        .unwrap();
-    assert!(
-        !polled
-            .iter()
-            .any(|t| matches!(t, crate::WorkflowTask::Query(_))),
-        "{polled:?}"
-    );
+    assert_no_query_offered(f).await;
 }
 
 /// A query reaches a worker as a task of its workflow-task poll (on
