@@ -25,7 +25,7 @@
 pub mod client;
 pub mod worker;
 
-use crate::event::{Callsite, Event, Payload};
+use crate::event::{Callsite, Event};
 use crate::ids::{CommandSeq, RunId, Timestamp, WorkflowId};
 use crate::options::ActivityOptions;
 use crate::store::api::{Activation, ActivationCommit, IdConflictPolicy, StartRequest};
@@ -132,10 +132,7 @@ macro_rules! history_store_conformance {
 
 // ----- building blocks -----
 
-/// A payload holding `s`.
-pub fn p(s: &str) -> Payload {
-    Payload::from_bytes(s.as_bytes().to_vec())
-}
+pub use crate::samples::p;
 
 /// A start of `id` (type `order-to-cash`) under `on_conflict`.
 pub fn start_request(id: &str, on_conflict: IdConflictPolicy) -> StartRequest {
@@ -161,11 +158,7 @@ pub async fn start(store: &dyn HistoryStore, id: &str) -> RunId {
 
 /// Where a command was asked for.
 pub fn callsite() -> Callsite {
-    Callsite {
-        file: "conformance.rs".into(),
-        line: 1,
-        column: 1,
-    }
+    crate::samples::site("conformance.rs", 1, 1)
 }
 
 /// `ActivityScheduled` of command `cmd`.
