@@ -102,6 +102,16 @@ pub fn edit_history(dir: &Path, edit: impl FnOnce(&sled::Tree)) {
     db.flush().expect("flushing the edit");
 }
 
+/// The failure recorded on the latest run of `id` once one of its
+/// activations has failed (waiting for it as [`eventually`] does); `what`
+/// names the wait in the timeout message.
+pub async fn task_failure(client: &Client, id: &str, what: &str) -> String {
+    eventually(what, async || {
+        client.describe(id).await.ok()?.record.last_task_failure
+    })
+    .await
+}
+
 /// Polls `probe` every few milliseconds until it returns `Some`, for at
 /// most [`WAIT`].
 ///

@@ -16,7 +16,7 @@ use refrain::{
 };
 use refrain_history::RunRecord;
 use refrain_tests::activities::{Charge, Gate, Reserve};
-use refrain_tests::env::{edit_history, eventually, result_of, store_path, TestEnv};
+use refrain_tests::env::{edit_history, eventually, result_of, store_path, task_failure, TestEnv};
 use refrain_tests::history::kinds;
 use refrain_tests::ledger::{attempts, Ledger, Phase};
 use refrain_worker::Worker;
@@ -445,14 +445,11 @@ async fn a_run_whose_history_lost_its_tail_is_refused_by_name_and_others_go_on()
     let whole = env.client.handle::<Shaped>("whole").await.unwrap();
     assert_eq!(result_of(&whole).await.unwrap(), "reserve(signal-0)");
 
-    let failure = eventually("the cut run's task to fail on its history", async || {
-        env.client
-            .describe("cut")
-            .await
-            .ok()?
-            .record
-            .last_task_failure
-    })
+    let failure = task_failure(
+        &env.client,
+        "cut",
+        "the cut run's task to fail on its history",
+    )
     .await;
     assert!(failure.contains("is damaged"), "{failure}");
     assert!(

@@ -8,7 +8,7 @@ use refrain::{
 };
 use refrain_history::keys;
 use refrain_tests::activities::{Gate, Reserve};
-use refrain_tests::env::{eventually, result_of, TestEnv};
+use refrain_tests::env::{eventually, result_of, task_failure, TestEnv};
 use refrain_tests::history::{assert_well_formed, completions, kinds, strings};
 use refrain_tests::ledger::{attempts, Ledger, Phase};
 use refrain_worker::Worker;
@@ -266,15 +266,7 @@ async fn a_corrupt_history_stops_only_its_own_run() {
     assert_eq!(b.run_id(), run_b);
     assert_eq!(result_of(&b).await.unwrap(), "reserve(b) resumed with 2");
 
-    let failure = eventually("A's task to fail on its history", async || {
-        env.client
-            .describe("parked-a")
-            .await
-            .ok()?
-            .record
-            .last_task_failure
-    })
-    .await;
+    let failure = task_failure(&env.client, "parked-a", "A's task to fail on its history").await;
     assert!(failure.contains("corrupt history"), "{failure}");
     assert!(failure.contains("checksum"), "{failure}");
     assert_eq!(

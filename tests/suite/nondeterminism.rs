@@ -6,7 +6,7 @@ use refrain::replay::{ActivationError, DivergenceKind, WorkflowMachine, Workflow
 use refrain::{Event, Payload, RunId, RunStatus, Signal, Workflow, WorkflowContext, WorkflowError};
 use refrain_history::Timestamp;
 use refrain_tests::activities::{Charge, Reserve};
-use refrain_tests::env::{eventually, result_of, TestEnv};
+use refrain_tests::env::{eventually, result_of, task_failure, TestEnv};
 use refrain_tests::history::{kinds, started_event};
 use refrain_tests::ledger::Ledger;
 use refrain_worker::Worker;
@@ -176,14 +176,11 @@ async fn a_worker_with_changed_code_leaves_the_history_alone_until_fixed_code_re
         .activity(Charge::new(&ledger))
         .start();
     env.client.signal("checkout-2", &Go).await.unwrap();
-    let failure = eventually("the changed code to fail its task", async || {
-        env.client
-            .describe("checkout-2")
-            .await
-            .ok()?
-            .record
-            .last_task_failure
-    })
+    let failure = task_failure(
+        &env.client,
+        "checkout-2",
+        "the changed code to fail its task",
+    )
     .await;
     for needle in [
         "nondeterminism".to_owned(),
@@ -255,15 +252,7 @@ async fn tokio_sleep_in_a_workflow_is_reported_and_nothing_is_committed() {
         .activity(Reserve::new(&ledger))
         .start();
     let handle = env.client.start::<Napper>("napper-1", ()).await.unwrap();
-    let failure = eventually("the activation to fail", async || {
-        env.client
-            .describe("napper-1")
-            .await
-            .ok()?
-            .record
-            .last_task_failure
-    })
-    .await;
+    let failure = task_failure(&env.client, "napper-1", "the activation to fail").await;
     assert!(failure.contains("nondeterminism"), "{failure}");
     assert!(failure.contains("tokio::time::sleep"), "{failure}");
     let d = env.client.describe("napper-1").await.unwrap();
