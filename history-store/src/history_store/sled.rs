@@ -205,11 +205,7 @@ impl HistoryStore for Store {
     }
 
     async fn read_history(&self, run: RunId, from: EventSeq) -> Result<Vec<Event>, ReadError> {
-        let mut events = Store::read_history(self, run)?;
-        // Element i is event i + 1.
-        let skip = usize::try_from(from.0.saturating_sub(1)).unwrap_or(usize::MAX);
-        events.drain(..skip.min(events.len()));
-        Ok(events)
+        Ok(Store::read_history_from(self, run, from)?)
     }
 
     async fn latest_run(

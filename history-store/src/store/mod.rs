@@ -74,7 +74,7 @@ mod updates;
 
 use crate::error::StoreError;
 use crate::event::{Event, Failure, Payload};
-use crate::ids::{CommandSeq, LeaseToken, RunId, Timestamp, WorkflowId};
+use crate::ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::keys;
 use api::{
     Activation, ActivationCommit, ActivityResolution, DurabilityMode, RunFilter, RunSummary,
@@ -659,6 +659,16 @@ impl Store {
     /// undecodable events.
     pub fn read_history(&self, run: RunId) -> Result<Vec<Event>, StoreError> {
         self.inner.read_history(run)
+    }
+
+    /// [`Store::read_history`] from event `from` on (the whole history is
+    /// still checked against the run's record; only the events asked for
+    /// are decoded).
+    ///
+    /// # Errors
+    /// As [`Store::read_history`].
+    pub fn read_history_from(&self, run: RunId, from: EventSeq) -> Result<Vec<Event>, StoreError> {
+        self.inner.read_history_from(run, from)
     }
 
     // ----- activations -----
