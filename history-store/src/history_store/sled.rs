@@ -333,13 +333,10 @@ impl HistoryStore for Store {
         self.commit_activation_then(commit, local, move |outcome| {
             let _ = tx.send(outcome);
         });
-        let claimed = rx.await.map_err(|_| StoreError::Closed)??;
-        match claimed.first() {
-            // Taken when the commit was applied: a flush that began since
-            // covers it, where `durable` would wait for the next one.
-            Some(task) => self.durable_since(task.durable_after).await?,
-            None => self.durable().await?,
-        }
+        let (claimed, applied) = rx.await.map_err(|_| StoreError::Closed)??;
+        // Taken when the commit was applied: a flush that began since
+        // covers it, where `durable` would wait for the next one.
+        self.durable_since(applied).await?;
         Ok(claimed)
     }
 

@@ -80,7 +80,7 @@ pub(super) fn commit_activation_detached(
     inner: &Arc<Inner>,
     commit: ActivationCommit,
     direct: DirectActivities,
-    done: impl FnOnce(Result<Vec<ActivityTask>, StoreError>) + Send + 'static,
+    done: impl FnOnce(Result<(Vec<ActivityTask>, FlushTicket), StoreError>) + Send + 'static,
 ) {
     let run = commit.run;
     let op = match inner.direct_op(commit, direct) {
@@ -93,15 +93,14 @@ pub(super) fn commit_activation_detached(
     inner
         .batcher
         .apply_detached(&inner.trees, op, move |outcome| {
-            done(outcome.map(|(fx, mut claimed)| {
-                if let Some(inner) = store.upgrade() {
-                    durable_after(&mut claimed, inner.flusher.ticket());
-                    fx.wake(&inner, run);
-                } else {
-                    // Nothing can make them durable any more: never run.
-                    claimed.clear();
-                }
-                claimed
+            done(outcome.and_then(|(fx, mut claimed)| {
+                // Nothing can make the commit durable any more: its
+                // attempts never run.
+                let inner = store.upgrade().ok_or(StoreError::Closed)?;
+                let ticket = inner.flusher.ticket();
+                durable_after(&mut claimed, ticket);
+                fx.wake(&inner, run);
+                Ok((claimed, ticket))
             }))
         });
 }

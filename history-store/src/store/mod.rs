@@ -831,12 +831,14 @@ impl Store {
     /// must be short and must not call the store (it would wait for
     /// itself): hand the outcome to another thread.
     ///
-    /// Not durable until [`Store::durable`] returns.
+    /// Not durable until [`Store::durable_since`] the ticket `done` gets
+    /// (taken when the commit was applied, so a flush already under way
+    /// can answer it) returns.
     pub fn commit_activation_then(
         &self,
         commit: ActivationCommit,
         direct: DirectActivities,
-        done: impl FnOnce(Result<Vec<ActivityTask>, StoreError>) + Send + 'static,
+        done: impl FnOnce(Result<(Vec<ActivityTask>, FlushTicket), StoreError>) + Send + 'static,
     ) {
         direct::commit_activation_detached(&self.inner, commit, direct, done)
     }
