@@ -1,0 +1,43 @@
+//! Who gets in: the health check for anyone, 401 without a credential,
+//! the one-time link once.
+
+use crate::harness::{Harness, VIEWER};
+use axum::http::{Method, StatusCode};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_health_check_is_open() {
+    let h = Harness::new().await;
+    let health = h.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    let metrics = h.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(metrics.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(metrics.body["error"]["code"], "unauthorized");
+    let wrong = h
+        .call(Method::GET, "/metrics", Some("not-a-token"), None)
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let ok = h.get("/metrics", VIEWER).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let page = h.call(Method::GET, "/", None, None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.headers["location"], "/login?next=%2F");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_one_time_link_logs_in_once() {
+    let h = Harness::new().await;
+    let token = h.state.auth().sessions.one_time_token().expect("unused");
+    let first = h
+        .call(Method::GET, &format!("/?token={token}"), None, None)
+        .await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    let cookie = first.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let again = h
+        .call(Method::GET, &format!("/?token={token}"), None, None)
+        .await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+}

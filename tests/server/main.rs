@@ -1,0 +1,7 @@
+//! The HTTP server end to end: every API route with its errors
+//! (`api_*`), the dashboard and its inbox (`dashboard`), authentication
+//! (`auth`). Requests go through the server's router in-process, on a
+//! store with the examples' workflows and a worker running them.
+
+mod auth;
+mod harness;
