@@ -40,6 +40,7 @@ pub mod auth;
 mod dashboard;
 mod error;
 mod metrics;
+pub mod remote;
 mod state;
 mod util;
 
