@@ -618,7 +618,10 @@ mod tests {
             limit: Some(5),
             ..ListQuery::default()
         };
-        assert_eq!(q.to_query_string(), "?status=running&id_prefix=a%26b&limit=5");
+        assert_eq!(
+            q.to_query_string(),
+            "?status=running&id_prefix=a%26b&limit=5"
+        );
         assert_eq!(ListQuery::default().to_query_string(), "");
     }
 

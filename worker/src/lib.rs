@@ -45,5 +45,6 @@ mod watchdog;
 mod worker;
 
 pub use replayer::{ReplayError, ReplayReport, Replayer};
+pub use timers::TimeService;
 pub use watchdog::{AttemptRef, Health, Stall, StallAction, Stalled, STALL_EXIT_CODE};
 pub use worker::{Worker, WorkerBuilder};

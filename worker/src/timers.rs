@@ -54,3 +54,33 @@ pub(crate) async fn run_time_service(
         }
     }
 }
+
+/// The time service on its own, for a process that holds a store without
+/// running its workflows: `refrain serve`, which serves the HTTP API while
+/// the timers, activity deadlines and schedules of the store still come
+/// due. A [`Worker`](crate::Worker) runs its own; do not run both on one
+/// store.
+pub struct TimeService {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TimeService {
+    /// Starts the service on the current tokio runtime, with the system
+    /// clock.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(store: Arc<dyn HistoryStore>) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let clock: Clock = Arc::new(Timestamp::now);
+        let task = tokio::spawn(run_time_service(store, clock, stopped));
+        TimeService { stop, task }
+    }
+
+    /// Stops it after the pass in progress, if any, and waits for that.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}

@@ -8,14 +8,28 @@ use std::path::PathBuf;
 #[command(
     name = "refrain",
     version,
-    about = "Inspect, export, replay and signal Refrain workflows",
-    after_help = "Exit codes: 0 ok, 1 the command failed, 2 it could not run (usage, store missing or locked)."
+    about = "Inspect, start, signal, decide and replay Refrain workflows, in a store or through a running server",
+    after_help = "Through a server: --server URL (or REFRAIN_SERVER) and the access token in REFRAIN_TOKEN (never a flag: it would show in shell history and `ps`).\n\
+Exit codes: 0 ok, 1 the command failed (unknown id, refused by the workflow or the API), 2 it could not run (usage, store missing or locked, server unreachable, token missing, unknown or not allowed)."
 )]
 pub(super) struct Cli {
     /// Store directory (the application's sled directory; it must not be
     /// open in another process).
     #[arg(long, global = true, value_name = "DIR", env = "REFRAIN_DB")]
     pub(super) db: Option<PathBuf>,
+    /// A running Refrain server (`http://HOST:PORT`) to act through
+    /// instead of a store; the access token comes from REFRAIN_TOKEN.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "REFRAIN_SERVER",
+        conflicts_with = "db"
+    )]
+    pub(super) server: Option<String>,
+    /// Machine-readable output: the JSON of the HTTP API's answers.
+    #[arg(long, global = true)]
+    pub(super) json: bool,
     #[command(subcommand)]
     pub(super) command: Command,
 }
@@ -36,6 +50,9 @@ pub(super) enum Command {
         /// Start after this cursor (printed by the page before).
         #[arg(long, value_name = "CURSOR")]
         after: Option<String>,
+        /// Only workflow ids starting with this (with --server).
+        #[arg(long, value_name = "PREFIX")]
+        id_prefix: Option<String>,
     },
     /// Shows the latest run of a workflow: status, times, pending
     /// activities and timers, the last activation failure.
@@ -63,10 +80,11 @@ pub(super) enum Command {
         run: Option<RunId>,
     },
     /// Checks every run of the store without writing to it and lists the
-    /// damaged ones (exit code 1 if any).
+    /// damaged ones (exit code 1 if any). Local only (--db).
     Verify,
     /// Replays exported histories (files, or directories of .json/.bin
-    /// files) through the registered workflow code.
+    /// files) through the registered workflow code. Local only: export
+    /// the histories first (`export --server URL`).
     Replay {
         /// History files or directories.
         #[arg(required = true, value_name = "FILE_OR_DIR")]
@@ -81,7 +99,8 @@ pub(super) enum Command {
         /// The signal's value, as JSON (e.g. '{"approved":true}').
         json: String,
         /// Who sends it, recorded in the history for the audit trail.
-        #[arg(long, value_name = "WHO")]
+        /// With --server the server records the token's identity instead.
+        #[arg(long, value_name = "WHO", conflicts_with = "server")]
         sender: Option<String>,
     },
     /// Asks the open run of a workflow to cancel; the workflow may clean up
@@ -92,8 +111,9 @@ pub(super) enum Command {
         /// Why, recorded in the history.
         #[arg(long, default_value = "cancelled by an operator")]
         reason: String,
-        /// Who asks, recorded in the history.
-        #[arg(long = "by", value_name = "WHO")]
+        /// Who asks, recorded in the history. With --server the server
+        /// records the token's identity instead.
+        #[arg(long = "by", value_name = "WHO", conflicts_with = "server")]
         requested_by: Option<String>,
     },
     /// Ends the open run of a workflow at once, without running any of its
@@ -105,6 +125,149 @@ pub(super) enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Starts a run of a workflow type with a JSON input. No workflow code
+    /// is needed here: the application's workers run it.
+    Start {
+        /// Registered workflow type, e.g. loan-approval.
+        workflow_type: String,
+        /// Workflow id.
+        id: String,
+        /// The input, as JSON.
+        json: String,
+        /// When a run of ID is open: fail, return it (attach-to-open), or
+        /// return the latest run even if closed (use-existing).
+        #[arg(long, value_enum, default_value = "fail")]
+        on_conflict: ConflictArg,
+    },
+    /// Asks a workflow's query handler (needs a running application:
+    /// --server).
+    Query {
+        /// Workflow id.
+        id: String,
+        /// Query name.
+        name: String,
+        /// The query's input, as JSON.
+        json: Option<String>,
+    },
+    /// Sends an update and waits for the workflow's answer (needs a
+    /// running application: --server).
+    Update {
+        /// Workflow id.
+        id: String,
+        /// Update name.
+        name: String,
+        /// The update's input, as JSON.
+        json: String,
+        /// Names the request: the same id is never applied twice, so a
+        /// retried command is safe.
+        #[arg(long, value_name = "ID")]
+        update_id: Option<String>,
+    },
+    /// Lists open human tasks: with --server the token's inbox (or
+    /// ASSIGNEE's), with --db ASSIGNEE's.
+    Tasks {
+        /// Whose tasks: a person's or a group's name.
+        #[arg(long, value_name = "NAME")]
+        assignee: Option<String>,
+    },
+    /// Records a decision on an open human task. With --server the
+    /// server records the token's identity as the decider; with --db the
+    /// name given with --as.
+    Decide {
+        /// The task, RUN/CMD as `tasks` prints it.
+        task: String,
+        /// The decision, as JSON (e.g. '{"approved":true}').
+        json: String,
+        /// Why, recorded with the decision.
+        #[arg(long)]
+        comment: Option<String>,
+        /// Who decides (with --db only, where it is required: nobody
+        /// vouches for it but the person at the keyboard).
+        #[arg(long = "as", value_name = "NAME", conflicts_with = "server")]
+        decided_by: Option<String>,
+    },
+    /// Lists, describes, pauses, resumes or fires schedules.
+    Schedules {
+        #[command(subcommand)]
+        action: Option<ScheduleAction>,
+    },
+    /// Serves the HTTP API and dashboard on a store, with its time service
+    /// (timers, activity deadlines, schedules), until Ctrl-C or SIGTERM.
+    ///
+    /// It runs no workflow code: the application's workers run the
+    /// workflows. With sled, which one process at a time may open, use
+    /// it while the application is stopped (to inspect, decide, signal
+    /// and export), or embed the server in the application instead
+    /// (`refrain_server::Server::new(worker.client())`).
+    Serve {
+        /// Address to listen on. Anything but loopback exposes the server
+        /// to the network: put a TLS proxy in front of it.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8233")]
+        bind: std::net::SocketAddr,
+        /// Identities file (TOML: name, role, groups, token_sha256). Without
+        /// one, only the one-time login link printed at start gets in.
+        #[arg(long, value_name = "FILE")]
+        identities: Option<PathBuf>,
+    },
+    /// Prints a new access token, and the line that gives it to an
+    /// identity in an identities file.
+    Token,
+}
+
+/// `schedules` actions.
+#[derive(Subcommand)]
+pub(super) enum ScheduleAction {
+    /// Every schedule (the default).
+    List,
+    /// One schedule.
+    Describe {
+        /// Schedule id.
+        id: String,
+    },
+    /// No fires until resumed.
+    Pause {
+        /// Schedule id.
+        id: String,
+    },
+    /// Fires again (fires within the catch-up window act).
+    Resume {
+        /// Schedule id.
+        id: String,
+    },
+    /// Fires now (--server only).
+    Trigger {
+        /// Schedule id.
+        id: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum ConflictArg {
+    Fail,
+    AttachToOpen,
+    UseExisting,
+}
+
+impl From<ConflictArg> for refrain_server::remote::OnConflict {
+    fn from(c: ConflictArg) -> Self {
+        use refrain_server::remote::OnConflict;
+        match c {
+            ConflictArg::Fail => OnConflict::Fail,
+            ConflictArg::AttachToOpen => OnConflict::AttachToOpen,
+            ConflictArg::UseExisting => OnConflict::UseExisting,
+        }
+    }
+}
+
+impl From<ConflictArg> for refrain_history::IdConflictPolicy {
+    fn from(c: ConflictArg) -> Self {
+        use refrain_history::IdConflictPolicy;
+        match c {
+            ConflictArg::Fail => IdConflictPolicy::Reject,
+            ConflictArg::AttachToOpen => IdConflictPolicy::AttachToOpen,
+            ConflictArg::UseExisting => IdConflictPolicy::UseExisting,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]

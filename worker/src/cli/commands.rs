@@ -2,7 +2,6 @@
 //! (`describe` and `history` have files of their own).
 
 use super::args::StatusArg;
-use super::format::utc;
 use super::{acknowledge, pick_run, CliError, Out, EXIT_FAILED};
 use crate::replayer::{history_files, indent, ReplayError, Replayer};
 use refrain::history_file::{FileFormat, HistoryExport};
@@ -30,6 +29,7 @@ pub(super) struct ListArgs {
 pub(super) async fn list(
     store: &dyn HistoryStore,
     args: ListArgs,
+    as_json: bool,
     out: Out<'_>,
 ) -> Result<(), CliError> {
     let filter = RunFilter {
@@ -50,35 +50,20 @@ pub(super) async fn list(
             next => break next,
         }
     };
-    let mut rows = vec![[
-        "ID".to_owned(),
-        "RUN".to_owned(),
-        "TYPE".to_owned(),
-        "STATUS".to_owned(),
-        "STARTED (UTC)".to_owned(),
-        "CLOSED (UTC)".to_owned(),
-    ]];
-    for r in &runs {
-        rows.push([
-            r.workflow_id.to_string(),
-            r.run.0.to_string(),
-            r.workflow_type.clone(),
-            r.status.as_str().to_owned(),
-            utc(r.started_at),
-            r.closed_at.map_or_else(|| "-".to_owned(), utc),
-        ]);
+    let runs: Vec<_> = runs.iter().map(super::local::run_summary).collect();
+    if as_json {
+        return super::remote::print_json(
+            out,
+            &serde_json::json!({ "runs": runs, "next_cursor": more.map(|c| c.to_string()) }),
+        );
     }
-    write_table(out, &rows)?;
-    if runs.is_empty() {
-        writeln!(out, "(no runs match)")?;
-    }
-    if let Some(cursor) = more {
-        writeln!(out, "(more: --after {cursor})")?;
-    }
-    Ok(())
+    super::local::runs_table(&runs, more.map(|c| c.to_string()).as_deref(), out)
 }
 
-fn write_table<const N: usize>(out: Out<'_>, rows: &[[String; N]]) -> std::io::Result<()> {
+pub(super) fn write_table<const N: usize>(
+    out: Out<'_>,
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
     let mut widths = [0usize; N];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -106,6 +91,7 @@ pub(super) fn export(
     id: &WorkflowId,
     run: Option<RunId>,
     file: &Path,
+    as_json: bool,
     out: Out<'_>,
 ) -> Result<(), CliError> {
     let (run, _) = super::on_runtime(pick_run(store, id, run))??;
@@ -118,6 +104,13 @@ pub(super) fn export(
         FileFormat::Json => "JSON",
         FileFormat::Binary => "binary",
     };
+    if as_json {
+        let v = serde_json::json!({
+            "workflow_id": id.as_str(), "run": run.0, "events": history.events.len(),
+            "file": file.display().to_string(), "format": form,
+        });
+        return super::remote::print_json(out, &v);
+    }
     writeln!(
         out,
         "exported {} events of {id} run {} to {} ({form})",
@@ -206,6 +199,7 @@ pub(super) fn signal(
     name: &str,
     payload: Payload,
     sender: Option<&str>,
+    as_json: bool,
     out: Out<'_>,
 ) -> Result<(), CliError> {
     let sent = match sender {
@@ -214,6 +208,17 @@ pub(super) fn signal(
     };
     let run = sent.map_err(|e| CliError::Failed(format!("signal not sent: {e}")))?;
     acknowledge(store, "signal")?;
+    if as_json {
+        return super::remote::print_json(out, &run_ref(id, run));
+    }
     writeln!(out, "signal {name} sent to {id} (run {})", run.0)?;
     Ok(())
+}
+
+/// The API's answer naming the run a command reached.
+pub(super) fn run_ref(id: &WorkflowId, run: RunId) -> refrain_server::remote::RunRef {
+    refrain_server::remote::RunRef {
+        workflow_id: id.to_string(),
+        run: run.0,
+    }
 }

@@ -1,17 +1,26 @@
 //! `refrain describe`: the latest run of a workflow and what it waits on.
 
 use super::format::{attempts_of, bytes, failure_text, human, role_tag, short, utc};
+use super::local::{human_task, payload_json};
+use super::remote::print_json;
 use super::{latest, CliError, Out};
 use crate::replayer::indent;
-use refrain_history::{ActivityState, HistoryStore, Timestamp, WorkflowId};
+use refrain_history::{ActivityState, HistoryStore, RunId, RunRecord, Timestamp, WorkflowId};
+use refrain_server::remote::{Description, WaitingOn};
+use serde_json::{json, Map, Value};
 
 pub(super) async fn describe(
     store: &dyn HistoryStore,
     id: &WorkflowId,
+    as_json: bool,
     out: Out<'_>,
 ) -> Result<(), CliError> {
     let (run, record) = latest(store, id).await?;
     let now = Timestamp::now();
+    if as_json {
+        let d = description(store, run, &record, now).await?;
+        return print_json(out, &d);
+    }
     writeln!(out, "workflow  {id}")?;
     writeln!(out, "run       {}", run.0)?;
     writeln!(out, "type      {}", record.workflow_type)?;
@@ -151,4 +160,102 @@ pub(super) async fn describe(
         }
     }
     Ok(())
+}
+
+/// The API's description of a run, from the store (`describe --json`).
+async fn description(
+    store: &dyn HistoryStore,
+    run: RunId,
+    record: &RunRecord,
+    now: Timestamp,
+) -> Result<Description, CliError> {
+    let mut waiting_on = Vec::new();
+    let mut pending_activities = Vec::new();
+    for &cmd in &record.pending_activities {
+        let Some(task) = store.activity_task(run, cmd).await? else {
+            continue;
+        };
+        let next_try = match task.state {
+            ActivityState::Scheduled { visible_at } if visible_at > now => Some(utc(visible_at)),
+            _ => None,
+        };
+        let text = match &next_try {
+            Some(at) => format!(
+                "activity {}, attempt {}, next try at {at}",
+                task.activity_type, task.attempt
+            ),
+            None => format!("activity {}, attempt {}", task.activity_type, task.attempt),
+        };
+        let fields = json!({
+            "cmd": cmd.0, "activity_type": task.activity_type, "attempt": task.attempt,
+            "next_try_at": next_try,
+            "last_failure": task.last_failure.as_ref().map(failure_text),
+        });
+        waiting_on.push(waiting("activity", text, &fields));
+        pending_activities.push(fields);
+    }
+    let mut pending_timers = Vec::new();
+    for t in &record.pending_timers {
+        let fields = json!({ "cmd": t.cmd.0, "fire_at": utc(t.fire_at) });
+        waiting_on.push(waiting(
+            "timer",
+            format!("timer fires at {}", utc(t.fire_at)),
+            &fields,
+        ));
+        pending_timers.push(fields);
+    }
+    let human_tasks: Vec<_> = store
+        .human_tasks_of_run(run)
+        .await?
+        .iter()
+        .map(|t| human_task(t, now))
+        .collect();
+    for t in &human_tasks {
+        let text = format!("human task {} assigned to {}", t.task, t.assignee);
+        waiting_on.push(waiting("human_task", text, &json!({ "task": t.id })));
+    }
+    if let Some(f) = &record.last_task_failure {
+        let first = f.lines().next().unwrap_or_default();
+        waiting_on.push(waiting(
+            "task_failure",
+            format!("activation failing: {first}"),
+            &json!({}),
+        ));
+    }
+    let run_of = |r: Option<RunId>| r.map(|r| json!(r.0));
+    Ok(Description {
+        workflow_id: record.workflow_id.to_string(),
+        run: run.0,
+        workflow_type: record.workflow_type.clone(),
+        status: record.status.as_str().to_owned(),
+        started_at: utc(record.started_at),
+        closed_at: record.closed_at.map(utc),
+        result: match &record.outcome {
+            Some(Ok(p)) => Some(payload_json(p)),
+            _ => None,
+        },
+        failure: match &record.outcome {
+            Some(Err(f)) => Some(json!({ "message": failure_text(f) })),
+            _ => None,
+        },
+        history_events: record.last_seq.0,
+        waiting_on,
+        pending_activities,
+        pending_timers,
+        human_tasks,
+        last_task_failure: record.last_task_failure.as_ref().map(|f| json!(f)),
+        parent: record.parent.as_ref().map(
+            |p| json!({ "workflow_id": p.workflow_id.to_string(), "run": p.run.0, "cmd": p.cmd.0 }),
+        ),
+        continued_from: run_of(record.continued_from),
+        continued_to: run_of(record.continued_to),
+    })
+}
+
+fn waiting(kind: &str, text: String, fields: &Value) -> WaitingOn {
+    WaitingOn {
+        kind: kind.to_owned(),
+        text,
+        fields: fields.as_object().cloned().unwrap_or_else(Map::new),
+    }
 }

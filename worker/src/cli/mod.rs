@@ -1,5 +1,6 @@
-//! The `refrain` command line: list, inspect, export, replay and signal
-//! workflows in a store directory.
+//! The `refrain` command line: list, inspect, start, signal, decide,
+//! export and replay workflows, in a store directory (`--db DIR`) or
+//! through a running server (`--server URL`).
 //!
 //! ```text
 //! refrain --db DIR list [--status running|completed|failed|continued-as-new|cancelled|terminated] [--type T] [--limit N [--after CURSOR]]
@@ -7,11 +8,31 @@
 //! refrain --db DIR history ID [--run N]
 //! refrain --db DIR export ID --out FILE [--run N]     # FILE.json: JSON, else binary
 //! refrain --db DIR signal ID NAME JSON [--sender WHO]
+//! refrain --db DIR cancel ID [--reason WHY] [--by WHO]
+//! refrain --db DIR terminate ID --reason WHY
+//! refrain --db DIR start TYPE ID JSON [--on-conflict fail|attach-to-open|use-existing]
+//! refrain --db DIR tasks --assignee NAME
+//! refrain --db DIR decide RUN/CMD JSON --as NAME [--comment WHY]
+//! refrain --db DIR schedules [list | describe ID | pause ID | resume ID]
 //! refrain --db DIR verify
+//! refrain --db DIR serve [--bind ADDR] [--identities FILE]
 //! refrain replay FILE_OR_DIR...
+//! refrain token
+//!
+//! REFRAIN_TOKEN=… refrain --server http://127.0.0.1:8233 VERB …
+//!     every verb above but verify, replay, serve and token, plus
+//!     query ID NAME [JSON], update ID NAME JSON [--update-id X],
+//!     schedules trigger ID, tasks (the token's inbox)
 //! ```
 //!
-//! `--db` may also come from the `REFRAIN_DB` environment variable.
+//! `--db` may also come from the `REFRAIN_DB` environment variable,
+//! `--server` from `REFRAIN_SERVER`; the access token only ever comes from
+//! `REFRAIN_TOKEN` (a flag would show in shell history and `ps`). Through
+//! a server, the token's identity is the actor recorded (signal sender,
+//! cancellation requester, decider); `--sender`, `--by` and `--as` are for
+//! stores only. `--json` prints the HTTP API's JSON instead of text, on a
+//! store as through a server. See [`remote`](self) for the exit codes of
+//! the API's errors: 401 and 403 exit with 2.
 //!
 //! `list`, `describe` and `history` read through the [`HistoryStore`]
 //! seam, as any client of the store would (`list` page by page; with
@@ -51,13 +72,17 @@
 //! ```
 //!
 //! Exit codes: 0 success; 1 the command failed (unknown id, bad JSON, a
-//! history that does not replay); 2 the command could not run at all
-//! (usage error, store missing or locked, nothing to replay with).
+//! history that does not replay, refused by the API); 2 the command could
+//! not run at all (usage error, store missing or locked, nothing to replay
+//! with, no server at the URL, a token missing, unknown or not allowed).
 
 mod args;
 mod commands;
 mod describe;
 mod format;
+mod local;
+mod remote;
+mod serve;
 mod timeline;
 mod verify;
 
@@ -66,6 +91,7 @@ use args::{Cli, Command};
 use clap::Parser;
 use commands::{export, list, replay, signal, ListArgs};
 use describe::describe;
+use refrain::history_file::HistoryExport;
 use refrain_history::{
     HistoryStore, Payload, ReadError, RunId, RunRecord, Store, StoreConfig, StoreError, Timestamp,
     WorkflowId,
@@ -87,22 +113,73 @@ pub fn run(replayer: Replayer) -> ExitCode {
 }
 
 /// Like [`run`] with explicit arguments; the first is the program name.
+/// The access token of `--server` comes from `REFRAIN_TOKEN`.
 pub fn run_with_args<I, T>(replayer: Replayer, args: I) -> ExitCode
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let token = std::env::var("REFRAIN_TOKEN").ok();
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    // Store::durable_blocking panics inside a tokio runtime, and workflow
-    // code must be replayed outside one: a thread of our own is neither.
+    let code = on_own_thread(move || {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let mut err = std::io::stderr();
+        run_inner(&replayer, args, token.as_deref(), &mut out, &mut err)
+    });
+    ExitCode::from(code)
+}
+
+/// What [`run_captured`] printed, and its exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    /// The exit code [`run`] would exit with.
+    pub code: u8,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr (its error line, usage errors).
+    pub stderr: String,
+}
+
+/// Runs the command line with `args` (the first is the program name) and
+/// `token` as the access token of `--server` instead of `REFRAIN_TOKEN`,
+/// and returns what it printed: for programs that run commands on behalf
+/// of someone, and for tests (which run side by side, so cannot share the
+/// process environment). `serve` still prints its address and login link
+/// on the process's stderr.
+pub fn run_captured<I, T>(replayer: Replayer, args: I, token: Option<&str>) -> Captured
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let token = token.map(str::to_owned);
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let code = on_own_thread(move || {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run_inner(&replayer, args, token.as_deref(), &mut out, &mut err);
+        let _ = tx.send((out, err));
+        code
+    });
+    let (out, err) = rx.recv().unwrap_or_default();
+    Captured {
+        code,
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    }
+}
+
+/// Runs `f` on a thread of its own: Store::durable_blocking panics inside
+/// a tokio runtime, and workflow code must be replayed outside one.
+fn on_own_thread(f: impl FnOnce() -> u8 + Send + 'static) -> u8 {
     let worker = std::thread::Builder::new()
         .name("refrain-cli".into())
-        .spawn(move || run_inner(replayer, args));
+        .spawn(f);
     match worker.map(|t| t.join()) {
-        Ok(Ok(code)) => ExitCode::from(code),
+        Ok(Ok(code)) => code,
         _ => {
             eprintln!("error: the command panicked");
-            ExitCode::from(EXIT_UNUSABLE)
+            EXIT_UNUSABLE
         }
     }
 }
@@ -110,25 +187,34 @@ where
 const EXIT_FAILED: u8 = 1;
 const EXIT_UNUSABLE: u8 = 2;
 
-fn run_inner(replayer: Replayer, args: Vec<OsString>) -> u8 {
+fn run_inner(
+    replayer: &Replayer,
+    args: Vec<OsString>,
+    token: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version go to stdout with exit code 0; usage errors
             // to stderr with 2.
-            let _ = e.print();
+            let text = e.render().to_string();
+            let _ = if e.use_stderr() {
+                err.write_all(text.as_bytes())
+            } else {
+                out.write_all(text.as_bytes())
+            };
             return u8::try_from(e.exit_code()).unwrap_or(EXIT_UNUSABLE);
         }
     };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let result = execute(cli, &replayer, &mut out);
+    let result = execute(cli, replayer, token, out);
     let _ = out.flush();
     match result {
         Ok(code) => code,
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            let _ = writeln!(err, "error: {e}");
             e.exit_code()
         }
     }
@@ -191,37 +277,66 @@ fn on_runtime<F: Future>(read: F) -> Result<F::Output, CliError> {
 
 type Out<'a> = &'a mut dyn Write;
 
-fn execute(cli: Cli, replayer: &Replayer, out: Out<'_>) -> Result<u8, CliError> {
+fn execute(
+    cli: Cli,
+    replayer: &Replayer,
+    token: Option<&str>,
+    out: Out<'_>,
+) -> Result<u8, CliError> {
+    if let Some(url) = cli.server.as_deref() {
+        return on_runtime(remote::execute(url, token, cli.json, cli.command, out))?;
+    }
     let db = cli.db.as_deref();
+    let json = cli.json;
     match cli.command {
         Command::List {
             status,
             workflow_type,
             limit,
             after,
+            id_prefix,
         } => {
+            if id_prefix.is_some() {
+                return Err(CliError::Unusable(
+                    "--id-prefix needs --server (a store lists by run number)".into(),
+                ));
+            }
             let args = ListArgs {
                 status,
                 workflow_type,
                 limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
                 after,
             };
-            on_runtime(list(&open_for_reading(db)?, args, out))?
+            on_runtime(list(&open_for_reading(db)?, args, json, out))?
         }
-        Command::Describe { id } => {
-            on_runtime(describe(&open_for_reading(db)?, &WorkflowId::new(id), out))?
-        }
-        Command::History { id, run } => on_runtime(history(
+        Command::Describe { id } => on_runtime(describe(
             &open_for_reading(db)?,
             &WorkflowId::new(id),
-            run,
+            json,
             out,
         ))?,
+        Command::History { id, run } => {
+            let store = open_for_reading(db)?;
+            let id = WorkflowId::new(id);
+            if json {
+                on_runtime(async {
+                    let (run, _) = pick_run(&store, &id, run).await?;
+                    let export = HistoryExport::from_run(&store, run).await.map_err(|e| {
+                        CliError::Failed(format!("cannot read the history of {id}: {e}"))
+                    })?;
+                    writeln!(out, "{}", export.to_json())?;
+                    Ok(())
+                })?
+            } else {
+                on_runtime(history(&store, &id, run, out))?
+            }
+        }
         Command::Export { id, out: file, run } => export(
             &open_for_reading(db)?,
             &WorkflowId::new(id),
             run,
             &file,
+            json,
             out,
         ),
         Command::Verify => return verify::verify(store_dir(db)?, out),
@@ -229,12 +344,11 @@ fn execute(cli: Cli, replayer: &Replayer, out: Out<'_>) -> Result<u8, CliError> 
         Command::Signal {
             id,
             name,
-            json,
+            json: value,
             sender,
         } => {
             // Checked before the store is opened: bad input touches nothing.
-            let value: serde_json::Value = serde_json::from_str(&json)
-                .map_err(|e| CliError::Failed(format!("the signal value is not JSON: {e}")))?;
+            let value = remote::parse_json(&value, "the signal value")?;
             let payload = Payload::from_bytes(value.to_string().into_bytes());
             signal(
                 &open_store(db)?,
@@ -242,6 +356,7 @@ fn execute(cli: Cli, replayer: &Replayer, out: Out<'_>) -> Result<u8, CliError> 
                 &name,
                 payload,
                 sender.as_deref(),
+                json,
                 out,
             )
         }
@@ -256,6 +371,9 @@ fn execute(cli: Cli, replayer: &Replayer, out: Out<'_>) -> Result<u8, CliError> 
                 .request_cancel(&id, &reason, requested_by.as_deref())
                 .map_err(|e| CliError::Failed(format!("cancellation not requested: {e}")))?;
             acknowledge(&store, "cancellation request")?;
+            if json {
+                return remote::print_json(out, &commands::run_ref(&id, run)).map(|()| 0);
+            }
             writeln!(
                 out,
                 "cancellation of {id} (run {}) requested: {reason}",
@@ -270,9 +388,55 @@ fn execute(cli: Cli, replayer: &Replayer, out: Out<'_>) -> Result<u8, CliError> 
                 .terminate(&id, &reason, Timestamp::now())
                 .map_err(|e| CliError::Failed(format!("not terminated: {e}")))?;
             acknowledge(&store, "termination")?;
+            if json {
+                return remote::print_json(out, &commands::run_ref(&id, run)).map(|()| 0);
+            }
             writeln!(out, "{id} (run {}) terminated: {reason}", run.0)?;
             Ok(())
         }
+        Command::Start {
+            workflow_type,
+            id,
+            json: input,
+            on_conflict,
+        } => {
+            let input = remote::parse_json(&input, "the input")?;
+            local::start(
+                &open_store(db)?,
+                workflow_type,
+                id,
+                input,
+                on_conflict,
+                json,
+                out,
+            )
+        }
+        Command::Query { .. } | Command::Update { .. } => {
+            return Err(CliError::Unusable(
+                "queries and updates are answered by the workflow's running instance: run the \
+                 application (with its server) and use --server URL"
+                    .into(),
+            ))
+        }
+        Command::Tasks { assignee } => local::tasks(&open_for_reading(db)?, assignee, json, out),
+        Command::Decide {
+            task,
+            json: value,
+            comment,
+            decided_by,
+        } => {
+            let value = remote::parse_json(&value, "the decision")?;
+            let decision = local::Decision {
+                task,
+                value,
+                comment,
+                decided_by,
+            };
+            local::decide(&open_store(db)?, decision, json, out)
+        }
+        Command::Schedules { action } => local::schedules(&open_store(db)?, action, json, out),
+        Command::Serve { bind, identities } => serve::serve(db, bind, identities),
+        Command::Token => serve::token(out),
     }?;
     Ok(0)
 }

@@ -29,16 +29,61 @@ pub(super) async fn history(
 ) -> Result<(), CliError> {
     let (run, record) = pick_run(store, id, run).await?;
     let events = store.read_history(run, EventSeq(1)).await?;
+    let header = Header {
+        id,
+        run,
+        workflow_type: &record.workflow_type,
+        status: record.status.as_str(),
+        started_at: record.started_at,
+        closed_at: record.closed_at,
+    };
+    timeline(&header, &events, out)?;
+    if record.status.is_open() {
+        open_run_footer(store, run, &record, out).await?;
+    }
+    Ok(())
+}
+
+/// What the timeline's first line says about the run.
+pub(super) struct Header<'a> {
+    pub(super) id: &'a WorkflowId,
+    pub(super) run: RunId,
+    pub(super) workflow_type: &'a str,
+    pub(super) status: &'a str,
+    pub(super) started_at: Timestamp,
+    pub(super) closed_at: Option<Timestamp>,
+}
+
+/// The status a history ends in (a history from a file or the API, which
+/// has no run record).
+pub(super) fn status_of(events: &[Event]) -> &'static str {
+    match events.last() {
+        Some(Event::WorkflowCompleted { .. }) => "completed",
+        Some(Event::WorkflowFailed { .. }) => "failed",
+        Some(Event::WorkflowContinuedAsNew { .. }) => "continued-as-new",
+        Some(Event::WorkflowCancelled { .. }) => "cancelled",
+        Some(Event::WorkflowTerminated { .. }) => "terminated",
+        _ => "running",
+    }
+}
+
+/// Prints `events` as a timeline, one line per event.
+pub(super) fn timeline(
+    header: &Header<'_>,
+    events: &[Event],
+    out: Out<'_>,
+) -> Result<(), CliError> {
     let activations = events
         .iter()
         .filter(|e| matches!(e, Event::ActivationStarted { .. }))
         .count();
     writeln!(
         out,
-        "{id}, run {} ({}, {}): {} events in {activations} activation{}",
-        run.0,
-        record.workflow_type,
-        record.status.as_str(),
+        "{}, run {} ({}, {}): {} events in {activations} activation{}",
+        header.id,
+        header.run.0,
+        header.workflow_type,
+        header.status,
         events.len(),
         if activations == 1 { "" } else { "s" }
     )?;
@@ -53,7 +98,7 @@ pub(super) async fn history(
         "SEQ", "TIME (UTC)", "WAIT"
     )?;
     let mut known = Commands::default();
-    let mut time = record.started_at;
+    let mut time = header.started_at;
     let mut previous: Option<Timestamp> = None;
     let mut activation = 0;
     for (event, seq) in events.iter().zip(1u64..) {
@@ -65,7 +110,7 @@ pub(super) async fn history(
             }
             // Appended by the store outside any activation: its only time
             // is the run's close.
-            Event::WorkflowTerminated { .. } => time = record.closed_at.unwrap_or(time),
+            Event::WorkflowTerminated { .. } => time = header.closed_at.unwrap_or(time),
             _ => {}
         }
         let wait = match previous {
@@ -75,9 +120,6 @@ pub(super) async fn history(
         previous = Some(time);
         let text = describe_event(event, time, activation, &mut known);
         writeln!(out, "{seq:>4}  {:<24}  {wait:>8}  {text}", utc(time))?;
-    }
-    if record.status.is_open() {
-        open_run_footer(store, run, &record, out).await?;
     }
     Ok(())
 }

@@ -1,0 +1,346 @@
+//! The verbs that act on workflows rather than read them (`start`,
+//! `tasks`, `decide`, `schedules`) on a store (`--db`), and the API's JSON
+//! shapes of what the store answers, for `--json`: a script reads the same
+//! JSON whether it ran against a store or a server.
+//!
+//! `query` and `update` are answered by the workflow's running instance,
+//! which only a running application has: on a store they say so.
+
+use super::args::{ConflictArg, ScheduleAction};
+use super::commands::write_table;
+use super::format::utc;
+use super::remote::{print_json, schedule_text, schedules_text, tasks_text};
+use super::{acknowledge, on_runtime, CliError, Out};
+use refrain_history::{CommandSeq, StartRequest};
+use refrain_history::{
+    HistoryStore, HumanTaskRecord, Payload, RunId, ScheduleRecord, Store, Timestamp, WorkflowId,
+};
+use refrain_server::remote::{Decided, HumanTask, RunSummary, Schedule, Started};
+use serde_json::{json, Map, Value};
+
+/// `start` on a store: the store records the start; the application's
+/// workers run the workflow when it next runs.
+pub(super) fn start(
+    store: &Store,
+    workflow_type: String,
+    id: String,
+    input: Value,
+    on_conflict: ConflictArg,
+    as_json: bool,
+    out: Out<'_>,
+) -> Result<(), CliError> {
+    let req = StartRequest {
+        workflow_id: WorkflowId::new(id.clone()),
+        workflow_type,
+        input: Payload::from_bytes(input.to_string().into_bytes()),
+        on_conflict: on_conflict.into(),
+        seed: seed(),
+        now: Timestamp::now(),
+    };
+    let outcome =
+        on_runtime(store.start(req))?.map_err(|e| CliError::Failed(format!("not started: {e}")))?;
+    acknowledge(store, "start")?;
+    let s = Started {
+        workflow_id: id,
+        run: outcome.run.0,
+        started: outcome.started,
+    };
+    if as_json {
+        print_json(out, &s)
+    } else {
+        writeln!(out, "{}", started_text(&s))?;
+        Ok(())
+    }
+}
+
+/// A seed for a run's random generator: any value does, as long as runs
+/// do not share it (the same as a client's start draws).
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Timestamp::now().0);
+    h.finish()
+}
+
+pub(super) fn started_text(s: &Started) -> String {
+    if s.started {
+        format!("started {} (run {})", s.workflow_id, s.run)
+    } else {
+        format!(
+            "{} already has run {}: nothing started (--on-conflict)",
+            s.workflow_id, s.run
+        )
+    }
+}
+
+/// `RUN/CMD`, as `tasks` prints a task.
+pub(super) fn parse_task_id(s: &str) -> Result<(u64, u64), CliError> {
+    let bad = || {
+        CliError::Failed(format!(
+            "{s:?} is not a task: give RUN/CMD as `tasks` prints it"
+        ))
+    };
+    let (run, cmd) = s.split_once('/').ok_or_else(bad)?;
+    let run = run.strip_prefix("run-").unwrap_or(run);
+    Ok((
+        run.parse().map_err(|_| bad())?,
+        cmd.parse().map_err(|_| bad())?,
+    ))
+}
+
+pub(super) fn tasks(
+    store: &Store,
+    assignee: Option<String>,
+    as_json: bool,
+    out: Out<'_>,
+) -> Result<(), CliError> {
+    let assignee = assignee.ok_or_else(|| {
+        CliError::Unusable(
+            "on a store, say whose tasks: --assignee NAME (a server knows who you are)".into(),
+        )
+    })?;
+    let now = Timestamp::now();
+    let tasks: Vec<HumanTask> = store
+        .list_human_tasks(&assignee)?
+        .iter()
+        .map(|t| human_task(t, now))
+        .collect();
+    if as_json {
+        print_json(out, &json!({ "tasks": tasks }))
+    } else {
+        tasks_text(&tasks, out)
+    }
+}
+
+pub(super) struct Decision {
+    pub(super) task: String,
+    pub(super) value: Value,
+    pub(super) comment: Option<String>,
+    pub(super) decided_by: Option<String>,
+}
+
+/// `decide` on a store records the name given with `--as`: nobody checks
+/// it (whoever can open the store can write anything to it).
+pub(super) fn decide(
+    store: &Store,
+    d: Decision,
+    as_json: bool,
+    out: Out<'_>,
+) -> Result<(), CliError> {
+    let decided_by = d.decided_by.ok_or_else(|| {
+        CliError::Unusable(
+            "on a store, say who decides: --as NAME (recorded in the history as the decider)"
+                .into(),
+        )
+    })?;
+    let (run, cmd) = parse_task_id(&d.task)?;
+    let cmd = u32::try_from(cmd).map_err(|_| CliError::Failed(format!("no task {}", d.task)))?;
+    store
+        .decide_human_task(
+            RunId(run),
+            CommandSeq(cmd),
+            Payload::from_bytes(d.value.to_string().into_bytes()),
+            &decided_by,
+            d.comment.as_deref(),
+            Timestamp::now(),
+        )
+        .map_err(|e| CliError::Failed(format!("not decided: {e}")))?;
+    acknowledge(store, "decision")?;
+    let record = store.run_record(RunId(run))?;
+    let answer = Decided {
+        workflow_id: record
+            .map(|r| r.workflow_id.to_string())
+            .unwrap_or_default(),
+        run,
+        task: Value::String(d.task.clone()),
+        decided_by,
+    };
+    if as_json {
+        print_json(out, &answer)
+    } else {
+        writeln!(
+            out,
+            "task {} of {} (run {run}) decided by {}",
+            d.task, answer.workflow_id, answer.decided_by
+        )?;
+        Ok(())
+    }
+}
+
+pub(super) fn schedules(
+    store: &Store,
+    action: Option<ScheduleAction>,
+    as_json: bool,
+    out: Out<'_>,
+) -> Result<(), CliError> {
+    let failed = |e: refrain_history::StoreError| CliError::Failed(e.to_string());
+    let one = match action.unwrap_or(ScheduleAction::List) {
+        ScheduleAction::List => {
+            let list: Vec<Schedule> = store
+                .list_schedules()
+                .map_err(failed)?
+                .iter()
+                .map(schedule)
+                .collect();
+            return if as_json {
+                print_json(out, &json!({ "schedules": list }))
+            } else {
+                schedules_text(&list, out)
+            };
+        }
+        ScheduleAction::Describe { id } => store.describe_schedule(&id),
+        ScheduleAction::Pause { id } => store.pause_schedule(&id),
+        ScheduleAction::Resume { id } => store.resume_schedule(&id),
+        ScheduleAction::Trigger { .. } => {
+            return Err(CliError::Unusable(
+                "trigger needs a running server (--server URL): a store has no one to fire it"
+                    .into(),
+            ))
+        }
+    }
+    .map_err(failed)?;
+    acknowledge(store, "schedule change")?;
+    let one = schedule(&one);
+    if as_json {
+        print_json(out, &one)
+    } else {
+        schedule_text(&one, out)
+    }
+}
+
+// ----- the API's shapes of the store's records -----
+
+pub(super) fn run_summary(r: &refrain_history::RunSummary) -> RunSummary {
+    RunSummary {
+        workflow_id: r.workflow_id.to_string(),
+        run: r.run.0,
+        workflow_type: r.workflow_type.clone(),
+        status: r.status.as_str().to_owned(),
+        started_at: utc(r.started_at),
+        closed_at: r.closed_at.map(utc),
+    }
+}
+
+/// A payload as the API shows it: its JSON, or its bytes in base64.
+pub(super) fn payload_json(p: &Payload) -> Value {
+    serde_json::from_slice(p.as_bytes())
+        .unwrap_or_else(|_| json!({ "$bytes_base64": base64(p.as_bytes()) }))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+pub(super) fn human_task(t: &HumanTaskRecord, now: Timestamp) -> HumanTask {
+    HumanTask {
+        id: format!("{}/{}", t.run.0, t.cmd.0),
+        workflow_id: t.workflow_id.to_string(),
+        run: t.run.0,
+        cmd: u64::from(t.cmd.0),
+        task: t.task.clone(),
+        assignee: t.assignee.clone(),
+        form: t.form.as_ref().map(payload_json),
+        deadline: t.deadline.map(utc),
+        assigned_at: utc(t.assigned_at),
+        level: t.level,
+        overdue: t.deadline.is_some_and(|d| d < now),
+    }
+}
+
+fn schedule(s: &ScheduleRecord) -> Schedule {
+    let trigger = match &s.spec.trigger {
+        refrain_history::Trigger::Every(d) => {
+            json!({ "every": humantime::format_duration(*d).to_string() })
+        }
+        refrain_history::Trigger::Cron(c) => json!({ "cron": c }),
+    };
+    let mut m = Map::new();
+    m.insert("id".into(), json!(s.spec.id));
+    m.insert("workflow_type".into(), json!(s.spec.workflow_type));
+    m.insert("trigger".into(), trigger);
+    m.insert("paused".into(), json!(s.paused));
+    m.insert("next_fire".into(), json!(s.next_fire.map(utc)));
+    m.insert("last_fire".into(), json!(s.last_fire.map(utc)));
+    m.insert("runs_started".into(), json!(s.runs_started));
+    m.insert("skipped".into(), json!(s.skipped));
+    m.insert("missed".into(), json!(s.missed));
+    Schedule(m)
+}
+
+/// The table of `list`, on a store or through a server.
+pub(super) fn runs_table(
+    runs: &[RunSummary],
+    more: Option<&str>,
+    out: Out<'_>,
+) -> Result<(), CliError> {
+    let mut rows = vec![[
+        "ID".to_owned(),
+        "RUN".to_owned(),
+        "TYPE".to_owned(),
+        "STATUS".to_owned(),
+        "STARTED (UTC)".to_owned(),
+        "CLOSED (UTC)".to_owned(),
+    ]];
+    for r in runs {
+        rows.push([
+            r.workflow_id.clone(),
+            r.run.to_string(),
+            r.workflow_type.clone(),
+            r.status.clone(),
+            r.started_at.clone(),
+            r.closed_at.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    write_table(out, &rows)?;
+    if runs.is_empty() {
+        writeln!(out, "(no runs match)")?;
+    }
+    if let Some(cursor) = more {
+        writeln!(out, "(more: --after {cursor})")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_parse_as_tasks_prints_them() {
+        assert_eq!(parse_task_id("12/5").ok(), Some((12, 5)));
+        assert_eq!(parse_task_id("run-12/5").ok(), Some((12, 5)));
+        assert!(parse_task_id("12").is_err());
+        assert!(parse_task_id("a/b").is_err());
+    }
+
+    #[test]
+    fn payloads_that_are_not_json_show_as_base64() {
+        assert_eq!(
+            payload_json(&Payload::from_bytes(b"{\"a\":1}".to_vec())),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            payload_json(&Payload::from_bytes(vec![0xff, 0x00, 0x41, 0x42])),
+            json!({"$bytes_base64": "/wBBQg=="})
+        );
+        assert_eq!(base64(b"Ma"), "TWE=");
+        assert_eq!(base64(b"M"), "TQ==");
+    }
+}
