@@ -1,7 +1,9 @@
 //! The HTTP server end to end: every API route with its errors
 //! (`api_*`), the dashboard and its inbox (`dashboard`), authentication
 //! (`auth`). Requests go through the server's router in-process, on a
-//! store with the examples' workflows and a worker running them.
+//! store with the examples' workflows and a worker running them; `cli`
+//! runs the command line against the same server listening on a port.
 
 mod auth;
+mod cli;
 mod harness;

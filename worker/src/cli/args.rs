@@ -97,7 +97,8 @@ pub(super) enum Command {
         /// Signal name.
         name: String,
         /// The signal's value, as JSON (e.g. '{"approved":true}').
-        json: String,
+        #[arg(value_name = "JSON")]
+        value: String,
         /// Who sends it, recorded in the history for the audit trail.
         /// With --server the server records the token's identity instead.
         #[arg(long, value_name = "WHO", conflicts_with = "server")]
@@ -133,7 +134,8 @@ pub(super) enum Command {
         /// Workflow id.
         id: String,
         /// The input, as JSON.
-        json: String,
+        #[arg(value_name = "JSON")]
+        value: String,
         /// When a run of ID is open: fail, return it (attach-to-open), or
         /// return the latest run even if closed (use-existing).
         #[arg(long, value_enum, default_value = "fail")]
@@ -147,7 +149,8 @@ pub(super) enum Command {
         /// Query name.
         name: String,
         /// The query's input, as JSON.
-        json: Option<String>,
+        #[arg(value_name = "JSON")]
+        value: Option<String>,
     },
     /// Sends an update and waits for the workflow's answer (needs a
     /// running application: --server).
@@ -157,7 +160,8 @@ pub(super) enum Command {
         /// Update name.
         name: String,
         /// The update's input, as JSON.
-        json: String,
+        #[arg(value_name = "JSON")]
+        value: String,
         /// Names the request: the same id is never applied twice, so a
         /// retried command is safe.
         #[arg(long, value_name = "ID")]
@@ -176,8 +180,9 @@ pub(super) enum Command {
     Decide {
         /// The task, RUN/CMD as `tasks` prints it.
         task: String,
-        /// The decision, as JSON (e.g. '{"approved":true}').
-        json: String,
+        /// The decision, as JSON (e.g. '"Approve"').
+        #[arg(value_name = "JSON")]
+        value: String,
         /// Why, recorded with the decision.
         #[arg(long)]
         comment: Option<String>,
@@ -305,6 +310,20 @@ fn parse_run(s: &str) -> Result<RunId, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn json_is_a_flag_and_a_value_alike() {
+        let cli = Cli::try_parse_from(["refrain", "--json", "signal", "w", "s", "{}"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Signal { value, .. } if value == "{}"));
+    }
 
     #[test]
     fn runs_parse_with_or_without_prefix() {

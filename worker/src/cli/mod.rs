@@ -269,7 +269,7 @@ impl From<ReadError> for CliError {
 /// which is async) to completion on this thread.
 fn on_runtime<F: Future>(read: F) -> Result<F::Output, CliError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .map_err(|e| CliError::Unusable(format!("cannot start the async runtime: {e}")))?;
     Ok(runtime.block_on(read))
@@ -344,7 +344,7 @@ fn execute(
         Command::Signal {
             id,
             name,
-            json: value,
+            value,
             sender,
         } => {
             // Checked before the store is opened: bad input touches nothing.
@@ -397,7 +397,7 @@ fn execute(
         Command::Start {
             workflow_type,
             id,
-            json: input,
+            value: input,
             on_conflict,
         } => {
             let input = remote::parse_json(&input, "the input")?;
@@ -421,7 +421,7 @@ fn execute(
         Command::Tasks { assignee } => local::tasks(&open_for_reading(db)?, assignee, json, out),
         Command::Decide {
             task,
-            json: value,
+            value,
             comment,
             decided_by,
         } => {

@@ -149,8 +149,10 @@ impl Remote {
                         .into(),
                 ))
             }
-            Command::Signal { id, name, json, .. } => {
-                let value = parse_json(&json, "the signal value")?;
+            Command::Signal {
+                id, name, value, ..
+            } => {
+                let value = parse_json(&value, "the signal value")?;
                 let sent = api.signal(&id, &name, value).await.map_err(failed)?;
                 self.done(out, &sent, || {
                     format!("signal {name} sent to {id} (run {})", sent.run)
@@ -171,10 +173,10 @@ impl Remote {
             Command::Start {
                 workflow_type,
                 id,
-                json,
+                value,
                 on_conflict,
             } => {
-                let input = parse_json(&json, "the input")?;
+                let input = parse_json(&value, "the input")?;
                 let body = StartBody {
                     workflow_type,
                     workflow_id: id,
@@ -184,8 +186,8 @@ impl Remote {
                 let s = api.start(&body).await.map_err(failed)?;
                 self.done(out, &s, || super::local::started_text(&s))?;
             }
-            Command::Query { id, name, json } => {
-                let input = json
+            Command::Query { id, name, value } => {
+                let input = value
                     .map(|j| parse_json(&j, "the query input"))
                     .transpose()?;
                 let answer = api.query(&id, &name, input).await.map_err(failed)?;
@@ -194,10 +196,10 @@ impl Remote {
             Command::Update {
                 id,
                 name,
-                json,
+                value,
                 update_id,
             } => {
-                let input = parse_json(&json, "the update input")?;
+                let input = parse_json(&value, "the update input")?;
                 let answer = api
                     .update(&id, &name, input, update_id.as_deref())
                     .await
@@ -214,12 +216,12 @@ impl Remote {
             }
             Command::Decide {
                 task,
-                json,
+                value,
                 comment,
                 ..
             } => {
                 let (run, cmd) = super::local::parse_task_id(&task)?;
-                let decision = parse_json(&json, "the decision")?;
+                let decision = parse_json(&value, "the decision")?;
                 let d = api
                     .decide(run, cmd, decision, comment.as_deref())
                     .await
