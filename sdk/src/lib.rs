@@ -49,6 +49,7 @@ mod activity;
 mod child;
 mod client;
 mod client_error;
+pub mod client_untyped;
 mod combinators;
 mod commands;
 mod context;
