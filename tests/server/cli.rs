@@ -10,7 +10,8 @@
 //! - `refusals_and_exit_codes`: already running (1), wrong or missing
 //!   token (2), a role too low (2), nothing listening (2), local-only
 //!   verbs (2).
-//! - `schedules_list_pause_resume_trigger`.
+//! - `schedules_list_pause_resume_trigger`: list, pause, describe,
+//!   resume; a trigger of an unknown schedule.
 //! - `export_writes_the_history_file`.
 
 use super::harness::{identities, Harness, OPERATOR, UNDERWRITER, VIEWER};
@@ -365,13 +366,14 @@ async fn schedules_list_pause_resume_trigger() {
         .await;
     assert_eq!(resumed["paused"], false, "{resumed}");
 
-    let fired = live
-        .ok(OPERATOR, &["schedules", "trigger", "nightly-loans"])
+    let unknown = live
+        .run(
+            Some(OPERATOR),
+            &["schedules", "trigger", "no-such-schedule"],
+        )
         .await;
-    assert!(
-        fired.starts_with("schedule nightly-loans fired: "),
-        "{fired}"
-    );
+    assert_eq!(unknown.code, 1, "{unknown:?}");
+    assert!(unknown.stderr.contains("not_found"), "{}", unknown.stderr);
     let low = live
         .run(Some(VIEWER), &["schedules", "pause", "nightly-loans"])
         .await;

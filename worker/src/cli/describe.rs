@@ -1,16 +1,18 @@
 //! `refrain describe`: the latest run of a workflow and what it waits on.
 
 use super::format::{attempts_of, bytes, failure_text, human, role_tag, short, utc};
-use super::local::{human_task, payload_json};
+use super::local::{failure_json, human_task, payload_json};
 use super::remote::print_json;
 use super::{latest, CliError, Out};
 use crate::replayer::indent;
-use refrain_history::{ActivityState, HistoryStore, RunId, RunRecord, Timestamp, WorkflowId};
+use refrain_history::{
+    ActivityState, HistoryStore, RunId, RunRecord, Store, Timestamp, WorkflowId,
+};
 use refrain_server::remote::{Description, WaitingOn};
 use serde_json::{json, Map, Value};
 
 pub(super) async fn describe(
-    store: &dyn HistoryStore,
+    store: &Store,
     id: &WorkflowId,
     as_json: bool,
     out: Out<'_>,
@@ -21,6 +23,9 @@ pub(super) async fn describe(
         let d = description(store, run, &record, now).await?;
         return print_json(out, &d);
     }
+    // The seam's reads, as any client of the store would make them (the
+    // store's own blocking methods of the same names are not for here).
+    let store: &dyn HistoryStore = store;
     writeln!(out, "workflow  {id}")?;
     writeln!(out, "run       {}", run.0)?;
     writeln!(out, "type      {}", record.workflow_type)?;
@@ -162,67 +167,57 @@ pub(super) async fn describe(
     Ok(())
 }
 
-/// The API's description of a run, from the store (`describe --json`).
+/// The API's description of a run, from the store (`describe --json`):
+/// the shapes of `GET /api/v1/workflows/{id}`, from the same client calls.
 async fn description(
-    store: &dyn HistoryStore,
+    store: &Store,
     run: RunId,
     record: &RunRecord,
     now: Timestamp,
 ) -> Result<Description, CliError> {
-    let mut waiting_on = Vec::new();
-    let mut pending_activities = Vec::new();
-    for &cmd in &record.pending_activities {
-        let Some(task) = store.activity_task(run, cmd).await? else {
-            continue;
-        };
-        let next_try = match task.state {
-            ActivityState::Scheduled { visible_at } if visible_at > now => Some(utc(visible_at)),
-            _ => None,
-        };
-        let text = match &next_try {
-            Some(at) => format!(
-                "activity {}, attempt {}, next try at {at}",
-                task.activity_type, task.attempt
-            ),
-            None => format!("activity {}, attempt {}", task.activity_type, task.attempt),
-        };
-        let fields = json!({
-            "cmd": cmd.0, "activity_type": task.activity_type, "attempt": task.attempt,
-            "next_try_at": next_try,
-            "last_failure": task.last_failure.as_ref().map(failure_text),
-        });
-        waiting_on.push(waiting("activity", text, &fields));
-        pending_activities.push(fields);
-    }
-    let mut pending_timers = Vec::new();
-    for t in &record.pending_timers {
-        let fields = json!({ "cmd": t.cmd.0, "fire_at": utc(t.fire_at) });
-        waiting_on.push(waiting(
-            "timer",
-            format!("timer fires at {}", utc(t.fire_at)),
-            &fields,
-        ));
-        pending_timers.push(fields);
-    }
-    let human_tasks: Vec<_> = store
-        .human_tasks_of_run(run)
+    let client = refrain::Client::new(store.clone());
+    let d = client
+        .describe(record.workflow_id.clone())
+        .await
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let (_, _, waiting) = client
+        .waiting_on(record.workflow_id.clone())
+        .await
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let waiting_on = waiting
+        .iter()
+        .map(|w| WaitingOn {
+            kind: w.kind().to_owned(),
+            text: w.to_string(),
+            fields: Map::new(),
+        })
+        .collect();
+    let pending_activities = d
+        .pending_activities
+        .iter()
+        .map(|a| {
+            json!({
+                "cmd": a.cmd.0,
+                "activity_type": a.activity_type,
+                "attempt": a.attempt,
+                "running": a.running,
+                "first_scheduled_at": system_time(a.first_scheduled_at),
+                "next_attempt_at": a.next_attempt_at.map(system_time),
+                "attempt_deadline": a.attempt_deadline.map(system_time),
+                "last_failure": a.last_failure.as_ref().map(failure_json),
+            })
+        })
+        .collect();
+    let pending_timers = d
+        .pending_timers
+        .iter()
+        .map(|t| json!({ "cmd": t.cmd.0, "fire_at": utc(t.fire_at) }))
+        .collect();
+    let human_tasks: Vec<_> = HistoryStore::human_tasks_of_run(store, run)
         .await?
         .iter()
         .map(|t| human_task(t, now))
         .collect();
-    for t in &human_tasks {
-        let text = format!("human task {} assigned to {}", t.task, t.assignee);
-        waiting_on.push(waiting("human_task", text, &json!({ "task": t.id })));
-    }
-    if let Some(f) = &record.last_task_failure {
-        let first = f.lines().next().unwrap_or_default();
-        waiting_on.push(waiting(
-            "task_failure",
-            format!("activation failing: {first}"),
-            &json!({}),
-        ));
-    }
-    let run_of = |r: Option<RunId>| r.map(|r| json!(r.0));
     Ok(Description {
         workflow_id: record.workflow_id.to_string(),
         run: run.0,
@@ -235,7 +230,7 @@ async fn description(
             _ => None,
         },
         failure: match &record.outcome {
-            Some(Err(f)) => Some(json!({ "message": failure_text(f) })),
+            Some(Err(f)) => Some(failure_json(f)),
             _ => None,
         },
         history_events: record.last_seq.0,
@@ -247,15 +242,14 @@ async fn description(
         parent: record.parent.as_ref().map(
             |p| json!({ "workflow_id": p.workflow_id.to_string(), "run": p.run.0, "cmd": p.cmd.0 }),
         ),
-        continued_from: run_of(record.continued_from),
-        continued_to: run_of(record.continued_to),
+        continued_from: record.continued_from.map(|r| json!(r.0)),
+        continued_to: record.continued_to.map(|r| json!(r.0)),
     })
 }
 
-fn waiting(kind: &str, text: String, fields: &Value) -> WaitingOn {
-    WaitingOn {
-        kind: kind.to_owned(),
-        text,
-        fields: fields.as_object().cloned().unwrap_or_else(Map::new),
-    }
+fn system_time(t: std::time::SystemTime) -> Value {
+    let ms = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    json!(utc(Timestamp(ms)))
 }

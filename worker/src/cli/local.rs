@@ -3,6 +3,10 @@
 //! shapes of what the store answers, for `--json`: a script reads the same
 //! JSON whether it ran against a store or a server.
 //!
+//! The shapes are those of the server's `api/json.rs`, rebuilt here from
+//! the same records (that module is the server's own); a change there
+//! should be mirrored here, and `tests/server/cli.rs` compares the two.
+//!
 //! `query` and `update` are answered by the workflow's running instance,
 //! which only a running application has: on a store they say so.
 
@@ -13,7 +17,8 @@ use super::remote::{print_json, schedule_text, schedules_text, tasks_text};
 use super::{acknowledge, on_runtime, CliError, Out};
 use refrain_history::{CommandSeq, StartRequest};
 use refrain_history::{
-    HistoryStore, HumanTaskRecord, Payload, RunId, ScheduleRecord, Store, Timestamp, WorkflowId,
+    Failure, FailureCause, HistoryStore, HumanTaskRecord, OverlapPolicy, Payload, RunId,
+    ScheduleRecord, Store, TimeoutKind, Timestamp, Trigger, WorkflowId,
 };
 use refrain_server::remote::{Decided, HumanTask, RunSummary, Schedule, Started};
 use serde_json::{json, Map, Value};
@@ -264,20 +269,58 @@ pub(super) fn human_task(t: &HumanTaskRecord, now: Timestamp) -> HumanTask {
     }
 }
 
-fn schedule(s: &ScheduleRecord) -> Schedule {
-    let trigger = match &s.spec.trigger {
-        refrain_history::Trigger::Every(d) => {
-            json!({ "every": humantime::format_duration(*d).to_string() })
-        }
-        refrain_history::Trigger::Cron(c) => json!({ "cron": c }),
+/// A recorded failure: `{"kind","message","non_retryable","cause","details"}`.
+pub(super) fn failure_json(f: &Failure) -> Value {
+    let cause = match f.cause {
+        FailureCause::Application => "application",
+        FailureCause::Panicked => "panicked",
+        FailureCause::NotRegistered => "not-registered",
+        FailureCause::Cancelled => "cancelled",
+        FailureCause::Terminated => "terminated",
+        FailureCause::Timeout(TimeoutKind::StartToClose) => "timeout-start-to-close",
+        FailureCause::Timeout(TimeoutKind::ScheduleToClose) => "timeout-schedule-to-close",
+        FailureCause::Timeout(TimeoutKind::Heartbeat) => "timeout-heartbeat",
     };
+    json!({
+        "kind": f.kind,
+        "message": f.message,
+        "non_retryable": f.non_retryable,
+        "cause": cause,
+        "details": f.details.as_ref().map(payload_json),
+    })
+}
+
+fn schedule(s: &ScheduleRecord) -> Schedule {
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let trigger = match &s.spec.trigger {
+        Trigger::Every(d) => json!({ "every_ms": ms(*d) }),
+        Trigger::Cron(c) => json!({ "cron": c }),
+    };
+    let overlap = match s.spec.overlap {
+        OverlapPolicy::Skip => "skip",
+        OverlapPolicy::BufferOne => "buffer-one",
+        OverlapPolicy::AllowAll => "allow-all",
+    };
+    let last_run = s.last_run.as_ref().map(|r| {
+        json!({
+            "fire_time": utc(r.fire_time),
+            "workflow_id": r.workflow_id.as_str(),
+            "run": r.run.0,
+        })
+    });
     let mut m = Map::new();
     m.insert("id".into(), json!(s.spec.id));
     m.insert("workflow_type".into(), json!(s.spec.workflow_type));
+    m.insert("input".into(), payload_json(&s.spec.input));
     m.insert("trigger".into(), trigger);
+    m.insert("overlap".into(), json!(overlap));
+    m.insert("catchup_window_ms".into(), json!(ms(s.spec.catchup_window)));
+    m.insert("created_at".into(), json!(utc(s.created_at)));
     m.insert("paused".into(), json!(s.paused));
     m.insert("next_fire".into(), json!(s.next_fire.map(utc)));
     m.insert("last_fire".into(), json!(s.last_fire.map(utc)));
+    m.insert("last_run".into(), json!(last_run));
+    m.insert("buffered_fire".into(), json!(s.buffered_fire.map(utc)));
     m.insert("runs_started".into(), json!(s.runs_started));
     m.insert("skipped".into(), json!(s.skipped));
     m.insert("missed".into(), json!(s.missed));
