@@ -13,6 +13,8 @@
 //! - `schedules_list_pause_resume_trigger`: list, pause, describe,
 //!   resume; a trigger of an unknown schedule.
 //! - `export_writes_the_history_file`.
+//! - `a_store_answers_json_in_the_servers_shapes`: `--db DIR --json`
+//!   prints the objects the API answers.
 
 use super::harness::{identities, Harness, OPERATOR, UNDERWRITER, VIEWER};
 use refrain::history_file::HistoryExport;
@@ -398,5 +400,94 @@ async fn export_writes_the_history_file() {
     assert_eq!(export.workflow_id.as_str(), "loan-cli-5");
     assert_eq!(export.workflow_type, "loan-approval");
     assert!(!export.events.is_empty());
+    live.stop().await;
+}
+
+/// The keys of a JSON object.
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect();
+    k.sort();
+    k
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_answers_json_in_the_servers_shapes() {
+    let live = Live::new().await;
+    let spec = || {
+        ScheduleSpec::new(
+            "weekly",
+            "loan-approval",
+            Payload::from_bytes(br#"{"applicant":"ada"}"#.to_vec()),
+            Trigger::Every(Duration::from_secs(7 * 86_400)),
+        )
+    };
+    live.h
+        .client
+        .history_store()
+        .create_schedule(spec())
+        .await
+        .expect("schedule");
+    let input = application("shape-1");
+    live.ok(OPERATOR, &["start", "loan-approval", "shape-1", &input])
+        .await;
+
+    // A store of our own, with the same schedule, let go before the
+    // command line opens it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("db");
+    {
+        let store = refrain::Store::open(&db, refrain::StoreConfig::default()).expect("store");
+        let seam: std::sync::Arc<dyn refrain::HistoryStore> = store.clone().into();
+        seam.create_schedule(spec()).await.expect("schedule");
+        drop(seam);
+        store.durable().await.expect("durable");
+    }
+    let db_arg = db.to_str().expect("utf-8 path").to_owned();
+    let local = |args: Vec<&str>| {
+        let mut all = vec!["refrain", "--db", &db_arg, "--json"];
+        all.extend(args);
+        let all: Vec<String> = all.into_iter().map(str::to_owned).collect();
+        async move {
+            let c = tokio::task::spawn_blocking(move || run_captured(Replayer::new(), all, None))
+                .await
+                .expect("thread");
+            assert_eq!(c.code, 0, "{c:?}");
+            serde_json::from_str::<Value>(&c.stdout).expect("JSON")
+        }
+    };
+    let started = local(vec!["start", "loan-approval", "shape-1", &input]).await;
+    let remote_started = serde_json::json!({"workflow_id": "shape-1", "run": 1, "started": true});
+    assert_eq!(keys(&started), keys(&remote_started));
+
+    let here = local(vec!["schedules", "describe", "weekly"]).await;
+    let there = live
+        .json(VIEWER, &["schedules", "describe", "weekly"])
+        .await;
+    assert_eq!(keys(&here), keys(&there));
+    for same in [
+        "id",
+        "workflow_type",
+        "input",
+        "trigger",
+        "overlap",
+        "catchup_window_ms",
+    ] {
+        assert_eq!(here[same], there[same], "{same}");
+    }
+
+    let here = local(vec!["describe", "shape-1"]).await;
+    let there = live.json(VIEWER, &["describe", "shape-1"]).await;
+    assert_eq!(keys(&here), keys(&there));
+    assert_eq!(here["workflow_type"], there["workflow_type"]);
+
+    let here = local(vec!["list"]).await;
+    let there = live.json(VIEWER, &["list"]).await;
+    assert_eq!(keys(&here), keys(&there));
+    assert_eq!(keys(&here["runs"][0]), keys(&there["runs"][0]));
     live.stop().await;
 }

@@ -27,7 +27,8 @@ pub(super) struct Cli {
         conflicts_with = "db"
     )]
     pub(super) server: Option<String>,
-    /// Machine-readable output: the JSON of the HTTP API's answers.
+    /// Machine-readable output: the JSON of the HTTP API's answers (on a
+    /// store as through a server; `verify` and `replay` print text).
     #[arg(long, global = true)]
     pub(super) json: bool,
     #[command(subcommand)]

@@ -436,7 +436,7 @@ fn execute(
         }
         Command::Schedules { action } => local::schedules(&open_store(db)?, action, json, out),
         Command::Serve { bind, identities } => serve::serve(db, bind, identities),
-        Command::Token => serve::token(out),
+        Command::Token => serve::token(json, out),
     }?;
     Ok(0)
 }

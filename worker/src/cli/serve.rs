@@ -100,8 +100,12 @@ async fn stop_signal() -> &'static str {
 /// `refrain token`: a new token on stdout, and the digest line that lets
 /// an identity of an identities file use it (the file keeps only the
 /// digest; the token is shown once).
-pub(super) fn token(out: Out<'_>) -> Result<(), CliError> {
+pub(super) fn token(as_json: bool, out: Out<'_>) -> Result<(), CliError> {
     let token = new_token();
+    if as_json {
+        let v = serde_json::json!({ "token": token, "token_sha256": token_digest(&token) });
+        return super::remote::print_json(out, &v);
+    }
     writeln!(out, "{token}")?;
     writeln!(out, "token_sha256 = \"{}\"", token_digest(&token))?;
     Ok(())
