@@ -79,8 +79,7 @@ pub(crate) async fn trigger(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Operator)?;
-    /*STUB*/
-    let run: refrain_history::ScheduledRun = Err(ApiError::not_found(id.clone()))?;
+    /*STUB*/ let run: refrain_history::ScheduledRun = Err(ApiError::not_found(id.clone()))?;
     Ok(Json(json!({
         "schedule": id,
         "workflow_id": run.workflow_id.as_str(),

@@ -179,17 +179,5 @@ pub(crate) async fn terminate(
 }
 
 /*STUB*/
-trait Stub {
-    async fn signal_with_start_payload_stub(
-        &self,
-        _: &str,
-        _: &str,
-        _: refrain::Payload,
-        _: &str,
-        _: refrain::Payload,
-        _: Option<&str>,
-    ) -> Result<refrain::client_untyped::StartedRun, ApiError> {
-        Err(ApiError::bad_request("x"))
-    }
-}
+trait Stub { async fn signal_with_start_payload_stub(&self, _: &str, _: &str, _: refrain::Payload, _: &str, _: refrain::Payload, _: Option<&str>) -> Result<refrain::client_untyped::StartedRun, ApiError> { Err(ApiError::bad_request("x")) } }
 impl Stub for refrain::Client {}
