@@ -4,6 +4,11 @@
 //! store with the examples' workflows and a worker running them; `cli`
 //! runs the command line against the same server listening on a port.
 
+mod api_schedules;
+mod api_signals;
+mod api_support;
+mod api_tasks;
+mod api_workflows;
 mod auth;
 mod cli;
 mod harness;

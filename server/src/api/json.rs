@@ -90,8 +90,7 @@ pub(crate) fn to_payload(v: &Value) -> Payload {
 /// Standard base64 with padding (RFC 4648), for the rare payload that is
 /// not JSON.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [
@@ -286,7 +285,10 @@ mod tests {
 
     #[test]
     fn a_payload_that_is_not_json_is_shown_as_base64() {
-        assert_eq!(payload(&Payload::from_bytes(b"{\"a\":1}".to_vec())), json!({"a": 1}));
+        assert_eq!(
+            payload(&Payload::from_bytes(b"{\"a\":1}".to_vec())),
+            json!({"a": 1})
+        );
         assert_eq!(
             payload(&Payload::from_bytes(vec![0xff, 0x00, b'a', b'b'])),
             json!({"$bytes_base64": "/wBhYg=="})

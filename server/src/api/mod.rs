@@ -15,8 +15,8 @@ mod tasks;
 mod waiting;
 mod workflows;
 
-use crate::state::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::http::{Method, Uri};
 use axum::routing::{any, get, post, MethodRouter};
 use axum::Router;
@@ -43,7 +43,11 @@ pub(crate) fn table() -> Vec<Route> {
         route(Method::GET, "/api/v1/openapi.json", get(openapi::serve)),
         route(Method::POST, "/api/v1/workflows", post(workflows::start)),
         route(Method::GET, "/api/v1/workflows", get(workflows::list)),
-        route(Method::GET, "/api/v1/workflows/{id}", get(workflows::describe)),
+        route(
+            Method::GET,
+            "/api/v1/workflows/{id}",
+            get(workflows::describe),
+        ),
         route(
             Method::GET,
             "/api/v1/workflows/{id}/history",
@@ -92,7 +96,11 @@ pub(crate) fn table() -> Vec<Route> {
             post(tasks::decide),
         ),
         route(Method::GET, "/api/v1/schedules", get(schedules::list)),
-        route(Method::GET, "/api/v1/schedules/{id}", get(schedules::describe)),
+        route(
+            Method::GET,
+            "/api/v1/schedules/{id}",
+            get(schedules::describe),
+        ),
         route(
             Method::POST,
             "/api/v1/schedules/{id}/pause",

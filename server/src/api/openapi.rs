@@ -30,9 +30,7 @@ pub(crate) fn document() -> Value {
         let op = operation(&method, path).unwrap_or_else(|| {
             json!({ "summary": "undocumented", "responses": { "default": { "description": "?" } } })
         });
-        let item = paths
-            .entry(path.to_owned())
-            .or_insert_with(|| json!({}));
+        let item = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
         if let Value::Object(item) = item {
             item.insert(method.as_str().to_ascii_lowercase(), op);
         }
@@ -150,7 +148,10 @@ const BAD: (&str, &str) = (
 const FORBIDDEN: (&str, &str) = ("403", "forbidden: the caller's role is too low");
 const NOT_FOUND: (&str, &str) = ("404", "not_found: no workflow with this id");
 const CLOSED: (&str, &str) = ("409", "closed: the workflow is closed");
-const TOO_LARGE: (&str, &str) = ("413", "payload_too_large: a payload exceeds the store's limit");
+const TOO_LARGE: (&str, &str) = (
+    "413",
+    "payload_too_large: a payload exceeds the store's limit",
+);
 
 fn id() -> Value {
     path_param("id", "The workflow id.", false)
@@ -158,12 +159,7 @@ fn id() -> Value {
 
 /// The description of one operation, `None` for a route not described.
 pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
-    let started = || {
-        ok(
-            "The run the start stands for.",
-            schema("Started"),
-        )
-    };
+    let started = || ok("The run the start stands for.", schema("Started"));
     let op = match (method.as_str(), path) {
         ("GET", "/healthz") => json!({
             "summary": "Health check (no authentication).",
@@ -197,12 +193,20 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             params: vec![],
             body: Some(body("StartRequest", true)),
             success: ("201", started()),
-            also: Some(("200", ok("on_conflict returned an existing run (started: false).",
-                schema("Started")))),
+            also: Some((
+                "200",
+                ok(
+                    "on_conflict returned an existing run (started: false).",
+                    schema("Started"),
+                ),
+            )),
             errors: &[
                 BAD,
                 FORBIDDEN,
-                ("409", "already_running: a run of the id is open (on_conflict fail)"),
+                (
+                    "409",
+                    "already_running: a run of the id is open (on_conflict fail)",
+                ),
                 TOO_LARGE,
             ],
         }
@@ -212,20 +216,45 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             role: "viewer",
             params: vec![
                 query_param("status", "Only runs in this state.", schema("Status")),
-                query_param("type", "Only runs of this workflow type.", json!({"type": "string"})),
-                query_param("id_prefix", "Only workflow ids starting with this.", json!({"type": "string"})),
-                query_param("started_after", "Only runs started at or after (RFC 3339).",
-                            json!({"type": "string", "format": "date-time"})),
-                query_param("started_before", "Only runs started before (RFC 3339).",
-                            json!({"type": "string", "format": "date-time"})),
-                query_param("limit", "Page size.", json!({"type": "integer", "minimum": 1,
-                            "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT})),
-                query_param("cursor", "The next_cursor of the previous page.", json!({"type": "string"})),
+                query_param(
+                    "type",
+                    "Only runs of this workflow type.",
+                    json!({"type": "string"}),
+                ),
+                query_param(
+                    "id_prefix",
+                    "Only workflow ids starting with this.",
+                    json!({"type": "string"}),
+                ),
+                query_param(
+                    "started_after",
+                    "Only runs started at or after (RFC 3339).",
+                    json!({"type": "string", "format": "date-time"}),
+                ),
+                query_param(
+                    "started_before",
+                    "Only runs started before (RFC 3339).",
+                    json!({"type": "string", "format": "date-time"}),
+                ),
+                query_param(
+                    "limit",
+                    "Page size.",
+                    json!({"type": "integer", "minimum": 1,
+                            "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
+                ),
+                query_param(
+                    "cursor",
+                    "The next_cursor of the previous page.",
+                    json!({"type": "string"}),
+                ),
             ],
             body: None,
             success: ("200", ok("A page of runs.", schema("RunPage"))),
             also: None,
-            errors: &[BAD, ("400", "bad_cursor: a cursor the server did not give out")],
+            errors: &[
+                BAD,
+                ("400", "bad_cursor: a cursor the server did not give out"),
+            ],
         }
         .build(),
         ("GET", "/api/v1/workflows/{id}") => Op {
@@ -242,13 +271,27 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             summary: "A run's history in the documented JSON history form (what `refrain \
                       export --out x.json` writes).",
             role: "viewer",
-            params: vec![id(), query_param("run", "The run (default: the latest).",
-                                           json!({"type": "integer"}))],
+            params: vec![
+                id(),
+                query_param(
+                    "run",
+                    "The run (default: the latest).",
+                    json!({"type": "integer"}),
+                ),
+            ],
             body: None,
-            success: ("200", ok("The history export (format refrain-history).",
-                                json!({"type": "object"}))),
+            success: (
+                "200",
+                ok(
+                    "The history export (format refrain-history).",
+                    json!({"type": "object"}),
+                ),
+            ),
             also: None,
-            errors: &[BAD, ("404", "not_found: no such workflow, or no such run of it")],
+            errors: &[
+                BAD,
+                ("404", "not_found: no such workflow, or no such run of it"),
+            ],
         }
         .build(),
         ("POST", "/api/v1/workflows/{id}/signals/{name}") => Op {
@@ -267,8 +310,13 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             params: vec![id()],
             body: Some(body("SignalWithStartRequest", true)),
             success: ("201", started()),
-            also: Some(("200", ok("Signalled the open run (started: false).",
-                schema("Started")))),
+            also: Some((
+                "200",
+                ok(
+                    "Signalled the open run (started: false).",
+                    schema("Started"),
+                ),
+            )),
             errors: &[BAD, FORBIDDEN, TOO_LARGE],
         }
         .build(),
@@ -279,8 +327,15 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             body: Some(body("InputBody", false)),
             success: ("200", ok("The handler's answer.", schema("Result"))),
             also: None,
-            errors: &[BAD, NOT_FOUND, ("503", "query_failed: not answered (no worker runs \
-                the type, the workflow does not answer this query, its handler failed)")],
+            errors: &[
+                BAD,
+                NOT_FOUND,
+                (
+                    "503",
+                    "query_failed: not answered (no worker runs \
+                the type, the workflow does not answer this query, its handler failed)",
+                ),
+            ],
         }
         .build(),
         ("POST", "/api/v1/workflows/{id}/updates/{name}") => Op {
@@ -291,9 +346,18 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             body: Some(body("UpdateRequest", false)),
             success: ("200", ok("The handler's result.", schema("Result"))),
             also: None,
-            errors: &[BAD, FORBIDDEN, NOT_FOUND, CLOSED, TOO_LARGE,
-                ("422", "update_rejected: the validator refused (nothing recorded); \
-                         update_failed: the handler failed, or the run closed first")],
+            errors: &[
+                BAD,
+                FORBIDDEN,
+                NOT_FOUND,
+                CLOSED,
+                TOO_LARGE,
+                (
+                    "422",
+                    "update_rejected: the validator refused (nothing recorded); \
+                         update_failed: the handler failed, or the run closed first",
+                ),
+            ],
         }
         .build(),
         ("POST", "/api/v1/workflows/{id}/cancel") => Op {
@@ -332,7 +396,11 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
                       or one of its groups. With assignee: that assignee's open tasks (a \
                       viewer may name only itself or its groups).",
             role: "viewer",
-            params: vec![query_param("assignee", "An assignee name.", json!({"type": "string"}))],
+            params: vec![query_param(
+                "assignee",
+                "An assignee name.",
+                json!({"type": "string"}),
+            )],
             body: None,
             success: ("200", ok("The tasks.", schema("TaskList"))),
             also: None,
@@ -342,12 +410,21 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
         ("GET", "/api/v1/tasks/{run}/{cmd}") => Op {
             summary: "One open human task.",
             role: "viewer",
-            params: vec![path_param("run", "The run.", true), path_param("cmd", "The task's command.", true)],
+            params: vec![
+                path_param("run", "The run.", true),
+                path_param("cmd", "The task's command.", true),
+            ],
             body: None,
             success: ("200", ok("The task.", schema("HumanTask"))),
             also: None,
-            errors: &[BAD, ("404", "not_found: no such task"),
-                      ("409", "closed: the task was decided or closed, or its workflow ended")],
+            errors: &[
+                BAD,
+                ("404", "not_found: no such task"),
+                (
+                    "409",
+                    "closed: the task was decided or closed, or its workflow ended",
+                ),
+            ],
         }
         .build(),
         ("POST", "/api/v1/tasks/{run}/{cmd}/decide") => Op {
@@ -355,14 +432,23 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
                       assignee group, may: any other caller gets 403, admin included. \
                       decided_by is the caller's name (a decided_by field is refused).",
             role: "viewer (the assignee)",
-            params: vec![path_param("run", "The run.", true), path_param("cmd", "The task's command.", true)],
+            params: vec![
+                path_param("run", "The run.", true),
+                path_param("cmd", "The task's command.", true),
+            ],
             body: Some(body("DecideRequest", true)),
             success: ("200", ok("Recorded.", schema("Decided"))),
             also: None,
-            errors: &[BAD, ("403", "forbidden: the task is assigned to someone else"),
-                      ("404", "not_found: no such task"),
-                      ("409", "closed: already decided or closed, or its workflow ended"),
-                      TOO_LARGE],
+            errors: &[
+                BAD,
+                ("403", "forbidden: the task is assigned to someone else"),
+                ("404", "not_found: no such task"),
+                (
+                    "409",
+                    "closed: already decided or closed, or its workflow ended",
+                ),
+                TOO_LARGE,
+            ],
         }
         .build(),
         ("GET", "/api/v1/schedules") => Op {
@@ -370,8 +456,14 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             role: "viewer",
             params: vec![],
             body: None,
-            success: ("200", ok("The schedules.", json!({"type": "object", "required": ["schedules"],
-                "properties": {"schedules": {"type": "array", "items": schema("Schedule")}}}))),
+            success: (
+                "200",
+                ok(
+                    "The schedules.",
+                    json!({"type": "object", "required": ["schedules"],
+                "properties": {"schedules": {"type": "array", "items": schema("Schedule")}}}),
+                ),
+            ),
             also: None,
             errors: &[],
         }
@@ -398,19 +490,19 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
                 body: None,
                 success: ("200", ok("The schedule now.", schema("Schedule"))),
                 also: None,
-            errors: &[FORBIDDEN, ("404", "not_found: no schedule with this id")],
+                errors: &[FORBIDDEN, ("404", "not_found: no schedule with this id")],
             }
             .build()
         }
         ("POST", "/api/v1/schedules/{id}/trigger") => Op {
-            summary: "Fire a schedule now: start its workflow once, outside its trigger.",
+            summary: "Fire a schedule now, as its own fire would under its overlap policy \
+                      (a paused schedule too; it stays paused).",
             role: "operator",
             params: vec![path_param("id", "The schedule id.", false)],
             body: None,
-            success: ("200", ok("The run started.", schema("Triggered"))),
+            success: ("200", ok("What the fire did.", schema("Triggered"))),
             also: None,
-            errors: &[FORBIDDEN, ("404", "not_found: no schedule with this id"),
-                      ("409", "already_running: the run it would start is open")],
+            errors: &[FORBIDDEN, ("404", "not_found: no schedule with this id")],
         }
         .build(),
         _ => return None,
@@ -479,8 +571,14 @@ fn components() -> Value {
             "Decided": { "type": "object", "required": ["workflow_id", "run", "task", "decided_by"],
                 "properties": { "workflow_id": { "type": "string" }, "run": { "type": "integer" },
                     "task": { "type": "string" }, "decided_by": { "type": "string" } } },
-            "Triggered": { "type": "object", "required": ["schedule", "workflow_id", "run"],
+            "Triggered": { "type": "object",
+                "required": ["schedule", "outcome", "fire_time", "workflow_id", "run"],
+                "description": "What the fire did under the schedule's overlap policy. \
+                    workflow_id and run: the run started, or (buffered, skipped) the open run \
+                    that held the fire back.",
                 "properties": { "schedule": { "type": "string" },
+                    "outcome": { "type": "string", "enum": ["started", "buffered", "skipped"] },
+                    "fire_time": { "type": "string", "format": "date-time" },
                     "workflow_id": { "type": "string" }, "run": { "type": "integer" } } }
         }),
         json!({
@@ -603,7 +701,10 @@ mod tests {
                     table.iter().any(|(tm, tp)| *tm == m && tp == path),
                     "{method} {path} is described but not served"
                 );
-                assert!(op["responses"].is_object(), "{method} {path} has no responses");
+                assert!(
+                    op["responses"].is_object(),
+                    "{method} {path} has no responses"
+                );
             }
         }
         assert_eq!(described, table.len());
@@ -616,7 +717,10 @@ mod tests {
         let schemas = doc["components"]["schemas"].as_object().expect("schemas");
         for piece in text.split("#/components/schemas/").skip(1) {
             let name: String = piece.chars().take_while(|c| c.is_alphanumeric()).collect();
-            assert!(schemas.contains_key(&name), "{name} is referenced, not defined");
+            assert!(
+                schemas.contains_key(&name),
+                "{name} is referenced, not defined"
+            );
         }
     }
 }
