@@ -11,7 +11,7 @@
 //!   token (2), a role too low (2), nothing listening (2), local-only
 //!   verbs (2).
 //! - `schedules_list_pause_resume_trigger`: list, pause, describe,
-//!   resume; a trigger of an unknown schedule.
+//!   resume, trigger (and of an unknown schedule).
 //! - `export_writes_the_history_file`.
 //! - `a_store_answers_json_in_the_servers_shapes`: `--db DIR --json`
 //!   prints the objects the API answers.

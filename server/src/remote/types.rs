@@ -248,14 +248,23 @@ pub struct ScheduleList {
     pub schedules: Vec<Schedule>,
 }
 
-/// The run a schedule's trigger started.
+/// What a schedule's trigger did: it acts as the schedule's own fire,
+/// under its overlap policy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Triggered {
     /// The schedule.
     pub schedule: String,
-    /// The workflow id of the run started.
+    /// `started`, `buffered` (held until the open run closes) or
+    /// `skipped` (dropped by the overlap policy).
+    #[serde(default)]
+    pub outcome: String,
+    /// The fire time it stands for (RFC 3339).
+    #[serde(default)]
+    pub fire_time: Option<String>,
+    /// The workflow id of the run started, or of the open run that held
+    /// the fire back.
     pub workflow_id: String,
-    /// The run.
+    /// That run.
     pub run: u64,
 }
 

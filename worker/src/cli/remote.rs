@@ -297,11 +297,15 @@ impl Remote {
             ScheduleAction::Resume { id } => api.resume_schedule(&id).await,
             ScheduleAction::Trigger { id } => {
                 let t = api.trigger_schedule(&id).await.map_err(failed)?;
-                return self.done(out, &t, || {
-                    format!(
-                        "schedule {} fired: {} (run {})",
+                return self.done(out, &t, || match t.outcome.as_str() {
+                    "started" | "" => format!(
+                        "schedule {} fired: started {} (run {})",
                         t.schedule, t.workflow_id, t.run
-                    )
+                    ),
+                    outcome => format!(
+                        "schedule {} fired: {outcome} (overlap policy), {} (run {}) is open",
+                        t.schedule, t.workflow_id, t.run
+                    ),
                 });
             }
         }
