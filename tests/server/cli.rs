@@ -307,6 +307,19 @@ async fn refusals_and_exit_codes() {
     assert_eq!(bad_json.code, 1, "{bad_json:?}");
     assert!(bad_json.stderr.contains("not JSON"), "{}", bad_json.stderr);
 
+    let named = live
+        .run(
+            Some(OPERATOR),
+            &["signal", "loan-cli-3", "nudge", "{}", "--sender", "x"],
+        )
+        .await;
+    assert_eq!(named.code, 2, "{named:?}");
+    assert!(
+        named.stderr.contains("identity of the access token"),
+        "{}",
+        named.stderr
+    );
+
     let verify = live.run(Some(OPERATOR), &["verify"]).await;
     assert_eq!(verify.code, 2);
     assert!(verify.stderr.contains("--db"), "{}", verify.stderr);

@@ -210,7 +210,20 @@ fn a_server_and_a_store_are_not_given_together() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot be used with"), "{err}");
+    assert!(err.contains("cannot be used together"), "{err}");
+}
+
+#[test]
+fn an_exported_server_does_not_stop_a_command_on_a_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    new_store(dir.path());
+    let out = Command::new(BIN)
+        .args(["--db", dir.path().to_str().expect("utf-8"), "list"])
+        .env("REFRAIN_SERVER", "http://127.0.0.1:1")
+        .output()
+        .expect("refrain runs");
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).contains("(no runs match)"));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The command line's arguments, as clap parses them.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use refrain_history::{RunId, RunStatus};
 use std::path::PathBuf;
 
@@ -19,13 +20,7 @@ pub(super) struct Cli {
     pub(super) db: Option<PathBuf>,
     /// A running Refrain server (`http://HOST:PORT`) to act through
     /// instead of a store; the access token comes from REFRAIN_TOKEN.
-    #[arg(
-        long,
-        global = true,
-        value_name = "URL",
-        env = "REFRAIN_SERVER",
-        conflicts_with = "db"
-    )]
+    #[arg(long, global = true, value_name = "URL", env = "REFRAIN_SERVER")]
     pub(super) server: Option<String>,
     /// Machine-readable output: the JSON of the HTTP API's answers (on a
     /// store as through a server; `verify` and `replay` print text).
@@ -33,6 +28,32 @@ pub(super) struct Cli {
     pub(super) json: bool,
     #[command(subcommand)]
     pub(super) command: Command,
+}
+
+impl Cli {
+    /// Parses `args`. A store and a server given together: the one given
+    /// as a flag wins over the other's environment variable (an exported
+    /// REFRAIN_SERVER does not stop `--db DIR`); both as flags, or both
+    /// from the environment, is a usage error.
+    pub(super) fn parse_args(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+        let matches: ArgMatches = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        if cli.db.is_some() && cli.server.is_some() {
+            let from_env = |id| matches.value_source(id) == Some(ValueSource::EnvVariable);
+            match (from_env("db"), from_env("server")) {
+                (true, false) => cli.db = None,
+                (false, true) => cli.server = None,
+                _ => {
+                    return Err(Cli::command().error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        "--db (REFRAIN_DB) and --server (REFRAIN_SERVER) cannot be used together: \
+                         act on a store, or through a server",
+                    ))
+                }
+            }
+        }
+        Ok(cli)
+    }
 }
 
 #[derive(Subcommand)]
@@ -102,7 +123,7 @@ pub(super) enum Command {
         value: String,
         /// Who sends it, recorded in the history for the audit trail.
         /// With --server the server records the token's identity instead.
-        #[arg(long, value_name = "WHO", conflicts_with = "server")]
+        #[arg(long, value_name = "WHO")]
         sender: Option<String>,
     },
     /// Asks the open run of a workflow to cancel; the workflow may clean up
@@ -115,7 +136,7 @@ pub(super) enum Command {
         reason: String,
         /// Who asks, recorded in the history. With --server the server
         /// records the token's identity instead.
-        #[arg(long = "by", value_name = "WHO", conflicts_with = "server")]
+        #[arg(long = "by", value_name = "WHO")]
         requested_by: Option<String>,
     },
     /// Ends the open run of a workflow at once, without running any of its
@@ -189,7 +210,7 @@ pub(super) enum Command {
         comment: Option<String>,
         /// Who decides (with --db only, where it is required: nobody
         /// vouches for it but the person at the keyboard).
-        #[arg(long = "as", value_name = "NAME", conflicts_with = "server")]
+        #[arg(long = "as", value_name = "NAME")]
         decided_by: Option<String>,
     },
     /// Lists, describes, pauses, resumes or fires schedules.
@@ -324,6 +345,18 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(cli.json);
         assert!(matches!(cli.command, Command::Signal { value, .. } if value == "{}"));
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_other_ones_environment_variable() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        // Both as flags: refused.
+        let both = Cli::parse_args(args(&[
+            "refrain", "--db", "d", "--server", "http://s", "list",
+        ]));
+        assert!(both.is_err());
+        let one = Cli::parse_args(args(&["refrain", "--db", "d", "list"])).expect("parses");
+        assert!(one.db.is_some() && one.server.is_none());
     }
 
     #[test]

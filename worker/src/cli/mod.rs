@@ -88,7 +88,6 @@ mod verify;
 
 use crate::replayer::Replayer;
 use args::{Cli, Command};
-use clap::Parser;
 use commands::{export, list, replay, signal, ListArgs};
 use describe::describe;
 use refrain::history_file::HistoryExport;
@@ -194,7 +193,7 @@ fn run_inner(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::parse_args(args) {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version go to stdout with exit code 0; usage errors

@@ -46,6 +46,26 @@ pub(super) async fn execute(
             ))
         }
     };
+    let named = match &command {
+        Command::Signal {
+            sender: Some(_), ..
+        } => Some("--sender"),
+        Command::Cancel {
+            requested_by: Some(_),
+            ..
+        } => Some("--by"),
+        Command::Decide {
+            decided_by: Some(_),
+            ..
+        } => Some("--as"),
+        _ => None,
+    };
+    if let Some(flag) = named {
+        return Err(CliError::Unusable(format!(
+            "{flag} is for a store (--db): through a server, the server records the identity \
+             of the access token"
+        )));
+    }
     let api = RemoteClient::new(url, token).map_err(unusable)?;
     let ctx = Remote { api, json };
     ctx.run(command, out).await
