@@ -5,7 +5,7 @@
 //! `REFRAIN_TOKEN` in the shared environment).
 //!
 //! - `start_inbox_decide_and_history`: start, list, describe, tasks,
-//!   decide, history, the actor recorded being the token's identity.
+//!   update, query, decide, history, the actor recorded being the token's identity.
 //! - `signal_cancel_and_json`: signal, cancel, `--json` answers.
 //! - `refusals_and_exit_codes`: already running (1), wrong or missing
 //!   token (2), a role too low (2), nothing listening (2), local-only
@@ -148,6 +148,48 @@ async fn start_inbox_decide_and_history() {
     let described = live.ok(VIEWER, &["describe", "loan-cli-1"]).await;
     assert!(described.contains("workflow  loan-cli-1"), "{described}");
     assert!(described.contains("status    running"), "{described}");
+
+    // An update, answered by the running workflow; a refused one.
+    let terms = live
+        .json(
+            OPERATOR,
+            &[
+                "update",
+                "loan-cli-1",
+                "amend-amount",
+                r#"{"amount_eur":4000}"#,
+                "--update-id",
+                "a1",
+            ],
+        )
+        .await;
+    assert_eq!(terms["result"]["amount_eur"], 4000, "{terms}");
+    let refused = live
+        .run(
+            Some(OPERATOR),
+            &[
+                "update",
+                "loan-cli-1",
+                "amend-amount",
+                r#"{"amount_eur":-5}"#,
+            ],
+        )
+        .await;
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.stderr.contains("update_rejected"),
+        "{}",
+        refused.stderr
+    );
+    let unknown_query = live
+        .run(Some(VIEWER), &["query", "loan-cli-1", "no-such-query"])
+        .await;
+    assert_eq!(unknown_query.code, 1, "{unknown_query:?}");
+    assert!(
+        unknown_query.stderr.contains("query_failed"),
+        "{}",
+        unknown_query.stderr
+    );
 
     // Another person's task is not theirs to decide: 403, exit 2.
     let refused = live
