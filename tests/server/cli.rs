@@ -14,7 +14,8 @@
 //!   resume, trigger (and of an unknown schedule).
 //! - `export_writes_the_history_file`.
 //! - `a_store_answers_json_in_the_servers_shapes`: `--db DIR --json`
-//!   prints the objects the API answers.
+//!   prints the objects the API answers (start, schedule, describe, list,
+//!   trigger).
 
 use super::harness::{identities, Harness, OPERATOR, UNDERWRITER, VIEWER};
 use refrain::history_file::HistoryExport;
@@ -544,5 +545,15 @@ async fn a_store_answers_json_in_the_servers_shapes() {
     let there = live.json(VIEWER, &["list"]).await;
     assert_eq!(keys(&here), keys(&there));
     assert_eq!(keys(&here["runs"][0]), keys(&there["runs"][0]));
+
+    let here = local(vec!["schedules", "trigger", "weekly"]).await;
+    let there = live
+        .json(OPERATOR, &["schedules", "trigger", "weekly"])
+        .await;
+    assert_eq!(keys(&here), keys(&there));
+    assert_eq!(here["outcome"], "started", "{here}");
+    let fired = local(vec!["list", "--id-prefix", "weekly@"]).await;
+    assert_eq!(fired["runs"].as_array().map(Vec::len), Some(1), "{fired}");
+    assert_eq!(fired["runs"][0]["workflow_id"], here["workflow_id"]);
     live.stop().await;
 }

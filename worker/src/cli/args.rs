@@ -72,7 +72,7 @@ pub(super) enum Command {
         /// Start after this cursor (printed by the page before).
         #[arg(long, value_name = "CURSOR")]
         after: Option<String>,
-        /// Only workflow ids starting with this (with --server).
+        /// Only workflow ids starting with this.
         #[arg(long, value_name = "PREFIX")]
         id_prefix: Option<String>,
     },
@@ -261,7 +261,9 @@ pub(super) enum ScheduleAction {
         /// Schedule id.
         id: String,
     },
-    /// Fires now (--server only).
+    /// Fires now, as the schedule's own fire would (under its overlap
+    /// policy). On a store, the run it starts runs when the application
+    /// does.
     Trigger {
         /// Schedule id.
         id: String,

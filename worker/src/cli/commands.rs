@@ -24,6 +24,8 @@ pub(super) struct ListArgs {
     pub(super) limit: Option<usize>,
     /// Where the page starts: the cursor the previous page printed.
     pub(super) after: Option<String>,
+    /// Only workflow ids starting with this.
+    pub(super) id_prefix: Option<String>,
 }
 
 pub(super) async fn list(
@@ -35,6 +37,7 @@ pub(super) async fn list(
     let filter = RunFilter {
         status: args.status.map(Into::into),
         workflow_type: args.workflow_type,
+        id_prefix: args.id_prefix,
         ..Default::default()
     };
     let mut runs = Vec::new();

@@ -18,9 +18,9 @@ use super::{acknowledge, on_runtime, CliError, Out};
 use refrain_history::{CommandSeq, StartRequest};
 use refrain_history::{
     Failure, FailureCause, HistoryStore, HumanTaskRecord, OverlapPolicy, Payload, RunId,
-    ScheduleRecord, Store, TimeoutKind, Timestamp, Trigger, WorkflowId,
+    ScheduleRecord, Store, TimeoutKind, Timestamp, Trigger, TriggerOutcome, WorkflowId,
 };
-use refrain_server::remote::{Decided, HumanTask, RunSummary, Schedule, Started};
+use refrain_server::remote::{Decided, HumanTask, RunSummary, Schedule, Started, Triggered};
 use serde_json::{json, Map, Value};
 
 /// `start` on a store: the store records the start; the application's
@@ -196,11 +196,28 @@ pub(super) fn schedules(
         ScheduleAction::Describe { id } => store.describe_schedule(&id),
         ScheduleAction::Pause { id } => store.pause_schedule(&id),
         ScheduleAction::Resume { id } => store.resume_schedule(&id),
-        ScheduleAction::Trigger { .. } => {
-            return Err(CliError::Unusable(
-                "trigger needs a running server (--server URL): a store has no one to fire it"
-                    .into(),
-            ))
+        ScheduleAction::Trigger { id } => {
+            let outcome = on_runtime(HistoryStore::trigger_schedule(store, &id, Timestamp::now()))?
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            acknowledge(store, "schedule trigger")?;
+            let (name, fire_time, run) = match outcome {
+                TriggerOutcome::Started(run) => ("started", run.fire_time, run),
+                TriggerOutcome::Buffered { fire_time, open } => ("buffered", fire_time, open),
+                TriggerOutcome::Skipped { fire_time, open } => ("skipped", fire_time, open),
+            };
+            let t = Triggered {
+                schedule: id,
+                outcome: name.to_owned(),
+                fire_time: Some(utc(fire_time)),
+                workflow_id: run.workflow_id.to_string(),
+                run: run.run.0,
+            };
+            return if as_json {
+                print_json(out, &t)
+            } else {
+                writeln!(out, "{}", super::remote::triggered_text(&t))?;
+                Ok(())
+            };
         }
     }
     .map_err(failed)?;

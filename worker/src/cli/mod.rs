@@ -13,7 +13,7 @@
 //! refrain --db DIR start TYPE ID JSON [--on-conflict fail|attach-to-open|use-existing]
 //! refrain --db DIR tasks --assignee NAME
 //! refrain --db DIR decide RUN/CMD JSON --as NAME [--comment WHY]
-//! refrain --db DIR schedules [list | describe ID | pause ID | resume ID]
+//! refrain --db DIR schedules [list | describe ID | pause ID | resume ID | trigger ID]
 //! refrain --db DIR verify
 //! refrain --db DIR serve [--bind ADDR] [--identities FILE]
 //! refrain replay FILE_OR_DIR...
@@ -22,7 +22,7 @@
 //! REFRAIN_TOKEN=… refrain --server http://127.0.0.1:8233 VERB …
 //!     every verb above but verify, replay, serve and token, plus
 //!     query ID NAME [JSON], update ID NAME JSON [--update-id X],
-//!     schedules trigger ID, tasks (the token's inbox)
+//!     tasks (the token's inbox)
 //! ```
 //!
 //! `--db` may also come from the `REFRAIN_DB` environment variable,
@@ -295,16 +295,12 @@ fn execute(
             after,
             id_prefix,
         } => {
-            if id_prefix.is_some() {
-                return Err(CliError::Unusable(
-                    "--id-prefix needs --server (a store lists by run number)".into(),
-                ));
-            }
             let args = ListArgs {
                 status,
                 workflow_type,
                 limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
                 after,
+                id_prefix,
             };
             on_runtime(list(&open_for_reading(db)?, args, json, out))?
         }

@@ -23,6 +23,7 @@ use refrain::history_file::FileFormat;
 use refrain_history::{RunId, RunStatus, Timestamp, WorkflowId};
 use refrain_server::remote::{
     Description, HumanTask, ListQuery, RemoteClient, RemoteError, RunSummary, Schedule, StartBody,
+    Triggered,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -317,16 +318,7 @@ impl Remote {
             ScheduleAction::Resume { id } => api.resume_schedule(&id).await,
             ScheduleAction::Trigger { id } => {
                 let t = api.trigger_schedule(&id).await.map_err(failed)?;
-                return self.done(out, &t, || match t.outcome.as_str() {
-                    "started" | "" => format!(
-                        "schedule {} fired: started {} (run {})",
-                        t.schedule, t.workflow_id, t.run
-                    ),
-                    outcome => format!(
-                        "schedule {} fired: {outcome} (overlap policy), {} (run {}) is open",
-                        t.schedule, t.workflow_id, t.run
-                    ),
-                });
+                return self.done(out, &t, || triggered_text(&t));
             }
         }
         .map_err(failed)?;
@@ -377,6 +369,20 @@ impl Remote {
             file.display()
         )?;
         Ok(())
+    }
+}
+
+/// What a schedule's trigger did, in words.
+pub(super) fn triggered_text(t: &Triggered) -> String {
+    match t.outcome.as_str() {
+        "started" | "" => format!(
+            "schedule {} fired: started {} (run {})",
+            t.schedule, t.workflow_id, t.run
+        ),
+        outcome => format!(
+            "schedule {} fired: {outcome} (overlap policy), {} (run {}) is open",
+            t.schedule, t.workflow_id, t.run
+        ),
     }
 }
 
