@@ -523,7 +523,7 @@ fn components() -> Value {
                     "properties": {
                         "code": { "type": "string", "enum": [
                             "bad_request", "bad_cursor", "unauthorized", "forbidden", "csrf",
-                            "not_found", "already_running", "closed", "ambiguous",
+                            "not_found", "method_not_allowed", "already_running", "closed", "ambiguous",
                             "payload_too_large", "update_rejected", "update_failed",
                             "workflow_failed", "query_failed", "damaged", "unavailable"] },
                         "message": { "type": "string" } } } }
