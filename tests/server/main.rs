@@ -4,6 +4,8 @@
 //! store with the examples' workflows and a worker running them; `cli`
 //! runs the command line against the same server listening on a port.
 
+mod api_groups;
+mod api_queries;
 mod api_schedules;
 mod api_signals;
 mod api_support;

@@ -299,6 +299,32 @@ mod tests {
     }
 
     #[test]
+    fn a_task_is_overdue_once_its_deadline_has_passed() {
+        use refrain_history::{CommandSeq, RunId, WorkflowId};
+        use std::time::Duration;
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let task = |deadline: Option<SystemTime>| refrain::HumanTask {
+            workflow_id: WorkflowId::new("loan-1"),
+            run: RunId(7),
+            cmd: CommandSeq(3),
+            task: "review".into(),
+            assignee: "underwriter-1".into(),
+            form: None,
+            deadline,
+            assigned_at: UNIX_EPOCH,
+            level: 0,
+        };
+        let before = now - Duration::from_millis(1);
+        let after = now + Duration::from_millis(1);
+        assert_eq!(human_task(&task(Some(before)), now)["overdue"], true);
+        assert_eq!(human_task(&task(Some(after)), now)["overdue"], false);
+        let open_ended = human_task(&task(None), now);
+        assert_eq!(open_ended["overdue"], false);
+        assert_eq!(open_ended["id"], "7/3");
+        assert_eq!(open_ended["deadline"], Value::Null);
+    }
+
+    #[test]
     fn statuses_parse_by_their_names_only() {
         for s in STATUSES {
             assert_eq!(parse_status(s.as_str()).unwrap(), s);
