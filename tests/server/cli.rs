@@ -16,6 +16,8 @@
 //! - `a_store_answers_json_in_the_servers_shapes`: `--db DIR --json`
 //!   prints the objects the API answers (start, schedule, describe, list,
 //!   trigger).
+//! - `tasks_and_decide_on_the_store_of_a_stopped_application`: `--db`
+//!   with `--as NAME`.
 
 use super::harness::{identities, Harness, OPERATOR, UNDERWRITER, VIEWER};
 use refrain::history_file::HistoryExport;
@@ -556,4 +558,99 @@ async fn a_store_answers_json_in_the_servers_shapes() {
     assert_eq!(fired["runs"].as_array().map(Vec::len), Some(1), "{fired}");
     assert_eq!(fired["runs"][0]["workflow_id"], here["workflow_id"]);
     live.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_and_decide_on_the_store_of_a_stopped_application() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("db");
+    {
+        // The application runs until the loan waits for its underwriter.
+        let store = refrain::Store::open(&db, refrain::StoreConfig::default()).expect("store");
+        let builder = refrain_worker::Worker::builder(store.clone());
+        let builder = refrain_examples::loan_approval::register(builder);
+        let worker = builder.start();
+        let client = worker.client();
+        let input = application("loan-local-1");
+        client
+            .start_payload(
+                "loan-approval",
+                "loan-local-1",
+                Payload::from_bytes(input.into_bytes()),
+                refrain::StartOptions::default(),
+            )
+            .await
+            .expect("started");
+        let seam = client.history_store().clone();
+        let mut waited = 0;
+        while seam
+            .list_human_tasks("underwriter-1")
+            .await
+            .expect("tasks")
+            .is_empty()
+        {
+            waited += 1;
+            assert!(waited < 400, "the loan never asked its underwriter");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop((seam, client));
+        worker.shutdown(Duration::from_secs(5)).await;
+        store.durable().await.expect("durable");
+    }
+    let db_arg = db.to_str().expect("utf-8 path").to_owned();
+    let local = |args: Vec<&str>| {
+        let mut all = vec!["refrain", "--db", &db_arg];
+        all.extend(args);
+        let all: Vec<String> = all.into_iter().map(str::to_owned).collect();
+        async move {
+            tokio::task::spawn_blocking(move || run_captured(Replayer::new(), all, None))
+                .await
+                .expect("thread")
+        }
+    };
+    let tasks = local(vec!["--json", "tasks", "--assignee", "underwriter-1"]).await;
+    assert_eq!(tasks.code, 0, "{tasks:?}");
+    let tasks: Value = serde_json::from_str(&tasks.stdout).expect("JSON");
+    assert_eq!(tasks["tasks"][0]["workflow_id"], "loan-local-1", "{tasks}");
+    let id = tasks["tasks"][0]["id"].as_str().expect("id").to_owned();
+
+    let anonymous = local(vec!["decide", &id, "\"Approve\""]).await;
+    assert_eq!(anonymous.code, 2, "{anonymous:?}");
+    assert!(
+        anonymous.stderr.contains("--as NAME"),
+        "{}",
+        anonymous.stderr
+    );
+    let whose = local(vec!["tasks"]).await;
+    assert_eq!(whose.code, 2, "{whose:?}");
+
+    let decided = local(vec![
+        "--json",
+        "decide",
+        &id,
+        "\"Approve\"",
+        "--as",
+        "underwriter-1",
+        "--comment",
+        "decided offline",
+    ])
+    .await;
+    assert_eq!(decided.code, 0, "{decided:?}");
+    let decided: Value = serde_json::from_str(&decided.stdout).expect("JSON");
+    assert_eq!(decided["task"], "underwriting-review", "{decided}");
+    assert_eq!(decided["decided_by"], "underwriter-1");
+    // Recorded, waiting for the application's next activation (this
+    // command line runs no workflow code).
+    let described = local(vec!["describe", "loan-local-1"]).await;
+    assert!(
+        described
+            .stdout
+            .contains("event(s) waiting for the next activation"),
+        "{}",
+        described.stdout
+    );
+    let open = local(vec!["--json", "tasks", "--assignee", "underwriter-1"]).await;
+    assert!(open.stdout.contains("\"tasks\": []"), "{}", open.stdout);
+    let again = local(vec!["decide", &id, "\"Reject\"", "--as", "underwriter-1"]).await;
+    assert_eq!(again.code, 1, "a task is decided once: {again:?}");
 }

@@ -140,6 +140,12 @@ pub(super) fn decide(
     })?;
     let (run, cmd) = parse_task_id(&d.task)?;
     let cmd = u32::try_from(cmd).map_err(|_| CliError::Failed(format!("no task {}", d.task)))?;
+    // Its name, as the API answers it: read while the task is open.
+    let name = store
+        .human_tasks_of_run(RunId(run))?
+        .into_iter()
+        .find(|t| t.cmd == CommandSeq(cmd))
+        .map(|t| t.task);
     store
         .decide_human_task(
             RunId(run),
@@ -157,7 +163,7 @@ pub(super) fn decide(
             .map(|r| r.workflow_id.to_string())
             .unwrap_or_default(),
         run,
-        task: Value::String(d.task.clone()),
+        task: Value::String(name.unwrap_or_else(|| d.task.clone())),
         decided_by,
     };
     if as_json {
