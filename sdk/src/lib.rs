@@ -61,6 +61,7 @@ pub mod replay;
 mod saga;
 mod schedule;
 mod update;
+pub mod waiting;
 mod workflow;
 
 pub use activity::{Activity, ActivityContext, CancelHandle, HeartbeatError};
@@ -87,6 +88,7 @@ pub use replay::{ActivationError, NondeterminismError};
 pub use saga::{CompensationFailure, CompensationReport, Saga};
 pub use schedule::{schedule_for, ScheduleError};
 pub use update::Update;
+pub use waiting::Waiting;
 pub use workflow::{Signal, Workflow};
 
 pub use refrain_history::{

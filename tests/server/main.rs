@@ -6,3 +6,4 @@
 mod auth;
 mod dashboard;
 mod harness;
+mod waiting;
