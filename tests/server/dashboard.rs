@@ -209,11 +209,18 @@ async fn the_inbox_shows_a_task_to_its_assignee_only() {
     assert!(inbox.contains("underwriting-review"));
     let (_, task) = page(&h, &underwriter, &task_path).await;
     assert!(task.contains(&format!("action=\"{task_path}\"")), "{task}");
+    let (_, run_page) = page(&h, &underwriter, "/runs/loan-bo").await;
+    assert!(
+        run_page.contains(&format!("<a href=\"{task_path}\">decide</a>")),
+        "the waiting panel leads the assignee to the task: {run_page}"
+    );
 
     let manager = login(&h, MANAGER);
     let (_, theirs) = page(&h, &manager, "/inbox").await;
     assert!(!theirs.contains("underwriting-review"), "{theirs}");
     assert!(theirs.contains("Nothing waits for you."));
+    let (_, run_page) = page(&h, &manager, "/runs/loan-bo").await;
+    assert!(!run_page.contains(&format!("href=\"{task_path}\"")));
     let (_, task) = page(&h, &manager, &task_path).await;
     assert!(!task.contains("<form class=\"decide\""), "{task}");
     assert!(task.contains("Only underwriter-1 can decide"));

@@ -18,7 +18,6 @@ mod runs;
 mod schedules;
 mod snapshot;
 mod timeline;
-mod waiting;
 
 use crate::state::AppState;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};

@@ -4,13 +4,13 @@
 use super::fmt::{failure, human, pretty, status_class, utc};
 use super::layout::page;
 use super::respond::{csrf_field, enc, PageError, PageResult};
-use super::{timeline, waiting};
+use super::timeline;
 use crate::auth::{Role, WebCaller};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use maud::{html, Markup};
-use refrain::ClientError;
+use refrain::{ClientError, Waiting};
 use refrain_history::{EventSeq, RunId, RunRecord, Timestamp, WorkflowId};
 use serde::Deserialize;
 
@@ -55,17 +55,19 @@ pub(super) async fn show(
         .read_history(run, EventSeq(1))
         .await
         .map_err(|e| fail(e.into()))?;
-    let tasks = if record.status.is_open() {
-        store
-            .human_tasks_of_run(run)
-            .await
-            .map_err(|e| fail(e.into()))?
+    // Only the latest run can be open, and that is the run `waiting_on`
+    // reads; a run closed meanwhile waits on nothing.
+    let waiting = if record.status.is_open() {
+        let (latest, _, waiting) = state.client().waiting_on(id.clone()).await.map_err(fail)?;
+        if latest == run {
+            waiting
+        } else {
+            Vec::new()
+        }
     } else {
         Vec::new()
     };
-    let waiting = waiting::waiting_on(&state, run, &record, &tasks)
-        .await
-        .map_err(|e| fail(e.into()))?;
+    let now = Timestamp::now();
     let title = format!("{} · run {}", id.as_str(), run.0);
     let body = html! {
         h1 { (id.as_str()) " " span class=(status_class(record.status)) { (record.status.as_str()) } }
@@ -73,10 +75,17 @@ pub(super) async fn show(
         @if record.status.is_open() {
             section.waiting {
                 h2 { "Waiting on" }
-                ul { @for line in &waiting { li { (line) } } }
-                @for t in &tasks {
-                    @if caller.identity.is_assignee(&t.assignee) {
-                        p { a href={ "/inbox/" (run.0) "/" (t.cmd.0) } { "Decide " (t.task) } }
+                ul {
+                    @for w in &waiting {
+                        li class=(w.kind()) {
+                            (w.to_string())
+                            @if let Waiting::HumanTask { cmd, assignee, deadline, .. } = w {
+                                @if deadline.is_some_and(|d| d < now) { " " strong.error { "overdue" } }
+                                @if caller.identity.is_assignee(assignee) {
+                                    " · " a href={ "/inbox/" (run.0) "/" (cmd.0) } { "decide" }
+                                }
+                            }
+                        }
                     }
                 }
             }
