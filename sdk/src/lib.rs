@@ -49,6 +49,7 @@ mod activity;
 mod child;
 mod client;
 mod client_error;
+mod client_ops;
 mod combinators;
 mod commands;
 mod context;
@@ -82,7 +83,9 @@ pub use human_task::{
     HumanTaskNotice, HumanTaskRef, NoticeKind,
 };
 pub use query::{Query, QueryError};
-pub use refrain_history::{OverlapPolicy, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger};
+pub use refrain_history::{
+    OverlapPolicy, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger, TriggerOutcome,
+};
 pub use refrain_macros::{activity, deterministic};
 pub use replay::{ActivationError, NondeterminismError};
 pub use saga::{CompensationFailure, CompensationReport, Saga};
