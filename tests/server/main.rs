@@ -5,5 +5,6 @@
 
 mod auth;
 mod dashboard;
+mod dashboard_scale;
 mod harness;
 mod waiting;
