@@ -92,22 +92,25 @@ fn ended(status: RunStatus) -> bool {
     !status.is_open() && status != RunStatus::ContinuedAsNew
 }
 
+/// A snapshot and when it was taken.
+type Taken = Option<(Instant, Arc<Snapshot>)>;
+
 /// The last snapshot and when it was taken; shared by the dashboard's
 /// handlers.
 #[derive(Default)]
 pub(crate) struct Counter {
-    last: Arc<std::sync::Mutex<Option<(Instant, Arc<Snapshot>)>>>,
+    last: Arc<std::sync::Mutex<Taken>>,
     /// Held by the scan in flight, so that there is at most one.
     scanning: Arc<Mutex<()>>,
 }
 
 impl Counter {
-    fn current(&self) -> Option<(Instant, Arc<Snapshot>)> {
+    fn current(&self) -> Taken {
         // A panic while holding this lock leaves the value whole.
         self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn set(last: &std::sync::Mutex<Option<(Instant, Arc<Snapshot>)>>, snap: Arc<Snapshot>) {
+    fn set(last: &std::sync::Mutex<Taken>, snap: Arc<Snapshot>) {
         *last.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), snap));
     }
 
