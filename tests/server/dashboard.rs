@@ -295,6 +295,39 @@ async fn deciding_in_the_inbox_completes_the_run_and_the_timeline_says_who_and_w
     // Decided once: the task is gone.
     let (status, _) = page(&h, &underwriter, &task_path).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // ada's loans are decided by the model alone: of the three closed
+    // loans, two had no human decision.
+    let ada = applications(Pace::EXAMPLE)
+        .into_iter()
+        .find(|a| a.application_id == "loan-ada")
+        .expect("loan-ada");
+    for id in ["loan-ada", "loan-ada-2"] {
+        let run = h
+            .client
+            .start::<LoanApproval>(id, ada.clone())
+            .await
+            .unwrap();
+        result_of(&run).await.expect("ada's loan completes");
+    }
+    let (_, kpis) = page(&h, &underwriter, "/kpis").await;
+    let row = kpis
+        .split("<tr>")
+        .find(|r| r.contains("/runs?type=loan-approval"))
+        .expect("a row for loan-approval");
+    let cells: Vec<&str> = row
+        .split("<td>")
+        // Before the first cell, and the type's cell (a link).
+        .skip(2)
+        .map(|c| c.split('<').next().unwrap_or_default())
+        .collect();
+    // Started, running, completed, failed.
+    assert_eq!(cells[..4], ["3", "0", "3", "0"], "{row}");
+    assert!(row.contains("<td>0.0%</td>"), "no failure: {row}");
+    assert!(
+        row.contains("66.7%<span class=\"muted\"> of 3</span>"),
+        "automation rate: {row}"
+    );
     crate::harness::stop(h).await;
 }
 
