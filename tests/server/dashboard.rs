@@ -3,7 +3,8 @@
 //! through the form that completes the run and shows in the timeline with
 //! who decided and why; forms without the session's CSRF token, a viewer's
 //! operator action and another person's task are refused with 403 and
-//! write nothing; schedules paused and triggered by operators only.
+//! write nothing; an escalated task in the next assignee's inbox and in
+//! the KPIs; schedules paused and triggered by operators only.
 
 use crate::harness::{Harness, MANAGER, OPERATOR, UNDERWRITER, VIEWER};
 use axum::body::Body;
@@ -14,7 +15,7 @@ use refrain_examples::loan_approval::{
     applications, review_waiting, Application, LoanApproval, Pace, BO,
 };
 use refrain_history::{Event, EventSeq, RunId};
-use refrain_tests::env::result_of;
+use refrain_tests::env::{eventually, result_of};
 use std::time::Duration;
 
 /// A logged-in browser: its session cookie and the CSRF token its forms
@@ -513,5 +514,52 @@ async fn operators_pause_and_trigger_schedules_and_viewers_only_see_them() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    crate::harness::stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_escalated_task_moves_to_the_next_inbox_and_counts_as_escalated() {
+    let h = Harness::new().await;
+    let mut app = slow_bo();
+    app.pace.underwriter_deadline_ms = 50;
+    h.client
+        .start::<LoanApproval>(BO, app)
+        .await
+        .expect("start");
+    let task = eventually("the escalation to credit-manager", async || {
+        h.client
+            .list_human_tasks("credit-manager")
+            .await
+            .ok()?
+            .into_iter()
+            .next()
+    })
+    .await;
+    let task_path = format!("/inbox/{}/{}", task.run.0, task.cmd.0);
+
+    let manager = login(&h, MANAGER);
+    let (_, inbox) = page(&h, &manager, "/inbox").await;
+    assert!(inbox.contains(&format!("href=\"{task_path}\"")), "{inbox}");
+    let (_, task_page) = page(&h, &manager, &task_path).await;
+    assert!(task_page.contains("1 (escalated)"), "{task_page}");
+    assert!(task_page.contains(&format!("action=\"{task_path}\"")));
+    let underwriter = login(&h, UNDERWRITER);
+    let (_, theirs) = page(&h, &underwriter, "/inbox").await;
+    assert!(!theirs.contains(&task_path), "no longer underwriter-1's");
+
+    let (_, run_page) = page(&h, &manager, "/runs/loan-bo").await;
+    assert!(
+        run_page.contains(
+            "from underwriter-1 to <strong class=\"who\">credit-manager</strong> (level 1)"
+        ),
+        "{run_page}"
+    );
+    let (_, kpis) = page(&h, &manager, "/kpis").await;
+    let row = kpis
+        .split("<tr>")
+        .find(|r| r.contains("/runs?type=loan-approval"))
+        .expect("a row for loan-approval");
+    // The last cell: open tasks escalated.
+    assert!(row.contains("<td>1</td></tr>"), "one escalated: {row}");
     crate::harness::stop(h).await;
 }
