@@ -137,10 +137,16 @@ async fn history(h: &Harness, run: RunId) -> Vec<Event> {
         .expect("history")
 }
 
-fn cancel_requested(events: &[Event]) -> bool {
-    events
-        .iter()
-        .any(|e| matches!(e, Event::WorkflowCancelRequested { .. }))
+/// How many messages (signals, cancel requests, results) the run was ever
+/// sent: a refused form must not add one.
+async fn sent(h: &Harness, run: RunId) -> u64 {
+    h.state
+        .store()
+        .run_record(run)
+        .await
+        .expect("record")
+        .expect("the run")
+        .inbox_tail
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -336,6 +342,7 @@ async fn deciding_in_the_inbox_completes_the_run_and_the_timeline_says_who_and_w
 async fn forms_without_the_sessions_csrf_token_are_refused_and_write_nothing() {
     let h = Harness::new().await;
     let (_handle, run, task_path) = waiting_loan(&h).await;
+    let before = sent(&h, run).await;
     let underwriter = login(&h, UNDERWRITER);
     let operator = login(&h, OPERATOR);
     let decision = [("decision", "\"Approve\""), ("comment", "ok")];
@@ -366,12 +373,11 @@ async fn forms_without_the_sessions_csrf_token_are_refused_and_write_nothing() {
 
     let tasks = h.client.list_human_tasks("underwriter-1").await.unwrap();
     assert_eq!(tasks.len(), 1, "the task is still open");
-    let events = history(&h, run).await;
-    assert!(!cancel_requested(&events));
-    assert!(!events.iter().any(|e| matches!(
-        e,
-        Event::HumanTaskDecided { .. } | Event::SignalReceived { .. }
-    )));
+    assert_eq!(sent(&h, run).await, before, "no signal nor cancel request");
+    assert!(!history(&h, run)
+        .await
+        .iter()
+        .any(|e| matches!(e, Event::HumanTaskDecided { .. })));
     crate::harness::stop(h).await;
 }
 
@@ -379,6 +385,7 @@ async fn forms_without_the_sessions_csrf_token_are_refused_and_write_nothing() {
 async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task() {
     let h = Harness::new().await;
     let (_handle, run, task_path) = waiting_loan(&h).await;
+    let before = sent(&h, run).await;
     let viewer = login(&h, VIEWER);
     let (status, _, html) = submit(
         &h,
@@ -400,11 +407,9 @@ async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
     assert!(html.contains("assigned to underwriter-1"), "{html}");
-    let events = history(&h, run).await;
-    assert!(!cancel_requested(&events));
-    assert!(!events
-        .iter()
-        .any(|e| matches!(e, Event::HumanTaskDecided { .. })));
+    assert_eq!(sent(&h, run).await, before, "no cancel request");
+    let tasks = h.client.list_human_tasks("underwriter-1").await.unwrap();
+    assert_eq!(tasks.len(), 1, "the task is still open");
 
     // The same cancel by an operator goes through, in its name.
     let operator = login(&h, OPERATOR);
@@ -421,12 +426,16 @@ async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task() {
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
     assert_eq!(to, "/runs/loan-bo");
-    // Acknowledged means durable: the request is in the history now.
-    let requested_by = history(&h, run).await.into_iter().find_map(|e| match e {
-        Event::WorkflowCancelRequested { requested_by, .. } => Some(requested_by),
-        _ => None,
-    });
-    assert_eq!(requested_by, Some(Some("operator".to_owned())));
+    // The request waits in the run's inbox until its next activation
+    // records it.
+    let requested_by = eventually("the cancel request in the history", async || {
+        history(&h, run).await.into_iter().find_map(|e| match e {
+            Event::WorkflowCancelRequested { requested_by, .. } => Some(requested_by),
+            _ => None,
+        })
+    })
+    .await;
+    assert_eq!(requested_by.as_deref(), Some("operator"));
     crate::harness::stop(h).await;
 }
 
