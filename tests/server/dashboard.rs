@@ -165,6 +165,14 @@ async fn a_waiting_loan_shows_where_it_waits_on_every_page() {
         runs.contains(r#"<span class="status running">running</span> <strong>1</strong>"#),
         "the running count: {runs}"
     );
+    let row = runs
+        .split("<tr>")
+        .find(|r| r.contains("/runs/loan-bo?"))
+        .expect("loan-bo's row");
+    assert!(
+        row.contains("human task underwriting-review assigned to underwriter-1"),
+        "the row says where it waits: {row}"
+    );
     let (_, filtered) = page(&h, &viewer, "/runs?status=completed&id=loan-").await;
     assert!(!filtered.contains("/runs/loan-bo?"), "{filtered}");
     let (_, by_prefix) = page(&h, &viewer, "/runs?id=loan-b").await;
