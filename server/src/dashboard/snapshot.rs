@@ -2,8 +2,8 @@
 //! type what the KPIs start from.
 //!
 //! The store keeps no counters, so counting means reading every run
-//! record (one `list_runs` walk: 1.6 s for 100,000 runs in a debug build,
-//! see `tests/server/dashboard_scale.rs`). Doing it on every render would
+//! record (one `list_runs` walk: 1 to 3 s for 100,000 runs in a debug
+//! build on a busy two-core machine, see `tests/server/dashboard_scale.rs`). Doing it on every render would
 //! make each page view cost that. Instead the last count serves every
 //! render; once it is older than [`FRESH_FOR`], the next render starts one
 //! scan in the background and still answers at once with the old count.
