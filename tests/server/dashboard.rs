@@ -390,7 +390,8 @@ async fn forms_without_the_sessions_csrf_token_are_refused_and_write_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task() {
+async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task_and_operators_act_in_their_name(
+) {
     let h = Harness::new().await;
     let (_handle, run, task_path) = waiting_loan(&h).await;
     let before = sent(&h, run).await;
@@ -419,8 +420,49 @@ async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task() {
     let tasks = h.client.list_human_tasks("underwriter-1").await.unwrap();
     assert_eq!(tasks.len(), 1, "the task is still open");
 
-    // The same cancel by an operator goes through, in its name.
+    // An operator's signal is recorded with its sender; a value that is
+    // not JSON is refused and sends nothing.
     let operator = login(&h, OPERATOR);
+    let (status, _, html) = submit(
+        &h,
+        &operator,
+        "/runs/loan-bo/signal",
+        &[
+            ("csrf", &operator.csrf),
+            ("name", "note"),
+            ("value", "{oops"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert_eq!(sent(&h, run).await, before);
+    let (status, _, html) = submit(
+        &h,
+        &operator,
+        "/runs/loan-bo/signal",
+        &[
+            ("csrf", &operator.csrf),
+            ("name", "note"),
+            ("value", r#"{"text": "called the applicant"}"#),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
+    let sender = eventually("the signal in the history", async || {
+        history(&h, run).await.into_iter().find_map(|e| match e {
+            Event::SignalReceived { name, sender, .. } if name == "note" => Some(sender),
+            _ => None,
+        })
+    })
+    .await;
+    assert_eq!(sender.as_deref(), Some("operator"));
+    let (_, run_page) = page(&h, &operator, "/runs/loan-bo").await;
+    assert!(
+        run_page.contains("signal <strong>note</strong> from <strong>operator</strong>"),
+        "{run_page}"
+    );
+
+    // The same cancel by an operator goes through, in its name.
     let (status, to, html) = submit(
         &h,
         &operator,
