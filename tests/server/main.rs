@@ -12,6 +12,8 @@ mod api_tasks;
 mod api_workflows;
 mod auth;
 mod dashboard;
+mod dashboard_groups;
 mod dashboard_scale;
+mod dashboard_support;
 mod harness;
 mod waiting;
