@@ -9,7 +9,7 @@ use crate::ids::Timestamp;
 use crate::telemetry::{self, gauge};
 
 impl Store {
-    /// Samples the gauges of [`telemetry`](crate::telemetry) into the
+    /// Samples the gauges of [`telemetry`] into the
     /// installed recorder: runs queued for an activation, pending timers,
     /// open human tasks and those past their deadline at `now`. A walk of
     /// the timer index and the human tasks: call it every few seconds,
