@@ -41,6 +41,9 @@
 //! keys, codec
 //! ```
 //!
+//! The metrics the engine reports through the `metrics` facade, store and
+//! worker alike, are named and described in one place: [`telemetry`].
+//!
 //! Above this crate, `refrain` (the SDK: workflows, replay, `Client`) and
 //! `refrain-worker` (the worker, its CLI) reach a store only through an
 //! `Arc<dyn HistoryStore>`.
@@ -80,6 +83,7 @@ mod options;
 pub mod samples;
 mod sizes;
 pub mod store;
+pub mod telemetry;
 
 pub use error::StoreError;
 pub use event::{

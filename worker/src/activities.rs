@@ -4,6 +4,7 @@
 
 use crate::direct::{Delivered, Handout};
 use crate::registry::{not_registered, Registry};
+use crate::telemetry;
 use crate::watchdog::Attempts;
 use futures::FutureExt;
 use refrain::{ActivityContext, CancelHandle};
@@ -14,7 +15,7 @@ use refrain_history::{
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -203,9 +204,12 @@ async fn execute(
                     tokio::time::sleep(until).await;
                     cancel.cancel();
                 });
+                let began = Instant::now();
                 let result = AssertUnwindSafe(activity.run(ctx, task.input.clone()))
                     .catch_unwind()
                     .await;
+                let failed = !matches!(result, Ok(Ok(_)));
+                telemetry::attempt(activity.labels(), began.elapsed(), failed);
                 watchdog.abort();
                 running.lock().expect("running map").remove(&key);
                 match result {

@@ -40,6 +40,7 @@ mod eager_start;
 mod executor;
 mod registry;
 mod replayer;
+mod telemetry;
 mod timers;
 mod watchdog;
 mod worker;

@@ -1,10 +1,11 @@
 //! What a worker can run: workflow and activity types by name.
 
 use async_trait::async_trait;
+use metrics::Label;
 use refrain::payload;
 use refrain::replay::{ErasedWorkflow, WorkflowType};
 use refrain::{Activity, ActivityContext, Workflow};
-use refrain_history::{Failure, FailureCause, Payload};
+use refrain_history::{telemetry, Failure, FailureCause, Payload};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -12,9 +13,12 @@ use std::sync::Arc;
 #[async_trait]
 pub(crate) trait ErasedActivity: Send + Sync + 'static {
     async fn run(&self, ctx: ActivityContext, input: Payload) -> Result<Payload, Failure>;
+
+    /// The type's metric labels (`refrain_history::telemetry`).
+    fn labels(&self) -> &'static [Label];
 }
 
-struct ActivityAdapter<A>(A);
+struct ActivityAdapter<A>(A, &'static [Label]);
 
 #[async_trait]
 impl<A: Activity> ErasedActivity for ActivityAdapter<A> {
@@ -32,6 +36,10 @@ impl<A: Activity> ErasedActivity for ActivityAdapter<A> {
             f
         })
     }
+
+    fn labels(&self) -> &'static [Label] {
+        self.1
+    }
 }
 
 /// Registered workflow and activity types.
@@ -39,17 +47,26 @@ impl<A: Activity> ErasedActivity for ActivityAdapter<A> {
 pub(crate) struct Registry {
     pub workflows: HashMap<String, Arc<dyn ErasedWorkflow>>,
     pub activities: HashMap<String, Arc<dyn ErasedActivity>>,
+    /// Each workflow type's metric labels (`refrain_history::telemetry`).
+    pub workflow_labels: HashMap<String, &'static [Label]>,
 }
 
 impl Registry {
     pub fn add_workflow<W: Workflow>(&mut self) {
         self.workflows
             .insert(W::NAME.to_owned(), Arc::new(WorkflowType::<W>::new()));
+        self.workflow_labels.insert(
+            W::NAME.to_owned(),
+            telemetry::type_labels(telemetry::WORKFLOW_TYPE, W::NAME),
+        );
     }
 
     pub fn add_activity<A: Activity>(&mut self, activity: A) {
-        self.activities
-            .insert(A::NAME.to_owned(), Arc::new(ActivityAdapter(activity)));
+        let labels = telemetry::type_labels(telemetry::ACTIVITY_TYPE, A::NAME);
+        self.activities.insert(
+            A::NAME.to_owned(),
+            Arc::new(ActivityAdapter(activity, labels)),
+        );
     }
 }
 

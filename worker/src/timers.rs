@@ -10,10 +10,14 @@
 //! fire this loop wakes up for a few milliseconds late. A buffered fire
 //! (`BufferOne`) starts when the previous run closes; the store's
 //! `wait_due` wakes for that too.
+//!
+//! The loop also samples the store's gauges (`record_gauges`) every
+//! `GAUGE_INTERVAL`: it wakes at least every `MAX_IDLE` anyway.
 
+use refrain_history::telemetry::GAUGE_INTERVAL;
 use refrain_history::{HistoryStore, Timestamp};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -31,7 +35,14 @@ pub(crate) async fn run_time_service(
     clock: Clock,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut sampled: Option<Instant> = None;
     loop {
+        if sampled.is_none_or(|at| at.elapsed() >= GAUGE_INTERVAL) {
+            if let Err(e) = store.record_gauges(Timestamp::now()).await {
+                warn!(error = %e, "cannot sample the store's gauges");
+            }
+            sampled = Some(Instant::now());
+        }
         if let Err(e) = store.fire_due(Timestamp::now()).await {
             warn!(error = %e, "cannot fire due timers");
         }

@@ -431,6 +431,16 @@ pub trait HistoryStore: Send + Sync {
     fn progress(&self) -> Option<StoreProgress> {
         None
     }
+
+    /// Samples the backend's gauges ([`telemetry`](crate::telemetry):
+    /// ready-queue depth, pending timers, open and overdue human tasks at
+    /// `now`) into the installed `metrics` recorder. A scan: a caller
+    /// samples every [`GAUGE_INTERVAL`](crate::telemetry::GAUGE_INTERVAL)
+    /// (the worker's time service does). The default samples nothing.
+    async fn record_gauges(&self, now: Timestamp) -> Result<(), ReadError> {
+        let _ = now;
+        Ok(())
+    }
 }
 
 /// What a backend accepts at most: see [`HistoryStore::limits`].

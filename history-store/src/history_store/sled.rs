@@ -527,6 +527,11 @@ impl HistoryStore for Store {
     fn progress(&self) -> Option<StoreProgress> {
         Some(Store::progress(self))
     }
+
+    async fn record_gauges(&self, now: Timestamp) -> Result<(), ReadError> {
+        // A walk of two tables: kept off the runtime's threads.
+        Ok(off_thread(self, move |s| Store::record_gauges(s, now)).await?)
+    }
 }
 
 /// Resolves when any of `runs` has closed. Never resolves for none, nor

@@ -29,6 +29,7 @@ use super::engine::TxError;
 use super::transitions::tables::Tx;
 use super::tx::{Trees, TxResult};
 use crate::error::StoreError;
+use crate::telemetry;
 use std::any::Any;
 use std::future::Future;
 use std::pin::pin;
@@ -414,6 +415,7 @@ fn committer(shared: &Shared, trees: &Trees) {
 /// with its error and the transaction is applied again without it.
 fn execute(trees: &Trees, mut jobs: Vec<Job>) {
     while !jobs.is_empty() {
+        let began = Instant::now();
         let applied = transaction(trees, |tx| {
             let mut outputs = Vec::with_capacity(jobs.len());
             for (i, job) in jobs.iter().enumerate() {
@@ -425,6 +427,8 @@ fn execute(trees: &Trees, mut jobs: Vec<Job>) {
             }
             Ok(outputs)
         });
+        telemetry::histogram(telemetry::STORE_COMMIT_SECONDS, &[])
+            .record(began.elapsed().as_secs_f64());
         match applied {
             Ok(outputs) => {
                 for (job, output) in jobs.drain(..).zip(outputs) {

@@ -18,6 +18,7 @@
 use super::integrity::{FlushMarks, Watermark};
 use crate::error::StoreError;
 use crate::store::api::DurabilityMode;
+use crate::telemetry;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::File;
@@ -363,8 +364,11 @@ fn run(shared: &Shared, mut sync: SyncFn, mut after: AfterFn) {
             state.flushing_since = Some(Instant::now());
             state.started
         };
+        let began = Instant::now();
         match sync(false) {
             Ok(()) => {
+                telemetry::histogram(telemetry::STORE_FLUSH_SECONDS, &[])
+                    .record(began.elapsed().as_secs_f64());
                 let answered = {
                     let mut state = shared.lock();
                     state.done = flush;

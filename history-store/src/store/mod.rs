@@ -56,6 +56,7 @@ mod direct;
 mod durability;
 mod eager_start;
 mod engine;
+mod gauges;
 mod human_tasks;
 mod in_memory;
 mod integrity;

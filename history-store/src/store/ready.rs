@@ -39,6 +39,11 @@ impl ReadyQueue {
         self.inner.notify.notify_one();
     }
 
+    /// How many runs are queued.
+    pub(super) fn len(&self) -> usize {
+        lock(&self.inner.queue).0.len()
+    }
+
     pub(super) fn take(&self, max: usize) -> Vec<RunId> {
         let mut q = lock(&self.inner.queue);
         let n = max.min(q.0.len());

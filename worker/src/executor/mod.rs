@@ -36,6 +36,7 @@ use crate::cache::StickyCache;
 use crate::direct::{record_in_store, ActivityHandoff, Delivered};
 use crate::eager_start::StartJob;
 use crate::registry::Registry;
+use crate::telemetry::TaskReport;
 use refrain::replay::{ActivationError, WorkflowMachine};
 use refrain::OversizedCommand;
 use refrain_history::{
@@ -47,7 +48,7 @@ use refrain_history::{LeaseToken, HISTORY_LIMIT_KIND};
 use starts::start_here;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, WeakUnboundedSender};
 use tokio::sync::OwnedSemaphorePermit;
@@ -244,6 +245,7 @@ impl Executor {
         delivered: Vec<Delivered>,
         polled: Option<Activation>,
     ) -> Outcome {
+        let began = Instant::now();
         let begun = match polled {
             Some(task) if delivered.is_empty() => Ok(Some(task)),
             _ => self.read_task(run, !delivered.is_empty()),
@@ -301,6 +303,7 @@ impl Executor {
             events,
             rejected_updates: machine.take_rejected_updates(),
         };
+        let report = self.task_report(&task.record, &commit, began);
         let completed = delivered.iter().map(Delivered::completion).collect();
         let waiting = InFlight {
             token: task.token,
@@ -317,6 +320,9 @@ impl Executor {
                 let store = self.store.clone();
                 start_here(&self.rt, async move {
                     let outcome = store.commit_activation(commit, direct).await;
+                    if let Some(report) = report {
+                        report.settled(outcome.is_ok());
+                    }
                     settled(outcome.map(Some));
                 });
                 Outcome::Submitted
@@ -326,11 +332,14 @@ impl Executor {
                 // stopping): nothing could report back, so wait here.
                 let outcome = self
                     .rt
-                    .block_on(self.store.commit_activation(commit, direct))
-                    .map(|claimed| {
-                        self.handoff.hand_out(claimed, slots);
-                        true
-                    });
+                    .block_on(self.store.commit_activation(commit, direct));
+                if let Some(report) = report {
+                    report.settled(outcome.is_ok());
+                }
+                let outcome = outcome.map(|claimed| {
+                    self.handoff.hand_out(claimed, slots);
+                    true
+                });
                 self.finish(run, outcome)
                     .map_or(Outcome::Nothing, |(outcome, ..)| outcome)
             }
@@ -543,10 +552,14 @@ impl Executor {
             ],
             rejected_updates: Vec::new(),
         };
+        let report = self.task_report(record, &commit, Instant::now());
         let closed = self.rt.block_on(
             self.store
                 .commit_activation(commit, DirectActivities::default()),
         );
+        if let Some(report) = report {
+            report.settled(closed.is_ok());
+        }
         match closed {
             Ok(_) => {
                 error!(%run, "run failed: {cause}");
@@ -554,6 +567,17 @@ impl Executor {
             }
             Err(e) => self.fail_task(run, token, format!("{cause}; closing it failed: {e}")),
         }
+    }
+
+    /// The metrics a task of `record`'s run owes once `commit` settles.
+    fn task_report(
+        &self,
+        record: &RunRecord,
+        commit: &ActivationCommit,
+        began: Instant,
+    ) -> Option<TaskReport> {
+        let labels = self.registry.workflow_labels.get(&record.workflow_type);
+        TaskReport::of(labels.copied(), commit, began)
     }
 
     fn fail_task(

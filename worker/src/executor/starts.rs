@@ -6,6 +6,7 @@ use super::{task_span, Executor, InFlight};
 use crate::eager_start::StartJob;
 use refrain::replay::WorkflowMachine;
 use refrain_history::{ActivationCommit, LeaseToken, StartedWith};
+use std::time::Instant;
 use tokio::runtime::Handle;
 use tracing::debug;
 
@@ -17,6 +18,7 @@ impl Executor {
     /// start: the failure is then met, and recorded, as a task failure of
     /// that run.
     pub(super) fn start_eagerly(&mut self, start: StartJob) {
+        let began = Instant::now();
         let StartJob { reserved, reply } = start;
         let run = reserved.run;
         let Some(own) = self.own.upgrade() else {
@@ -50,6 +52,7 @@ impl Executor {
             events,
             rejected_updates: machine.take_rejected_updates(),
         };
+        let report = self.task_report(&record, &commit, began);
         let waiting = InFlight {
             token: LeaseToken::UNLEASED,
             record,
@@ -64,6 +67,11 @@ impl Executor {
         start_here(&self.rt, async move {
             match store.start_with_activation(reserved, commit, direct).await {
                 Ok(StartedWith { outcome, claimed }) => {
+                    // An activation the start did not use is reported
+                    // when the ordinary path runs it.
+                    if let (Some(report), true) = (report, claimed.is_some()) {
+                        report.settled(true);
+                    }
                     settled(Ok(claimed));
                     let _ = reply.send(Ok(outcome));
                 }
