@@ -40,6 +40,8 @@ pub mod auth;
 mod dashboard;
 mod error;
 mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod state;
 mod util;
 
