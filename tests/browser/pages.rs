@@ -1,0 +1,183 @@
+//! What a person does on the dashboard's pages, in WebDriver terms: read,
+//! follow a link, fill a form, take a screenshot.
+
+use fantoccini::{Client, Locator};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Hang guard for what the page shows once the server has caught up.
+const GIVE_UP: Duration = Duration::from_secs(60);
+
+/// The browser on the dashboard at `base` (`http://ADDR`).
+pub struct Page<'a> {
+    client: &'a Client,
+    base: String,
+}
+
+impl<'a> Page<'a> {
+    pub fn new(client: &'a Client, base: &str) -> Self {
+        Page {
+            client,
+            base: base.to_owned(),
+        }
+    }
+
+    /// The visible text of the page.
+    pub async fn text(&self) -> String {
+        self.client
+            .find(Locator::Css("body"))
+            .await
+            .expect("a body")
+            .text()
+            .await
+            .expect("its text")
+    }
+
+    /// The path of the page shown.
+    pub async fn path(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .expect("the current URL")
+            .path()
+            .to_owned()
+    }
+
+    pub async fn expect_path(&self, path: &str) {
+        let shown = self.path().await;
+        assert_eq!(shown, path, "page text:\n{}", self.text().await);
+    }
+
+    /// The text of the table row that mentions `needle`.
+    pub async fn row_of(&self, needle: &str) -> String {
+        let xpath = format!("//tr[.//a[normalize-space()='{needle}']]");
+        match self.client.find(Locator::XPath(&xpath)).await {
+            Ok(row) => row.text().await.expect("the row's text"),
+            Err(e) => panic!(
+                "no row for {needle} ({e}) on {}:\n{}",
+                self.path().await,
+                self.text().await
+            ),
+        }
+    }
+
+    /// Follows the link whose text is `text`.
+    pub async fn open_link(&self, text: &str) {
+        let link = match self.client.find(Locator::LinkText(text)).await {
+            Ok(link) => link,
+            Err(e) => panic!(
+                "no link {text:?} ({e}) on {}:\n{}",
+                self.path().await,
+                self.text().await
+            ),
+        };
+        link.click().await.expect("following the link");
+    }
+
+    /// Logs out with the button in the page's header.
+    pub async fn log_out(&self) {
+        self.client
+            .find(Locator::Css("form.logout button"))
+            .await
+            .expect("a logout button")
+            .click()
+            .await
+            .expect("logging out");
+        self.expect_path("/login").await;
+    }
+
+    /// Logs in on the login page with an access token.
+    pub async fn log_in(&self, token: &str) {
+        let field = self
+            .client
+            .find(Locator::Css("#token"))
+            .await
+            .expect("the access token field");
+        field.send_keys(token).await.expect("typing the token");
+        self.client
+            .find(Locator::Css("section.login button[type=submit]"))
+            .await
+            .expect("the login button")
+            .click()
+            .await
+            .expect("logging in");
+        self.expect_path("/runs").await;
+    }
+
+    /// Opens the inbox task of run `workflow_id`, from the inbox.
+    pub async fn open_task(&self, workflow_id: &str) {
+        let xpath = format!("//tr[contains(., '{workflow_id}')]//a[contains(@href, '/inbox/')]");
+        match self.client.find(Locator::XPath(&xpath)).await {
+            Ok(link) => link.click().await.expect("opening the task"),
+            Err(e) => panic!(
+                "no task link for {workflow_id} ({e}):\n{}",
+                self.text().await
+            ),
+        }
+    }
+
+    /// On a task's page: writes `comment` and presses the button `verdict`.
+    pub async fn decide(&self, verdict: &str, comment: &str) {
+        let page = self.text().await;
+        let field = match self
+            .client
+            .find(Locator::Css("textarea[name=comment]"))
+            .await
+        {
+            Ok(field) => field,
+            Err(e) => panic!("no comment field ({e}):\n{page}"),
+        };
+        field.send_keys(comment).await.expect("typing the comment");
+        let xpath = format!("//form//button[normalize-space()='{verdict}']");
+        match self.client.find(Locator::XPath(&xpath)).await {
+            Ok(button) => button.click().await.expect("deciding"),
+            Err(e) => panic!("no button {verdict:?} ({e}):\n{page}"),
+        }
+    }
+
+    /// Reloads the page of run `workflow_id` until it says `status`, and
+    /// returns its text.
+    pub async fn run_until(&self, workflow_id: &str, status: &str) -> String {
+        let give_up = Instant::now() + GIVE_UP;
+        loop {
+            self.client
+                .goto(&format!("{}/runs/{workflow_id}", self.base))
+                .await
+                .expect("opening the run page");
+            let text = self.text().await;
+            if text.to_lowercase().contains(status) {
+                return text;
+            }
+            assert!(
+                Instant::now() < give_up,
+                "{workflow_id} never showed {status}:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Saves a screenshot of the page as `NAME.png`: into
+    /// `docs/screenshots/` with `REFRAIN_SCREENSHOTS=1` (to regenerate the
+    /// README's images), under the target directory otherwise.
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("a screenshot");
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "the screenshot is a PNG"
+        );
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).expect("creating the screenshot directory");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("writing the screenshot");
+        eprintln!("screenshot: {}", path.display());
+    }
+}
+
+fn screenshot_dir() -> PathBuf {
+    if std::env::var("REFRAIN_SCREENSHOTS").as_deref() == Ok("1") {
+        return PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    }
+    // This binary is TARGET/PROFILE/deps/browser-HASH.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.ancestors().nth(3).expect("TARGET").join("screenshots")
+}
