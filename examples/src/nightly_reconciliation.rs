@@ -497,6 +497,7 @@ pub async fn completed_nights(client: &Client) -> Result<Vec<(String, Report)>> 
         .list(&RunFilter {
             status: Some(RunStatus::Completed),
             workflow_type: Some(NightlyReconciliation::NAME.into()),
+            ..Default::default()
         })
         .await?
     {
@@ -533,6 +534,7 @@ async fn wait_for_open_nights(client: &Client) -> Result<()> {
     let running = RunFilter {
         status: Some(RunStatus::Running),
         workflow_type: Some(NightlyReconciliation::NAME.into()),
+        ..Default::default()
     };
     while !client.list(&running).await?.is_empty() {
         tokio::time::sleep(Duration::from_millis(100)).await;

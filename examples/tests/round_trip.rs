@@ -310,6 +310,7 @@ async fn nightly_reconciliation_nights_and_their_batches() {
         .list_runs(&RunFilter {
             status: None,
             workflow_type: Some(NightlyReconciliation::NAME.into()),
+            ..Default::default()
         })
         .unwrap();
     // A run the schedule started completes like the others (the example

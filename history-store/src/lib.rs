@@ -105,6 +105,7 @@ pub use store::records::{
 };
 pub use store::schedules::{
     OverlapPolicy, ScheduleFires, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger,
+    TriggerOutcome,
 };
 /// Tables of an in-memory store, kept across restarts ([`Store::open_in_memory`]).
 pub use store::MemoryStorage;

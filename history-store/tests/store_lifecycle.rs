@@ -209,6 +209,7 @@ fn attach_to_open_returns_the_open_run_and_a_closed_run_allows_a_new_one() {
         .list_runs(&RunFilter {
             status: Some(RunStatus::Running),
             workflow_type: None,
+            ..Default::default()
         })
         .unwrap();
     assert_eq!(running.len(), 1);
@@ -217,6 +218,7 @@ fn attach_to_open_returns_the_open_run_and_a_closed_run_allows_a_new_one() {
         .list_runs(&RunFilter {
             status: None,
             workflow_type: Some("other".into()),
+            ..Default::default()
         })
         .unwrap();
     assert!(none.is_empty());

@@ -470,11 +470,11 @@ impl Client {
 
 /// A typed handle to one run.
 pub struct WorkflowHandle<W> {
-    client: Client,
-    workflow_id: WorkflowId,
-    run: RunId,
-    started: bool,
-    _marker: PhantomData<fn() -> W>,
+    pub(crate) client: Client,
+    pub(crate) workflow_id: WorkflowId,
+    pub(crate) run: RunId,
+    pub(crate) started: bool,
+    pub(crate) _marker: PhantomData<fn() -> W>,
 }
 
 impl<W> Clone for WorkflowHandle<W> {

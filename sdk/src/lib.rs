@@ -49,6 +49,7 @@ mod activity;
 mod child;
 mod client;
 mod client_error;
+mod client_ops;
 mod combinators;
 mod commands;
 mod context;
@@ -61,6 +62,7 @@ pub mod replay;
 mod saga;
 mod schedule;
 mod update;
+pub mod waiting;
 mod workflow;
 
 pub use activity::{Activity, ActivityContext, CancelHandle, HeartbeatError};
@@ -81,12 +83,15 @@ pub use human_task::{
     HumanTaskNotice, HumanTaskRef, NoticeKind,
 };
 pub use query::{Query, QueryError};
-pub use refrain_history::{OverlapPolicy, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger};
+pub use refrain_history::{
+    OverlapPolicy, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger, TriggerOutcome,
+};
 pub use refrain_macros::{activity, deterministic};
 pub use replay::{ActivationError, NondeterminismError};
 pub use saga::{CompensationFailure, CompensationReport, Saga};
 pub use schedule::{schedule_for, ScheduleError};
 pub use update::Update;
+pub use waiting::Waiting;
 pub use workflow::{Signal, Workflow};
 
 pub use refrain_history::{

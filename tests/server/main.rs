@@ -4,4 +4,6 @@
 //! store with the examples' workflows and a worker running them.
 
 mod auth;
+mod dashboard;
 mod harness;
+mod waiting;

@@ -368,6 +368,7 @@ async fn list_filters_by_status_and_type() {
             .list(&RunFilter {
                 status,
                 workflow_type: workflow_type.map(str::to_owned),
+                ..Default::default()
             })
             .await
             .unwrap())

@@ -587,6 +587,7 @@ async fn exhausted_retries_fail_the_activity_and_then_the_workflow() {
             .list(&RunFilter {
                 status: Some(RunStatus::Failed),
                 workflow_type: None,
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -78,6 +78,7 @@ async fn a_thousand_signals_across_continue_as_new_arrive_once_each_in_order() {
         .list(&refrain::RunFilter {
             status: Some(RunStatus::ContinuedAsNew),
             workflow_type: None,
+            ..Default::default()
         })
         .await
         .unwrap();

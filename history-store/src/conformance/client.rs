@@ -289,6 +289,7 @@ pub async fn list_filters_and_refuses_a_forged_cursor(f: &Fixture) {
         let filter = RunFilter {
             status,
             workflow_type: workflow_type.map(str::to_owned),
+            ..Default::default()
         };
         async move {
             s.list_runs(&filter, PageRequest::first(100))

@@ -113,7 +113,7 @@ use crate::store::api::{
     StartOutcome, StartRequest,
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
-use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec};
+use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec, TriggerOutcome};
 use crate::store::{DirectActivities, HumanTaskRecord, StoreProgress, UpdateWait};
 use async_trait::async_trait;
 use std::fmt;
@@ -177,6 +177,28 @@ pub trait HistoryStore: Send + Sync {
         payload: Payload,
         sender: Option<&str>,
     ) -> Result<RunId, RunOpError>;
+
+    /// Signal-with-start: delivers signal `name` with `payload` (recording
+    /// `sender` when given) to the open latest run of `req.workflow_id`,
+    /// or, when no run of the id is open (never used, or its latest run
+    /// closed), starts a run per `req` with the signal in its inbox before
+    /// its first activation, so the workflow sees it at its first step.
+    /// Atomic: one transaction decides and writes, so a run that closes
+    /// meanwhile cannot lose the signal, and concurrent calls start at
+    /// most one run. `req.on_conflict` is not consulted. Durable when it
+    /// returns; `started` says whether a run was started, `run` is the
+    /// run that has the signal.
+    ///
+    /// A start made this way never carries its first activation (see
+    /// [`HistoryStore::reserve_start`]): a worker polls it as any other
+    /// run with work.
+    async fn signal_with_start(
+        &self,
+        req: StartRequest,
+        name: &str,
+        payload: Payload,
+        sender: Option<&str>,
+    ) -> Result<StartOutcome, StartError>;
 
     /// Asks the open latest run of `workflow_id` to cancel; the workflow
     /// decides what that means. Returns the run.
@@ -244,6 +266,9 @@ pub trait HistoryStore: Send + Sync {
     /// One page of the runs matching `filter`, in a stable order (for sled,
     /// by run number). Pass the page's `next_cursor` back for the next
     /// page: pages neither skip nor repeat a run, also while runs start.
+    /// The sled backend walks the runs from the cursor on and tests each
+    /// (no index yet: see [`RunFilter`]), so a narrow filter over many
+    /// runs costs a walk of them.
     async fn list_runs(&self, filter: &RunFilter, page: PageRequest) -> Result<RunPage, ReadError>;
 
     // ----- client side: human tasks -----
@@ -273,6 +298,21 @@ pub trait HistoryStore: Send + Sync {
 
     /// Resumes schedule `id` (fires within its catch-up window act).
     async fn resume_schedule(&self, id: &str) -> Result<ScheduleRecord, ScheduleError>;
+
+    /// Fires schedule `id` now (the fire's time is `now`), whatever its
+    /// next fire time, as a fire of its own would under its overlap
+    /// policy: it starts a run, or, while the previous run is open,
+    /// `Skip` drops it (`TriggerOutcome::Skipped`, counted in `skipped`)
+    /// and `BufferOne` remembers it to start when that run closes
+    /// (`Buffered`; `Skipped` if a fire is remembered already). A paused
+    /// schedule may be triggered; it stays paused (a remembered fire then
+    /// waits for the resume). The schedule's own next fire is unchanged.
+    /// Durable when it returns.
+    async fn trigger_schedule(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<TriggerOutcome, ScheduleError>;
 
     /// Deletes schedule `id`; runs it started carry on.
     async fn delete_schedule(&self, id: &str) -> Result<(), ScheduleError>;

@@ -34,7 +34,7 @@ use crate::store::api::{
     StartRequest,
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
-use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec};
+use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec, TriggerOutcome};
 use crate::store::{DirectActivities, HumanTaskRecord, Store, StoreProgress, UpdateWait};
 use async_trait::async_trait;
 use std::time::Duration;
@@ -105,6 +105,20 @@ impl HistoryStore for Store {
             .await?;
         self.durable().await?;
         Ok(run)
+    }
+
+    async fn signal_with_start(
+        &self,
+        req: StartRequest,
+        name: &str,
+        payload: Payload,
+        sender: Option<&str>,
+    ) -> Result<StartOutcome, StartError> {
+        let outcome = self
+            .signal_with_start_async(req, name, payload, sender)
+            .await?;
+        self.durable().await?;
+        Ok(outcome)
     }
 
     async fn cancel(
@@ -232,11 +246,7 @@ impl HistoryStore for Store {
         let limit = page.limit.max(1);
         // The store lists in run order, and run numbers only grow: a run
         // started while a caller pages comes after every cursor it holds.
-        let runs: Vec<_> = Store::list_runs(self, filter)?
-            .into_iter()
-            .filter(|r| after.is_none_or(|after| r.run > after))
-            .take(limit)
-            .collect();
+        let runs = self.list_runs_after(filter, after, limit)?;
         let next_cursor = match runs.last() {
             Some(last) if runs.len() == limit => Some(cursor_after(last.run)),
             _ => None,
@@ -294,6 +304,17 @@ impl HistoryStore for Store {
         let record = off_thread(self, move |s| s.resume_schedule(&id)).await?;
         self.durable().await?;
         Ok(record)
+    }
+
+    async fn trigger_schedule(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<TriggerOutcome, ScheduleError> {
+        let id = id.to_owned();
+        let outcome = off_thread(self, move |s| s.trigger_schedule(&id, now)).await?;
+        self.durable().await?;
+        Ok(outcome)
     }
 
     async fn delete_schedule(&self, id: &str) -> Result<(), ScheduleError> {

@@ -174,13 +174,51 @@ pub struct HeartbeatAck {
     pub cancel_requested: bool,
 }
 
-/// Which runs `list_runs` returns.
+/// Which runs `list_runs` returns: those that pass every condition set
+/// (`RunFilter::default()` passes every run).
+///
+/// The store answers by walking the runs in run order and testing each
+/// record: a filter narrows what is returned, not what is read, so a
+/// narrow filter over many runs costs a walk of them all (an index by
+/// start time and id comes later). Paging still neither skips nor repeats
+/// a run, since the walk follows run numbers.
 #[derive(Clone, Debug, Default)]
 pub struct RunFilter {
     /// Only runs in this state.
     pub status: Option<RunStatus>,
     /// Only runs of this workflow type.
     pub workflow_type: Option<String>,
+    /// Only runs whose workflow id starts with this text (`""` passes
+    /// every run).
+    pub id_prefix: Option<String>,
+    /// Only runs started at or after this time.
+    pub started_after: Option<Timestamp>,
+    /// Only runs started strictly before this time, so that consecutive
+    /// ranges `[a, b)`, `[b, c)` neither overlap nor leave a gap.
+    pub started_before: Option<Timestamp>,
+}
+
+impl RunFilter {
+    /// Whether the run described by these fields passes the filter.
+    pub fn admits(
+        &self,
+        workflow_id: &WorkflowId,
+        workflow_type: &str,
+        status: RunStatus,
+        started_at: Timestamp,
+    ) -> bool {
+        self.status.is_none_or(|s| s == status)
+            && self
+                .workflow_type
+                .as_deref()
+                .is_none_or(|t| t == workflow_type)
+            && self
+                .id_prefix
+                .as_deref()
+                .is_none_or(|prefix| workflow_id.as_str().starts_with(prefix))
+            && self.started_after.is_none_or(|t| started_at >= t)
+            && self.started_before.is_none_or(|t| started_at < t)
+    }
 }
 
 /// One row of `list_runs`.

@@ -616,6 +616,17 @@ impl Store {
         self.inner.list_runs(filter)
     }
 
+    /// Up to `limit` runs matching `filter` after run `after`, in run
+    /// order: one page of `HistoryStore::list_runs`.
+    pub(crate) fn list_runs_after(
+        &self,
+        filter: &RunFilter,
+        after: Option<RunId>,
+        limit: usize,
+    ) -> Result<Vec<RunSummary>, StoreError> {
+        self.inner.list_runs_after(filter, after, limit)
+    }
+
     /// Waits until `run` is closed and its closing is durable, and returns
     /// its record (with `outcome` set, except for a run that continued as
     /// new).

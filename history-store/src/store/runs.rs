@@ -82,6 +82,35 @@ impl Inner {
         self.deliver(workflow_id, event).await
     }
 
+    /// Signal-with-start: see `Store::signal_with_start_async`.
+    pub(super) async fn signal_with_start_async(
+        &self,
+        req: StartRequest,
+        name: &str,
+        payload: Payload,
+        sender: Option<&str>,
+    ) -> Result<StartOutcome, StoreError> {
+        let limit = self.config.max_payload_bytes;
+        check_payload(payload.len(), limit)?;
+        check_payload(name.len() + sender.map_or(0, str::len), limit)?;
+        let PreparedStart { event, record, .. } = prepare_start(&req, limit)?;
+        let signal = Event::SignalReceived {
+            name: name.to_owned(),
+            payload,
+            sender: sender.map(str::to_owned),
+        };
+        let workflow_id = req.workflow_id;
+        let ready = self.ready_queue.clone();
+        self.batcher
+            .apply_async_then(
+                &self.trees,
+                move |tx| signals::signal_with_start(tx, &workflow_id, (&event, &record), &signal),
+                // Whoever commits the batch queues the run, as for a signal.
+                move |outcome: &StartOutcome| ready.push(outcome.run),
+            )
+            .await
+    }
+
     /// Asks the latest run of `workflow_id` to cancel.
     pub(super) fn request_cancel(
         &self,
@@ -159,8 +188,26 @@ impl Inner {
     }
 
     pub(super) fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
+        self.list_runs_after(filter, None, usize::MAX)
+    }
+
+    /// Up to `limit` runs passing `filter`, in run order, after run
+    /// `after`. A walk of the `runs` table from there (see `RunFilter`):
+    /// run numbers only grow, so a run started while a caller pages comes
+    /// after every position it holds.
+    pub(super) fn list_runs_after(
+        &self,
+        filter: &RunFilter,
+        after: Option<RunId>,
+        limit: usize,
+    ) -> Result<Vec<RunSummary>, StoreError> {
         let mut out = Vec::new();
-        for item in self.trees.runs.iter() {
+        let from = match after {
+            None => 0,
+            Some(RunId(u64::MAX)) => return Ok(out),
+            Some(run) => run.0 + 1,
+        };
+        for item in self.trees.runs.range(keys::run_key(RunId(from))..) {
             let (key, bytes) = item?;
             let run = keys::parse_run_key(&key).map_err(|bad| StoreError::Corrupt {
                 what: "run key",
@@ -168,12 +215,12 @@ impl Inner {
                 source: CodecError::Decode(format!("{bad:?}")),
             })?;
             let record: RunRecord = decode(&bytes, "run", Some(run))?;
-            if filter.status.is_some_and(|s| s != record.status)
-                || filter
-                    .workflow_type
-                    .as_ref()
-                    .is_some_and(|t| *t != record.workflow_type)
-            {
+            if !filter.admits(
+                &record.workflow_id,
+                &record.workflow_type,
+                record.status,
+                record.started_at,
+            ) {
                 continue;
             }
             out.push(RunSummary {
@@ -184,6 +231,9 @@ impl Inner {
                 started_at: record.started_at,
                 closed_at: record.closed_at,
             });
+            if out.len() >= limit {
+                break;
+            }
         }
         Ok(out)
     }
@@ -300,5 +350,33 @@ impl Inner {
             record,
             inbox: items,
         }))
+    }
+}
+
+impl super::Store {
+    /// Signal-with-start: delivers signal `name` (with `payload`, and
+    /// `sender` when given) to the open latest run of `req.workflow_id`,
+    /// or, if no run of the id is open (never used, or its latest run
+    /// closed), starts a run per `req` with the signal already in its
+    /// inbox, so that its first activation sees it. One transaction:
+    /// nothing can close the open run or start another between the check
+    /// and the write. `req.on_conflict` is not consulted (an open run
+    /// always takes the signal); `started` says which happened.
+    ///
+    /// Not durable until [`Store::durable`](super::Store::durable) returns.
+    ///
+    /// # Errors
+    /// `PayloadTooLarge` (the input, or the signal); `Corrupt`, `Storage`.
+    /// Nothing is written on error.
+    pub async fn signal_with_start_async(
+        &self,
+        req: StartRequest,
+        name: &str,
+        payload: Payload,
+        sender: Option<&str>,
+    ) -> Result<StartOutcome, StoreError> {
+        self.inner
+            .signal_with_start_async(req, name, payload, sender)
+            .await
     }
 }

@@ -35,6 +35,7 @@ pub(super) async fn list(
     let filter = RunFilter {
         status: args.status.map(Into::into),
         workflow_type: args.workflow_type,
+        ..Default::default()
     };
     let mut runs = Vec::new();
     let mut page = PageRequest {

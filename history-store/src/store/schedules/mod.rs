@@ -174,6 +174,37 @@ pub struct ScheduleRecord {
     pub missed: u64,
 }
 
+/// What firing a schedule by hand did ([`Store::trigger_schedule`]). The
+/// fire's time is the time of the trigger; it acts as a fire of the
+/// schedule's own would under its overlap policy.
+///
+/// [`Store::trigger_schedule`]: crate::store::Store::trigger_schedule
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TriggerOutcome {
+    /// The fire's run. A trigger in the same millisecond as another fire
+    /// of the schedule has that fire's workflow id; its run stands for
+    /// both and is not started twice.
+    Started(ScheduledRun),
+    /// The policy is [`OverlapPolicy::BufferOne`] and the previous run is
+    /// open: the fire is remembered and starts when that run closes (and
+    /// the schedule is not paused).
+    Buffered {
+        /// The fire's time.
+        fire_time: Timestamp,
+        /// The open run it waits for.
+        open: ScheduledRun,
+    },
+    /// The policy dropped the fire (counted in `skipped`): the previous
+    /// run is open and the policy is [`OverlapPolicy::Skip`], or
+    /// [`OverlapPolicy::BufferOne`] with a fire already remembered.
+    Skipped {
+        /// The fire's time.
+        fire_time: Timestamp,
+        /// The open run that stopped it.
+        open: ScheduledRun,
+    },
+}
+
 /// What one [`Store::fire_due_schedules`] pass did.
 ///
 /// [`Store::fire_due_schedules`]: crate::store::Store::fire_due_schedules

@@ -4,7 +4,7 @@
 
 use super::{
     corrupt_key, invalid, Parsed, ScheduleFires, ScheduleRecord, ScheduleSpec, ScheduleTrees,
-    SCHEDULES,
+    TriggerOutcome, SCHEDULES,
 };
 use crate::error::StoreError;
 use crate::ids::{RunId, Timestamp};
@@ -238,6 +238,49 @@ impl Inner {
         }
     }
 
+    pub(super) fn trigger_schedule(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<TriggerOutcome, StoreError> {
+        let s = self.schedule_trees();
+        let t = &self.trees;
+        let (outcome, started) = finish(t.engine.transaction(
+            [
+                &t.meta,
+                &t.workflow_ids,
+                &t.runs,
+                &t.history,
+                &t.ready,
+                &s.ids,
+                &s.schedules,
+                &s.due,
+                &s.buffered,
+            ],
+            |[meta, workflow_ids, runs, history, ready, ids, schedules, due, buffered]| {
+                let number = schedules::number_of(ids, id)?;
+                let tx = FireTx {
+                    meta,
+                    workflow_ids,
+                    runs,
+                    history,
+                    ready,
+                    schedules,
+                    due,
+                    buffered,
+                    run_ids: &*t.run_ids,
+                };
+                schedules::trigger(&tx, number, id, now)
+            },
+        ))?;
+        if let (TriggerOutcome::Started(run), true) = (&outcome, started) {
+            self.ready_queue.push(run.run);
+        }
+        // A buffered fire gives the service a run to wait on.
+        s.notify.notify_one();
+        Ok(outcome)
+    }
+
     /// Runs whose closing lets a buffered fire start.
     pub(super) fn schedule_blockers(&self) -> Result<Vec<RunId>, StoreError> {
         let s = self.schedule_trees();
@@ -377,6 +420,25 @@ impl Store {
     /// `Corrupt`, `Storage`.
     pub fn schedule_blockers(&self) -> Result<Vec<RunId>, StoreError> {
         self.inner.schedule_blockers()
+    }
+
+    /// Fires schedule `id` now, at `now`, whatever its next fire time and
+    /// paused or not: the fire acts as one of the schedule's own would
+    /// under its overlap policy. With `AllowAll`, or when the previous
+    /// run is closed, it starts a run named `{id}@{now}`; otherwise
+    /// `Skip` drops it (counted in `skipped`) and `BufferOne` remembers it
+    /// (if nothing is remembered yet; else drops it) to start when the
+    /// previous run closes, which a paused schedule waits to be resumed
+    /// for. The schedule's `next_fire` is unchanged. The outcome says
+    /// which happened.
+    ///
+    /// Not durable until [`Store::durable`] returns.
+    ///
+    /// # Errors
+    /// `ScheduleNotFound`, `Corrupt`, `Storage`; nothing is written on
+    /// error.
+    pub fn trigger_schedule(&self, id: &str, now: Timestamp) -> Result<TriggerOutcome, StoreError> {
+        self.inner.trigger_schedule(id, now)
     }
 
     /// Notified when a schedule is created, paused, resumed or deleted, so

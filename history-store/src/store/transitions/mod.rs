@@ -26,7 +26,7 @@
 //! | `timers` | a timer started, cancelled, fired; an attempt's deadline passed |
 //! | `children` | a child started by its parent; a cancellation passed on to it |
 //! | `close` | a run closed: what it waited on deleted, its children's parent-close policies, its parent told |
-//! | `signals` | a signal or cancellation request delivered; a run terminated |
+//! | `signals` | a signal or cancellation request delivered; signal-with-start; a run terminated |
 //! | `human_tasks` | a human task assigned, escalated, closed, decided |
 //! | `updates` | an update requested, accepted, answered, rejected |
 //! | `leases` | an activation claimed (a lease on a run) and released |
@@ -40,7 +40,7 @@
 //!
 //! ```text
 //! activation ──▶ activities, children, close, human_tasks, start, timers, updates, effects
-//! signals    ──▶ close, effects
+//! signals    ──▶ close, start, effects
 //! close      ──▶ activities, children, human_tasks, effects
 //! children   ──▶ effects
 //! timers     ──▶ activities

@@ -1,6 +1,7 @@
 //! Schedules: the transactions over their tables (creating, pausing and
 //! deleting one; one step of a due schedule: a fire recorded and its run
-//! started through the same code as a client's start). What a schedule
+//! started through the same code as a client's start; a fire made by
+//! hand). What a schedule
 //! is, and the fire times its trigger computes, are `store::schedules`;
 //! the table layout is described there.
 //!
@@ -19,7 +20,7 @@ use crate::store::engine::TxTree;
 use crate::store::records::RunRecord;
 use crate::store::schedules::{
     effective_window, fire_seed, scheduled_workflow_id, OverlapPolicy, Parsed, ScheduleRecord,
-    ScheduledRun,
+    ScheduledRun, TriggerOutcome,
 };
 
 /// `meta` key of the next schedule number.
@@ -289,6 +290,66 @@ fn act_on_fire(
     record.last_fire = Some(fire_time);
     record.next_fire = trigger.next_after(fire_time);
     Ok(())
+}
+
+/// A fire of schedule `number` at `now`, made by hand: whatever its next
+/// fire time, and paused or not. It acts as a due fire would under the
+/// overlap policy (start, buffer behind the open previous run, or skip),
+/// and leaves `next_fire` alone: the schedule's own fires go on as
+/// before. Also says whether a run was started (to queue it).
+pub(in crate::store) fn trigger(
+    tx: &FireTx<'_>,
+    number: u64,
+    id: &str,
+    now: Timestamp,
+) -> TxResult<(TriggerOutcome, bool)> {
+    let Some(old) = get_record(tx.schedules, number)? else {
+        return Err(abort(StoreError::ScheduleNotFound { id: id.to_owned() }));
+    };
+    let mut record = old.clone();
+    let open = match record.spec.overlap {
+        OverlapPolicy::AllowAll => None,
+        OverlapPolicy::Skip | OverlapPolicy::BufferOne => {
+            if previous_open(tx, &record)? {
+                record.last_run.clone()
+            } else {
+                None
+            }
+        }
+    };
+    let (outcome, started) = match open {
+        None => {
+            let (run, started) = start_fire(tx, number, &record, now, now)?;
+            if started {
+                record.runs_started += 1;
+            }
+            record.last_run = Some(run.clone());
+            (TriggerOutcome::Started(run), started)
+        }
+        Some(open)
+            if record.spec.overlap == OverlapPolicy::BufferOne
+                && record.buffered_fire.is_none() =>
+        {
+            record.buffered_fire = Some(now);
+            let fire_time = now;
+            (TriggerOutcome::Buffered { fire_time, open }, false)
+        }
+        Some(open) => {
+            record.skipped += 1;
+            let fire_time = now;
+            (TriggerOutcome::Skipped { fire_time, open }, false)
+        }
+    };
+    record.last_fire = Some(record.last_fire.map_or(now, |t| t.max(now)));
+    put_record(
+        tx.schedules,
+        tx.due,
+        tx.buffered,
+        number,
+        Some(&old),
+        &record,
+    )?;
+    Ok((outcome, started))
 }
 
 /// Creates schedule `record` under a new number, refusing an id that is

@@ -1,14 +1,17 @@
 //! What a client sends a running workflow from outside: a signal or a
 //! cancellation request (an inbound event in the inbox of the open latest
-//! run of the id), and a termination (the run closed at once, without
-//! running any workflow code).
+//! run of the id), a signal that starts the run it is for when none is
+//! open (signal-with-start), and a termination (the run closed at once,
+//! without running any workflow code).
 
 use super::close::{append_terminated, close_run, Closing};
 use super::effects::Effects;
-use super::tables::{open_run_of, push_inbox, put_run, Tx, TxResult};
+use super::start::{start_in_tx, RunNumber};
+use super::tables::{abort, get_run, missing, open_run_of, push_inbox, put_run, Tx, TxResult};
 use crate::event::{Event, Failure};
 use crate::ids::{RunId, Timestamp, WorkflowId};
-use crate::store::records::RunStatus;
+use crate::store::api::{IdConflictPolicy, StartOutcome};
+use crate::store::records::{RunRecord, RunStatus};
 
 /// Appends an inbound event (`SignalReceived`, `WorkflowCancelRequested`)
 /// to the inbox of the open latest run of `workflow_id`, which then has
@@ -23,6 +26,36 @@ pub(in crate::store) fn deliver(
     push_inbox(t.inbox, run, &mut record, event)?;
     put_run(t.runs, t.ready, run, &record)?;
     Ok(run)
+}
+
+/// Signal-with-start: appends `signal` to the inbox of the open latest run
+/// of `workflow_id` (`started: false`) or, when no run of the id is open
+/// (never used, or its latest run closed), starts one from the encoded
+/// `WorkflowStarted` `event` and `record` (as `start_in_tx` writes them)
+/// with `signal` already in its inbox, so that the run's first activation
+/// applies it (`started: true`). Either way the run has work.
+pub(in crate::store) fn signal_with_start(
+    tx: &Tx<'_>,
+    workflow_id: &WorkflowId,
+    (event, record): (&[u8], &RunRecord),
+    signal: &Event,
+) -> TxResult<StartOutcome> {
+    let t = &tx.task;
+    // Attaching finds the open run; otherwise the run is started here.
+    let outcome = start_in_tx(
+        (tx.meta, tx.ids, t.runs, tx.history, t.ready),
+        RunNumber::Draw(tx.run_ids),
+        workflow_id,
+        IdConflictPolicy::AttachToOpen,
+        event,
+        record,
+    )?;
+    let Some(mut record) = get_run(t.runs, outcome.run)? else {
+        return Err(abort(missing("run", Some(outcome.run))));
+    };
+    push_inbox(t.inbox, outcome.run, &mut record, signal)?;
+    put_run(t.runs, t.ready, outcome.run, &record)?;
+    Ok(outcome)
 }
 
 /// Ends the open latest run of `workflow_id`: appends

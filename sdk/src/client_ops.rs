@@ -1,0 +1,78 @@
+//! The [`Client`] calls an operator's tools make beside the everyday ones:
+//! signal-with-start (a webhook or a form that does not know whether the
+//! process it feeds is running yet) and firing a schedule by hand.
+
+use crate::client::{Client, ClientError, StartOptions, WorkflowHandle};
+use crate::payload;
+use crate::workflow::{Signal, Workflow};
+use rand::RngCore;
+use refrain_history::{ScheduleError, StartRequest, Timestamp, TriggerOutcome, WorkflowId};
+use std::marker::PhantomData;
+
+impl Client {
+    /// Sends signal `value` to the open run of `id`, or, if no run of `id`
+    /// is open (never started, or its latest run closed), starts workflow
+    /// `W` with `input` and the signal waiting for its first step: the
+    /// workflow sees the signal as if it had come just after the start.
+    /// One atomic, durable step (see
+    /// [`HistoryStore::signal_with_start`](refrain_history::HistoryStore::signal_with_start)):
+    /// concurrent calls start at most one run, and the signal is never
+    /// lost to a run closing meanwhile. `sender` (a person or system) is
+    /// recorded with the signal. `options.on_conflict` is not consulted:
+    /// an open run always takes the signal.
+    ///
+    /// The handle names the run that has the signal; its
+    /// [`was_started`](WorkflowHandle::was_started) says whether this call
+    /// started it.
+    ///
+    /// # Errors
+    /// `PayloadTooLarge` (the input or the signal; nothing is written),
+    /// `Payload` if either cannot be encoded, or a storage error.
+    pub async fn signal_with_start<W: Workflow, S: Signal>(
+        &self,
+        id: impl Into<WorkflowId>,
+        input: W::Input,
+        value: &S,
+        options: StartOptions,
+        sender: Option<&str>,
+    ) -> Result<WorkflowHandle<W>, ClientError> {
+        let workflow_id = id.into();
+        let input = payload::encode("workflow input", &input)?;
+        let signal = payload::encode(&format!("signal {}", S::NAME), value)?;
+        // Drawn before the await: the thread's generator is not `Send`.
+        let seed = rand::rng().next_u64();
+        let req = StartRequest {
+            workflow_id: workflow_id.clone(),
+            workflow_type: W::NAME.to_owned(),
+            input,
+            on_conflict: options.on_conflict,
+            seed,
+            now: Timestamp::now(),
+        };
+        let outcome = self
+            .history_store()
+            .signal_with_start(req, S::NAME, signal, sender)
+            .await?;
+        Ok(WorkflowHandle {
+            client: self.clone(),
+            workflow_id,
+            run: outcome.run,
+            started: outcome.started,
+            _marker: PhantomData,
+        })
+    }
+
+    /// Fires schedule `id` now, whatever its next fire time (a paused
+    /// schedule too; it stays paused), as its own fire would under its
+    /// overlap policy: the outcome says whether a run started, or the
+    /// fire was buffered or skipped behind the previous run. Durable when
+    /// it returns.
+    ///
+    /// # Errors
+    /// `NotFound`, or a storage error.
+    pub async fn trigger_schedule(&self, id: &str) -> Result<TriggerOutcome, ScheduleError> {
+        self.history_store()
+            .trigger_schedule(id, Timestamp::now())
+            .await
+    }
+}

@@ -1,0 +1,302 @@
+//! Where a run waits, in words: what an operator asks first ("invoice
+//! #123 is waiting on legal review"). [`Client::waiting_on`] reads it from
+//! the store's record of the latest run, its pending activities, timers,
+//! children and open human tasks, so it costs a few reads and no replay.
+//!
+//! What the store does not record is not guessed: a run that waits on a
+//! signal or an update keeps no command for it, so such a run reads as
+//! [`Waiting::Signal`] without the signal's name.
+
+use crate::client::{Client, ClientError};
+use refrain_history::{ActivityState, CommandSeq, RunId, RunRecord, Timestamp, WorkflowId};
+use std::fmt;
+use std::time::UNIX_EPOCH;
+
+/// One thing a run waits on.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Waiting {
+    /// Events the workflow has not seen yet (a result, a signal, a fired
+    /// timer, or the start itself): a worker runs its next activation.
+    Activation {
+        /// How many events wait.
+        events: u64,
+        /// Whether it is the run's first activation.
+        first: bool,
+    },
+    /// The workflow's code failed on its last activation and is retried
+    /// until code that passes is deployed.
+    TaskFailure {
+        /// The failure's report (first line).
+        message: String,
+    },
+    /// An activity: running, or waiting for a worker or its next retry.
+    Activity {
+        /// Its command.
+        cmd: CommandSeq,
+        /// Its type.
+        activity_type: String,
+        /// The current (or next) attempt.
+        attempt: u32,
+        /// At most this many attempts; `None` without a limit.
+        max_attempts: Option<u32>,
+        /// When the running attempt times out, if one runs.
+        running_until: Option<Timestamp>,
+        /// When the next attempt may start, if none runs.
+        next_attempt_at: Option<Timestamp>,
+        /// The last attempt's failure (kind and message).
+        last_failure: Option<String>,
+    },
+    /// A durable timer.
+    Timer {
+        /// Its command.
+        cmd: CommandSeq,
+        /// When it fires.
+        fire_at: Timestamp,
+    },
+    /// A human task.
+    HumanTask {
+        /// Its command (with the run, the task's reference).
+        cmd: CommandSeq,
+        /// What is asked.
+        task: String,
+        /// Who has it.
+        assignee: String,
+        /// When the assignee's time runs out (an escalation, a fallback or
+        /// a failure follows, as the workflow said).
+        deadline: Option<Timestamp>,
+        /// 0 for the first assignee, +1 per escalation.
+        level: u32,
+    },
+    /// A child workflow.
+    Child {
+        /// The parent's command that started it.
+        cmd: CommandSeq,
+        /// The child's workflow id.
+        workflow_id: WorkflowId,
+    },
+    /// Nothing pending that the store records: the workflow waits for a
+    /// signal or an update (or a condition one of them sets).
+    Signal,
+}
+
+impl Waiting {
+    /// A short stable name of the kind: `activation`, `task_failure`,
+    /// `activity`, `timer`, `human_task`, `child`, `signal`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Waiting::Activation { .. } => "activation",
+            Waiting::TaskFailure { .. } => "task_failure",
+            Waiting::Activity { .. } => "activity",
+            Waiting::Timer { .. } => "timer",
+            Waiting::HumanTask { .. } => "human_task",
+            Waiting::Child { .. } => "child",
+            Waiting::Signal => "signal",
+        }
+    }
+}
+
+/// An instant as RFC 3339 UTC with milliseconds.
+pub fn utc(t: Timestamp) -> String {
+    // RFC 3339 ends with year 9999; a time that far out was computed by
+    // saturating, and reads better as such.
+    const LAST_RFC3339_MS: u64 = 253_402_300_799_999;
+    if t.0 > LAST_RFC3339_MS {
+        return "the end of time".into();
+    }
+    humantime::format_rfc3339_millis(UNIX_EPOCH + std::time::Duration::from_millis(t.0)).to_string()
+}
+
+impl fmt::Display for Waiting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Waiting::Activation { first: true, .. } => {
+                f.write_str("its first activation, by a worker")
+            }
+            Waiting::Activation { events, .. } => {
+                write!(f, "a worker to apply {events} new event(s)")
+            }
+            Waiting::TaskFailure { message } => write!(
+                f,
+                "a code fix: its last activation failed ({message}) and is retried"
+            ),
+            Waiting::Activity {
+                activity_type,
+                attempt,
+                max_attempts,
+                running_until,
+                next_attempt_at,
+                last_failure,
+                ..
+            } => {
+                write!(f, "activity {activity_type}, attempt {attempt}")?;
+                if let Some(max) = max_attempts {
+                    write!(f, " of {max}")?;
+                }
+                match (running_until, next_attempt_at) {
+                    (Some(until), _) => write!(f, ", running (times out at {})", utc(*until))?,
+                    (None, Some(at)) if *attempt > 1 => write!(f, ", next try at {}", utc(*at))?,
+                    _ => f.write_str(", waiting for a worker")?,
+                }
+                if let Some(failure) = last_failure {
+                    write!(f, "; last failure: {failure}")?;
+                }
+                Ok(())
+            }
+            Waiting::Timer { fire_at, .. } => write!(f, "timer until {}", utc(*fire_at)),
+            Waiting::HumanTask {
+                task,
+                assignee,
+                deadline,
+                level,
+                ..
+            } => {
+                write!(f, "human task {task} assigned to {assignee}")?;
+                if *level > 0 {
+                    write!(f, " (escalated {level}×)")?;
+                }
+                if let Some(d) = deadline {
+                    write!(f, ", due {}", utc(*d))?;
+                }
+                Ok(())
+            }
+            Waiting::Child { workflow_id, .. } => write!(f, "child workflow {workflow_id}"),
+            Waiting::Signal => f.write_str("a signal or an update"),
+        }
+    }
+}
+
+impl Client {
+    /// The latest run of `id` and what it waits on, in the order an
+    /// operator reads it (the worker first, then human tasks, activities,
+    /// children, timers). Empty for a closed run.
+    ///
+    /// A human task's deadline timer is folded into the task.
+    ///
+    /// # Errors
+    /// `NotFound`, or a storage error.
+    pub async fn waiting_on(
+        &self,
+        id: impl Into<WorkflowId>,
+    ) -> Result<(RunId, RunRecord, Vec<Waiting>), ClientError> {
+        let workflow_id = id.into();
+        let store = self.history_store();
+        let (run, record) =
+            store
+                .latest_run(&workflow_id)
+                .await?
+                .ok_or_else(|| ClientError::NotFound {
+                    workflow_id: workflow_id.clone(),
+                })?;
+        if !record.status.is_open() {
+            return Ok((run, record, Vec::new()));
+        }
+        let mut waiting = Vec::new();
+        let inbox = record.inbox_tail.saturating_sub(record.inbox_head);
+        if record.needs_first_activation || inbox > 0 {
+            waiting.push(Waiting::Activation {
+                events: inbox,
+                first: record.needs_first_activation,
+            });
+        }
+        if let Some(report) = &record.last_task_failure {
+            let message = report.lines().next().unwrap_or_default().to_owned();
+            waiting.push(Waiting::TaskFailure { message });
+        }
+        let tasks = store.human_tasks_of_run(run).await?;
+        for t in &tasks {
+            waiting.push(Waiting::HumanTask {
+                cmd: t.cmd,
+                task: t.task.clone(),
+                assignee: t.assignee.clone(),
+                deadline: t.deadline,
+                level: t.level,
+            });
+        }
+        for &cmd in &record.pending_activities {
+            let Some(task) = store.activity_task(run, cmd).await? else {
+                continue;
+            };
+            let (running_until, next_attempt_at) = match task.state {
+                ActivityState::Running { deadline, .. } => (Some(deadline), None),
+                ActivityState::Scheduled { visible_at } => (None, Some(visible_at)),
+            };
+            waiting.push(Waiting::Activity {
+                cmd,
+                activity_type: task.activity_type,
+                attempt: task.attempt,
+                max_attempts: match task.options.retry.max_attempts {
+                    0 => None,
+                    n => Some(n),
+                },
+                running_until,
+                next_attempt_at,
+                last_failure: task
+                    .last_failure
+                    .map(|f| format!("{}: {}", f.kind, f.message)),
+            });
+        }
+        for child in &record.pending_children {
+            waiting.push(Waiting::Child {
+                cmd: child.cmd,
+                workflow_id: child.workflow_id.clone(),
+            });
+        }
+        for timer in &record.pending_timers {
+            let a_deadline = tasks.iter().any(|t| t.deadline == Some(timer.fire_at));
+            if !a_deadline {
+                waiting.push(Waiting::Timer {
+                    cmd: timer.cmd,
+                    fire_at: timer.fire_at,
+                });
+            }
+        }
+        if waiting.is_empty() {
+            waiting.push(Waiting::Signal);
+        }
+        Ok((run, record, waiting))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_read_as_an_operator_says_them() {
+        let activity = Waiting::Activity {
+            cmd: CommandSeq(4),
+            activity_type: "charge-card".into(),
+            attempt: 3,
+            max_attempts: Some(5),
+            running_until: None,
+            next_attempt_at: Some(Timestamp(1_714_564_800_004)),
+            last_failure: Some("card-declined: insufficient funds".into()),
+        };
+        assert_eq!(
+            activity.to_string(),
+            "activity charge-card, attempt 3 of 5, next try at 2024-05-01T12:00:00.004Z; \
+             last failure: card-declined: insufficient funds"
+        );
+        let task = Waiting::HumanTask {
+            cmd: CommandSeq(9),
+            task: "underwriting-review".into(),
+            assignee: "credit-manager".into(),
+            deadline: Some(Timestamp(0)),
+            level: 1,
+        };
+        assert_eq!(
+            task.to_string(),
+            "human task underwriting-review assigned to credit-manager (escalated 1×), due 1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            Waiting::Timer {
+                cmd: CommandSeq(2),
+                fire_at: Timestamp(0)
+            }
+            .to_string(),
+            "timer until 1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(Waiting::Signal.kind(), "signal");
+    }
+}

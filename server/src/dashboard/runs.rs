@@ -1,0 +1,186 @@
+//! `/runs`: the runs list, filtered by status, type and id prefix, with
+//! the counts per status and cursor pagination.
+//!
+//! Pages follow the store's order (run number, oldest first) and its
+//! cursors: "Next" carries the store's `next_cursor`. The store filters by
+//! status and type; the id prefix is filtered here, so a page with a
+//! prefix reads store pages until it has a page of matches or has read
+//! [`MAX_STORE_PAGES`] of them, and then offers "Next" from where it
+//! stopped.
+
+use super::fmt::{human, status_class, utc, STATUSES};
+use super::layout::page;
+use super::respond::{enc, PageError, PageResult};
+use super::Dash;
+use crate::auth::WebCaller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::response::IntoResponse;
+use axum::Extension;
+use maud::html;
+use refrain::ClientError;
+use refrain_history::{RunCursor, RunFilter, RunSummary};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Rows per page.
+const PAGE: usize = 50;
+
+/// Store pages one render reads at most while filtering by id prefix.
+const MAX_STORE_PAGES: usize = 10;
+
+#[derive(Deserialize, Default)]
+pub(super) struct RunsQuery {
+    #[serde(default)]
+    status: String,
+    #[serde(default, rename = "type")]
+    workflow_type: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    cursor: String,
+}
+
+impl RunsQuery {
+    /// The query string of these filters (without the cursor).
+    fn filters(&self) -> String {
+        format!(
+            "status={}&type={}&id={}",
+            enc(&self.status),
+            enc(&self.workflow_type),
+            enc(&self.id)
+        )
+    }
+}
+
+/// `GET /runs`.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Extension(dash): Extension<Arc<Dash>>,
+    caller: WebCaller,
+    Query(q): Query<RunsQuery>,
+) -> PageResult {
+    let status = match q.status.as_str() {
+        "" => None,
+        name => Some(super::fmt::parse_status(name).ok_or_else(|| {
+            PageError::new(
+                ApiError::bad_request(format!("no run status is named {name:?}")),
+                &caller,
+            )
+        })?),
+    };
+    let filter = RunFilter {
+        status,
+        workflow_type: Some(q.workflow_type.trim().to_owned()).filter(|t| !t.is_empty()),
+    };
+    let prefix = q.id.trim();
+    let cursor = Some(q.cursor.as_str())
+        .filter(|c| !c.is_empty())
+        .map(RunCursor::new);
+    let (runs, next, read) = page_of(&state, &filter, prefix, cursor)
+        .await
+        .map_err(|e| PageError::new(e.into(), &caller))?;
+    let (snap, age) = dash
+        .counter
+        .get(&state)
+        .await
+        .map_err(|e| PageError::new(ClientError::from(e).into(), &caller))?;
+    let body = html! {
+        h1 { "Runs" }
+        p.counts {
+            a href="/runs" { "all " strong { (snap.total) } }
+            @for s in STATUSES {
+                " · "
+                a href={ "/runs?status=" (s.as_str()) } {
+                    span class=(status_class(s)) { (s.as_str()) } " " strong { (snap.count(s)) }
+                }
+            }
+            " "
+            span.muted { "(counted " (human(age)) " ago)" }
+        }
+        form.filters method="get" action="/runs" {
+            label { "Status "
+                select name="status" {
+                    option value="" selected[status.is_none()] { "any" }
+                    @for s in STATUSES {
+                        option value=(s.as_str()) selected[status == Some(s)] { (s.as_str()) }
+                    }
+                }
+            }
+            " "
+            label { "Type "
+                input type="text" name="type" value=(q.workflow_type) list="types" placeholder="any";
+                datalist #types { @for t in snap.types.keys() { option value=(t) {} } }
+            }
+            " "
+            label { "Id starts with " input type="text" name="id" value=(q.id); }
+            " "
+            button type="submit" { "Filter" }
+        }
+        @if runs.is_empty() {
+            p.muted { "No run on this page matches." }
+        } @else {
+            table.runs {
+                thead { tr { th { "Workflow id" } th { "Run" } th { "Type" } th { "Status" } th { "Started (UTC)" } th { "Closed (UTC)" } } }
+                tbody {
+                    @for r in &runs {
+                        tr {
+                            td { a href={ "/runs/" (enc(r.workflow_id.as_str())) "?run=" (r.run.0) } { (r.workflow_id.as_str()) } }
+                            td { (r.run.0) }
+                            td { (r.workflow_type) }
+                            td { span class=(status_class(r.status)) { (r.status.as_str()) } }
+                            td { (utc(r.started_at)) }
+                            td { @if let Some(c) = r.closed_at { (utc(c)) } @else { "—" } }
+                        }
+                    }
+                }
+            }
+        }
+        p.pager {
+            @if !q.cursor.is_empty() { a href={ "/runs?" (q.filters()) } { "First page" } " " }
+            @if let Some(next) = &next {
+                a.next href={ "/runs?" (q.filters()) "&cursor=" (enc(next.as_str())) } { "Next" }
+            }
+            @if !prefix.is_empty() {
+                " " span.muted { "(" (read) " runs read for this page)" }
+            }
+        }
+        p.hint { "Oldest first, as the store lists runs." }
+    };
+    Ok(page("Runs", Some(&caller), body).into_response())
+}
+
+/// One page of runs: the rows, the cursor after them, and how many runs
+/// the store returned to find them.
+async fn page_of(
+    state: &AppState,
+    filter: &RunFilter,
+    prefix: &str,
+    mut cursor: Option<RunCursor>,
+) -> Result<(Vec<RunSummary>, Option<RunCursor>, usize), ClientError> {
+    let client = state.client();
+    if prefix.is_empty() {
+        let page = client.list_page(filter, cursor, PAGE).await?;
+        let read = page.runs.len();
+        return Ok((page.runs, page.next_cursor, read));
+    }
+    let mut rows = Vec::new();
+    let mut read = 0;
+    for _ in 0..MAX_STORE_PAGES {
+        // Ask for no more than are missing, so that the page ends exactly
+        // at a store cursor.
+        let page = client.list_page(filter, cursor, PAGE - rows.len()).await?;
+        read += page.runs.len();
+        rows.extend(
+            page.runs
+                .into_iter()
+                .filter(|r| r.workflow_id.as_str().starts_with(prefix)),
+        );
+        cursor = page.next_cursor;
+        if cursor.is_none() || rows.len() == PAGE {
+            break;
+        }
+    }
+    Ok((rows, cursor, read))
+}

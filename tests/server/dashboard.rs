@@ -1,0 +1,388 @@
+//! The dashboard as a person uses it: a loan waiting for its underwriter
+//! on every page, the inbox that is the assignee's only, a decision made
+//! through the form that completes the run and shows in the timeline with
+//! who decided and why; forms without the session's CSRF token, a viewer's
+//! operator action and another person's task are refused with 403 and
+//! write nothing.
+
+use crate::harness::{Harness, MANAGER, OPERATOR, UNDERWRITER, VIEWER};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use refrain::WorkflowHandle;
+use refrain_examples::loan_approval::{applications, review_waiting, LoanApproval, Pace, BO};
+use refrain_history::{Event, EventSeq, RunId};
+use refrain_tests::env::result_of;
+
+/// A logged-in browser: its session cookie and the CSRF token its forms
+/// carry.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+/// A session of the identity whose access token is `token`, as the login
+/// form makes.
+fn login(h: &Harness, token: &str) -> Browser {
+    let auth = h.state.auth();
+    let identity = auth.identities.by_token(token).expect("a test identity");
+    let session = auth.sessions.create(identity);
+    let csrf = auth.sessions.get(&session).expect("live session").csrf;
+    Browser {
+        cookie: format!("refrain_session={session}"),
+        csrf,
+    }
+}
+
+fn form_encode(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let enc = |s: &str| {
+                s.bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                            (b as char).to_string()
+                        }
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect::<String>()
+            };
+            format!("{}={}", enc(k), enc(v))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A page's status and HTML.
+async fn page(h: &Harness, b: &Browser, path: &str) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .header("cookie", &b.cookie)
+        .body(Body::empty())
+        .expect("request");
+    let reply = h.send(req).await;
+    let html = reply.body.as_str().unwrap_or_default().to_owned();
+    (reply.status, html)
+}
+
+/// Posts a form; returns the status, the redirect target (if any) and the
+/// HTML.
+async fn submit(
+    h: &Harness,
+    b: &Browser,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String, String) {
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("cookie", &b.cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(form_encode(fields)))
+        .expect("request");
+    let reply = h.send(req).await;
+    let location = reply
+        .headers
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let html = reply.body.as_str().unwrap_or_default().to_owned();
+    (reply.status, location, html)
+}
+
+/// Starts loan-bo (the application the model is unsure about) with waits
+/// long enough that nobody is reminded or escalated during a test, and
+/// returns once its review is in underwriter-1's inbox: its run and the
+/// review's path in the inbox.
+async fn waiting_loan(h: &Harness) -> (WorkflowHandle<LoanApproval>, RunId, String) {
+    let pace = Pace {
+        underwriter_deadline_ms: 3_600_000,
+        manager_deadline_ms: 3_600_000,
+        remind_every_ms: 3_600_000,
+    };
+    let app = applications(pace)
+        .into_iter()
+        .find(|a| a.application_id == BO)
+        .expect("loan-bo");
+    let handle = h
+        .client
+        .start::<LoanApproval>(BO, app)
+        .await
+        .expect("start");
+    let task = review_waiting(&h.client, BO)
+        .await
+        .expect("store")
+        .expect("the review waits for underwriter-1");
+    let path = format!("/inbox/{}/{}", task.run.0, task.cmd.0);
+    (handle, task.run, path)
+}
+
+async fn history(h: &Harness, run: RunId) -> Vec<Event> {
+    h.state
+        .store()
+        .read_history(run, EventSeq(1))
+        .await
+        .expect("history")
+}
+
+fn cancel_requested(events: &[Event]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::WorkflowCancelRequested { .. }))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiting_loan_shows_where_it_waits_on_every_page() {
+    let h = Harness::new().await;
+    let (_handle, run, task_path) = waiting_loan(&h).await;
+    let viewer = login(&h, VIEWER);
+
+    let (status, runs) = page(&h, &viewer, "/runs").await;
+    assert_eq!(status, StatusCode::OK, "{runs}");
+    assert!(
+        runs.contains(&format!("href=\"/runs/loan-bo?run={}\"", run.0)),
+        "{runs}"
+    );
+    assert!(
+        runs.contains(r#"<span class="status running">running</span> <strong>1</strong>"#),
+        "the running count: {runs}"
+    );
+    let (_, filtered) = page(&h, &viewer, "/runs?status=completed&id=loan-").await;
+    assert!(!filtered.contains("/runs/loan-bo?"), "{filtered}");
+    let (_, by_prefix) = page(&h, &viewer, "/runs?id=loan-b").await;
+    assert!(by_prefix.contains("/runs/loan-bo?"), "{by_prefix}");
+    let (status, _) = page(&h, &viewer, "/runs?status=sleeping").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, run_page) = page(&h, &viewer, "/runs/loan-bo").await;
+    assert_eq!(status, StatusCode::OK, "{run_page}");
+    assert!(run_page.contains("Waiting on"), "{run_page}");
+    assert!(
+        run_page.contains("human task underwriting-review assigned to underwriter-1"),
+        "{run_page}"
+    );
+    // The timeline: the assignment, with the source line of the call.
+    assert!(
+        run_page.contains("<strong>ASSIGN</strong> human task underwriting-review"),
+        "{run_page}"
+    );
+    assert!(
+        run_page.contains("loan_approval/workflow.rs:"),
+        "the callsite: {run_page}"
+    );
+    assert!(
+        !run_page.contains("/runs/loan-bo/cancel"),
+        "a viewer gets no operator form"
+    );
+    let operator = login(&h, OPERATOR);
+    let (_, as_operator) = page(&h, &operator, "/runs/loan-bo").await;
+    assert!(as_operator.contains("action=\"/runs/loan-bo/cancel\""));
+    assert!(as_operator.contains(&format!("name=\"csrf\" value=\"{}\"", operator.csrf)));
+    let (status, _) = page(&h, &viewer, "/runs/loan-nobody").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, task) = page(&h, &viewer, &task_path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        task.contains("&quot;applicant&quot;: &quot;bo&quot;"),
+        "{task}"
+    );
+
+    let (status, kpis) = page(&h, &viewer, "/kpis").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(kpis.contains("loan-approval"), "{kpis}");
+    let (status, _) = page(&h, &viewer, "/schedules").await;
+    assert_eq!(status, StatusCode::OK);
+    crate::harness::stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_inbox_shows_a_task_to_its_assignee_only() {
+    let h = Harness::new().await;
+    let (_handle, _run, task_path) = waiting_loan(&h).await;
+    let underwriter = login(&h, UNDERWRITER);
+    let (status, inbox) = page(&h, &underwriter, "/inbox").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(inbox.contains(&format!("href=\"{task_path}\"")), "{inbox}");
+    assert!(inbox.contains("underwriting-review"));
+    let (_, task) = page(&h, &underwriter, &task_path).await;
+    assert!(task.contains(&format!("action=\"{task_path}\"")), "{task}");
+    let (_, run_page) = page(&h, &underwriter, "/runs/loan-bo").await;
+    assert!(
+        run_page.contains(&format!("<a href=\"{task_path}\">decide</a>")),
+        "the waiting panel leads the assignee to the task: {run_page}"
+    );
+
+    let manager = login(&h, MANAGER);
+    let (_, theirs) = page(&h, &manager, "/inbox").await;
+    assert!(!theirs.contains("underwriting-review"), "{theirs}");
+    assert!(theirs.contains("Nothing waits for you."));
+    let (_, run_page) = page(&h, &manager, "/runs/loan-bo").await;
+    assert!(!run_page.contains(&format!("href=\"{task_path}\"")));
+    let (_, task) = page(&h, &manager, &task_path).await;
+    assert!(!task.contains("<form class=\"decide\""), "{task}");
+    assert!(task.contains("Only underwriter-1 can decide"));
+    crate::harness::stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deciding_in_the_inbox_completes_the_run_and_the_timeline_says_who_and_why() {
+    let h = Harness::new().await;
+    let (handle, run, task_path) = waiting_loan(&h).await;
+    let underwriter = login(&h, UNDERWRITER);
+    let (status, to, html) = submit(
+        &h,
+        &underwriter,
+        &task_path,
+        &[
+            ("csrf", &underwriter.csrf),
+            ("decision", "\"Approve\""),
+            ("comment", "thin file, <b>steady</b> income"),
+            // Not a field the server reads: the session decides.
+            ("decided_by", "credit-manager"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
+    assert_eq!(to, format!("/runs/loan-bo?run={}", run.0));
+    result_of(&handle).await.expect("the loan completes");
+
+    let events = history(&h, run).await;
+    let decided = events.iter().find_map(|e| match e {
+        Event::HumanTaskDecided {
+            decided_by,
+            comment,
+            ..
+        } => Some((decided_by.clone(), comment.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        decided,
+        Some((
+            "underwriter-1".to_owned(),
+            Some("thin file, <b>steady</b> income".to_owned())
+        ))
+    );
+    let (_, run_page) = page(&h, &underwriter, &to).await;
+    assert!(
+        run_page.contains("<span class=\"status completed\">completed</span>"),
+        "{run_page}"
+    );
+    assert!(
+        run_page.contains(
+            "<strong>DECIDED</strong> by <strong class=\"decided-by\">underwriter-1</strong>"
+        ),
+        "{run_page}"
+    );
+    assert!(run_page.contains("&quot;Approve&quot;"), "{run_page}");
+    // The comment is escaped, not markup.
+    assert!(
+        run_page.contains("thin file, &lt;b&gt;steady&lt;/b&gt; income"),
+        "{run_page}"
+    );
+    assert!(!run_page.contains("<b>steady</b>"));
+    // Decided once: the task is gone.
+    let (status, _) = page(&h, &underwriter, &task_path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    crate::harness::stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forms_without_the_sessions_csrf_token_are_refused_and_write_nothing() {
+    let h = Harness::new().await;
+    let (_handle, run, task_path) = waiting_loan(&h).await;
+    let underwriter = login(&h, UNDERWRITER);
+    let operator = login(&h, OPERATOR);
+    let decision = [("decision", "\"Approve\""), ("comment", "ok")];
+    let (missing, _, html) = submit(&h, &underwriter, &task_path, &decision).await;
+    assert_eq!(missing, StatusCode::FORBIDDEN, "{html}");
+    assert!(html.contains("csrf"), "{html}");
+    // Another session's token is as wrong as none.
+    let mut wrong = decision.to_vec();
+    wrong.push(("csrf", &operator.csrf));
+    let (status, _, _) = submit(&h, &underwriter, &task_path, &wrong).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = submit(
+        &h,
+        &operator,
+        "/runs/loan-bo/cancel",
+        &[("csrf", "not-the-token"), ("reason", "forged")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = submit(
+        &h,
+        &operator,
+        "/runs/loan-bo/signal",
+        &[("name", "amend"), ("value", "1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let tasks = h.client.list_human_tasks("underwriter-1").await.unwrap();
+    assert_eq!(tasks.len(), 1, "the task is still open");
+    let events = history(&h, run).await;
+    assert!(!cancel_requested(&events));
+    assert!(!events.iter().any(|e| matches!(
+        e,
+        Event::HumanTaskDecided { .. } | Event::SignalReceived { .. }
+    )));
+    crate::harness::stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task() {
+    let h = Harness::new().await;
+    let (_handle, run, task_path) = waiting_loan(&h).await;
+    let viewer = login(&h, VIEWER);
+    let (status, _, html) = submit(
+        &h,
+        &viewer,
+        "/runs/loan-bo/cancel",
+        &[("csrf", &viewer.csrf), ("reason", "not mine to cancel")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
+    assert!(html.contains("needs the operator role"), "{html}");
+
+    let manager = login(&h, MANAGER);
+    let (status, _, html) = submit(
+        &h,
+        &manager,
+        &task_path,
+        &[("csrf", &manager.csrf), ("decision", "\"Reject\"")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
+    assert!(html.contains("assigned to underwriter-1"), "{html}");
+    let events = history(&h, run).await;
+    assert!(!cancel_requested(&events));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::HumanTaskDecided { .. })));
+
+    // The same cancel by an operator goes through, in its name.
+    let operator = login(&h, OPERATOR);
+    let (status, to, html) = submit(
+        &h,
+        &operator,
+        "/runs/loan-bo/cancel",
+        &[
+            ("csrf", &operator.csrf),
+            ("run", &run.0.to_string()),
+            ("reason", "applicant withdrew"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
+    assert_eq!(to, "/runs/loan-bo");
+    // Acknowledged means durable: the request is in the history now.
+    let requested_by = history(&h, run).await.into_iter().find_map(|e| match e {
+        Event::WorkflowCancelRequested { requested_by, .. } => Some(requested_by),
+        _ => None,
+    });
+    assert_eq!(requested_by, Some(Some("operator".to_owned())));
+    crate::harness::stop(h).await;
+}
