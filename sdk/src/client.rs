@@ -8,22 +8,17 @@
 
 use crate::payload::{self, PayloadError};
 use crate::workflow::{Signal, Workflow};
-use rand::RngCore;
 #[cfg(doc)]
 use refrain_history::Store;
 use refrain_history::{
     ActivityState, BackendError, CommandSeq, EventSeq, Failure, HistoryStore, IdConflictPolicy,
     PageRequest, PendingTimer, ReadError, RunCursor, RunFilter, RunId, RunPage, RunRecord,
-    RunStatus, RunSummary, StartError, StartOutcome, StartRequest, Timestamp, UpdateRequest,
-    WorkflowId,
+    RunStatus, RunSummary, StartError, StartOutcome, StartRequest, WorkflowId,
 };
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-/// How long [`Client::query`] waits for a worker's answer.
-const QUERY_WAIT: Duration = Duration::from_secs(10);
+use std::time::SystemTime;
 
 /// Starts, signals and inspects workflows in a store.
 ///
@@ -122,8 +117,16 @@ impl Client {
         &self.store
     }
 
+    /// Who runs first activations in this process, if anyone.
+    pub(crate) fn in_process_starts(&self) -> Option<&Arc<dyn InProcessStarts>> {
+        self.starts.as_ref()
+    }
+
     /// The latest run of `workflow_id`, or `NotFound`.
-    async fn latest(&self, workflow_id: &WorkflowId) -> Result<(RunId, RunRecord), ClientError> {
+    pub(crate) async fn latest(
+        &self,
+        workflow_id: &WorkflowId,
+    ) -> Result<(RunId, RunRecord), ClientError> {
         self.store
             .latest_run(workflow_id)
             .await?
@@ -156,27 +159,13 @@ impl Client {
         input: W::Input,
         options: StartOptions,
     ) -> Result<WorkflowHandle<W>, ClientError> {
-        let workflow_id = id.into();
         let input = payload::encode("workflow input", &input)?;
-        // Drawn before the await: the thread's generator is not `Send`.
-        let seed = rand::rng().next_u64();
-        let req = StartRequest {
-            workflow_id: workflow_id.clone(),
-            workflow_type: W::NAME.to_owned(),
-            input,
-            on_conflict: options.on_conflict,
-            seed,
-            now: Timestamp::now(),
-        };
-        let outcome = match &self.starts {
-            Some(starts) if starts.runs(W::NAME) => starts.start(&self.store, req).await?,
-            _ => self.store.start(req).await?,
-        };
+        let started = self.start_payload(W::NAME, id, input, options).await?;
         Ok(WorkflowHandle {
             client: self.clone(),
-            workflow_id,
-            run: outcome.run,
-            started: outcome.started,
+            workflow_id: started.workflow_id,
+            run: started.run,
+            started: started.started,
             _marker: PhantomData,
         })
     }
@@ -210,7 +199,7 @@ impl Client {
         value: &S,
     ) -> Result<(), ClientError> {
         let p = payload::encode(&format!("signal {}", S::NAME), value)?;
-        self.store.signal(&id.into(), S::NAME, p, None).await?;
+        self.signal_payload(id, S::NAME, p, None).await?;
         Ok(())
     }
 
@@ -226,9 +215,7 @@ impl Client {
         sender: &str,
     ) -> Result<(), ClientError> {
         let p = payload::encode(&format!("signal {}", S::NAME), value)?;
-        self.store
-            .signal(&id.into(), S::NAME, p, Some(sender))
-            .await?;
+        self.signal_payload(id, S::NAME, p, Some(sender)).await?;
         Ok(())
     }
 
@@ -277,14 +264,8 @@ impl Client {
         id: impl Into<WorkflowId>,
         args: &Q::Args,
     ) -> Result<Q::Result, ClientError> {
-        let workflow_id = id.into();
-        let (run, _) = self.latest(&workflow_id).await?;
         let args = payload::encode(&format!("query {} arguments", Q::NAME), args)?;
-        let answer = self
-            .store
-            .query(run, Q::NAME, args, QUERY_WAIT)
-            .await
-            .map_err(|e| ClientError::Query(e.to_string()))?;
+        let answer = self.query_payload(id, Q::NAME, args).await?;
         Ok(crate::query::decode_result::<Q>(&answer)?)
     }
 
@@ -325,51 +306,9 @@ impl Client {
         update_id: &str,
         args: &U::Args,
     ) -> Result<U::Result, ClientError> {
-        use refrain_history::{UpdateState, UpdateWait};
-        let workflow_id = id.into();
         let input = payload::encode(&format!("update {} arguments", U::NAME), args)?;
-        loop {
-            // The store returns an answer the latest run already gave (it
-            // may have closed since) rather than asking again.
-            let request = UpdateRequest {
-                workflow_id: workflow_id.clone(),
-                update_id: update_id.to_owned(),
-                name: U::NAME.to_owned(),
-                input: input.clone(),
-            };
-            let update = match self.store.update(request).await? {
-                UpdateWait::Answered(update) => update,
-                UpdateWait::RunClosed { update, record } => {
-                    if update.state == UpdateState::Requested
-                        && record.status == RunStatus::ContinuedAsNew
-                    {
-                        // Never seen by that run: the next one takes it.
-                        continue;
-                    }
-                    return Err(ClientError::UpdateNotAnswered {
-                        workflow_id,
-                        update_id: update_id.to_owned(),
-                        status: record.status,
-                        accepted: update.state == UpdateState::Accepted,
-                    });
-                }
-            };
-            let update_ref = || format!("{} ({update_id}) of {workflow_id}", U::NAME);
-            return match update.state {
-                UpdateState::Completed(result) => Ok(crate::update::decode_result::<U>(&result)?),
-                UpdateState::Failed(failure) => Err(ClientError::UpdateFailed {
-                    update: update_ref(),
-                    failure,
-                }),
-                UpdateState::Rejected(reason) => Err(ClientError::UpdateRejected {
-                    update: update_ref(),
-                    reason,
-                }),
-                UpdateState::Requested | UpdateState::Accepted => {
-                    unreachable!("wait_update answers only answered updates")
-                }
-            };
-        }
+        let result = self.update_payload(id, U::NAME, update_id, input).await?;
+        Ok(crate::update::decode_result::<U>(&result)?)
     }
 
     /// Status, pending activities and timers of the latest run of `id`.

@@ -50,6 +50,7 @@ mod child;
 mod client;
 mod client_error;
 mod client_ops;
+pub mod client_untyped;
 mod combinators;
 mod commands;
 mod context;

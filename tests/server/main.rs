@@ -7,3 +7,8 @@ mod auth;
 mod dashboard;
 mod harness;
 mod waiting;
+mod api_schedules;
+mod api_signals;
+mod api_support;
+mod api_tasks;
+mod api_workflows;
