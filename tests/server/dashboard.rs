@@ -3,15 +3,19 @@
 //! through the form that completes the run and shows in the timeline with
 //! who decided and why; forms without the session's CSRF token, a viewer's
 //! operator action and another person's task are refused with 403 and
-//! write nothing.
+//! write nothing; schedules paused and triggered by operators only.
 
 use crate::harness::{Harness, MANAGER, OPERATOR, UNDERWRITER, VIEWER};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use refrain::WorkflowHandle;
-use refrain_examples::loan_approval::{applications, review_waiting, LoanApproval, Pace, BO};
+use refrain::{schedule_for, Trigger};
+use refrain_examples::loan_approval::{
+    applications, review_waiting, Application, LoanApproval, Pace, BO,
+};
 use refrain_history::{Event, EventSeq, RunId};
 use refrain_tests::env::result_of;
+use std::time::Duration;
 
 /// A logged-in browser: its session cookie and the CSRF token its forms
 /// carry.
@@ -92,23 +96,28 @@ async fn submit(
     (reply.status, location, html)
 }
 
-/// Starts loan-bo (the application the model is unsure about) with waits
-/// long enough that nobody is reminded or escalated during a test, and
-/// returns once its review is in underwriter-1's inbox: its run and the
-/// review's path in the inbox.
-async fn waiting_loan(h: &Harness) -> (WorkflowHandle<LoanApproval>, RunId, String) {
+/// bo's application, whose reviewers are never reminded nor escalated
+/// during a test.
+fn slow_bo() -> Application {
     let pace = Pace {
         underwriter_deadline_ms: 3_600_000,
         manager_deadline_ms: 3_600_000,
         remind_every_ms: 3_600_000,
     };
-    let app = applications(pace)
+    applications(pace)
         .into_iter()
         .find(|a| a.application_id == BO)
-        .expect("loan-bo");
+        .expect("loan-bo")
+}
+
+/// Starts loan-bo (the application the model is unsure about) with waits
+/// long enough that nobody is reminded or escalated during a test, and
+/// returns once its review is in underwriter-1's inbox: its run and the
+/// review's path in the inbox.
+async fn waiting_loan(h: &Harness) -> (WorkflowHandle<LoanApproval>, RunId, String) {
     let handle = h
         .client
-        .start::<LoanApproval>(BO, app)
+        .start::<LoanApproval>(BO, slow_bo())
         .await
         .expect("start");
     let task = review_waiting(&h.client, BO)
@@ -384,5 +393,92 @@ async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task() {
         _ => None,
     });
     assert_eq!(requested_by, Some(Some("operator".to_owned())));
+    crate::harness::stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_pause_and_trigger_schedules_and_viewers_only_see_them() {
+    let h = Harness::new().await;
+    let spec = schedule_for::<LoanApproval>(
+        "hourly-loans",
+        Trigger::Every(Duration::from_secs(3600)),
+        &slow_bo(),
+    )
+    .expect("spec");
+    h.client.create_schedule(spec).await.expect("schedule");
+    let paused = async || {
+        h.client
+            .describe_schedule("hourly-loans")
+            .await
+            .expect("schedule")
+            .paused
+    };
+
+    let viewer = login(&h, VIEWER);
+    let (status, list) = page(&h, &viewer, "/schedules").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        list.contains("hourly-loans") && list.contains("every 1h00m"),
+        "{list}"
+    );
+    assert!(!list.contains("/schedules/hourly-loans/pause"), "{list}");
+    let (status, _, _) = submit(
+        &h,
+        &viewer,
+        "/schedules/hourly-loans/pause",
+        &[("csrf", &viewer.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let operator = login(&h, OPERATOR);
+    let (status, _, _) = submit(&h, &operator, "/schedules/hourly-loans/pause", &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!paused().await, "refused forms paused nothing");
+
+    let (status, to, _) = submit(
+        &h,
+        &operator,
+        "/schedules/hourly-loans/pause",
+        &[("csrf", &operator.csrf)],
+    )
+    .await;
+    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/schedules"));
+    assert!(paused().await);
+    let (_, list) = page(&h, &operator, "/schedules").await;
+    assert!(
+        list.contains("action=\"/schedules/hourly-loans/resume\""),
+        "{list}"
+    );
+
+    let (status, to, html) = submit(
+        &h,
+        &operator,
+        "/schedules/hourly-loans/trigger",
+        &[("csrf", &operator.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
+    let record = h.client.describe_schedule("hourly-loans").await.unwrap();
+    let started = record.last_run.expect("the trigger started a run");
+    assert!(
+        to.starts_with("/runs/hourly-loans%40") && to.ends_with(&format!("?run={}", started.run.0)),
+        "{to}"
+    );
+    let (status, run_page) = page(&h, &operator, &to).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        run_page.contains(started.workflow_id.as_str()),
+        "{run_page}"
+    );
+    let (status, _) = page(&h, &operator, "/schedules/nope/pause").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let (status, _, _) = submit(
+        &h,
+        &operator,
+        "/schedules/nope/pause",
+        &[("csrf", &operator.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     crate::harness::stop(h).await;
 }

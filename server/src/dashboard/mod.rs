@@ -49,6 +49,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/schedules", get(schedules::list))
         .route("/schedules/{id}/pause", post(schedules::pause))
         .route("/schedules/{id}/resume", post(schedules::resume))
+        .route("/schedules/{id}/trigger", post(schedules::trigger))
         .route("/kpis", get(kpis::show))
         .route("/assets/style.css", get(style))
         .layer(Extension(Arc::new(Dash::default())))

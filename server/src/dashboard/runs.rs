@@ -2,11 +2,8 @@
 //! the counts per status and cursor pagination.
 //!
 //! Pages follow the store's order (run number, oldest first) and its
-//! cursors: "Next" carries the store's `next_cursor`. The store filters by
-//! status and type; the id prefix is filtered here, so a page with a
-//! prefix reads store pages until it has a page of matches or has read
-//! [`MAX_STORE_PAGES`] of them, and then offers "Next" from where it
-//! stopped.
+//! cursors: "Next" carries the store's `next_cursor`; the store applies
+//! every filter.
 
 use super::fmt::{human, status_class, utc, STATUSES};
 use super::layout::page;
@@ -20,15 +17,12 @@ use axum::response::IntoResponse;
 use axum::Extension;
 use maud::html;
 use refrain::ClientError;
-use refrain_history::{RunCursor, RunFilter, RunSummary};
+use refrain_history::{RunCursor, RunFilter, RunPage};
 use serde::Deserialize;
 use std::sync::Arc;
 
 /// Rows per page.
 const PAGE: usize = 50;
-
-/// Store pages one render reads at most while filtering by id prefix.
-const MAX_STORE_PAGES: usize = 10;
 
 #[derive(Deserialize, Default)]
 pub(super) struct RunsQuery {
@@ -73,12 +67,18 @@ pub(super) async fn list(
     let filter = RunFilter {
         status,
         workflow_type: Some(q.workflow_type.trim().to_owned()).filter(|t| !t.is_empty()),
+        id_prefix: Some(q.id.trim().to_owned()).filter(|p| !p.is_empty()),
+        ..RunFilter::default()
     };
-    let prefix = q.id.trim();
     let cursor = Some(q.cursor.as_str())
         .filter(|c| !c.is_empty())
         .map(RunCursor::new);
-    let (runs, next, read) = page_of(&state, &filter, prefix, cursor)
+    let RunPage {
+        runs,
+        next_cursor: next,
+    } = state
+        .client()
+        .list_page(&filter, cursor, PAGE)
         .await
         .map_err(|e| PageError::new(e.into(), &caller))?;
     let (snap, age) = dash
@@ -142,45 +142,8 @@ pub(super) async fn list(
             @if let Some(next) = &next {
                 a.next href={ "/runs?" (q.filters()) "&cursor=" (enc(next.as_str())) } { "Next" }
             }
-            @if !prefix.is_empty() {
-                " " span.muted { "(" (read) " runs read for this page)" }
-            }
         }
         p.hint { "Oldest first, as the store lists runs." }
     };
     Ok(page("Runs", Some(&caller), body).into_response())
-}
-
-/// One page of runs: the rows, the cursor after them, and how many runs
-/// the store returned to find them.
-async fn page_of(
-    state: &AppState,
-    filter: &RunFilter,
-    prefix: &str,
-    mut cursor: Option<RunCursor>,
-) -> Result<(Vec<RunSummary>, Option<RunCursor>, usize), ClientError> {
-    let client = state.client();
-    if prefix.is_empty() {
-        let page = client.list_page(filter, cursor, PAGE).await?;
-        let read = page.runs.len();
-        return Ok((page.runs, page.next_cursor, read));
-    }
-    let mut rows = Vec::new();
-    let mut read = 0;
-    for _ in 0..MAX_STORE_PAGES {
-        // Ask for no more than are missing, so that the page ends exactly
-        // at a store cursor.
-        let page = client.list_page(filter, cursor, PAGE - rows.len()).await?;
-        read += page.runs.len();
-        rows.extend(
-            page.runs
-                .into_iter()
-                .filter(|r| r.workflow_id.as_str().starts_with(prefix)),
-        );
-        cursor = page.next_cursor;
-        if cursor.is_none() || rows.len() == PAGE {
-            break;
-        }
-    }
-    Ok((rows, cursor, read))
 }

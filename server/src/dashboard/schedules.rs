@@ -1,5 +1,5 @@
 //! `/schedules`: every schedule with its state, next fire and last run,
-//! and (for operators) pause and resume.
+//! and (for operators) pause, resume and trigger now.
 
 use super::fmt::{human, utc};
 use super::layout::page;
@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Form;
 use maud::html;
-use refrain_history::{ScheduleError, Trigger};
+use refrain_history::{ScheduleError, Trigger, TriggerOutcome};
 use serde::Deserialize;
 
 fn schedule_error(e: ScheduleError, caller: &WebCaller) -> PageError {
@@ -55,7 +55,7 @@ pub(super) async fn list(State(state): State<AppState>, caller: WebCaller) -> Pa
                         tr {
                             td { (s.spec.id) }
                             td { (s.spec.workflow_type) }
-                            td { (trigger(&s.spec.trigger)) }
+                            td { (trigger_text(&s.spec.trigger)) }
                             td { @if s.paused { span.status.paused { "paused" } } @else { span.status.running { "active" } } }
                             td { @if let Some(n) = s.next_fire { (utc(n)) } @else { "—" } }
                             td {
@@ -72,6 +72,11 @@ pub(super) async fn list(State(state): State<AppState>, caller: WebCaller) -> Pa
                                         (csrf_field(&caller))
                                         button type="submit" { @if s.paused { "Resume" } @else { "Pause" } }
                                     }
+                                    " "
+                                    form.inline method="post" action={ "/schedules/" (enc(&s.spec.id)) "/trigger" } {
+                                        (csrf_field(&caller))
+                                        button type="submit" title="Fire now, as its own fire would under its overlap policy" { "Trigger now" }
+                                    }
                                 }
                             }
                         }
@@ -83,7 +88,7 @@ pub(super) async fn list(State(state): State<AppState>, caller: WebCaller) -> Pa
     Ok(page("Schedules", Some(&caller), body).into_response())
 }
 
-fn trigger(t: &Trigger) -> String {
+fn trigger_text(t: &Trigger) -> String {
     match t {
         Trigger::Every(d) => format!("every {}", human(*d)),
         Trigger::Cron(c) => format!("cron {c} (UTC)"),
@@ -132,4 +137,47 @@ pub(super) async fn resume(
         .await
         .map_err(|e| schedule_error(e, &caller))?;
     Ok(see_other("/schedules"))
+}
+
+/// `POST /schedules/{id}/trigger`: fires the schedule now (paused or
+/// not), under its overlap policy; shows the run it started, or says why
+/// none started.
+pub(super) async fn trigger(
+    State(state): State<AppState>,
+    caller: WebCaller,
+    Path(id): Path<String>,
+    form: Result<Form<ScheduleForm>, FormRejection>,
+) -> PageResult {
+    checked(&caller, form, Role::Operator)?;
+    let outcome = state
+        .client()
+        .trigger_schedule(&id)
+        .await
+        .map_err(|e| schedule_error(e, &caller))?;
+    let open = match outcome {
+        TriggerOutcome::Started(run) => {
+            return Ok(see_other(&format!(
+                "/runs/{}?run={}",
+                enc(run.workflow_id.as_str()),
+                run.run.0
+            )))
+        }
+        TriggerOutcome::Buffered { open, .. } => {
+            (open, "buffered: it starts when the open run closes")
+        }
+        TriggerOutcome::Skipped { open, .. } => {
+            (open, "skipped: its overlap policy allows no second run")
+        }
+    };
+    let (run, what) = open;
+    let body = html! {
+        h1 { "Schedule " (id) }
+        p {
+            "The fire was " (what) "; "
+            a href={ "/runs/" (enc(run.workflow_id.as_str())) "?run=" (run.run.0) } { (run.workflow_id.as_str()) }
+            " is still open."
+        }
+        p { a href="/schedules" { "Back to the schedules" } }
+    };
+    Ok(page("Schedule triggered", Some(&caller), body).into_response())
 }
