@@ -87,52 +87,56 @@ async fn an_underwriter_decides_loan_bo_in_the_dashboard_inbox() {
     client.goto(&login_link).await.unwrap();
     page.expect_path("/runs").await;
     let row = page.row_of("loan-bo").await;
-    assert!(
-        row.contains(UNDERWRITER),
-        "the runs list says loan-bo waits on {UNDERWRITER}: {row:?}"
-    );
+    assert!(row.contains("running"), "loan-bo is open: {row:?}");
     page.screenshot("runs").await;
 
     page.open_link("loan-bo").await;
-    let run_page = page.text().await;
+    let waiting = page.section("section.waiting").await;
     assert!(
-        run_page.contains("underwriting-review") && run_page.contains(UNDERWRITER),
-        "the run page says loan-bo waits on {UNDERWRITER}'s review:\n{run_page}"
+        waiting.contains("underwriting-review") && waiting.contains(UNDERWRITER),
+        "the run page says loan-bo waits on {UNDERWRITER}'s review: {waiting:?}"
     );
     page.screenshot("run").await;
 
     // 2. underwriter-1 logs in with their access token and decides.
     page.log_out().await;
     page.log_in(&token).await;
-    assert!(
-        page.text().await.contains(UNDERWRITER),
-        "logged in as {UNDERWRITER}"
-    );
+    let who = page.section("form.logout .who").await;
+    assert!(who.contains(UNDERWRITER), "logged in as {who:?}");
     page.open_link("Inbox").await;
     let row = page.row_of("loan-bo").await;
-    assert!(row.contains("underwriting-review"), "inbox row: {row:?}");
+    assert!(
+        row.contains("underwriting-review") && row.contains(UNDERWRITER),
+        "inbox row: {row:?}"
+    );
     page.screenshot("inbox").await;
     page.open_task("loan-bo").await;
-    page.decide("Approve", COMMENT).await;
+    // The decision is the workflow's `Verdict`, as JSON.
+    page.decide("\"Approve\"", COMMENT).await;
 
     // 3. The run completes; the timeline shows who decided what and why.
     app.wait_for(Stream::Stdout, GIVE_UP, "loan-bo approved", |line| {
         line.contains("loan-bo: APPROVED by underwriter-1")
             .then_some(())
     });
-    let timeline = page.run_until("loan-bo", "completed").await;
-    let decided = timeline
-        .lines()
-        .find(|l| l.contains("HumanTaskDecided"))
-        .unwrap_or_else(|| panic!("no decision in the timeline:\n{timeline}"));
+    page.run_until("loan-bo", "completed").await;
+    let decided = page.section("td.event:has(strong.decided-by)").await;
     assert!(
-        decided.contains(UNDERWRITER),
+        decided.contains(&format!("DECIDED by {UNDERWRITER}")),
         "decided_by in the timeline: {decided:?}"
     );
     assert!(
-        timeline.contains(COMMENT),
-        "the comment in the timeline:\n{timeline}"
+        decided.contains("Approve") && decided.contains(COMMENT),
+        "the decision and its comment in the timeline: {decided:?}"
     );
+
+    // The story over (loan-cy too), it keeps serving until stopped.
+    app.wait_for(Stream::Stderr, GIVE_UP, "the story's end", |line| {
+        line.contains("still serving on").then_some(())
+    });
+    client.goto(&format!("{base}/runs")).await.unwrap();
+    let row = page.row_of("loan-cy").await;
+    assert!(row.contains("completed"), "loan-cy: {row:?}");
 
     client.close().await.unwrap();
     drop(driver);

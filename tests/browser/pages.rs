@@ -48,7 +48,19 @@ impl<'a> Page<'a> {
         assert_eq!(shown, path, "page text:\n{}", self.text().await);
     }
 
-    /// The text of the table row that mentions `needle`.
+    /// The text of the first element `css` selects.
+    pub async fn section(&self, css: &str) -> String {
+        match self.client.find(Locator::Css(css)).await {
+            Ok(e) => e.text().await.expect("its text"),
+            Err(e) => panic!(
+                "no {css} ({e}) on {}:\n{}",
+                self.path().await,
+                self.text().await
+            ),
+        }
+    }
+
+    /// The text of the table row with a link named `needle`.
     pub async fn row_of(&self, needle: &str) -> String {
         let xpath = format!("//tr[.//a[normalize-space()='{needle}']]");
         match self.client.find(Locator::XPath(&xpath)).await {
@@ -116,41 +128,41 @@ impl<'a> Page<'a> {
         }
     }
 
-    /// On a task's page: writes `comment` and presses the button `verdict`.
-    pub async fn decide(&self, verdict: &str, comment: &str) {
-        let page = self.text().await;
-        let field = match self
-            .client
-            .find(Locator::Css("textarea[name=comment]"))
-            .await
-        {
-            Ok(field) => field,
-            Err(e) => panic!("no comment field ({e}):\n{page}"),
-        };
-        field.send_keys(comment).await.expect("typing the comment");
-        let xpath = format!("//form//button[normalize-space()='{verdict}']");
-        match self.client.find(Locator::XPath(&xpath)).await {
-            Ok(button) => button.click().await.expect("deciding"),
-            Err(e) => panic!("no button {verdict:?} ({e}):\n{page}"),
+    /// On a task's page: types `decision` (JSON) and `comment`, and
+    /// submits.
+    pub async fn decide(&self, decision: &str, comment: &str) {
+        for (field, value) in [("#decision", decision), ("#comment", comment)] {
+            match self.client.find(Locator::Css(field)).await {
+                Ok(e) => e.send_keys(value).await.expect("typing"),
+                Err(e) => panic!("no {field} ({e}):\n{}", self.text().await),
+            }
         }
+        self.client
+            .find(Locator::Css("form.decide button[type=submit]"))
+            .await
+            .expect("the decide button")
+            .click()
+            .await
+            .expect("deciding");
     }
 
-    /// Reloads the page of run `workflow_id` until it says `status`, and
-    /// returns its text.
-    pub async fn run_until(&self, workflow_id: &str, status: &str) -> String {
+    /// Reloads the page of run `workflow_id` until its heading shows
+    /// `status`.
+    pub async fn run_until(&self, workflow_id: &str, status: &str) {
         let give_up = Instant::now() + GIVE_UP;
         loop {
             self.client
                 .goto(&format!("{}/runs/{workflow_id}", self.base))
                 .await
                 .expect("opening the run page");
-            let text = self.text().await;
-            if text.to_lowercase().contains(status) {
-                return text;
+            let shown = self.section("h1 .status").await;
+            if shown == status {
+                return;
             }
             assert!(
                 Instant::now() < give_up,
-                "{workflow_id} never showed {status}:\n{text}"
+                "{workflow_id} is still {shown}:\n{}",
+                self.text().await
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -34,39 +34,62 @@ async fn schedules_are_listed_paused_resumed_and_triggered() {
     assert_eq!(s["overlap"], "skip");
     assert_eq!(s["paused"], false);
     assert_eq!(s["input"]["applicant"], "bo");
-    assert!(s["next_fire"].as_str().is_some_and(|t| t.contains("-01-01T00:00:00")), "{s}");
+    assert!(
+        s["next_fire"]
+            .as_str()
+            .is_some_and(|t| t.contains("-01-01T00:00:00")),
+        "{s}"
+    );
     let one = h.get("/api/v1/schedules/yearly-loans", VIEWER).await;
     assert_eq!(&one.body, s);
 
-    let viewer = h.post("/api/v1/schedules/yearly-loans/pause", VIEWER, json!({})).await;
+    let viewer = h
+        .post("/api/v1/schedules/yearly-loans/pause", VIEWER, json!({}))
+        .await;
     assert_error(&viewer, StatusCode::FORBIDDEN, "forbidden");
-    let paused = h.post("/api/v1/schedules/yearly-loans/pause", OPERATOR, json!({})).await;
+    let paused = h
+        .post("/api/v1/schedules/yearly-loans/pause", OPERATOR, json!({}))
+        .await;
     assert_eq!(paused.status, StatusCode::OK, "{}", paused.body);
     assert_eq!(paused.body["paused"], true);
-    let resumed = h.post("/api/v1/schedules/yearly-loans/resume", OPERATOR, json!({})).await;
+    let resumed = h
+        .post("/api/v1/schedules/yearly-loans/resume", OPERATOR, json!({}))
+        .await;
     assert_eq!(resumed.body["paused"], false, "{}", resumed.body);
 
-    let viewer = h.post("/api/v1/schedules/yearly-loans/trigger", VIEWER, json!({})).await;
+    let viewer = h
+        .post("/api/v1/schedules/yearly-loans/trigger", VIEWER, json!({}))
+        .await;
     assert_error(&viewer, StatusCode::FORBIDDEN, "forbidden");
-    let fired = h.post("/api/v1/schedules/yearly-loans/trigger", OPERATOR, json!({})).await;
+    let fired = h
+        .post(
+            "/api/v1/schedules/yearly-loans/trigger",
+            OPERATOR,
+            json!({}),
+        )
+        .await;
     assert_eq!(fired.status, StatusCode::OK, "{}", fired.body);
     assert_eq!(fired.body["schedule"], "yearly-loans");
     let workflow_id = fired.body["workflow_id"].as_str().expect("workflow id");
     assert!(workflow_id.starts_with("yearly-loans@"), "{}", fired.body);
-    let run = h.get(&format!("/api/v1/workflows/{workflow_id}"), VIEWER).await;
+    let run = h
+        .get(&format!("/api/v1/workflows/{workflow_id}"), VIEWER)
+        .await;
     assert_eq!(run.status, StatusCode::OK, "{}", run.body);
     assert_eq!(run.body["run"], fired.body["run"]);
     assert_eq!(run.body["workflow_type"], "loan-approval");
 
-    for path in [
-        "/api/v1/schedules/nothing",
-    ] {
+    for path in ["/api/v1/schedules/nothing"] {
         let r = h.get(path, VIEWER).await;
         assert_error(&r, StatusCode::NOT_FOUND, "not_found");
     }
     for action in ["pause", "resume", "trigger"] {
         let r = h
-            .post(&format!("/api/v1/schedules/nothing/{action}"), OPERATOR, json!({}))
+            .post(
+                &format!("/api/v1/schedules/nothing/{action}"),
+                OPERATOR,
+                json!({}),
+            )
             .await;
         assert_error(&r, StatusCode::NOT_FOUND, "not_found");
     }

@@ -42,13 +42,16 @@ pub async fn start_loan(h: &Harness, id: &str) -> Reply {
 /// `assignee`.
 pub async fn task_of(h: &Harness, id: &str, assignee: &str) -> Value {
     let path = format!("/api/v1/workflows/{id}/tasks");
-    eventually(&format!("a task of {id} assigned to {assignee}"), async || {
-        let r = h.get(&path, VIEWER).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        r.body["tasks"]
-            .as_array()
-            .and_then(|t| t.iter().find(|t| t["assignee"] == assignee).cloned())
-    })
+    eventually(
+        &format!("a task of {id} assigned to {assignee}"),
+        async || {
+            let r = h.get(&path, VIEWER).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body["tasks"]
+                .as_array()
+                .and_then(|t| t.iter().find(|t| t["assignee"] == assignee).cloned())
+        },
+    )
     .await
 }
 
@@ -65,7 +68,12 @@ pub async fn closed_status(h: &Harness, id: &str) -> String {
 
 /// The events of `id`'s latest run, in the history's JSON form, once one
 /// satisfies `probe`.
-pub async fn history_with(h: &Harness, id: &str, what: &str, probe: impl Fn(&Value) -> bool) -> Vec<Value> {
+pub async fn history_with(
+    h: &Harness,
+    id: &str,
+    what: &str,
+    probe: impl Fn(&Value) -> bool,
+) -> Vec<Value> {
     let path = format!("/api/v1/workflows/{id}/history");
     eventually(what, async || {
         let r = h.get(&path, VIEWER).await;

@@ -54,11 +54,15 @@ async fn a_loan_goes_through_the_api_from_start_to_the_underwriters_decision() {
     assert_eq!(ids(&inbox.body), [id.clone()]);
     let other = h.get("/api/v1/tasks", MANAGER).await;
     assert_eq!(ids(&other.body), Vec::<String>::new());
-    let own = h.get("/api/v1/tasks?assignee=underwriter-1", UNDERWRITER).await;
+    let own = h
+        .get("/api/v1/tasks?assignee=underwriter-1", UNDERWRITER)
+        .await;
     assert_eq!(ids(&own.body), [id.clone()]);
     let nosy = h.get("/api/v1/tasks?assignee=underwriter-1", VIEWER).await;
     assert_error(&nosy, StatusCode::FORBIDDEN, "forbidden");
-    let operator = h.get("/api/v1/tasks?assignee=underwriter-1", OPERATOR).await;
+    let operator = h
+        .get("/api/v1/tasks?assignee=underwriter-1", OPERATOR)
+        .await;
     assert_eq!(ids(&operator.body), [id.clone()]);
     let one = h.get(&format!("/api/v1/tasks/{id}"), VIEWER).await;
     assert_eq!(one.status, StatusCode::OK, "{}", one.body);
@@ -72,7 +76,11 @@ async fn a_loan_goes_through_the_api_from_start_to_the_underwriters_decision() {
         assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
     }
     let forged = h
-        .post(&decide, UNDERWRITER, json!({"decision": "Approve", "decided_by": "credit-manager"}))
+        .post(
+            &decide,
+            UNDERWRITER,
+            json!({"decision": "Approve", "decided_by": "credit-manager"}),
+        )
         .await;
     assert_error(&forged, StatusCode::BAD_REQUEST, "bad_request");
     let r = h.post(&decide, UNDERWRITER, verdict.clone()).await;
@@ -88,8 +96,10 @@ async fn a_loan_goes_through_the_api_from_start_to_the_underwriters_decision() {
     assert_error(&gone, StatusCode::CONFLICT, "closed");
 
     assert_eq!(closed_status(&h, "loan-t1").await, "completed");
-    let events = history_with(&h, "loan-t1", "the decision", |e| e["type"] == "HumanTaskDecided")
-        .await;
+    let events = history_with(&h, "loan-t1", "the decision", |e| {
+        e["type"] == "HumanTaskDecided"
+    })
+    .await;
     let decided = events
         .iter()
         .find(|e| e["type"] == "HumanTaskDecided")
@@ -123,7 +133,9 @@ async fn an_escalated_task_is_the_credit_managers_alone() {
         .post(&decide, UNDERWRITER, json!({"decision": "Approve"}))
         .await;
     assert_error(&underwriter, StatusCode::FORBIDDEN, "forbidden");
-    let manager = h.post(&decide, MANAGER, json!({"decision": "Reject"})).await;
+    let manager = h
+        .post(&decide, MANAGER, json!({"decision": "Reject"}))
+        .await;
     assert_eq!(manager.status, StatusCode::OK, "{}", manager.body);
     assert_eq!(manager.body["decided_by"], "credit-manager");
 }
@@ -134,18 +146,29 @@ async fn a_task_that_does_not_exist_is_404_and_a_bad_reference_400() {
     start_loan(&h, "loan-t3").await;
     let task = task_of(&h, "loan-t3", "underwriter-1").await;
     let run = task["run"].as_u64().expect("run");
-    for path in ["/api/v1/tasks/999999/1".to_owned(), format!("/api/v1/tasks/{run}/999")] {
+    for path in [
+        "/api/v1/tasks/999999/1".to_owned(),
+        format!("/api/v1/tasks/{run}/999"),
+    ] {
         let r = h.get(&path, VIEWER).await;
         assert_error(&r, StatusCode::NOT_FOUND, "not_found");
         let d = h
-            .post(&format!("{path}/decide"), UNDERWRITER, json!({"decision": "Approve"}))
+            .post(
+                &format!("{path}/decide"),
+                UNDERWRITER,
+                json!({"decision": "Approve"}),
+            )
             .await;
         assert_error(&d, StatusCode::NOT_FOUND, "not_found");
     }
     let bad = h.get("/api/v1/tasks/run-1/1", VIEWER).await;
     assert_error(&bad, StatusCode::BAD_REQUEST, "bad_request");
     let no_decision = h
-        .post(&format!("/api/v1/tasks/{}/decide", task["id"].as_str().expect("id")), UNDERWRITER, json!({}))
+        .post(
+            &format!("/api/v1/tasks/{}/decide", task["id"].as_str().expect("id")),
+            UNDERWRITER,
+            json!({}),
+        )
         .await;
     assert_error(&no_decision, StatusCode::BAD_REQUEST, "bad_request");
     let unknown = h.get("/api/v1/workflows/nobody/tasks", VIEWER).await;

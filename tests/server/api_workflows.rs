@@ -20,21 +20,28 @@ async fn a_start_answers_by_its_conflict_policy() {
     assert_eq!(first.body["started"], true);
     let run = first.body["run"].as_u64().expect("run number");
 
-    let again = h.post("/api/v1/workflows", OPERATOR, start_body("loan-s1")).await;
+    let again = h
+        .post("/api/v1/workflows", OPERATOR, start_body("loan-s1"))
+        .await;
     assert_error(&again, StatusCode::CONFLICT, "already_running");
 
     let mut attach = start_body("loan-s1");
     attach["on_conflict"] = json!("attach_to_open");
     let attached = h.post("/api/v1/workflows", OPERATOR, attach).await;
     assert_eq!(attached.status, StatusCode::OK, "{}", attached.body);
-    assert_eq!(attached.body, json!({"workflow_id": "loan-s1", "run": run, "started": false}));
+    assert_eq!(
+        attached.body,
+        json!({"workflow_id": "loan-s1", "run": run, "started": false})
+    );
 
     let mut unknown = start_body("loan-s2");
     unknown["on_conflict"] = json!("replace");
     let r = h.post("/api/v1/workflows", OPERATOR, unknown).await;
     assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
 
-    let viewer = h.post("/api/v1/workflows", VIEWER, start_body("loan-s3")).await;
+    let viewer = h
+        .post("/api/v1/workflows", VIEWER, start_body("loan-s3"))
+        .await;
     assert_error(&viewer, StatusCode::FORBIDDEN, "forbidden");
     let missing = h.get("/api/v1/workflows/loan-s3", VIEWER).await;
     assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
@@ -47,17 +54,30 @@ async fn the_list_filters_pages_and_refuses_bad_parameters() {
         start_loan(&h, id).await;
     }
     let all = h
-        .get("/api/v1/workflows?status=running&type=loan-approval", VIEWER)
+        .get(
+            "/api/v1/workflows?status=running&type=loan-approval",
+            VIEWER,
+        )
         .await;
     assert_eq!(all.status, StatusCode::OK, "{}", all.body);
     let runs = all.body["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 3, "{}", all.body);
     let row = &runs[0];
-    for field in ["workflow_id", "run", "workflow_type", "status", "started_at", "closed_at"] {
+    for field in [
+        "workflow_id",
+        "run",
+        "workflow_type",
+        "status",
+        "started_at",
+        "closed_at",
+    ] {
         assert!(row.get(field).is_some(), "{field} missing from {row}");
     }
     assert_eq!(row["status"], "running");
-    assert!(row["started_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{row}");
+    assert!(
+        row["started_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{row}"
+    );
     assert_eq!(all.body["next_cursor"], Value::Null);
 
     let none = h.get("/api/v1/workflows?status=completed", VIEWER).await;
@@ -112,11 +132,17 @@ async fn the_list_filters_by_id_prefix_and_start_time() {
         .collect();
     assert_eq!(ids, ["loan-p1"]);
     let later = h
-        .get("/api/v1/workflows?started_after=2999-01-01T00:00:00Z", VIEWER)
+        .get(
+            "/api/v1/workflows?started_after=2999-01-01T00:00:00Z",
+            VIEWER,
+        )
         .await;
     assert_eq!(later.body["runs"], json!([]), "{}", later.body);
     let earlier = h
-        .get("/api/v1/workflows?started_before=2000-01-01T00:00:00Z", VIEWER)
+        .get(
+            "/api/v1/workflows?started_before=2000-01-01T00:00:00Z",
+            VIEWER,
+        )
         .await;
     assert_eq!(earlier.body["runs"], json!([]), "{}", earlier.body);
     let between = h
@@ -125,7 +151,12 @@ async fn the_list_filters_by_id_prefix_and_start_time() {
             VIEWER,
         )
         .await;
-    assert_eq!(between.body["runs"].as_array().map(Vec::len), Some(2), "{}", between.body);
+    assert_eq!(
+        between.body["runs"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        between.body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,8 +170,17 @@ async fn describe_and_history_show_the_latest_run_or_the_one_named() {
     assert_eq!(d.body["run"], run);
     assert_eq!(d.body["status"], "running");
     assert_eq!(d.body["result"], Value::Null);
-    assert!(d.body["history_events"].as_u64().is_some_and(|n| n >= 1), "{}", d.body);
-    for list in ["waiting_on", "pending_activities", "pending_timers", "human_tasks"] {
+    assert!(
+        d.body["history_events"].as_u64().is_some_and(|n| n >= 1),
+        "{}",
+        d.body
+    );
+    for list in [
+        "waiting_on",
+        "pending_activities",
+        "pending_timers",
+        "human_tasks",
+    ] {
         assert!(d.body[list].is_array(), "{list}: {}", d.body);
     }
 
@@ -151,7 +191,10 @@ async fn describe_and_history_show_the_latest_run_or_the_one_named() {
     assert_eq!(history.body["workflow_id"], "loan-d1");
     assert_eq!(history.body["events"][0]["type"], "WorkflowStarted");
     let named = h
-        .get(&format!("/api/v1/workflows/loan-d1/history?run={run}"), VIEWER)
+        .get(
+            &format!("/api/v1/workflows/loan-d1/history?run={run}"),
+            VIEWER,
+        )
         .await;
     assert_eq!(named.status, StatusCode::OK, "{}", named.body);
     assert_eq!(named.body["run"], history.body["run"]);
@@ -160,10 +203,15 @@ async fn describe_and_history_show_the_latest_run_or_the_one_named() {
     let other = start_loan(&h, "loan-d2").await;
     let other_run = other.body["run"].as_u64().expect("run");
     let wrong = h
-        .get(&format!("/api/v1/workflows/loan-d1/history?run={other_run}"), VIEWER)
+        .get(
+            &format!("/api/v1/workflows/loan-d1/history?run={other_run}"),
+            VIEWER,
+        )
         .await;
     assert_error(&wrong, StatusCode::NOT_FOUND, "not_found");
-    let bad = h.get("/api/v1/workflows/loan-d1/history?run=last", VIEWER).await;
+    let bad = h
+        .get("/api/v1/workflows/loan-d1/history?run=last", VIEWER)
+        .await;
     assert_error(&bad, StatusCode::BAD_REQUEST, "bad_request");
     let unknown = h.get("/api/v1/workflows/nobody/history", VIEWER).await;
     assert_error(&unknown, StatusCode::NOT_FOUND, "not_found");
@@ -201,7 +249,9 @@ async fn every_route_wants_a_token_and_every_documented_route_is_served() {
             continue;
         }
         assert_error(&anonymous, StatusCode::UNAUTHORIZED, "unauthorized");
-        let wrong = h.call(method.clone(), path, Some("not-a-token"), None).await;
+        let wrong = h
+            .call(method.clone(), path, Some("not-a-token"), None)
+            .await;
         assert_error(&wrong, StatusCode::UNAUTHORIZED, "unauthorized");
         // Served: whatever the answer, not the catch-all's.
         let served = h.call(method.clone(), path, Some(ADMIN), None).await;
@@ -237,9 +287,15 @@ async fn bad_input_is_answered_400_in_the_api_shape_and_writes_nothing() {
             .expect("request")
     };
     for (body, content_type) in [
-        ("{\"workflow_type\": \"loan-approval\", \"workflow_id\": \"loan-b1\"", "application/json"),
+        (
+            "{\"workflow_type\": \"loan-approval\", \"workflow_id\": \"loan-b1\"",
+            "application/json",
+        ),
         ("not json", "application/json"),
-        ("{\"workflow_type\": \"loan-approval\", \"workflow_id\": \"loan-b1\"}", "text/plain"),
+        (
+            "{\"workflow_type\": \"loan-approval\", \"workflow_id\": \"loan-b1\"}",
+            "text/plain",
+        ),
         ("[1, 2]", "application/json"),
     ] {
         let r = h.send(raw(body, content_type)).await;
@@ -250,16 +306,26 @@ async fn bad_input_is_answered_400_in_the_api_shape_and_writes_nothing() {
     let r = h.post("/api/v1/workflows", OPERATOR, unknown).await;
     assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
     assert!(
-        r.body["error"]["message"].as_str().is_some_and(|m| m.contains("priority")),
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("priority")),
         "{}",
         r.body
     );
     let missing = h
-        .post("/api/v1/workflows", OPERATOR, json!({"workflow_type": "loan-approval"}))
+        .post(
+            "/api/v1/workflows",
+            OPERATOR,
+            json!({"workflow_type": "loan-approval"}),
+        )
         .await;
     assert_error(&missing, StatusCode::BAD_REQUEST, "bad_request");
     let empty = h
-        .post("/api/v1/workflows", OPERATOR, json!({"workflow_type": "loan-approval", "workflow_id": " "}))
+        .post(
+            "/api/v1/workflows",
+            OPERATOR,
+            json!({"workflow_type": "loan-approval", "workflow_id": " "}),
+        )
         .await;
     assert_error(&empty, StatusCode::BAD_REQUEST, "bad_request");
 

@@ -3,12 +3,12 @@
 //! (`auth`). Requests go through the server's router in-process, on a
 //! store with the examples' workflows and a worker running them.
 
-mod auth;
-mod dashboard;
-mod harness;
-mod waiting;
 mod api_schedules;
 mod api_signals;
 mod api_support;
 mod api_tasks;
 mod api_workflows;
+mod auth;
+mod dashboard;
+mod harness;
+mod waiting;
