@@ -3,7 +3,8 @@
 //! through the form that completes the run and shows in the timeline with
 //! who decided and why; forms without the session's CSRF token, a viewer's
 //! operator action and another person's task are refused with 403 and
-//! write nothing; schedules paused and triggered by operators only.
+//! write nothing; an escalated task in the next assignee's inbox and in
+//! the KPIs; schedules paused and triggered by operators only.
 
 use crate::harness::{Harness, MANAGER, OPERATOR, UNDERWRITER, VIEWER};
 use axum::body::Body;
@@ -14,7 +15,7 @@ use refrain_examples::loan_approval::{
     applications, review_waiting, Application, LoanApproval, Pace, BO,
 };
 use refrain_history::{Event, EventSeq, RunId};
-use refrain_tests::env::result_of;
+use refrain_tests::env::{eventually, result_of};
 use std::time::Duration;
 
 /// A logged-in browser: its session cookie and the CSRF token its forms
@@ -136,10 +137,16 @@ async fn history(h: &Harness, run: RunId) -> Vec<Event> {
         .expect("history")
 }
 
-fn cancel_requested(events: &[Event]) -> bool {
-    events
-        .iter()
-        .any(|e| matches!(e, Event::WorkflowCancelRequested { .. }))
+/// How many messages (signals, cancel requests, results) the run was ever
+/// sent: a refused form must not add one.
+async fn sent(h: &Harness, run: RunId) -> u64 {
+    h.state
+        .store()
+        .run_record(run)
+        .await
+        .expect("record")
+        .expect("the run")
+        .inbox_tail
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -157,6 +164,14 @@ async fn a_waiting_loan_shows_where_it_waits_on_every_page() {
     assert!(
         runs.contains(r#"<span class="status running">running</span> <strong>1</strong>"#),
         "the running count: {runs}"
+    );
+    let row = runs
+        .split("<tr>")
+        .find(|r| r.contains("/runs/loan-bo?"))
+        .expect("loan-bo's row");
+    assert!(
+        row.contains("human task underwriting-review assigned to underwriter-1"),
+        "the row says where it waits: {row}"
     );
     let (_, filtered) = page(&h, &viewer, "/runs?status=completed&id=loan-").await;
     assert!(!filtered.contains("/runs/loan-bo?"), "{filtered}");
@@ -295,6 +310,39 @@ async fn deciding_in_the_inbox_completes_the_run_and_the_timeline_says_who_and_w
     // Decided once: the task is gone.
     let (status, _) = page(&h, &underwriter, &task_path).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // ada's loans are decided by the model alone: of the three closed
+    // loans, two had no human decision.
+    let ada = applications(Pace::EXAMPLE)
+        .into_iter()
+        .find(|a| a.application_id == "loan-ada")
+        .expect("loan-ada");
+    for id in ["loan-ada", "loan-ada-2"] {
+        let run = h
+            .client
+            .start::<LoanApproval>(id, ada.clone())
+            .await
+            .unwrap();
+        result_of(&run).await.expect("ada's loan completes");
+    }
+    let (_, kpis) = page(&h, &underwriter, "/kpis").await;
+    let row = kpis
+        .split("<tr>")
+        .find(|r| r.contains("/runs?type=loan-approval"))
+        .expect("a row for loan-approval");
+    let cells: Vec<&str> = row
+        .split("<td>")
+        // Before the first cell, and the type's cell (a link).
+        .skip(2)
+        .map(|c| c.split('<').next().unwrap_or_default())
+        .collect();
+    // Started, running, completed, failed.
+    assert_eq!(cells[..4], ["3", "0", "3", "0"], "{row}");
+    assert!(row.contains("<td>0.0%</td>"), "no failure: {row}");
+    assert!(
+        row.contains("66.7%<span class=\"muted\"> of 3</span>"),
+        "automation rate: {row}"
+    );
     crate::harness::stop(h).await;
 }
 
@@ -302,6 +350,7 @@ async fn deciding_in_the_inbox_completes_the_run_and_the_timeline_says_who_and_w
 async fn forms_without_the_sessions_csrf_token_are_refused_and_write_nothing() {
     let h = Harness::new().await;
     let (_handle, run, task_path) = waiting_loan(&h).await;
+    let before = sent(&h, run).await;
     let underwriter = login(&h, UNDERWRITER);
     let operator = login(&h, OPERATOR);
     let decision = [("decision", "\"Approve\""), ("comment", "ok")];
@@ -332,12 +381,11 @@ async fn forms_without_the_sessions_csrf_token_are_refused_and_write_nothing() {
 
     let tasks = h.client.list_human_tasks("underwriter-1").await.unwrap();
     assert_eq!(tasks.len(), 1, "the task is still open");
-    let events = history(&h, run).await;
-    assert!(!cancel_requested(&events));
-    assert!(!events.iter().any(|e| matches!(
-        e,
-        Event::HumanTaskDecided { .. } | Event::SignalReceived { .. }
-    )));
+    assert_eq!(sent(&h, run).await, before, "no signal nor cancel request");
+    assert!(!history(&h, run)
+        .await
+        .iter()
+        .any(|e| matches!(e, Event::HumanTaskDecided { .. })));
     crate::harness::stop(h).await;
 }
 
@@ -345,6 +393,7 @@ async fn forms_without_the_sessions_csrf_token_are_refused_and_write_nothing() {
 async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task() {
     let h = Harness::new().await;
     let (_handle, run, task_path) = waiting_loan(&h).await;
+    let before = sent(&h, run).await;
     let viewer = login(&h, VIEWER);
     let (status, _, html) = submit(
         &h,
@@ -366,11 +415,9 @@ async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
     assert!(html.contains("assigned to underwriter-1"), "{html}");
-    let events = history(&h, run).await;
-    assert!(!cancel_requested(&events));
-    assert!(!events
-        .iter()
-        .any(|e| matches!(e, Event::HumanTaskDecided { .. })));
+    assert_eq!(sent(&h, run).await, before, "no cancel request");
+    let tasks = h.client.list_human_tasks("underwriter-1").await.unwrap();
+    assert_eq!(tasks.len(), 1, "the task is still open");
 
     // The same cancel by an operator goes through, in its name.
     let operator = login(&h, OPERATOR);
@@ -387,12 +434,16 @@ async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task() {
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
     assert_eq!(to, "/runs/loan-bo");
-    // Acknowledged means durable: the request is in the history now.
-    let requested_by = history(&h, run).await.into_iter().find_map(|e| match e {
-        Event::WorkflowCancelRequested { requested_by, .. } => Some(requested_by),
-        _ => None,
-    });
-    assert_eq!(requested_by, Some(Some("operator".to_owned())));
+    // The request waits in the run's inbox until its next activation
+    // records it.
+    let requested_by = eventually("the cancel request in the history", async || {
+        history(&h, run).await.into_iter().find_map(|e| match e {
+            Event::WorkflowCancelRequested { requested_by, .. } => Some(requested_by),
+            _ => None,
+        })
+    })
+    .await;
+    assert_eq!(requested_by.as_deref(), Some("operator"));
     crate::harness::stop(h).await;
 }
 
@@ -480,5 +531,52 @@ async fn operators_pause_and_trigger_schedules_and_viewers_only_see_them() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    crate::harness::stop(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_escalated_task_moves_to_the_next_inbox_and_counts_as_escalated() {
+    let h = Harness::new().await;
+    let mut app = slow_bo();
+    app.pace.underwriter_deadline_ms = 50;
+    h.client
+        .start::<LoanApproval>(BO, app)
+        .await
+        .expect("start");
+    let task = eventually("the escalation to credit-manager", async || {
+        h.client
+            .list_human_tasks("credit-manager")
+            .await
+            .ok()?
+            .into_iter()
+            .next()
+    })
+    .await;
+    let task_path = format!("/inbox/{}/{}", task.run.0, task.cmd.0);
+
+    let manager = login(&h, MANAGER);
+    let (_, inbox) = page(&h, &manager, "/inbox").await;
+    assert!(inbox.contains(&format!("href=\"{task_path}\"")), "{inbox}");
+    let (_, task_page) = page(&h, &manager, &task_path).await;
+    assert!(task_page.contains("1 (escalated)"), "{task_page}");
+    assert!(task_page.contains(&format!("action=\"{task_path}\"")));
+    let underwriter = login(&h, UNDERWRITER);
+    let (_, theirs) = page(&h, &underwriter, "/inbox").await;
+    assert!(!theirs.contains(&task_path), "no longer underwriter-1's");
+
+    let (_, run_page) = page(&h, &manager, "/runs/loan-bo").await;
+    assert!(
+        run_page.contains(
+            "from underwriter-1 to <strong class=\"who\">credit-manager</strong> (level 1)"
+        ),
+        "{run_page}"
+    );
+    let (_, kpis) = page(&h, &manager, "/kpis").await;
+    let row = kpis
+        .split("<tr>")
+        .find(|r| r.contains("/runs?type=loan-approval"))
+        .expect("a row for loan-approval");
+    // The last cell: open tasks escalated.
+    assert!(row.contains("<td>1</td></tr>"), "one escalated: {row}");
     crate::harness::stop(h).await;
 }

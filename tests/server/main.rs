@@ -10,5 +10,6 @@ mod api_tasks;
 mod api_workflows;
 mod auth;
 mod dashboard;
+mod dashboard_scale;
 mod harness;
 mod waiting;

@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
-use refrain::ClientError;
 
 /// A page's answer: the page, or an error page.
 pub(crate) type PageResult = Result<Response, PageError>;
@@ -19,7 +18,7 @@ pub(crate) type PageResult = Result<Response, PageError>;
 #[derive(Debug)]
 pub(crate) struct PageError {
     error: ApiError,
-    caller: Option<WebCaller>,
+    caller: WebCaller,
 }
 
 impl PageError {
@@ -27,29 +26,8 @@ impl PageError {
     pub(crate) fn new(error: ApiError, caller: &WebCaller) -> Self {
         PageError {
             error,
-            caller: Some(caller.clone()),
+            caller: caller.clone(),
         }
-    }
-}
-
-impl From<ApiError> for PageError {
-    fn from(error: ApiError) -> Self {
-        PageError {
-            error,
-            caller: None,
-        }
-    }
-}
-
-impl From<ClientError> for PageError {
-    fn from(e: ClientError) -> Self {
-        ApiError::from(e).into()
-    }
-}
-
-impl From<refrain_history::ReadError> for PageError {
-    fn from(e: refrain_history::ReadError) -> Self {
-        ClientError::from(e).into()
     }
 }
 
@@ -67,7 +45,7 @@ impl IntoResponse for PageError {
             p.error { (self.error.message) }
             p.muted { "HTTP " (self.error.status.as_u16()) " · " code { (self.error.code) } }
         };
-        (self.error.status, page(title, self.caller.as_ref(), body)).into_response()
+        (self.error.status, page(title, Some(&self.caller), body)).into_response()
     }
 }
 

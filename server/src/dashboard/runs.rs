@@ -1,5 +1,6 @@
 //! `/runs`: the runs list, filtered by status, type and id prefix, with
-//! the counts per status and cursor pagination.
+//! the counts per status, what each open run waits on, and cursor
+//! pagination.
 //!
 //! Pages follow the store's order (run number, oldest first) and its
 //! cursors: "Next" carries the store's `next_cursor`; the store applies
@@ -17,7 +18,7 @@ use axum::response::IntoResponse;
 use axum::Extension;
 use maud::html;
 use refrain::ClientError;
-use refrain_history::{RunCursor, RunFilter, RunPage};
+use refrain_history::{RunCursor, RunFilter, RunPage, RunSummary};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -81,6 +82,7 @@ pub(super) async fn list(
         .list_page(&filter, cursor, PAGE)
         .await
         .map_err(|e| PageError::new(e.into(), &caller))?;
+    let waiting = waiting_of(&state, &runs).await;
     let (snap, age) = dash
         .counter
         .get(&state)
@@ -122,14 +124,15 @@ pub(super) async fn list(
             p.muted { "No run on this page matches." }
         } @else {
             table.runs {
-                thead { tr { th { "Workflow id" } th { "Run" } th { "Type" } th { "Status" } th { "Started (UTC)" } th { "Closed (UTC)" } } }
+                thead { tr { th { "Workflow id" } th { "Run" } th { "Type" } th { "Status" } th { "Waiting on" } th { "Started (UTC)" } th { "Closed (UTC)" } } }
                 tbody {
-                    @for r in &runs {
+                    @for (r, waits) in runs.iter().zip(&waiting) {
                         tr {
                             td { a href={ "/runs/" (enc(r.workflow_id.as_str())) "?run=" (r.run.0) } { (r.workflow_id.as_str()) } }
                             td { (r.run.0) }
                             td { (r.workflow_type) }
                             td { span class=(status_class(r.status)) { (r.status.as_str()) } }
+                            td.waiting-on { (waits) }
                             td { (utc(r.started_at)) }
                             td { @if let Some(c) = r.closed_at { (utc(c)) } @else { "—" } }
                         }
@@ -146,4 +149,28 @@ pub(super) async fn list(
         p.hint { "Oldest first, as the store lists runs." }
     };
     Ok(page("Runs", Some(&caller), body).into_response())
+}
+
+/// What each open run of `runs` waits on, in words (empty for closed
+/// runs). A row whose reading fails says so rather than failing the page.
+async fn waiting_of(state: &AppState, runs: &[RunSummary]) -> Vec<String> {
+    let mut out = Vec::with_capacity(runs.len());
+    for r in runs {
+        if !r.status.is_open() {
+            out.push(String::new());
+            continue;
+        }
+        let text = match state.client().waiting_on(r.workflow_id.clone()).await {
+            // Only the latest run of an id can be open.
+            Ok((run, _, waits)) if run == r.run => waits
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            Ok(_) => String::new(),
+            Err(e) => format!("(unknown: {e})"),
+        };
+        out.push(text);
+    }
+    out
 }
