@@ -5,8 +5,7 @@
 use crate::client::{Client, ClientError, StartOptions, WorkflowHandle};
 use crate::payload;
 use crate::workflow::{Signal, Workflow};
-use rand::RngCore;
-use refrain_history::{ScheduleError, StartRequest, Timestamp, TriggerOutcome, WorkflowId};
+use refrain_history::{ScheduleError, Timestamp, TriggerOutcome, WorkflowId};
 use std::marker::PhantomData;
 
 impl Client {
@@ -36,28 +35,19 @@ impl Client {
         options: StartOptions,
         sender: Option<&str>,
     ) -> Result<WorkflowHandle<W>, ClientError> {
-        let workflow_id = id.into();
+        // An open run always takes the signal: the conflict policy has
+        // nothing to decide.
+        let _ = options;
         let input = payload::encode("workflow input", &input)?;
         let signal = payload::encode(&format!("signal {}", S::NAME), value)?;
-        // Drawn before the await: the thread's generator is not `Send`.
-        let seed = rand::rng().next_u64();
-        let req = StartRequest {
-            workflow_id: workflow_id.clone(),
-            workflow_type: W::NAME.to_owned(),
-            input,
-            on_conflict: options.on_conflict,
-            seed,
-            now: Timestamp::now(),
-        };
-        let outcome = self
-            .history_store()
-            .signal_with_start(req, S::NAME, signal, sender)
+        let run = self
+            .signal_with_start_payload(W::NAME, id, input, S::NAME, signal, sender)
             .await?;
         Ok(WorkflowHandle {
             client: self.clone(),
-            workflow_id,
-            run: outcome.run,
-            started: outcome.started,
+            workflow_id: run.workflow_id,
+            run: run.run,
+            started: run.started,
             _marker: PhantomData,
         })
     }

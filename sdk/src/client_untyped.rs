@@ -33,6 +33,25 @@ pub struct StartedRun {
     pub started: bool,
 }
 
+/// The store's request to start `workflow_type` under `workflow_id`.
+fn start_request(
+    workflow_type: &str,
+    workflow_id: &WorkflowId,
+    input: Payload,
+    options: StartOptions,
+) -> StartRequest {
+    StartRequest {
+        workflow_id: workflow_id.clone(),
+        workflow_type: workflow_type.to_owned(),
+        input,
+        on_conflict: options.on_conflict,
+        // The thread's generator is not `Send`: drawn and dropped here,
+        // before any await of the caller.
+        seed: rand::rng().next_u64(),
+        now: Timestamp::now(),
+    }
+}
+
 impl Client {
     /// Starts a run of `workflow_type` under `id` with `input` (the JSON
     /// of the workflow's input type), as [`Client::start_with`] does.
@@ -48,22 +67,44 @@ impl Client {
         options: StartOptions,
     ) -> Result<StartedRun, ClientError> {
         let workflow_id = id.into();
-        // Drawn before the await: the thread's generator is not `Send`.
-        let seed = rand::rng().next_u64();
-        let req = StartRequest {
-            workflow_id: workflow_id.clone(),
-            workflow_type: workflow_type.to_owned(),
-            input,
-            on_conflict: options.on_conflict,
-            seed,
-            now: Timestamp::now(),
-        };
+        let req = start_request(workflow_type, &workflow_id, input, options);
         let outcome = match self.in_process_starts() {
             Some(starts) if starts.runs(workflow_type) => {
                 starts.start(self.history_store(), req).await?
             }
             _ => self.history_store().start(req).await?,
         };
+        Ok(StartedRun {
+            workflow_id,
+            run: outcome.run,
+            started: outcome.started,
+        })
+    }
+
+    /// Sends signal `name` with `signal` to the open run of `id`, or, if
+    /// no run of `id` is open, starts `workflow_type` with `input` and the
+    /// signal waiting for its first step, as
+    /// [`Client::signal_with_start`] does: one atomic, durable step.
+    /// `sender` is recorded with the signal.
+    ///
+    /// # Errors
+    /// `PayloadTooLarge` (the input or the signal; nothing is written), or
+    /// a storage error.
+    pub async fn signal_with_start_payload(
+        &self,
+        workflow_type: &str,
+        id: impl Into<WorkflowId>,
+        input: Payload,
+        name: &str,
+        signal: Payload,
+        sender: Option<&str>,
+    ) -> Result<StartedRun, ClientError> {
+        let workflow_id = id.into();
+        let req = start_request(workflow_type, &workflow_id, input, StartOptions::default());
+        let outcome = self
+            .history_store()
+            .signal_with_start(req, name, signal, sender)
+            .await?;
         Ok(StartedRun {
             workflow_id,
             run: outcome.run,

@@ -40,6 +40,8 @@ pub mod codes {
     pub const CSRF: &str = "csrf";
     /// No such workflow, run, human task or schedule. 404.
     pub const NOT_FOUND: &str = "not_found";
+    /// The path exists but does not take this method. 405.
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     /// A run of the id is open. 409.
     pub const ALREADY_RUNNING: &str = "already_running";
     /// The workflow (or human task) is closed. 409.

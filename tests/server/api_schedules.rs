@@ -70,6 +70,7 @@ async fn schedules_are_listed_paused_resumed_and_triggered() {
         .await;
     assert_eq!(fired.status, StatusCode::OK, "{}", fired.body);
     assert_eq!(fired.body["schedule"], "yearly-loans");
+    assert_eq!(fired.body["outcome"], "started");
     let workflow_id = fired.body["workflow_id"].as_str().expect("workflow id");
     assert!(workflow_id.starts_with("yearly-loans@"), "{}", fired.body);
     let run = h
@@ -79,10 +80,27 @@ async fn schedules_are_listed_paused_resumed_and_triggered() {
     assert_eq!(run.body["run"], fired.body["run"]);
     assert_eq!(run.body["workflow_type"], "loan-approval");
 
-    for path in ["/api/v1/schedules/nothing"] {
-        let r = h.get(path, VIEWER).await;
-        assert_error(&r, StatusCode::NOT_FOUND, "not_found");
-    }
+    // Under the skip policy a second fire while that run is open starts
+    // nothing, and says which run held it back.
+    let skipped = h
+        .post(
+            "/api/v1/schedules/yearly-loans/trigger",
+            OPERATOR,
+            json!({}),
+        )
+        .await;
+    assert_eq!(skipped.status, StatusCode::OK, "{}", skipped.body);
+    assert_eq!(skipped.body["workflow_id"], fired.body["workflow_id"]);
+    // (`started` only for a trigger in the same millisecond, whose run is
+    // the same one.)
+    assert!(
+        ["skipped", "started"].contains(&skipped.body["outcome"].as_str().unwrap_or("")),
+        "{}",
+        skipped.body
+    );
+
+    let r = h.get("/api/v1/schedules/nothing", VIEWER).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
     for action in ["pause", "resume", "trigger"] {
         let r = h
             .post(

@@ -51,19 +51,19 @@ async fn a_loan_goes_through_the_api_from_start_to_the_underwriters_decision() {
     // The inbox: the underwriter's own; not the credit manager's.
     let inbox = h.get("/api/v1/tasks", UNDERWRITER).await;
     assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.body);
-    assert_eq!(ids(&inbox.body), [id.clone()]);
+    assert_eq!(ids(&inbox.body), [id.as_str()]);
     let other = h.get("/api/v1/tasks", MANAGER).await;
     assert_eq!(ids(&other.body), Vec::<String>::new());
     let own = h
         .get("/api/v1/tasks?assignee=underwriter-1", UNDERWRITER)
         .await;
-    assert_eq!(ids(&own.body), [id.clone()]);
+    assert_eq!(ids(&own.body), [id.as_str()]);
     let nosy = h.get("/api/v1/tasks?assignee=underwriter-1", VIEWER).await;
     assert_error(&nosy, StatusCode::FORBIDDEN, "forbidden");
     let operator = h
         .get("/api/v1/tasks?assignee=underwriter-1", OPERATOR)
         .await;
-    assert_eq!(ids(&operator.body), [id.clone()]);
+    assert_eq!(ids(&operator.body), [id.as_str()]);
     let one = h.get(&format!("/api/v1/tasks/{id}"), VIEWER).await;
     assert_eq!(one.status, StatusCode::OK, "{}", one.body);
     assert_eq!(one.body, task);

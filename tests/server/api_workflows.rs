@@ -264,6 +264,19 @@ async fn every_route_wants_a_token_and_every_documented_route_is_served() {
     }
     let nowhere = h.get("/api/v1/nowhere", VIEWER).await;
     assert_error(&nowhere, StatusCode::NOT_FOUND, "not_found");
+    let wrong_method = h
+        .call(
+            Method::DELETE,
+            "/api/v1/workflows/loan-x",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_error(
+        &wrong_method,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
 }
 
 /// How many runs the store lists.

@@ -3,6 +3,7 @@
 //! (`auth`). Requests go through the server's router in-process, on a
 //! store with the examples' workflows and a worker running them.
 
+mod api_queries;
 mod api_schedules;
 mod api_signals;
 mod api_support;

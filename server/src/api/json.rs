@@ -90,8 +90,7 @@ pub(crate) fn to_payload(v: &Value) -> Payload {
 /// Standard base64 with padding (RFC 4648), for the rare payload that is
 /// not JSON.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [
@@ -286,7 +285,10 @@ mod tests {
 
     #[test]
     fn a_payload_that_is_not_json_is_shown_as_base64() {
-        assert_eq!(payload(&Payload::from_bytes(b"{\"a\":1}".to_vec())), json!({"a": 1}));
+        assert_eq!(
+            payload(&Payload::from_bytes(b"{\"a\":1}".to_vec())),
+            json!({"a": 1})
+        );
         assert_eq!(
             payload(&Payload::from_bytes(vec![0xff, 0x00, b'a', b'b'])),
             json!({"$bytes_base64": "/wBhYg=="})
@@ -294,6 +296,32 @@ mod tests {
         assert_eq!(base64(b"f"), "Zg==");
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
+    }
+
+    #[test]
+    fn a_task_is_overdue_once_its_deadline_has_passed() {
+        use refrain_history::{CommandSeq, RunId, WorkflowId};
+        use std::time::Duration;
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let task = |deadline: Option<SystemTime>| refrain::HumanTask {
+            workflow_id: WorkflowId::new("loan-1"),
+            run: RunId(7),
+            cmd: CommandSeq(3),
+            task: "review".into(),
+            assignee: "underwriter-1".into(),
+            form: None,
+            deadline,
+            assigned_at: UNIX_EPOCH,
+            level: 0,
+        };
+        let before = now - Duration::from_millis(1);
+        let after = now + Duration::from_millis(1);
+        assert_eq!(human_task(&task(Some(before)), now)["overdue"], true);
+        assert_eq!(human_task(&task(Some(after)), now)["overdue"], false);
+        let open_ended = human_task(&task(None), now);
+        assert_eq!(open_ended["overdue"], false);
+        assert_eq!(open_ended["id"], "7/3");
+        assert_eq!(open_ended["deadline"], Value::Null);
     }
 
     #[test]

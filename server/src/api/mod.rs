@@ -15,9 +15,9 @@ mod tasks;
 mod waiting;
 mod workflows;
 
+use crate::error::{codes, ApiError};
 use crate::state::AppState;
-use crate::error::ApiError;
-use axum::http::{Method, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{any, get, post, MethodRouter};
 use axum::Router;
 
@@ -43,7 +43,11 @@ pub(crate) fn table() -> Vec<Route> {
         route(Method::GET, "/api/v1/openapi.json", get(openapi::serve)),
         route(Method::POST, "/api/v1/workflows", post(workflows::start)),
         route(Method::GET, "/api/v1/workflows", get(workflows::list)),
-        route(Method::GET, "/api/v1/workflows/{id}", get(workflows::describe)),
+        route(
+            Method::GET,
+            "/api/v1/workflows/{id}",
+            get(workflows::describe),
+        ),
         route(
             Method::GET,
             "/api/v1/workflows/{id}/history",
@@ -92,7 +96,11 @@ pub(crate) fn table() -> Vec<Route> {
             post(tasks::decide),
         ),
         route(Method::GET, "/api/v1/schedules", get(schedules::list)),
-        route(Method::GET, "/api/v1/schedules/{id}", get(schedules::describe)),
+        route(
+            Method::GET,
+            "/api/v1/schedules/{id}",
+            get(schedules::describe),
+        ),
         route(
             Method::POST,
             "/api/v1/schedules/{id}/pause",
@@ -112,11 +120,35 @@ pub(crate) fn table() -> Vec<Route> {
 }
 
 pub(crate) fn routes() -> Router<AppState> {
-    table()
+    // One method router per path, so that a method the path does not
+    // take is answered (405) in the API's error shape too.
+    let mut paths: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();
+    for route in table() {
+        match paths.iter_mut().find(|(p, _)| *p == route.path) {
+            Some((_, methods)) => {
+                *methods = std::mem::take(methods).merge(route.handler);
+            }
+            None => paths.push((route.path, route.handler)),
+        }
+    }
+    paths
         .into_iter()
-        .fold(Router::new(), |r, route| r.route(route.path, route.handler))
+        .fold(Router::new(), |r, (path, methods)| {
+            r.route(path, methods.fallback(wrong_method))
+        })
         // Any other path under the API answers in the API's error shape.
         .route("/api/v1/{*rest}", any(no_route))
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        codes::METHOD_NOT_ALLOWED,
+        format!(
+            "{} does not take {method}; GET /api/v1/openapi.json lists its methods",
+            uri.path()
+        ),
+    )
 }
 
 async fn no_route(uri: Uri) -> ApiError {

@@ -8,7 +8,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use refrain::ScheduleError;
+use refrain::{ScheduleError, TriggerOutcome};
 use serde_json::{json, Value};
 
 impl From<ScheduleError> for ApiError {
@@ -79,9 +79,17 @@ pub(crate) async fn trigger(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Operator)?;
-    /*STUB*/ let run: refrain_history::ScheduledRun = Err(ApiError::not_found(id.clone()))?;
+    let (outcome, fire_time, run) = match state.client().trigger_schedule(&id).await? {
+        TriggerOutcome::Started(run) => ("started", run.fire_time, run),
+        TriggerOutcome::Buffered { fire_time, open } => ("buffered", fire_time, open),
+        TriggerOutcome::Skipped { fire_time, open } => ("skipped", fire_time, open),
+    };
+    // `workflow_id` and `run`: the run started, or the open run that
+    // held the fire back.
     Ok(Json(json!({
         "schedule": id,
+        "outcome": outcome,
+        "fire_time": json::time(fire_time),
         "workflow_id": run.workflow_id.as_str(),
         "run": run.run.0,
     })))

@@ -76,7 +76,7 @@ pub(crate) async fn signal_with_start(
     non_empty("workflow_type", &body.workflow_type)?;
     let run = state
         .client()
-        ./*STUB*/signal_with_start_payload_stub(
+        .signal_with_start_payload(
             &body.workflow_type,
             id.as_str(),
             json::to_payload(&body.input),
@@ -177,7 +177,3 @@ pub(crate) async fn terminate(
         .map_err(ClientError::from)?;
     Ok(acted(StatusCode::OK, &id, run))
 }
-
-/*STUB*/
-trait Stub { async fn signal_with_start_payload_stub(&self, _: &str, _: &str, _: refrain::Payload, _: &str, _: refrain::Payload, _: Option<&str>) -> Result<refrain::client_untyped::StartedRun, ApiError> { Err(ApiError::bad_request("x")) } }
-impl Stub for refrain::Client {}

@@ -13,9 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use refrain::history_file::{HistoryExport, HistoryFileError};
 use refrain::{ClientError, StartOptions};
-use refrain_history::{
-    IdConflictPolicy, RunCursor, RunFilter, RunId, RunRecord, WorkflowId,
-};
+use refrain_history::{IdConflictPolicy, RunCursor, RunFilter, RunId, RunRecord, WorkflowId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::SystemTime;
@@ -133,10 +131,7 @@ pub(crate) async fn list(
             })?,
     };
     let filter = filter(&params)?;
-    let cursor = params
-        .cursor
-        .filter(|c| !c.is_empty())
-        .map(RunCursor::new);
+    let cursor = params.cursor.filter(|c| !c.is_empty()).map(RunCursor::new);
     let page = state.client().list_page(&filter, cursor, limit).await?;
     let runs: Vec<Value> = page.runs.iter().map(json::run_summary).collect();
     Ok(Json(json!({
@@ -151,12 +146,12 @@ fn filter(params: &ListParams) -> Result<RunFilter, ApiError> {
         filter.status = Some(json::parse_status(s)?);
     }
     filter.workflow_type = params.workflow_type.clone().filter(|t| !t.is_empty());
-    /*STUB*/ let _ = &params.id_prefix;
+    filter.id_prefix = params.id_prefix.clone().filter(|p| !p.is_empty());
     if let Some(t) = params.started_after.as_deref() {
-        /*STUB*/ let _ = Some(json::parse_time("started_after", t)?);
+        filter.started_after = Some(json::parse_time("started_after", t)?);
     }
     if let Some(t) = params.started_before.as_deref() {
-        /*STUB*/ let _ = Some(json::parse_time("started_before", t)?);
+        filter.started_before = Some(json::parse_time("started_before", t)?);
     }
     Ok(filter)
 }
@@ -169,7 +164,11 @@ pub(crate) async fn describe(
 ) -> Result<Json<Value>, ApiError> {
     let client = state.client();
     let d = client.describe(id.as_str()).await?;
-    let tasks = state.store().human_tasks_of_run(d.run).await.map_err(ClientError::from)?;
+    let tasks = state
+        .store()
+        .human_tasks_of_run(d.run)
+        .await
+        .map_err(ClientError::from)?;
     let now = SystemTime::now();
     let tasks: Vec<Value> = tasks
         .into_iter()

@@ -5,6 +5,8 @@
 //! table, and a test checks that every route has its description and
 //! every description its route.
 
+mod schemas;
+
 use super::workflows::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::auth::ApiCaller;
 use axum::http::Method;
@@ -30,9 +32,7 @@ pub(crate) fn document() -> Value {
         let op = operation(&method, path).unwrap_or_else(|| {
             json!({ "summary": "undocumented", "responses": { "default": { "description": "?" } } })
         });
-        let item = paths
-            .entry(path.to_owned())
-            .or_insert_with(|| json!({}));
+        let item = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
         if let Value::Object(item) = item {
             item.insert(method.as_str().to_ascii_lowercase(), op);
         }
@@ -55,13 +55,14 @@ pub(crate) fn document() -> Value {
         },
         "security": [{ "bearer": [] }],
         "paths": paths,
-        "components": components(),
+        "components": schemas::components(),
     })
 }
 
 // ----- building blocks -----
 
-fn schema(name: &str) -> Value {
+/// A reference to schema `name` of the components.
+pub(super) fn schema(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
@@ -150,7 +151,10 @@ const BAD: (&str, &str) = (
 const FORBIDDEN: (&str, &str) = ("403", "forbidden: the caller's role is too low");
 const NOT_FOUND: (&str, &str) = ("404", "not_found: no workflow with this id");
 const CLOSED: (&str, &str) = ("409", "closed: the workflow is closed");
-const TOO_LARGE: (&str, &str) = ("413", "payload_too_large: a payload exceeds the store's limit");
+const TOO_LARGE: (&str, &str) = (
+    "413",
+    "payload_too_large: a payload exceeds the store's limit",
+);
 
 fn id() -> Value {
     path_param("id", "The workflow id.", false)
@@ -158,12 +162,7 @@ fn id() -> Value {
 
 /// The description of one operation, `None` for a route not described.
 pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
-    let started = || {
-        ok(
-            "The run the start stands for.",
-            schema("Started"),
-        )
-    };
+    let started = || ok("The run the start stands for.", schema("Started"));
     let op = match (method.as_str(), path) {
         ("GET", "/healthz") => json!({
             "summary": "Health check (no authentication).",
@@ -197,12 +196,20 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             params: vec![],
             body: Some(body("StartRequest", true)),
             success: ("201", started()),
-            also: Some(("200", ok("on_conflict returned an existing run (started: false).",
-                schema("Started")))),
+            also: Some((
+                "200",
+                ok(
+                    "on_conflict returned an existing run (started: false).",
+                    schema("Started"),
+                ),
+            )),
             errors: &[
                 BAD,
                 FORBIDDEN,
-                ("409", "already_running: a run of the id is open (on_conflict fail)"),
+                (
+                    "409",
+                    "already_running: a run of the id is open (on_conflict fail)",
+                ),
                 TOO_LARGE,
             ],
         }
@@ -212,20 +219,45 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             role: "viewer",
             params: vec![
                 query_param("status", "Only runs in this state.", schema("Status")),
-                query_param("type", "Only runs of this workflow type.", json!({"type": "string"})),
-                query_param("id_prefix", "Only workflow ids starting with this.", json!({"type": "string"})),
-                query_param("started_after", "Only runs started at or after (RFC 3339).",
-                            json!({"type": "string", "format": "date-time"})),
-                query_param("started_before", "Only runs started before (RFC 3339).",
-                            json!({"type": "string", "format": "date-time"})),
-                query_param("limit", "Page size.", json!({"type": "integer", "minimum": 1,
-                            "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT})),
-                query_param("cursor", "The next_cursor of the previous page.", json!({"type": "string"})),
+                query_param(
+                    "type",
+                    "Only runs of this workflow type.",
+                    json!({"type": "string"}),
+                ),
+                query_param(
+                    "id_prefix",
+                    "Only workflow ids starting with this.",
+                    json!({"type": "string"}),
+                ),
+                query_param(
+                    "started_after",
+                    "Only runs started at or after (RFC 3339).",
+                    json!({"type": "string", "format": "date-time"}),
+                ),
+                query_param(
+                    "started_before",
+                    "Only runs started before (RFC 3339).",
+                    json!({"type": "string", "format": "date-time"}),
+                ),
+                query_param(
+                    "limit",
+                    "Page size.",
+                    json!({"type": "integer", "minimum": 1,
+                            "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
+                ),
+                query_param(
+                    "cursor",
+                    "The next_cursor of the previous page.",
+                    json!({"type": "string"}),
+                ),
             ],
             body: None,
             success: ("200", ok("A page of runs.", schema("RunPage"))),
             also: None,
-            errors: &[BAD, ("400", "bad_cursor: a cursor the server did not give out")],
+            errors: &[
+                BAD,
+                ("400", "bad_cursor: a cursor the server did not give out"),
+            ],
         }
         .build(),
         ("GET", "/api/v1/workflows/{id}") => Op {
@@ -242,13 +274,27 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             summary: "A run's history in the documented JSON history form (what `refrain \
                       export --out x.json` writes).",
             role: "viewer",
-            params: vec![id(), query_param("run", "The run (default: the latest).",
-                                           json!({"type": "integer"}))],
+            params: vec![
+                id(),
+                query_param(
+                    "run",
+                    "The run (default: the latest).",
+                    json!({"type": "integer"}),
+                ),
+            ],
             body: None,
-            success: ("200", ok("The history export (format refrain-history).",
-                                json!({"type": "object"}))),
+            success: (
+                "200",
+                ok(
+                    "The history export (format refrain-history).",
+                    json!({"type": "object"}),
+                ),
+            ),
             also: None,
-            errors: &[BAD, ("404", "not_found: no such workflow, or no such run of it")],
+            errors: &[
+                BAD,
+                ("404", "not_found: no such workflow, or no such run of it"),
+            ],
         }
         .build(),
         ("POST", "/api/v1/workflows/{id}/signals/{name}") => Op {
@@ -267,8 +313,13 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             params: vec![id()],
             body: Some(body("SignalWithStartRequest", true)),
             success: ("201", started()),
-            also: Some(("200", ok("Signalled the open run (started: false).",
-                schema("Started")))),
+            also: Some((
+                "200",
+                ok(
+                    "Signalled the open run (started: false).",
+                    schema("Started"),
+                ),
+            )),
             errors: &[BAD, FORBIDDEN, TOO_LARGE],
         }
         .build(),
@@ -279,8 +330,15 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             body: Some(body("InputBody", false)),
             success: ("200", ok("The handler's answer.", schema("Result"))),
             also: None,
-            errors: &[BAD, NOT_FOUND, ("503", "query_failed: not answered (no worker runs \
-                the type, the workflow does not answer this query, its handler failed)")],
+            errors: &[
+                BAD,
+                NOT_FOUND,
+                (
+                    "503",
+                    "query_failed: not answered (no worker runs \
+                the type, the workflow does not answer this query, its handler failed)",
+                ),
+            ],
         }
         .build(),
         ("POST", "/api/v1/workflows/{id}/updates/{name}") => Op {
@@ -291,9 +349,18 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             body: Some(body("UpdateRequest", false)),
             success: ("200", ok("The handler's result.", schema("Result"))),
             also: None,
-            errors: &[BAD, FORBIDDEN, NOT_FOUND, CLOSED, TOO_LARGE,
-                ("422", "update_rejected: the validator refused (nothing recorded); \
-                         update_failed: the handler failed, or the run closed first")],
+            errors: &[
+                BAD,
+                FORBIDDEN,
+                NOT_FOUND,
+                CLOSED,
+                TOO_LARGE,
+                (
+                    "422",
+                    "update_rejected: the validator refused (nothing recorded); \
+                         update_failed: the handler failed, or the run closed first",
+                ),
+            ],
         }
         .build(),
         ("POST", "/api/v1/workflows/{id}/cancel") => Op {
@@ -332,7 +399,11 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
                       or one of its groups. With assignee: that assignee's open tasks (a \
                       viewer may name only itself or its groups).",
             role: "viewer",
-            params: vec![query_param("assignee", "An assignee name.", json!({"type": "string"}))],
+            params: vec![query_param(
+                "assignee",
+                "An assignee name.",
+                json!({"type": "string"}),
+            )],
             body: None,
             success: ("200", ok("The tasks.", schema("TaskList"))),
             also: None,
@@ -342,12 +413,21 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
         ("GET", "/api/v1/tasks/{run}/{cmd}") => Op {
             summary: "One open human task.",
             role: "viewer",
-            params: vec![path_param("run", "The run.", true), path_param("cmd", "The task's command.", true)],
+            params: vec![
+                path_param("run", "The run.", true),
+                path_param("cmd", "The task's command.", true),
+            ],
             body: None,
             success: ("200", ok("The task.", schema("HumanTask"))),
             also: None,
-            errors: &[BAD, ("404", "not_found: no such task"),
-                      ("409", "closed: the task was decided or closed, or its workflow ended")],
+            errors: &[
+                BAD,
+                ("404", "not_found: no such task"),
+                (
+                    "409",
+                    "closed: the task was decided or closed, or its workflow ended",
+                ),
+            ],
         }
         .build(),
         ("POST", "/api/v1/tasks/{run}/{cmd}/decide") => Op {
@@ -355,14 +435,23 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
                       assignee group, may: any other caller gets 403, admin included. \
                       decided_by is the caller's name (a decided_by field is refused).",
             role: "viewer (the assignee)",
-            params: vec![path_param("run", "The run.", true), path_param("cmd", "The task's command.", true)],
+            params: vec![
+                path_param("run", "The run.", true),
+                path_param("cmd", "The task's command.", true),
+            ],
             body: Some(body("DecideRequest", true)),
             success: ("200", ok("Recorded.", schema("Decided"))),
             also: None,
-            errors: &[BAD, ("403", "forbidden: the task is assigned to someone else"),
-                      ("404", "not_found: no such task"),
-                      ("409", "closed: already decided or closed, or its workflow ended"),
-                      TOO_LARGE],
+            errors: &[
+                BAD,
+                ("403", "forbidden: the task is assigned to someone else"),
+                ("404", "not_found: no such task"),
+                (
+                    "409",
+                    "closed: already decided or closed, or its workflow ended",
+                ),
+                TOO_LARGE,
+            ],
         }
         .build(),
         ("GET", "/api/v1/schedules") => Op {
@@ -370,8 +459,14 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             role: "viewer",
             params: vec![],
             body: None,
-            success: ("200", ok("The schedules.", json!({"type": "object", "required": ["schedules"],
-                "properties": {"schedules": {"type": "array", "items": schema("Schedule")}}}))),
+            success: (
+                "200",
+                ok(
+                    "The schedules.",
+                    json!({"type": "object", "required": ["schedules"],
+                "properties": {"schedules": {"type": "array", "items": schema("Schedule")}}}),
+                ),
+            ),
             also: None,
             errors: &[],
         }
@@ -398,182 +493,24 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
                 body: None,
                 success: ("200", ok("The schedule now.", schema("Schedule"))),
                 also: None,
-            errors: &[FORBIDDEN, ("404", "not_found: no schedule with this id")],
+                errors: &[FORBIDDEN, ("404", "not_found: no schedule with this id")],
             }
             .build()
         }
         ("POST", "/api/v1/schedules/{id}/trigger") => Op {
-            summary: "Fire a schedule now: start its workflow once, outside its trigger.",
+            summary: "Fire a schedule now, as its own fire would under its overlap policy \
+                      (a paused schedule too; it stays paused).",
             role: "operator",
             params: vec![path_param("id", "The schedule id.", false)],
             body: None,
-            success: ("200", ok("The run started.", schema("Triggered"))),
+            success: ("200", ok("What the fire did.", schema("Triggered"))),
             also: None,
-            errors: &[FORBIDDEN, ("404", "not_found: no schedule with this id"),
-                      ("409", "already_running: the run it would start is open")],
+            errors: &[FORBIDDEN, ("404", "not_found: no schedule with this id")],
         }
         .build(),
         _ => return None,
     };
     Some(op)
-}
-
-fn components() -> Value {
-    let time = json!({ "type": "string", "format": "date-time" });
-    let opt_time = json!({ "type": ["string", "null"], "format": "date-time" });
-    let any = json!({});
-    // Several literals: one would pass the `json!` macro's recursion limit.
-    let groups = [
-        json!({
-            "Error": {
-                "type": "object", "required": ["error"],
-                "properties": { "error": { "type": "object", "required": ["code", "message"],
-                    "properties": {
-                        "code": { "type": "string", "enum": [
-                            "bad_request", "bad_cursor", "unauthorized", "forbidden", "csrf",
-                            "not_found", "already_running", "closed", "ambiguous",
-                            "payload_too_large", "update_rejected", "update_failed",
-                            "workflow_failed", "query_failed", "damaged", "unavailable"] },
-                        "message": { "type": "string" } } } }
-            },
-            "Status": { "type": "string", "enum": ["running", "completed", "failed",
-                "continued-as-new", "cancelled", "terminated"] }
-        }),
-        json!({
-            "StartRequest": {
-                "type": "object", "additionalProperties": false,
-                "required": ["workflow_type", "workflow_id"],
-                "properties": {
-                    "workflow_type": { "type": "string" },
-                    "workflow_id": { "type": "string" },
-                    "input": { "description": "The workflow's input (default null)." },
-                    "on_conflict": { "type": "string", "enum": ["fail", "attach_to_open",
-                        "use_existing"], "default": "fail" } }
-            },
-            "SignalWithStartRequest": {
-                "type": "object", "additionalProperties": false,
-                "required": ["signal", "workflow_type"],
-                "properties": {
-                    "signal": { "type": "string" },
-                    "signal_input": any,
-                    "workflow_type": { "type": "string" },
-                    "input": any }
-            },
-            "InputBody": { "type": "object", "additionalProperties": false,
-                "properties": { "input": { "description": "default null" } } },
-            "UpdateRequest": { "type": "object", "additionalProperties": false,
-                "properties": { "input": any, "update_id": { "type": "string" } } },
-            "ReasonBody": { "type": "object", "additionalProperties": false,
-                "properties": { "reason": { "type": "string" } } },
-            "DecideRequest": { "type": "object", "additionalProperties": false,
-                "required": ["decision"],
-                "properties": { "decision": any, "comment": { "type": "string" } } }
-        }),
-        json!({
-            "Started": { "type": "object", "required": ["workflow_id", "run", "started"],
-                "properties": { "workflow_id": { "type": "string" }, "run": { "type": "integer" },
-                    "started": { "type": "boolean" } } },
-            "Acted": { "type": "object", "required": ["workflow_id", "run"],
-                "properties": { "workflow_id": { "type": "string" }, "run": { "type": "integer" } } },
-            "Result": { "type": "object", "required": ["result"], "properties": { "result": any } },
-            "Decided": { "type": "object", "required": ["workflow_id", "run", "task", "decided_by"],
-                "properties": { "workflow_id": { "type": "string" }, "run": { "type": "integer" },
-                    "task": { "type": "string" }, "decided_by": { "type": "string" } } },
-            "Triggered": { "type": "object", "required": ["schedule", "workflow_id", "run"],
-                "properties": { "schedule": { "type": "string" },
-                    "workflow_id": { "type": "string" }, "run": { "type": "integer" } } }
-        }),
-        json!({
-            "RunSummary": { "type": "object",
-                "required": ["workflow_id", "run", "workflow_type", "status", "started_at", "closed_at"],
-                "properties": { "workflow_id": { "type": "string" }, "run": { "type": "integer" },
-                    "workflow_type": { "type": "string" }, "status": schema("Status"),
-                    "started_at": time, "closed_at": opt_time } },
-            "RunPage": { "type": "object", "required": ["runs", "next_cursor"],
-                "properties": { "runs": { "type": "array", "items": schema("RunSummary") },
-                    "next_cursor": { "type": ["string", "null"] } } },
-            "Failure": { "type": "object",
-                "properties": { "kind": { "type": "string" }, "message": { "type": "string" },
-                    "non_retryable": { "type": "boolean" },
-                    "cause": { "type": "string", "enum": ["application", "panicked",
-                        "not-registered", "cancelled", "terminated", "timeout-start-to-close",
-                        "timeout-schedule-to-close", "timeout-heartbeat"] },
-                    "details": any } },
-            "Waiting": { "type": "object", "required": ["kind", "text"],
-                "description": "One thing the run waits on: kind, a sentence, and the kind's \
-                    fields (activity: cmd, activity_type, attempt, max_attempts, running_until, \
-                    next_attempt_at, last_failure; timer: cmd, fire_at; human_task: id, cmd, \
-                    task, assignee, deadline, level; child: cmd, workflow_id; activation: \
-                    events, first; task_failure: message).",
-                "properties": { "kind": { "type": "string", "enum": ["activation",
-                    "task_failure", "activity", "timer", "human_task", "child", "signal"] },
-                    "text": { "type": "string" } } }
-        }),
-        json!({
-            "PendingActivity": { "type": "object", "properties": {
-                "cmd": { "type": "integer" }, "activity_type": { "type": "string" },
-                "attempt": { "type": "integer" }, "running": { "type": "boolean" },
-                "first_scheduled_at": time, "next_attempt_at": opt_time,
-                "attempt_deadline": opt_time, "last_failure": any } },
-            "PendingTimer": { "type": "object", "properties": {
-                "cmd": { "type": "integer" }, "fire_at": time } },
-            "HumanTask": { "type": "object",
-                "required": ["id", "workflow_id", "run", "cmd", "task", "assignee", "form",
-                    "deadline", "assigned_at", "level", "overdue"],
-                "properties": { "id": { "type": "string", "description": "RUN/CMD" },
-                    "workflow_id": { "type": "string" }, "run": { "type": "integer" },
-                    "cmd": { "type": "integer" }, "task": { "type": "string" },
-                    "assignee": { "type": "string" }, "form": any, "deadline": opt_time,
-                    "assigned_at": time, "level": { "type": "integer" },
-                    "overdue": { "type": "boolean", "description": "deadline < now" } } },
-            "TaskList": { "type": "object", "required": ["tasks"],
-                "properties": { "tasks": { "type": "array", "items": schema("HumanTask") } } }
-        }),
-        json!({
-            "Description": { "type": "object", "properties": {
-                "workflow_id": { "type": "string" }, "run": { "type": "integer" },
-                "workflow_type": { "type": "string" }, "status": schema("Status"),
-                "started_at": time, "closed_at": opt_time, "result": any,
-                "failure": { "oneOf": [schema("Failure"), { "type": "null" }] },
-                "history_events": { "type": "integer" },
-                "waiting_on": { "type": "array", "items": schema("Waiting") },
-                "pending_activities": { "type": "array", "items": schema("PendingActivity") },
-                "pending_timers": { "type": "array", "items": schema("PendingTimer") },
-                "human_tasks": { "type": "array", "items": schema("HumanTask") },
-                "last_task_failure": { "type": ["string", "null"] },
-                "parent": { "type": ["object", "null"], "properties": {
-                    "workflow_id": { "type": "string" }, "run": { "type": "integer" },
-                    "cmd": { "type": "integer" } } },
-                "continued_from": { "type": ["integer", "null"] },
-                "continued_to": { "type": ["integer", "null"] } } },
-            "Schedule": { "type": "object", "properties": {
-                "id": { "type": "string" }, "workflow_type": { "type": "string" },
-                "input": any,
-                "trigger": { "oneOf": [
-                    { "type": "object", "required": ["every_ms"],
-                      "properties": { "every_ms": { "type": "integer" } } },
-                    { "type": "object", "required": ["cron"],
-                      "properties": { "cron": { "type": "string" } } }] },
-                "overlap": { "type": "string", "enum": ["skip", "buffer-one", "allow-all"] },
-                "catchup_window_ms": { "type": "integer" }, "created_at": time,
-                "paused": { "type": "boolean" }, "next_fire": opt_time, "last_fire": opt_time,
-                "last_run": { "type": ["object", "null"], "properties": {
-                    "fire_time": time, "workflow_id": { "type": "string" },
-                    "run": { "type": "integer" } } },
-                "buffered_fire": opt_time, "runs_started": { "type": "integer" },
-                "skipped": { "type": "integer" }, "missed": { "type": "integer" } } }
-        }),
-    ];
-    let mut schemas = Map::new();
-    for group in groups {
-        if let Value::Object(m) = group {
-            schemas.extend(m);
-        }
-    }
-    json!({
-        "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-        "schemas": schemas,
-    })
 }
 
 #[cfg(test)]
@@ -603,7 +540,10 @@ mod tests {
                     table.iter().any(|(tm, tp)| *tm == m && tp == path),
                     "{method} {path} is described but not served"
                 );
-                assert!(op["responses"].is_object(), "{method} {path} has no responses");
+                assert!(
+                    op["responses"].is_object(),
+                    "{method} {path} has no responses"
+                );
             }
         }
         assert_eq!(described, table.len());
@@ -616,7 +556,10 @@ mod tests {
         let schemas = doc["components"]["schemas"].as_object().expect("schemas");
         for piece in text.split("#/components/schemas/").skip(1) {
             let name: String = piece.chars().take_while(|c| c.is_alphanumeric()).collect();
-            assert!(schemas.contains_key(&name), "{name} is referenced, not defined");
+            assert!(
+                schemas.contains_key(&name),
+                "{name} is referenced, not defined"
+            );
         }
     }
 }
