@@ -48,7 +48,8 @@ pub enum Underwriter {
 /// stories do not interleave: starts each (or resumes the run a killed
 /// process left open, or finds it already closed), plays bo and
 /// underwriter-1 on loan-bo (bo amends the amount while the review waits,
-/// then underwriter-1 decides), and prints the outcome and the history. A
+/// then underwriter-1 decides, or a person does: [`Underwriter`]), and
+/// waits for each to end, printing the outcome and the history. A
 /// worker from [`start_worker`](super::start_worker) must be running on
 /// the client's store.
 ///
