@@ -118,3 +118,67 @@ pub async fn keep_serving(serving: Option<Serving>) -> Result<()> {
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use refrain::{Store, StoreConfig};
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn client() -> Client {
+        Client::new(Store::in_memory(StoreConfig::default()))
+    }
+
+    #[tokio::test]
+    async fn without_serve_nothing_is_started() {
+        let args = Args::try_parse_from(["example"]).unwrap();
+        assert!(!args.serve.enabled());
+        assert!(args.serve.start(client()).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn identities_without_serve_is_refused() {
+        let e = Args::try_parse_from(["example", "--identities", "ids.toml"])
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("--serve"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_identities_file_is_named_and_nothing_listens() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("identities.toml");
+        let args = Args::try_parse_from([
+            "example",
+            "--serve",
+            "127.0.0.1:0",
+            "--identities",
+            missing.to_str().unwrap(),
+        ])
+        .unwrap();
+        let e = match args.serve.start(client()).await {
+            Ok(_) => panic!("started with a missing identities file"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(e.contains(&missing.display().to_string()), "{e}");
+    }
+
+    #[tokio::test]
+    async fn serve_starts_the_server_on_the_address() {
+        let args = Args::try_parse_from(["example", "--serve", "127.0.0.1:0"]).unwrap();
+        let serving = args.serve.start(client()).await.unwrap().expect("serving");
+        assert!(
+            serving.url().starts_with("http://127.0.0.1:"),
+            "{}",
+            serving.url()
+        );
+        assert!(!serving.url().ends_with(":0"), "{}", serving.url());
+        serving.0.shutdown().await;
+    }
+}
