@@ -151,7 +151,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unreadable_identities_file_is_named_and_nothing_listens() {
+    async fn an_unreadable_identities_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("identities.toml");
         let args = Args::try_parse_from([
