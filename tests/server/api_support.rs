@@ -1,10 +1,18 @@
 //! What the `api_*` tests share: loan applications as the API takes
 //! them, and waits on what the API reports.
 
-use crate::harness::{Harness, Reply, OPERATOR, VIEWER};
-use axum::http::StatusCode;
+use crate::harness::{identities, Harness, Reply, OPERATOR, VIEWER};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use refrain::{Store, StoreConfig};
+use refrain_server::Server;
 use refrain_tests::env::eventually;
+use refrain_worker::{Worker, WorkerBuilder};
 use serde_json::{json, Value};
+use std::time::Duration;
+use tempfile::TempDir;
+use tower::ServiceExt;
 
 /// An hour, in milliseconds: a wait no test reaches.
 pub const HOUR_MS: u64 = 3_600_000;
@@ -90,4 +98,78 @@ pub fn assert_error(r: &Reply, status: StatusCode, code: &str) {
     assert_eq!(r.status, status, "{}", r.body);
     assert_eq!(r.body["error"]["code"], code, "{}", r.body);
     assert!(r.body["error"]["message"].is_string(), "{}", r.body);
+}
+
+/// A server over a worker with a test's own workflows (the harness has
+/// the examples'), with the harness's identities.
+pub struct OwnServer {
+    pub router: Router,
+    worker: Worker,
+    _dir: TempDir,
+}
+
+impl OwnServer {
+    /// Registers what `register` adds on a fresh store and starts it.
+    pub fn new(register: impl FnOnce(WorkerBuilder) -> WorkerBuilder) -> Self {
+        refrain_tests::env::init_tracing();
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path().join("db"), StoreConfig::default()).expect("store");
+        let worker = register(Worker::builder(store)).start();
+        let (router, _) = Server::new(worker.client())
+            .identities(identities())
+            .into_router();
+        OwnServer {
+            router,
+            worker,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the worker.
+    pub async fn stop(self) {
+        self.worker.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+/// Sends `method path` with `token` and a JSON body (none if `Null`).
+pub async fn request(
+    router: &Router,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> Reply {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"));
+    let req = if body.is_null() {
+        req.body(Body::empty())
+    } else {
+        req.header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+    }
+    .expect("request");
+    let res = router.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `POST path` with `token` and a JSON body.
+pub async fn post(router: &Router, path: &str, token: &str, body: Value) -> Reply {
+    request(router, Method::POST, path, token, body).await
+}
+
+/// `GET path` with `token`.
+pub async fn get(router: &Router, path: &str, token: &str) -> Reply {
+    request(router, Method::GET, path, token, Value::Null).await
 }

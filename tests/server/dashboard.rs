@@ -6,9 +6,9 @@
 //! write nothing; an escalated task in the next assignee's inbox and in
 //! the KPIs; schedules paused and triggered by operators only.
 
+use crate::dashboard_support::{login, page, submit};
 use crate::harness::{Harness, MANAGER, OPERATOR, UNDERWRITER, VIEWER};
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::StatusCode;
 use refrain::WorkflowHandle;
 use refrain::{schedule_for, Trigger};
 use refrain_examples::loan_approval::{
@@ -17,85 +17,6 @@ use refrain_examples::loan_approval::{
 use refrain_history::{Event, EventSeq, RunId};
 use refrain_tests::env::{eventually, result_of};
 use std::time::Duration;
-
-/// A logged-in browser: its session cookie and the CSRF token its forms
-/// carry.
-struct Browser {
-    cookie: String,
-    csrf: String,
-}
-
-/// A session of the identity whose access token is `token`, as the login
-/// form makes.
-fn login(h: &Harness, token: &str) -> Browser {
-    let auth = h.state.auth();
-    let identity = auth.identities.by_token(token).expect("a test identity");
-    let session = auth.sessions.create(identity);
-    let csrf = auth.sessions.get(&session).expect("live session").csrf;
-    Browser {
-        cookie: format!("refrain_session={session}"),
-        csrf,
-    }
-}
-
-fn form_encode(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| {
-            let enc = |s: &str| {
-                s.bytes()
-                    .map(|b| match b {
-                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                            (b as char).to_string()
-                        }
-                        _ => format!("%{b:02X}"),
-                    })
-                    .collect::<String>()
-            };
-            format!("{}={}", enc(k), enc(v))
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// A page's status and HTML.
-async fn page(h: &Harness, b: &Browser, path: &str) -> (StatusCode, String) {
-    let req = Request::builder()
-        .method(Method::GET)
-        .uri(path)
-        .header("cookie", &b.cookie)
-        .body(Body::empty())
-        .expect("request");
-    let reply = h.send(req).await;
-    let html = reply.body.as_str().unwrap_or_default().to_owned();
-    (reply.status, html)
-}
-
-/// Posts a form; returns the status, the redirect target (if any) and the
-/// HTML.
-async fn submit(
-    h: &Harness,
-    b: &Browser,
-    path: &str,
-    fields: &[(&str, &str)],
-) -> (StatusCode, String, String) {
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header("cookie", &b.cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from(form_encode(fields)))
-        .expect("request");
-    let reply = h.send(req).await;
-    let location = reply
-        .headers
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let html = reply.body.as_str().unwrap_or_default().to_owned();
-    (reply.status, location, html)
-}
 
 /// bo's application, whose reviewers are never reminded nor escalated
 /// during a test.
@@ -155,7 +76,7 @@ async fn a_waiting_loan_shows_where_it_waits_on_every_page() {
     let (_handle, run, task_path) = waiting_loan(&h).await;
     let viewer = login(&h, VIEWER);
 
-    let (status, runs) = page(&h, &viewer, "/runs").await;
+    let (status, runs) = page(&h.router, &viewer, "/runs").await;
     assert_eq!(status, StatusCode::OK, "{runs}");
     assert!(
         runs.contains(&format!("href=\"/runs/loan-bo?run={}\"", run.0)),
@@ -173,14 +94,14 @@ async fn a_waiting_loan_shows_where_it_waits_on_every_page() {
         row.contains("human task underwriting-review assigned to underwriter-1"),
         "the row says where it waits: {row}"
     );
-    let (_, filtered) = page(&h, &viewer, "/runs?status=completed&id=loan-").await;
+    let (_, filtered) = page(&h.router, &viewer, "/runs?status=completed&id=loan-").await;
     assert!(!filtered.contains("/runs/loan-bo?"), "{filtered}");
-    let (_, by_prefix) = page(&h, &viewer, "/runs?id=loan-b").await;
+    let (_, by_prefix) = page(&h.router, &viewer, "/runs?id=loan-b").await;
     assert!(by_prefix.contains("/runs/loan-bo?"), "{by_prefix}");
-    let (status, _) = page(&h, &viewer, "/runs?status=sleeping").await;
+    let (status, _) = page(&h.router, &viewer, "/runs?status=sleeping").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    let (status, run_page) = page(&h, &viewer, "/runs/loan-bo").await;
+    let (status, run_page) = page(&h.router, &viewer, "/runs/loan-bo").await;
     assert_eq!(status, StatusCode::OK, "{run_page}");
     assert!(run_page.contains("Waiting on"), "{run_page}");
     assert!(
@@ -201,23 +122,23 @@ async fn a_waiting_loan_shows_where_it_waits_on_every_page() {
         "a viewer gets no operator form"
     );
     let operator = login(&h, OPERATOR);
-    let (_, as_operator) = page(&h, &operator, "/runs/loan-bo").await;
+    let (_, as_operator) = page(&h.router, &operator, "/runs/loan-bo").await;
     assert!(as_operator.contains("action=\"/runs/loan-bo/cancel\""));
     assert!(as_operator.contains(&format!("name=\"csrf\" value=\"{}\"", operator.csrf)));
-    let (status, _) = page(&h, &viewer, "/runs/loan-nobody").await;
+    let (status, _) = page(&h.router, &viewer, "/runs/loan-nobody").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    let (status, task) = page(&h, &viewer, &task_path).await;
+    let (status, task) = page(&h.router, &viewer, &task_path).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         task.contains("&quot;applicant&quot;: &quot;bo&quot;"),
         "{task}"
     );
 
-    let (status, kpis) = page(&h, &viewer, "/kpis").await;
+    let (status, kpis) = page(&h.router, &viewer, "/kpis").await;
     assert_eq!(status, StatusCode::OK);
     assert!(kpis.contains("loan-approval"), "{kpis}");
-    let (status, _) = page(&h, &viewer, "/schedules").await;
+    let (status, _) = page(&h.router, &viewer, "/schedules").await;
     assert_eq!(status, StatusCode::OK);
     crate::harness::stop(h).await;
 }
@@ -227,25 +148,25 @@ async fn the_inbox_shows_a_task_to_its_assignee_only() {
     let h = Harness::new().await;
     let (_handle, _run, task_path) = waiting_loan(&h).await;
     let underwriter = login(&h, UNDERWRITER);
-    let (status, inbox) = page(&h, &underwriter, "/inbox").await;
+    let (status, inbox) = page(&h.router, &underwriter, "/inbox").await;
     assert_eq!(status, StatusCode::OK);
     assert!(inbox.contains(&format!("href=\"{task_path}\"")), "{inbox}");
     assert!(inbox.contains("underwriting-review"));
-    let (_, task) = page(&h, &underwriter, &task_path).await;
+    let (_, task) = page(&h.router, &underwriter, &task_path).await;
     assert!(task.contains(&format!("action=\"{task_path}\"")), "{task}");
-    let (_, run_page) = page(&h, &underwriter, "/runs/loan-bo").await;
+    let (_, run_page) = page(&h.router, &underwriter, "/runs/loan-bo").await;
     assert!(
         run_page.contains(&format!("<a href=\"{task_path}\">decide</a>")),
         "the waiting panel leads the assignee to the task: {run_page}"
     );
 
     let manager = login(&h, MANAGER);
-    let (_, theirs) = page(&h, &manager, "/inbox").await;
+    let (_, theirs) = page(&h.router, &manager, "/inbox").await;
     assert!(!theirs.contains("underwriting-review"), "{theirs}");
     assert!(theirs.contains("Nothing waits for you."));
-    let (_, run_page) = page(&h, &manager, "/runs/loan-bo").await;
+    let (_, run_page) = page(&h.router, &manager, "/runs/loan-bo").await;
     assert!(!run_page.contains(&format!("href=\"{task_path}\"")));
-    let (_, task) = page(&h, &manager, &task_path).await;
+    let (_, task) = page(&h.router, &manager, &task_path).await;
     assert!(!task.contains("<form class=\"decide\""), "{task}");
     assert!(task.contains("Only underwriter-1 can decide"));
     crate::harness::stop(h).await;
@@ -257,7 +178,7 @@ async fn deciding_in_the_inbox_completes_the_run_and_the_timeline_says_who_and_w
     let (handle, run, task_path) = waiting_loan(&h).await;
     let underwriter = login(&h, UNDERWRITER);
     let (status, to, html) = submit(
-        &h,
+        &h.router,
         &underwriter,
         &task_path,
         &[
@@ -289,7 +210,7 @@ async fn deciding_in_the_inbox_completes_the_run_and_the_timeline_says_who_and_w
             Some("thin file, <b>steady</b> income".to_owned())
         ))
     );
-    let (_, run_page) = page(&h, &underwriter, &to).await;
+    let (_, run_page) = page(&h.router, &underwriter, &to).await;
     assert!(
         run_page.contains("<span class=\"status completed\">completed</span>"),
         "{run_page}"
@@ -308,7 +229,7 @@ async fn deciding_in_the_inbox_completes_the_run_and_the_timeline_says_who_and_w
     );
     assert!(!run_page.contains("<b>steady</b>"));
     // Decided once: the task is gone.
-    let (status, _) = page(&h, &underwriter, &task_path).await;
+    let (status, _) = page(&h.router, &underwriter, &task_path).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // ada's loans are decided by the model alone: of the three closed
@@ -325,7 +246,7 @@ async fn deciding_in_the_inbox_completes_the_run_and_the_timeline_says_who_and_w
             .unwrap();
         result_of(&run).await.expect("ada's loan completes");
     }
-    let (_, kpis) = page(&h, &underwriter, "/kpis").await;
+    let (_, kpis) = page(&h.router, &underwriter, "/kpis").await;
     let row = kpis
         .split("<tr>")
         .find(|r| r.contains("/runs?type=loan-approval"))
@@ -354,16 +275,16 @@ async fn forms_without_the_sessions_csrf_token_are_refused_and_write_nothing() {
     let underwriter = login(&h, UNDERWRITER);
     let operator = login(&h, OPERATOR);
     let decision = [("decision", "\"Approve\""), ("comment", "ok")];
-    let (missing, _, html) = submit(&h, &underwriter, &task_path, &decision).await;
+    let (missing, _, html) = submit(&h.router, &underwriter, &task_path, &decision).await;
     assert_eq!(missing, StatusCode::FORBIDDEN, "{html}");
     assert!(html.contains("csrf"), "{html}");
     // Another session's token is as wrong as none.
     let mut wrong = decision.to_vec();
     wrong.push(("csrf", &operator.csrf));
-    let (status, _, _) = submit(&h, &underwriter, &task_path, &wrong).await;
+    let (status, _, _) = submit(&h.router, &underwriter, &task_path, &wrong).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = submit(
-        &h,
+        &h.router,
         &operator,
         "/runs/loan-bo/cancel",
         &[("csrf", "not-the-token"), ("reason", "forged")],
@@ -371,7 +292,7 @@ async fn forms_without_the_sessions_csrf_token_are_refused_and_write_nothing() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = submit(
-        &h,
+        &h.router,
         &operator,
         "/runs/loan-bo/signal",
         &[("name", "amend"), ("value", "1")],
@@ -390,13 +311,14 @@ async fn forms_without_the_sessions_csrf_token_are_refused_and_write_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task() {
+async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task_and_operators_act_in_their_name(
+) {
     let h = Harness::new().await;
     let (_handle, run, task_path) = waiting_loan(&h).await;
     let before = sent(&h, run).await;
     let viewer = login(&h, VIEWER);
     let (status, _, html) = submit(
-        &h,
+        &h.router,
         &viewer,
         "/runs/loan-bo/cancel",
         &[("csrf", &viewer.csrf), ("reason", "not mine to cancel")],
@@ -407,7 +329,7 @@ async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task() {
 
     let manager = login(&h, MANAGER);
     let (status, _, html) = submit(
-        &h,
+        &h.router,
         &manager,
         &task_path,
         &[("csrf", &manager.csrf), ("decision", "\"Reject\"")],
@@ -419,10 +341,51 @@ async fn a_viewer_may_not_cancel_nor_anyone_decide_another_persons_task() {
     let tasks = h.client.list_human_tasks("underwriter-1").await.unwrap();
     assert_eq!(tasks.len(), 1, "the task is still open");
 
-    // The same cancel by an operator goes through, in its name.
+    // An operator's signal is recorded with its sender; a value that is
+    // not JSON is refused and sends nothing.
     let operator = login(&h, OPERATOR);
+    let (status, _, html) = submit(
+        &h.router,
+        &operator,
+        "/runs/loan-bo/signal",
+        &[
+            ("csrf", &operator.csrf),
+            ("name", "note"),
+            ("value", "{oops"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert_eq!(sent(&h, run).await, before);
+    let (status, _, html) = submit(
+        &h.router,
+        &operator,
+        "/runs/loan-bo/signal",
+        &[
+            ("csrf", &operator.csrf),
+            ("name", "note"),
+            ("value", r#"{"text": "called the applicant"}"#),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
+    let sender = eventually("the signal in the history", async || {
+        history(&h, run).await.into_iter().find_map(|e| match e {
+            Event::SignalReceived { name, sender, .. } if name == "note" => Some(sender),
+            _ => None,
+        })
+    })
+    .await;
+    assert_eq!(sender.as_deref(), Some("operator"));
+    let (_, run_page) = page(&h.router, &operator, "/runs/loan-bo").await;
+    assert!(
+        run_page.contains("signal <strong>note</strong> from <strong>operator</strong>"),
+        "{run_page}"
+    );
+
+    // The same cancel by an operator goes through, in its name.
     let (status, to, html) = submit(
-        &h,
+        &h.router,
         &operator,
         "/runs/loan-bo/cancel",
         &[
@@ -466,7 +429,7 @@ async fn operators_pause_and_trigger_schedules_and_viewers_only_see_them() {
     };
 
     let viewer = login(&h, VIEWER);
-    let (status, list) = page(&h, &viewer, "/schedules").await;
+    let (status, list) = page(&h.router, &viewer, "/schedules").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         list.contains("hourly-loans") && list.contains("every 1h00m"),
@@ -474,7 +437,7 @@ async fn operators_pause_and_trigger_schedules_and_viewers_only_see_them() {
     );
     assert!(!list.contains("/schedules/hourly-loans/pause"), "{list}");
     let (status, _, _) = submit(
-        &h,
+        &h.router,
         &viewer,
         "/schedules/hourly-loans/pause",
         &[("csrf", &viewer.csrf)],
@@ -482,12 +445,12 @@ async fn operators_pause_and_trigger_schedules_and_viewers_only_see_them() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let operator = login(&h, OPERATOR);
-    let (status, _, _) = submit(&h, &operator, "/schedules/hourly-loans/pause", &[]).await;
+    let (status, _, _) = submit(&h.router, &operator, "/schedules/hourly-loans/pause", &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(!paused().await, "refused forms paused nothing");
 
     let (status, to, _) = submit(
-        &h,
+        &h.router,
         &operator,
         "/schedules/hourly-loans/pause",
         &[("csrf", &operator.csrf)],
@@ -495,14 +458,14 @@ async fn operators_pause_and_trigger_schedules_and_viewers_only_see_them() {
     .await;
     assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/schedules"));
     assert!(paused().await);
-    let (_, list) = page(&h, &operator, "/schedules").await;
+    let (_, list) = page(&h.router, &operator, "/schedules").await;
     assert!(
         list.contains("action=\"/schedules/hourly-loans/resume\""),
         "{list}"
     );
 
     let (status, to, html) = submit(
-        &h,
+        &h.router,
         &operator,
         "/schedules/hourly-loans/trigger",
         &[("csrf", &operator.csrf)],
@@ -515,16 +478,16 @@ async fn operators_pause_and_trigger_schedules_and_viewers_only_see_them() {
         to.starts_with("/runs/hourly-loans%40") && to.ends_with(&format!("?run={}", started.run.0)),
         "{to}"
     );
-    let (status, run_page) = page(&h, &operator, &to).await;
+    let (status, run_page) = page(&h.router, &operator, &to).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         run_page.contains(started.workflow_id.as_str()),
         "{run_page}"
     );
-    let (status, _) = page(&h, &operator, "/schedules/nope/pause").await;
+    let (status, _) = page(&h.router, &operator, "/schedules/nope/pause").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     let (status, _, _) = submit(
-        &h,
+        &h.router,
         &operator,
         "/schedules/nope/pause",
         &[("csrf", &operator.csrf)],
@@ -555,23 +518,23 @@ async fn an_escalated_task_moves_to_the_next_inbox_and_counts_as_escalated() {
     let task_path = format!("/inbox/{}/{}", task.run.0, task.cmd.0);
 
     let manager = login(&h, MANAGER);
-    let (_, inbox) = page(&h, &manager, "/inbox").await;
+    let (_, inbox) = page(&h.router, &manager, "/inbox").await;
     assert!(inbox.contains(&format!("href=\"{task_path}\"")), "{inbox}");
-    let (_, task_page) = page(&h, &manager, &task_path).await;
+    let (_, task_page) = page(&h.router, &manager, &task_path).await;
     assert!(task_page.contains("1 (escalated)"), "{task_page}");
     assert!(task_page.contains(&format!("action=\"{task_path}\"")));
     let underwriter = login(&h, UNDERWRITER);
-    let (_, theirs) = page(&h, &underwriter, "/inbox").await;
+    let (_, theirs) = page(&h.router, &underwriter, "/inbox").await;
     assert!(!theirs.contains(&task_path), "no longer underwriter-1's");
 
-    let (_, run_page) = page(&h, &manager, "/runs/loan-bo").await;
+    let (_, run_page) = page(&h.router, &manager, "/runs/loan-bo").await;
     assert!(
         run_page.contains(
             "from underwriter-1 to <strong class=\"who\">credit-manager</strong> (level 1)"
         ),
         "{run_page}"
     );
-    let (_, kpis) = page(&h, &manager, "/kpis").await;
+    let (_, kpis) = page(&h.router, &manager, "/kpis").await;
     let row = kpis
         .split("<tr>")
         .find(|r| r.contains("/runs?type=loan-approval"))

@@ -3,6 +3,7 @@
 //! (`auth`). Requests go through the server's router in-process, on a
 //! store with the examples' workflows and a worker running them.
 
+mod api_groups;
 mod api_queries;
 mod api_schedules;
 mod api_signals;
@@ -11,6 +12,8 @@ mod api_tasks;
 mod api_workflows;
 mod auth;
 mod dashboard;
+mod dashboard_groups;
 mod dashboard_scale;
+mod dashboard_support;
 mod harness;
 mod waiting;
