@@ -90,7 +90,7 @@ async fn an_underwriter_decides_loan_bo_in_the_dashboard_inbox() {
     assert!(row.contains("running"), "loan-bo is open: {row:?}");
     page.screenshot("runs").await;
 
-    page.open_link("loan-bo").await;
+    page.open_link("loan-bo", "/runs/loan-bo").await;
     let waiting = page.section("section.waiting").await;
     assert!(
         waiting.contains("underwriting-review") && waiting.contains(UNDERWRITER),
@@ -103,7 +103,7 @@ async fn an_underwriter_decides_loan_bo_in_the_dashboard_inbox() {
     page.log_in(&token).await;
     let who = page.section("form.logout .who").await;
     assert!(who.contains(UNDERWRITER), "logged in as {who:?}");
-    page.open_link("Inbox").await;
+    page.open_link("Inbox", "/inbox").await;
     let row = page.row_of("loan-bo").await;
     assert!(
         row.contains("underwriting-review") && row.contains(UNDERWRITER),
@@ -112,7 +112,7 @@ async fn an_underwriter_decides_loan_bo_in_the_dashboard_inbox() {
     page.screenshot("inbox").await;
     page.open_task("loan-bo").await;
     // The decision is the workflow's `Verdict`, as JSON.
-    page.decide("\"Approve\"", COMMENT).await;
+    page.decide("loan-bo", "\"Approve\"", COMMENT).await;
 
     // 3. The run completes; the timeline shows who decided what and why.
     app.wait_for(Stream::Stdout, GIVE_UP, "loan-bo approved", |line| {
@@ -135,6 +135,7 @@ async fn an_underwriter_decides_loan_bo_in_the_dashboard_inbox() {
         line.contains("still serving on").then_some(())
     });
     client.goto(&format!("{base}/runs")).await.unwrap();
+    page.expect_path("/runs").await;
     let row = page.row_of("loan-cy").await;
     assert!(row.contains("completed"), "loan-cy: {row:?}");
 

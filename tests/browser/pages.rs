@@ -22,15 +22,18 @@ impl<'a> Page<'a> {
         }
     }
 
-    /// The visible text of the page.
+    /// The visible text of the page. Retried while a navigation replaces
+    /// the document under the lookup (a stale element).
     pub async fn text(&self) -> String {
-        self.client
-            .find(Locator::Css("body"))
-            .await
-            .expect("a body")
-            .text()
-            .await
-            .expect("its text")
+        let give_up = Instant::now() + GIVE_UP;
+        loop {
+            let read = async { self.client.find(Locator::Css("body")).await?.text().await };
+            match read.await {
+                Ok(text) => return text,
+                Err(e) => assert!(Instant::now() < give_up, "no page text: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The path of the page shown.
@@ -43,38 +46,55 @@ impl<'a> Page<'a> {
             .to_owned()
     }
 
+    /// Waits until the browser shows `path`: a click that submits a form
+    /// returns before the next page is there.
     pub async fn expect_path(&self, path: &str) {
-        let shown = self.path().await;
-        assert_eq!(shown, path, "page text:\n{}", self.text().await);
+        let give_up = Instant::now() + GIVE_UP;
+        loop {
+            if self.path().await == path {
+                return;
+            }
+            if Instant::now() >= give_up {
+                panic!(
+                    "{} shown instead of {path}:\n{}",
+                    self.path().await,
+                    self.text().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
-    /// The text of the first element `css` selects.
+    /// The text of the first element `css` selects, once there is one.
     pub async fn section(&self, css: &str) -> String {
-        match self.client.find(Locator::Css(css)).await {
-            Ok(e) => e.text().await.expect("its text"),
-            Err(e) => panic!(
-                "no {css} ({e}) on {}:\n{}",
-                self.path().await,
-                self.text().await
-            ),
-        }
+        self.text_of(Locator::Css(css), css).await
     }
 
     /// The text of the table row with a link named `needle`.
     pub async fn row_of(&self, needle: &str) -> String {
         let xpath = format!("//tr[.//a[normalize-space()='{needle}']]");
-        match self.client.find(Locator::XPath(&xpath)).await {
-            Ok(row) => row.text().await.expect("the row's text"),
-            Err(e) => panic!(
-                "no row for {needle} ({e}) on {}:\n{}",
-                self.path().await,
-                self.text().await
-            ),
+        self.text_of(Locator::XPath(&xpath), &format!("row of {needle}"))
+            .await
+    }
+
+    async fn text_of(&self, locator: Locator<'_>, what: &str) -> String {
+        let give_up = Instant::now() + GIVE_UP;
+        loop {
+            let read = async { self.client.find(locator).await?.text().await };
+            match read.await {
+                Ok(text) => return text,
+                Err(e) if Instant::now() >= give_up => panic!(
+                    "no {what} ({e}) on {}:\n{}",
+                    self.path().await,
+                    self.text().await
+                ),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
         }
     }
 
-    /// Follows the link whose text is `text`.
-    pub async fn open_link(&self, text: &str) {
+    /// Follows the link whose text is `text`, to `path`.
+    pub async fn open_link(&self, text: &str, path: &str) {
         let link = match self.client.find(Locator::LinkText(text)).await {
             Ok(link) => link,
             Err(e) => panic!(
@@ -84,6 +104,7 @@ impl<'a> Page<'a> {
             ),
         };
         link.click().await.expect("following the link");
+        self.expect_path(path).await;
     }
 
     /// Logs out with the button in the page's header.
@@ -128,9 +149,9 @@ impl<'a> Page<'a> {
         }
     }
 
-    /// On a task's page: types `decision` (JSON) and `comment`, and
-    /// submits.
-    pub async fn decide(&self, decision: &str, comment: &str) {
+    /// On the page of a task of run `workflow_id`: types `decision` (JSON)
+    /// and `comment`, and submits.
+    pub async fn decide(&self, workflow_id: &str, decision: &str, comment: &str) {
         for (field, value) in [("#decision", decision), ("#comment", comment)] {
             match self.client.find(Locator::Css(field)).await {
                 Ok(e) => e.send_keys(value).await.expect("typing"),
@@ -144,6 +165,8 @@ impl<'a> Page<'a> {
             .click()
             .await
             .expect("deciding");
+        // The decision shown, the dashboard returns to the run.
+        self.expect_path(&format!("/runs/{workflow_id}")).await;
     }
 
     /// Reloads the page of run `workflow_id` until its heading shows
