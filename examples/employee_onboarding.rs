@@ -19,7 +19,10 @@
 use anyhow::Result;
 use clap::Parser;
 use refrain_examples::employee_onboarding::{self, Director, Scenario};
-use refrain_examples::{export_histories, init_tracing, run_cli, temporary_store, Mode, StoreArgs};
+use refrain_examples::{
+    export_histories, init_tracing, keep_serving, run_cli, temporary_store, Mode, ServeArgs,
+    StoreArgs,
+};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -29,6 +32,8 @@ use std::time::Duration;
 struct Args {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    serve: ServeArgs,
     /// The director does not answer the escalation either: once both
     /// deadlines have passed, the case goes to HR.
     #[arg(long)]
@@ -67,8 +72,10 @@ fn main() -> Result<ExitCode> {
             let store = args.store.open_store("employee_onboarding")?;
             tokio::runtime::Runtime::new()?.block_on(async {
                 let worker = employee_onboarding::start_worker(store.clone());
+                let serving = args.serve.start(worker.client()).await?;
                 // The outcome is printed; a failed workflow is an outcome too.
                 let _ = employee_onboarding::run(&worker.client(), scenario).await?;
+                keep_serving(serving).await?;
                 worker.shutdown(Duration::from_secs(5)).await;
                 Ok(ExitCode::SUCCESS)
             })

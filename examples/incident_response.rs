@@ -23,7 +23,10 @@
 use anyhow::Result;
 use clap::Parser;
 use refrain_examples::incident_response::{self, Scenario};
-use refrain_examples::{export_histories, init_tracing, run_cli, temporary_store, Mode, StoreArgs};
+use refrain_examples::{
+    export_histories, init_tracing, keep_serving, run_cli, temporary_store, Mode, ServeArgs,
+    StoreArgs,
+};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,6 +36,8 @@ use std::time::Duration;
 struct Args {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    serve: ServeArgs,
     /// Have tier 2 not acknowledge either, so that the safe default
     /// runbook runs once every deadline has passed.
     #[arg(long)]
@@ -71,8 +76,10 @@ fn main() -> Result<ExitCode> {
             let store = args.store.open_store("incident_response")?;
             tokio::runtime::Runtime::new()?.block_on(async {
                 let worker = incident_response::start_worker(store.clone());
+                let serving = args.serve.start(worker.client()).await?;
                 // The outcome is printed; a failed workflow is an outcome too.
                 let _ = incident_response::run(&worker.client(), scenario).await?;
+                keep_serving(serving).await?;
                 worker.shutdown(Duration::from_secs(5)).await;
                 Ok(ExitCode::SUCCESS)
             })

@@ -24,7 +24,10 @@
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use refrain_examples::nightly_reconciliation::{self, Scenario, SCHEDULE};
-use refrain_examples::{export_histories, init_tracing, run_cli, temporary_store, Mode, StoreArgs};
+use refrain_examples::{
+    export_histories, init_tracing, keep_serving, run_cli, temporary_store, Mode, ServeArgs,
+    StoreArgs,
+};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -36,6 +39,8 @@ use std::time::Duration;
 struct Args {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    serve: ServeArgs,
     #[command(subcommand)]
     mode: Option<Mode>,
 }
@@ -66,7 +71,9 @@ fn main() -> Result<ExitCode> {
             let store = args.store.open_store("nightly_reconciliation")?;
             tokio::runtime::Runtime::new()?.block_on(async {
                 let worker = nightly_reconciliation::start_worker(store.clone());
+                let serving = args.serve.start(worker.client()).await?;
                 nightly_reconciliation::run(&worker.client(), Scenario::EXAMPLE).await?;
+                keep_serving(serving).await?;
                 worker.shutdown(Duration::from_secs(5)).await;
                 Ok(ExitCode::SUCCESS)
             })

@@ -21,7 +21,10 @@
 use anyhow::Result;
 use clap::Parser;
 use refrain_examples::order_to_cash::{self, Pace, Scenario};
-use refrain_examples::{export_histories, init_tracing, run_cli, temporary_store, Mode, StoreArgs};
+use refrain_examples::{
+    export_histories, init_tracing, keep_serving, run_cli, temporary_store, Mode, ServeArgs,
+    StoreArgs,
+};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -31,6 +34,8 @@ use std::time::Duration;
 struct Args {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    serve: ServeArgs,
     /// Have operations answer order-1002's stock alert with a substitute
     /// product in time, so that it ships instead of being cancelled.
     #[arg(long)]
@@ -69,7 +74,9 @@ fn main() -> Result<ExitCode> {
             let store = args.store.open_store("order_to_cash")?;
             tokio::runtime::Runtime::new()?.block_on(async {
                 let worker = order_to_cash::start_worker(store.clone());
+                let serving = args.serve.start(worker.client()).await?;
                 order_to_cash::run(&worker.client(), scenario).await?;
+                keep_serving(serving).await?;
                 worker.shutdown(Duration::from_secs(5)).await;
                 Ok(ExitCode::SUCCESS)
             })

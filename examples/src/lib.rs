@@ -11,6 +11,9 @@
 //! - takes `--db DIR` ([`StoreArgs`]); without it the store goes into a new
 //!   temporary directory that is kept and printed, so a run can be inspected
 //!   or resumed afterwards;
+//! - takes `--serve ADDR` and `--identities FILE` ([`ServeArgs`]): the
+//!   dashboard and API of `refrain_server` beside its worker, serving on
+//!   after the story ends until Ctrl-C ([`serve`]);
 //! - logs through `tracing` to stderr, quiet unless `RUST_LOG` says otherwise
 //!   ([`init_tracing`]);
 //! - starts its workflows under fixed ids and attaches to runs a killed
@@ -75,6 +78,9 @@ pub mod incident_response;
 pub mod loan_approval;
 pub mod nightly_reconciliation;
 pub mod order_to_cash;
+pub mod serve;
+
+pub use serve::{keep_serving, ServeArgs, Serving};
 
 use anyhow::{bail, Context as _, Result};
 use refrain::history_file::HistoryExport;

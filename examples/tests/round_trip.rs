@@ -238,7 +238,7 @@ async fn loans(underwriter: Verdict) -> Vec<LoanOutcome> {
     let (_dir, store) = fresh_store();
     let worker = loan_approval::start_worker(store.clone());
     let scenario = loan_approval::Scenario {
-        underwriter: Some(underwriter),
+        underwriter: loan_approval::Underwriter::Decides(underwriter),
         // underwriter-1 decides as soon as the applicant has amended; the
         // deadline is there only so that a slow machine does not escalate.
         pace: loan_approval::Pace {

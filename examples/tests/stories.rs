@@ -270,7 +270,7 @@ async fn nobody_decides_the_loan_so_it_is_declined() {
     let client = Client::new(store.clone());
     let pace = loan_approval::Pace::FAST;
     let scenario = loan_approval::Scenario {
-        underwriter: None,
+        underwriter: loan_approval::Underwriter::Away,
         pace,
     };
     let ended = loan_approval::run(&client, scenario).await.unwrap();
@@ -339,7 +339,7 @@ async fn the_applicant_amends_the_amount_while_the_review_waits() {
     let worker = loan_approval::start_worker(store.clone());
     let client = Client::new(store.clone());
     let scenario = loan_approval::Scenario {
-        underwriter: Some(Verdict::Approve),
+        underwriter: loan_approval::Underwriter::Decides(Verdict::Approve),
         // underwriter-1 decides as soon as bo has amended; the deadline
         // only keeps a slow machine from escalating.
         pace: loan_approval::Pace {

@@ -41,6 +41,8 @@ mod dashboard;
 mod error;
 mod metrics;
 pub mod remote;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod state;
 mod util;
 

@@ -55,6 +55,15 @@ impl Pace {
         remind_every_ms: 100,
     };
 
+    /// Waits for a person deciding in the dashboard's inbox (`--serve`):
+    /// an hour for each reviewer, time to log in and read the form, and
+    /// a reminder every ten minutes.
+    pub const PERSON: Pace = Pace {
+        underwriter_deadline_ms: 60 * 60 * 1_000,
+        manager_deadline_ms: 60 * 60 * 1_000,
+        remind_every_ms: 10 * 60 * 1_000,
+    };
+
     /// Whether this is [`Pace::EXAMPLE`].
     pub fn is_example(&self) -> bool {
         *self == Pace::EXAMPLE

@@ -59,6 +59,8 @@ pub use data::{
     Account, Application, Card, CardRequest, CreditReport, CreditReservation, Documents,
     LoanOutcome, Message, Pace, RiskInput, RiskScore, UnderwritingForm, Verdict,
 };
-pub use scenario::{applicant_amends, review_waiting, run, underwriter_decides, Scenario};
+pub use scenario::{
+    applicant_amends, review_waiting, run, underwriter_decides, Scenario, Underwriter,
+};
 pub use setup::{applications, bureau, register, replayer, start_worker, BO, BO_AMENDED_EUR};
 pub use workflow::{LoanApproval, CONFIDENT, CREDIT_MANAGER, UNDERWRITER};

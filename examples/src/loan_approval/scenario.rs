@@ -1,4 +1,5 @@
-//! The scenario runner: the applications in turn, this process playing bo and underwriter-1.
+//! The scenario runner: the applications in turn, this process playing bo
+//! and underwriter-1, or bo alone while a person decides in the inbox.
 
 use super::{
     applications, AmendAmount, Amendment, LoanApproval, LoanOutcome, LoanTerms, NotifyUnderwriter,
@@ -12,11 +13,8 @@ use std::time::{Duration, Instant};
 /// What the example plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scenario {
-    /// What underwriter-1 decides on loan-bo, once bo has amended the
-    /// amount; `None`: nobody decides (neither underwriter-1 nor the
-    /// credit manager, and bo does not amend), and the application is
-    /// declined once every deadline has passed.
-    pub underwriter: Option<Verdict>,
+    /// Who decides loan-bo's review, and what.
+    pub underwriter: Underwriter,
     /// The applications' waits.
     pub pace: Pace,
 }
@@ -24,17 +22,34 @@ pub struct Scenario {
 impl Default for Scenario {
     fn default() -> Self {
         Scenario {
-            underwriter: Some(Verdict::Approve),
+            underwriter: Underwriter::Decides(Verdict::Approve),
             pace: Pace::EXAMPLE,
         }
     }
+}
+
+/// Who decides loan-bo's review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Underwriter {
+    /// This process plays underwriter-1 and decides this, once bo has
+    /// amended the amount.
+    Decides(Verdict),
+    /// Nobody decides (neither underwriter-1 nor the credit manager, and bo
+    /// does not amend), and the application is declined once every
+    /// deadline has passed.
+    Away,
+    /// A person decides, in the inbox of the dashboard (`--serve`): this
+    /// process plays bo's amendment, then waits for the decision as long
+    /// as the pace allows ([`Pace::PERSON`] gives an hour).
+    Person,
 }
 
 /// Runs the example's [`applications`] one after the other, so that the
 /// stories do not interleave: starts each (or resumes the run a killed
 /// process left open, or finds it already closed), plays bo and
 /// underwriter-1 on loan-bo (bo amends the amount while the review waits,
-/// then underwriter-1 decides), and prints the outcome and the history. A
+/// then underwriter-1 decides, or a person does: [`Underwriter`]), and
+/// waits for each to end, printing the outcome and the history. A
 /// worker from [`start_worker`](super::start_worker) must be running on
 /// the client's store.
 ///
@@ -55,13 +70,21 @@ pub async fn run(
         let (handle, begun) = start_or_resume::<LoanApproval>(client, &id, app).await?;
         if id == BO && !matches!(begun, Begun::AlreadyClosed(_)) {
             match scenario.underwriter {
-                Some(verdict) => {
+                Underwriter::Decides(verdict) => {
                     if let Some(task) = review_waiting(client, &id).await? {
                         applicant_amends(client, &id).await?;
                         underwriter_decides(client, &task, verdict).await?;
                     }
                 }
-                None => println!(
+                Underwriter::Person => {
+                    if review_waiting(client, &id).await?.is_some() {
+                        applicant_amends(client, &id).await?;
+                        println!(
+                            "[main] {id}: waiting for {UNDERWRITER} to decide in the dashboard's inbox (log in with their access token)"
+                        );
+                    }
+                }
+                Underwriter::Away => println!(
                     "[main] {id}: {UNDERWRITER} and {CREDIT_MANAGER} are both away; nobody will review it"
                 ),
             }
