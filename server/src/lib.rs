@@ -40,9 +40,9 @@ pub mod auth;
 mod dashboard;
 mod error;
 mod metrics;
-pub mod remote;
 #[cfg(feature = "otel")]
 pub mod otel;
+pub mod remote;
 mod state;
 mod util;
 
