@@ -315,6 +315,14 @@ async fn runs_list(o: &Opts) -> serde_json::Value {
         .await;
         page.push(t.elapsed().as_micros() as u64);
         assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        // A page of runs, not an empty list or an error page.
+        let rows = String::from_utf8_lossy(&body)
+            .matches("href=\"/runs/order-")
+            .count();
+        assert!(
+            rows >= 50.min(o.runs as usize),
+            "the runs page lists {rows} runs"
+        );
         let t = Instant::now();
         let (s, body) = send(
             &http,
@@ -326,6 +334,11 @@ async fn runs_list(o: &Opts) -> serde_json::Value {
         .await;
         api.push(t.elapsed().as_micros() as u64);
         assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let listed: serde_json::Value = serde_json::from_slice(&body).expect("JSON list");
+        assert_eq!(
+            listed["runs"].as_array().map(Vec::len),
+            Some(50.min(o.runs as usize))
+        );
     }
     page.sort_unstable();
     api.sort_unstable();
