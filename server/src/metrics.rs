@@ -21,9 +21,25 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 /// there, and `/metrics` says so).
 pub(crate) fn install() -> Option<PrometheusHandle> {
     HANDLE
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .get_or_init(|| {
+            // Buckets make the durations histograms (aggregatable across
+            // workers) rather than per-process summaries: from 1 ms (a
+            // commit) to 5 min (a slow activity attempt).
+            let handle = PrometheusBuilder::new()
+                .set_buckets(&BUCKETS)
+                .ok()?
+                .install_recorder()
+                .ok()?;
+            refrain_history::telemetry::describe();
+            Some(handle)
+        })
         .clone()
 }
+
+/// Upper bounds of the duration histograms' buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0,
+];
 
 pub(crate) async fn render(
     State(state): State<AppState>,

@@ -88,6 +88,10 @@ async fn an_underwriter_decides_loan_bo_in_the_dashboard_inbox() {
     page.expect_path("/runs").await;
     let row = page.row_of("loan-bo").await;
     assert!(row.contains("running"), "loan-bo is open: {row:?}");
+    assert!(
+        row.contains(&format!("underwriting-review assigned to {UNDERWRITER}")),
+        "the runs list says loan-bo waits on {UNDERWRITER}: {row:?}"
+    );
     page.screenshot("runs").await;
 
     page.open_link("loan-bo", "/runs/loan-bo").await;

@@ -18,4 +18,5 @@ mod dashboard_groups;
 mod dashboard_scale;
 mod dashboard_support;
 mod harness;
+mod metrics;
 mod waiting;
