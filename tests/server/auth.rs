@@ -32,6 +32,11 @@ async fn the_one_time_link_logs_in_once() {
         .await;
     assert_eq!(first.status, StatusCode::SEE_OTHER);
     let cookie = first.headers["set-cookie"].to_str().unwrap();
+    // No other site frames the pages or reads the link through Referer.
+    assert_eq!(first.headers["x-frame-options"], "DENY");
+    assert_eq!(first.headers["referrer-policy"], "no-referrer");
+    let csp = first.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"

@@ -1,7 +1,7 @@
 //! Extractors that authenticate a request: [`ApiCaller`] for the API,
 //! [`WebCaller`] for dashboard pages.
 
-use super::identity::{Identity, Role};
+use super::identity::{same_secret, Identity, Role};
 use super::sessions::SESSION_COOKIE;
 use crate::error::{codes, ApiError};
 use crate::state::AppState;
@@ -84,7 +84,7 @@ impl WebCaller {
     /// # Errors
     /// 403 `csrf`.
     pub fn check_csrf(&self, submitted: &str) -> Result<(), ApiError> {
-        if submitted.as_bytes() == self.csrf.as_bytes() {
+        if same_secret(submitted, &self.csrf) {
             Ok(())
         } else {
             Err(ApiError::new(

@@ -9,7 +9,7 @@
 //! in the server's memory: a restart logs everyone out, which costs a
 //! login and keeps no secret on disk.
 
-use super::identity::{new_token, Identity, Role};
+use super::identity::{new_token, same_secret, Identity, Role};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -70,7 +70,7 @@ impl Sessions {
     pub fn redeem_one_time(&self, token: &str) -> Option<String> {
         let mut inner = self.lock();
         match &inner.one_time {
-            Some(t) if t.as_bytes() == token.as_bytes() => {
+            Some(t) if same_secret(t, token) => {
                 inner.one_time = None;
                 drop(inner);
                 let admin = Arc::new(Identity::new(LOCAL_ADMIN, Role::Admin));
