@@ -54,6 +54,7 @@ pub mod client_untyped;
 mod combinators;
 mod commands;
 mod context;
+pub mod display;
 mod error;
 pub mod history_file;
 pub mod human_task;

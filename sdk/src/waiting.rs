@@ -8,9 +8,9 @@
 //! [`Waiting::Signal`] without the signal's name.
 
 use crate::client::{Client, ClientError};
+use crate::display::utc;
 use refrain_history::{ActivityState, CommandSeq, RunId, RunRecord, Timestamp, WorkflowId};
 use std::fmt;
-use std::time::UNIX_EPOCH;
 
 /// One thing a run waits on.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,17 +94,6 @@ impl Waiting {
             Waiting::Signal => "signal",
         }
     }
-}
-
-/// An instant as RFC 3339 UTC with milliseconds.
-pub fn utc(t: Timestamp) -> String {
-    // RFC 3339 ends with year 9999; a time that far out was computed by
-    // saturating, and reads better as such.
-    const LAST_RFC3339_MS: u64 = 253_402_300_799_999;
-    if t.0 > LAST_RFC3339_MS {
-        return "the end of time".into();
-    }
-    humantime::format_rfc3339_millis(UNIX_EPOCH + std::time::Duration::from_millis(t.0)).to_string()
 }
 
 impl fmt::Display for Waiting {
