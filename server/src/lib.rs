@@ -46,6 +46,9 @@ pub mod remote;
 mod state;
 mod util;
 
+/// The API's JSON forms of the store's records (times, payloads, runs,
+/// failures, human tasks, schedules): what the CLI's `--json` prints too.
+pub use api::json;
 pub use auth::{Identities, IdentitiesError, Identity, Role};
 pub use error::{codes, ApiError};
 pub use state::AppState;

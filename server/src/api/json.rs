@@ -18,17 +18,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 // ----- times -----
 
 /// `t` as RFC 3339 UTC with milliseconds, `2026-12-07T22:14:03.123Z`.
-pub(crate) fn time(t: Timestamp) -> Value {
+pub fn time(t: Timestamp) -> Value {
     Value::String(time_text(t.0))
 }
 
 /// An optional time, `null` when absent.
-pub(crate) fn opt_time(t: Option<Timestamp>) -> Value {
+pub fn opt_time(t: Option<Timestamp>) -> Value {
     t.map_or(Value::Null, time)
 }
 
 /// A `SystemTime` as [`time`] writes it.
-pub(crate) fn system_time(t: SystemTime) -> Value {
+pub fn system_time(t: SystemTime) -> Value {
     let ms = t
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -54,7 +54,7 @@ fn time_text(ms: u64) -> String {
 /// # Errors
 /// 400 naming the parameter, for text that is not RFC 3339 or a time
 /// before 1970.
-pub(crate) fn parse_time(name: &str, text: &str) -> Result<Timestamp, ApiError> {
+pub fn parse_time(name: &str, text: &str) -> Result<Timestamp, ApiError> {
     let bad = |why: &str| {
         ApiError::bad_request(format!(
             "{name} must be an RFC 3339 time such as 2026-12-07T22:14:03Z, got {text:?} ({why})"
@@ -70,19 +70,19 @@ pub(crate) fn parse_time(name: &str, text: &str) -> Result<Timestamp, ApiError> 
 
 /// A recorded payload as a JSON value: the value itself when it is JSON
 /// (every payload Refrain writes is), else `{"$bytes_base64": "..."}`.
-pub(crate) fn payload(p: &Payload) -> Value {
+pub fn payload(p: &Payload) -> Value {
     serde_json::from_slice(p.as_bytes())
         .unwrap_or_else(|_| json!({ "$bytes_base64": base64(p.as_bytes()) }))
 }
 
 /// An optional payload, `null` when absent.
-pub(crate) fn opt_payload(p: Option<&Payload>) -> Value {
+pub fn opt_payload(p: Option<&Payload>) -> Value {
     p.map_or(Value::Null, payload)
 }
 
 /// A request's JSON value as the payload a typed client would have
 /// recorded for the same value.
-pub(crate) fn to_payload(v: &Value) -> Payload {
+pub fn to_payload(v: &Value) -> Payload {
     // A `Value` always serializes: its map keys are strings.
     Payload::from_bytes(serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec()))
 }
@@ -113,7 +113,7 @@ fn base64(bytes: &[u8]) -> String {
 // ----- runs -----
 
 /// The status values of the API, as [`RunStatus::as_str`] names them.
-pub(crate) const STATUSES: [RunStatus; 6] = [
+pub const STATUSES: [RunStatus; 6] = [
     RunStatus::Running,
     RunStatus::Completed,
     RunStatus::Failed,
@@ -126,7 +126,7 @@ pub(crate) const STATUSES: [RunStatus; 6] = [
 ///
 /// # Errors
 /// 400 listing the values.
-pub(crate) fn parse_status(text: &str) -> Result<RunStatus, ApiError> {
+pub fn parse_status(text: &str) -> Result<RunStatus, ApiError> {
     STATUSES
         .into_iter()
         .find(|s| s.as_str() == text)
@@ -140,7 +140,7 @@ pub(crate) fn parse_status(text: &str) -> Result<RunStatus, ApiError> {
 }
 
 /// A row of the run list.
-pub(crate) fn run_summary(r: &RunSummary) -> Value {
+pub fn run_summary(r: &RunSummary) -> Value {
     json!({
         "workflow_id": r.workflow_id.as_str(),
         "run": r.run.0,
@@ -152,7 +152,7 @@ pub(crate) fn run_summary(r: &RunSummary) -> Value {
 }
 
 /// A recorded failure: `{"kind","message","non_retryable","cause","details"}`.
-pub(crate) fn failure(f: &Failure) -> Value {
+pub fn failure(f: &Failure) -> Value {
     json!({
         "kind": f.kind,
         "message": f.message,
@@ -177,7 +177,7 @@ fn cause_name(cause: FailureCause) -> &'static str {
 }
 
 /// A pending activity of a description.
-pub(crate) fn pending_activity(a: &PendingActivity) -> Value {
+pub fn pending_activity(a: &PendingActivity) -> Value {
     json!({
         "cmd": a.cmd.0,
         "activity_type": a.activity_type,
@@ -191,14 +191,14 @@ pub(crate) fn pending_activity(a: &PendingActivity) -> Value {
 }
 
 /// A pending timer of a description.
-pub(crate) fn pending_timer(t: &PendingTimer) -> Value {
+pub fn pending_timer(t: &PendingTimer) -> Value {
     json!({ "cmd": t.cmd.0, "fire_at": time(t.fire_at) })
 }
 
 // ----- human tasks -----
 
 /// An open human task; `overdue` when its deadline is before `now`.
-pub(crate) fn human_task(t: &refrain::HumanTask, now: SystemTime) -> Value {
+pub fn human_task(t: &refrain::HumanTask, now: SystemTime) -> Value {
     json!({
         "id": format!("{}/{}", t.run.0, t.cmd.0),
         "workflow_id": t.workflow_id.as_str(),
@@ -217,7 +217,7 @@ pub(crate) fn human_task(t: &refrain::HumanTask, now: SystemTime) -> Value {
 // ----- schedules -----
 
 /// A schedule: its spec, state and counters.
-pub(crate) fn schedule(s: &ScheduleRecord) -> Value {
+pub fn schedule(s: &ScheduleRecord) -> Value {
     let trigger = match &s.spec.trigger {
         Trigger::Every(d) => {
             json!({ "every_ms": u64::try_from(d.as_millis()).unwrap_or(u64::MAX) })

@@ -7,7 +7,7 @@
 //! against the OpenAPI document, so a route cannot be served undocumented.
 
 mod extract;
-mod json;
+pub mod json;
 pub(crate) mod openapi;
 mod schedules;
 mod signals;

@@ -17,11 +17,11 @@ use super::remote::{print_json, schedule_text, schedules_text, tasks_text};
 use super::{acknowledge, on_runtime, CliError, Out};
 use refrain_history::{CommandSeq, StartRequest};
 use refrain_history::{
-    Failure, FailureCause, HistoryStore, HumanTaskRecord, OverlapPolicy, Payload, RunId,
-    ScheduleRecord, Store, TimeoutKind, Timestamp, Trigger, TriggerOutcome, WorkflowId,
+    Failure, HistoryStore, HumanTaskRecord, Payload, RunId, ScheduleRecord, Store, Timestamp,
+    TriggerOutcome, WorkflowId,
 };
 use refrain_server::remote::{Decided, HumanTask, RunSummary, Schedule, Started, Triggered};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// `start` on a store: the store records the start; the application's
 /// workers run the workflow when it next runs.
@@ -238,116 +238,36 @@ pub(super) fn schedules(
 
 // ----- the API's shapes of the store's records -----
 
+// Built by the server's own functions, so that `--json` on a store and
+// through a server cannot drift apart.
+
 pub(super) fn run_summary(r: &refrain_history::RunSummary) -> RunSummary {
-    RunSummary {
-        workflow_id: r.workflow_id.to_string(),
-        run: r.run.0,
-        workflow_type: r.workflow_type.clone(),
-        status: r.status.as_str().to_owned(),
-        started_at: utc(r.started_at),
-        closed_at: r.closed_at.map(utc),
-    }
+    serde_json::from_value(refrain_server::json::run_summary(r))
+        .expect("the API's run shape is the client's")
 }
 
 /// A payload as the API shows it: its JSON, or its bytes in base64.
 pub(super) fn payload_json(p: &Payload) -> Value {
-    serde_json::from_slice(p.as_bytes())
-        .unwrap_or_else(|_| json!({ "$bytes_base64": base64(p.as_bytes()) }))
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    refrain_server::json::payload(p)
 }
 
 pub(super) fn human_task(t: &HumanTaskRecord, now: Timestamp) -> HumanTask {
-    HumanTask {
-        id: format!("{}/{}", t.run.0, t.cmd.0),
-        workflow_id: t.workflow_id.to_string(),
-        run: t.run.0,
-        cmd: u64::from(t.cmd.0),
-        task: t.task.clone(),
-        assignee: t.assignee.clone(),
-        form: t.form.as_ref().map(payload_json),
-        deadline: t.deadline.map(utc),
-        assigned_at: utc(t.assigned_at),
-        level: t.level,
-        overdue: t.deadline.is_some_and(|d| d < now),
-    }
+    let task = refrain::HumanTask::from(t.clone());
+    serde_json::from_value(refrain_server::json::human_task(
+        &task,
+        now.to_system_time(),
+    ))
+    .expect("the API's task shape is the client's")
 }
 
 /// A recorded failure: `{"kind","message","non_retryable","cause","details"}`.
 pub(super) fn failure_json(f: &Failure) -> Value {
-    let cause = match f.cause {
-        FailureCause::Application => "application",
-        FailureCause::Panicked => "panicked",
-        FailureCause::NotRegistered => "not-registered",
-        FailureCause::Cancelled => "cancelled",
-        FailureCause::Terminated => "terminated",
-        FailureCause::Timeout(TimeoutKind::StartToClose) => "timeout-start-to-close",
-        FailureCause::Timeout(TimeoutKind::ScheduleToClose) => "timeout-schedule-to-close",
-        FailureCause::Timeout(TimeoutKind::Heartbeat) => "timeout-heartbeat",
-    };
-    json!({
-        "kind": f.kind,
-        "message": f.message,
-        "non_retryable": f.non_retryable,
-        "cause": cause,
-        "details": f.details.as_ref().map(payload_json),
-    })
+    refrain_server::json::failure(f)
 }
 
 fn schedule(s: &ScheduleRecord) -> Schedule {
-    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let trigger = match &s.spec.trigger {
-        Trigger::Every(d) => json!({ "every_ms": ms(*d) }),
-        Trigger::Cron(c) => json!({ "cron": c }),
-    };
-    let overlap = match s.spec.overlap {
-        OverlapPolicy::Skip => "skip",
-        OverlapPolicy::BufferOne => "buffer-one",
-        OverlapPolicy::AllowAll => "allow-all",
-    };
-    let last_run = s.last_run.as_ref().map(|r| {
-        json!({
-            "fire_time": utc(r.fire_time),
-            "workflow_id": r.workflow_id.as_str(),
-            "run": r.run.0,
-        })
-    });
-    let mut m = Map::new();
-    m.insert("id".into(), json!(s.spec.id));
-    m.insert("workflow_type".into(), json!(s.spec.workflow_type));
-    m.insert("input".into(), payload_json(&s.spec.input));
-    m.insert("trigger".into(), trigger);
-    m.insert("overlap".into(), json!(overlap));
-    m.insert("catchup_window_ms".into(), json!(ms(s.spec.catchup_window)));
-    m.insert("created_at".into(), json!(utc(s.created_at)));
-    m.insert("paused".into(), json!(s.paused));
-    m.insert("next_fire".into(), json!(s.next_fire.map(utc)));
-    m.insert("last_fire".into(), json!(s.last_fire.map(utc)));
-    m.insert("last_run".into(), json!(last_run));
-    m.insert("buffered_fire".into(), json!(s.buffered_fire.map(utc)));
-    m.insert("runs_started".into(), json!(s.runs_started));
-    m.insert("skipped".into(), json!(s.skipped));
-    m.insert("missed".into(), json!(s.missed));
-    Schedule(m)
+    serde_json::from_value(refrain_server::json::schedule(s))
+        .expect("the API's schedule shape is the client's")
 }
 
 /// The table of `list`, on a store or through a server.
@@ -394,19 +314,5 @@ mod tests {
         assert_eq!(parse_task_id("run-12/5").ok(), Some((12, 5)));
         assert!(parse_task_id("12").is_err());
         assert!(parse_task_id("a/b").is_err());
-    }
-
-    #[test]
-    fn payloads_that_are_not_json_show_as_base64() {
-        assert_eq!(
-            payload_json(&Payload::from_bytes(b"{\"a\":1}".to_vec())),
-            json!({"a": 1})
-        );
-        assert_eq!(
-            payload_json(&Payload::from_bytes(vec![0xff, 0x00, 0x41, 0x42])),
-            json!({"$bytes_base64": "/wBBQg=="})
-        );
-        assert_eq!(base64(b"Ma"), "TWE=");
-        assert_eq!(base64(b"M"), "TQ==");
     }
 }
