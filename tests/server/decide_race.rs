@@ -349,7 +349,7 @@ async fn a_decision_checked_before_an_escalation_is_refused_and_records_nothing(
     // takes the task out of its assignee's list.
     assert_eq!(
         store.list_human_tasks("credit-manager").unwrap(),
-        [escalated.clone()]
+        std::slice::from_ref(&escalated)
     );
 
     // The dashboard: the same refusal, as a page naming the new assignee.
@@ -371,7 +371,7 @@ async fn a_decision_checked_before_an_escalation_is_refused_and_records_nothing(
     assert_eq!(decided_by(&store.read_history(run).unwrap()), None);
     assert_eq!(
         store.list_human_tasks("credit-manager").unwrap(),
-        [escalated.clone()]
+        std::slice::from_ref(&escalated)
     );
 
     // credit-manager, reading the task as it is, decides.
