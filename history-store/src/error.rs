@@ -134,6 +134,19 @@ pub enum StoreError {
         /// How it ended (`decided by ...`, `closed: ...`).
         why: String,
     },
+    /// The decision expected the human task to be assigned to `expected`,
+    /// but it is `assignee`'s now (it escalated after the decider looked).
+    /// Nothing was written.
+    HumanTaskReassigned {
+        /// The run.
+        run: RunId,
+        /// The task's command.
+        cmd: CommandSeq,
+        /// The assignee the decision was made as.
+        expected: String,
+        /// The task's assignee now.
+        assignee: String,
+    },
     /// The store lost data it had acknowledged (its data file is damaged,
     /// truncated or older than its watermark), found when opening it.
     /// Nothing was written; the operator decides what to do, starting
@@ -259,6 +272,12 @@ impl fmt::Display for StoreError {
             StoreError::HumanTaskClosed { run, cmd, why } => {
                 write!(f, "human task {cmd} of {run} is no longer open: {why}")
             }
+            StoreError::HumanTaskReassigned {
+                run,
+                cmd,
+                expected,
+                assignee,
+            } => reassigned(f, *run, *cmd, expected, assignee),
             StoreError::Damaged { path, reason } => write!(
                 f,
                 "store at {} is damaged and was not opened for writing: {reason}; nothing was \
@@ -302,4 +321,20 @@ impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         StoreError::Storage(e)
     }
+}
+
+/// The message of a decision refused because its task moved: said once
+/// for the store's error and the seam's.
+pub(crate) fn reassigned(
+    f: &mut fmt::Formatter<'_>,
+    run: RunId,
+    cmd: CommandSeq,
+    expected: &str,
+    assignee: &str,
+) -> fmt::Result {
+    write!(
+        f,
+        "human task {cmd} of {run} is assigned to {assignee} now, not {expected} (it was \
+         reassigned); the decision was not recorded"
+    )
 }

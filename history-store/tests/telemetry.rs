@@ -57,6 +57,7 @@ async fn gauges_count_ready_runs_timers_and_open_and_overdue_human_tasks() {
         decision: p("true"),
         decided_by: "dee".into(),
         comment: None,
+        expected_assignee: None,
     })
     .await
     .unwrap();

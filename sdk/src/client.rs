@@ -583,6 +583,18 @@ pub enum ClientError {
         /// How it ended.
         why: String,
     },
+    /// The decision was made as `expected`
+    /// ([`Client::decide_human_task_as_assignee`]), but the task is
+    /// `assignee`'s now: it escalated after the caller checked. Nothing was
+    /// written.
+    HumanTaskReassigned {
+        /// The task.
+        task: String,
+        /// The assignee the decision was made as.
+        expected: String,
+        /// The task's assignee now.
+        assignee: String,
+    },
     /// Several open human tasks of the workflow have this name; decide
     /// one by the exact reference a task list gives. Nothing was written.
     HumanTaskAmbiguous {
@@ -681,6 +693,15 @@ impl fmt::Display for ClientError {
             ClientError::HumanTaskClosed { task, why } => {
                 write!(f, "human task {task} is no longer open: {why}")
             }
+            ClientError::HumanTaskReassigned {
+                task,
+                expected,
+                assignee,
+            } => write!(
+                f,
+                "human task {task} is assigned to {assignee} now, not {expected} (it was \
+                 reassigned); the decision was not recorded"
+            ),
             ClientError::HumanTaskAmbiguous { task, open } => write!(
                 f,
                 "{open} open human tasks match {task}; decide one by its exact reference"

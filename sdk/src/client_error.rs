@@ -98,6 +98,16 @@ impl From<HumanTaskError> for ClientError {
                 task: format!("{cmd} of {run}"),
                 why,
             },
+            HumanTaskError::Reassigned {
+                run,
+                cmd,
+                expected,
+                assignee,
+            } => ClientError::HumanTaskReassigned {
+                task: format!("{cmd} of {run}"),
+                expected,
+                assignee,
+            },
             HumanTaskError::PayloadTooLarge { size, limit } => {
                 ClientError::PayloadTooLarge { size, limit }
             }

@@ -52,8 +52,8 @@ use crate::replay::state::{Resolution, SharedState};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use refrain_history::{
-    ActivityOptions, Callsite, CommandSeq, Event, EventSeq, Failure, HumanTaskDecision,
-    HumanTaskRecord, Payload, RetryPolicy, RunId, Timestamp, WorkflowId,
+    ActivityOptions, Callsite, CommandSeq, Event, EventSeq, Failure, HumanTaskRecord, Payload,
+    RetryPolicy, RunId, Timestamp, WorkflowId,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
+
+mod decide;
 
 /// `Failure::kind` of a human task that nobody decided in time and that
 /// had no fallback.
@@ -983,49 +985,6 @@ impl Client {
             .into_iter()
             .map(HumanTask::from)
             .collect())
-    }
-
-    /// Records `decided_by`'s decision (and `comment`, why) on an open
-    /// human task and returns once it is durable; the waiting workflow
-    /// carries on with it. Anyone holding the reference may decide (an
-    /// escalation does not stop the earlier assignee); the history keeps
-    /// who did, when and why.
-    ///
-    /// # Errors
-    /// `HumanTaskClosed` if it was already decided or closed, or its
-    /// workflow ended (nothing is written: a decision is recorded at most
-    /// once); `HumanTaskNotFound`; `HumanTaskAmbiguous` for a
-    /// [`HumanTaskRef::Named`] that matches several open tasks; `Payload`,
-    /// `PayloadTooLarge`, storage errors.
-    pub async fn decide_human_task<D: Serialize + ?Sized>(
-        &self,
-        task: &HumanTaskRef,
-        decision: &D,
-        decided_by: &str,
-        comment: Option<&str>,
-    ) -> Result<(), ClientError> {
-        let (run, cmd) = self.resolve_human_task(task).await?;
-        let decision = payload::encode("human task decision", decision)?;
-        self.history_store()
-            .decide_human_task(HumanTaskDecision {
-                run,
-                cmd,
-                decision,
-                decided_by: decided_by.to_owned(),
-                comment: comment.map(str::to_owned),
-            })
-            .await
-            .map_err(|e| match ClientError::from(e) {
-                ClientError::HumanTaskClosed { why, .. } => ClientError::HumanTaskClosed {
-                    task: task.to_string(),
-                    why,
-                },
-                ClientError::HumanTaskNotFound { .. } => ClientError::HumanTaskNotFound {
-                    task: task.to_string(),
-                },
-                other => other,
-            })?;
-        Ok(())
     }
 
     /// The run and command a reference names. A named task that is no

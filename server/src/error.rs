@@ -46,6 +46,9 @@ pub mod codes {
     pub const ALREADY_RUNNING: &str = "already_running";
     /// The workflow (or human task) is closed. 409.
     pub const CLOSED: &str = "closed";
+    /// The human task was reassigned (it escalated) after the caller's
+    /// right to decide it was checked; the decision was not recorded. 409.
+    pub const REASSIGNED: &str = "reassigned";
     /// Several open human tasks match; name one exactly. 409.
     pub const AMBIGUOUS: &str = "ambiguous";
     /// A payload exceeds the store's limit. 413.
@@ -149,6 +152,7 @@ impl From<ClientError> for ApiError {
             ClientError::Closed { .. } | ClientError::HumanTaskClosed { .. } => {
                 (StatusCode::CONFLICT, CLOSED)
             }
+            ClientError::HumanTaskReassigned { .. } => (StatusCode::CONFLICT, REASSIGNED),
             ClientError::HumanTaskAmbiguous { .. } => (StatusCode::CONFLICT, AMBIGUOUS),
             ClientError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, PAYLOAD_TOO_LARGE)

@@ -17,6 +17,7 @@ mod dashboard;
 mod dashboard_groups;
 mod dashboard_scale;
 mod dashboard_support;
+mod decide_race;
 mod harness;
 mod metrics;
 mod waiting;

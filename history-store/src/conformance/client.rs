@@ -518,6 +518,7 @@ pub async fn human_tasks_are_listed_and_decided_once(f: &Fixture) {
         decision: p("\"approve\""),
         decided_by: "ann".into(),
         comment: Some("fine".into()),
+        expected_assignee: None,
     };
     s.decide_human_task(decide(1)).await.unwrap();
     assert!(s.list_human_tasks("ann").await.unwrap().is_empty());

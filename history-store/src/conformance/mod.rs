@@ -14,7 +14,8 @@
 //! empty backend (a [`Fixture`]). Put each backend's invocation in a module
 //! of its own, as above, so that several backends' cases can live in one
 //! test file. The cases speak only through the trait: the client side
-//! ([`client`]), what operators' tools add to it ([`operator`]), and the
+//! ([`client`], deciding as an assignee in [`human_tasks`]), what
+//! operators' tools add to it ([`operator`]), and the
 //! worker side with its services ([`worker`]). They
 //! build activations as a worker would (the marker, the inbox it was
 //! given, then its commands) and use the wall clock only as a backend
@@ -24,6 +25,7 @@
 //! [`HistoryStore`]: crate::HistoryStore
 
 pub mod client;
+pub mod human_tasks;
 pub mod operator;
 pub mod worker;
 
@@ -102,6 +104,7 @@ macro_rules! history_store_conformance {
             client::a_query_dropped_by_its_caller_is_not_offered,
             client::a_query_is_a_workflow_task_answered_once,
             client::human_tasks_are_listed_and_decided_once,
+            human_tasks::a_decision_made_as_an_earlier_assignee_is_refused,
             client::schedules_are_created_paused_resumed_and_deleted,
             operator::list_filters_by_id_prefix_and_start_time,
             operator::signal_with_start_signals_the_open_run_or_starts_one,

@@ -382,6 +382,20 @@ pub enum HumanTaskError {
         /// How it ended (`decided by ...`, `closed: ...`).
         why: String,
     },
+    /// The decision named the assignee it was made as
+    /// ([`HumanTaskDecision::expected_assignee`](super::HumanTaskDecision::expected_assignee))
+    /// and the task is someone else's now: it escalated after the decider
+    /// looked.
+    Reassigned {
+        /// The run.
+        run: RunId,
+        /// The task's command.
+        cmd: CommandSeq,
+        /// The assignee the decision was made as.
+        expected: String,
+        /// The task's assignee now.
+        assignee: String,
+    },
     /// The decision exceeds the store's limit.
     PayloadTooLarge {
         /// Its size in bytes.
@@ -410,6 +424,17 @@ impl From<StoreError> for HumanTaskError {
             StoreError::HumanTaskClosed { run, cmd, why } => {
                 HumanTaskError::Closed { run, cmd, why }
             }
+            StoreError::HumanTaskReassigned {
+                run,
+                cmd,
+                expected,
+                assignee,
+            } => HumanTaskError::Reassigned {
+                run,
+                cmd,
+                expected,
+                assignee,
+            },
             StoreError::PayloadTooLarge { size, limit } => {
                 HumanTaskError::PayloadTooLarge { size, limit }
             }
@@ -426,6 +451,12 @@ error_family!(HumanTaskError, |s, f| match s {
     HumanTaskError::Closed { run, cmd, why } => {
         write!(f, "human task {cmd} of {run} is no longer open: {why}")
     }
+    HumanTaskError::Reassigned {
+        run,
+        cmd,
+        expected,
+        assignee,
+    } => crate::error::reassigned(f, *run, *cmd, expected, assignee),
     HumanTaskError::PayloadTooLarge { size, limit } => too_large(f, *size, *limit),
     HumanTaskError::Damaged { run, source } => backend(f, Some(run), source),
     HumanTaskError::Storage { source } => backend(f, None, source),

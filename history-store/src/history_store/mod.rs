@@ -279,7 +279,8 @@ pub trait HistoryStore: Send + Sync {
     /// The open human tasks of `run`, in assignment order.
     async fn human_tasks_of_run(&self, run: RunId) -> Result<Vec<HumanTaskRecord>, ReadError>;
 
-    /// Records a decision on an open human task (at most once).
+    /// Records a decision on an open human task (at most once), and only
+    /// while the task is still `expected_assignee`'s when that is given.
     async fn decide_human_task(&self, decision: HumanTaskDecision) -> Result<(), HumanTaskError>;
 
     // ----- client side: schedules -----
@@ -547,6 +548,14 @@ pub struct HumanTaskDecision {
     pub decided_by: String,
     /// Why, if they said.
     pub comment: Option<String>,
+    /// The assignee the decision is made as (the one whose right to decide
+    /// the caller checked), or `None` to accept the decision whoever has
+    /// the task now (whoever holds the reference may decide). With `Some`,
+    /// the store compares it with the task's current assignee in the
+    /// transaction that records the decision, and refuses it
+    /// ([`HumanTaskError::Reassigned`], nothing written) if the task
+    /// escalated to someone else after the check.
+    pub expected_assignee: Option<String>,
 }
 
 /// One attempt of an activity, as a worker names it when it completes or

@@ -264,14 +264,7 @@ impl HistoryStore for Store {
 
     async fn decide_human_task(&self, d: HumanTaskDecision) -> Result<(), HumanTaskError> {
         off_thread(self, move |s| {
-            s.decide_human_task(
-                d.run,
-                d.cmd,
-                d.decision,
-                &d.decided_by,
-                d.comment.as_deref(),
-                Timestamp::now(),
-            )
+            s.decide_human_task_as_assignee(&d, Timestamp::now())
         })
         .await?;
         self.durable().await?;

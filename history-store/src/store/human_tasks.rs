@@ -8,9 +8,10 @@
 use super::transitions::human_tasks::decide;
 pub use super::transitions::human_tasks::{HumanTaskRecord, OpenHumanTask};
 use super::tx::{check_payload, decode, finish};
-use super::Inner;
+use super::{Inner, Store};
 use crate::error::StoreError;
 use crate::event::{Event, Payload};
+use crate::history_store::HumanTaskDecision;
 use crate::ids::{CommandSeq, RunId, Timestamp};
 use crate::keys;
 
@@ -21,7 +22,37 @@ pub(super) struct Decision<'a> {
     pub(super) decision: Payload,
     pub(super) decided_by: &'a str,
     pub(super) comment: Option<&'a str>,
+    pub(super) expected_assignee: Option<&'a str>,
     pub(super) now: Timestamp,
+}
+
+impl Store {
+    /// [`Store::decide_human_task`] with the whole of a
+    /// [`HumanTaskDecision`]: when it names the assignee it is made as, the
+    /// decision lands only if the task is still that assignee's, compared
+    /// in the transaction that records it (so an escalation cannot fall
+    /// between the caller's check and the write).
+    ///
+    /// Not durable until [`Store::durable`] returns.
+    ///
+    /// # Errors
+    /// Those of [`Store::decide_human_task`], and `HumanTaskReassigned`
+    /// if the task is someone else's now. Nothing is written on error.
+    pub fn decide_human_task_as_assignee(
+        &self,
+        d: &HumanTaskDecision,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.decide_human_task(Decision {
+            run: d.run,
+            cmd: d.cmd,
+            decision: d.decision.clone(),
+            decided_by: &d.decided_by,
+            comment: d.comment.as_deref(),
+            expected_assignee: d.expected_assignee.as_deref(),
+            now,
+        })
+    }
 }
 
 impl Inner {
@@ -47,7 +78,13 @@ impl Inner {
                 &t.run_human_tasks,
             ],
             |[runs, inbox, ready, tasks, by_run]| {
-                decide((runs, inbox, ready, tasks, by_run), run, cmd, &event)
+                decide(
+                    (runs, inbox, ready, tasks, by_run),
+                    run,
+                    cmd,
+                    d.expected_assignee,
+                    &event,
+                )
             },
         ));
         match decided {

@@ -1037,6 +1037,7 @@ impl Store {
             decision,
             decided_by,
             comment,
+            expected_assignee: None,
             now,
         })
     }

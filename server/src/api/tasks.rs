@@ -7,6 +7,10 @@
 //! (`decided_by` is the caller's identity, never a field of the request),
 //! so an administrator who must answer for someone else is made a member
 //! of the group instead, and the history shows who did.
+//!
+//! The check and the write are one: the decision is made as the assignee
+//! checked, and the store refuses it (409 `reassigned`, nothing written)
+//! if the task escalated to someone else in between.
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::json;
@@ -153,8 +157,9 @@ pub(crate) async fn decide(
     may_decide(who, &task.assignee)?;
     state
         .client()
-        .decide_human_task(
+        .decide_human_task_as_assignee(
             &HumanTaskRef::from(&task),
+            &task.assignee,
             &body.decision,
             &who.name,
             body.comment.as_deref(),

@@ -2,7 +2,8 @@
 //! name or one of their groups), a task's page with its form data, and
 //! the decision. `decided_by` is the session's identity, never a field of
 //! the form; only the task's assignee (or a member of the assignee group)
-//! may decide.
+//! may decide. The decision is made as the assignee checked, so a task
+//! that escalated meanwhile refuses it and the page says where it went.
 
 use super::fmt::{human, pretty, utc};
 use super::layout::page;
@@ -12,6 +13,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Form;
 use maud::html;
@@ -180,14 +182,50 @@ pub(super) async fn decide(
         run: t.run,
         cmd: t.cmd,
     };
-    state
+    let decided = state
         .client()
-        .decide_human_task(&reference, &decision, &caller.identity.name, comment)
-        .await
-        .map_err(fail)?;
+        .decide_human_task_as_assignee(
+            &reference,
+            &t.assignee,
+            &decision,
+            &caller.identity.name,
+            comment,
+        )
+        .await;
+    match decided {
+        Ok(()) => {}
+        Err(ClientError::HumanTaskReassigned { assignee, .. }) => {
+            return Ok(moved(&caller, &t, &assignee));
+        }
+        Err(e) => return Err(fail(e)),
+    }
     Ok(see_other(&format!(
         "/runs/{}?run={}",
         enc(t.workflow_id.as_str()),
         t.run.0
     )))
+}
+
+/// The answer to a decision refused because task `t` escalated to
+/// `assignee` while the caller had it open: 409 (a `reassigned` conflict),
+/// saying where the task went and that nothing was recorded.
+fn moved(caller: &WebCaller, t: &HumanTaskRecord, assignee: &str) -> axum::response::Response {
+    let body = html! {
+        h1 { "This task moved" }
+        p.error {
+            (t.task) " was reassigned to " strong { (assignee) }
+            " while you had it open (its deadline passed and it escalated). "
+            "Your decision was not recorded."
+        }
+        p {
+            a href={ "/runs/" (enc(t.workflow_id.as_str())) "?run=" (t.run.0) } { "See the workflow" }
+            " · " a href="/inbox" { "Back to your inbox" }
+        }
+        p.muted { "HTTP 409 · " code { (crate::error::codes::REASSIGNED) } }
+    };
+    (
+        StatusCode::CONFLICT,
+        page("This task moved", Some(caller), body),
+    )
+        .into_response()
 }

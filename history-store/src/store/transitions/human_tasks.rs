@@ -227,7 +227,10 @@ fn remove_open(ctx: &Tx<'_>, run: RunId, cmd: Option<CommandSeq>) -> TxResult<()
 /// both trees and `decision` (a `HumanTaskDecided`) enters the run's
 /// inbox. A task that is not open (decided already, closed, or its run
 /// closed) is refused with `HumanTaskNotFound` and nothing is written; the
-/// shell then works out why.
+/// shell then works out why. With `expected_assignee`, a task that is
+/// someone else's now (it escalated after the decider's right was checked)
+/// is refused with `HumanTaskReassigned`, nothing written: the check and
+/// the write are this one transaction, so no escalation falls between.
 pub(in crate::store) fn decide(
     (runs, inbox, ready, tasks, by_run): (
         &TxTree<'_>,
@@ -238,6 +241,7 @@ pub(in crate::store) fn decide(
     ),
     run: RunId,
     cmd: CommandSeq,
+    expected_assignee: Option<&str>,
     decision: &Event,
 ) -> TxResult<()> {
     let not_open = || abort(StoreError::HumanTaskNotFound { run, cmd });
@@ -248,6 +252,14 @@ pub(in crate::store) fn decide(
     let Some(i) = open.iter().position(|o| o.cmd == cmd) else {
         return Err(not_open());
     };
+    if let Some(expected) = expected_assignee.filter(|e| *e != open[i].assignee) {
+        return Err(abort(StoreError::HumanTaskReassigned {
+            run,
+            cmd,
+            expected: expected.to_owned(),
+            assignee: open[i].assignee.clone(),
+        }));
+    }
     let entry = open.remove(i);
     if let Some(key) = keys::human_task_key(entry.assignee.as_bytes(), run, cmd) {
         tasks.delete(key)?;

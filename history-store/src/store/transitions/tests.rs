@@ -7,6 +7,7 @@
 //!   by its token
 //! - a child started by a commit tells its parent when it closes
 //! - a human task decided twice: the second decision is refused
+//! - a decision made as an assignee the task escalated away from is refused
 //! - an update accepted and completed by a commit is answered
 //! - a commit made against a moved history is refused, nothing written
 
@@ -331,7 +332,7 @@ fn a_human_task_is_decided_once() {
                 tx.human_tasks,
                 tx.run_human_tasks,
             );
-            human_tasks::decide(tables, run, cmd, &event)
+            human_tasks::decide(tables, run, cmd, None, &event)
         })
     };
     decide("ann").unwrap();
@@ -346,6 +347,74 @@ fn a_human_task_is_decided_once() {
         "{second:?}"
     );
     assert_eq!(t.snapshot(), before);
+}
+
+#[test]
+fn a_decision_made_as_an_earlier_assignee_is_refused() {
+    let t = Tables::new();
+    let run = start(&t, "loan-7");
+    let cmd = CommandSeq(1);
+    commit(
+        &t,
+        run,
+        T1,
+        vec![Event::HumanTaskAssigned {
+            cmd,
+            task: "underwriting-review".into(),
+            assignee: "underwriter-1".into(),
+            form: None,
+            deadline: Some(T2),
+            level: 0,
+            callsite: Callsite::default(),
+        }],
+    );
+    // The deadline passed: the workflow moved the task on.
+    commit(
+        &t,
+        run,
+        T2,
+        vec![Event::HumanTaskEscalated {
+            cmd,
+            from: "underwriter-1".into(),
+            to: "credit-manager".into(),
+            level: 1,
+            deadline: None,
+        }],
+    );
+    let decide = |by: &str, expected: Option<&str>| {
+        let event = Event::HumanTaskDecided {
+            cmd,
+            decision: Payload(b"yes".to_vec()),
+            decided_by: by.into(),
+            comment: None,
+            decided_at: T2,
+        };
+        t.run(|tx| {
+            let tables = (
+                tx.task.runs,
+                tx.task.inbox,
+                tx.task.ready,
+                tx.human_tasks,
+                tx.run_human_tasks,
+            );
+            human_tasks::decide(tables, run, cmd, expected, &event)
+        })
+    };
+    let before = t.snapshot();
+    let stale = decide("underwriter-1", Some("underwriter-1"));
+    assert!(
+        matches!(&stale, Err(StoreError::HumanTaskReassigned { expected, assignee, .. })
+            if expected == "underwriter-1" && assignee == "credit-manager"),
+        "{stale:?}"
+    );
+    assert_eq!(t.snapshot(), before);
+
+    decide("credit-manager", Some("credit-manager")).unwrap();
+    assert!(t.keys("human_tasks").is_empty());
+    assert!(matches!(
+        last_inbox_item(&t, run),
+        Event::HumanTaskDecided { decided_by, .. } if decided_by == "credit-manager"
+    ));
 }
 
 #[test]

@@ -433,7 +433,10 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
         ("POST", "/api/v1/tasks/{run}/{cmd}/decide") => Op {
             summary: "Decide an open human task. Only its assignee, or a member of the \
                       assignee group, may: any other caller gets 403, admin included. \
-                      decided_by is the caller's name (a decided_by field is refused).",
+                      decided_by is the caller's name (a decided_by field is refused). \
+                      The decision is recorded only if the task is still assigned to the \
+                      assignee checked: one that escalated meanwhile answers 409 reassigned \
+                      and records nothing.",
             role: "viewer (the assignee)",
             params: vec![
                 path_param("run", "The run.", true),
@@ -448,7 +451,9 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
                 ("404", "not_found: no such task"),
                 (
                     "409",
-                    "closed: already decided or closed, or its workflow ended",
+                    "closed: already decided or closed, or its workflow ended; reassigned: \
+                     the task escalated to another assignee after the caller's right was \
+                     checked (the message names the new assignee; nothing was recorded)",
                 ),
                 TOO_LARGE,
             ],

@@ -19,8 +19,8 @@ pub(super) fn components() -> Value {
                     "properties": {
                         "code": { "type": "string", "enum": [
                             "bad_request", "bad_cursor", "unauthorized", "forbidden", "csrf",
-                            "not_found", "method_not_allowed", "already_running", "closed", "ambiguous",
-                            "payload_too_large", "update_rejected", "update_failed",
+                            "not_found", "method_not_allowed", "already_running", "closed", "reassigned",
+                            "ambiguous", "payload_too_large", "update_rejected", "update_failed",
                             "workflow_failed", "query_failed", "damaged", "unavailable"] },
                         "message": { "type": "string" } } } }
             },
