@@ -43,7 +43,7 @@ pub(super) async fn list(
     let mut runs = Vec::new();
     let mut page = PageRequest {
         after: args.after.map(RunCursor::new),
-        limit: args.limit.unwrap_or(PAGE),
+        ..PageRequest::first(args.limit.unwrap_or(PAGE))
     };
     // With `--limit`, one page and where the next starts; without, every page.
     let more = loop {

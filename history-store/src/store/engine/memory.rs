@@ -177,6 +177,42 @@ impl Iterator for Iter {
     }
 }
 
+impl DoubleEndedIterator for Iter {
+    /// The last entry before the last one returned from this end. Both
+    /// ends share the bounds, so a scan driven from both ends never
+    /// returns an entry twice.
+    fn next_back(&mut self) -> Option<(Bytes, Bytes)> {
+        loop {
+            if self.exhausted() {
+                return None;
+            }
+            let (key, value) = {
+                let map = self.table.map.read().unwrap_or_else(|p| p.into_inner());
+                let bounds = (
+                    self.lower.as_ref().map(Vec::as_slice),
+                    self.upper.as_ref().map(Vec::as_slice),
+                );
+                let (k, v) = map.range::<[u8], _>(bounds).next_back()?;
+                (k.clone(), v.clone())
+            };
+            self.upper = Bound::Excluded(key.clone());
+            if let Some(prefix) = &self.prefix {
+                if !key.starts_with(prefix) {
+                    if key.as_slice() < prefix.as_slice() {
+                        // Keys are ordered: none earlier has the prefix.
+                        self.lower = self.upper.clone();
+                        return None;
+                    }
+                    // Past the prefix's keys (a prefix scan has no upper
+                    // bound): step back towards them.
+                    continue;
+                }
+            }
+            return Some((Bytes::copy_of(&key), value));
+        }
+    }
+}
+
 /// A store's hold on a [`MemoryStorage`]: released when the store's last
 /// piece (its committer, its flusher, every clone of its tables' engine)
 /// is dropped.
