@@ -83,7 +83,7 @@ async fn runs_list_over_100k_runs() {
 
 /// A store (in its directory) with `n` open runs `run-000000`, … of
 /// three types.
-async fn store_with_runs(n: usize) -> (tempfile::TempDir, Arc<dyn HistoryStore>) {
+pub(crate) async fn store_with_runs(n: usize) -> (tempfile::TempDir, Arc<dyn HistoryStore>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = StoreConfig {
         durability: DurabilityMode::None,
