@@ -76,6 +76,8 @@ async fn runs_list_over_100k_runs() {
     println!("/runs during that scan: {during:?}");
     let (next, _) = render("/runs?status=running&id=run-05").await;
     println!("/runs filtered by status and id prefix: {next:?}");
+    let (oldest, _) = render("/runs?order=oldest").await;
+    println!("/runs oldest first (the default is newest first): {oldest:?}");
     let (kpis, html) = render("/kpis").await;
     assert!(html.contains("order-to-cash"));
     println!("/kpis: {kpis:?}");

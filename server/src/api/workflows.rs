@@ -117,7 +117,7 @@ pub(crate) struct ListParams {
 
 /// The list's order from `order=`: `oldest` (the default, the order
 /// existing clients and the CLI read) or `newest`.
-pub(crate) fn parse_order(text: Option<&str>) -> Result<ListOrder, ApiError> {
+fn parse_order(text: Option<&str>) -> Result<ListOrder, ApiError> {
     match text {
         None | Some("" | "oldest") => Ok(ListOrder::OldestFirst),
         Some("newest") => Ok(ListOrder::NewestFirst),
