@@ -100,7 +100,7 @@ pub use ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 pub use options::{ActivityOptions, RetryPolicy};
 pub use store::api::{
     Activation, ActivationCommit, ActivityResolution, DurabilityMode, HeartbeatAck,
-    IdConflictPolicy, RunFilter, RunSummary, StartOutcome, StartRequest, StoreConfig,
+    IdConflictPolicy, ListOrder, RunFilter, RunSummary, StartOutcome, StartRequest, StoreConfig,
     UpdateRejection,
 };
 pub use store::records::{

@@ -374,8 +374,9 @@ impl Client {
         }
     }
 
-    /// One page of up to `limit` runs matching `filter`, after `cursor`
-    /// (the `next_cursor` of the page before; `None` for the first).
+    /// One page of up to `limit` runs matching `filter`, oldest first,
+    /// after `cursor` (the `next_cursor` of the page before; `None` for
+    /// the first). [`Client::list_runs_page`] lists newest first.
     ///
     /// # Errors
     /// `BadCursor` for a cursor the store did not give out; a storage
@@ -388,8 +389,22 @@ impl Client {
     ) -> Result<RunPage, ClientError> {
         let page = PageRequest {
             after: cursor,
-            limit,
+            ..PageRequest::first(limit)
         };
+        self.list_runs_page(filter, page).await
+    }
+
+    /// One page of the runs matching `filter`, as `page` asks (its cursor,
+    /// size and order: see [`HistoryStore::list_runs`]).
+    ///
+    /// # Errors
+    /// `BadCursor` for a cursor the store did not give out for this
+    /// order; a storage error.
+    pub async fn list_runs_page(
+        &self,
+        filter: &RunFilter,
+        page: PageRequest,
+    ) -> Result<RunPage, ClientError> {
         Ok(self.store.list_runs(filter, page).await?)
     }
 

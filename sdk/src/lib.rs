@@ -98,8 +98,8 @@ pub use workflow::{Signal, Workflow};
 
 pub use refrain_history::{
     ActivityOptions, DurabilityMode, Event, Failure, FailureCause, HistoryStore, IdConflictPolicy,
-    ParentClosePolicy, Payload, RetryPolicy, RunCursor, RunFilter, RunId, RunPage, RunStatus,
-    Store, StoreConfig, StoreError, TimeoutKind, WorkflowId,
+    ListOrder, PageRequest, ParentClosePolicy, Payload, RetryPolicy, RunCursor, RunFilter, RunId,
+    RunPage, RunStatus, Store, StoreConfig, StoreError, TimeoutKind, WorkflowId,
 };
 
 /// The warnings of [`deterministic`]: identity functions whose deprecation

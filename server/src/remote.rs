@@ -499,11 +499,12 @@ mod tests {
             status: Some("running".into()),
             id_prefix: Some("a&b".into()),
             limit: Some(5),
+            order: Some("newest".into()),
             ..ListQuery::default()
         };
         assert_eq!(
             q.to_query_string(),
-            "?status=running&id_prefix=a%26b&limit=5"
+            "?status=running&id_prefix=a%26b&limit=5&order=newest"
         );
         assert_eq!(ListQuery::default().to_query_string(), "");
     }

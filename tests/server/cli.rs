@@ -266,6 +266,31 @@ async fn signal_cancel_and_json() {
         .iter()
         .any(|r| r["workflow_id"] == "loan-cli-2" && r["run"] == run));
 
+    // Newest first through the API's order, paged with its cursor.
+    let later = application("loan-cli-2b");
+    live.ok(OPERATOR, &["start", "loan-approval", "loan-cli-2b", &later])
+        .await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["runs"]
+            .as_array()
+            .expect("runs")
+            .iter()
+            .filter_map(|r| r["workflow_id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let mut oldest = ids(&live.json(VIEWER, &["list"]).await);
+    oldest.reverse();
+    assert_eq!(oldest[..2], ["loan-cli-2b", "loan-cli-2"]);
+    let first = live
+        .json(VIEWER, &["list", "--newest-first", "--limit", "1"])
+        .await;
+    assert_eq!(ids(&first), ["loan-cli-2b"]);
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let rest = live
+        .json(VIEWER, &["list", "--newest-first", "--after", cursor])
+        .await;
+    assert_eq!([ids(&first), ids(&rest)].concat(), oldest);
+
     let cancelled = live
         .json(OPERATOR, &["cancel", "loan-cli-2", "--reason", "withdrawn"])
         .await;

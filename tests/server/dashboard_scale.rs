@@ -76,6 +76,8 @@ async fn runs_list_over_100k_runs() {
     println!("/runs during that scan: {during:?}");
     let (next, _) = render("/runs?status=running&id=run-05").await;
     println!("/runs filtered by status and id prefix: {next:?}");
+    let (oldest, _) = render("/runs?order=oldest").await;
+    println!("/runs oldest first (the default is newest first): {oldest:?}");
     let (kpis, html) = render("/kpis").await;
     assert!(html.contains("order-to-cash"));
     println!("/kpis: {kpis:?}");
@@ -83,7 +85,7 @@ async fn runs_list_over_100k_runs() {
 
 /// A store (in its directory) with `n` open runs `run-000000`, … of
 /// three types.
-async fn store_with_runs(n: usize) -> (tempfile::TempDir, Arc<dyn HistoryStore>) {
+pub(crate) async fn store_with_runs(n: usize) -> (tempfile::TempDir, Arc<dyn HistoryStore>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = StoreConfig {
         durability: DurabilityMode::None,

@@ -1,8 +1,9 @@
 //! The HTTP server end to end: every API route with its errors
-//! (`api_*`), the dashboard and its inbox (`dashboard`), authentication
-//! (`auth`). Requests go through the server's router in-process, on a
-//! store with the examples' workflows and a worker running them; `cli`
-//! runs the command line against the same server listening on a port.
+//! (`api_*`), the dashboard and its inbox (`dashboard`), the runs list's
+//! order (`run_order`), authentication (`auth`). Requests go through the
+//! server's router in-process, on a store with the examples' workflows
+//! and a worker running them; `cli` runs the command line against the
+//! same server listening on a port.
 
 mod api_groups;
 mod api_queries;
@@ -20,4 +21,5 @@ mod dashboard_support;
 mod decide_race;
 mod harness;
 mod metrics;
+mod run_order;
 mod waiting;

@@ -261,6 +261,37 @@ fn list_pages_with_a_cursor_and_refuses_a_forged_one() {
 }
 
 #[test]
+fn list_newest_first_pages_the_other_way() {
+    let f = fixture();
+    let ids = |out: &str| -> Vec<String> {
+        out.lines()
+            .skip(1)
+            .filter(|l| !l.starts_with('('))
+            .map(|l| l.split_whitespace().next().unwrap().to_owned())
+            .collect()
+    };
+    let mut oldest = ids(&ok(f.db(), &["list"]));
+    oldest.reverse();
+    assert_eq!(ids(&ok(f.db(), &["list", "--newest-first"])), oldest);
+
+    let first = ok(f.db(), &["list", "--newest-first", "--limit", "2"]);
+    let cursor = first
+        .lines()
+        .find_map(|l| l.strip_prefix("(more: --after "))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no cursor after a full page: {first}"));
+    let second = ok(
+        f.db(),
+        &["list", "--newest-first", "--limit", "2", "--after", cursor],
+    );
+    let paged: Vec<String> = ids(&first).into_iter().chain(ids(&second)).collect();
+    assert_eq!(paged, oldest);
+    // The cursor continues its own order only.
+    let err = fails(f.db(), &["list", "--after", cursor], 1);
+    assert!(err.contains(cursor), "{err}");
+}
+
+#[test]
 fn describe_shows_pending_work_and_outcomes() {
     let f = fixture();
     let stuck = ok(f.db(), &["describe", "stuck-1"]);

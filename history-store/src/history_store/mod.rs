@@ -109,8 +109,8 @@ pub use worker_errors::{ActivityError, CommitError};
 use crate::event::{Event, Failure, Payload};
 use crate::ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::store::api::{
-    Activation, ActivationCommit, ActivityResolution, HeartbeatAck, RunFilter, RunSummary,
-    StartOutcome, StartRequest,
+    Activation, ActivationCommit, ActivityResolution, HeartbeatAck, ListOrder, RunFilter,
+    RunSummary, StartOutcome, StartRequest,
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
 use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec, TriggerOutcome};
@@ -263,12 +263,22 @@ pub trait HistoryStore: Send + Sync {
         cmd: CommandSeq,
     ) -> Result<Option<ActivityTaskRecord>, ReadError>;
 
-    /// One page of the runs matching `filter`, in a stable order (for sled,
-    /// by run number). Pass the page's `next_cursor` back for the next
-    /// page: pages neither skip nor repeat a run, also while runs start.
-    /// The sled backend walks the runs from the cursor on and tests each
-    /// (no index yet: see [`RunFilter`]), so a narrow filter over many
-    /// runs costs a walk of them.
+    /// One page of the runs matching `filter`, in `page.order` (by run
+    /// number, which follows start order). Pass the page's `next_cursor`
+    /// back, with the same order, for the next page: pages neither skip
+    /// nor repeat a run, also while runs start. Oldest first, a run
+    /// started while a caller pages appears on a later page; newest
+    /// first, it is on none of the pages after the one already read (it
+    /// is newer than all of them), so a caller that wants it reads the
+    /// first page again.
+    ///
+    /// A cursor carries the order it was given out for: used with the
+    /// other order it is refused with `BadCursor`, like a forged one.
+    ///
+    /// The sled backend walks the runs from the cursor on, forwards or
+    /// back, and tests each (no index yet: see [`RunFilter`]), so a
+    /// narrow filter over many runs costs a walk of them; the walk stops
+    /// once the page is full.
     async fn list_runs(&self, filter: &RunFilter, page: PageRequest) -> Result<RunPage, ReadError>;
 
     // ----- client side: human tasks -----
@@ -583,27 +593,48 @@ impl From<&ActivityTask> for AttemptRef {
     }
 }
 
-/// Where a page of [`HistoryStore::list_runs`] starts and how long it is.
+/// Where a page of [`HistoryStore::list_runs`] starts, how long it is and
+/// which way it runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageRequest {
     /// `next_cursor` of the previous page; `None` for the first page.
     pub after: Option<RunCursor>,
     /// Most runs in the page (at least 1 is used).
     pub limit: usize,
+    /// Oldest first (the default) or newest first. A cursor is only good
+    /// for the order it was given out for.
+    pub order: ListOrder,
 }
 
 impl PageRequest {
-    /// The first page, of up to `limit` runs.
+    /// The first page, of up to `limit` runs, oldest first.
     pub fn first(limit: usize) -> Self {
-        PageRequest { after: None, limit }
+        PageRequest {
+            after: None,
+            limit,
+            order: ListOrder::OldestFirst,
+        }
     }
 
-    /// The page after `cursor`, of up to `limit` runs.
+    /// The page after `cursor`, of up to `limit` runs, oldest first.
     pub fn after(cursor: RunCursor, limit: usize) -> Self {
         PageRequest {
             after: Some(cursor),
             limit,
+            order: ListOrder::OldestFirst,
         }
+    }
+
+    /// The same page, newest first: `PageRequest::first(50).newest_first()`.
+    #[must_use]
+    pub fn newest_first(self) -> Self {
+        self.in_order(ListOrder::NewestFirst)
+    }
+
+    /// The same page, in `order`.
+    #[must_use]
+    pub fn in_order(self, order: ListOrder) -> Self {
+        PageRequest { order, ..self }
     }
 }
 

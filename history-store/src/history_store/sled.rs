@@ -30,8 +30,8 @@ use crate::error::StoreError;
 use crate::event::{Event, Failure, Payload};
 use crate::ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::store::api::{
-    Activation, ActivationCommit, ActivityResolution, HeartbeatAck, RunFilter, StartOutcome,
-    StartRequest,
+    Activation, ActivationCommit, ActivityResolution, HeartbeatAck, ListOrder, RunFilter,
+    StartOutcome, StartRequest,
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
 use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec, TriggerOutcome};
@@ -55,18 +55,35 @@ where
     }
 }
 
-/// The text of the cursor after `run`: its number.
-fn cursor_after(run: RunId) -> RunCursor {
-    RunCursor::new(run.0.to_string())
+/// Marks a newest-first cursor: `b` and the run number the next page
+/// comes before. An oldest-first cursor is the bare number of the run the
+/// next page comes after (as it always was, so cursors given out before
+/// lists had an order still work). Each order refuses the other's cursor:
+/// "after 7" read as "before 7" would jump back over the pages between.
+const NEWEST_FIRST_MARK: &str = "b";
+
+/// The cursor of the page past `run` in `order`.
+fn cursor_past(run: RunId, order: ListOrder) -> RunCursor {
+    match order {
+        ListOrder::OldestFirst => RunCursor::new(run.0.to_string()),
+        ListOrder::NewestFirst => RunCursor::new(format!("{NEWEST_FIRST_MARK}{}", run.0)),
+    }
 }
 
-fn parse_cursor(cursor: &RunCursor) -> Result<RunId, ReadError> {
-    cursor
-        .as_str()
-        .parse::<u64>()
+/// The run a cursor of `order` points past.
+fn parse_cursor(cursor: &RunCursor, order: ListOrder) -> Result<RunId, ReadError> {
+    let text = cursor.as_str();
+    let number = match order {
+        ListOrder::OldestFirst => Some(text),
+        ListOrder::NewestFirst => text.strip_prefix(NEWEST_FIRST_MARK),
+    };
+    number
+        // `u64::from_str` takes a leading `+`; a cursor is only digits.
+        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<u64>().ok())
         .map(RunId)
-        .map_err(|_| ReadError::BadCursor {
-            cursor: cursor.as_str().to_owned(),
+        .ok_or_else(|| ReadError::BadCursor {
+            cursor: text.to_owned(),
         })
 }
 
@@ -242,13 +259,19 @@ impl HistoryStore for Store {
     }
 
     async fn list_runs(&self, filter: &RunFilter, page: PageRequest) -> Result<RunPage, ReadError> {
-        let after = page.after.as_ref().map(parse_cursor).transpose()?;
+        let order = page.order;
+        let from = page
+            .after
+            .as_ref()
+            .map(|c| parse_cursor(c, order))
+            .transpose()?;
         let limit = page.limit.max(1);
-        // The store lists in run order, and run numbers only grow: a run
-        // started while a caller pages comes after every cursor it holds.
-        let runs = self.list_runs_after(filter, after, limit)?;
+        // The store walks in run order, and run numbers only grow: a run
+        // started while a caller pages comes after every cursor it holds,
+        // so it lands on a later page oldest first and on none newest first.
+        let runs = self.list_runs_from(filter, from, order, limit)?;
         let next_cursor = match runs.last() {
-            Some(last) if runs.len() == limit => Some(cursor_after(last.run)),
+            Some(last) if runs.len() == limit => Some(cursor_past(last.run, order)),
             _ => None,
         };
         Ok(RunPage { runs, next_cursor })

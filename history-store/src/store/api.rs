@@ -221,6 +221,17 @@ impl RunFilter {
     }
 }
 
+/// The order of a list of runs: by run number, which follows start order
+/// (run numbers only grow).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ListOrder {
+    /// Lowest run number first: the order runs started in.
+    #[default]
+    OldestFirst,
+    /// Highest run number first: the latest run started leads.
+    NewestFirst,
+}
+
 /// One row of `list_runs`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunSummary {

@@ -617,15 +617,16 @@ impl Store {
         self.inner.list_runs(filter)
     }
 
-    /// Up to `limit` runs matching `filter` after run `after`, in run
-    /// order: one page of `HistoryStore::list_runs`.
-    pub(crate) fn list_runs_after(
+    /// Up to `limit` runs matching `filter` in `order`, past run `from`
+    /// in that order: one page of `HistoryStore::list_runs`.
+    pub(crate) fn list_runs_from(
         &self,
         filter: &RunFilter,
-        after: Option<RunId>,
+        from: Option<RunId>,
+        order: api::ListOrder,
         limit: usize,
     ) -> Result<Vec<RunSummary>, StoreError> {
-        self.inner.list_runs_after(filter, after, limit)
+        self.inner.list_runs_from(filter, from, order, limit)
     }
 
     /// Waits until `run` is closed and its closing is durable, and returns

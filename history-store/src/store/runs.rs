@@ -15,7 +15,7 @@ use crate::error::StoreError;
 use crate::event::{Event, Payload};
 use crate::ids::{CommandSeq, EventSeq, LeaseToken, RunId, WorkflowId};
 use crate::keys;
-use crate::store::api::{Activation, RunFilter, RunSummary, StartOutcome, StartRequest};
+use crate::store::api::{Activation, ListOrder, RunFilter, RunSummary, StartOutcome, StartRequest};
 use crate::store::records::{ActivityTaskRecord, RunRecord};
 
 impl Inner {
@@ -188,26 +188,37 @@ impl Inner {
     }
 
     pub(super) fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
-        self.list_runs_after(filter, None, usize::MAX)
+        self.list_runs_from(filter, None, ListOrder::OldestFirst, usize::MAX)
     }
 
-    /// Up to `limit` runs passing `filter`, in run order, after run
-    /// `after`. A walk of the `runs` table from there (see `RunFilter`):
-    /// run numbers only grow, so a run started while a caller pages comes
-    /// after every position it holds.
-    pub(super) fn list_runs_after(
+    /// Up to `limit` runs passing `filter`, in `order`, strictly past run
+    /// `from` in that order (after it oldest first, before it newest
+    /// first). A walk of the `runs` table from there, forwards or back
+    /// (see `RunFilter`), that stops once the page is full. Run numbers
+    /// only grow, so a run started while a caller pages lands after every
+    /// position an oldest-first caller holds, and before (never on) the
+    /// pages still to come of a newest-first one.
+    pub(super) fn list_runs_from(
         &self,
         filter: &RunFilter,
-        after: Option<RunId>,
+        from: Option<RunId>,
+        order: ListOrder,
         limit: usize,
     ) -> Result<Vec<RunSummary>, StoreError> {
         let mut out = Vec::new();
-        let from = match after {
-            None => 0,
-            Some(RunId(u64::MAX)) => return Ok(out),
-            Some(run) => run.0 + 1,
+        let walk = match (order, from) {
+            (_, None) => self.trees.runs.iter(),
+            (ListOrder::OldestFirst, Some(RunId(u64::MAX))) => return Ok(out),
+            (ListOrder::OldestFirst, Some(run)) => {
+                self.trees.runs.range(keys::run_key(RunId(run.0 + 1))..)
+            }
+            (ListOrder::NewestFirst, Some(run)) => self.trees.runs.range(..keys::run_key(run)),
         };
-        for item in self.trees.runs.range(keys::run_key(RunId(from))..) {
+        let walk: Box<dyn Iterator<Item = _>> = match order {
+            ListOrder::OldestFirst => Box::new(walk),
+            ListOrder::NewestFirst => Box::new(walk.rev()),
+        };
+        for item in walk {
             let (key, bytes) = item?;
             let run = keys::parse_run_key(&key).map_err(|bad| StoreError::Corrupt {
                 what: "run key",

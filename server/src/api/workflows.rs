@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use refrain::history_file::{HistoryExport, HistoryFileError};
 use refrain::{ClientError, StartOptions};
-use refrain_history::{IdConflictPolicy, RunCursor, RunFilter, RunId, RunRecord, WorkflowId};
+use refrain_history::{
+    IdConflictPolicy, ListOrder, PageRequest, RunCursor, RunFilter, RunId, RunRecord, WorkflowId,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::SystemTime;
@@ -110,6 +112,19 @@ pub(crate) struct ListParams {
     started_before: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    order: Option<String>,
+}
+
+/// The list's order from `order=`: `oldest` (the default, the order
+/// existing clients and the CLI read) or `newest`.
+fn parse_order(text: Option<&str>) -> Result<ListOrder, ApiError> {
+    match text {
+        None | Some("" | "oldest") => Ok(ListOrder::OldestFirst),
+        Some("newest") => Ok(ListOrder::NewestFirst),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "order must be \"newest\" or \"oldest\", got {other:?}"
+        ))),
+    }
 }
 
 /// `GET /api/v1/workflows`
@@ -131,8 +146,12 @@ pub(crate) async fn list(
             })?,
     };
     let filter = filter(&params)?;
-    let cursor = params.cursor.filter(|c| !c.is_empty()).map(RunCursor::new);
-    let page = state.client().list_page(&filter, cursor, limit).await?;
+    let order = parse_order(params.order.as_deref())?;
+    let page = PageRequest {
+        after: params.cursor.filter(|c| !c.is_empty()).map(RunCursor::new),
+        ..PageRequest::first(limit).in_order(order)
+    };
+    let page = state.client().list_runs_page(&filter, page).await?;
     let runs: Vec<Value> = page.runs.iter().map(json::run_summary).collect();
     Ok(Json(json!({
         "runs": runs,

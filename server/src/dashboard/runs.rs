@@ -2,9 +2,11 @@
 //! the counts per status, what each open run waits on, and cursor
 //! pagination.
 //!
-//! Pages follow the store's order (run number, oldest first) and its
-//! cursors: "Next" carries the store's `next_cursor`; the store applies
-//! every filter.
+//! Newest first by default (an operator looks for what just happened;
+//! with many runs the oldest are months old), oldest first on request.
+//! Pages follow the store's order and its cursors: "Next" carries the
+//! store's `next_cursor` and the order it was given out for; the store
+//! applies every filter.
 
 use super::fmt::{human, status_class, utc, STATUSES};
 use super::layout::page;
@@ -18,7 +20,7 @@ use axum::response::IntoResponse;
 use axum::Extension;
 use maud::html;
 use refrain::ClientError;
-use refrain_history::{RunCursor, RunFilter, RunPage, RunSummary};
+use refrain_history::{ListOrder, PageRequest, RunCursor, RunFilter, RunPage, RunSummary};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -35,17 +37,39 @@ pub(super) struct RunsQuery {
     id: String,
     #[serde(default)]
     cursor: String,
+    /// `newest` (also when empty) or `oldest`.
+    #[serde(default)]
+    order: String,
 }
 
 impl RunsQuery {
-    /// The query string of these filters (without the cursor).
-    fn filters(&self) -> String {
+    /// The query string of these filters and the order (without the
+    /// cursor, which only holds for the same filters and order).
+    fn filters(&self, order: ListOrder) -> String {
         format!(
-            "status={}&type={}&id={}",
+            "status={}&type={}&id={}&order={}",
             enc(&self.status),
             enc(&self.workflow_type),
-            enc(&self.id)
+            enc(&self.id),
+            order_name(order)
         )
+    }
+}
+
+/// The name of `order` in the page's query string.
+fn order_name(order: ListOrder) -> &'static str {
+    match order {
+        ListOrder::NewestFirst => "newest",
+        ListOrder::OldestFirst => "oldest",
+    }
+}
+
+/// The order named in the query string; newest first when none is.
+fn parse_order(name: &str) -> Option<ListOrder> {
+    match name {
+        "" | "newest" => Some(ListOrder::NewestFirst),
+        "oldest" => Some(ListOrder::OldestFirst),
+        _ => None,
     }
 }
 
@@ -71,15 +95,27 @@ pub(super) async fn list(
         id_prefix: Some(q.id.trim().to_owned()).filter(|p| !p.is_empty()),
         ..RunFilter::default()
     };
-    let cursor = Some(q.cursor.as_str())
-        .filter(|c| !c.is_empty())
-        .map(RunCursor::new);
+    let order = parse_order(&q.order).ok_or_else(|| {
+        PageError::new(
+            ApiError::bad_request(format!(
+                "the order is \"newest\" or \"oldest\", not {:?}",
+                q.order
+            )),
+            &caller,
+        )
+    })?;
+    let request = PageRequest {
+        after: Some(q.cursor.as_str())
+            .filter(|c| !c.is_empty())
+            .map(RunCursor::new),
+        ..PageRequest::first(PAGE).in_order(order)
+    };
     let RunPage {
         runs,
         next_cursor: next,
     } = state
         .client()
-        .list_page(&filter, cursor, PAGE)
+        .list_runs_page(&filter, request)
         .await
         .map_err(|e| PageError::new(e.into(), &caller))?;
     let waiting = waiting_of(&state, &runs).await;
@@ -118,6 +154,13 @@ pub(super) async fn list(
             " "
             label { "Id starts with " input type="text" name="id" value=(q.id); }
             " "
+            label { "Order "
+                select name="order" {
+                    option value="newest" selected[order == ListOrder::NewestFirst] { "Newest first" }
+                    option value="oldest" selected[order == ListOrder::OldestFirst] { "Oldest first" }
+                }
+            }
+            " "
             button type="submit" { "Filter" }
         }
         @if runs.is_empty() {
@@ -141,12 +184,17 @@ pub(super) async fn list(
             }
         }
         p.pager {
-            @if !q.cursor.is_empty() { a href={ "/runs?" (q.filters()) } { "First page" } " " }
+            @if !q.cursor.is_empty() { a href={ "/runs?" (q.filters(order)) } { "First page" } " " }
             @if let Some(next) = &next {
-                a.next href={ "/runs?" (q.filters()) "&cursor=" (enc(next.as_str())) } { "Next" }
+                a.next href={ "/runs?" (q.filters(order)) "&cursor=" (enc(next.as_str())) } { "Next" }
             }
         }
-        p.hint { "Oldest first, as the store lists runs." }
+        p.hint {
+            @match order {
+                ListOrder::NewestFirst => "Newest first: runs started after the first page was read appear on the first page, not on later ones.",
+                ListOrder::OldestFirst => "Oldest first, in the order the runs started.",
+            }
+        }
     };
     Ok(page("Runs", Some(&caller), body).into_response())
 }

@@ -53,8 +53,11 @@ pub struct ListQuery {
     pub started_before: Option<String>,
     /// At most this many runs (1..=1000; the server's default is 50).
     pub limit: Option<u32>,
-    /// The `next_cursor` of the page before.
+    /// The `next_cursor` of the page before (given out for the same
+    /// order).
     pub cursor: Option<String>,
+    /// `newest` (latest started first) or `oldest` (the server's default).
+    pub order: Option<String>,
 }
 
 impl ListQuery {
@@ -69,6 +72,7 @@ impl ListQuery {
             ("started_before", self.started_before.as_deref()),
             ("limit", limit.as_deref()),
             ("cursor", self.cursor.as_deref()),
+            ("order", self.order.as_deref()),
         ];
         let mut query = String::new();
         for (name, value) in pairs {

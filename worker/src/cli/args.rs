@@ -75,6 +75,10 @@ pub(super) enum Command {
         /// Only workflow ids starting with this.
         #[arg(long, value_name = "PREFIX")]
         id_prefix: Option<String>,
+        /// Latest started first (default: the order runs started in). A
+        /// cursor only continues the order it was printed for.
+        #[arg(long)]
+        newest_first: bool,
     },
     /// Shows the latest run of a workflow: status, times, pending
     /// activities and timers, the last activation failure.

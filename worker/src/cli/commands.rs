@@ -6,7 +6,7 @@ use super::{acknowledge, pick_run, CliError, Out, EXIT_FAILED};
 use crate::replayer::{history_files, indent, ReplayError, Replayer};
 use refrain::history_file::{FileFormat, HistoryExport};
 use refrain_history::{
-    HistoryStore, PageRequest, Payload, RunCursor, RunFilter, RunId, Store, WorkflowId,
+    HistoryStore, ListOrder, PageRequest, Payload, RunCursor, RunFilter, RunId, Store, WorkflowId,
 };
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,8 @@ pub(super) struct ListArgs {
     pub(super) after: Option<String>,
     /// Only workflow ids starting with this.
     pub(super) id_prefix: Option<String>,
+    /// Latest started first instead of the order runs started in.
+    pub(super) newest_first: bool,
 }
 
 pub(super) async fn list(
@@ -41,16 +43,23 @@ pub(super) async fn list(
         ..Default::default()
     };
     let mut runs = Vec::new();
+    let order = if args.newest_first {
+        ListOrder::NewestFirst
+    } else {
+        ListOrder::OldestFirst
+    };
     let mut page = PageRequest {
         after: args.after.map(RunCursor::new),
-        limit: args.limit.unwrap_or(PAGE),
+        ..PageRequest::first(args.limit.unwrap_or(PAGE)).in_order(order)
     };
     // With `--limit`, one page and where the next starts; without, every page.
     let more = loop {
         let got = store.list_runs(&filter, page).await?;
         runs.extend(got.runs);
         match got.next_cursor {
-            Some(cursor) if args.limit.is_none() => page = PageRequest::after(cursor, PAGE),
+            Some(cursor) if args.limit.is_none() => {
+                page = PageRequest::after(cursor, PAGE).in_order(order);
+            }
             next => break next,
         }
     };

@@ -294,6 +294,7 @@ fn execute(
             limit,
             after,
             id_prefix,
+            newest_first,
         } => {
             let args = ListArgs {
                 status,
@@ -301,6 +302,7 @@ fn execute(
                 limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
                 after,
                 id_prefix,
+                newest_first,
             };
             on_runtime(list(&open_for_reading(db)?, args, json, out))?
         }

@@ -87,6 +87,7 @@ impl Remote {
                 limit,
                 after,
                 id_prefix,
+                newest_first,
             } => {
                 let query = ListQuery {
                     status: status.map(|s| RunStatus::from(s).as_str().to_owned()),
@@ -94,6 +95,7 @@ impl Remote {
                     id_prefix,
                     limit: limit.map(|n| u32::try_from(n.min(1000)).unwrap_or(1000)),
                     cursor: after,
+                    order: newest_first.then(|| "newest".to_owned()),
                     ..ListQuery::default()
                 };
                 self.list(query, limit.is_some(), out).await?;

@@ -177,6 +177,42 @@ impl Iterator for Iter {
     }
 }
 
+impl DoubleEndedIterator for Iter {
+    /// The last entry before the last one returned from this end. Both
+    /// ends share the bounds, so a scan driven from both ends never
+    /// returns an entry twice.
+    fn next_back(&mut self) -> Option<(Bytes, Bytes)> {
+        loop {
+            if self.exhausted() {
+                return None;
+            }
+            let (key, value) = {
+                let map = self.table.map.read().unwrap_or_else(|p| p.into_inner());
+                let bounds = (
+                    self.lower.as_ref().map(Vec::as_slice),
+                    self.upper.as_ref().map(Vec::as_slice),
+                );
+                let (k, v) = map.range::<[u8], _>(bounds).next_back()?;
+                (k.clone(), v.clone())
+            };
+            self.upper = Bound::Excluded(key.clone());
+            if let Some(prefix) = &self.prefix {
+                if !key.starts_with(prefix) {
+                    if key.as_slice() < prefix.as_slice() {
+                        // Keys are ordered: none earlier has the prefix.
+                        self.lower = self.upper.clone();
+                        return None;
+                    }
+                    // Past the prefix's keys (a prefix scan has no upper
+                    // bound): step back towards them.
+                    continue;
+                }
+            }
+            return Some((Bytes::copy_of(&key), value));
+        }
+    }
+}
+
 /// A store's hold on a [`MemoryStorage`]: released when the store's last
 /// piece (its committer, its flusher, every clone of its tables' engine)
 /// is dropped.
@@ -251,5 +287,58 @@ impl MemoryEngine {
             }
         }
         Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(keys: &[&[u8]]) -> Arc<MemTable> {
+        let t = Arc::new(MemTable::default());
+        for k in keys {
+            t.insert(k, Bytes::copy_of(k));
+        }
+        t
+    }
+
+    fn keys(items: impl Iterator<Item = (Bytes, Bytes)>) -> Vec<Vec<u8>> {
+        items.map(|(k, _)| k.to_vec()).collect()
+    }
+
+    #[test]
+    fn a_scan_walks_back_within_its_bounds_and_prefix() {
+        let t = table(&[b"a1", b"b1", b"b2", b"b3", b"c1"]);
+        let range = Iter::new(
+            &t,
+            Bound::Excluded(b"a1".to_vec()),
+            Bound::Excluded(b"c1".to_vec()),
+            None,
+        );
+        assert_eq!(keys(range.rev()), [b"b3", b"b2", b"b1"]);
+        let prefix = Iter::new(
+            &t,
+            Bound::Included(b"b".to_vec()),
+            Bound::Unbounded,
+            Some(b"b".to_vec()),
+        );
+        assert_eq!(keys(prefix.rev()), [b"b3", b"b2", b"b1"]);
+        let none = Iter::new(
+            &t,
+            Bound::Included(b"d".to_vec()),
+            Bound::Unbounded,
+            Some(b"d".to_vec()),
+        );
+        assert!(keys(none.rev()).is_empty());
+    }
+
+    #[test]
+    fn a_scan_driven_from_both_ends_returns_each_entry_once() {
+        let t = table(&[b"1", b"2", b"3", b"4"]);
+        let mut both = Iter::new(&t, Bound::Unbounded, Bound::Unbounded, None);
+        let (front, back) = (both.next(), both.next_back());
+        assert_eq!(keys(front.into_iter().chain(back)), [b"1", b"4"]);
+        assert_eq!(keys(both.by_ref()), [b"2", b"3"]);
+        assert!(both.next_back().is_none());
     }
 }

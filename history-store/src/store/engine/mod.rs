@@ -205,6 +205,17 @@ impl Iterator for Iter {
     }
 }
 
+/// From the last entry back: a newest-first list walks the `runs` table
+/// from its end. As lazy as the forward walk.
+impl DoubleEndedIterator for Iter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        match &mut self.0 {
+            IterRepr::Disk(i) => i.next_back().map(disk::entry),
+            IterRepr::Memory(i) => i.next_back().map(Ok),
+        }
+    }
+}
+
 impl Iter {
     /// The keys alone.
     pub(in crate::store) fn keys(self) -> impl Iterator<Item = Result<Bytes, EngineError>> {

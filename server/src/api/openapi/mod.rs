@@ -215,7 +215,7 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
         }
         .build(),
         ("GET", "/api/v1/workflows") => Op {
-            summary: "List runs, newest filter first, page by page.",
+            summary: "List runs, filtered, oldest or newest first, page by page.",
             role: "viewer",
             params: vec![
                 query_param("status", "Only runs in this state.", schema("Status")),
@@ -247,8 +247,16 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
                 ),
                 query_param(
                     "cursor",
-                    "The next_cursor of the previous page.",
+                    "The next_cursor of the previous page, read in the same order.",
                     json!({"type": "string"}),
+                ),
+                query_param(
+                    "order",
+                    "By run number, which follows start order: `oldest` (first started \
+                     first) or `newest` (latest started first). Newest first, a run started \
+                     after the first page was read is on none of the later pages.",
+                    json!({"type": "string", "enum": ["oldest", "newest"],
+                            "default": "oldest"}),
                 ),
             ],
             body: None,
@@ -256,7 +264,11 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             also: None,
             errors: &[
                 BAD,
-                ("400", "bad_cursor: a cursor the server did not give out"),
+                (
+                    "400",
+                    "bad_cursor: a cursor the server did not give out, or gave out for \
+                     the other order",
+                ),
             ],
         }
         .build(),
