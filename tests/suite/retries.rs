@@ -456,10 +456,14 @@ async fn late_result_of_a_timed_out_attempt_is_rejected() {
         end_of(1) >= end_of(2),
         "attempt 1 finished after attempt 2: {entries:?}"
     );
-    let retry_after = starts[1].at.saturating_since(starts[0].at);
+    // No bound on the time between the two starts: the timeout counts
+    // from the store's claim, these ledger times from when the runtime
+    // got round to running the activity, which under load comes later by
+    // any amount. That attempt 2 waited for attempt 1's timeout shows in
+    // the store's refusal of attempt 1's heartbeat above.
     assert!(
-        retry_after >= START_TO_CLOSE,
-        "attempt 2 started {retry_after:?} after attempt 1, before its start-to-close timeout"
+        starts[1].at >= starts[0].at,
+        "attempt 2 started before attempt 1: {entries:?}"
     );
     worker.shutdown(Duration::from_secs(1)).await;
 }
