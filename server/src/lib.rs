@@ -19,8 +19,9 @@
 //!   # server.shutdown().await; Ok(()) }
 //!   ```
 //!
-//! - **Standalone**, `refrain serve --db DIR`: the server owns the store
-//!   and runs its timer and schedule services.
+//! - **Standalone**, `refrain --db DIR serve`: the server owns the store
+//!   and runs its timer and schedule services, but no workflow code (the
+//!   application's workers run that).
 //!
 //! It binds to 127.0.0.1:8233 unless told otherwise. Every route but
 //! `GET /healthz` needs a credential (see [`auth`]): the API and `/metrics`
@@ -30,8 +31,9 @@
 //! # Routes
 //!
 //! - `/api/v1/…`: the JSON API; `GET /api/v1/openapi.json` describes it.
-//! - `/`, `/runs`, `/runs/{id}`, `/inbox`, `/schedules`, `/kpis`: the
-//!   dashboard.
+//! - `/`, `/runs`, `/runs/{id}`, `/inbox`, `/inbox/{run}/{cmd}`,
+//!   `/schedules`, `/kpis`: the dashboard; `/login` and `/logout`; its
+//!   stylesheet `/assets/style.css`.
 //! - `/metrics`: Prometheus text format.
 //! - `/healthz`: `ok`, unauthenticated.
 
