@@ -55,11 +55,38 @@ fn logged_in(session: &str, next: &str) -> Response {
 }
 
 /// Only paths of this server: `next` must not send the browser elsewhere.
+///
+/// Browsers drop tabs and line breaks inside an address and read `\` as
+/// `/`, so `/\t/evil.example` would become `//evil.example`: only visible
+/// ASCII other than `\` passes, and a path must not start with `//`.
+/// (Anything else could not be a `Location` header value either.)
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let visible = next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if visible && next.starts_with('/') && !next.starts_with("//") {
         next
     } else {
         "/runs"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_this_server() {
+        assert_eq!(safe_next("/runs/loan-bo?run=2"), "/runs/loan-bo?run=2");
+        for away in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "https://evil.example",
+            "evil.example",
+            "/ /x",
+        ] {
+            assert_eq!(safe_next(away), "/runs", "{away:?}");
+        }
     }
 }
 
