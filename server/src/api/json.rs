@@ -197,6 +197,60 @@ pub fn pending_timer(t: &PendingTimer) -> Value {
 
 // ----- human tasks -----
 
+/// One `waiting_on` entry of run `run`: its kind, the sentence an
+/// operator reads (`text`), and the fields a program acts on.
+pub fn waiting(run: u64, w: &refrain::Waiting) -> Value {
+    use refrain::Waiting;
+    let mut o = Map::new();
+    o.insert("kind".into(), json!(w.kind()));
+    o.insert("text".into(), json!(w.to_string()));
+    let fields = match w {
+        Waiting::Activation { events, first } => json!({ "events": events, "first": first }),
+        Waiting::TaskFailure { message } => json!({ "message": message }),
+        Waiting::Activity {
+            cmd,
+            activity_type,
+            attempt,
+            max_attempts,
+            running_until,
+            next_attempt_at,
+            last_failure,
+        } => json!({
+            "cmd": cmd.0,
+            "activity_type": activity_type,
+            "attempt": attempt,
+            "max_attempts": max_attempts,
+            "running_until": opt_time(*running_until),
+            "next_attempt_at": opt_time(*next_attempt_at),
+            "last_failure": last_failure,
+        }),
+        Waiting::Timer { cmd, fire_at } => json!({ "cmd": cmd.0, "fire_at": time(*fire_at) }),
+        Waiting::HumanTask {
+            cmd,
+            task,
+            assignee,
+            deadline,
+            level,
+        } => json!({
+            "id": format!("{run}/{}", cmd.0),
+            "cmd": cmd.0,
+            "task": task,
+            "assignee": assignee,
+            "deadline": opt_time(*deadline),
+            "level": level,
+        }),
+        Waiting::Child { cmd, workflow_id } => {
+            json!({ "cmd": cmd.0, "workflow_id": workflow_id.as_str() })
+        }
+        // `signal`, and kinds newer than this server: the text says it.
+        _ => json!({}),
+    };
+    if let Value::Object(fields) = fields {
+        o.extend(fields);
+    }
+    Value::Object(o)
+}
+
 /// An open human task; `overdue` when its deadline is before `now`.
 pub fn human_task(t: &refrain::HumanTask, now: SystemTime) -> Value {
     json!({

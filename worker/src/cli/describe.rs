@@ -5,12 +5,11 @@ use super::local::{failure_json, human_task, payload_json};
 use super::remote::print_json;
 use super::{latest, CliError, Out};
 use crate::replayer::indent;
-use refrain::Waiting;
 use refrain_history::{
     ActivityState, HistoryStore, RunId, RunRecord, Store, Timestamp, WorkflowId,
 };
-use refrain_server::remote::{Description, WaitingOn};
-use serde_json::{json, Map, Value};
+use refrain_server::remote::Description;
+use serde_json::json;
 
 pub(super) async fn describe(
     store: &Store,
@@ -185,27 +184,22 @@ async fn description(
         .waiting_on(record.workflow_id.clone())
         .await
         .map_err(|e| CliError::Failed(e.to_string()))?;
-    let waiting_on = waiting.iter().map(|w| waiting_on(run, w)).collect();
+    let waiting_on = waiting
+        .iter()
+        .map(|w| {
+            serde_json::from_value(refrain_server::json::waiting(run.0, w))
+                .expect("the API's waiting shape is the client's")
+        })
+        .collect();
     let pending_activities = d
         .pending_activities
         .iter()
-        .map(|a| {
-            json!({
-                "cmd": a.cmd.0,
-                "activity_type": a.activity_type,
-                "attempt": a.attempt,
-                "running": a.running,
-                "first_scheduled_at": system_time(a.first_scheduled_at),
-                "next_attempt_at": a.next_attempt_at.map(system_time),
-                "attempt_deadline": a.attempt_deadline.map(system_time),
-                "last_failure": a.last_failure.as_ref().map(failure_json),
-            })
-        })
+        .map(refrain_server::json::pending_activity)
         .collect();
     let pending_timers = d
         .pending_timers
         .iter()
-        .map(|t| json!({ "cmd": t.cmd.0, "fire_at": utc(t.fire_at) }))
+        .map(refrain_server::json::pending_timer)
         .collect();
     let human_tasks: Vec<_> = HistoryStore::human_tasks_of_run(store, run)
         .await?
@@ -239,61 +233,4 @@ async fn description(
         continued_from: record.continued_from.map(|r| json!(r.0)),
         continued_to: record.continued_to.map(|r| json!(r.0)),
     })
-}
-
-fn system_time(t: std::time::SystemTime) -> Value {
-    let ms = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    json!(utc(Timestamp(ms)))
-}
-
-/// A `waiting_on` entry: kind, sentence, and the fields of its kind.
-fn waiting_on(run: RunId, w: &Waiting) -> WaitingOn {
-    let fields = match w {
-        Waiting::Activation { events, first } => json!({ "events": events, "first": first }),
-        Waiting::TaskFailure { message } => json!({ "message": message }),
-        Waiting::Activity {
-            cmd,
-            activity_type,
-            attempt,
-            max_attempts,
-            running_until,
-            next_attempt_at,
-            last_failure,
-        } => json!({
-            "cmd": cmd.0,
-            "activity_type": activity_type,
-            "attempt": attempt,
-            "max_attempts": max_attempts,
-            "running_until": running_until.map(utc),
-            "next_attempt_at": next_attempt_at.map(utc),
-            "last_failure": last_failure,
-        }),
-        Waiting::Timer { cmd, fire_at } => json!({ "cmd": cmd.0, "fire_at": utc(*fire_at) }),
-        Waiting::HumanTask {
-            cmd,
-            task,
-            assignee,
-            deadline,
-            level,
-        } => json!({
-            "id": format!("{}/{}", run.0, cmd.0),
-            "cmd": cmd.0,
-            "task": task,
-            "assignee": assignee,
-            "deadline": deadline.map(utc),
-            "level": level,
-        }),
-        Waiting::Child { cmd, workflow_id } => {
-            json!({ "cmd": cmd.0, "workflow_id": workflow_id.as_str() })
-        }
-        // `signal`, and kinds newer than this build: the text says it.
-        _ => json!({}),
-    };
-    WaitingOn {
-        kind: w.kind().to_owned(),
-        text: w.to_string(),
-        fields: fields.as_object().cloned().unwrap_or_else(Map::new),
-    }
 }
