@@ -224,6 +224,9 @@ impl Client {
     /// clean up before it ends; one that ignores cancellation is cancelled
     /// for it. Await the handle's `result()` to see it end.
     ///
+    /// Returns the run it asked. `requested_by` is recorded for the audit
+    /// trail.
+    ///
     /// # Errors
     /// `NotFound` or `Closed` (nothing is written).
     pub async fn cancel(
@@ -231,13 +234,13 @@ impl Client {
         id: impl Into<WorkflowId>,
         reason: &str,
         requested_by: Option<&str>,
-    ) -> Result<(), ClientError> {
-        self.store.cancel(&id.into(), reason, requested_by).await?;
-        Ok(())
+    ) -> Result<RunId, ClientError> {
+        Ok(self.store.cancel(&id.into(), reason, requested_by).await?)
     }
 
     /// Ends the workflow `id` at once, without running any of its code
-    /// (no cleanup); returns once durable.
+    /// (no cleanup); returns the run it ended, once durable.
+    /// `terminated_by` is recorded for the audit trail.
     ///
     /// # Errors
     /// `NotFound` or `Closed` (nothing is written).
@@ -245,9 +248,12 @@ impl Client {
         &self,
         id: impl Into<WorkflowId>,
         reason: &str,
-    ) -> Result<(), ClientError> {
-        self.store.terminate(&id.into(), reason, None).await?;
-        Ok(())
+        terminated_by: Option<&str>,
+    ) -> Result<RunId, ClientError> {
+        Ok(self
+            .store
+            .terminate(&id.into(), reason, terminated_by)
+            .await?)
     }
 
     /// Asks the latest run of `id` query `Q` and returns the answer of the

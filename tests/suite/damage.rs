@@ -141,7 +141,10 @@ async fn build_store() -> tempfile::TempDir {
         .cancel("cancel", "no longer wanted", None)
         .await
         .unwrap();
-    env.client.terminate("terminate", "operator").await.unwrap();
+    env.client
+        .terminate("terminate", "operator", None)
+        .await
+        .unwrap();
     for id in ["cancel", "terminate"] {
         let h = env.client.handle::<Shaped>(id).await.unwrap();
         assert!(result_of(&h).await.is_err(), "{id} must have closed");

@@ -216,7 +216,7 @@ async fn terminate_ends_a_run_at_once_without_running_its_code() {
     })
     .await;
     client
-        .terminate("careful-2", "duplicate order")
+        .terminate("careful-2", "duplicate order", None)
         .await
         .unwrap();
     let err = handle.result().await.unwrap_err();
@@ -259,12 +259,23 @@ async fn cancelling_a_missing_or_closed_workflow_is_a_named_error() {
         Err(ClientError::NotFound { .. })
     ));
     assert!(matches!(
-        client.terminate("nobody", "x").await,
+        client.terminate("nobody", "x", None).await,
         Err(ClientError::NotFound { .. })
     ));
     let h = client.start::<Sleeper>("sleeper-2", ()).await.unwrap();
-    client.terminate("sleeper-2", "done").await.unwrap();
+    let run = client
+        .terminate("sleeper-2", "done", Some("ops"))
+        .await
+        .unwrap();
+    assert_eq!(run, h.run_id(), "terminate names the run it ended");
     h.result().await.unwrap_err();
+    // Who terminated is in the audit trail.
+    let history = client.history("sleeper-2").await.unwrap();
+    assert!(
+        history.iter().any(|e| matches!(e,
+            Event::WorkflowTerminated { reason } if reason == "done (terminated by ops)")),
+        "{history:?}"
+    );
     assert!(matches!(
         client.cancel("sleeper-2", "again", None).await,
         Err(ClientError::Closed { .. })

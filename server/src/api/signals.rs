@@ -12,8 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use refrain::ClientError;
-use refrain_history::{RunId, WorkflowId};
+use refrain_history::RunId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -154,10 +153,9 @@ pub(crate) async fn cancel(
     let who = caller.require(Role::Operator)?;
     let reason = body.reason.unwrap_or_default();
     let run = state
-        .store()
-        .cancel(&WorkflowId::new(id.as_str()), &reason, Some(&who.name))
-        .await
-        .map_err(ClientError::from)?;
+        .client()
+        .cancel(id.as_str(), &reason, Some(&who.name))
+        .await?;
     Ok(acted(StatusCode::ACCEPTED, &id, run))
 }
 
@@ -171,9 +169,8 @@ pub(crate) async fn terminate(
     let who = caller.require(Role::Operator)?;
     let reason = body.reason.unwrap_or_default();
     let run = state
-        .store()
-        .terminate(&WorkflowId::new(id.as_str()), &reason, Some(&who.name))
-        .await
-        .map_err(ClientError::from)?;
+        .client()
+        .terminate(id.as_str(), &reason, Some(&who.name))
+        .await?;
     Ok(acted(StatusCode::OK, &id, run))
 }

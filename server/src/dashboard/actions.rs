@@ -105,10 +105,10 @@ pub(super) async fn terminate(
     let reason = reason(&caller, &f)?;
     same_run(&state, &caller, &id, f.run).await?;
     state
-        .store()
-        .terminate(&id, reason, Some(&caller.identity.name))
+        .client()
+        .terminate(id.clone(), reason, Some(&caller.identity.name))
         .await
-        .map_err(|e| PageError::new(ClientError::from(e).into(), &caller))?;
+        .map_err(|e| PageError::new(e.into(), &caller))?;
     Ok(see_other(&run_path(&id)))
 }
 
