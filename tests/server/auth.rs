@@ -46,3 +46,50 @@ async fn the_one_time_link_logs_in_once() {
         .await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
 }
+
+/// Every dashboard page and form without a session goes to the login page
+/// and does nothing; only the login page and its stylesheet answer anyone.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_dashboard_route_needs_a_session() {
+    let h = Harness::new().await;
+    let gets = [
+        "/runs",
+        "/runs/loan-x",
+        "/inbox",
+        "/inbox/1/2",
+        "/schedules",
+        "/kpis",
+    ];
+    let posts = [
+        "/logout",
+        "/runs/loan-x/signal",
+        "/runs/loan-x/cancel",
+        "/runs/loan-x/terminate",
+        "/inbox/1/2",
+        "/schedules/nightly/pause",
+        "/schedules/nightly/resume",
+        "/schedules/nightly/trigger",
+    ];
+    let routes = gets
+        .iter()
+        .map(|p| (Method::GET, *p))
+        .chain(posts.iter().map(|p| (Method::POST, *p)));
+    for (method, path) in routes {
+        // A bearer token is the API's credential, not the dashboard's.
+        let reply = h.call(method.clone(), path, Some(VIEWER), None).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{method} {path}");
+        let to = reply.headers["location"].to_str().unwrap();
+        assert!(to.starts_with("/login?next="), "{method} {path} -> {to}");
+    }
+    let open = [
+        ("/login", StatusCode::OK),
+        ("/assets/style.css", StatusCode::OK),
+    ];
+    for (path, status) in open {
+        assert_eq!(
+            h.call(Method::GET, path, None, None).await.status,
+            status,
+            "{path}"
+        );
+    }
+}

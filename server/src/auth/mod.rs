@@ -7,7 +7,8 @@
 //! - **The dashboard** takes a session cookie, got by logging in with the
 //!   one-time link or with an access token on the login page; every form
 //!   carries the session's CSRF token.
-//! - `GET /healthz` is the one route open to anyone.
+//! - `GET /healthz` is the one route open to anyone, besides the login page
+//!   itself (`/login`, `/?token=`) and the stylesheet it is drawn with.
 //!
 //! Without a credential the answer is 401 (a dashboard page redirects to
 //! the login page); with a role too low, or on another person's human
