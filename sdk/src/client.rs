@@ -342,6 +342,10 @@ impl Client {
                     cmd,
                     activity_type: task.activity_type,
                     attempt: task.attempt,
+                    max_attempts: match task.options.retry.max_attempts {
+                        0 => None,
+                        n => Some(n),
+                    },
                     running: attempt_deadline.is_some(),
                     first_scheduled_at: task.first_scheduled_at.to_system_time(),
                     next_attempt_at,
@@ -537,6 +541,8 @@ pub struct PendingActivity {
     pub activity_type: String,
     /// Current or next attempt.
     pub attempt: u32,
+    /// At most this many attempts; `None` without a limit.
+    pub max_attempts: Option<u32>,
     /// Whether an attempt is running now.
     pub running: bool,
     /// When the activity was first scheduled (its schedule-to-close

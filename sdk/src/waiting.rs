@@ -7,10 +7,11 @@
 //! signal or an update keeps no command for it, so such a run reads as
 //! [`Waiting::Signal`] without the signal's name.
 
-use crate::client::{Client, ClientError};
+use crate::client::{Client, ClientError, WorkflowDescription};
 use crate::display::utc;
-use refrain_history::{ActivityState, CommandSeq, RunId, RunRecord, Timestamp, WorkflowId};
+use refrain_history::{CommandSeq, HumanTaskRecord, RunId, RunRecord, Timestamp, WorkflowId};
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One thing a run waits on.
 #[derive(Clone, Debug, PartialEq)]
@@ -156,11 +157,8 @@ impl fmt::Display for Waiting {
 }
 
 impl Client {
-    /// The latest run of `id` and what it waits on, in the order an
-    /// operator reads it (the worker first, then human tasks, activities,
-    /// children, timers). Empty for a closed run.
-    ///
-    /// A human task's deadline timer is folded into the task.
+    /// The latest run of `id` and what it waits on (see [`waits`]): the
+    /// run's description and its open human tasks, read once.
     ///
     /// # Errors
     /// `NotFound`, or a storage error.
@@ -168,83 +166,88 @@ impl Client {
         &self,
         id: impl Into<WorkflowId>,
     ) -> Result<(RunId, RunRecord, Vec<Waiting>), ClientError> {
-        let workflow_id = id.into();
-        let store = self.history_store();
-        let (run, record) =
-            store
-                .latest_run(&workflow_id)
-                .await?
-                .ok_or_else(|| ClientError::NotFound {
-                    workflow_id: workflow_id.clone(),
-                })?;
-        if !record.status.is_open() {
-            return Ok((run, record, Vec::new()));
-        }
-        let mut waiting = Vec::new();
-        let inbox = record.inbox_tail.saturating_sub(record.inbox_head);
-        if record.needs_first_activation || inbox > 0 {
-            waiting.push(Waiting::Activation {
-                events: inbox,
-                first: record.needs_first_activation,
-            });
-        }
-        if let Some(report) = &record.last_task_failure {
-            let message = report.lines().next().unwrap_or_default().to_owned();
-            waiting.push(Waiting::TaskFailure { message });
-        }
-        let tasks = store.human_tasks_of_run(run).await?;
-        for t in &tasks {
-            waiting.push(Waiting::HumanTask {
-                cmd: t.cmd,
-                task: t.task.clone(),
-                assignee: t.assignee.clone(),
-                deadline: t.deadline,
-                level: t.level,
-            });
-        }
-        for &cmd in &record.pending_activities {
-            let Some(task) = store.activity_task(run, cmd).await? else {
-                continue;
-            };
-            let (running_until, next_attempt_at) = match task.state {
-                ActivityState::Running { deadline, .. } => (Some(deadline), None),
-                ActivityState::Scheduled { visible_at } => (None, Some(visible_at)),
-            };
-            waiting.push(Waiting::Activity {
-                cmd,
-                activity_type: task.activity_type,
-                attempt: task.attempt,
-                max_attempts: match task.options.retry.max_attempts {
-                    0 => None,
-                    n => Some(n),
-                },
-                running_until,
-                next_attempt_at,
-                last_failure: task
-                    .last_failure
-                    .map(|f| format!("{}: {}", f.kind, f.message)),
-            });
-        }
-        for child in &record.pending_children {
-            waiting.push(Waiting::Child {
-                cmd: child.cmd,
-                workflow_id: child.workflow_id.clone(),
-            });
-        }
-        for timer in &record.pending_timers {
-            let a_deadline = tasks.iter().any(|t| t.deadline == Some(timer.fire_at));
-            if !a_deadline {
-                waiting.push(Waiting::Timer {
-                    cmd: timer.cmd,
-                    fire_at: timer.fire_at,
-                });
-            }
-        }
-        if waiting.is_empty() {
-            waiting.push(Waiting::Signal);
-        }
-        Ok((run, record, waiting))
+        let d = self.describe(id).await?;
+        let tasks = if d.record.status.is_open() {
+            self.history_store().human_tasks_of_run(d.run).await?
+        } else {
+            Vec::new()
+        };
+        let waiting = waits(&d, &tasks);
+        Ok((d.run, d.record, waiting))
     }
+}
+
+/// What the run `d` describes waits on, given its open human `tasks`, in
+/// the order an operator reads it (the worker first, then human tasks,
+/// activities, children, timers). Empty for a closed run. A human task's
+/// deadline timer is folded into the task.
+pub fn waits(d: &WorkflowDescription, tasks: &[HumanTaskRecord]) -> Vec<Waiting> {
+    let record = &d.record;
+    if !record.status.is_open() {
+        return Vec::new();
+    }
+    let mut waiting = Vec::new();
+    let inbox = record.inbox_tail.saturating_sub(record.inbox_head);
+    if record.needs_first_activation || inbox > 0 {
+        waiting.push(Waiting::Activation {
+            events: inbox,
+            first: record.needs_first_activation,
+        });
+    }
+    if let Some(report) = &record.last_task_failure {
+        let message = report.lines().next().unwrap_or_default().to_owned();
+        waiting.push(Waiting::TaskFailure { message });
+    }
+    for t in tasks {
+        waiting.push(Waiting::HumanTask {
+            cmd: t.cmd,
+            task: t.task.clone(),
+            assignee: t.assignee.clone(),
+            deadline: t.deadline,
+            level: t.level,
+        });
+    }
+    for a in &d.pending_activities {
+        waiting.push(Waiting::Activity {
+            cmd: a.cmd,
+            activity_type: a.activity_type.clone(),
+            attempt: a.attempt,
+            max_attempts: a.max_attempts,
+            running_until: a.attempt_deadline.map(timestamp),
+            next_attempt_at: a.next_attempt_at.map(timestamp),
+            last_failure: a
+                .last_failure
+                .as_ref()
+                .map(|f| format!("{}: {}", f.kind, f.message)),
+        });
+    }
+    for child in &record.pending_children {
+        waiting.push(Waiting::Child {
+            cmd: child.cmd,
+            workflow_id: child.workflow_id.clone(),
+        });
+    }
+    for timer in &d.pending_timers {
+        let a_deadline = tasks.iter().any(|t| t.deadline == Some(timer.fire_at));
+        if !a_deadline {
+            waiting.push(Waiting::Timer {
+                cmd: timer.cmd,
+                fire_at: timer.fire_at,
+            });
+        }
+    }
+    if waiting.is_empty() {
+        waiting.push(Waiting::Signal);
+    }
+    waiting
+}
+
+/// A description's time back as the store's.
+fn timestamp(t: SystemTime) -> Timestamp {
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Timestamp(ms)
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ pub(crate) mod openapi;
 mod schedules;
 mod signals;
 mod tasks;
-mod waiting;
 mod workflows;
 
 use crate::error::{codes, ApiError};

@@ -188,12 +188,15 @@ pub(crate) async fn describe(
         .human_tasks_of_run(d.run)
         .await
         .map_err(ClientError::from)?;
+    let waiting_on: Vec<Value> = refrain::waiting::waits(&d, &tasks)
+        .iter()
+        .map(|w| json::waiting(d.run.0, w))
+        .collect();
     let now = SystemTime::now();
     let tasks: Vec<Value> = tasks
         .into_iter()
         .map(|t| json::human_task(&t.into(), now))
         .collect();
-    let waiting_on = super::waiting::describe(client, &d).await?;
     let r = &d.record;
     let (result, failure) = match &r.outcome {
         Some(Ok(p)) => (json::payload(p), Value::Null),

@@ -180,17 +180,6 @@ async fn description(
         .describe(record.workflow_id.clone())
         .await
         .map_err(|e| CliError::Failed(e.to_string()))?;
-    let (_, _, waiting) = client
-        .waiting_on(record.workflow_id.clone())
-        .await
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-    let waiting_on = waiting
-        .iter()
-        .map(|w| {
-            serde_json::from_value(refrain_server::json::waiting(run.0, w))
-                .expect("the API's waiting shape is the client's")
-        })
-        .collect();
     let pending_activities = d
         .pending_activities
         .iter()
@@ -201,11 +190,15 @@ async fn description(
         .iter()
         .map(refrain_server::json::pending_timer)
         .collect();
-    let human_tasks: Vec<_> = HistoryStore::human_tasks_of_run(store, run)
-        .await?
+    let tasks = HistoryStore::human_tasks_of_run(store, run).await?;
+    let waiting_on = refrain::waiting::waits(&d, &tasks)
         .iter()
-        .map(|t| human_task(t, now))
+        .map(|w| {
+            serde_json::from_value(refrain_server::json::waiting(run.0, w))
+                .expect("the API's waiting shape is the client's")
+        })
         .collect();
+    let human_tasks: Vec<_> = tasks.iter().map(|t| human_task(t, now)).collect();
     Ok(Description {
         workflow_id: record.workflow_id.to_string(),
         run: run.0,
