@@ -42,8 +42,6 @@ pub mod auth;
 mod dashboard;
 mod error;
 mod metrics;
-#[cfg(feature = "otel")]
-pub mod otel;
 pub mod remote;
 mod state;
 mod util;

@@ -38,6 +38,8 @@ mod direct;
 mod dispatcher;
 mod eager_start;
 mod executor;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod registry;
 mod replayer;
 mod telemetry;

@@ -4,13 +4,13 @@
 //! The worker already describes its work with `tracing` spans: a
 //! `workflow_task` span per activation (`workflow_id`, `run`,
 //! `workflow_type`) and an `activity` span per attempt (`workflow_id`,
-//! `run`, `cmd`, `activity_type`, `attempt`), with the server's and the
+//! `run`, `cmd`, `activity_type`, `attempt`), with the
 //! store's events inside them. [`layer`] turns them into OpenTelemetry
 //! spans sent through the application's own tracer provider, so that they
 //! reach whichever collector its exporter speaks to (OTLP, Jaeger, …):
 //!
 //! ```
-//! use refrain_server::otel::{self, opentelemetry_sdk::trace::SdkTracerProvider};
+//! use refrain_worker::otel::{self, opentelemetry_sdk::trace::SdkTracerProvider};
 //! use tracing_subscriber::prelude::*;
 //!
 //! // The application's provider, with its exporter (an OTLP one, say):

@@ -1,4 +1,4 @@
-//! The worker's spans, through `refrain_server::otel::layer`, reach an
+//! The worker's spans, through `refrain_worker::otel::layer`, reach an
 //! OpenTelemetry exporter with their attributes: one workflow with two
 //! activity calls, run by a real worker under a subscriber with the layer,
 //! exported into the SDK's in-memory exporter.
@@ -9,7 +9,7 @@ use refrain::{
     async_trait, Activity, ActivityContext, ActivityError, Client, Store, StoreConfig, Workflow,
     WorkflowContext, WorkflowError,
 };
-use refrain_server::otel::{self, opentelemetry};
+use refrain_worker::otel::{self, opentelemetry};
 use refrain_worker::Worker;
 use std::time::Duration;
 use tracing_subscriber::prelude::*;
