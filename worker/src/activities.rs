@@ -3,7 +3,7 @@
 //! retries.
 
 use crate::direct::{Delivered, Handout};
-use crate::registry::{not_registered, Registry};
+use crate::registry::Registry;
 use crate::telemetry;
 use crate::watchdog::Attempts;
 use futures::FutureExt;
@@ -189,7 +189,13 @@ async fn execute(
         // a crash cannot undo them after the code's side effects began.
         let key = (task.run, task.cmd);
         let outcome = match registry.activities.get(&task.activity_type) {
-            None => Err(not_registered(&task.activity_type)),
+            None => {
+                registry.unknown_activity(
+                    &task.activity_type,
+                    &format_args!("workflow {}", task.workflow_id),
+                );
+                Err(registry.not_registered(&task.activity_type))
+            }
             Some(activity) => {
                 let (ctx, cancel) = ActivityContext::new(task.clone(), Some(store.clone()));
                 running

@@ -73,9 +73,14 @@ pub(crate) struct ActivityHandoff {
 }
 
 impl ActivityHandoff {
-    /// Reserves a free slot for each activity in `events` this worker can
-    /// run, in command order, without waiting.
-    pub fn reserve(&self, events: &[Event]) -> (Vec<CommandSeq>, Vec<OwnedSemaphorePermit>) {
+    /// Reserves a free slot for each activity in `events` (of `run`) this
+    /// worker can run, in command order, without waiting; reports the
+    /// types it cannot run.
+    pub fn reserve(
+        &self,
+        run: RunId,
+        events: &[Event],
+    ) -> (Vec<CommandSeq>, Vec<OwnedSemaphorePermit>) {
         let mut cmds = Vec::new();
         let mut permits = Vec::new();
         for e in events {
@@ -84,6 +89,7 @@ impl ActivityHandoff {
             } = e
             {
                 if !self.registry.activities.contains_key(activity_type) {
+                    self.registry.unknown_activity(activity_type, &run);
                     continue;
                 }
                 match self.slots.clone().try_acquire_owned() {

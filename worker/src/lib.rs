@@ -47,6 +47,7 @@ mod timers;
 mod watchdog;
 mod worker;
 
+pub use registry::{Registered, RegistrationConflict};
 pub use replayer::{ReplayError, ReplayReport, Replayer};
 pub use timers::TimeService;
 pub use watchdog::{AttemptRef, Health, Stall, StallAction, Stalled, STALL_EXIT_CODE};

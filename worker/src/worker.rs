@@ -5,7 +5,7 @@ use crate::direct::ActivityHandoff;
 use crate::dispatcher::run_dispatcher;
 use crate::eager_start::WorkerStarts;
 use crate::executor::Executor;
-use crate::registry::Registry;
+use crate::registry::{RegistrationConflict, Registry};
 use crate::timers::{run_time_service, Clock};
 use crate::watchdog::{Attempts, Health, StallAction, Watchdog, WatchdogConfig};
 use refrain::Client;
@@ -37,7 +37,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// Registers `activity`, which runs every call of its type.
+    /// Registers `activity`, which runs every call of its type. A name is
+    /// registered once: registering it again makes the worker refuse to
+    /// start (see [`try_start`](Self::try_start)).
     pub fn activity<A: Activity>(mut self, activity: A) -> Self {
         self.registry.add_activity(activity);
         self
@@ -107,11 +109,30 @@ impl WorkerBuilder {
         self
     }
 
-    /// Starts the worker's loops on the current tokio runtime.
+    /// Starts the worker's loops on the current tokio runtime, unless two
+    /// workflow or two activity registrations share a name: the worker
+    /// would run one and silently ignore the other, so it does not start.
+    ///
+    /// # Errors
+    /// [`RegistrationConflict`] naming the first name registered twice and
+    /// both Rust types.
     ///
     /// # Panics
     /// Outside a tokio runtime.
+    pub fn try_start(self) -> Result<Worker, RegistrationConflict> {
+        self.registry.check()?;
+        Ok(self.start())
+    }
+
+    /// Starts the worker's loops on the current tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, and when two registrations share a name
+    /// ([`try_start`](Self::try_start) returns that as an error).
     pub fn start(self) -> Worker {
+        if let Err(conflict) = self.registry.check() {
+            panic!("worker not started: {conflict}");
+        }
         let registry = Arc::new(self.registry);
         let (stop_tx, stop_rx) = watch::channel(false);
         let (grace_tx, grace_rx) = watch::channel(None);

@@ -374,7 +374,7 @@ impl Executor {
         waiting: InFlight,
     ) -> (DirectActivities, Vec<OwnedSemaphorePermit>) {
         let run = commit.run;
-        let (claim, slots) = self.handoff.reserve(&commit.events);
+        let (claim, slots) = self.handoff.reserve(commit.run, &commit.events);
         let closed = machine.is_closed();
         debug!(
             last_seq = machine.last_seq().0,
