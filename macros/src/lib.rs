@@ -1,8 +1,9 @@
-//! Compile-time determinism checks for Refrain workflow code.
+//! Compile-time determinism checks and derives for Refrain workflow code.
 //!
 //! Use these through the `refrain` crate: `#[refrain::deterministic]` on
-//! workflow code, and [`#[refrain::activity]`](macro@activity) on an
-//! `impl Activity for X` block.
+//! workflow code, [`#[refrain::activity]`](macro@activity) on an
+//! `impl Activity for X` block, and [`#[derive(Signal)]`](derive@Signal) and
+//! [`#[derive(Query)]`](derive@Query) on the types of signals and queries.
 //!
 //! A workflow is re-executed from its history after every crash, restart
 //! and cache eviction, and must make the same decisions every time. The
@@ -68,6 +69,8 @@
 //! (`use std::time::SystemTime as Clock;`) is missed. The warnings refer to
 //! the crate by the name `refrain`.
 
+mod derives;
+
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2, TokenTree};
 use quote::{quote, ToTokens};
@@ -85,13 +88,38 @@ use syn::{Expr, Item, Pat, Token};
 /// naming the call, why it cannot be replayed and the replacement; see the
 /// crate documentation for the full list, the warnings and the limits.
 ///
-/// ```ignore
+/// ```
+/// use refrain::{Workflow, WorkflowContext, WorkflowError};
+/// use std::time::Duration;
+///
+/// struct Checkout;
+/// #[refrain::deterministic]
+/// impl Workflow for Checkout {
+///     const NAME: &'static str = "checkout";
+///     type Input = u64;
+///     type Output = String;
+///     async fn run(ctx: WorkflowContext, cents: u64) -> Result<String, WorkflowError> {
+///         let started = ctx.now(); // the recorded time: accepted
+///         ctx.sleep(Duration::from_secs(60)).await;
+///         Ok(format!("{cents} at {started:?}"))
+///     }
+/// }
+/// ```
+///
+/// The same workflow reading the wall clock does not compile:
+///
+/// ```compile_fail
+/// # use refrain::{Workflow, WorkflowContext, WorkflowError};
+/// # struct Checkout;
 /// #[refrain::deterministic]
 /// impl Workflow for Checkout {
 ///     // ...
+/// #   const NAME: &'static str = "checkout";
+/// #   type Input = u64;
+/// #   type Output = String;
 ///     async fn run(ctx: WorkflowContext, cents: u64) -> Result<String, WorkflowError> {
 ///         let started = std::time::SystemTime::now(); // error: use `ctx.now()`
-///         // ...
+///         Ok(format!("{cents} at {started:?}"))
 ///     }
 /// }
 /// ```
@@ -137,7 +165,10 @@ pub fn deterministic(args: TokenStream, input: TokenStream) -> TokenStream {
 /// is left as it is), and says plainly when it is put on something other
 /// than an `impl Activity for X` block or `run` is not an `async fn`.
 ///
-/// ```ignore
+/// ```
+/// use refrain::{Activity, ActivityContext, ActivityError};
+///
+/// struct ChargeCard;
 /// #[refrain::activity]
 /// impl Activity for ChargeCard {
 ///     const NAME: &'static str = "charge-card";
@@ -198,6 +229,65 @@ pub fn activity(args: TokenStream, input: TokenStream) -> TokenStream {
     }
     let activity = as_activity(activity);
     quote!(#activity #errors).into()
+}
+
+/// Implements `refrain::Signal` for a struct or enum: the signal's name is
+/// `#[signal(name = "..")]`, or the type's name in kebab case
+/// (`StockResolved` is sent as `stock-resolved`). The type also needs
+/// serde's `Serialize` and `Deserialize`.
+///
+/// ```
+/// use refrain::Signal;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, Signal)]
+/// struct StockResolved { sku: String }
+///
+/// #[derive(Serialize, Deserialize, Signal)]
+/// #[signal(name = "manager-approval")]
+/// struct Approval { approved: bool }
+///
+/// assert_eq!(StockResolved::NAME, "stock-resolved");
+/// assert_eq!(Approval::NAME, "manager-approval");
+/// ```
+///
+/// The name is recorded in histories: renaming the type changes a default
+/// name, so give running workflows' signals an explicit one before renaming.
+#[proc_macro_derive(Signal, attributes(signal))]
+pub fn derive_signal(input: TokenStream) -> TokenStream {
+    match syn::parse::<syn::DeriveInput>(input) {
+        Ok(input) => derives::derive(derives::Kind::Signal, input).into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+/// Implements `refrain::Query` for a type: `#[query(result = T)]` names what
+/// the query answers with (required), `args = A` what callers pass (default
+/// `()`), and `name = ".."` its name (default: the type's name in kebab
+/// case).
+///
+/// ```
+/// use refrain::Query;
+///
+/// /// Which approvals a document has.
+/// #[derive(Query)]
+/// #[query(result = Vec<String>)]
+/// struct Approvals;
+///
+/// /// Approvals whose approver starts with a prefix.
+/// #[derive(Query)]
+/// #[query(name = "approvals-by", args = String, result = Vec<String>)]
+/// struct ApprovalsBy;
+///
+/// assert_eq!(Approvals::NAME, "approvals");
+/// assert_eq!(ApprovalsBy::NAME, "approvals-by");
+/// ```
+#[proc_macro_derive(Query, attributes(query))]
+pub fn derive_query(input: TokenStream) -> TokenStream {
+    match syn::parse::<syn::DeriveInput>(input) {
+        Ok(input) => derives::derive(derives::Kind::Query, input).into(),
+        Err(err) => err.to_compile_error().into(),
+    }
 }
 
 /// The trait path of `imp` when it implements a trait named `name`.

@@ -12,6 +12,11 @@
 //! * `activity.rs`: `#[refrain::activity]` misplaced or on a non-async
 //!   `run`, and `#[refrain::deterministic]` put on an activity, each get
 //!   one error that says what to write.
+//! * `derive_pass.rs`: `#[derive(Signal)]` and `#[derive(Query)]` name a
+//!   type in kebab case or as their attribute says, on structs and enums.
+//! * `derive.rs`: a query without `result`, a name that is not a non-empty
+//!   string, an unknown key, a generic type and a union each get one error
+//!   that says what to write.
 //! * `warnings.rs`: iterating a `HashMap`/`HashSet` and reading the
 //!   environment are warnings (made errors here by `deny(deprecated)`).
 
@@ -23,4 +28,6 @@ fn ui() {
     cases.compile_fail("tests/ui/concurrency_and_randomness.rs");
     cases.compile_fail("tests/ui/warnings.rs");
     cases.compile_fail("tests/ui/activity.rs");
+    cases.pass("tests/ui/derive_pass.rs");
+    cases.compile_fail("tests/ui/derive.rs");
 }

@@ -60,6 +60,7 @@ pub mod history_file;
 pub mod human_task;
 pub mod payload;
 mod query;
+mod query_state;
 pub mod replay;
 mod saga;
 mod schedule;
@@ -85,12 +86,13 @@ pub use human_task::{
     HumanTaskNotice, HumanTaskRef, NoticeKind,
 };
 pub use query::{Query, QueryError};
+pub use query_state::QueryState;
 pub use refrain_history::{
     OverlapPolicy, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger, TriggerOutcome,
 };
-pub use refrain_macros::{activity, deterministic};
+pub use refrain_macros::{activity, deterministic, Query, Signal};
 pub use replay::{ActivationError, NondeterminismError};
-pub use saga::{CompensationFailure, CompensationReport, Saga};
+pub use saga::{CompensationFailure, CompensationReport, CompensationStep, Saga};
 pub use schedule::{schedule_for, ScheduleError};
 pub use update::Update;
 pub use waiting::Waiting;

@@ -11,14 +11,18 @@ use std::rc::Rc;
 
 /// A typed query a workflow answers, e.g. "status" of an approval.
 ///
+/// Derive it: `result` is what the handler returns, `args` what callers
+/// pass (default `()`), `name` its name (default: the type's in kebab
+/// case).
+///
 /// ```
-/// use serde::{Deserialize, Serialize};
+/// use refrain::Query;
+///
+/// #[derive(Query)]
+/// #[query(result = String)]
 /// struct Status;
-/// impl refrain::Query for Status {
-///     const NAME: &'static str = "status";
-///     type Args = ();
-///     type Result = String;
-/// }
+///
+/// assert_eq!(Status::NAME, "status");
 /// ```
 pub trait Query: 'static {
     /// Name the query is registered and asked under.
@@ -34,10 +38,11 @@ pub(crate) type QueryHandler = Rc<dyn Fn(&Payload) -> Result<Payload, QueryError
 
 impl WorkflowContext {
     /// Answers query `Q` with `handler` from now on (a later registration
-    /// of the same query replaces it). Handlers read workflow state, which
-    /// they usually share with the workflow through `Rc<RefCell<..>>`; they
-    /// must not call activities, timers or any other `ctx` command: a
-    /// query never changes the history.
+    /// of the same query replaces it). Handlers read workflow state, most
+    /// simply kept in a [`QueryState`](crate::QueryState) and answered with
+    /// [`QueryState::answer`](crate::QueryState::answer); they must not
+    /// call activities, timers or any other `ctx` command: a query never
+    /// changes the history.
     pub fn on_query<Q: Query>(&self, handler: impl Fn(Q::Args) -> Q::Result + 'static) {
         let erased: QueryHandler = Rc::new(move |args: &Payload| {
             let args: Q::Args = payload::decode(&format!("query {} arguments", Q::NAME), args)

@@ -48,11 +48,17 @@ pub trait Workflow: 'static {
 /// A typed signal: a named message that people or systems send to a
 /// running workflow (`approve`, `payment-received`).
 ///
+/// Derive it: the name is the type's in kebab case, or
+/// `#[signal(name = "..")]`.
+///
 /// ```
+/// use refrain::Signal;
 /// use serde::{Deserialize, Serialize};
-/// #[derive(Serialize, Deserialize)]
+///
+/// #[derive(Serialize, Deserialize, Signal)]
 /// struct Approval { approver: String, approved: bool }
-/// impl refrain::Signal for Approval { const NAME: &'static str = "approval"; }
+///
+/// assert_eq!(Approval::NAME, "approval");
 /// ```
 pub trait Signal: Serialize + DeserializeOwned + 'static {
     /// Name the signal is sent and recorded under.

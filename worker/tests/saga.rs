@@ -1,7 +1,8 @@
 //! `Saga` through a real worker: compensations run newest first, each its
 //! own activity with its own retry policy, past failures, and after a
-//! cancellation too. Checked against the history and against a ledger the
-//! activities write.
+//! cancellation too; an undo step can be just an activity call and its
+//! input. Checked against the history and against a ledger the activities
+//! write.
 
 use refrain::history_file::HistoryExport;
 use refrain::{
@@ -66,6 +67,24 @@ step!(CloseAccount, "close-account");
 step!(OrderCardStock, "order-card-stock");
 step!(ReturnCardStock, "return-card-stock");
 step!(IssueCard, "issue-card");
+
+/// Refunds a payment: its input is the payment to refund.
+struct Refund(Ledger);
+
+#[async_trait]
+impl Activity for Refund {
+    const NAME: &'static str = "refund";
+    type Input = String;
+    type Output = ();
+    async fn run(&self, ctx: ActivityContext, payment: String) -> Result<(), ActivityError> {
+        self.0
+            .entries
+            .lock()
+            .unwrap()
+            .push(format!("refund {payment}#{}", ctx.attempt()));
+        Ok(())
+    }
+}
 
 fn quick_retry() -> RetryPolicy {
     RetryPolicy::exponential()
@@ -166,10 +185,39 @@ impl Workflow for ProvisionThenWait {
     }
 }
 
+/// Takes a payment and opens an account, registering each undo step as
+/// the activity call that undoes it; card issuance fails.
+struct ProvisionByActivity;
+impl Workflow for ProvisionByActivity {
+    const NAME: &'static str = "provision-by-activity";
+    type Input = String;
+    type Output = Report;
+    async fn run(ctx: WorkflowContext, payment: String) -> Result<Report, WorkflowError> {
+        let mut saga = Saga::new();
+        ctx.activity::<ReserveCredit>(()).await?;
+        saga.add_activity::<Refund>(payment)
+            .named("refund the payment");
+        ctx.activity::<OpenAccount>(()).await?;
+        saga.add_activity::<CloseAccount>(()).retry(quick_retry());
+        let issued = ctx
+            .activity::<IssueCard>(())
+            .retry(RetryPolicy::exponential().max_attempts(1))
+            .await;
+        assert!(issued.is_err());
+        let report = saga.compensate(&ctx).await;
+        Ok(Report {
+            compensated: report.compensated,
+            failed: report.failed.into_iter().map(|f| f.step).collect(),
+        })
+    }
+}
+
 fn start_worker(store: &Store, ledger: &Ledger) -> Worker {
     Worker::builder(store.clone())
         .workflow::<Provision>()
         .workflow::<ProvisionThenWait>()
+        .workflow::<ProvisionByActivity>()
+        .activity(Refund(ledger.clone()))
         .activity(ReserveCredit(ledger.clone()))
         .activity(ReleaseCredit(ledger.clone()))
         .activity(OpenAccount(ledger.clone()))
@@ -266,6 +314,89 @@ async fn compensations_run_newest_first_retrying_and_past_failures() {
         .workflow::<Provision>()
         .replay(
             &HistoryExport::from_store(&store, &"acct-1".into())
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// `saga.add_activity::<A>(input)`: the undo step is the activity call
+/// itself, scheduled only when compensating, with the input given at
+/// registration, the options set on the step, and the source line of the
+/// registration as its callsite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_activity_undo_step_is_called_with_its_input_and_options_only_when_compensating() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let ledger = Ledger {
+        fail_once: vec!["close-account"],
+        fail_always: vec!["issue-card"],
+        ..Ledger::default()
+    };
+    let worker = start_worker(&store, &ledger);
+    let client = Client::new(store.clone());
+    let handle = client
+        .start::<ProvisionByActivity>("acct-3", "pay-7".to_owned())
+        .await
+        .unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(30), handle.result())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        report,
+        Report {
+            compensated: vec!["close-account".into(), "refund the payment".into()],
+            failed: Vec::new(),
+        }
+    );
+    assert_eq!(
+        ledger.entries(),
+        [
+            "reserve-credit#1",
+            "open-account#1",
+            "issue-card#1",
+            "close-account#1",
+            "close-account#2",
+            "refund pay-7#1",
+        ]
+    );
+    let history = client.history("acct-3").await.unwrap();
+    assert_eq!(
+        activity_trail(&history),
+        [
+            "reserve-credit ok after 1",
+            "open-account ok after 1",
+            "issue-card FAILED after 1",
+            "close-account ok after 2",
+            "refund ok after 1",
+        ]
+    );
+    let scheduled = |name: &str| {
+        history.iter().find_map(|e| match e {
+            Event::ActivityScheduled {
+                activity_type,
+                options,
+                callsite,
+                ..
+            } if activity_type == name => Some((options.clone(), callsite.clone())),
+            _ => None,
+        })
+    };
+    let (close, close_site) = scheduled("close-account").unwrap();
+    assert_eq!(close.retry, quick_retry());
+    let (_, refund_site) = scheduled("refund").unwrap();
+    for site in [close_site, refund_site] {
+        assert!(
+            site.file.ends_with("saga.rs") && site.file.contains("tests"),
+            "the callsite is the registration in the workflow, not the saga: {site:?}"
+        );
+    }
+    Replayer::new()
+        .workflow::<ProvisionByActivity>()
+        .replay(
+            &HistoryExport::from_store(&store, &"acct-3".into())
                 .await
                 .unwrap(),
         )
