@@ -1,37 +1,28 @@
 //! Queries through a real worker: answered from the workflow's state
 //! while it is blocked, after it closed, and never written to history.
+//! The state is a `QueryState` and the signal and queries are derived, as
+//! the README shows them.
 
 use refrain::{
-    Client, ClientError, Query, Signal, Store, StoreConfig, Workflow, WorkflowContext,
+    Client, ClientError, Query, QueryState, Signal, Store, StoreConfig, Workflow, WorkflowContext,
     WorkflowError,
 };
 use refrain_worker::Worker;
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::time::Duration;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Signal)]
 struct Approve(String);
-impl Signal for Approve {
-    const NAME: &'static str = "approve";
-}
 
 /// Which approvals a document has.
+#[derive(Query)]
+#[query(result = Vec<String>)]
 struct Approvals;
-impl Query for Approvals {
-    const NAME: &'static str = "approvals";
-    type Args = ();
-    type Result = Vec<String>;
-}
 
 /// A misbehaving query that tries to start a timer.
+#[derive(Query)]
+#[query(result = ())]
 struct Sneaky;
-impl Query for Sneaky {
-    const NAME: &'static str = "sneaky";
-    type Args = ();
-    type Result = ();
-}
 
 /// Collects two approvals.
 struct Review;
@@ -40,17 +31,15 @@ impl Workflow for Review {
     type Input = ();
     type Output = Vec<String>;
     async fn run(ctx: WorkflowContext, _: ()) -> Result<Vec<String>, WorkflowError> {
-        let approvals = Rc::new(RefCell::new(Vec::new()));
-        let seen = approvals.clone();
-        ctx.on_query::<Approvals>(move |()| seen.borrow().clone());
+        let approvals = QueryState::new(Vec::new());
+        approvals.answer::<Approvals>(&ctx, |list, ()| list.clone());
         let sneaky_ctx = ctx.clone();
         ctx.on_query::<Sneaky>(move |()| drop(sneaky_ctx.sleep(Duration::from_secs(1))));
         for _ in 0..2 {
             let Approve(who) = ctx.wait_signal::<Approve>().await?;
-            approvals.borrow_mut().push(who);
+            approvals.update(|list| list.push(who));
         }
-        let done = approvals.borrow().clone();
-        Ok(done)
+        Ok(approvals.get())
     }
 }
 
@@ -128,12 +117,9 @@ async fn unknown_queries_and_handlers_that_issue_commands_are_refused() {
         until_history(client, "doc-2", activated).await;
         let before = client.history("doc-2").await.unwrap();
 
+        #[derive(Query)]
+        #[query(result = ())]
         struct Missing;
-        impl Query for Missing {
-            const NAME: &'static str = "missing";
-            type Args = ();
-            type Result = ();
-        }
         let err = client.query::<Missing>("doc-2", &()).await.unwrap_err();
         let ClientError::Query(m) = err else {
             panic!("{err}")
