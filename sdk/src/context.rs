@@ -95,9 +95,25 @@ impl WorkflowContext {
     /// subscription, an entity) never hit the history limits. Signals that
     /// arrived but were not taken are delivered to the new run. Await it:
     ///
-    /// ```ignore
-    /// if ctx.continue_as_new_suggested() {
-    ///     ctx.continue_as_new::<Self>(state).await;
+    /// ```
+    /// use refrain::{Workflow, WorkflowContext, WorkflowError};
+    /// use std::time::Duration;
+    ///
+    /// /// Bills a subscription every month, for as long as it lives.
+    /// struct Subscription;
+    /// impl Workflow for Subscription {
+    ///     const NAME: &'static str = "subscription";
+    ///     type Input = u32; // months billed so far
+    ///     type Output = ();
+    ///     async fn run(ctx: WorkflowContext, mut months: u32) -> Result<(), WorkflowError> {
+    ///         loop {
+    ///             ctx.sleep(Duration::from_secs(30 * 24 * 3600)).await;
+    ///             months += 1;
+    ///             if ctx.continue_as_new_suggested() {
+    ///                 match ctx.continue_as_new::<Self>(months).await {}
+    ///             }
+    ///         }
+    ///     }
     /// }
     /// ```
     pub fn continue_as_new<W: crate::Workflow>(&self, input: W::Input) -> ContinueAsNew {
@@ -143,12 +159,45 @@ impl WorkflowContext {
     /// their next heartbeat, and its timers are cancelled) and the error to
     /// return from the workflow after any cleanup is given back.
     ///
-    /// ```ignore
-    /// match ctx.or_cancelled(fulfil(&ctx, order)).await {
-    ///     Ok(done) => Ok(done?),
-    ///     Err(cancelled) => {
-    ///         ctx.activity::<ReleaseStock>(order.sku).await?; // runs to completion
-    ///         Err(cancelled)
+    /// ```
+    /// use refrain::{Activity, ActivityContext, ActivityError, Workflow, WorkflowContext,
+    ///               WorkflowError};
+    /// # macro_rules! activity {
+    /// #     ($name:ident, $key:literal, $in:ty => $out:ty) => {
+    /// #         struct $name;
+    /// #         #[refrain::activity]
+    /// #         impl Activity for $name {
+    /// #             const NAME: &'static str = $key;
+    /// #             type Input = $in;
+    /// #             type Output = $out;
+    /// #             async fn run(&self, _: ActivityContext, _: $in) -> Result<$out, ActivityError> {
+    /// #                 unimplemented!()
+    /// #             }
+    /// #         }
+    /// #     };
+    /// # }
+    /// # activity!(ReserveStock, "reserve-stock", String => ());
+    /// # activity!(Ship, "ship", String => String);
+    /// # activity!(ReleaseStock, "release-stock", String => ());
+    ///
+    /// async fn fulfil(ctx: &WorkflowContext, sku: String) -> Result<String, WorkflowError> {
+    ///     ctx.activity::<ReserveStock>(sku.clone()).await?;
+    ///     Ok(ctx.activity::<Ship>(sku).await?)
+    /// }
+    ///
+    /// struct Order;
+    /// impl Workflow for Order {
+    ///     const NAME: &'static str = "order";
+    ///     type Input = String;
+    ///     type Output = String;
+    ///     async fn run(ctx: WorkflowContext, sku: String) -> Result<String, WorkflowError> {
+    ///         match ctx.or_cancelled(fulfil(&ctx, sku.clone())).await {
+    ///             Ok(done) => done,
+    ///             Err(cancelled) => {
+    ///                 ctx.activity::<ReleaseStock>(sku).await?; // runs to completion
+    ///                 Err(cancelled)
+    ///             }
+    ///         }
     ///     }
     /// }
     /// ```
@@ -307,11 +356,26 @@ impl WorkflowContext {
     /// Calls activity `A` with `input`: the command is recorded here, in
     /// program order. Chain options before awaiting:
     ///
-    /// ```ignore
-    /// let r = ctx.activity::<ReserveStock>(order)
+    /// ```
+    /// # use refrain::{Activity, ActivityContext, ActivityError, WorkflowContext, WorkflowError};
+    /// use refrain::RetryPolicy;
+    /// use std::time::Duration;
+    /// # struct ReserveStock;
+    /// # #[refrain::activity]
+    /// # impl Activity for ReserveStock {
+    /// #     const NAME: &'static str = "reserve-stock";
+    /// #     type Input = String;
+    /// #     type Output = u64;
+    /// #     async fn run(&self, _: ActivityContext, _: String) -> Result<u64, ActivityError> {
+    /// #         Ok(1)
+    /// #     }
+    /// # }
+    /// # async fn order(ctx: WorkflowContext, order: String) -> Result<u64, WorkflowError> {
+    /// let reservation = ctx.activity::<ReserveStock>(order)
     ///     .start_to_close(Duration::from_secs(30))
     ///     .retry(RetryPolicy::exponential().max_attempts(3))
     ///     .await?;
+    /// # Ok(reservation) }
     /// ```
     #[track_caller]
     pub fn activity<A: Activity>(&self, input: A::Input) -> ActivityCall<A> {

@@ -2,7 +2,26 @@
 //! loan, acknowledge an incident) and waits, with reminders, a deadline per
 //! person, an escalation chain and a fallback, all durable.
 //!
-//! ```ignore
+//! ```
+//! # use refrain::{Activity, ActivityContext, ActivityError, HumanTaskNotice, WorkflowContext,
+//! #               WorkflowError};
+//! # use serde::{Deserialize, Serialize};
+//! # use std::time::Duration;
+//! # #[derive(Debug, Serialize, Deserialize)]
+//! # enum Verdict { Approve, Reject }
+//! # #[derive(Serialize)]
+//! # struct Application { applicant: String }
+//! # struct EmailUnderwriter;
+//! # #[refrain::activity]
+//! # impl Activity for EmailUnderwriter {
+//! #     const NAME: &'static str = "email-underwriter";
+//! #     type Input = HumanTaskNotice;
+//! #     type Output = ();
+//! #     async fn run(&self, _: ActivityContext, _: HumanTaskNotice) -> Result<(), ActivityError> {
+//! #         Ok(())
+//! #     }
+//! # }
+//! # async fn review(ctx: WorkflowContext, application: Application) -> Result<(), WorkflowError> {
 //! let decision = ctx
 //!     .human_task::<Verdict>("underwriting-review")
 //!     .assignee("underwriter-1")
@@ -14,6 +33,7 @@
 //!     .fallback(Verdict::Reject)                      // or fail when nobody answers
 //!     .await?;
 //! println!("{} decided {:?}: {:?}", decision.decided_by, decision.value, decision.comment);
+//! # Ok(()) }
 //! ```
 //!
 //! # What is recorded
@@ -295,12 +315,18 @@ impl WorkflowContext {
     /// `.form`, `.deadline`, `.remind_every`, `.escalate_to`,
     /// `.notify_with`, `.fallback`; see [`crate::human_task`].
     ///
-    /// ```ignore
+    /// ```
+    /// # use refrain::{WorkflowContext, WorkflowError};
+    /// # use std::time::Duration;
+    /// # #[derive(serde::Deserialize)]
+    /// # struct Ack;
+    /// # async fn incident(ctx: WorkflowContext) -> Result<(), WorkflowError> {
     /// let ack = ctx.human_task::<Ack>("ack-incident")
     ///     .assignee("oncall-tier1")
     ///     .deadline(Duration::from_secs(300))
     ///     .escalate_to(["oncall-tier2"])
     ///     .await?;
+    /// # Ok(()) }
     /// ```
     #[track_caller]
     pub fn human_task<D: DeserializeOwned + 'static>(

@@ -1,12 +1,26 @@
 //! The conformance suite of [`HistoryStore`]: what every backend must do,
 //! as tests any backend runs with one line (feature `test-support`).
 //!
-//! ```ignore
+//! ```
 //! // tests/conformance.rs of a backend crate (tokio with `macros` as a
 //! // dev-dependency):
-//! mod postgres {
-//!     refrain_history::history_store_conformance!(my_backend::fixture);
+//! use refrain_history::conformance::Fixture;
+//! use refrain_history::{HistoryStore, Store, StoreConfig};
+//! use std::sync::Arc;
+//!
+//! /// A fresh, empty backend (here the in-memory store; yours in its place).
+//! fn fixture() -> Fixture {
+//!     let config = StoreConfig::default();
+//!     let limit = config.max_payload_bytes;
+//!     let store = Store::in_memory(config);
+//!     let other: Arc<dyn HistoryStore> = Arc::new(store.clone());
+//!     Fixture::new(Arc::new(store), other, limit, ())
 //! }
+//!
+//! mod my_backend {
+//!     refrain_history::history_store_conformance!(super::fixture);
+//! }
+//! # fn main() {}
 //! ```
 //!
 //! The macro expands to one `#[tokio::test]` per case, named after the
