@@ -36,7 +36,7 @@ use crate::{
 use anyhow::Result;
 use refrain::{
     async_trait, join3, Activity, ActivityContext, ActivityError, Client, ClientError, Failure,
-    RetryPolicy, Signal, Store, Workflow, WorkflowContext, WorkflowError,
+    Query, QueryState, RetryPolicy, Signal, Store, Workflow, WorkflowContext, WorkflowError,
 };
 use refrain_worker::{Replayer, Worker, WorkerBuilder};
 use serde::{Deserialize, Serialize};
@@ -99,7 +99,7 @@ pub struct ApprovalRequest {
 }
 
 /// The signal an approver sends.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Signal)]
 pub struct ManagerApproval {
     /// Who answers.
     pub approver: String,
@@ -109,9 +109,11 @@ pub struct ManagerApproval {
     pub comment: String,
 }
 
-impl Signal for ManagerApproval {
-    const NAME: &'static str = "manager-approval";
-}
+/// Whose approval the onboarding waits for (their name and title), if
+/// anyone's: the question an approver's inbox or a dashboard asks.
+#[derive(Query)]
+#[query(name = "awaiting-approval", result = Option<String>)]
+pub struct AwaitingApproval;
 
 /// How onboarding ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -389,9 +391,12 @@ impl Workflow for EmployeeOnboarding {
         let (accounts, equipment, benefits) = (accounts?, equipment?, benefits?);
         narrate(&ctx, "all three done; access now waits for approval");
 
+        let awaiting = QueryState::new(None);
+        awaiting.answer::<AwaitingApproval>(&ctx, |who, ()| who.clone());
         let mut decision = None;
         let mut previous: Option<Approver> = None;
         for approver in &hire.approvers {
+            awaiting.set(Some(approver.to_string()));
             let request = ApprovalRequest {
                 employee: hire.name.clone(),
                 role: hire.role.clone(),
@@ -425,6 +430,7 @@ impl Workflow for EmployeeOnboarding {
             narrate(&ctx, format!("no answer from {approver}: escalating"));
             previous = Some(approver.clone());
         }
+        awaiting.set(None);
 
         let decision = match decision {
             Some(d) if d.approved => d,
@@ -641,6 +647,9 @@ pub async fn director_answers(client: &Client, id: &str, approve: bool) -> Resul
     }
     if !wait_for_activity(client, id, EscalateApproval::NAME, Duration::from_secs(30)).await? {
         return Ok(());
+    }
+    if let Ok(Some(who)) = client.query::<AwaitingApproval>(id, &()).await {
+        println!("[main] {id}: the onboarding now waits for {who}");
     }
     let answer = if approve {
         println!("[main] {id}: Sam Okafor reads the escalation and approves");

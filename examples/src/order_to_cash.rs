@@ -173,7 +173,8 @@ pub struct Shipment {
 
 /// The signal operations send to resolve a stock problem: which product
 /// to reserve instead.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Signal)]
+#[signal(name = "stock-resolved")]
 pub struct StockResolved {
     /// Who resolved it.
     pub by: String,
@@ -181,10 +182,6 @@ pub struct StockResolved {
     pub sku: String,
     /// What was agreed, for the record.
     pub note: String,
-}
-
-impl Signal for StockResolved {
-    const NAME: &'static str = "stock-resolved";
 }
 
 /// How an order ended. A cancellation is a business outcome, not a
