@@ -126,26 +126,19 @@ async fn provision(
         .start_to_close(STEP_TIMEOUT)
         .retry(step_retry())
         .await?;
-    saga.add_named("release the credit reservation", move |ctx| async move {
-        ctx.activity::<ReleaseCreditReservation>(reservation)
-            .start_to_close(STEP_TIMEOUT)
-            .retry(compensation_retry())
-            .await
-            .map(drop)
-    });
+    saga.add_activity::<ReleaseCreditReservation>(reservation)
+        .named("release the credit reservation")
+        .start_to_close(STEP_TIMEOUT)
+        .retry(compensation_retry());
     let account = ctx
         .activity::<OpenAccount>(app.clone())
         .start_to_close(STEP_TIMEOUT)
         .retry(step_retry())
         .await?;
-    let opened = account.clone();
-    saga.add_named("close the account", move |ctx| async move {
-        ctx.activity::<CloseAccount>(opened)
-            .start_to_close(STEP_TIMEOUT)
-            .retry(compensation_retry())
-            .await
-            .map(drop)
-    });
+    saga.add_activity::<CloseAccount>(account.clone())
+        .named("close the account")
+        .start_to_close(STEP_TIMEOUT)
+        .retry(compensation_retry());
     let card = ctx
         .activity::<IssueCard>(CardRequest {
             applicant: app.applicant.clone(),
