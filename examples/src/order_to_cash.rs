@@ -394,7 +394,7 @@ pub struct ReleaseReservation;
 
 #[async_trait]
 impl Activity for ReleaseReservation {
-    const NAME: &'static str = "release-reservation";
+    const NAME: &'static str = "release-inventory";
     type Input = Reservation;
     type Output = ();
     async fn run(&self, ctx: ActivityContext, r: Reservation) -> Result<(), ActivityError> {

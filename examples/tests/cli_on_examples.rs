@@ -180,7 +180,7 @@ fn history_of_the_cancelled_order_tells_the_operator_what_happened() {
         "events out of order {order:?}:\n{out}"
     );
     // Nothing was reserved, so nothing releases a reservation.
-    assert!(!out.contains("release-reservation"), "{out}");
+    assert!(!out.contains("release-inventory"), "{out}");
 }
 
 #[test]
