@@ -7,8 +7,9 @@ use super::api::StoreConfig;
 use super::durability::Flusher;
 pub use super::engine::memory::MemoryStorage;
 use super::engine::Engine;
+use super::transitions::leases::Owner;
 use super::tx::Trees;
-use super::{bump_epoch, schedules, Store};
+use super::{bump_epoch, owners, schedules, Store};
 use crate::error::StoreError;
 use crate::ids::Timestamp;
 use std::path::PathBuf;
@@ -41,6 +42,16 @@ impl Store {
     /// Reopening after the last handle of the previous store was dropped
     /// is how a test restarts an in-memory store.
     ///
+    /// Over a [`MemoryStorage::shared`] storage, other stores may be open
+    /// at the same time, as processes over one database. Each is then an
+    /// owner whose leases on runs and attempts hold until it stops
+    /// renewing them for [`StoreConfig::lease_duration`] (dropping the
+    /// store stops it, as a crash would); only then may another store take
+    /// its runs over and fail its running attempts. The open fails only
+    /// the attempts of owners already gone, finds work in the `ready`
+    /// table every [`StoreConfig::discovery_interval`], and draws run
+    /// numbers from blocks no other store draws from.
+    ///
     /// # Errors
     /// `StorageLocked` (with an empty path) if another store over
     /// `storage` is still open after `lock_timeout`; `Sync` if the store's
@@ -63,11 +74,18 @@ impl Store {
         let engine = Engine::memory(storage, config.lock_timeout)?;
         let trees = Trees::open(&engine)?;
         let schedule_trees = schedules::ScheduleTrees::open(&engine)?;
-        let epoch = bump_epoch(&trees)?;
+        let owner = if engine.is_shared() {
+            owners::register(&trees, now, config.lease_duration)?
+        } else {
+            Owner {
+                id: bump_epoch(&trees)?,
+                shared: false,
+            }
+        };
         let flusher = Flusher::in_memory(config.durability)?;
         Store::start(
             flusher,
-            (PathBuf::new(), config, epoch),
+            (PathBuf::new(), config, owner),
             (trees, schedule_trees),
             now,
         )

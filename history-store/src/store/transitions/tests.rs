@@ -15,6 +15,7 @@ use super::activation::{self, CommitLimits};
 use super::activities::{self, Claim};
 use super::effects::Effects;
 use super::human_tasks;
+use super::leases::Owner;
 use super::start::{start_in_tx, RunNumber};
 use super::tables::{decode, encode, get_run};
 use super::testing::Tables;
@@ -30,7 +31,10 @@ use crate::store::engine::Bytes;
 use crate::store::records::{ActivityState, ActivityTaskRecord, PendingTimer, RunRecord};
 use std::time::Duration;
 
-const EPOCH: u64 = 1;
+const OWNER: Owner = Owner {
+    id: 1,
+    shared: false,
+};
 const T0: Timestamp = Timestamp(1_000_000);
 const T1: Timestamp = Timestamp(2_000_000);
 const T2: Timestamp = Timestamp(3_000_000);
@@ -98,7 +102,7 @@ fn activation(t: &Tables, run: RunId, time: Timestamp, commands: Vec<Event>) -> 
 }
 
 fn apply(t: &Tables, commit: &ActivationCommit) -> Result<Effects, StoreError> {
-    let prepared = activation::prepare(commit, LIMITS, EPOCH, T2)?;
+    let prepared = activation::prepare(commit, LIMITS, OWNER, T2)?;
     t.run(|tx| activation::apply(tx, commit, &prepared))
 }
 
@@ -200,7 +204,7 @@ fn a_timed_out_attempt_is_retried_and_its_late_result_refused() {
     let token = LeaseToken(41);
     let ready_key = Bytes::from(&keys::time_key(T1, run, cmd)[..]);
     let claim = t
-        .run(|tx| activities::claim_one(&tx.task, &ready_key, token, T1))
+        .run(|tx| activities::claim_one(&tx.task, &ready_key, (token, OWNER.id), T1))
         .unwrap();
     let Claim::Claimed(attempt) = claim else {
         panic!("the scheduled task was not claimed");
@@ -231,7 +235,7 @@ fn a_timed_out_attempt_is_retried_and_its_late_result_refused() {
     // nothing is recorded.
     let retry_key = Bytes::from(&keys::time_key(retry_at, run, cmd)[..]);
     let claim = t
-        .run(|tx| activities::claim_one(&tx.task, &retry_key, LeaseToken(42), retry_at))
+        .run(|tx| activities::claim_one(&tx.task, &retry_key, (LeaseToken(42), OWNER.id), retry_at))
         .unwrap();
     assert!(matches!(claim, Claim::Claimed(ref a) if a.attempt == 2));
     let before = t.snapshot();
