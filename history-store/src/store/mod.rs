@@ -676,7 +676,7 @@ impl Store {
             // clean-up: look again either way. A run closes once, so a
             // ticket from the commit that closed it covers the close the
             // next read finds.
-            ticket = woken.await.ok();
+            ticket = self.inner.woken(woken).await;
         }
     }
 
@@ -1144,7 +1144,7 @@ impl Store {
             // waiter's clean-up: look again either way. The wake-up's
             // flush ticket is not used: it covers the commit that woke us,
             // which may answer another update than the one read next.
-            let _ = woken.await;
+            let _ = self.inner.woken(woken).await;
         }
     }
 

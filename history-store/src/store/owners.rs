@@ -53,6 +53,7 @@ use crate::store::records::RunRecord;
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// Registers a new owner over the shared storage of `trees`, alive until
 /// `now + lease`.
@@ -115,6 +116,18 @@ fn renewal(weak: Weak<Inner>, tick: Duration, renew_every: Duration) {
 }
 
 impl Inner {
+    /// Waits for an in-process wake-up (`CloseWaiters`). Over a shared
+    /// storage the change may be made by another store, whose wake-ups
+    /// never reach this one, so the wait also ends after a discovery
+    /// interval and the caller looks again.
+    pub(super) async fn woken<T>(&self, woken: oneshot::Receiver<T>) -> Option<T> {
+        if !self.owner.shared {
+            return woken.await.ok();
+        }
+        let interval = self.config.discovery_interval;
+        tokio::time::timeout(interval, woken).await.ok()?.ok()
+    }
+
     /// Renews this store's leases for another lease duration.
     fn renew(&self, now: Timestamp) -> Result<(), StoreError> {
         let (id, until) = (

@@ -35,17 +35,17 @@ const OWNER: Owner = Owner {
     id: 1,
     shared: false,
 };
-const T0: Timestamp = Timestamp(1_000_000);
-const T1: Timestamp = Timestamp(2_000_000);
-const T2: Timestamp = Timestamp(3_000_000);
-const LIMITS: CommitLimits = CommitLimits {
+pub(super) const T0: Timestamp = Timestamp(1_000_000);
+pub(super) const T1: Timestamp = Timestamp(2_000_000);
+pub(super) const T2: Timestamp = Timestamp(3_000_000);
+pub(super) const LIMITS: CommitLimits = CommitLimits {
     max_payload_bytes: 1 << 20,
     max_history_events: 1_000,
     max_history_bytes: 1 << 20,
 };
 
 /// Starts a run of `id` as a client's start would.
-fn start(t: &Tables, id: &str) -> RunId {
+pub(super) fn start(t: &Tables, id: &str) -> RunId {
     let workflow_id = WorkflowId::new(id);
     let started = Event::WorkflowStarted {
         workflow_type: "wf".into(),
@@ -81,13 +81,18 @@ fn start(t: &Tables, id: &str) -> RunId {
     outcome.run
 }
 
-fn record(t: &Tables, run: RunId) -> RunRecord {
+pub(super) fn record(t: &Tables, run: RunId) -> RunRecord {
     t.run(|tx| get_run(tx.task.runs, run)).unwrap().unwrap()
 }
 
 /// The activation commit of `commands` at `time`, made against the run as
 /// it stands (its whole inbox consumed).
-fn activation(t: &Tables, run: RunId, time: Timestamp, commands: Vec<Event>) -> ActivationCommit {
+pub(super) fn activation(
+    t: &Tables,
+    run: RunId,
+    time: Timestamp,
+    commands: Vec<Event>,
+) -> ActivationCommit {
     let r = record(t, run);
     let mut events = vec![Event::ActivationStarted { time }];
     events.extend(commands);
@@ -106,11 +111,11 @@ fn apply(t: &Tables, commit: &ActivationCommit) -> Result<Effects, StoreError> {
     t.run(|tx| activation::apply(tx, commit, &prepared))
 }
 
-fn commit(t: &Tables, run: RunId, time: Timestamp, commands: Vec<Event>) -> Effects {
+pub(super) fn commit(t: &Tables, run: RunId, time: Timestamp, commands: Vec<Event>) -> Effects {
     apply(t, &activation(t, run, time, commands)).unwrap()
 }
 
-fn scheduled(cmd: u32, options: ActivityOptions) -> Event {
+pub(super) fn scheduled(cmd: u32, options: ActivityOptions) -> Event {
     Event::ActivityScheduled {
         cmd: CommandSeq(cmd),
         activity_type: "charge".into(),
@@ -120,7 +125,7 @@ fn scheduled(cmd: u32, options: ActivityOptions) -> Event {
     }
 }
 
-fn timer(cmd: u32, fire_at: Timestamp) -> Event {
+pub(super) fn timer(cmd: u32, fire_at: Timestamp) -> Event {
     Event::TimerStarted {
         cmd: CommandSeq(cmd),
         fire_at,
