@@ -704,7 +704,10 @@ impl Store {
     /// Takes up to `max` runs from the in-process ready queue. A run is
     /// queued (once, deduplicated) when it becomes ready: at start, when an
     /// inbound event enters its inbox, when [`Store::requeue`] is called,
-    /// and at open for every run in the `ready` tree.
+    /// and at open for every run in the `ready` tree; over a shared
+    /// storage also when a walk of the `ready` table (every
+    /// [`StoreConfig::discovery_interval`]) finds it free of live leases,
+    /// however it became ready.
     pub fn take_ready(&self, max: usize) -> Vec<RunId> {
         self.inner.ready_queue.take(max)
     }

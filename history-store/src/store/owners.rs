@@ -23,7 +23,11 @@
 //! least once a second, and a timer fires in the transaction that removes
 //! it, so it fires once whichever store gets there first (as do attempt
 //! deadlines and schedule steps, each a transaction that re-checks its
-//! entry).
+//! entry). Callers waiting for a run to close or an update to be answered
+//! look again every discovery interval too (`Inner::woken`), since the
+//! commit that ends their wait may be another store's. Queries are the
+//! exception: one asked through a store is answered by that store's own
+//! workers only.
 //!
 //! # Which store takes a run's next activation (stickiness)
 //!
