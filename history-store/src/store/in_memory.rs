@@ -218,4 +218,44 @@ mod tests {
             }]
         );
     }
+
+    #[test]
+    fn opening_beside_a_live_store_leaves_its_attempts_running() {
+        let storage = MemoryStorage::shared();
+        let t0 = Timestamp::now();
+        let a = Store::open_in_memory(&storage, StoreConfig::default()).unwrap();
+        let run = with_activity(&a, t0);
+        let attempt = a.claim_activity_tasks(t0, 10).unwrap().remove(0);
+
+        let b = Store::open_in_memory(&storage, StoreConfig::default()).unwrap();
+        let task = b.activity_task(run, attempt.cmd).unwrap().unwrap();
+        assert!(
+            matches!(task.state, ActivityState::Running { token, .. } if token == attempt.token),
+            "{task:?}"
+        );
+        let done = a.complete_activity(run, attempt.cmd, attempt.token, Ok(payload("ok")), t0);
+        assert_eq!(done.unwrap(), ActivityResolution::Recorded);
+    }
+
+    #[test]
+    fn the_attempts_of_a_store_gone_past_its_lease_are_failed_by_the_next_open() {
+        let storage = MemoryStorage::shared();
+        let t0 = Timestamp::now();
+        let a = Store::open_in_memory(&storage, StoreConfig::default()).unwrap();
+        let run = with_activity(&a, t0);
+        let attempt = a.claim_activity_tasks(t0, 10).unwrap().remove(0);
+        drop(a);
+
+        // Opened once the dead store's leases have expired.
+        let later = t0.saturating_add(Duration::from_secs(3600));
+        let b = Store::open_in_memory_at(&storage, StoreConfig::default(), later).unwrap();
+        let task = b.activity_task(run, attempt.cmd).unwrap().unwrap();
+        assert_eq!(task.attempt, 2, "{task:?}");
+        assert_eq!(task.state, ActivityState::Scheduled { visible_at: later });
+        let late = b.complete_activity(run, attempt.cmd, attempt.token, Ok(payload("late")), later);
+        assert!(
+            matches!(late, Err(StoreError::StaleActivity { .. })),
+            "{late:?}"
+        );
+    }
 }
