@@ -753,22 +753,21 @@ impl Store {
     /// [`MemoryStorage`]), where another store's worker may take the same
     /// run, it takes a lease as [`Store::claim_activation`] does (the
     /// task's token is then a real one, for the commit to present), and
-    /// `None` also when another live store holds the run. A lease of this
-    /// store's own is left standing: the caller may be running the run's
-    /// task already.
+    /// `None` also when another live store holds the run. A run this store
+    /// holds is leased again: its tasks are told apart by
+    /// `expected_last_seq`, as without leases.
     ///
     /// # Errors
     /// `Corrupt` (run record or an inbox item), `Storage`.
     pub fn begin_activation(&self, run: RunId) -> Result<Option<Activation>, StoreError> {
-        self.inner.begin_activation(run, true, false)
+        self.inner.begin_activation(run, true)
     }
 
     /// [`Store::begin_activation`] for a caller that brings inbound
     /// events of its own (results of attempts completed in its process,
     /// for [`Store::commit_activation_direct`]): returns a task for an open
     /// run even when its inbox is empty. Over a shared storage it leases
-    /// the run, replacing a lease of this store's own: the caller runs no
-    /// other task of the run meanwhile.
+    /// the run, as [`Store::begin_activation`] does.
     ///
     /// # Errors
     /// As [`Store::begin_activation`].
@@ -776,7 +775,7 @@ impl Store {
         &self,
         run: RunId,
     ) -> Result<Option<Activation>, StoreError> {
-        self.inner.begin_activation(run, false, true)
+        self.inner.begin_activation(run, false)
     }
 
     /// Commits one activation in one transaction: checks the lease token

@@ -338,18 +338,14 @@ impl Inner {
 
     /// An activation of `run` for a caller that runs one task per run at
     /// a time: without a lease when this store owns its storage alone,
-    /// with one when it shares it (see `Store::begin_activation`). Where
-    /// the caller may already hold a task of the run (a poll racing the
-    /// run's running task, `retake_own` false) a lease of its own is left
-    /// standing; where it cannot, an earlier lease of its own is replaced.
+    /// with one when it shares it (see `Store::begin_activation`).
     pub(super) fn begin_activation(
         &self,
         run: RunId,
         only_if_ready: bool,
-        retake_own: bool,
     ) -> Result<Option<Activation>, StoreError> {
         if self.owner.shared {
-            return self.claim_lease(run, only_if_ready, retake_own);
+            return self.claim_lease(run, only_if_ready, true);
         }
         let _whole = self.trees.engine.consistent();
         // Plain reads, no transaction (under the journal's guard, so none

@@ -43,7 +43,7 @@
 //! lease is taken over only after its owner failed to renew for a whole
 //! lease duration, and what makes a takeover safe is the token, not the
 //! clock. A commit or release presents its token and is refused
-//! (`LeaseLost`) once the run's lease is another's, and an attempt's
+//! (`LeaseLost`) once the run's lease is another owner's, and an attempt's
 //! result is refused (`StaleActivity`) once its token was replaced. An
 //! owner that was paused past its expiry and comes back can therefore do
 //! no harm: whatever it still holds untouched it may finish, and whatever
@@ -142,22 +142,28 @@ pub(in crate::store) fn reap_owner(meta: &TxTree<'_>, id: u64, now: Timestamp) -
 }
 
 /// Whether an activation presenting `token` for `owner` may commit or
-/// release. A leased task needs its own lease; an unleased one
-/// ([`LeaseToken::UNLEASED`]) needs the run not to be leased. Alone,
-/// other owners' leases are void (they are gone); shared, they stand:
-/// fencing is by token, and a lease changes hands only through a claim.
+/// release. Alone, a leased task needs its own lease and an unleased one
+/// ([`LeaseToken::UNLEASED`]) needs the run not to be leased; other
+/// owners' leases are void (they are gone).
+///
+/// Shared, fencing is between owners: a leased task is refused while
+/// another owner holds the run (it was taken over), and admitted while
+/// the lease is this owner's or nobody's. Within one owner its tasks are
+/// told apart as they always were, by `expected_last_seq` (the caller runs
+/// one task per run at a time, and a stale one meets a moved history),
+/// so a store may re-lease a run it holds (`ClaimBy::retake_own`) without
+/// stranding the task that holds the older token. A run nobody holds has
+/// either not moved since the task began (its commit is as good as any)
+/// or moved (refused as a conflict). An unleased task still needs the run
+/// not to be leased at all.
 pub(in crate::store) fn admits(record: &RunRecord, token: LeaseToken, owner: Owner) -> bool {
     if !owner.shared {
         return record.admits_task(token, owner.id);
     }
-    if token == LeaseToken::UNLEASED {
-        record.lease.is_none()
-    } else {
-        record.lease
-            == Some(RunLease {
-                token,
-                epoch: owner.id,
-            })
+    match record.lease {
+        None => true,
+        Some(_) if token == LeaseToken::UNLEASED => false,
+        Some(l) => l.epoch == owner.id,
     }
 }
 
@@ -172,10 +178,12 @@ pub(in crate::store) struct ClaimBy {
     /// Only a run with work (`RunRecord::is_ready`); otherwise any open
     /// run (the caller brings inbound events of its own).
     pub(in crate::store) only_if_ready: bool,
-    /// Whether a lease of this same owner may be replaced: for a caller
-    /// that runs one task per run at a time (the worker's dispatcher), an
-    /// earlier lease of its own is one it no longer uses (say, one left
-    /// by a commit refused for a conflict), and the new token fences it.
+    /// Whether a run this same owner holds may be leased again: for a
+    /// caller that runs one task per run at a time (the worker's
+    /// dispatcher), a lease of its own is either its running task's
+    /// (which still commits: see [`admits`]) or one it no longer uses (say,
+    /// one left by a commit refused for a timed-out attempt), which must
+    /// not strand the run while this store lives.
     pub(in crate::store) retake_own: bool,
 }
 
