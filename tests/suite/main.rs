@@ -10,6 +10,9 @@ mod damage;
 mod determinism;
 /// Panics in workflows and activities; corrupt stored bytes.
 mod failures;
+/// Several stores over one shared storage: a store that dies mid-run
+/// leaves its runs and attempts to the others once its leases expire.
+mod fleet;
 /// Every call keeps one idempotency key and its attempts their numbers,
 /// across SIGKILLs that land while new runs hand out their first call.
 mod idempotency;

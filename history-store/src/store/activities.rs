@@ -49,6 +49,7 @@ impl Inner {
         let mut deadline_added = false;
         let upper = Bytes::from(&keys::time_upper_bound(now)[..]);
         let mut after: Option<Bytes> = None;
+        let owner = self.owner.id;
         while claimed.len() < max {
             let lower = after.clone().map_or(Bound::Unbounded, Bound::Excluded);
             let scanned: Vec<Bytes> = self
@@ -81,7 +82,7 @@ impl Inner {
                     keys_in
                         .iter()
                         .zip(&tokens)
-                        .map(|(key, token)| claim_one(&tx.task, key, *token, now))
+                        .map(|(key, token)| claim_one(&tx.task, key, (*token, owner), now))
                         .collect::<TxResult<Vec<Claim>>>()
                 })
                 .await;
@@ -98,7 +99,7 @@ impl Inner {
                         let claim = self
                             .batcher
                             .apply_async(&self.trees, move |tx| {
-                                claim_one(&tx.task, &key_in, token, now)
+                                claim_one(&tx.task, &key_in, (token, owner), now)
                             })
                             .await;
                         one_by_one.push(claim.unwrap_or_else(Claim::Corrupt));

@@ -52,6 +52,18 @@ pub struct StoreConfig {
     /// the sum of the stored sizes of its events, envelopes included).
     /// Enforced like `max_history_events`. Default 50 MiB.
     pub max_history_bytes: u64,
+    /// Over a storage several stores share (a shared
+    /// [`MemoryStorage`](crate::MemoryStorage)), how long this store's
+    /// leases (on runs and on activity attempts) outlive its last renewal:
+    /// a store that stops (killed, paused, cut off) holds its runs this
+    /// long before the others take them over. Renewed every third of it.
+    /// Unused by a store that owns its storage alone. Default 30 s.
+    pub lease_duration: Duration,
+    /// Over a shared storage, how often this store looks in the `ready`
+    /// table for work another store made (a signal sent, a timer fired or
+    /// a result recorded through another store, or runs a dead store left)
+    /// beside the in-process wake-ups that carry its own. Default 250 ms.
+    pub discovery_interval: Duration,
 }
 
 impl Default for StoreConfig {
@@ -63,6 +75,8 @@ impl Default for StoreConfig {
             lock_timeout: Duration::from_secs(2),
             max_history_events: 50_000,
             max_history_bytes: 50 * 1024 * 1024,
+            lease_duration: Duration::from_secs(30),
+            discovery_interval: Duration::from_millis(250),
         }
     }
 }

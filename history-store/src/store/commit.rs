@@ -70,7 +70,7 @@ impl Inner {
     }
 }
 
-/// Checks `commit` against this store's limits and lease epoch, outside
+/// Checks `commit` against this store's limits and lease owner, outside
 /// the transaction (see [`activation::prepare`]).
 pub(super) fn prepare(inner: &Inner, commit: &ActivationCommit) -> Result<Prepared, StoreError> {
     let limits = CommitLimits {
@@ -78,5 +78,5 @@ pub(super) fn prepare(inner: &Inner, commit: &ActivationCommit) -> Result<Prepar
         max_history_events: inner.config.max_history_events,
         max_history_bytes: inner.config.max_history_bytes,
     };
-    activation::prepare(commit, limits, inner.epoch, Timestamp::now())
+    activation::prepare(commit, limits, inner.owner, Timestamp::now())
 }

@@ -7,8 +7,9 @@ use super::api::StoreConfig;
 use super::durability::Flusher;
 pub use super::engine::memory::MemoryStorage;
 use super::engine::Engine;
+use super::transitions::leases::Owner;
 use super::tx::Trees;
-use super::{bump_epoch, schedules, Store};
+use super::{bump_epoch, owners, schedules, Store};
 use crate::error::StoreError;
 use crate::ids::Timestamp;
 use std::path::PathBuf;
@@ -41,6 +42,16 @@ impl Store {
     /// Reopening after the last handle of the previous store was dropped
     /// is how a test restarts an in-memory store.
     ///
+    /// Over a [`MemoryStorage::shared`] storage, other stores may be open
+    /// at the same time, as processes over one database. Each is then an
+    /// owner whose leases on runs and attempts hold until it stops
+    /// renewing them for [`StoreConfig::lease_duration`] (dropping the
+    /// store stops it, as a crash would); only then may another store take
+    /// its runs over and fail its running attempts. The open fails only
+    /// the attempts of owners already gone, finds work in the `ready`
+    /// table every [`StoreConfig::discovery_interval`], and draws run
+    /// numbers from blocks no other store draws from.
+    ///
     /// # Errors
     /// `StorageLocked` (with an empty path) if another store over
     /// `storage` is still open after `lock_timeout`; `Sync` if the store's
@@ -63,11 +74,18 @@ impl Store {
         let engine = Engine::memory(storage, config.lock_timeout)?;
         let trees = Trees::open(&engine)?;
         let schedule_trees = schedules::ScheduleTrees::open(&engine)?;
-        let epoch = bump_epoch(&trees)?;
+        let owner = if engine.is_shared() {
+            owners::register(&trees, now, config.lease_duration)?
+        } else {
+            Owner {
+                id: bump_epoch(&trees)?,
+                shared: false,
+            }
+        };
         let flusher = Flusher::in_memory(config.durability)?;
         Store::start(
             flusher,
-            (PathBuf::new(), config, epoch),
+            (PathBuf::new(), config, owner),
             (trees, schedule_trees),
             now,
         )
@@ -198,6 +216,46 @@ mod tests {
                 attempt: 2,
                 result: payload("ok"),
             }]
+        );
+    }
+
+    #[test]
+    fn opening_beside_a_live_store_leaves_its_attempts_running() {
+        let storage = MemoryStorage::shared();
+        let t0 = Timestamp::now();
+        let a = Store::open_in_memory(&storage, StoreConfig::default()).unwrap();
+        let run = with_activity(&a, t0);
+        let attempt = a.claim_activity_tasks(t0, 10).unwrap().remove(0);
+
+        let b = Store::open_in_memory(&storage, StoreConfig::default()).unwrap();
+        let task = b.activity_task(run, attempt.cmd).unwrap().unwrap();
+        assert!(
+            matches!(task.state, ActivityState::Running { token, .. } if token == attempt.token),
+            "{task:?}"
+        );
+        let done = a.complete_activity(run, attempt.cmd, attempt.token, Ok(payload("ok")), t0);
+        assert_eq!(done.unwrap(), ActivityResolution::Recorded);
+    }
+
+    #[test]
+    fn the_attempts_of_a_store_gone_past_its_lease_are_failed_by_the_next_open() {
+        let storage = MemoryStorage::shared();
+        let t0 = Timestamp::now();
+        let a = Store::open_in_memory(&storage, StoreConfig::default()).unwrap();
+        let run = with_activity(&a, t0);
+        let attempt = a.claim_activity_tasks(t0, 10).unwrap().remove(0);
+        drop(a);
+
+        // Opened once the dead store's leases have expired.
+        let later = t0.saturating_add(Duration::from_secs(3600));
+        let b = Store::open_in_memory_at(&storage, StoreConfig::default(), later).unwrap();
+        let task = b.activity_task(run, attempt.cmd).unwrap().unwrap();
+        assert_eq!(task.attempt, 2, "{task:?}");
+        assert_eq!(task.state, ActivityState::Scheduled { visible_at: later });
+        let late = b.complete_activity(run, attempt.cmd, attempt.token, Ok(payload("late")), later);
+        assert!(
+            matches!(late, Err(StoreError::StaleActivity { .. })),
+            "{late:?}"
         );
     }
 }

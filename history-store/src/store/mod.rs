@@ -22,7 +22,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `meta` | name | `epoch`, `next_run`, `run_ceiling`, `flush_mark` (u64 BE; see `tx::RunIds` and `integrity`) |
+//! | `meta` | name | `epoch`, `next_run`, `run_ceiling`, `flush_mark` (u64 BE; see `tx::RunIds` and `integrity`); over a shared storage `owner/` ++ owner id: until when its leases hold (see `transitions::leases`) |
 //! | `workflow_ids` | workflow id bytes | latest `RunId` (u64 BE) |
 //! | `runs` | run | [`RunRecord`] |
 //! | `history` | run ++ seq | [`Event`] |
@@ -30,7 +30,7 @@
 //! | `ready` | run | empty: runs with work for an activation |
 //! | `activity_tasks` | run ++ cmd | [`ActivityTaskRecord`] |
 //! | `activity_ready` | visible_at ++ run ++ cmd | empty |
-//! | `activity_deadlines` | deadline ++ run ++ cmd | lease token (u64 BE) |
+//! | `activity_deadlines` | deadline ++ run ++ cmd | lease token ++ owner (u64 BE each; the token alone in older stores) |
 //! | `timers` | fire_at ++ run ++ cmd | empty |
 //! | `human_tasks` | assignee len (u16) ++ assignee ++ run ++ cmd | [`HumanTaskRecord`] |
 //! | `run_human_tasks` | run | its open human tasks ([`OpenHumanTask`]) |
@@ -63,6 +63,7 @@ mod integrity;
 mod journal;
 #[cfg(test)]
 mod model;
+mod owners;
 mod progress;
 pub(crate) mod queries;
 mod ready;
@@ -99,8 +100,7 @@ pub use in_memory::MemoryStorage;
 pub use progress::{CommitProgress, FlushProgress, StoreProgress};
 pub use updates::{UpdateRecord, UpdateState, UpdateWait};
 
-/// `meta` key of the store epoch, bumped by every `open`.
-const META_EPOCH: &str = "epoch";
+use transitions::leases::{Owner, META_EPOCH};
 
 /// Handle to an open store. Cheap to clone; all clones share one sled
 /// database, one flusher and one set of in-process notifications.
@@ -116,8 +116,10 @@ struct Inner {
     flusher: Flusher,
     path: PathBuf,
     config: StoreConfig,
-    /// This process's epoch; activation leases of other epochs are void.
-    epoch: u64,
+    /// This store as an owner of leases (its epoch); whether other
+    /// owners' leases are void or stand until they expire depends on
+    /// whether the storage is shared (see `transitions::leases`).
+    owner: Owner,
     trees: Trees,
     ready_queue: ReadyQueue,
     activity_notify: Arc<Notify>,
@@ -140,7 +142,7 @@ impl Inner {
     /// everything else starts empty.
     fn new(
         (batcher, flusher): (batch::Batcher, Flusher),
-        (path, config, epoch): (PathBuf, StoreConfig, u64),
+        (path, config, owner): (PathBuf, StoreConfig, Owner),
         (trees, schedules): (Trees, schedules::ScheduleTrees),
         read_only: Option<verify::ReadOnly>,
     ) -> Inner {
@@ -149,7 +151,7 @@ impl Inner {
             flusher,
             path,
             config,
-            epoch,
+            owner,
             trees,
             ready_queue: ReadyQueue::default(),
             activity_notify: Arc::default(),
@@ -302,7 +304,11 @@ impl Store {
                 integrity::Watermark::open(&path)?,
             ),
         )?;
-        Store::start(flusher, (path, config, epoch), (trees, schedule_trees), now)
+        let owner = Owner {
+            id: epoch,
+            shared: false,
+        };
+        Store::start(flusher, (path, config, owner), (trees, schedule_trees), now)
     }
 
     /// The store over `trees`, once its storage is open, its epoch bumped
@@ -311,14 +317,14 @@ impl Store {
     /// fail at.
     fn start(
         flusher: Flusher,
-        (path, config, epoch): (PathBuf, StoreConfig, u64),
+        (path, config, owner): (PathBuf, StoreConfig, Owner),
         (trees, schedule_trees): (Trees, schedules::ScheduleTrees),
         now: Timestamp,
     ) -> Result<Store, StoreError> {
         let batcher = batch::Batcher::start(trees.clone())?;
         let inner = Inner::new(
             (batcher, flusher),
-            (path, config, epoch),
+            (path, config, owner),
             (trees, schedule_trees),
             None,
         );
@@ -330,9 +336,11 @@ impl Store {
                 Err(bad) => tracing::warn!(?bad, "skipping malformed key in the ready tree"),
             }
         }
-        Ok(Store {
-            inner: Arc::new(inner),
-        })
+        let inner = Arc::new(inner);
+        if owner.shared {
+            owners::start_renewal(&inner)?;
+        }
+        Ok(Store { inner })
     }
 
     /// Opens the copy in `scratch` of the store in `path` without writing
@@ -357,7 +365,14 @@ impl Store {
         };
         let inner = Inner::new(
             (batch::Batcher::start(trees.clone())?, Flusher::read_only()?),
-            (path.to_path_buf(), config, epoch),
+            (
+                path.to_path_buf(),
+                config,
+                Owner {
+                    id: epoch,
+                    shared: false,
+                },
+            ),
             (trees, schedule_trees),
             Some(verify::ReadOnly {
                 damage_at_open,
@@ -661,7 +676,7 @@ impl Store {
             // clean-up: look again either way. A run closes once, so a
             // ticket from the commit that closed it covers the close the
             // next read finds.
-            ticket = woken.await.ok();
+            ticket = self.inner.woken(woken).await;
         }
     }
 
@@ -689,7 +704,10 @@ impl Store {
     /// Takes up to `max` runs from the in-process ready queue. A run is
     /// queued (once, deduplicated) when it becomes ready: at start, when an
     /// inbound event enters its inbox, when [`Store::requeue`] is called,
-    /// and at open for every run in the `ready` tree.
+    /// and at open for every run in the `ready` tree; over a shared
+    /// storage also when a walk of the `ready` table (every
+    /// [`StoreConfig::discovery_interval`]) finds it free of live leases,
+    /// however it became ready.
     pub fn take_ready(&self, max: usize) -> Vec<RunId> {
         self.inner.ready_queue.take(max)
     }
@@ -704,10 +722,13 @@ impl Store {
         self.inner.ready_queue.push(run);
     }
 
-    /// Claims the activation of `run`: sets a lease (new token, current
-    /// epoch) and returns the record and the inbox items from `inbox_head`
-    /// up to `inbox_tail` at claim time. `None` if the run is closed, not
-    /// ready, missing, or already leased in this epoch.
+    /// Claims the activation of `run`: sets a lease (new token, this
+    /// store as its owner) and returns the record and the inbox items from
+    /// `inbox_head` up to `inbox_tail` at claim time. `None` if the run is
+    /// closed, not ready, missing, or already leased by this store; over
+    /// a shared storage also while another store's lease on it holds
+    /// (until that store stops renewing its leases for
+    /// [`StoreConfig::lease_duration`]).
     ///
     /// # Errors
     /// `Corrupt` (run record or an inbox item), `Storage`.
@@ -728,6 +749,14 @@ impl Store {
     /// Saves the claim transaction of [`Store::claim_activation`]; use
     /// that one where several workers may take the same run.
     ///
+    /// Over a storage shared with other stores (a shared
+    /// [`MemoryStorage`]), where another store's worker may take the same
+    /// run, it takes a lease as [`Store::claim_activation`] does (the
+    /// task's token is then a real one, for the commit to present), and
+    /// `None` also when another live store holds the run. A run this store
+    /// holds is leased again: its tasks are told apart by
+    /// `expected_last_seq`, as without leases.
+    ///
     /// # Errors
     /// `Corrupt` (run record or an inbox item), `Storage`.
     pub fn begin_activation(&self, run: RunId) -> Result<Option<Activation>, StoreError> {
@@ -737,7 +766,8 @@ impl Store {
     /// [`Store::begin_activation`] for a caller that brings inbound
     /// events of its own (results of attempts completed in its process,
     /// for [`Store::commit_activation_direct`]): returns a task for an open
-    /// run even when its inbox is empty.
+    /// run even when its inbox is empty. Over a shared storage it leases
+    /// the run, as [`Store::begin_activation`] does.
     ///
     /// # Errors
     /// As [`Store::begin_activation`].
@@ -1116,7 +1146,7 @@ impl Store {
             // waiter's clean-up: look again either way. The wake-up's
             // flush ticket is not used: it covers the commit that woke us,
             // which may answer another update than the one read next.
-            let _ = woken.await;
+            let _ = self.inner.woken(woken).await;
         }
     }
 

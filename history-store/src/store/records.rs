@@ -43,14 +43,16 @@ impl RunStatus {
     }
 }
 
-/// An activation's claim on a run, valid only within the store epoch
-/// (process lifetime) that granted it: after a crash every old lease is
-/// void at once, so recovery does not wait for lease expiry.
+/// An activation's claim on a run, held by the store (owner) that granted
+/// it. A store that owns its storage alone treats every other owner's
+/// lease as void (after a crash, recovery does not wait for lease expiry);
+/// over a storage several stores share, another owner's lease holds until
+/// that owner stops renewing its leases for the configured lease duration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunLease {
     /// Fencing token the commit must present.
     pub token: LeaseToken,
-    /// Store epoch in which it was granted.
+    /// The store epoch of the store that granted it: its owner id.
     pub epoch: u64,
 }
 
@@ -155,7 +157,9 @@ impl RunRecord {
     /// Whether an activation presenting `token` in store epoch `epoch`
     /// may commit or release: a leased task needs its own lease, an
     /// unleased one ([`LeaseToken::UNLEASED`]) needs the run not to be
-    /// leased. Leases of earlier epochs are void (their process is gone).
+    /// leased. Leases of earlier epochs are void (their process is gone):
+    /// the rule of a store that owns its storage alone; over a shared
+    /// storage, other stores' leases stand.
     pub fn admits_task(&self, token: LeaseToken, epoch: u64) -> bool {
         let held = self.lease.filter(|l| l.epoch == epoch);
         if token == LeaseToken::UNLEASED {

@@ -19,12 +19,13 @@
 //! a result it could somehow still deliver would be rejected, and the
 //! outcome is recorded once, by whichever attempt completes.
 //!
-//! If workers in other processes are ever added (they would reach the
-//! store through the owning process), their attempts would survive a
-//! restart of the owner, and this rule must then apply only to attempts
-//! claimed by the owner's own in-process workers of an earlier epoch (for
-//! instance by recording the claiming epoch in the attempt), with remote
-//! attempts left to their deadlines and heartbeats.
+//! Over a storage several stores share, an open proves nothing about the
+//! others: each attempt records the store (owner) that claimed it, and an
+//! open fails only the attempts of owners that are gone (their leases
+//! expired, or their record was already removed by whoever found them
+//! expired; see `transitions::leases`). The attempts of a store that stops
+//! while the others run are failed the same way, by the first store whose
+//! periodic renewal finds its leases expired (`owners`).
 //!
 //! Attempts without any deadline (no timeout configured at all) are
 //! indexed at the end of time, which the timer service never reaches, so
@@ -32,7 +33,8 @@
 //! hold such attempts unindexed; they end only with a completion.)
 
 use super::engine::Bytes;
-use super::transitions::recovery::{orphan, Orphan};
+use super::transitions::activities::deadline_owner;
+use super::transitions::recovery::{orphan, Orphan, Orphans};
 use super::tx::TxResult;
 use super::Inner;
 use crate::error::StoreError;
@@ -46,21 +48,33 @@ const CHUNK: usize = 256;
 
 impl Inner {
     /// Fails every attempt that was running when the previous process
-    /// stopped (see the module docs). Returns how many were failed.
+    /// stopped, or over a shared storage every attempt of an owner that
+    /// is gone at `now` (see the module docs). Returns how many were
+    /// failed.
     pub(super) fn expire_orphaned_attempts(&self, now: Timestamp) -> Result<usize, StoreError> {
-        let keys: Vec<Bytes> = self
-            .trees
-            .activity_deadlines
-            .iter()
-            .keys()
-            .collect::<Result<_, _>>()?;
+        let mut keys: Vec<(Bytes, Orphans)> = Vec::new();
+        if self.owner.shared {
+            let live = self.live_owners(now)?;
+            for item in self.trees.activity_deadlines.iter() {
+                let (key, value) = item?;
+                match deadline_owner(&value) {
+                    Some(owner) if owner == self.owner.id || live.contains(&owner) => {}
+                    Some(owner) => keys.push((key, Orphans::Of(owner))),
+                    None => keys.push((key, Orphans::Of(u64::MAX))),
+                }
+            }
+        } else {
+            for key in self.trees.activity_deadlines.iter().keys() {
+                keys.push((key?, Orphans::All));
+            }
+        }
         let mut failed = 0;
         for chunk in keys.chunks(CHUNK) {
             let chunk_in = chunk.to_vec();
             let outcomes = self.batcher.apply(&self.trees, move |tx| {
                 chunk_in
                     .iter()
-                    .map(|key| orphan(&tx.task, key, now))
+                    .map(|(key, which)| orphan(&tx.task, key, *which, now))
                     .collect::<TxResult<Vec<Orphan>>>()
             });
             let outcomes = match outcomes {
@@ -70,23 +84,23 @@ impl Inner {
                 // them one by one and set the culprit aside.
                 Err(_) => {
                     let mut one_by_one = Vec::with_capacity(chunk.len());
-                    for key in chunk {
-                        let key_in = key.clone();
+                    for (key, which) in chunk {
+                        let (key_in, which) = (key.clone(), *which);
                         let outcome = self
                             .batcher
-                            .apply(&self.trees, move |tx| orphan(&tx.task, &key_in, now));
+                            .apply(&self.trees, move |tx| orphan(&tx.task, &key_in, which, now));
                         one_by_one.push(outcome.unwrap_or_else(Orphan::Corrupt));
                     }
                     one_by_one
                 }
             };
-            for (key, outcome) in chunk.iter().zip(outcomes) {
+            for ((key, _), outcome) in chunk.iter().zip(outcomes) {
                 match outcome {
                     Orphan::Failed(run, resolution) => {
                         failed += 1;
                         self.after_resolution(run, resolution);
                     }
-                    Orphan::Stale => {}
+                    Orphan::Stale | Orphan::Alive => {}
                     Orphan::Corrupt(e) => {
                         tracing::warn!(error = %e, "skipping an orphaned attempt that cannot be read");
                         self.quarantine.add(DEADLINES, key);
@@ -97,7 +111,7 @@ impl Inner {
         if failed > 0 {
             tracing::info!(
                 attempts = failed,
-                "activity attempts lost with the previous process failed; retries are due now"
+                "activity attempts lost with the store that ran them failed; retries are due now"
             );
         }
         Ok(failed)

@@ -5,15 +5,16 @@
 
 use super::batch::block_on;
 use super::integrity;
+use super::transitions::leases::{self, ClaimBy};
+use super::transitions::signals;
 use super::transitions::start::{prepare_start, start_in_tx, PreparedStart, RunNumber};
 use super::transitions::tables::missing;
-use super::transitions::{leases, signals};
 use super::tx::{check_payload, decode, decode_u64, finish};
 use super::Inner;
 use crate::codec::CodecError;
 use crate::error::StoreError;
 use crate::event::{Event, Payload};
-use crate::ids::{CommandSeq, EventSeq, LeaseToken, RunId, WorkflowId};
+use crate::ids::{CommandSeq, EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::keys;
 use crate::store::api::{Activation, ListOrder, RunFilter, RunSummary, StartOutcome, StartRequest};
 use crate::store::records::{ActivityTaskRecord, RunRecord};
@@ -292,20 +293,34 @@ impl Inner {
     }
 
     pub(super) fn claim_activation(&self, run: RunId) -> Result<Option<Activation>, StoreError> {
+        self.claim_lease(run, true, false)
+    }
+
+    /// Leases `run`'s activation to this store (see `leases::ClaimBy` for
+    /// `only_if_ready` and `retake_own`).
+    fn claim_lease(
+        &self,
+        run: RunId,
+        only_if_ready: bool,
+        retake_own: bool,
+    ) -> Result<Option<Activation>, StoreError> {
         // Tokens only need to be unique, and the engine's id generator
         // stays unique across restarts; drawing it outside keeps the closure pure.
-        let token = LeaseToken(self.trees.engine.generate_id()?);
-        let epoch = self.epoch;
+        let claim = ClaimBy {
+            token: LeaseToken(self.trees.engine.generate_id()?),
+            owner: self.owner,
+            now: Timestamp::now(),
+            only_if_ready,
+            retake_own,
+        };
         let t = &self.trees;
         // The inbox is read inside the transaction: the task then matches
         // the record exactly, and a corrupt item aborts the claim instead of
         // leaving a lease nobody holds a token for.
-        finish(
-            t.engine
-                .transaction([&t.runs, &t.inbox, &t.ready], |[runs, inbox, ready]| {
-                    leases::claim((runs, inbox, ready), run, token, epoch)
-                }),
-        )
+        finish(t.engine.transaction(
+            [&t.runs, &t.inbox, &t.ready, &t.meta],
+            |[runs, inbox, ready, meta]| leases::claim((runs, inbox, ready, meta), run, claim),
+        ))
     }
 
     pub(super) fn release_activation(
@@ -314,18 +329,24 @@ impl Inner {
         token: LeaseToken,
         failure: Option<String>,
     ) -> Result<(), StoreError> {
-        let epoch = self.epoch;
+        let owner = self.owner;
         self.batcher.apply(&self.trees, move |tx| {
             let (runs, ready) = (tx.task.runs, tx.task.ready);
-            leases::release((runs, ready), run, token, epoch, &failure)
+            leases::release((runs, ready), run, token, owner, &failure)
         })
     }
 
+    /// An activation of `run` for a caller that runs one task per run at
+    /// a time: without a lease when this store owns its storage alone,
+    /// with one when it shares it (see `Store::begin_activation`).
     pub(super) fn begin_activation(
         &self,
         run: RunId,
         only_if_ready: bool,
     ) -> Result<Option<Activation>, StoreError> {
+        if self.owner.shared {
+            return self.claim_lease(run, only_if_ready, true);
+        }
         let _whole = self.trees.engine.consistent();
         // Plain reads, no transaction (under the journal's guard, so none
         // sees half of a commit): the record first, then the inbox
@@ -338,7 +359,7 @@ impl Inner {
             return Ok(None);
         };
         let has_work = record.is_ready() || (!only_if_ready && record.status.is_open());
-        if !has_work || !record.admits_task(LeaseToken::UNLEASED, self.epoch) {
+        if !has_work || !record.admits_task(LeaseToken::UNLEASED, self.owner.id) {
             return Ok(None);
         }
         let mut items = Vec::with_capacity((record.inbox_tail - record.inbox_head) as usize);

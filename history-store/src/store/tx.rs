@@ -11,7 +11,6 @@ pub(super) use super::transitions::tables::{
 };
 use crate::error::StoreError;
 use crate::ids::RunId;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Every tree of the store, opened once, the engine that writes to them
@@ -84,22 +83,33 @@ const META_RUN_CEILING: &str = "run_ceiling";
 /// Unique across crashes too: a number is part of every idempotency key
 /// of its run (`workflow-id/run/cmd`), so a number handed out by a process
 /// that died before its start was durable must not come round again. The
-/// counter therefore works below a ceiling recorded in `meta` and flushed
-/// *before* any number under it is handed out, in blocks of
-/// [`RUN_BLOCK`]; an open continues at the ceiling, skipping whatever the
-/// last process may have drawn. The flush is the engine's (sled's survives
-/// a killed process, not a power cut; memory's survives a reopen of its
-/// storage); across a power cut a number can come round
-/// again only if no activity attempt of its run ever started, since
+/// counter therefore hands out numbers from blocks of [`RUN_BLOCK`], each
+/// reserved by raising a ceiling recorded in `meta` and flushed *before*
+/// any number in it is handed out; an open continues at the ceiling,
+/// skipping whatever the last process may have drawn. The flush is the
+/// engine's (sled's survives a killed process, not a power cut; memory's
+/// survives a reopen of its storage); across a power cut a number can come
+/// round again only if no activity attempt of its run ever started, since
 /// attempts wait for the group commit's fsync.
+///
+/// Unique across stores sharing one storage as well: a block is reserved
+/// by one atomic update of the ceiling ([`Engine::update_key`]), which
+/// starts it at the stored ceiling when another store has raised it past
+/// this one's numbers, so two stores never draw from overlapping blocks.
+/// With one store the stored ceiling is always this counter's own, and
+/// the blocks are the ones a single process always took.
 pub(super) struct RunIds {
-    next: AtomicU64,
-    /// Every number below this may have been handed out (durably recorded).
-    ceiling: AtomicU64,
-    /// Serialises raising the ceiling.
-    raise: Mutex<()>,
+    /// The block numbers are drawn from; a lock rather than atomics, since
+    /// a new block may start past the numbers other threads would draw.
+    block: Mutex<Block>,
     engine: Engine,
     meta: Table,
+}
+
+/// Numbers `next..end` are reserved for this store and not yet drawn.
+struct Block {
+    next: u64,
+    end: u64,
 }
 
 /// How many run numbers one durable raise of the ceiling covers: one sled
@@ -118,41 +128,44 @@ impl RunIds {
         };
         let next = stored(META_NEXT_RUN)?.unwrap_or(1);
         let ceiling = stored(META_RUN_CEILING)?.unwrap_or(0);
+        // Empty: the first draw reserves a block from the ceiling on.
+        let next = next.max(ceiling).max(1);
         Ok(RunIds {
-            next: AtomicU64::new(next.max(ceiling).max(1)),
-            ceiling: AtomicU64::new(ceiling),
-            raise: Mutex::new(()),
+            block: Mutex::new(Block { next, end: next }),
             engine: engine.clone(),
             meta: meta.clone(),
         })
     }
 
-    /// A number no other run has or will be given, even after a crash.
+    /// A number no other run has or will be given, even after a crash or
+    /// by another store over the same storage.
     ///
     /// # Errors
-    /// `Storage` if the ceiling could not be raised and flushed.
+    /// `Storage` if a block could not be reserved and flushed; `Corrupt`
+    /// if the stored ceiling cannot be read.
     pub(super) fn reserve(&self) -> Result<RunId, StoreError> {
-        let run = self.next.fetch_add(1, Ordering::Relaxed);
-        if run >= self.ceiling.load(Ordering::Acquire) {
-            self.raise_past(run)?;
+        let mut block = self.block.lock().unwrap_or_else(|p| p.into_inner());
+        if block.next >= block.end {
+            let at_least = block.next;
+            let start =
+                self.engine
+                    .update_key(&self.meta, META_RUN_CEILING.as_bytes(), |stored| {
+                        let stored = match stored {
+                            Some(bytes) => decode_u64(bytes, "meta", None)?,
+                            None => 0,
+                        };
+                        let start = stored.max(at_least);
+                        let ceiling = start.saturating_add(RUN_BLOCK);
+                        Ok((ceiling.to_be_bytes().to_vec(), start))
+                    })?;
+            *block = Block {
+                next: start,
+                end: start.saturating_add(RUN_BLOCK),
+            };
         }
+        let run = block.next;
+        block.next += 1;
         Ok(RunId(run))
-    }
-
-    /// Records (durably) a ceiling above `run`. A plain write to its own
-    /// key, outside the journal: it only ever grows and nothing else
-    /// depends on it atomically.
-    fn raise_past(&self, run: u64) -> Result<(), StoreError> {
-        let _one = self.raise.lock().unwrap_or_else(|p| p.into_inner());
-        if run < self.ceiling.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let ceiling = run.saturating_add(RUN_BLOCK);
-        self.meta
-            .insert(META_RUN_CEILING, &ceiling.to_be_bytes()[..])?;
-        self.engine.flush()?;
-        self.ceiling.store(ceiling, Ordering::Release);
-        Ok(())
     }
 }
 
@@ -214,6 +227,22 @@ mod tests {
             let db = super::super::open_db(dir.path(), &Default::default()).unwrap();
             Engine::disk(&db).unwrap()
         });
+    }
+
+    #[test]
+    fn stores_sharing_a_storage_never_draw_the_same_run_number() {
+        let storage = MemoryStorage::shared();
+        let open =
+            || Trees::open(&Engine::memory(&storage, Duration::from_secs(5)).unwrap()).unwrap();
+        let (a, b) = (open(), open());
+        let mut seen = std::collections::HashSet::new();
+        // Interleaved across several blocks, so each store reserves a
+        // block after the other has raised the ceiling past its own.
+        for i in 0..3 * RUN_BLOCK {
+            let trees = if i % 3 == 0 { &a } else { &b };
+            let run = trees.run_ids.reserve().unwrap();
+            assert!(seen.insert(run), "{run} drawn twice");
+        }
     }
 
     #[test]

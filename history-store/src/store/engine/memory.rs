@@ -9,6 +9,14 @@
 //! over it: dropping a store and opening the storage again is a restart
 //! (every in-process piece of state gone, the open-time recovery run
 //! again), as reopening a directory is for sled.
+//!
+//! A storage made with [`MemoryStorage::shared`] admits several stores at
+//! once, as a database server admits several processes: the model of a
+//! shared database for the store's multi-owner rules (leases that expire,
+//! run numbers reserved in blocks, work found by polling). Its writer lock
+//! and apply lock belong to the storage, not to one store, so the
+//! transactions of every store over it are serialised as one database
+//! would serialise them.
 
 use super::{Bytes, Table, TxError, TxTree};
 use crate::error::StoreError;
@@ -25,7 +33,8 @@ use std::time::{Duration, Instant};
 /// would (runs, histories, tasks, schedules; the epoch bumped and running
 /// attempts failed as after a crash). Cheap to clone; clones share the
 /// tables. One store at a time may be open over it, as one process at a
-/// time may open a sled directory.
+/// time may open a sled directory; one made with [`MemoryStorage::shared`]
+/// admits several at once.
 #[derive(Clone, Default)]
 pub struct MemoryStorage {
     shared: Arc<Shared>,
@@ -40,6 +49,14 @@ struct Shared {
     /// Whether a store is open over the tables, and its release.
     open: Mutex<bool>,
     released: Condvar,
+    /// Several stores may be open at once (see [`MemoryStorage::shared`]).
+    shared: bool,
+    /// One transaction at a time, whichever store runs it.
+    writer: Mutex<()>,
+    /// Held for writing while a transaction's writes are applied.
+    applying: RwLock<()>,
+    /// Serialises [`MemoryEngine::update_key`].
+    counters: Mutex<()>,
 }
 
 impl std::fmt::Debug for MemoryStorage {
@@ -49,9 +66,27 @@ impl std::fmt::Debug for MemoryStorage {
 }
 
 impl MemoryStorage {
-    /// Empty storage.
+    /// Empty storage for one store at a time.
     pub fn new() -> MemoryStorage {
         MemoryStorage::default()
+    }
+
+    /// Empty storage that several stores may have open at the same time,
+    /// as several processes share one database: each store is then one
+    /// owner among others (its leases expire rather than void the others';
+    /// see `Store::open_in_memory`).
+    pub fn shared() -> MemoryStorage {
+        MemoryStorage {
+            shared: Arc::new(Shared {
+                shared: true,
+                ..Shared::default()
+            }),
+        }
+    }
+
+    /// Whether several stores may be open over it at once.
+    pub fn is_shared(&self) -> bool {
+        self.shared.shared
     }
 
     /// The engine of a store opening over the tables, once no other store
@@ -61,6 +96,11 @@ impl MemoryStorage {
         &self,
         lock_timeout: Duration,
     ) -> Result<MemoryEngine, StoreError> {
+        if self.shared.shared {
+            return Ok(MemoryEngine {
+                storage: self.clone(),
+            });
+        }
         let give_up = Instant::now() + lock_timeout;
         let mut open = self.shared.open.lock().unwrap_or_else(|p| p.into_inner());
         while *open {
@@ -80,8 +120,6 @@ impl MemoryStorage {
         *open = true;
         Ok(MemoryEngine {
             storage: self.clone(),
-            writer: Mutex::new(()),
-            applying: RwLock::new(()),
         })
     }
 }
@@ -218,15 +256,14 @@ impl DoubleEndedIterator for Iter {
 /// is dropped.
 pub(in crate::store) struct MemoryEngine {
     storage: MemoryStorage,
-    /// One transaction at a time.
-    writer: Mutex<()>,
-    /// Held for writing while a transaction's writes are applied.
-    applying: RwLock<()>,
 }
 
 impl Drop for MemoryEngine {
     fn drop(&mut self) {
         let shared = &self.storage.shared;
+        if shared.shared {
+            return;
+        }
         *shared.open.lock().unwrap_or_else(|p| p.into_inner()) = false;
         shared.released.notify_all();
     }
@@ -253,7 +290,31 @@ impl MemoryEngine {
     }
 
     pub(super) fn consistent(&self) -> RwLockReadGuard<'_, ()> {
-        self.applying.read().unwrap_or_else(|p| p.into_inner())
+        let shared = &self.storage.shared;
+        shared.applying.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// See [`super::Engine::update_key`]: under the storage's counter
+    /// lock, so stores over a shared storage update the key one at a time.
+    pub(super) fn update_key<A>(
+        &self,
+        table: &Table,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> Result<(Vec<u8>, A), StoreError>,
+    ) -> Result<A, StoreError> {
+        let Table::Memory(table) = table else {
+            return Err(super::disk::foreign_table().into());
+        };
+        let _one = self
+            .storage
+            .shared
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let old = table.get(key);
+        let (new, a) = f(old.as_deref())?;
+        table.insert(key, Bytes::copy_of(&new));
+        Ok(a)
     }
 
     pub(super) fn transaction<const N: usize, A, E>(
@@ -263,7 +324,8 @@ impl MemoryEngine {
     ) -> Result<A, TxError<E>> {
         // A closure that panicked (a bug) wrote nothing: the state the
         // mutex guards is still sound.
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let shared = &self.storage.shared;
+        let _writer = shared.writer.lock().unwrap_or_else(|p| p.into_inner());
         let views = tables.map(TxTree::new);
         let a = f(&views)?;
         let mut sets = Vec::with_capacity(N);
@@ -276,7 +338,7 @@ impl MemoryEngine {
                 sets.push((table, writes));
             }
         }
-        let _applying = self.applying.write().unwrap_or_else(|p| p.into_inner());
+        let _applying = shared.applying.write().unwrap_or_else(|p| p.into_inner());
         for (table, writes) in sets {
             let mut map = table.map.write().unwrap_or_else(|p| p.into_inner());
             for (key, value) in writes {

@@ -361,6 +361,42 @@ impl Engine {
         }
     }
 
+    /// Replaces the value of `key` in `table` with what `f` makes of it
+    /// (`None`: absent), atomically with respect to every other
+    /// `update_key` of the storage, including those of other stores over
+    /// a shared storage, and durably (flushed) before it returns. Outside
+    /// any transaction, and may be called from inside one (run numbers are
+    /// reserved in blocks this way while a start is being applied).
+    pub(in crate::store) fn update_key<A>(
+        &self,
+        table: &Table,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> Result<(Vec<u8>, A), StoreError>,
+    ) -> Result<A, StoreError> {
+        match self {
+            // One process per sled database: the caller's own lock is the
+            // only one needed (see `tx::RunIds`).
+            Engine::Disk(e) => {
+                let old = table.get(key)?;
+                let (new, a) = f(old.as_deref())?;
+                table.insert(key, new)?;
+                e.flush()?;
+                Ok(a)
+            }
+            Engine::Memory(e) => e.update_key(table, key, f),
+        }
+    }
+
+    /// Whether other stores may be open over the same storage at the same
+    /// time (a shared database), so that this store is one owner among
+    /// several rather than the only one (see `transitions::leases`).
+    pub(in crate::store) fn is_shared(&self) -> bool {
+        match self {
+            Engine::Disk(_) => false,
+            Engine::Memory(e) => e.storage().is_shared(),
+        }
+    }
+
     /// An id no earlier call on this storage returned, even across
     /// reopens (not necessarily consecutive).
     pub(in crate::store) fn generate_id(&self) -> Result<u64, EngineError> {

@@ -12,6 +12,7 @@ use crate::store::api::Activation;
 use crate::store::engine::Table;
 use crate::store::records::ActivityTask;
 use crate::store::records::{ActivityState, ActivityTaskRecord, RunRecord};
+use crate::store::transitions::activities::{deadline_owner, deadline_token};
 use crate::store::tx::{decode, decode_u64};
 use crate::store::Store;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -118,11 +119,12 @@ pub(super) fn snapshot(store: &Store) -> Vec<String> {
         ));
     }
     for (k, v) in entries(&t.activity_deadlines) {
-        let token = LeaseToken(decode_u64(&v, "deadline", None).expect("deadline token"));
         let key = keys::parse_time_key(&k).expect("deadline key");
+        let token = deadline_token(&v, key.1).expect("deadline token");
         lines.push(format!(
-            "activity_deadlines {key:?} = {}",
-            tokens.name(token)
+            "activity_deadlines {key:?} = {} owner {:?}",
+            tokens.name(token),
+            deadline_owner(&v)
         ));
     }
     for (name, table) in [("history", &t.history), ("inbox", &t.inbox)] {
@@ -234,7 +236,7 @@ pub(super) fn invariants(store: &Store) -> Result<(), String> {
             } => {
                 let key = keys::time_key(deadline, run, cmd);
                 let indexed = t.activity_deadlines.get(key).expect("read");
-                let indexed = indexed.map(|v| decode_u64(&v, "deadline", None).expect("token"));
+                let indexed = indexed.map(|v| deadline_token(&v, run).expect("token").0);
                 if indexed != Some(token.0) {
                     return Err(format!(
                         "running task {run:?} {cmd:?} (token {token:?}, deadline {deadline:?}) \

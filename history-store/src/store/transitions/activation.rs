@@ -16,6 +16,7 @@ use super::children::{self, ChildStart};
 use super::close::{close_run, Closing};
 use super::effects::Effects;
 use super::human_tasks;
+use super::leases::{admits, Owner};
 use super::start::{start_next_run, NextRun};
 use super::tables::{abort, check_event_payloads, encode, get_run, put_run, Tx, TxResult};
 use super::timers;
@@ -65,18 +66,18 @@ pub(in crate::store) struct Prepared {
     /// The activation time: the commit's clock.
     pub(in crate::store) now: Timestamp,
     encoded: Vec<Vec<u8>>,
-    lease: (LeaseToken, u64),
+    lease: (LeaseToken, Owner),
     limits: Limits,
 }
 
 /// Checks the shape of `commit` and encodes its events, outside the
-/// transaction (which may then be re-run without redoing either). `epoch`
-/// is the store's: a lease of an earlier process is void. `clock` is the
+/// transaction (which may then be re-run without redoing either). `owner`
+/// is the committing store (see `leases::admits`). `clock` is the
 /// wall clock, the time of a commit that appends nothing.
 pub(in crate::store) fn prepare(
     commit: &ActivationCommit,
     limits: CommitLimits,
-    epoch: u64,
+    owner: Owner,
     clock: Timestamp,
 ) -> Result<Prepared, StoreError> {
     let now = validate(commit, limits.max_payload_bytes, clock)?;
@@ -89,7 +90,7 @@ pub(in crate::store) fn prepare(
     Ok(Prepared {
         now,
         encoded,
-        lease: (commit.token, epoch),
+        lease: (commit.token, owner),
         limits: Limits {
             max_events: limits.max_history_events,
             max_bytes: limits.max_history_bytes,
@@ -132,12 +133,12 @@ pub(in crate::store) fn apply(
 /// began (`expected_last_seq`), the inbox items it consumed are the run's,
 /// and the history stays within its limits.
 fn admit(ctx: &Tx<'_>, commit: &ActivationCommit, prepared: &Prepared) -> TxResult<RunRecord> {
-    let (token, epoch) = prepared.lease;
+    let (token, owner) = prepared.lease;
     let run = commit.run;
     let Some(record) = get_run(ctx.task.runs, run)? else {
         return Err(abort(StoreError::RunNotFound { run }));
     };
-    if !record.admits_task(token, epoch) {
+    if !admits(&record, token, owner) {
         return Err(abort(StoreError::LeaseLost { run }));
     }
     if record.last_seq != commit.expected_last_seq {
@@ -356,7 +357,8 @@ pub(in crate::store) fn apply_direct(
             continue;
         }
         let key = keys::time_key(prepared.now, run, *cmd);
-        match claim_one(&tx.task, &Bytes::from(&key[..]), *token, claim_now)? {
+        let owner = prepared.lease.1.id;
+        match claim_one(&tx.task, &Bytes::from(&key[..]), (*token, owner), claim_now)? {
             Claim::Claimed(task) => claimed.push(task),
             Claim::Expired(r) => fx.also_ready.push(r),
             Claim::Skipped | Claim::Corrupt(_) => {}

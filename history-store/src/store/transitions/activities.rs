@@ -198,10 +198,11 @@ pub(in crate::store) enum Claim {
 
 /// Claims the task behind one `activity_ready` key, re-checking inside the
 /// transaction that the key is still there.
+/// The attempt runs under `token` for owner `.1` (the claiming store).
 pub(in crate::store) fn claim_one(
     tx: &TaskTx<'_>,
     key: &Bytes,
-    token: LeaseToken,
+    (token, owner): (LeaseToken, u64),
     now: Timestamp,
 ) -> TxResult<Claim> {
     if tx.task_ready.get(key)?.is_none() {
@@ -235,18 +236,19 @@ pub(in crate::store) fn claim_one(
             return Ok(Claim::Expired(run));
         }
     }
-    start_attempt(tx, run, cmd, task, token, now).map(Claim::Claimed)
+    start_attempt(tx, run, cmd, task, (token, owner), now).map(Claim::Claimed)
 }
 
 /// Starts an attempt of a claimed task (its `activity_ready` entry
-/// already removed) under `token`: the task becomes `Running` and its
-/// deadline is indexed.
+/// already removed) under `token` for `owner`: the task becomes `Running`
+/// and its deadline is indexed with both (the owner tells, should the
+/// store that claimed it stop, whose attempts to fail: `leases`).
 fn start_attempt(
     tx: &TaskTx<'_>,
     run: RunId,
     cmd: CommandSeq,
     task: ActivityTaskRecord,
-    token: LeaseToken,
+    (token, owner): (LeaseToken, u64),
     now: Timestamp,
 ) -> TxResult<ActivityTask> {
     let heartbeat_until = task
@@ -260,7 +262,7 @@ fn start_attempt(
         .unwrap_or(Timestamp(u64::MAX));
     tx.deadlines.insert(
         &keys::time_key(deadline, run, cmd)[..],
-        &token.0.to_be_bytes()[..],
+        &deadline_value(token, owner)[..],
     )?;
     let mut task = task;
     task.state = ActivityState::Running {
@@ -286,9 +288,31 @@ fn start_attempt(
     })
 }
 
-/// Reads the token stored in an `activity_deadlines` value.
+/// The `activity_deadlines` value of an attempt run under `token` by
+/// `owner`: the token, then the owner (u64 BE each).
+pub(in crate::store) fn deadline_value(token: LeaseToken, owner: u64) -> [u8; 16] {
+    let mut value = [0; 16];
+    value[..8].copy_from_slice(&token.0.to_be_bytes());
+    value[8..].copy_from_slice(&owner.to_be_bytes());
+    value
+}
+
+/// The owner named in an `activity_deadlines` value; `None` for an entry
+/// written before attempts had owners (its token alone).
+pub(in crate::store) fn deadline_owner(value: &[u8]) -> Option<u64> {
+    let owner = value.get(8..16)?;
+    Some(u64::from_be_bytes(owner.try_into().ok()?))
+}
+
+/// Reads the token stored in an `activity_deadlines` value (its first
+/// eight bytes; the owner follows, see [`deadline_value`]).
 pub(in crate::store) fn deadline_token(bytes: &[u8], run: RunId) -> Result<LeaseToken, StoreError> {
-    decode_u64(bytes, "activity deadline", Some(run)).map(LeaseToken)
+    let token = if bytes.len() == 16 {
+        &bytes[..8]
+    } else {
+        bytes
+    };
+    decode_u64(token, "activity deadline", Some(run)).map(LeaseToken)
 }
 
 /// Schedules activity `cmd` of `run` (whose in-memory `record` the caller
@@ -395,12 +419,13 @@ pub(in crate::store) fn heartbeat(
         }
     }
     if new_deadline != deadline {
+        // The entry moves with its value: the attempt keeps its owner.
+        let old = tx
+            .deadlines
+            .remove(&keys::time_key(deadline, run, cmd)[..])?;
+        let value = old.map_or_else(|| token.0.to_be_bytes().to_vec(), |v| v.to_vec());
         tx.deadlines
-            .delete(&keys::time_key(deadline, run, cmd)[..])?;
-        tx.deadlines.insert(
-            &keys::time_key(new_deadline, run, cmd)[..],
-            &token.0.to_be_bytes()[..],
-        )?;
+            .insert(&keys::time_key(new_deadline, run, cmd)[..], value)?;
         task.state = ActivityState::Running {
             token,
             started_at,

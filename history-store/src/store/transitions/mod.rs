@@ -29,9 +29,9 @@
 //! | `signals` | a signal or cancellation request delivered; signal-with-start; a run terminated |
 //! | `human_tasks` | a human task assigned, escalated, closed, decided |
 //! | `updates` | an update requested, accepted, answered, rejected |
-//! | `leases` | an activation claimed (a lease on a run) and released |
+//! | `leases` | owners (a store each) and their expiring leases; an activation claimed (a lease on a run) and released |
 //! | `schedules` | a schedule created, paused, deleted; one step of a due schedule |
-//! | `recovery` | an attempt orphaned by an earlier process failed at open |
+//! | `recovery` | an attempt orphaned by an earlier process (or a store whose leases expired) failed |
 //!
 //! Module graph (an arrow: "uses"; every file also uses `tables`). It has
 //! no cycle: a transition that implies another calls downward only (a
@@ -75,6 +75,8 @@ pub(super) mod tables;
 pub(super) mod timers;
 pub(super) mod updates;
 
+#[cfg(test)]
+mod lease_tests;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]

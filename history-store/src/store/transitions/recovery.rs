@@ -1,9 +1,10 @@
-//! Activity attempts orphaned by an earlier process: each one is failed
-//! as its deadline would have failed it, with its retry claimable at once.
+//! Activity attempts orphaned by an earlier process (or, over a shared
+//! storage, by a store whose leases expired): each one is failed as its
+//! deadline would have failed it, with its retry claimable at once.
 //! Why, and when the rule would have to change, is told where the store
 //! applies it at open (`store::recovery`).
 
-use super::activities::{deadline_token, fail_attempt_at};
+use super::activities::{deadline_owner, deadline_token, fail_attempt_at};
 use super::tables::{decode, TaskTx, TxResult};
 use crate::codec::CodecError;
 use crate::error::StoreError;
@@ -19,16 +20,39 @@ pub(in crate::store) enum Orphan {
     Failed(RunId, ActivityResolution),
     /// Stale index entry, removed.
     Stale,
+    /// Run by an owner that is not the one being recovered; left alone.
+    Alive,
     /// Unreadable; nothing written for it.
     Corrupt(StoreError),
 }
 
+/// Which running attempts are orphans.
+#[derive(Clone, Copy, Debug)]
+pub(in crate::store) enum Orphans {
+    /// Every one: the storage admits one store at a time, so whoever ran
+    /// them is gone.
+    All,
+    /// Those of owner `.0` (a store over a shared storage whose leases
+    /// expired; the caller checked), and those that name no owner.
+    Of(u64),
+}
+
 /// Fails the attempt behind one `activity_deadlines` key, if that attempt
-/// is still the one running.
-pub(in crate::store) fn orphan(tx: &TaskTx<'_>, key: &Bytes, now: Timestamp) -> TxResult<Orphan> {
+/// is still the one running and `which` counts it as an orphan.
+pub(in crate::store) fn orphan(
+    tx: &TaskTx<'_>,
+    key: &Bytes,
+    which: Orphans,
+    now: Timestamp,
+) -> TxResult<Orphan> {
     let Some(value) = tx.deadlines.get(key)? else {
         return Ok(Orphan::Stale);
     };
+    if let (Orphans::Of(dead), Some(owner)) = (which, deadline_owner(&value)) {
+        if owner != dead {
+            return Ok(Orphan::Alive);
+        }
+    }
     let Ok((at, run, cmd)) = keys::parse_time_key(key) else {
         return Ok(Orphan::Corrupt(StoreError::Corrupt {
             what: "activity deadline key",
@@ -62,8 +86,11 @@ pub(in crate::store) fn orphan(tx: &TaskTx<'_>, key: &Bytes, now: Timestamp) -> 
     // attempt never closed. No deadline has passed yet, so schedule-to-close
     // still allows a retry if the policy does.
     let mut failure = Failure::timeout(TimeoutKind::StartToClose);
-    failure.message =
-        "activity attempt lost with its process (failed when the store reopened)".into();
+    failure.message = match which {
+        Orphans::All => "activity attempt lost with its process (failed when the store reopened)",
+        Orphans::Of(_) => "activity attempt lost with its store (its leases expired)",
+    }
+    .into();
     let attempt = task.attempt;
     let resolution = fail_attempt_at(tx, run, cmd, task, attempt, failure, now)?;
     Ok(Orphan::Failed(run, resolution))

@@ -15,6 +15,7 @@ use super::activation::{self, CommitLimits};
 use super::activities::{self, Claim};
 use super::effects::Effects;
 use super::human_tasks;
+use super::leases::Owner;
 use super::start::{start_in_tx, RunNumber};
 use super::tables::{decode, encode, get_run};
 use super::testing::Tables;
@@ -30,18 +31,21 @@ use crate::store::engine::Bytes;
 use crate::store::records::{ActivityState, ActivityTaskRecord, PendingTimer, RunRecord};
 use std::time::Duration;
 
-const EPOCH: u64 = 1;
-const T0: Timestamp = Timestamp(1_000_000);
-const T1: Timestamp = Timestamp(2_000_000);
-const T2: Timestamp = Timestamp(3_000_000);
-const LIMITS: CommitLimits = CommitLimits {
+const OWNER: Owner = Owner {
+    id: 1,
+    shared: false,
+};
+pub(super) const T0: Timestamp = Timestamp(1_000_000);
+pub(super) const T1: Timestamp = Timestamp(2_000_000);
+pub(super) const T2: Timestamp = Timestamp(3_000_000);
+pub(super) const LIMITS: CommitLimits = CommitLimits {
     max_payload_bytes: 1 << 20,
     max_history_events: 1_000,
     max_history_bytes: 1 << 20,
 };
 
 /// Starts a run of `id` as a client's start would.
-fn start(t: &Tables, id: &str) -> RunId {
+pub(super) fn start(t: &Tables, id: &str) -> RunId {
     let workflow_id = WorkflowId::new(id);
     let started = Event::WorkflowStarted {
         workflow_type: "wf".into(),
@@ -77,13 +81,18 @@ fn start(t: &Tables, id: &str) -> RunId {
     outcome.run
 }
 
-fn record(t: &Tables, run: RunId) -> RunRecord {
+pub(super) fn record(t: &Tables, run: RunId) -> RunRecord {
     t.run(|tx| get_run(tx.task.runs, run)).unwrap().unwrap()
 }
 
 /// The activation commit of `commands` at `time`, made against the run as
 /// it stands (its whole inbox consumed).
-fn activation(t: &Tables, run: RunId, time: Timestamp, commands: Vec<Event>) -> ActivationCommit {
+pub(super) fn activation(
+    t: &Tables,
+    run: RunId,
+    time: Timestamp,
+    commands: Vec<Event>,
+) -> ActivationCommit {
     let r = record(t, run);
     let mut events = vec![Event::ActivationStarted { time }];
     events.extend(commands);
@@ -98,15 +107,15 @@ fn activation(t: &Tables, run: RunId, time: Timestamp, commands: Vec<Event>) -> 
 }
 
 fn apply(t: &Tables, commit: &ActivationCommit) -> Result<Effects, StoreError> {
-    let prepared = activation::prepare(commit, LIMITS, EPOCH, T2)?;
+    let prepared = activation::prepare(commit, LIMITS, OWNER, T2)?;
     t.run(|tx| activation::apply(tx, commit, &prepared))
 }
 
-fn commit(t: &Tables, run: RunId, time: Timestamp, commands: Vec<Event>) -> Effects {
+pub(super) fn commit(t: &Tables, run: RunId, time: Timestamp, commands: Vec<Event>) -> Effects {
     apply(t, &activation(t, run, time, commands)).unwrap()
 }
 
-fn scheduled(cmd: u32, options: ActivityOptions) -> Event {
+pub(super) fn scheduled(cmd: u32, options: ActivityOptions) -> Event {
     Event::ActivityScheduled {
         cmd: CommandSeq(cmd),
         activity_type: "charge".into(),
@@ -116,7 +125,7 @@ fn scheduled(cmd: u32, options: ActivityOptions) -> Event {
     }
 }
 
-fn timer(cmd: u32, fire_at: Timestamp) -> Event {
+pub(super) fn timer(cmd: u32, fire_at: Timestamp) -> Event {
     Event::TimerStarted {
         cmd: CommandSeq(cmd),
         fire_at,
@@ -200,7 +209,7 @@ fn a_timed_out_attempt_is_retried_and_its_late_result_refused() {
     let token = LeaseToken(41);
     let ready_key = Bytes::from(&keys::time_key(T1, run, cmd)[..]);
     let claim = t
-        .run(|tx| activities::claim_one(&tx.task, &ready_key, token, T1))
+        .run(|tx| activities::claim_one(&tx.task, &ready_key, (token, OWNER.id), T1))
         .unwrap();
     let Claim::Claimed(attempt) = claim else {
         panic!("the scheduled task was not claimed");
@@ -231,7 +240,7 @@ fn a_timed_out_attempt_is_retried_and_its_late_result_refused() {
     // nothing is recorded.
     let retry_key = Bytes::from(&keys::time_key(retry_at, run, cmd)[..]);
     let claim = t
-        .run(|tx| activities::claim_one(&tx.task, &retry_key, LeaseToken(42), retry_at))
+        .run(|tx| activities::claim_one(&tx.task, &retry_key, (LeaseToken(42), OWNER.id), retry_at))
         .unwrap();
     assert!(matches!(claim, Claim::Claimed(ref a) if a.attempt == 2));
     let before = t.snapshot();
