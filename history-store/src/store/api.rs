@@ -1,5 +1,6 @@
 //! Request and response types of the store's operations.
 
+use crate::clock::Clock;
 use crate::event::{Event, Payload};
 use crate::ids::{EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::store::records::{RunRecord, RunStatus};
@@ -52,6 +53,12 @@ pub struct StoreConfig {
     /// the sum of the stored sizes of its events, envelopes included).
     /// Enforced like `max_history_events`. Default 50 MiB.
     pub max_history_bytes: u64,
+    /// Where the store reads the time for what a caller does not date
+    /// (claims and their deadlines, completions and retries, commits that
+    /// append nothing, schedules created, waits for the next due time).
+    /// The system clock by default; a test's virtual clock must be the
+    /// worker's clock too (`WorkerBuilder::clock`).
+    pub clock: Clock,
 }
 
 impl Default for StoreConfig {
@@ -63,6 +70,7 @@ impl Default for StoreConfig {
             lock_timeout: Duration::from_secs(2),
             max_history_events: 50_000,
             max_history_bytes: 50 * 1024 * 1024,
+            clock: Clock::system(),
         }
     }
 }
