@@ -252,6 +252,16 @@ impl TestEnv {
         self.register(Arc::new(|b: WorkerBuilder| b.workflow::<W>()));
     }
 
+    /// Registers whatever `register` adds to a worker (an application's
+    /// own `fn register(WorkerBuilder) -> WorkerBuilder`); it is called
+    /// again for the worker of each restart.
+    pub fn register_with(
+        &self,
+        register: impl Fn(WorkerBuilder) -> WorkerBuilder + Send + Sync + 'static,
+    ) {
+        self.register(Arc::new(register));
+    }
+
     /// Registers `activity`, which runs every call of its type.
     pub fn register_activity<A: Activity>(&self, activity: A) {
         let shared = Shared(Arc::new(activity));

@@ -25,6 +25,10 @@
 //! the same result when repeated, as real ones given an idempotency key
 //! do.
 //!
+//! Variants run several at once (each has its own storage, clock and
+//! worker, and mostly waits on its activities); the lowest boundary that
+//! diverged is reported.
+//!
 //! Commits are counted across the store, so a concurrent batch may fold
 //! two operations into one transaction in one variant and not another;
 //! a variant that commits less than the first run simply ends without a
@@ -33,9 +37,13 @@
 use crate::env::{TestEnv, TestError, TestHandle};
 use refrain::{ClientError, Event, RunFilter, Workflow};
 use refrain_history::{CommandSeq, Timestamp};
+use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
+
+/// Variants run at once: each mostly waits for its activities.
+const AT_ONCE: usize = 16;
 
 /// How a run ended, comparable across variants.
 #[derive(Clone, Debug, PartialEq)]
@@ -126,33 +134,57 @@ where
     let of = env.storage().commits() - before;
     env.shutdown().await;
 
-    for boundary in 0..of {
-        let env = fresh().await;
-        let diverged = |what: String| ExploreError::Diverged {
-            boundary,
-            of,
-            what,
-        };
-        commits_so_far(&env)
-            .await
-            .map_err(|e| diverged(e.to_string()))?;
-        env.storage().crash_after_commits(boundary);
-        let got = crash_and_resume::<W>(&env, &id, &input, boundary)
-            .await
-            .map_err(|e| diverged(format!("the run did not end: {e}")))?;
-        if got != expected {
+    let variant = |boundary: u64| {
+        let (fresh, expected, id, input) = (&fresh, &expected, &id, &input);
+        async move {
+            let diverged = |what: String| ExploreError::Diverged {
+                boundary,
+                of,
+                what,
+            };
+            let env = fresh().await;
+            commits_so_far(&env)
+                .await
+                .map_err(|e| diverged(e.to_string()))?;
+            env.storage().crash_after_commits(boundary);
+            let checked = match crash_and_resume::<W>(&env, id, input, boundary).await {
+                Err(e) => Err(diverged(format!("the run did not end: {e}"))),
+                Ok(got) if got != *expected => Err(diverged(format!(
+                    "the run {got}, where the run without a crash {expected}"
+                ))),
+                Ok(_) => match recorded_twice(&env).await {
+                    Some(twice) => Err(diverged(twice)),
+                    None => Ok(()),
+                },
+            };
             env.shutdown().await;
-            return Err(diverged(format!(
-                "the run {got}, where the run without a crash {expected}"
-            )));
+            checked
         }
-        if let Some(twice) = recorded_twice(&env).await {
-            env.shutdown().await;
-            return Err(diverged(twice));
+    };
+    // Variants are independent (each its own storage and clock) and
+    // mostly wait on activities, so several run at once; the lowest
+    // boundary that diverged is the one reported.
+    let mut first: Option<ExploreError> = None;
+    let mut outcomes = stream::iter(0..of).map(variant).buffer_unordered(AT_ONCE);
+    while let Some(outcome) = outcomes.next().await {
+        if let Err(e) = outcome {
+            first = match first {
+                Some(f) if boundary_of(&f) <= boundary_of(&e) => Some(f),
+                _ => Some(e),
+            };
         }
-        env.shutdown().await;
+    }
+    if let Some(e) = first {
+        return Err(e);
     }
     Ok(usize::try_from(of).unwrap_or(usize::MAX))
+}
+
+fn boundary_of(e: &ExploreError) -> u64 {
+    match e {
+        ExploreError::Diverged { boundary, .. } => *boundary,
+        _ => 0,
+    }
 }
 
 /// Opens the environment's store (which commits nothing by itself) and
