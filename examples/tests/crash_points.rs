@@ -47,8 +47,12 @@ async fn explore<W: Workflow>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_to_cash_in_stock() {
     let order = order_to_cash::orders(order_to_cash::Pace::EXAMPLE).remove(0);
-    explore::<order_to_cash::OrderToCash>("order_to_cash (in stock)", order, order_to_cash::register)
-        .await;
+    explore::<order_to_cash::OrderToCash>(
+        "order_to_cash (in stock)",
+        order,
+        order_to_cash::register,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,7 +83,9 @@ impl<W> Clone for TestHandle<W> {
 
 impl<W> fmt::Debug for TestHandle<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TestHandle").field(&self.workflow_id).finish()
+        f.debug_tuple("TestHandle")
+            .field(&self.workflow_id)
+            .finish()
     }
 }
 
@@ -391,7 +393,10 @@ impl TestEnv {
     /// `Client(WorkflowFailed)` if the run failed; `Blocked` if it waits
     /// for something the test never sends; `TaskFailed` if its workflow
     /// task keeps failing.
-    pub async fn result<W: Workflow>(&self, handle: &TestHandle<W>) -> Result<W::Output, TestError> {
+    pub async fn result<W: Workflow>(
+        &self,
+        handle: &TestHandle<W>,
+    ) -> Result<W::Output, TestError> {
         let id = handle.workflow_id.clone();
         let client = self.client().await?;
         let run = client.handle::<W>(id.clone()).await?;
@@ -467,9 +472,7 @@ impl TestEnv {
         let now = self.clock.now();
         // The worker's time service fires these too; firing here does not
         // wait for it to wake up after a jump.
-        let fired = HistoryStore::fire_due(&store, now)
-            .await
-            .map_err(backend)?;
+        let fired = HistoryStore::fire_due(&store, now).await.map_err(backend)?;
         let schedules = HistoryStore::fire_due_schedules(&store, now)
             .await
             .map_err(backend)?;
@@ -479,9 +482,7 @@ impl TestEnv {
             return Ok(Step::Busy);
         }
         let next = [
-            HistoryStore::next_due(&store)
-                .await
-                .map_err(backend)?,
+            HistoryStore::next_due(&store).await.map_err(backend)?,
             store.next_activity_visible()?,
         ]
         .into_iter()

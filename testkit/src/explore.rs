@@ -35,9 +35,9 @@
 //! crash. Every boundary of the first run is still one variant.
 
 use crate::env::{TestEnv, TestError, TestHandle};
+use futures::stream::{self, StreamExt};
 use refrain::{ClientError, Event, RunFilter, Workflow};
 use refrain_history::{CommandSeq, Timestamp};
-use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
@@ -88,10 +88,9 @@ impl fmt::Display for ExploreError {
         match self {
             ExploreError::Input(e) => write!(f, "cannot encode the workflow input: {e}"),
             ExploreError::Baseline(e) => write!(f, "the run without a crash did not end: {e}"),
-            ExploreError::Diverged { boundary, of, what } => write!(
-                f,
-                "crash after durable boundary {boundary} of {of}: {what}"
-            ),
+            ExploreError::Diverged { boundary, of, what } => {
+                write!(f, "crash after durable boundary {boundary} of {of}: {what}")
+            }
         }
     }
 }
@@ -137,11 +136,7 @@ where
     let variant = |boundary: u64| {
         let (fresh, expected, id, input) = (&fresh, &expected, &id, &input);
         async move {
-            let diverged = |what: String| ExploreError::Diverged {
-                boundary,
-                of,
-                what,
-            };
+            let diverged = |what: String| ExploreError::Diverged { boundary, of, what };
             let env = fresh().await;
             commits_so_far(&env)
                 .await
@@ -206,8 +201,8 @@ async fn run_to_end<W: Workflow>(
     let handle = if exists {
         env.handle::<W>(id)
     } else {
-        let input: W::Input = serde_json::from_value(input.clone())
-            .map_err(|e| TestError::Backend(Box::new(e)))?;
+        let input: W::Input =
+            serde_json::from_value(input.clone()).map_err(|e| TestError::Backend(Box::new(e)))?;
         env.start::<W>(id, input).await?
     };
     outcome_of(env.result(&handle).await)
@@ -252,9 +247,9 @@ fn outcome_of<T: serde::Serialize>(result: Result<T, TestError>) -> Result<Outco
         Ok(out) => Ok(Outcome::Completed(
             serde_json::to_value(&out).unwrap_or_else(|e| serde_json::Value::String(e.to_string())),
         )),
-        Err(TestError::Client(ClientError::WorkflowFailed { failure, .. })) => Ok(
-            Outcome::Failed(format!("{}: {}", failure.kind, failure.message)),
-        ),
+        Err(TestError::Client(ClientError::WorkflowFailed { failure, .. })) => Ok(Outcome::Failed(
+            format!("{}: {}", failure.kind, failure.message),
+        )),
         Err(e) => Err(e),
     }
 }
@@ -269,7 +264,8 @@ async fn recorded_twice(env: &TestEnv) -> Option<String> {
         };
         let mut outcomes: HashMap<CommandSeq, u32> = HashMap::new();
         for event in &history {
-            if let Event::ActivityCompleted { cmd, .. } | Event::ActivityFailed { cmd, .. } = event {
+            if let Event::ActivityCompleted { cmd, .. } | Event::ActivityFailed { cmd, .. } = event
+            {
                 let n = outcomes.entry(*cmd).or_default();
                 *n += 1;
                 if *n > 1 {

@@ -49,7 +49,11 @@ impl<A: Activity> Activity for Mock<A> {
     type Input = A::Input;
     type Output = A::Output;
 
-    async fn run(&self, _ctx: ActivityContext, input: A::Input) -> Result<A::Output, ActivityError> {
+    async fn run(
+        &self,
+        _ctx: ActivityContext,
+        input: A::Input,
+    ) -> Result<A::Output, ActivityError> {
         (self.run)(input).await
     }
 }

@@ -27,8 +27,13 @@ struct Purchase {
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 enum PurchaseOutcome {
-    Ordered { approved_by: String },
-    Compensated { undone: Vec<String>, waited_days: u64 },
+    Ordered {
+        approved_by: String,
+    },
+    Compensated {
+        undone: Vec<String>,
+        waited_days: u64,
+    },
 }
 
 macro_rules! activity {
@@ -229,9 +234,14 @@ async fn an_approval_after_a_skipped_week_goes_through_without_compensation() {
         }
     );
     let calls = calls.lock().unwrap().clone();
-    assert_eq!(calls.last().map(String::as_str), Some("order standing desk"));
+    assert_eq!(
+        calls.last().map(String::as_str),
+        Some("order standing desk")
+    );
     assert!(
-        !calls.iter().any(|c| c.starts_with("escalated") || c.starts_with("release")),
+        !calls
+            .iter()
+            .any(|c| c.starts_with("escalated") || c.starts_with("release")),
         "{calls:?}"
     );
     env.shutdown().await;
@@ -293,6 +303,9 @@ async fn a_timer_fires_at_its_own_time_when_a_skip_passes_it() {
     env.skip(DAY).await.unwrap();
     assert_eq!(env.now().duration_since(began).unwrap(), DAY);
     let woke = env.result(&handle).await.unwrap();
-    assert_eq!(woke.duration_since(began).unwrap(), Duration::from_secs(3600));
+    assert_eq!(
+        woke.duration_since(began).unwrap(),
+        Duration::from_secs(3600)
+    );
     env.shutdown().await;
 }

@@ -84,7 +84,10 @@ async fn an_activity_that_counts_its_runs_is_reported_at_its_boundary() {
         other => panic!("expected Diverged, got {other}"),
     }
     eprintln!("{err}");
-    assert!(err.to_string().starts_with("crash after durable boundary "), "{err}");
+    assert!(
+        err.to_string().starts_with("crash after durable boundary "),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

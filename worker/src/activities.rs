@@ -291,7 +291,7 @@ fn panicked(payload: &(dyn std::any::Any + Send)) -> Failure {
 mod tests {
     use super::*;
     use refrain::{async_trait, Activity, ActivityError};
-    use refrain_history::{LeaseToken, Store, StoreConfig, WorkflowId};
+    use refrain_history::{LeaseToken, Store, StoreConfig, Timestamp, WorkflowId};
     use std::collections::HashSet;
     use tokio::sync::mpsc::unbounded_channel;
     use tokio::sync::Notify;

@@ -295,7 +295,10 @@ impl HistoryStore for Store {
     }
 
     async fn create_schedule(&self, spec: ScheduleSpec) -> Result<ScheduleRecord, ScheduleError> {
-        let record = off_thread(self, move |s| s.create_schedule(spec, s.config().clock.now())).await?;
+        let record = off_thread(self, move |s| {
+            s.create_schedule(spec, s.config().clock.now())
+        })
+        .await?;
         self.durable().await?;
         Ok(record)
     }

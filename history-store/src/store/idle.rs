@@ -25,7 +25,12 @@ impl Store {
     pub fn has_work_at(&self, now: Timestamp) -> Result<bool, StoreError> {
         let trees = &self.inner.trees;
         if trees.ready.iter().next().transpose()?.is_some()
-            || trees.activity_deadlines.iter().next().transpose()?.is_some()
+            || trees
+                .activity_deadlines
+                .iter()
+                .next()
+                .transpose()?
+                .is_some()
         {
             return Ok(true);
         }

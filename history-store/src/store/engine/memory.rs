@@ -358,11 +358,9 @@ impl MemoryEngine {
             }
         }
         if !sets.is_empty() && !self.storage.admit_commit() {
-            return Err(TxError::Storage(super::EngineError(
-                ::sled::Error::Io(std::io::Error::other(
-                    "the store's process is dead (a test's crash point)",
-                )),
-            )));
+            return Err(TxError::Storage(super::EngineError(::sled::Error::Io(
+                std::io::Error::other("the store's process is dead (a test's crash point)"),
+            ))));
         }
         let _applying = self.applying.write().unwrap_or_else(|p| p.into_inner());
         for (table, writes) in sets {
