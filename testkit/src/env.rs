@@ -123,7 +123,7 @@ pub enum TestError {
         failure: String,
     },
     /// A restart found the previous store still open after
-    /// [`RELEASE_WAIT`]: something outside the environment (a `Client`
+    /// 30 seconds: something outside the environment (a `Client`
     /// or `Store` taken from it) still holds it.
     StoreHeld,
 }
