@@ -79,7 +79,7 @@ async fn employee_onboarding() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incident_response() {
-    let alert = incident_response::alert(incident_response::Pace::EXAMPLE);
+    let alert = incident_response::alert();
     explore::<incident_response::IncidentResponse>(
         "incident_response",
         alert,
