@@ -46,7 +46,7 @@ async fn explore<W: Workflow>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_to_cash_in_stock() {
-    let order = order_to_cash::orders(order_to_cash::Pace::EXAMPLE).remove(0);
+    let order = order_to_cash::orders().remove(0);
     explore::<order_to_cash::OrderToCash>(
         "order_to_cash (in stock)",
         order,
@@ -57,7 +57,7 @@ async fn order_to_cash_in_stock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_to_cash_out_of_stock() {
-    let order = order_to_cash::orders(order_to_cash::Pace::EXAMPLE).remove(1);
+    let order = order_to_cash::orders().remove(1);
     explore::<order_to_cash::OrderToCash>(
         "order_to_cash (out of stock)",
         order,
