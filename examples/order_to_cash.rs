@@ -63,7 +63,6 @@ fn main() -> Result<ExitCode> {
             runtime.block_on(export(Scenario::default(), &dir))?;
             let substitutes = Scenario {
                 ops_substitutes: true,
-                ..Scenario::default()
             };
             runtime.block_on(export(substitutes, &dir.join("ops-substitutes")))?;
             Ok(ExitCode::SUCCESS)
