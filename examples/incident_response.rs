@@ -50,7 +50,6 @@ fn main() -> Result<ExitCode> {
     let args = Args::parse();
     let scenario = Scenario {
         tier2_acknowledges: !args.nobody_acknowledges,
-        ..Scenario::default()
     };
     match args.mode {
         Some(Mode::Cli { args }) => Ok(run_cli(
@@ -66,7 +65,6 @@ fn main() -> Result<ExitCode> {
             runtime.block_on(export(Scenario::default(), &dir))?;
             let nobody = Scenario {
                 tier2_acknowledges: false,
-                ..Scenario::default()
             };
             runtime.block_on(export(nobody, &dir.join("nobody-acknowledges")))?;
             Ok(ExitCode::SUCCESS)

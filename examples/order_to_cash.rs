@@ -20,7 +20,7 @@
 
 use anyhow::Result;
 use clap::Parser;
-use refrain_examples::order_to_cash::{self, Pace, Scenario};
+use refrain_examples::order_to_cash::{self, Scenario};
 use refrain_examples::{
     export_histories, init_tracing, keep_serving, run_cli, temporary_store, Mode, ServeArgs,
     StoreArgs,
@@ -48,7 +48,6 @@ fn main() -> Result<ExitCode> {
     let args = Args::parse();
     let scenario = Scenario {
         ops_substitutes: args.ops_substitutes,
-        pace: Pace::EXAMPLE,
     };
     match args.mode {
         Some(Mode::Cli { args }) => Ok(run_cli(
@@ -64,7 +63,6 @@ fn main() -> Result<ExitCode> {
             runtime.block_on(export(Scenario::default(), &dir))?;
             let substitutes = Scenario {
                 ops_substitutes: true,
-                ..Scenario::default()
             };
             runtime.block_on(export(substitutes, &dir.join("ops-substitutes")))?;
             Ok(ExitCode::SUCCESS)

@@ -12,9 +12,10 @@
 //! nobody acknowledges at all (`--nobody-acknowledges`), the safe default
 //! runbook runs by itself once tier 2's deadline (30 s) has passed too.
 //!
-//! The deadlines and the paging interval come with the alert as its
-//! [`Pace`], so that tests can run the same workflow, fallback included,
-//! in a fraction of a second; the example uses [`Pace::EXAMPLE`].
+//! The deadlines and the paging interval are the example's
+//! ([`TIER1_DEADLINE`], [`TIER2_DEADLINE`], [`PAGE_EVERY`]); tests run the
+//! same workflow, fallback included, in a fraction of a second on the
+//! virtual clock of `refrain-testkit`, which skips the waits.
 //!
 //! ```text
 //! cargo run --release --example incident_response
@@ -48,71 +49,14 @@ pub struct Alert {
     pub severity: String,
     /// Who (or what) raised it: gets the status updates.
     pub reporter: String,
-    /// How long each tier has to acknowledge, and how often pages repeat.
-    /// Left out of the recorded input when it is [`Pace::EXAMPLE`], so
-    /// alerts recorded before it existed decode as the example's pace.
-    #[serde(default, skip_serializing_if = "Pace::is_example")]
-    pub pace: Pace,
 }
 
-/// The waits of one incident. They travel with the alert (its workflow
-/// input) because workflow code may only decide from what its history
-/// holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pace {
-    /// How long tier 1 has to acknowledge, in milliseconds.
-    pub tier1_deadline_ms: u64,
-    /// How long tier 2 has once the page escalates to them, in
-    /// milliseconds.
-    pub tier2_deadline_ms: u64,
-    /// Pages repeat at this interval until acknowledged, in milliseconds.
-    pub remind_every_ms: u64,
-}
-
-impl Pace {
-    /// The example's waits: 1.5 s for tier 1 (5 minutes in real life),
-    /// 30 s for tier 2, a page every 0.6 s.
-    pub const EXAMPLE: Pace = Pace {
-        tier1_deadline_ms: 1_500,
-        tier2_deadline_ms: 30_000,
-        remind_every_ms: 600,
-    };
-
-    /// Waits for tests in which nobody acknowledges: every deadline passes
-    /// in a fraction of a second, with at least one reminder per tier
-    /// (the interval is shorter than each deadline).
-    pub const FAST: Pace = Pace {
-        tier1_deadline_ms: 250,
-        tier2_deadline_ms: 250,
-        remind_every_ms: 100,
-    };
-
-    /// Whether this is [`Pace::EXAMPLE`].
-    pub fn is_example(&self) -> bool {
-        *self == Pace::EXAMPLE
-    }
-
-    /// How long tier 1 has to acknowledge.
-    pub fn tier1_deadline(&self) -> Duration {
-        Duration::from_millis(self.tier1_deadline_ms)
-    }
-
-    /// How long tier 2 has.
-    pub fn tier2_deadline(&self) -> Duration {
-        Duration::from_millis(self.tier2_deadline_ms)
-    }
-
-    /// The paging interval.
-    pub fn remind_every(&self) -> Duration {
-        Duration::from_millis(self.remind_every_ms)
-    }
-}
-
-impl Default for Pace {
-    fn default() -> Self {
-        Pace::EXAMPLE
-    }
-}
+/// How long tier 1 has to acknowledge (5 minutes in real life).
+pub const TIER1_DEADLINE: Duration = Duration::from_millis(1_500);
+/// How long tier 2 has once the page escalates to them.
+pub const TIER2_DEADLINE: Duration = Duration::from_secs(30);
+/// Pages repeat at this interval until acknowledged.
+pub const PAGE_EVERY: Duration = Duration::from_millis(600);
 
 /// The ticket the incident is tracked in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -377,12 +321,11 @@ impl Workflow for IncidentResponse {
             .retry(step_retry())
             .await?;
 
-        let pace = alert.pace;
         narrate(
             &ctx,
             format!(
                 "paging {TIER1}: acknowledge within {:?}, else {TIER2} gets it",
-                pace.tier1_deadline()
+                TIER1_DEADLINE
             ),
         );
         let ack = ctx
@@ -395,9 +338,9 @@ impl Workflow for IncidentResponse {
                 severity: alert.severity.clone(),
                 suggested_runbook: SAFE_RUNBOOK.into(),
             })
-            .deadline(pace.tier1_deadline())
-            .remind_every(pace.remind_every())
-            .escalate_to([(TIER2, pace.tier2_deadline())])
+            .deadline(TIER1_DEADLINE)
+            .remind_every(PAGE_EVERY)
+            .escalate_to([(TIER2, TIER2_DEADLINE)])
             .notify_with::<PageOnCall>()
             .notify_options(ActivityOptions {
                 start_to_close: Some(STEP_TIMEOUT),
@@ -513,16 +456,14 @@ pub fn replayer() -> Replayer {
 /// The workflow id of the example's incident.
 pub const INCIDENT: &str = "incident-4711";
 
-/// The example's alert: checkout failing with HTTP 5xx, with waits
-/// `pace`.
-pub fn alert(pace: Pace) -> Alert {
+/// The example's alert: checkout failing with HTTP 5xx.
+pub fn alert() -> Alert {
     Alert {
         alert_id: "alert-4711".into(),
         service: "checkout".into(),
         summary: "HTTP 5xx above 20% for 5 minutes".into(),
         severity: "SEV-2".into(),
         reporter: "status-page@shop.example".into(),
-        pace,
     }
 }
 
@@ -533,15 +474,12 @@ pub struct Scenario {
     /// example's default). If not, nobody does, and the safe default
     /// runbook runs once tier 2's deadline has passed.
     pub tier2_acknowledges: bool,
-    /// The incident's waits.
-    pub pace: Pace,
 }
 
 impl Default for Scenario {
     fn default() -> Self {
         Scenario {
             tier2_acknowledges: true,
-            pace: Pace::EXAMPLE,
         }
     }
 }
@@ -563,8 +501,7 @@ pub async fn run(
     scenario: Scenario,
 ) -> Result<(String, Result<IncidentReport, Failure>)> {
     println!();
-    let (handle, begun) =
-        start_or_resume::<IncidentResponse>(client, INCIDENT, alert(scenario.pace)).await?;
+    let (handle, begun) = start_or_resume::<IncidentResponse>(client, INCIDENT, alert()).await?;
     if !matches!(begun, Begun::AlreadyClosed(_)) {
         play_on_call(client, INCIDENT, scenario.tier2_acknowledges).await?;
     }

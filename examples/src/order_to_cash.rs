@@ -31,9 +31,9 @@
 //! With `--ops-substitutes`, operations answer order-1002's alert with a
 //! substitute in time and it ships instead.
 //!
-//! The waits (the warehouse's retry interval, the operations deadline) come
-//! with each order as its [`Pace`], so that tests can run the same workflow
-//! in a fraction of a second; the example uses [`Pace::EXAMPLE`].
+//! The waits are the example's ([`WAREHOUSE_RETRY`], [`OPS_DEADLINE`]);
+//! tests run the same workflow in a fraction of a second on the virtual
+//! clock of `refrain-testkit`, which skips them.
 //!
 //! ```text
 //! cargo run --release --example order_to_cash
@@ -70,59 +70,12 @@ pub struct Order {
     pub quantity: u32,
     /// The total price, in euro cents.
     pub amount_cents: u64,
-    /// How long the workflow waits for the warehouse and for operations.
-    /// Left out of the recorded input when it is [`Pace::EXAMPLE`].
-    #[serde(default, skip_serializing_if = "Pace::is_example")]
-    pub pace: Pace,
 }
 
-/// The waits of one order. They travel with the order (its workflow input)
-/// because workflow code may only decide from what its history holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pace {
-    /// How long operations have to resolve a stock problem, in
-    /// milliseconds.
-    pub ops_deadline_ms: u64,
-    /// The warehouse's first retry interval, in milliseconds; the second
-    /// is twice as long.
-    pub warehouse_retry_ms: u64,
-}
-
-impl Pace {
-    /// The example's waits: 250 ms between the warehouse's first attempts,
-    /// 2 s for operations.
-    pub const EXAMPLE: Pace = Pace {
-        ops_deadline_ms: 2_000,
-        warehouse_retry_ms: 250,
-    };
-
-    /// Waits for tests: the same steps in a fraction of the time.
-    pub const FAST: Pace = Pace {
-        ops_deadline_ms: 300,
-        warehouse_retry_ms: 20,
-    };
-
-    /// Whether this is [`Pace::EXAMPLE`].
-    pub fn is_example(&self) -> bool {
-        *self == Pace::EXAMPLE
-    }
-
-    /// How long operations have to resolve a stock problem.
-    pub fn ops_deadline(&self) -> Duration {
-        Duration::from_millis(self.ops_deadline_ms)
-    }
-
-    /// The warehouse's first retry interval.
-    pub fn warehouse_retry(&self) -> Duration {
-        Duration::from_millis(self.warehouse_retry_ms)
-    }
-}
-
-impl Default for Pace {
-    fn default() -> Self {
-        Pace::EXAMPLE
-    }
-}
+/// How long operations have to resolve a stock problem.
+pub const OPS_DEADLINE: Duration = Duration::from_secs(2);
+/// The warehouse's first retry interval; the second is twice as long.
+pub const WAREHOUSE_RETRY: Duration = Duration::from_millis(250);
 
 /// The credit department's hold on a customer's credit line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -511,9 +464,9 @@ fn step_retry() -> RetryPolicy {
 
 /// The warehouse: two quick retries; stock that has not appeared by then
 /// needs a person.
-fn warehouse_retry(pace: &Pace) -> RetryPolicy {
+fn warehouse_retry() -> RetryPolicy {
     RetryPolicy::exponential()
-        .initial_interval(pace.warehouse_retry())
+        .initial_interval(WAREHOUSE_RETRY)
         .backoff_coefficient(2.0)
         .max_attempts(3)
 }
@@ -608,7 +561,7 @@ async fn reserve(
         quantity: order.quantity,
     })
     .start_to_close(STEP_TIMEOUT)
-    .retry(warehouse_retry(&order.pace))
+    .retry(warehouse_retry())
     .await
 }
 
@@ -626,7 +579,7 @@ impl Workflow for OrderToCash {
 
     async fn run(ctx: WorkflowContext, order: Order) -> Result<OrderOutcome, WorkflowError> {
         let mut saga = Saga::default();
-        let ops_deadline = order.pace.ops_deadline();
+        let ops_deadline = OPS_DEADLINE;
         narrate(
             &ctx,
             format!(
@@ -681,7 +634,7 @@ impl Workflow for OrderToCash {
                 ctx.activity::<NotifyOperations>(Alert {
                     order_id: order.order_id.clone(),
                     problem: format!("{} x{} out of stock", order.sku, order.quantity),
-                    deadline_ms: order.pace.ops_deadline_ms,
+                    deadline_ms: u64::try_from(OPS_DEADLINE.as_millis()).unwrap_or(u64::MAX),
                 })
                 .start_to_close(STEP_TIMEOUT)
                 .retry(step_retry())
@@ -790,9 +743,9 @@ pub fn replayer() -> Replayer {
     Replayer::new().workflow::<OrderToCash>()
 }
 
-/// The example's two orders, with waits `pace`: `order-1001` (in stock,
-/// goes through) and `order-1002` (out of stock).
-pub fn orders(pace: Pace) -> Vec<Order> {
+/// The example's two orders: `order-1001` (in stock, goes through) and
+/// `order-1002` (out of stock).
+pub fn orders() -> Vec<Order> {
     vec![
         Order {
             order_id: "order-1001".into(),
@@ -800,7 +753,6 @@ pub fn orders(pace: Pace) -> Vec<Order> {
             sku: "KB-ERGO-2".into(),
             quantity: 20,
             amount_cents: 298_000,
-            pace,
         },
         Order {
             order_id: "order-1002".into(),
@@ -808,7 +760,6 @@ pub fn orders(pace: Pace) -> Vec<Order> {
             sku: "GPU-RTX-6000".into(),
             quantity: 2,
             amount_cents: 1_380_000,
-            pace,
         },
     ]
 }
@@ -819,8 +770,6 @@ pub struct Scenario {
     /// Operations answer order-1002's stock alert with a substitute
     /// product in time, so that it ships instead of being cancelled.
     pub ops_substitutes: bool,
-    /// The orders' waits.
-    pub pace: Pace,
 }
 
 /// Runs the example's [`orders`] one after the other, so that the two
@@ -839,7 +788,7 @@ pub async fn run(
     scenario: Scenario,
 ) -> Result<Vec<(String, Result<OrderOutcome, Failure>)>> {
     let mut ended = Vec::new();
-    for order in orders(scenario.pace) {
+    for order in orders() {
         println!();
         let id = order.order_id.clone();
         let (handle, begun) = start_or_resume::<OrderToCash>(client, &id, order).await?;

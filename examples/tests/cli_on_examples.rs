@@ -10,7 +10,7 @@
 
 use refrain::history_file::HistoryExport;
 use refrain::{Client, Store, StoreConfig};
-use refrain_examples::order_to_cash::{self, OrderOutcome, Pace, Scenario};
+use refrain_examples::order_to_cash::{self, OrderOutcome, Scenario};
 use refrain_examples::Mode;
 use std::ffi::OsString;
 use std::path::Path;
@@ -31,7 +31,6 @@ fn example_store() -> TempDir {
         let worker = order_to_cash::start_worker(store.clone());
         let scenario = Scenario {
             ops_substitutes: false,
-            pace: Pace::FAST,
         };
         let ended = order_to_cash::run(&Client::new(store), scenario)
             .await
@@ -146,8 +145,8 @@ fn history_of_the_cancelled_order_tells_the_operator_what_happened() {
         &out,
         &["activity notify-operations (cmd 4) completed on attempt 1"],
     );
-    let (deadline, _) = line_with(&out, &["start timer (cmd 5) for 300ms, fires "]);
-    let (fired, _) = line_with(&out, &["timer (cmd 5) fired: 300ms since it was started"]);
+    let (deadline, _) = line_with(&out, &["start timer (cmd 5) for 2.0s, fires "]);
+    let (fired, _) = line_with(&out, &["timer (cmd 5) fired: 2.0s since it was started"]);
 
     // The compensation, newest step first: refund, then the credit hold.
     let (refund, _) = line_with(
@@ -168,7 +167,7 @@ fn history_of_the_cancelled_order_tells_the_operator_what_happened() {
     );
     let (closed, _) = line_with(
         &out,
-        &["workflow COMPLETED with result {\"Cancelled\":{\"reason\":\"GPU-RTX-6000 x2 out of stock and not resolved within 300ms\""],
+        &["workflow COMPLETED with result {\"Cancelled\":{\"reason\":\"GPU-RTX-6000 x2 out of stock and not resolved within 2s\""],
     );
 
     let order = [

@@ -1,6 +1,7 @@
 //! Every run of every example workflow survives the trip out of the store
 //! and back: run in-process on a fresh store (with short waits where the
-//! example takes them as input), exported,
+//! example takes them as input, or on the test kit's virtual clock),
+//! exported,
 //! written as JSON and as binary, read back with the same events, and
 //! replayed through the workflow code to the same closed state.
 
@@ -11,7 +12,8 @@ use refrain_examples::history_file_stem;
 use refrain_examples::incident_response::{self, IncidentReport};
 use refrain_examples::loan_approval::{self, LoanOutcome, Verdict, UNDERWRITER};
 use refrain_examples::nightly_reconciliation::{self, NightlyReconciliation, SCHEDULE};
-use refrain_examples::order_to_cash::{self, Order, OrderOutcome, OrderToCash, Pace, Scenario};
+use refrain_examples::order_to_cash::{self, Order, OrderOutcome, OrderToCash, Scenario};
+use refrain_testkit::TestEnv;
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -95,9 +97,10 @@ fn fresh_store() -> (TempDir, Store) {
 async fn order_to_cash_fulfilled_and_cancelled() {
     let (_dir, store) = fresh_store();
     let worker = order_to_cash::start_worker(store.clone());
+    // The example's own waits, in real time: the warehouse's retries and
+    // the operations deadline nobody meets.
     let scenario = Scenario {
         ops_substitutes: false,
-        pace: Pace::FAST,
     };
     let ended = order_to_cash::run(&Client::new(store.clone()), scenario)
         .await
@@ -113,31 +116,29 @@ async fn order_to_cash_fulfilled_and_cancelled() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn order_to_cash_with_a_substitute() {
-    let (_dir, store) = fresh_store();
-    let worker = order_to_cash::start_worker(store.clone());
-    let scenario = Scenario {
-        ops_substitutes: true,
-        // Operations answer as soon as they are paged; the deadline is
-        // there only so that a slow machine does not cancel the order.
-        pace: Pace {
-            ops_deadline_ms: 30_000,
-            ..Pace::FAST
-        },
-    };
-    let ended = order_to_cash::run(&Client::new(store.clone()), scenario)
+    // Virtual time: operations answer while the order waits for them,
+    // however slow the machine, and the deadline passes only if they do
+    // not.
+    let env = TestEnv::new().await;
+    env.register_with(order_to_cash::register);
+    let order = order_to_cash::orders().remove(1);
+    let handle = env.start::<OrderToCash>("order-1002", order).await.unwrap();
+    // Past the warehouse's two retries (250 ms, then 500 ms), well within
+    // the operations deadline that follows them.
+    env.skip(order_to_cash::WAREHOUSE_RETRY * 4).await.unwrap();
+    let client = env.client().await.unwrap();
+    order_to_cash::operations_offer_substitute(&client, "order-1002")
         .await
         .unwrap();
-    worker.shutdown(GRACE).await;
-    let (id, outcome) = &ended[1];
-    assert_eq!(id, "order-1002");
+    let outcome = env.result(&handle).await;
     assert!(
         matches!(outcome, Ok(OrderOutcome::Fulfilled { .. })),
         "{outcome:?}"
     );
-    assert_eq!(
-        round_trip_every_run(&store).await,
-        ["order-1001", "order-1002"]
-    );
+    let store = env.store().await.unwrap();
+    assert_eq!(round_trip_every_run(&store).await, ["order-1002"]);
+    drop((client, store));
+    env.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -151,7 +152,6 @@ async fn order_to_cash_with_credit_declined() {
         sku: "KB-ERGO-2".into(),
         quantity: 1,
         amount_cents: 14_900,
-        pace: Pace::FAST,
     };
     let outcome = client
         .start::<OrderToCash>("order-1003", order)
@@ -214,14 +214,11 @@ async fn employee_onboarding_nobody_answers() {
 async fn incident_response_escalated_and_acknowledged() {
     let (_dir, store) = fresh_store();
     let worker = incident_response::start_worker(store.clone());
+    // Tier 1 sleeps through their deadline (the example's, in real time:
+    // this test is about the sled store's round trip); tier 2
+    // acknowledges as soon as paged.
     let scenario = incident_response::Scenario {
         tier2_acknowledges: true,
-        // Tier 2 acknowledges as soon as paged; their deadline is there
-        // only so that a slow machine does not run the fallback.
-        pace: incident_response::Pace {
-            tier2_deadline_ms: 30_000,
-            ..incident_response::Pace::FAST
-        },
     };
     let (id, outcome) = incident_response::run(&Client::new(store.clone()), scenario)
         .await

@@ -1,6 +1,7 @@
 //! The stories the examples tell off their default path, run end to end
-//! on a real worker and sled store and asserted from what the history
-//! records (never from how long anything took):
+//! on a real worker (on a sled store, or on the test kit's in-memory store
+//! and virtual clock) and asserted from what the history records (never
+//! from how long anything took):
 //!
 //! - nobody acknowledges the incident: the page escalates from tier 1 to
 //!   tier 2, the task closes on the fallback, and the safe runbook runs;
@@ -12,9 +13,11 @@
 //!   recorded and is the amount the rest of the workflow uses;
 //! - an amendment after the decision is refused without a trace.
 //!
-//! The deadlines are short ([`incident_response::Pace::FAST`],
-//! [`loan_approval::Pace::FAST`]) where nobody answers, and long where
-//! somebody does, so that no outcome depends on the machine's speed.
+//! Where nobody answers, the incident's waits are the example's own,
+//! skipped by the virtual clock of `refrain_testkit::TestEnv`, and the
+//! loan's are short ([`loan_approval::Pace::FAST`]); where somebody
+//! answers they are long, so that no outcome depends on the machine's
+//! speed.
 
 use refrain::history_file::HistoryExport;
 use refrain::human_task::FALLBACK_DECIDER;
@@ -29,6 +32,7 @@ use refrain_examples::loan_approval::{
     Verdict, BO, BO_AMENDED_EUR, CREDIT_MANAGER, UNDERWRITER,
 };
 use refrain_history::Timestamp;
+use refrain_testkit::TestEnv;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
@@ -162,16 +166,19 @@ fn assert_escalated_to_the_fallback(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nobody_acknowledges_the_incident_so_the_safe_runbook_runs() {
-    let (_dir, store) = refrain_examples::temporary_store("refrain-stories-").unwrap();
-    let worker = incident_response::start_worker(store.clone());
-    let client = Client::new(store.clone());
-    let pace = incident_response::Pace::FAST;
-    let scenario = incident_response::Scenario {
-        tier2_acknowledges: false,
-        pace,
-    };
-    let (id, outcome) = incident_response::run(&client, scenario).await.unwrap();
-    worker.shutdown(GRACE).await;
+    let env = TestEnv::new().await;
+    env.register_with(incident_response::register);
+    let handle = env
+        .start::<incident_response::IncidentResponse>(
+            incident_response::INCIDENT,
+            incident_response::alert(),
+        )
+        .await
+        .unwrap();
+    let outcome = env.result(&handle).await;
+    let id = handle.workflow_id().to_string();
+    let client = env.client().await.unwrap();
+    let store = env.store().await.unwrap();
 
     // The result: nobody acknowledged, the page had reached tier 2, the
     // safe runbook ran (its first attempt timed out) and fixed it.
@@ -186,8 +193,8 @@ async fn nobody_acknowledges_the_incident_so_the_safe_runbook_runs() {
     let history = client.history(id.as_str()).await.unwrap();
     let closed = assert_escalated_to_the_fallback(
         &history,
-        (TIER1, pace.tier1_deadline()),
-        (TIER2, pace.tier2_deadline()),
+        (TIER1, incident_response::TIER1_DEADLINE),
+        (TIER2, incident_response::TIER2_DEADLINE),
     );
     let runbook = position(&history, "runbook", |e| {
         matches!(e, Event::ActivityScheduled { activity_type, .. }
@@ -222,19 +229,22 @@ async fn nobody_acknowledges_the_incident_so_the_safe_runbook_runs() {
     assert!(texts[1].starts_with("resolved: "), "{texts:?}");
     assert!(updates.iter().all(|u| u.to == "status-page@shop.example"));
     assert_replays(&store, &id).await;
+    drop((client, store));
+    env.shutdown().await;
 }
 
 /// Inputs recorded before the pace was part of them decode with the
 /// example's pace, and the example's pace is recorded as before (left
 /// out), so the checked-in histories and the runs they stand for keep
-/// replaying; any other pace is kept.
+/// replaying; any other pace is kept. Alerts recorded with a pace, from
+/// before the incident's waits became the example's own, still decode.
 #[test]
 fn inputs_without_a_pace_take_the_example_pace() {
     let alert: incident_response::Alert = serde_json::from_str(
-        r#"{"alert_id":"alert-4711","service":"checkout","summary":"down","severity":"SEV-2","reporter":"ops"}"#,
+        r#"{"alert_id":"alert-4711","service":"checkout","summary":"down","severity":"SEV-2","reporter":"ops","pace":{"tier1_deadline_ms":250,"tier2_deadline_ms":250,"remind_every_ms":100}}"#,
     )
     .unwrap();
-    assert_eq!(alert.pace, incident_response::Pace::EXAMPLE);
+    assert_eq!(alert.alert_id, "alert-4711");
     let app: Application = serde_json::from_str(
         r#"{"application_id":"loan-bo","applicant":"bo","email":"bo@mail.example","amount_eur":8000}"#,
     )
@@ -242,18 +252,10 @@ fn inputs_without_a_pace_take_the_example_pace() {
     assert_eq!(app.pace, loan_approval::Pace::EXAMPLE);
 
     let example =
-        serde_json::to_value(incident_response::alert(incident_response::Pace::EXAMPLE)).unwrap();
-    assert!(example.get("pace").is_none(), "{example}");
-    let example =
         serde_json::to_value(&loan_approval::applications(loan_approval::Pace::EXAMPLE)[1])
             .unwrap();
     assert!(example.get("pace").is_none(), "{example}");
 
-    let fast: incident_response::Alert = serde_json::from_value(
-        serde_json::to_value(incident_response::alert(incident_response::Pace::FAST)).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(fast.pace, incident_response::Pace::FAST);
     let fast: Application = serde_json::from_value(
         serde_json::to_value(&loan_approval::applications(loan_approval::Pace::FAST)[1]).unwrap(),
     )

@@ -68,6 +68,7 @@
 //! assert_eq!(store.read_history(started.run).unwrap().len(), 1);
 //! ```
 
+mod clock;
 pub mod codec;
 #[cfg(feature = "test-support")]
 pub mod conformance;
@@ -85,6 +86,7 @@ mod sizes;
 pub mod store;
 pub mod telemetry;
 
+pub use clock::Clock;
 pub use error::StoreError;
 pub use event::{
     Callsite, Event, Failure, FailureCause, ParentClosePolicy, ParentRef, Payload, SignalRecord,

@@ -5,7 +5,7 @@
 use crate::client::{Client, ClientError, StartOptions, WorkflowHandle};
 use crate::payload;
 use crate::workflow::{Signal, Workflow};
-use refrain_history::{ScheduleError, Timestamp, TriggerOutcome, WorkflowId};
+use refrain_history::{ScheduleError, TriggerOutcome, WorkflowId};
 use std::marker::PhantomData;
 
 impl Client {
@@ -62,7 +62,7 @@ impl Client {
     /// `NotFound`, or a storage error.
     pub async fn trigger_schedule(&self, id: &str) -> Result<TriggerOutcome, ScheduleError> {
         self.history_store()
-            .trigger_schedule(id, Timestamp::now())
+            .trigger_schedule(id, self.history_store().now())
             .await
     }
 }

@@ -39,6 +39,7 @@ fn start_request(
     workflow_id: &WorkflowId,
     input: Payload,
     options: StartOptions,
+    now: Timestamp,
 ) -> StartRequest {
     StartRequest {
         workflow_id: workflow_id.clone(),
@@ -48,7 +49,7 @@ fn start_request(
         // The thread's generator is not `Send`: drawn and dropped here,
         // before any await of the caller.
         seed: rand::rng().next_u64(),
-        now: Timestamp::now(),
+        now,
     }
 }
 
@@ -67,7 +68,8 @@ impl Client {
         options: StartOptions,
     ) -> Result<StartedRun, ClientError> {
         let workflow_id = id.into();
-        let req = start_request(workflow_type, &workflow_id, input, options);
+        let now = self.history_store().now();
+        let req = start_request(workflow_type, &workflow_id, input, options, now);
         let outcome = match self.in_process_starts() {
             Some(starts) if starts.runs(workflow_type) => {
                 starts.start(self.history_store(), req).await?
@@ -100,7 +102,14 @@ impl Client {
         sender: Option<&str>,
     ) -> Result<StartedRun, ClientError> {
         let workflow_id = id.into();
-        let req = start_request(workflow_type, &workflow_id, input, StartOptions::default());
+        let now = self.history_store().now();
+        let req = start_request(
+            workflow_type,
+            &workflow_id,
+            input,
+            StartOptions::default(),
+            now,
+        );
         let outcome = self
             .history_store()
             .signal_with_start(req, name, signal, sender)

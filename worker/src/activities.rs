@@ -10,7 +10,7 @@ use futures::FutureExt;
 use refrain::{ActivityContext, CancelHandle};
 use refrain_history::{
     ActivityError, ActivityResolution, ActivityTask, AttemptRef, CommandSeq, Failure, FailureCause,
-    HistoryStore, RunId, Timestamp,
+    HistoryStore, RunId,
 };
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -205,7 +205,7 @@ async fn execute(
                 // Past its deadline the attempt is void in the store; tell
                 // the code so it can stop. It is not killed: only the code
                 // knows whether stopping midway is safe.
-                let until = task.deadline.saturating_since(Timestamp::now());
+                let until = task.deadline.saturating_since(store.now());
                 let watchdog = tokio::spawn(async move {
                     tokio::time::sleep(until).await;
                     cancel.cancel();
@@ -297,7 +297,7 @@ fn panicked(payload: &(dyn std::any::Any + Send)) -> Failure {
 mod tests {
     use super::*;
     use refrain::{async_trait, Activity, ActivityError};
-    use refrain_history::{LeaseToken, Store, StoreConfig, WorkflowId};
+    use refrain_history::{LeaseToken, Store, StoreConfig, Timestamp, WorkflowId};
     use std::collections::HashSet;
     use tokio::sync::mpsc::unbounded_channel;
     use tokio::sync::Notify;

@@ -15,38 +15,42 @@
 //! `GAUGE_INTERVAL`: it wakes at least every `MAX_IDLE` anyway.
 
 use refrain_history::telemetry::GAUGE_INTERVAL;
-use refrain_history::{HistoryStore, Timestamp};
+use refrain_history::{Clock, HistoryStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-/// Where the time service reads the time for schedules: the system clock
-/// unless a test replaces it (see `WorkerBuilder::schedule_clock`).
-pub(crate) type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
-
 /// Longest wait between looks at the store: a safety net against
-/// wall-clock jumps (and against a schedule clock replaced by a test that
-/// moved it without notifying).
+/// wall-clock jumps (and against a clock replaced by a test that moved it
+/// without notifying).
 const MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// The service's clocks: timers, deadlines and gauges go by `clock`,
+/// schedules by `schedules` (the same clock unless a test set
+/// `WorkerBuilder::schedule_clock`).
+pub(crate) struct Clocks {
+    pub clock: Clock,
+    pub schedules: Clock,
+}
 
 pub(crate) async fn run_time_service(
     store: Arc<dyn HistoryStore>,
-    clock: Clock,
+    clocks: Clocks,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut sampled: Option<Instant> = None;
     loop {
         if sampled.is_none_or(|at| at.elapsed() >= GAUGE_INTERVAL) {
-            if let Err(e) = store.record_gauges(Timestamp::now()).await {
+            if let Err(e) = store.record_gauges(clocks.clock.now()).await {
                 warn!(error = %e, "cannot sample the store's gauges");
             }
             sampled = Some(Instant::now());
         }
-        if let Err(e) = store.fire_due(Timestamp::now()).await {
+        if let Err(e) = store.fire_due(clocks.clock.now()).await {
             warn!(error = %e, "cannot fire due timers");
         }
-        match store.fire_due_schedules(clock()).await {
+        match store.fire_due_schedules(clocks.schedules.now()).await {
             Ok(fires) => {
                 for (schedule, run) in &fires.started {
                     debug!(schedule, workflow_id = %run.workflow_id, run = %run.run, "schedule fired");
@@ -84,8 +88,11 @@ impl TimeService {
     /// Outside a tokio runtime.
     pub fn start(store: Arc<dyn HistoryStore>) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let clock: Clock = Arc::new(Timestamp::now);
-        let task = tokio::spawn(run_time_service(store, clock, stopped));
+        let clocks = Clocks {
+            clock: Clock::system(),
+            schedules: Clock::system(),
+        };
+        let task = tokio::spawn(run_time_service(store, clocks, stopped));
         TimeService { stop, task }
     }
 

@@ -378,8 +378,10 @@ impl Watch {
             // it (the store voided the attempt, or will at once), it is
             // stuck once it has overstayed by the threshold.
             let deadline = seen.0;
-            let overstayed = Timestamp::now().saturating_since(deadline);
-            if Timestamp::now() > deadline && overstayed >= limit {
+            // The deadline is the store's: read its clock.
+            let now = self.store.now();
+            let overstayed = now.saturating_since(deadline);
+            if now > deadline && overstayed >= limit {
                 stuck.push(Stall {
                     what: Stalled::AttemptSilent(attempt),
                     stuck_for: overstayed,

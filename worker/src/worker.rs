@@ -6,11 +6,11 @@ use crate::dispatcher::run_dispatcher;
 use crate::eager_start::WorkerStarts;
 use crate::executor::Executor;
 use crate::registry::{RegistrationConflict, Registry};
-use crate::timers::{run_time_service, Clock};
+use crate::timers::{run_time_service, Clocks};
 use crate::watchdog::{Attempts, Health, StallAction, Watchdog, WatchdogConfig};
 use refrain::Client;
 use refrain::{Activity, Workflow};
-use refrain_history::{HistoryStore, Timestamp};
+use refrain_history::{Clock, HistoryStore, Timestamp};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
@@ -25,7 +25,8 @@ pub struct WorkerBuilder {
     workflow_threads: usize,
     activity_slots: usize,
     cache_size: usize,
-    schedule_clock: Clock,
+    clock: Clock,
+    schedule_clock: Option<Clock>,
     eager_start: bool,
     watchdog: WatchdogConfig,
 }
@@ -79,12 +80,23 @@ impl WorkerBuilder {
         self
     }
 
+    /// The clock of workflow time (what `ctx.now()` reads and
+    /// activations are dated with), of the time service that fires
+    /// timers, deadlines and schedules, and of the stall watchdog's view
+    /// of attempts (default: the system clock). A test's virtual clock
+    /// must also be the store's (`StoreConfig::clock`), which dates claims,
+    /// deadlines and retries: `refrain-testkit` sets both.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The clock the schedule service fires schedules by (default: the
-    /// system clock). Tests replace it to move time: after moving it, call
-    /// `store.schedule_notify().notify_one()` so the service looks at once
-    /// (otherwise it looks within a second).
+    /// worker's [`clock`](WorkerBuilder::clock)). Tests replace it to move
+    /// time: after moving it, call `store.schedule_notify().notify_one()`
+    /// so the service looks at once (otherwise it looks within a second).
     pub fn schedule_clock(mut self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
-        self.schedule_clock = Arc::new(clock);
+        self.schedule_clock = Some(Clock::new(clock));
         self
     }
 
@@ -161,6 +173,7 @@ impl WorkerBuilder {
                 per_thread,
                 done_tx.clone(),
                 handoff.clone(),
+                self.clock.clone(),
             );
             senders.push(tx);
             threads.push(handle);
@@ -193,7 +206,10 @@ impl WorkerBuilder {
             )),
             tokio::spawn(run_time_service(
                 store.clone(),
-                self.schedule_clock,
+                Clocks {
+                    schedules: self.schedule_clock.unwrap_or_else(|| self.clock.clone()),
+                    clock: self.clock,
+                },
                 stop_rx,
             )),
         ];
@@ -254,7 +270,8 @@ impl Worker {
             workflow_threads: (2 * cpus).clamp(4, 32),
             activity_slots: 100,
             cache_size: 1000,
-            schedule_clock: Arc::new(Timestamp::now),
+            clock: Clock::system(),
+            schedule_clock: None,
             eager_start: true,
             watchdog: WatchdogConfig {
                 threshold: Duration::from_secs(60),

@@ -429,6 +429,14 @@ pub trait HistoryStore: Send + Sync {
 
     // ----- what the engine reads of the backend itself -----
 
+    /// The time on the backend's clock, for what a caller dates (a start,
+    /// a schedule trigger): the system clock unless a test gave the
+    /// backend another (`StoreConfig::clock`). Reading it waits for
+    /// nothing.
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+
     /// The limits the backend enforces on what is written (payload and
     /// history sizes), so that a worker can fail a run whose activation
     /// could never be accepted instead of retrying it forever. Known when

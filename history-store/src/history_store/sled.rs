@@ -165,7 +165,7 @@ impl HistoryStore for Store {
         };
         let workflow_id = workflow_id.clone();
         let run = off_thread(self, move |s| {
-            s.terminate(&workflow_id, &reason, Timestamp::now())
+            s.terminate(&workflow_id, &reason, s.config().clock.now())
         })
         .await?;
         self.durable().await?;
@@ -191,7 +191,7 @@ impl HistoryStore for Store {
         }
         let asked = update_id.clone();
         let run = off_thread(self, move |s| {
-            s.request_update(&workflow_id, &asked, &name, input, Timestamp::now())
+            s.request_update(&workflow_id, &asked, &name, input, s.config().clock.now())
         })
         .await?;
         self.durable().await?;
@@ -287,7 +287,7 @@ impl HistoryStore for Store {
 
     async fn decide_human_task(&self, d: HumanTaskDecision) -> Result<(), HumanTaskError> {
         off_thread(self, move |s| {
-            s.decide_human_task_as_assignee(&d, Timestamp::now())
+            s.decide_human_task_as_assignee(&d, s.config().clock.now())
         })
         .await?;
         self.durable().await?;
@@ -295,7 +295,10 @@ impl HistoryStore for Store {
     }
 
     async fn create_schedule(&self, spec: ScheduleSpec) -> Result<ScheduleRecord, ScheduleError> {
-        let record = off_thread(self, move |s| s.create_schedule(spec, Timestamp::now())).await?;
+        let record = off_thread(self, move |s| {
+            s.create_schedule(spec, s.config().clock.now())
+        })
+        .await?;
         self.durable().await?;
         Ok(record)
     }
@@ -411,7 +414,7 @@ impl HistoryStore for Store {
             // wakes this poll.
             notified.as_mut().enable();
             let claimed = self
-                .claim_activity_tasks_async(Timestamp::now(), max.max(1))
+                .claim_activity_tasks_async(self.config().clock.now(), max.max(1))
                 .await?;
             if !claimed.is_empty() {
                 // The histories that schedule them, and the claims.
@@ -423,7 +426,7 @@ impl HistoryStore for Store {
                 return Ok(Vec::new());
             }
             // A retry's backoff ends without a notification.
-            let visible = self.next_activity_visible()?.map(until);
+            let visible = self.next_activity_visible()?.map(|t| until(self, t));
             let pause = (deadline - now)
                 .min(RECHECK)
                 .min(visible.unwrap_or(RECHECK));
@@ -442,7 +445,7 @@ impl HistoryStore for Store {
                 attempt.cmd,
                 attempt.token,
                 outcome,
-                Timestamp::now(),
+                self.config().clock.now(),
             )
             .await
             .map_err(|e| ActivityError::for_attempt(e, attempt.attempt))?;
@@ -461,7 +464,7 @@ impl HistoryStore for Store {
                 attempt.cmd,
                 attempt.token,
                 details,
-                Timestamp::now(),
+                s.config().clock.now(),
             )
         })
         .await
@@ -513,7 +516,7 @@ impl HistoryStore for Store {
         timers.as_mut().enable();
         schedules.as_mut().enable();
         let pause = match HistoryStore::next_due(self).await? {
-            Some(due) => wait.min(until(due)),
+            Some(due) => wait.min(until(self, due)),
             None => wait,
         };
         if pause.is_zero() {
@@ -529,6 +532,10 @@ impl HistoryStore for Store {
             _ = any_closed(self, blockers) => {}
         }
         Ok(())
+    }
+
+    fn now(&self) -> Timestamp {
+        self.config().clock.now()
     }
 
     fn limits(&self) -> HistoryLimits {
@@ -570,9 +577,9 @@ async fn any_closed(store: &Store, runs: Vec<RunId>) {
     std::future::pending().await
 }
 
-/// Time from now until `t` (zero if it passed).
-fn until(t: Timestamp) -> Duration {
-    t.saturating_since(Timestamp::now())
+/// Time from now on the store's clock until `t` (zero if it passed).
+fn until(store: &Store, t: Timestamp) -> Duration {
+    t.saturating_since(store.config().clock.now())
 }
 
 /// So that `Client::new(store)` takes a `Store` as it is.

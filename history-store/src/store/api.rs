@@ -1,5 +1,6 @@
 //! Request and response types of the store's operations.
 
+use crate::clock::Clock;
 use crate::event::{Event, Payload};
 use crate::ids::{EventSeq, LeaseToken, RunId, Timestamp, WorkflowId};
 use crate::store::records::{RunRecord, RunStatus};
@@ -64,6 +65,12 @@ pub struct StoreConfig {
     /// a result recorded through another store, or runs a dead store left)
     /// beside the in-process wake-ups that carry its own. Default 250 ms.
     pub discovery_interval: Duration,
+    /// Where the store reads the time for what a caller does not date
+    /// (claims and their deadlines, completions and retries, commits that
+    /// append nothing, schedules created, waits for the next due time).
+    /// The system clock by default; a test's virtual clock must be the
+    /// worker's clock too (`WorkerBuilder::clock`).
+    pub clock: Clock,
 }
 
 impl Default for StoreConfig {
@@ -77,6 +84,7 @@ impl Default for StoreConfig {
             max_history_bytes: 50 * 1024 * 1024,
             lease_duration: Duration::from_secs(30),
             discovery_interval: Duration::from_millis(250),
+            clock: Clock::system(),
         }
     }
 }

@@ -78,5 +78,5 @@ pub(super) fn prepare(inner: &Inner, commit: &ActivationCommit) -> Result<Prepar
         max_history_events: inner.config.max_history_events,
         max_history_bytes: inner.config.max_history_bytes,
     };
-    activation::prepare(commit, limits, inner.owner, Timestamp::now())
+    activation::prepare(commit, limits, inner.owner, inner.config.clock.now())
 }

@@ -28,7 +28,7 @@ use super::transitions::tables::Tx;
 use super::tx::TxResult;
 use super::Inner;
 use crate::error::StoreError;
-use crate::ids::{LeaseToken, Timestamp};
+use crate::ids::LeaseToken;
 use crate::store::api::ActivationCommit;
 use crate::store::records::ActivityTask;
 use std::sync::Arc;
@@ -63,7 +63,7 @@ impl Inner {
             .iter()
             .map(|_| self.trees.engine.generate_id().map(LeaseToken))
             .collect::<Result<Vec<_>, _>>()?;
-        let claim_now = Timestamp::now();
+        let claim_now = self.config.clock.now();
         Ok(Box::new(move |tx| {
             activation::apply_direct(tx, &commit, &prepared, &direct, &tokens, claim_now)
         }))

@@ -61,7 +61,8 @@ impl Store {
         storage: &MemoryStorage,
         config: StoreConfig,
     ) -> Result<Store, StoreError> {
-        Store::open_in_memory_at(storage, config, Timestamp::now())
+        let now = config.clock.now();
+        Store::open_in_memory_at(storage, config, now)
     }
 
     /// [`Store::open_in_memory`] with `now` as the time the open fails

@@ -58,6 +58,8 @@ mod eager_start;
 mod engine;
 mod gauges;
 mod human_tasks;
+#[cfg(feature = "test-support")]
+mod idle;
 mod in_memory;
 mod integrity;
 mod journal;
@@ -265,7 +267,8 @@ impl Store {
     /// [`Store::open_read_only`] and [`Store::verify`]); `Storage` for
     /// other sled failures; `Corrupt` if the meta counters cannot be read.
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store, StoreError> {
-        Store::open_at(path.as_ref(), config, Timestamp::now())
+        let now = config.clock.now();
+        Store::open_at(path.as_ref(), config, now)
     }
 
     /// [`Store::open`] with `now` as the time the open fails orphaned

@@ -42,9 +42,8 @@ use refrain::OversizedCommand;
 use refrain_history::{
     Activation, ActivationCommit, ActivityTask, CommitError, DirectActivities, Event, Failure,
     HistoryLimits, HistoryStore, LocalCompletion, QueryTask, RetryPolicy, RunId, RunRecord,
-    Timestamp,
 };
-use refrain_history::{LeaseToken, HISTORY_LIMIT_KIND};
+use refrain_history::{Clock, LeaseToken, HISTORY_LIMIT_KIND};
 use starts::start_here;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -122,6 +121,9 @@ pub(crate) struct Executor {
     /// dropped the queue and no commit is in flight.
     own: WeakUnboundedSender<Job>,
     in_flight: HashMap<RunId, InFlight>,
+    /// Workflow time: what `ctx.now()` reads and activations are dated
+    /// with (the system clock unless a test moves time).
+    clock: Clock,
 }
 
 enum Outcome {
@@ -140,6 +142,7 @@ impl Executor {
         cache_capacity: usize,
         done: UnboundedSender<TaskDone>,
         handoff: ActivityHandoff,
+        clock: Clock,
     ) -> (UnboundedSender<Job>, std::thread::JoinHandle<()>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let own = tx.downgrade();
@@ -159,6 +162,7 @@ impl Executor {
                     handoff,
                     own,
                     in_flight: HashMap::new(),
+                    clock,
                 };
                 exec.run(rx);
             })
@@ -359,7 +363,7 @@ impl Executor {
             self.limits.max_history_events,
             self.limits.max_history_bytes,
         );
-        machine.activate(Timestamp::now(), inbound)
+        machine.activate(self.clock.now(), inbound)
     }
 
     /// Readies an activation's commit for the store: reserves activity
@@ -546,7 +550,7 @@ impl Executor {
             inbox_upto: record.inbox_head,
             events: vec![
                 Event::ActivationStarted {
-                    time: Timestamp::now(),
+                    time: self.clock.now(),
                 },
                 Event::WorkflowFailed { failure },
             ],

@@ -17,13 +17,20 @@
 //! and apply lock belong to the storage, not to one store, so the
 //! transactions of every store over it are serialised as one database
 //! would serialise them.
+//!
+//! A storage can also be told to die after a number of commits
+//! (`MemoryStorage::crash_after_commits`, behind `test-support`): every
+//! later transaction that would write is refused and writes nothing, as
+//! if the process had been killed right after that commit. Crash-point
+//! exploration (`refrain-testkit`) counts a run's commits once and then
+//! crashes it at each of them in turn.
 
 use super::{Bytes, Table, TxError, TxTree};
 use crate::error::StoreError;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
@@ -40,7 +47,6 @@ pub struct MemoryStorage {
     shared: Arc<Shared>,
 }
 
-#[derive(Default)]
 struct Shared {
     tables: Mutex<HashMap<String, Arc<MemTable>>>,
     /// Source of [`MemoryEngine::generate_id`]; survives restarts like
@@ -57,6 +63,31 @@ struct Shared {
     applying: RwLock<()>,
     /// Serialises [`MemoryEngine::update_key`].
     counters: Mutex<()>,
+    /// Transactions that wrote something, over every store opened here.
+    commits: AtomicU64,
+    /// Commits after which writes are refused (`u64::MAX`: never). Read
+    /// and counted under the engine's writer lock, so the two agree.
+    crash_after: AtomicU64,
+    /// Whether a write was refused since the switch was armed.
+    crashed: AtomicBool,
+}
+
+impl Default for Shared {
+    fn default() -> Shared {
+        Shared {
+            tables: Mutex::default(),
+            next_id: AtomicU64::default(),
+            open: Mutex::default(),
+            released: Condvar::default(),
+            shared: false,
+            writer: Mutex::default(),
+            applying: RwLock::default(),
+            counters: Mutex::default(),
+            commits: AtomicU64::default(),
+            crash_after: AtomicU64::new(u64::MAX),
+            crashed: AtomicBool::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for MemoryStorage {
@@ -87,6 +118,60 @@ impl MemoryStorage {
     /// Whether several stores may be open over it at once.
     pub fn is_shared(&self) -> bool {
         self.shared.shared
+    }
+
+    /// How many transactions that wrote something have been applied over
+    /// these tables, by every store opened over them.
+    #[cfg(feature = "test-support")]
+    pub fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::SeqCst)
+    }
+
+    /// Lets `n` more transactions write and refuses every later one
+    /// (with `StoreError::Storage`, writing nothing), as if the process
+    /// had died right after the `n`th: a test drops every handle, calls
+    /// [`MemoryStorage::disarm`], and opens the storage again to see what
+    /// the restarted process would. Reads still work.
+    #[cfg(feature = "test-support")]
+    pub fn crash_after_commits(&self, n: u64) {
+        let shared = &self.shared;
+        shared.crashed.store(false, Ordering::SeqCst);
+        let limit = shared.commits.load(Ordering::SeqCst).saturating_add(n);
+        shared.crash_after.store(limit, Ordering::SeqCst);
+    }
+
+    /// Whether a write has been refused since
+    /// [`MemoryStorage::crash_after_commits`] armed the switch.
+    #[cfg(feature = "test-support")]
+    pub fn crashed(&self) -> bool {
+        self.shared.crashed.load(Ordering::SeqCst)
+    }
+
+    /// Lets every write through again (after the crashed store's handles
+    /// are gone, before the storage is opened again).
+    #[cfg(feature = "test-support")]
+    pub fn disarm(&self) {
+        self.shared.crash_after.store(u64::MAX, Ordering::SeqCst);
+        self.shared.crashed.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether a store is open over the tables.
+    #[cfg(feature = "test-support")]
+    pub fn is_open(&self) -> bool {
+        *self.shared.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts one writing transaction, or refuses it when the crash
+    /// switch says the process is dead. Called under the writer lock.
+    fn admit_commit(&self) -> bool {
+        let shared = &self.shared;
+        let done = shared.commits.load(Ordering::SeqCst);
+        if done >= shared.crash_after.load(Ordering::SeqCst) {
+            shared.crashed.store(true, Ordering::SeqCst);
+            return false;
+        }
+        shared.commits.store(done + 1, Ordering::SeqCst);
+        true
     }
 
     /// The engine of a store opening over the tables, once no other store
@@ -337,6 +422,11 @@ impl MemoryEngine {
             if !writes.is_empty() {
                 sets.push((table, writes));
             }
+        }
+        if !sets.is_empty() && !self.storage.admit_commit() {
+            return Err(TxError::Storage(super::EngineError(::sled::Error::Io(
+                std::io::Error::other("the store's process is dead (a test's crash point)"),
+            ))));
         }
         let _applying = shared.applying.write().unwrap_or_else(|p| p.into_inner());
         for (table, writes) in sets {
