@@ -34,6 +34,7 @@ use crate::store::api::{
     StartOutcome, StartRequest,
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
+use crate::store::retention::{PurgeBatch, PurgeRequest};
 use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec, TriggerOutcome};
 use crate::store::{DirectActivities, HumanTaskRecord, Store, StoreProgress, UpdateWait};
 use async_trait::async_trait;
@@ -122,6 +123,14 @@ impl HistoryStore for Store {
             .await?;
         self.durable().await?;
         Ok(run)
+    }
+
+    async fn purge_closed(&self, req: PurgeRequest) -> Result<PurgeBatch, ReadError> {
+        let batch = Store::purge_closed(self, req).await?;
+        if !batch.runs.is_empty() {
+            self.durable().await?;
+        }
+        Ok(batch)
     }
 
     async fn signal_with_start(
