@@ -308,3 +308,7 @@ impl super::Store {
         block_on(self.inner.purge_closed(req))
     }
 }
+
+#[cfg(test)]
+#[path = "retention_tests.rs"]
+mod tests;
