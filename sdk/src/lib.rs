@@ -61,6 +61,7 @@ pub mod human_task;
 pub mod payload;
 mod query;
 pub mod replay;
+pub mod retention;
 mod saga;
 mod schedule;
 mod update;
@@ -90,6 +91,7 @@ pub use refrain_history::{
 };
 pub use refrain_macros::{activity, deterministic};
 pub use replay::{ActivationError, NondeterminismError};
+pub use retention::{PurgeError, PurgeOptions, PurgeReport};
 pub use saga::{CompensationFailure, CompensationReport, Saga};
 pub use schedule::{schedule_for, ScheduleError};
 pub use update::Update;
@@ -101,6 +103,7 @@ pub use refrain_history::{
     ListOrder, PageRequest, ParentClosePolicy, Payload, RetryPolicy, RunCursor, RunFilter, RunId,
     RunPage, RunStatus, Store, StoreConfig, StoreError, TimeoutKind, WorkflowId,
 };
+pub use refrain_history::{PurgeBatch, RetentionPolicy};
 
 /// The warnings of [`deterministic`]: identity functions whose deprecation
 /// notes rustc prints where the macro wraps them around flagged code.
