@@ -30,6 +30,7 @@ use refrain_history::{
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// What [`Client::purge`] does.
 #[derive(Clone, Debug)]
@@ -222,4 +223,62 @@ pub fn export_name(summary: &RunSummary) -> String {
         })
         .collect();
     format!("{id}.{}.json", summary.run.0)
+}
+
+/// A retention period that could not be read: see [`parse_period`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadPeriod {
+    /// The text as given.
+    pub text: String,
+}
+
+impl fmt::Display for BadPeriod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not a period: a whole number and a unit, one of s, m, h, d, w (e.g. 30d)",
+            self.text
+        )
+    }
+}
+
+impl std::error::Error for BadPeriod {}
+
+/// Reads a period as operators write it: a whole number and a unit, `s`,
+/// `m`, `h`, `d` (days) or `w` (weeks): `90m`, `30d`. A bare number is
+/// refused (seconds or days?), as is a period past what a timestamp holds.
+///
+/// ```
+/// use refrain::retention::parse_period;
+///
+/// assert_eq!(parse_period("30d").unwrap(), Duration::from_secs(30 * 86_400));
+/// assert!(parse_period("30").is_err());
+/// ```
+///
+/// # Errors
+/// [`BadPeriod`] naming the text.
+pub fn parse_period(text: &str) -> Result<Duration, BadPeriod> {
+    let bad = || BadPeriod {
+        text: text.to_owned(),
+    };
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .filter(|&i| i > 0)
+        .ok_or_else(bad)?;
+    let (number, unit) = trimmed.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let unit_secs: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    // Timestamps are milliseconds in a u64: keep the period well inside.
+    n.checked_mul(unit_secs)
+        .filter(|secs| *secs <= u64::MAX / 1_000_000)
+        .map(Duration::from_secs)
+        .ok_or_else(bad)
 }
