@@ -6,11 +6,12 @@ use crate::dispatcher::run_dispatcher;
 use crate::eager_start::WorkerStarts;
 use crate::executor::Executor;
 use crate::registry::Registry;
+use crate::retention::{run_retention_service, RetentionSettings};
 use crate::timers::{run_time_service, Clock};
 use crate::watchdog::{Attempts, Health, StallAction, Watchdog, WatchdogConfig};
 use refrain::Client;
 use refrain::{Activity, Workflow};
-use refrain_history::{HistoryStore, Timestamp};
+use refrain_history::{HistoryStore, RetentionPolicy, Timestamp};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
@@ -28,6 +29,7 @@ pub struct WorkerBuilder {
     schedule_clock: Clock,
     eager_start: bool,
     watchdog: WatchdogConfig,
+    retention: Option<RetentionSettings>,
 }
 
 impl WorkerBuilder {
@@ -107,6 +109,19 @@ impl WorkerBuilder {
         self
     }
 
+    /// Purges closed runs whose retention under `policy` passed, when the
+    /// worker starts and then every `every` (see
+    /// [`Client::purge`](refrain::Client::purge) for what goes and what is
+    /// kept; the time is the [`schedule_clock`](Self::schedule_clock)'s).
+    /// Off by default: runs are kept forever.
+    pub fn retention(mut self, policy: RetentionPolicy, every: Duration) -> Self {
+        self.retention = policy.purges_anything().then_some(RetentionSettings {
+            policy,
+            every: every.max(Duration::from_millis(10)),
+        });
+        self
+    }
+
     /// Starts the worker's loops on the current tokio runtime.
     ///
     /// # Panics
@@ -151,7 +166,7 @@ impl WorkerBuilder {
                 threads: senders.iter().map(|t| t.downgrade()).collect(),
             }) as Arc<dyn refrain::InProcessStarts>
         });
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(run_dispatcher(
                 store.clone(),
                 senders,
@@ -172,10 +187,18 @@ impl WorkerBuilder {
             )),
             tokio::spawn(run_time_service(
                 store.clone(),
-                self.schedule_clock,
-                stop_rx,
+                self.schedule_clock.clone(),
+                stop_rx.clone(),
             )),
         ];
+        if let Some(settings) = self.retention {
+            tasks.push(tokio::spawn(run_retention_service(
+                store.clone(),
+                settings,
+                self.schedule_clock,
+                stop_rx,
+            )));
+        }
         let health = Arc::new(Mutex::new(Health::default()));
         let watchdog = Watchdog::start(store.clone(), attempts, health.clone(), self.watchdog);
         info!(
@@ -235,6 +258,7 @@ impl Worker {
             cache_size: 1000,
             schedule_clock: Arc::new(Timestamp::now),
             eager_start: true,
+            retention: None,
             watchdog: WatchdogConfig {
                 threshold: Duration::from_secs(60),
                 action: StallAction::Exit,
