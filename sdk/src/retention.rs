@@ -250,7 +250,7 @@ impl std::error::Error for BadPeriod {}
 ///
 /// ```
 /// use refrain::retention::parse_period;
-///
+/// use std::time::Duration;
 /// assert_eq!(parse_period("30d").unwrap(), Duration::from_secs(30 * 86_400));
 /// assert!(parse_period("30").is_err());
 /// ```
