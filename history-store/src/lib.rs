@@ -109,6 +109,7 @@ pub use store::records::{
     ActivityState, ActivityTask, ActivityTaskRecord, PendingChild, PendingTimer, RunLease,
     RunRecord, RunStatus,
 };
+pub use store::retention::{PurgeBatch, PurgeRequest, RetentionPolicy, MAX_PURGE_BATCH};
 pub use store::schedules::{
     OverlapPolicy, ScheduleFires, ScheduleRecord, ScheduleSpec, ScheduledRun, Trigger,
     TriggerOutcome,

@@ -62,6 +62,7 @@ pub mod payload;
 mod query;
 mod query_state;
 pub mod replay;
+pub mod retention;
 mod saga;
 mod schedule;
 mod update;
@@ -92,6 +93,7 @@ pub use refrain_history::{
 };
 pub use refrain_macros::{activity, deterministic, Query, Signal};
 pub use replay::{ActivationError, NondeterminismError};
+pub use retention::{PurgeError, PurgeOptions, PurgeReport};
 pub use saga::{CompensationFailure, CompensationReport, CompensationStep, Saga};
 pub use schedule::{schedule_for, ScheduleError};
 pub use update::Update;
@@ -103,6 +105,7 @@ pub use refrain_history::{
     ListOrder, PageRequest, ParentClosePolicy, Payload, RetryPolicy, RunCursor, RunFilter, RunId,
     RunPage, RunStatus, Store, StoreConfig, StoreError, TimeoutKind, WorkflowId,
 };
+pub use refrain_history::{PurgeBatch, RetentionPolicy};
 
 /// The warnings of [`deterministic`]: identity functions whose deprecation
 /// notes rustc prints where the macro wraps them around flagged code.

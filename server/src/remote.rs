@@ -249,6 +249,18 @@ impl RemoteClient {
             .await
     }
 
+    /// `POST /api/v1/purge`: one batch of a purge (admin only).
+    pub async fn purge(&self, query: &PurgeQuery) -> Result<PurgeAnswer, RemoteError> {
+        let mut body = json!({ "older_than": query.older_than, "dry_run": query.dry_run });
+        if let Some(t) = &query.workflow_type {
+            body["workflow_type"] = json!(t);
+        }
+        if let Some(after) = query.after {
+            body["after"] = json!(after);
+        }
+        self.call(Method::POST, "/api/v1/purge", Some(body)).await
+    }
+
     /// `GET /api/v1/tasks[?assignee=NAME]`: the token's inbox, or
     /// `assignee`'s (a viewer may only name itself or its groups).
     pub async fn tasks(&self, assignee: Option<&str>) -> Result<TaskList, RemoteError> {

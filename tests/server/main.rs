@@ -7,6 +7,7 @@
 
 mod api_groups;
 mod api_queries;
+mod api_retention;
 mod api_schedules;
 mod api_signals;
 mod api_support;

@@ -6,11 +6,12 @@ use crate::dispatcher::run_dispatcher;
 use crate::eager_start::WorkerStarts;
 use crate::executor::Executor;
 use crate::registry::{RegistrationConflict, Registry};
+use crate::retention::{run_retention_service, RetentionSettings};
 use crate::timers::{run_time_service, Clocks};
 use crate::watchdog::{Attempts, Health, StallAction, Watchdog, WatchdogConfig};
 use refrain::Client;
 use refrain::{Activity, Workflow};
-use refrain_history::{Clock, HistoryStore, Timestamp};
+use refrain_history::{Clock, HistoryStore, RetentionPolicy, Timestamp};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
@@ -29,6 +30,7 @@ pub struct WorkerBuilder {
     schedule_clock: Option<Clock>,
     eager_start: bool,
     watchdog: WatchdogConfig,
+    retention: Option<RetentionSettings>,
 }
 
 impl WorkerBuilder {
@@ -121,6 +123,19 @@ impl WorkerBuilder {
         self
     }
 
+    /// Purges closed runs whose retention under `policy` passed, when the
+    /// worker starts and then every `every` (see
+    /// [`Client::purge`](refrain::Client::purge) for what goes and what is
+    /// kept; the time is the [`schedule_clock`](Self::schedule_clock)'s).
+    /// Off by default: runs are kept forever.
+    pub fn retention(mut self, policy: RetentionPolicy, every: Duration) -> Self {
+        self.retention = policy.purges_anything().then_some(RetentionSettings {
+            policy,
+            every: every.max(Duration::from_millis(10)),
+        });
+        self
+    }
+
     /// Starts the worker's loops on the current tokio runtime, unless two
     /// workflow or two activity registrations share a name: the worker
     /// would run one and silently ignore the other, so it does not start.
@@ -185,7 +200,13 @@ impl WorkerBuilder {
                 threads: senders.iter().map(|t| t.downgrade()).collect(),
             }) as Arc<dyn refrain::InProcessStarts>
         });
-        let tasks = vec![
+        // Schedules and retention read the schedule clock, the worker's
+        // own clock unless a test gave them another.
+        let schedules_clock = self
+            .schedule_clock
+            .clone()
+            .unwrap_or_else(|| self.clock.clone());
+        let mut tasks = vec![
             tokio::spawn(run_dispatcher(
                 store.clone(),
                 senders,
@@ -207,12 +228,20 @@ impl WorkerBuilder {
             tokio::spawn(run_time_service(
                 store.clone(),
                 Clocks {
-                    schedules: self.schedule_clock.unwrap_or_else(|| self.clock.clone()),
+                    schedules: schedules_clock.clone(),
                     clock: self.clock,
                 },
-                stop_rx,
+                stop_rx.clone(),
             )),
         ];
+        if let Some(settings) = self.retention {
+            tasks.push(tokio::spawn(run_retention_service(
+                store.clone(),
+                settings,
+                schedules_clock,
+                stop_rx,
+            )));
+        }
         let health = Arc::new(Mutex::new(Health::default()));
         let watchdog = Watchdog::start(store.clone(), attempts, health.clone(), self.watchdog);
         info!(
@@ -273,6 +302,7 @@ impl Worker {
             clock: Clock::system(),
             schedule_clock: None,
             eager_start: true,
+            retention: None,
             watchdog: WatchdogConfig {
                 threshold: Duration::from_secs(60),
                 action: StallAction::Exit,

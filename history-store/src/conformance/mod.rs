@@ -30,8 +30,8 @@
 //! test file. The cases speak only through the trait: the client side
 //! ([`client`], deciding as an assignee in [`human_tasks`]), what
 //! operators' tools add to it ([`operator`]), the list's order
-//! ([`order`]), and the worker side with its services ([`worker`]). They
-//! build activations as a worker would (the marker, the inbox it was
+//! ([`order`]), retention ([`retention`]), and the worker side with its
+//! services ([`worker`]). They build activations as a worker would (the marker, the inbox it was
 //! given, then its commands) and use the wall clock only as a backend
 //! does, never asserting how long anything took: a wait that never ends
 //! fails the case after [`HANG`] instead of hanging it.
@@ -42,6 +42,7 @@ pub mod client;
 pub mod human_tasks;
 pub mod operator;
 pub mod order;
+pub mod retention;
 pub mod worker;
 
 use crate::event::{Callsite, Event};
@@ -124,6 +125,7 @@ macro_rules! history_store_conformance {
             operator::list_filters_by_id_prefix_and_start_time,
             operator::signal_with_start_signals_the_open_run_or_starts_one,
             operator::trigger_fires_a_schedule_now_under_its_overlap_policy,
+            retention::purge_deletes_only_closed_runs_past_their_retention,
             order::newest_first_pages_neither_skip_nor_repeat_while_runs_start,
             order::newest_first_applies_every_filter,
             order::a_cursor_is_good_for_its_order_only,

@@ -113,6 +113,7 @@ use crate::store::api::{
     RunSummary, StartOutcome, StartRequest,
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
+use crate::store::retention::{PurgeBatch, PurgeRequest};
 use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec, TriggerOutcome};
 use crate::store::{DirectActivities, HumanTaskRecord, StoreProgress, UpdateWait};
 use async_trait::async_trait;
@@ -280,6 +281,25 @@ pub trait HistoryStore: Send + Sync {
     /// narrow filter over many runs costs a walk of them; the walk stops
     /// once the page is full.
     async fn list_runs(&self, filter: &RunFilter, page: PageRequest) -> Result<RunPage, ReadError>;
+
+    /// Runs one batch of a purge of closed runs whose retention passed
+    /// (`req.policy` at `req.now`): up to
+    /// [`MAX_PURGE_BATCH`](crate::store::retention::MAX_PURGE_BATCH) runs
+    /// deleted completely (record, history, inbox, tasks, timers, human
+    /// tasks, updates, the workflow id's entry when it names the run), in
+    /// one step, durable when it returns; with `req.dry_run`, only named.
+    /// Never an open run, nor a closed run whose parent is open (kept until
+    /// the parent closes). Reads of a purged run then say `RunNotFound`.
+    /// Call again with `after: batch.next` until `next` is `None`; a purge
+    /// interrupted by a crash resumes by being run again (each batch is
+    /// whole or not at all). The default refuses: a backend that keeps
+    /// every run forever.
+    async fn purge_closed(&self, req: PurgeRequest) -> Result<PurgeBatch, ReadError> {
+        let _ = req;
+        Err(ReadError::Storage {
+            source: "this store does not purge runs".into(),
+        })
+    }
 
     // ----- client side: human tasks -----
 

@@ -10,7 +10,8 @@
 //!   worker uses: the commit joins the batch and its outcome comes back
 //!   through a channel.
 //! - Writes with only a blocking form (terminate, update requests,
-//!   decisions, heartbeats, schedules, firing timers, releasing a task)
+//!   decisions, heartbeats, schedules, firing timers, releasing a task,
+//!   a purge batch, which reads many records first)
 //!   run on tokio's blocking pool (`off_thread`): they wait for the
 //!   transaction in progress, which must not stall the runtime's workers.
 //! - Reads are plain sled reads and run inline, as every caller of the
@@ -34,6 +35,7 @@ use crate::store::api::{
     StartOutcome, StartRequest,
 };
 use crate::store::records::{ActivityTask, ActivityTaskRecord, RunRecord};
+use crate::store::retention::{PurgeBatch, PurgeRequest};
 use crate::store::schedules::{ScheduleFires, ScheduleRecord, ScheduleSpec, TriggerOutcome};
 use crate::store::{DirectActivities, HumanTaskRecord, Store, StoreProgress, UpdateWait};
 use async_trait::async_trait;
@@ -122,6 +124,16 @@ impl HistoryStore for Store {
             .await?;
         self.durable().await?;
         Ok(run)
+    }
+
+    async fn purge_closed(&self, req: PurgeRequest) -> Result<PurgeBatch, ReadError> {
+        // Its walk and key listing read many records: off the runtime's
+        // threads, as the blocking writes are.
+        let batch = off_thread(self, move |s| s.purge_closed_blocking(req)).await?;
+        if !batch.runs.is_empty() {
+            self.durable().await?;
+        }
+        Ok(batch)
     }
 
     async fn signal_with_start(

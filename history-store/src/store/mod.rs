@@ -35,6 +35,7 @@
 //! | `human_tasks` | assignee len (u16) ++ assignee ++ run ++ cmd | [`HumanTaskRecord`] |
 //! | `run_human_tasks` | run | its open human tasks ([`OpenHumanTask`]) |
 //! | `journal` | entry (u64 BE) ++ chunk (u32 BE) | a transaction's writes while they are applied (`journal`) |
+//! | `updates` | run ++ update id | [`UpdateRecord`] |
 //! | `schedules`, `schedule_ids`, `schedule_due`, `schedule_buffered` | see [`schedules`] | |
 //!
 //! Lease tokens come from the engine's id generator (sled's, or a counter
@@ -46,6 +47,7 @@
 
 pub mod api;
 pub mod records;
+pub mod retention;
 pub mod schedules;
 pub mod verify;
 

@@ -9,6 +9,7 @@
 mod extract;
 pub mod json;
 pub(crate) mod openapi;
+mod retention;
 mod schedules;
 mod signals;
 mod tasks;
@@ -115,6 +116,7 @@ pub(crate) fn table() -> Vec<Route> {
             "/api/v1/schedules/{id}/trigger",
             post(schedules::trigger),
         ),
+        route(Method::POST, "/api/v1/purge", post(retention::purge)),
     ]
 }
 

@@ -317,3 +317,30 @@ pub struct SignalWithStartBody {
     /// Its input.
     pub input: Value,
 }
+
+/// One batch of a purge (`POST /api/v1/purge`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PurgeQuery {
+    /// Closed runs are kept this long: `30d`, `12h`.
+    pub older_than: String,
+    /// Only runs of this workflow type.
+    pub workflow_type: Option<String>,
+    /// Only name the runs.
+    pub dry_run: bool,
+    /// The `next` of the batch before.
+    pub after: Option<u64>,
+}
+
+/// What one purge batch did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PurgeAnswer {
+    /// Whether it only named the runs.
+    pub dry_run: bool,
+    /// The runs deleted (dry run: that would be).
+    pub runs: Vec<RunSummary>,
+    /// How many runs the batch looked at.
+    pub examined: u64,
+    /// Where the next batch starts; `None` when done.
+    #[serde(default)]
+    pub next: Option<u64>,
+}

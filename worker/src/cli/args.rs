@@ -217,6 +217,26 @@ pub(super) enum Command {
         #[arg(long = "as", value_name = "NAME")]
         decided_by: Option<String>,
     },
+    /// Deletes closed runs that closed longer ago than --older-than (of
+    /// --type only, when given), in batches, printing each run and the
+    /// progress. Never an open run, nor a closed child of an open parent.
+    /// Through a server it needs an admin's token.
+    Purge {
+        /// How long closed runs are kept: a whole number and a unit, s, m,
+        /// h, d or w (e.g. 30d).
+        #[arg(long, value_name = "PERIOD", value_parser = parse_period)]
+        older_than: String,
+        /// Only runs of this workflow type.
+        #[arg(long = "type", value_name = "TYPE")]
+        workflow_type: Option<String>,
+        /// First write each run's history to DIR as JSON
+        /// (`{id}.{run}.json`). Local only (--db).
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+        /// Only print the runs that would go; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Lists, describes, pauses, resumes or fires schedules.
     Schedules {
         #[command(subcommand)]
@@ -327,6 +347,13 @@ impl From<StatusArg> for RunStatus {
 }
 
 /// `3` or `run-3`, as runs are printed.
+/// Checks a retention period (kept as written, for the API's body).
+fn parse_period(s: &str) -> Result<String, String> {
+    refrain::retention::parse_period(s)
+        .map(|_| s.trim().to_owned())
+        .map_err(|e| e.to_string())
+}
+
 fn parse_run(s: &str) -> Result<RunId, String> {
     s.strip_prefix("run-")
         .unwrap_or(s)

@@ -14,6 +14,7 @@
 //! refrain --db DIR tasks --assignee NAME
 //! refrain --db DIR decide RUN/CMD JSON --as NAME [--comment WHY]
 //! refrain --db DIR schedules [list | describe ID | pause ID | resume ID | trigger ID]
+//! refrain --db DIR purge --older-than 30d [--type T] [--export DIR] [--dry-run]
 //! refrain --db DIR verify
 //! refrain --db DIR serve [--bind ADDR] [--identities FILE]
 //! refrain replay FILE_OR_DIR...
@@ -81,6 +82,7 @@ mod commands;
 mod describe;
 mod format;
 mod local;
+mod purge;
 mod remote;
 mod serve;
 mod timeline;
@@ -432,6 +434,25 @@ fn execute(
             local::decide(&open_store(db)?, decision, json, out)
         }
         Command::Schedules { action } => local::schedules(&open_store(db)?, action, json, out),
+        Command::Purge {
+            older_than,
+            workflow_type,
+            export,
+            dry_run,
+        } => {
+            let args = purge::PurgeArgs {
+                older_than,
+                workflow_type,
+                export,
+                dry_run,
+            };
+            let store = if dry_run {
+                open_for_reading(db)?
+            } else {
+                open_store(db)?
+            };
+            on_runtime(purge::local(&store, args, json, out))?
+        }
         Command::Serve { bind, identities } => serve::serve(db, bind, identities),
         Command::Token => serve::token(json, out),
     }?;

@@ -257,6 +257,20 @@ impl Remote {
                 })?;
             }
             Command::Schedules { action } => self.schedules(action, out).await?,
+            Command::Purge {
+                older_than,
+                workflow_type,
+                export,
+                dry_run,
+            } => {
+                let args = super::purge::PurgeArgs {
+                    older_than,
+                    workflow_type,
+                    export,
+                    dry_run,
+                };
+                super::purge::remote(api, args, self.json, out).await?;
+            }
             Command::Serve { .. } | Command::Token => {
                 return Err(CliError::Unusable(
                     "serve and token do not take --server".into(),
@@ -413,7 +427,7 @@ fn unusable(e: RemoteError) -> CliError {
 
 /// Maps an error of the API to the command's exit code (see the module
 /// documentation).
-fn failed(e: RemoteError) -> CliError {
+pub(super) fn failed(e: RemoteError) -> CliError {
     match &e {
         RemoteError::Api { status: 401, .. } => CliError::Unusable(format!(
             "the server does not know this access token (REFRAIN_TOKEN): {e}"

@@ -31,6 +31,7 @@
 //! | `updates` | an update requested, accepted, answered, rejected |
 //! | `leases` | owners (a store each) and their expiring leases; an activation claimed (a lease on a run) and released |
 //! | `schedules` | a schedule created, paused, deleted; one step of a due schedule |
+//! | `purge` | closed runs whose retention passed deleted, with everything under their run |
 //! | `recovery` | an attempt orphaned by an earlier process (or a store whose leases expired) failed |
 //!
 //! Module graph (an arrow: "uses"; every file also uses `tables`). It has
@@ -46,6 +47,7 @@
 //! timers     ──▶ activities
 //! recovery   ──▶ activities
 //! schedules  ──▶ start
+//! purge      ──▶ activities, human_tasks
 //! start, activities, human_tasks, updates, leases, effects ──▶ (tables only)
 //! ```
 //!
@@ -67,6 +69,7 @@ pub(super) mod close;
 pub(super) mod effects;
 pub(super) mod human_tasks;
 pub(super) mod leases;
+pub(super) mod purge;
 pub(super) mod recovery;
 pub(super) mod schedules;
 pub(super) mod signals;

@@ -525,6 +525,20 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             errors: &[FORBIDDEN, ("404", "not_found: no schedule with this id")],
         }
         .build(),
+        ("POST", "/api/v1/purge") => Op {
+            summary: "Purge closed runs whose retention passed (closed longer ago than \
+                      older_than; of workflow_type only, when given), one batch of up to 500 \
+                      per request: pass next back as after until it is null. Never an open \
+                      run, nor a closed child of an open parent. dry_run names the runs and \
+                      deletes nothing.",
+            role: "admin",
+            params: vec![],
+            body: Some(body("PurgeRequest", true)),
+            success: ("200", ok("The batch's runs.", schema("PurgeBatch"))),
+            also: None,
+            errors: &[BAD, FORBIDDEN],
+        }
+        .build(),
         _ => return None,
     };
     Some(op)

@@ -157,6 +157,27 @@ pub(super) fn components() -> Value {
                 "buffered_fire": opt_time, "runs_started": { "type": "integer" },
                 "skipped": { "type": "integer" }, "missed": { "type": "integer" } } }
         }),
+        json!({
+            "PurgeRequest": { "type": "object", "additionalProperties": false,
+                "required": ["older_than"],
+                "properties": {
+                    "older_than": { "type": "string", "pattern": "^[0-9]+[smhdw]$",
+                        "description": "Closed runs are kept this long after they closed: \
+                            a whole number and a unit (s, m, h, d, w), e.g. 30d." },
+                    "workflow_type": { "type": "string",
+                        "description": "Only runs of this type (others are kept)." },
+                    "dry_run": { "type": "boolean", "default": false },
+                    "after": { "type": "integer", "description": "next of the batch before" },
+                    "limit": { "type": "integer", "minimum": 1, "maximum": 500,
+                        "default": 500 } } },
+            "PurgeBatch": { "type": "object", "required": ["dry_run", "runs", "examined", "next"],
+                "properties": { "dry_run": { "type": "boolean" },
+                    "runs": { "type": "array", "items": schema("RunSummary"),
+                        "description": "Deleted (dry_run: that would be)." },
+                    "examined": { "type": "integer" },
+                    "next": { "type": ["integer", "null"],
+                        "description": "after of the next batch; null: done" } } }
+        }),
     ];
     let mut schemas = Map::new();
     for group in groups {
