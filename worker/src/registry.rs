@@ -88,6 +88,14 @@ impl Registry {
             Entry::Vacant(v) => {
                 v.insert(rust_type);
             }
+            // A workflow type holds no state of its own, so registering the
+            // same type again (an application's register function beside a
+            // test kit's own registration) changes nothing. An activity is a
+            // value with its own configuration and clients: the second one
+            // would silently replace the first, so it is a conflict even
+            // when the Rust type is the same.
+            Entry::Occupied(first) if kind == Registered::Workflow && *first.get() == rust_type => {
+            }
             Entry::Occupied(first) => self.conflicts.push(RegistrationConflict {
                 kind,
                 name: name.to_owned(),

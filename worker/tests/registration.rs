@@ -63,6 +63,17 @@ impl Workflow for Order {
     }
 }
 
+/// Another workflow type under the name `order`.
+struct OrderAgain;
+impl Workflow for OrderAgain {
+    const NAME: &'static str = "order";
+    type Input = String;
+    type Output = ();
+    async fn run(_: WorkflowContext, _: String) -> Result<(), WorkflowError> {
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_registered_twice_stops_the_worker_from_starting() {
     let dir = tempfile::tempdir().unwrap();
@@ -95,12 +106,25 @@ async fn a_name_registered_twice_stops_the_worker_from_starting() {
         ("registration::ChargeCard", "registration::ChargeCardAgain")
     );
 
-    let workflow_twice = Worker::builder(store.clone())
+    // The same workflow type twice is harmless (a workflow type holds no
+    // state; an application's register function beside a test kit's own
+    // registration does it), so the worker starts ...
+    let same_workflow = Worker::builder(store.clone())
         .workflow::<Order>()
         .workflow::<Order>()
         .try_start();
+    let Ok(worker) = same_workflow else {
+        panic!("the same workflow type registered twice stopped the worker");
+    };
+    worker.shutdown(Duration::from_secs(1)).await;
+
+    // ... but two workflow types under one name are a conflict.
+    let workflow_twice = Worker::builder(store.clone())
+        .workflow::<Order>()
+        .workflow::<OrderAgain>()
+        .try_start();
     let Err(conflict) = workflow_twice else {
-        panic!("a worker with workflow `order` registered twice started");
+        panic!("a worker with two workflow types named `order` started");
     };
     assert_eq!(
         (conflict.kind, conflict.name.as_str()),
