@@ -87,8 +87,8 @@ pub mod telemetry;
 
 pub use error::StoreError;
 pub use event::{
-    Callsite, Event, Failure, FailureCause, ParentClosePolicy, ParentRef, Payload, SignalRecord,
-    TimeoutKind, HISTORY_LIMIT_KIND,
+    Callsite, EscalationStep, Event, Failure, FailureCause, ParentClosePolicy, ParentRef, Payload,
+    SignalRecord, TimeoutKind, HISTORY_LIMIT_KIND,
 };
 pub use history_store::{
     ActivityError, AttemptRef, BackendError, CommitError, HistoryLimits, HistoryStore,

@@ -323,6 +323,7 @@ impl WorkflowContext {
                     deadline: None,
                     level: 0,
                     callsite: callsite.clone(),
+                    escalations: Vec::new(),
                 },
                 Some(callsite.clone()),
             );

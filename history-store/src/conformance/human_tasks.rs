@@ -35,6 +35,7 @@ async fn escalated(f: &Fixture, id: &str) -> RunId {
             deadline: None,
             level: 0,
             callsite: callsite(),
+            escalations: Vec::new(),
         }],
     )
     .await;

@@ -157,15 +157,10 @@ impl HistoryStore for Store {
         reason: &str,
         terminated_by: Option<&str>,
     ) -> Result<RunId, RunOpError> {
-        // `WorkflowTerminated` has one text field; who ended the run is
-        // part of it rather than a new field of a persisted event.
-        let reason = match terminated_by {
-            Some(who) => format!("{reason} (terminated by {who})"),
-            None => reason.to_owned(),
-        };
+        let (reason, by) = (reason.to_owned(), terminated_by.map(str::to_owned));
         let workflow_id = workflow_id.clone();
         let run = off_thread(self, move |s| {
-            s.terminate(&workflow_id, &reason, Timestamp::now())
+            s.terminate_by(&workflow_id, &reason, by.as_deref(), Timestamp::now())
         })
         .await?;
         self.durable().await?;

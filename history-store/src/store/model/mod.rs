@@ -283,6 +283,7 @@ impl Model {
                     deadline: None,
                     level: 0,
                     callsite: site(),
+                    escalations: Vec::new(),
                 },
                 _ => match self.rng.index(record.pending_activities.len()) {
                     Some(i) => Event::ActivityCancelRequested {

@@ -18,7 +18,7 @@
 
 use super::tables::{abort, decode, encode, get_run, missing, push_inbox, put_run, Tx, TxResult};
 use crate::error::StoreError;
-use crate::event::{Event, Payload};
+use crate::event::{EscalationStep, Event, Payload};
 use crate::ids::{CommandSeq, RunId, Timestamp, WorkflowId};
 use crate::keys;
 use crate::store::engine::TxTree;
@@ -47,6 +47,26 @@ pub struct HumanTaskRecord {
     pub assigned_at: Timestamp,
     /// Escalation level: 0 for the first assignee.
     pub level: u32,
+    /// The task's whole escalation chain as assigned
+    /// (`HumanTaskAssigned::escalations`): the next assignee is
+    /// `escalations[level]`, if there is one. Empty for tasks indexed
+    /// before schema version 2.
+    #[serde(deserialize_with = "crate::codec::since_v2")]
+    pub escalations: Vec<EscalationStep>,
+    /// The group the current assignee claimed the task from
+    /// (`HumanTaskClaimed`), until it escalates.
+    #[serde(deserialize_with = "crate::codec::since_v2")]
+    pub claimed_from: Option<String>,
+}
+
+impl HumanTaskRecord {
+    /// Who gets the task when the current assignee's deadline passes, if
+    /// anyone does.
+    pub fn escalates_to(&self) -> Option<&EscalationStep> {
+        usize::try_from(self.level)
+            .ok()
+            .and_then(|l| self.escalations.get(l))
+    }
 }
 
 /// One open human task of a run (tree `run_human_tasks`, a list per run):
@@ -137,6 +157,7 @@ pub(in crate::store) fn apply_command(
             task.level = *level;
             task.deadline = *deadline;
             task.assigned_at = now;
+            task.claimed_from = None;
             put_task(tasks, &new_key, &task)?;
             entry.assignee = to.clone();
             write_open(by_run, run, &open)
@@ -161,6 +182,7 @@ fn assign(
         form,
         deadline,
         level,
+        escalations,
         ..
     } = event
     else {
@@ -191,6 +213,8 @@ fn assign(
         deadline: *deadline,
         assigned_at: now,
         level: *level,
+        escalations: escalations.clone(),
+        claimed_from: None,
     };
     put_task(tasks, &key, &record)?;
     open.push(OpenHumanTask {

@@ -311,6 +311,7 @@ fn a_human_task_is_decided_once() {
             deadline: None,
             level: 0,
             callsite: Callsite::default(),
+            escalations: Vec::new(),
         }],
     );
     assert_eq!(t.keys("human_tasks").len(), 1);
@@ -366,6 +367,7 @@ fn a_decision_made_as_an_earlier_assignee_is_refused() {
             deadline: Some(T2),
             level: 0,
             callsite: Callsite::default(),
+            escalations: Vec::new(),
         }],
     );
     // The deadline passed: the workflow moved the task on.
