@@ -85,6 +85,9 @@ pub(crate) struct RunState {
     pub signals: BTreeMap<String, VecDeque<BufferedSignal>>,
     pub signals_applied: u64,
     pub signal_wakers: Vec<Waker>,
+    /// How many pending signal futures wait for each signal name: what
+    /// the run waits for, recorded with each commit for `describe`.
+    pub awaited_signals: BTreeMap<String, usize>,
     pub rng: ChaCha8Rng,
     pub replaying: bool,
     /// Side-effect values recorded in history, by command number, so that
@@ -134,6 +137,7 @@ impl RunState {
             signals: BTreeMap::new(),
             signals_applied: 0,
             signal_wakers: Vec::new(),
+            awaited_signals: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             replaying: false,
             recorded_side_effects: HashMap::new(),
@@ -285,6 +289,19 @@ impl RunState {
                 sender: s.sender,
             })
             .collect()
+    }
+
+    /// A signal future started (`true`) or stopped (`false`) waiting for
+    /// `name`.
+    pub fn await_signal(&mut self, name: &str, waiting: bool) {
+        if waiting {
+            *self.awaited_signals.entry(name.to_owned()).or_default() += 1;
+        } else if let Some(n) = self.awaited_signals.get_mut(name) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.awaited_signals.remove(name);
+            }
+        }
     }
 
     /// Whether any SDK future is registered as waiting. A workflow that is

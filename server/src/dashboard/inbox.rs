@@ -48,7 +48,7 @@ pub(super) async fn list(State(state): State<AppState>, caller: WebCaller) -> Pa
             p.muted { "Nothing waits for you." }
         } @else {
             table.inbox {
-                thead { tr { th { "Task" } th { "Workflow" } th { "Assigned to" } th { "Assigned (UTC)" } th { "Due (UTC)" } th { "Level" } } }
+                thead { tr { th { "Task" } th { "Workflow" } th { "Assigned to" } th { "Assigned (UTC)" } th { "Due (UTC)" } th { "Level" } th { "Escalates to" } } }
                 tbody {
                     @for t in tasks.values() {
                         tr class=[overdue(t, now).then_some("overdue")] {
@@ -58,6 +58,7 @@ pub(super) async fn list(State(state): State<AppState>, caller: WebCaller) -> Pa
                             td { (utc(t.assigned_at)) }
                             td { (due(t, now)) }
                             td { (t.level) }
+                            td { (next_assignee(t).unwrap_or_else(|| "-".into())) }
                         }
                     }
                 }
@@ -65,6 +66,11 @@ pub(super) async fn list(State(state): State<AppState>, caller: WebCaller) -> Pa
         }
     };
     Ok(page("Inbox", Some(&caller), body).into_response())
+}
+
+/// Who gets `t` when its deadline passes (none without a deadline).
+fn next_assignee(t: &HumanTaskRecord) -> Option<String> {
+    refrain::HumanTask::from(t.clone()).escalates_to
 }
 
 fn overdue(t: &HumanTaskRecord, now: Timestamp) -> bool {
@@ -110,6 +116,9 @@ pub(super) async fn show(
             tr { th { "Assigned to" } td { (t.assignee) " since " (utc(t.assigned_at)) } }
             tr class=[overdue(&t, now).then_some("overdue")] { th { "Deadline" } td { (due(&t, now)) } }
             tr { th { "Escalation level" } td { (t.level) @if t.level > 0 { " (escalated)" } } }
+            @if let Some(next) = next_assignee(&t) {
+                tr { th { "Escalates to" } td { (next) " when the deadline passes" } }
+            }
         }
         h2 { "Form" }
         @match &t.form {

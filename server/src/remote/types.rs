@@ -198,6 +198,12 @@ pub struct HumanTask {
     /// Escalation level: 0 for the first assignee.
     #[serde(default)]
     pub level: u32,
+    /// Who gets it when the deadline passes, if anyone does.
+    #[serde(default)]
+    pub escalates_to: Option<String>,
+    /// The group the assignee claimed it from, if claimed.
+    #[serde(default)]
+    pub claimed_from: Option<String>,
     /// Past its deadline.
     #[serde(default)]
     pub overdue: bool,

@@ -499,6 +499,7 @@ pub(super) fn tasks_text(tasks: &[HumanTask], out: Out<'_>) -> Result<(), CliErr
         "ASSIGNEE".to_owned(),
         "LEVEL".to_owned(),
         "DEADLINE (UTC)".to_owned(),
+        "ESCALATES TO".to_owned(),
     ]];
     for t in tasks {
         let deadline = match (&t.deadline, t.overdue) {
@@ -506,13 +507,18 @@ pub(super) fn tasks_text(tasks: &[HumanTask], out: Out<'_>) -> Result<(), CliErr
             (Some(d), false) => d.clone(),
             (None, _) => "-".to_owned(),
         };
+        let assignee = match &t.claimed_from {
+            Some(group) => format!("{} (claimed from {group})", t.assignee),
+            None => t.assignee.clone(),
+        };
         rows.push([
             t.id.clone(),
             t.workflow_id.clone(),
             t.task.clone(),
-            t.assignee.clone(),
+            assignee,
             t.level.to_string(),
             deadline,
+            t.escalates_to.clone().unwrap_or_else(|| "-".to_owned()),
         ]);
     }
     write_table(out, &rows)?;

@@ -330,6 +330,7 @@ impl Model {
                 inbox_upto: task.inbox_upto,
                 events,
                 rejected_updates: Vec::new(),
+                awaited_signals: Vec::new(),
             }
         };
         let [a, b] = [commit(&tasks[0]), commit(&tasks[1])];

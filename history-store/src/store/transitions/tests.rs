@@ -94,6 +94,7 @@ fn activation(t: &Tables, run: RunId, time: Timestamp, commands: Vec<Event>) -> 
         inbox_upto: r.inbox_tail,
         events,
         rejected_updates: vec![],
+        awaited_signals: Vec::new(),
     }
 }
 
