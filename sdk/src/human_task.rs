@@ -629,7 +629,7 @@ impl Plan {
             workflow_id: self.state.borrow().workflow_id.clone(),
             task: self.task.clone(),
             kind,
-            assignee: self.chain[level].assignee.clone(),
+            assignee: self.holder(level),
             level: level as u32,
             deadline: due.map(Timestamp::to_system_time),
             form: self.form.clone(),
@@ -698,6 +698,25 @@ impl Plan {
         }
     }
 
+    /// Who has the task at `level`: its assignee, or the member who
+    /// claimed it from that group.
+    fn holder(&self, level: usize) -> String {
+        self.state
+            .borrow()
+            .human_task_claims
+            .get(&self.cmd.0)
+            .cloned()
+            .unwrap_or_else(|| self.chain[level].assignee.clone())
+    }
+
+    /// The claim of the task, which ends as the task escalates.
+    fn take_claim(&self) -> Option<String> {
+        self.state
+            .borrow_mut()
+            .human_task_claims
+            .remove(&self.cmd.0)
+    }
+
     fn asked(&self) -> Vec<String> {
         self.chain.iter().map(|e| e.assignee.clone()).collect()
     }
@@ -731,7 +750,11 @@ async fn drive<D: DeserializeOwned + 'static>(
         if level == 0 {
             plan.notify(&mut notices, NoticeKind::Assigned, level, due);
         } else {
-            let from = plan.chain[level - 1].assignee.clone();
+            // The store moves the task from whoever holds it, a member who
+            // claimed it from the group included; the history says so.
+            let from = plan
+                .take_claim()
+                .unwrap_or_else(|| plan.chain[level - 1].assignee.clone());
             plan.emit(Event::HumanTaskEscalated {
                 cmd,
                 from: from.clone(),
@@ -801,7 +824,7 @@ async fn drive<D: DeserializeOwned + 'static>(
                     reminders += 1;
                     plan.emit(Event::HumanTaskReminded {
                         cmd,
-                        assignee: plan.chain[level].assignee.clone(),
+                        assignee: plan.holder(level),
                     });
                     plan.notify(
                         &mut notices,

@@ -289,6 +289,22 @@ impl HistoryStore for Store {
         Ok(())
     }
 
+    async fn claim_human_task(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+        group: &str,
+        claimed_by: &str,
+    ) -> Result<(), HumanTaskError> {
+        let (group, claimed_by) = (group.to_owned(), claimed_by.to_owned());
+        off_thread(self, move |s| {
+            Store::claim_human_task(s, run, cmd, &group, &claimed_by, Timestamp::now())
+        })
+        .await?;
+        self.durable().await?;
+        Ok(())
+    }
+
     async fn create_schedule(&self, spec: ScheduleSpec) -> Result<ScheduleRecord, ScheduleError> {
         let record = off_thread(self, move |s| s.create_schedule(spec, Timestamp::now())).await?;
         self.durable().await?;

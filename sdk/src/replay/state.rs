@@ -85,6 +85,9 @@ pub(crate) struct RunState {
     pub signals: BTreeMap<String, VecDeque<BufferedSignal>>,
     pub signals_applied: u64,
     pub signal_wakers: Vec<Waker>,
+    /// Who claimed each human task (by command) from its group, until it
+    /// escalates: reminders and the escalation then name the claimer.
+    pub human_task_claims: HashMap<u32, String>,
     /// How many pending signal futures wait for each signal name: what
     /// the run waits for, recorded with each commit for `describe`.
     pub awaited_signals: BTreeMap<String, usize>,
@@ -138,6 +141,7 @@ impl RunState {
             signals_applied: 0,
             signal_wakers: Vec::new(),
             awaited_signals: BTreeMap::new(),
+            human_task_claims: HashMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             replaying: false,
             recorded_side_effects: HashMap::new(),
@@ -227,6 +231,12 @@ impl RunState {
                     decided_at: *decided_at,
                 },
             ),
+            Event::HumanTaskClaimed {
+                cmd, claimed_by, ..
+            } => {
+                self.human_task_claims.insert(cmd.0, claimed_by.clone());
+                return;
+            }
             Event::WorkflowCancelRequested { reason, .. } => {
                 if self.cancel_requested.is_none() {
                     self.cancel_requested = Some(reason.clone());
