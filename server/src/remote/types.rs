@@ -229,6 +229,21 @@ pub struct Decided {
     pub decided_by: String,
 }
 
+/// What a claim recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Claimed {
+    /// The workflow.
+    pub workflow_id: String,
+    /// Its run.
+    pub run: u64,
+    /// The task's name.
+    pub task: String,
+    /// The group it was assigned to.
+    pub claimed_from: String,
+    /// The identity the server recorded as the claimer.
+    pub claimed_by: String,
+}
+
 /// A schedule, as the server describes it. Its fields are kept as given
 /// (the CLI shows them all); [`Schedule::id`] and [`Schedule::paused`]
 /// read the two every caller needs.

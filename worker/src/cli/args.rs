@@ -217,6 +217,17 @@ pub(super) enum Command {
         #[arg(long = "as", value_name = "NAME")]
         decided_by: Option<String>,
     },
+    /// Claims a human task assigned to a group for one member, taking it
+    /// out of the other members' inboxes. With --server the token's
+    /// identity claims (it must be a member of the group); with --db the
+    /// name given with --as.
+    Claim {
+        /// The task, RUN/CMD as `tasks` prints it.
+        task: String,
+        /// Who claims (with --db only, where it is required).
+        #[arg(long = "as", value_name = "NAME")]
+        claimed_by: Option<String>,
+    },
     /// Lists, describes, pauses, resumes or fires schedules.
     Schedules {
         #[command(subcommand)]

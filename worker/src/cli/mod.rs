@@ -431,6 +431,9 @@ fn execute(
             };
             local::decide(&open_store(db)?, decision, json, out)
         }
+        Command::Claim { task, claimed_by } => {
+            local::claim(&open_store(db)?, &task, claimed_by, json, out)
+        }
         Command::Schedules { action } => local::schedules(&open_store(db)?, action, json, out),
         Command::Serve { bind, identities } => serve::serve(db, bind, identities),
         Command::Token => serve::token(json, out),

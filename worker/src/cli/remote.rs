@@ -22,8 +22,8 @@ use super::{CliError, Out};
 use refrain::history_file::FileFormat;
 use refrain_history::{RunId, RunStatus, Timestamp, WorkflowId};
 use refrain_server::remote::{
-    Description, HumanTask, ListQuery, RemoteClient, RemoteError, RunSummary, Schedule, StartBody,
-    Triggered,
+    Claimed, Description, HumanTask, ListQuery, RemoteClient, RemoteError, RunSummary, Schedule,
+    StartBody, Triggered,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -57,6 +57,10 @@ pub(super) async fn execute(
         } => Some("--by"),
         Command::Decide {
             decided_by: Some(_),
+            ..
+        }
+        | Command::Claim {
+            claimed_by: Some(_),
             ..
         } => Some("--as"),
         _ => None,
@@ -255,6 +259,11 @@ impl Remote {
                         d.workflow_id, d.run, d.decided_by
                     )
                 })?;
+            }
+            Command::Claim { task, .. } => {
+                let (run, cmd) = super::local::parse_task_id(&task)?;
+                let c = self.api.claim(run, cmd).await.map_err(failed)?;
+                self.done(out, &c, || claimed_text(&task, &c))?;
             }
             Command::Schedules { action } => self.schedules(action, out).await?,
             Command::Serve { .. } | Command::Token => {
@@ -489,6 +498,14 @@ fn compact(v: &Value) -> String {
     } else {
         text
     }
+}
+
+/// The line that says a claim was recorded.
+pub(super) fn claimed_text(task: &str, c: &Claimed) -> String {
+    format!(
+        "task {task} of {} (run {}) claimed from {} by {}",
+        c.workflow_id, c.run, c.claimed_from, c.claimed_by
+    )
 }
 
 pub(super) fn tasks_text(tasks: &[HumanTask], out: Out<'_>) -> Result<(), CliError> {

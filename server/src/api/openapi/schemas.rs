@@ -67,6 +67,11 @@ pub(super) fn components() -> Value {
             "Decided": { "type": "object", "required": ["workflow_id", "run", "task", "decided_by"],
                 "properties": { "workflow_id": { "type": "string" }, "run": { "type": "integer" },
                     "task": { "type": "string" }, "decided_by": { "type": "string" } } },
+            "Claimed": { "type": "object",
+                "required": ["workflow_id", "run", "task", "claimed_from", "claimed_by"],
+                "properties": { "workflow_id": { "type": "string" }, "run": { "type": "integer" },
+                    "task": { "type": "string" }, "claimed_from": { "type": "string" },
+                    "claimed_by": { "type": "string" } } },
             "Triggered": { "type": "object",
                 "required": ["schedule", "outcome", "fire_time", "workflow_id", "run"],
                 "description": "What the fire did under the schedule's overlap policy. \
