@@ -66,7 +66,13 @@ async fn a_member_claims_a_group_task_and_nobody_else_can() {
         let r = post(router, &claim, token, json!({})).await;
         assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
     }
-    let missing = post(router, "/api/v1/tasks/999999/1/claim", UNDERWRITER, json!({})).await;
+    let missing = post(
+        router,
+        "/api/v1/tasks/999999/1/claim",
+        UNDERWRITER,
+        json!({}),
+    )
+    .await;
     assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
 
     let r = post(router, &claim, UNDERWRITER, json!({})).await;
@@ -134,8 +140,7 @@ async fn the_inbox_claims_with_a_csrf_checked_form() {
     // Without the session's CSRF token, or not a member: refused.
     let (status, _, html) = submit(router, &underwriter, &claim_path, &[("csrf", "forged")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
-    let (status, _, html) =
-        submit(router, &manager, &claim_path, &[("csrf", &manager.csrf)]).await;
+    let (status, _, html) = submit(router, &manager, &claim_path, &[("csrf", &manager.csrf)]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
     let group = get(router, "/api/v1/tasks?assignee=underwriters", UNDERWRITER).await;
     assert_eq!(group.body["tasks"].as_array().map(Vec::len), Some(1));

@@ -151,6 +151,10 @@ pub(super) enum Command {
         /// Why, recorded in the history.
         #[arg(long)]
         reason: String,
+        /// Who terminates, recorded in the history (with --db only: a
+        /// server records the token's identity).
+        #[arg(long = "by", value_name = "WHO")]
+        terminated_by: Option<String>,
     },
     /// Starts a run of a workflow type with a JSON input. No workflow code
     /// is needed here: the application's workers run it.

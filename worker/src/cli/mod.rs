@@ -378,11 +378,15 @@ fn execute(
             )?;
             Ok(())
         }
-        Command::Terminate { id, reason } => {
+        Command::Terminate {
+            id,
+            reason,
+            terminated_by,
+        } => {
             let store = open_store(db)?;
             let id = WorkflowId::new(id);
             let run = store
-                .terminate(&id, &reason, Timestamp::now())
+                .terminate_by(&id, &reason, terminated_by.as_deref(), Timestamp::now())
                 .map_err(|e| CliError::Failed(format!("not terminated: {e}")))?;
             acknowledge(&store, "termination")?;
             if json {

@@ -54,6 +54,10 @@ pub(super) async fn execute(
         Command::Cancel {
             requested_by: Some(_),
             ..
+        }
+        | Command::Terminate {
+            terminated_by: Some(_),
+            ..
         } => Some("--by"),
         Command::Decide {
             decided_by: Some(_),
@@ -191,7 +195,7 @@ impl Remote {
                     format!("cancellation of {id} (run {}) requested: {reason}", run.run)
                 })?;
             }
-            Command::Terminate { id, reason } => {
+            Command::Terminate { id, reason, .. } => {
                 let run = api.terminate(&id, &reason).await.map_err(failed)?;
                 self.done(out, &run, || {
                     format!("{id} (run {}) terminated: {reason}", run.run)
