@@ -207,10 +207,11 @@ fn event_json(seq: u64, event: &Event) -> J {
             terminated_by,
         } => {
             o.push(("reason", str_j(reason)));
-            o.push((
-                "terminated_by",
-                terminated_by.as_deref().map_or(J::Null, str_j),
-            ));
+            // Omitted when not known, so that a history without it is
+            // written exactly as before the field existed.
+            if let Some(who) = terminated_by {
+                o.push(("terminated_by", str_j(who)));
+            }
         }
         Event::ChildWorkflowStarted {
             cmd,
@@ -255,7 +256,8 @@ fn event_json(seq: u64, event: &Event) -> J {
             o.push(("deadline", deadline.map_or(J::Null, |t| J::Num(t.0))));
             o.push(("level", J::Num(u64::from(*level))));
             o.push(("callsite", callsite_json(callsite)));
-            let steps = escalations
+            // Omitted without a chain, as for `terminated_by`.
+            let steps: Vec<J> = escalations
                 .iter()
                 .map(|e| {
                     J::Obj(vec![
@@ -264,7 +266,9 @@ fn event_json(seq: u64, event: &Event) -> J {
                     ])
                 })
                 .collect();
-            o.push(("escalations", J::List(steps)));
+            if !steps.is_empty() {
+                o.push(("escalations", J::List(steps)));
+            }
         }
         Event::HumanTaskReminded { cmd, assignee } => {
             o.push(("cmd", cmd_json(*cmd)));

@@ -182,9 +182,11 @@
 //! Fields added after the form's first release (`terminated_by`,
 //! `escalations`, the `HumanTaskClaimed` event) keep `version` 1: the
 //! reader takes an export without them as `null` and an empty chain, so
-//! every older export still imports.
+//! every older export still imports, and the writer leaves them out when
+//! they are `null` or empty, so a history without them is written exactly
+//! as before they existed.
 //!
-//! The writer always emits every field, in the order shown, pretty-printed
+//! The writer emits every other field, in the order shown, pretty-printed
 //! with two-space indentation. The reader accepts any whitespace and field
 //! order, lets optional fields be omitted (read as null), and refuses
 //! unknown fields, unknown event types and wrong types with a
