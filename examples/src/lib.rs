@@ -510,7 +510,7 @@ pub async fn print_history(client: &Client, id: &str) -> Result<()> {
                 requested_by.as_deref().unwrap_or("unknown")
             ),
             Event::ActivityCancelRequested { cmd } => format!("{} ({cmd})", name(&names, *cmd)),
-            Event::WorkflowCancelled { reason } | Event::WorkflowTerminated { reason } => {
+            Event::WorkflowCancelled { reason } | Event::WorkflowTerminated { reason, .. } => {
                 reason.clone()
             }
             Event::ChildWorkflowStarted {
@@ -549,6 +549,12 @@ pub async fn print_history(client: &Client, id: &str) -> Result<()> {
                 short(&format!("{decision:?}"), 60)
             ),
             Event::HumanTaskClosed { cmd, reason } => format!("({cmd}) {reason}"),
+            Event::HumanTaskClaimed {
+                cmd,
+                from,
+                claimed_by,
+                ..
+            } => format!("({cmd}) from {from} by {claimed_by}"),
             Event::UpdateRequested {
                 update_id, name, ..
             }

@@ -10,18 +10,81 @@
 //! after the length and checksum are verified, and trailing bytes are an
 //! error. A corrupt length prefix therefore can never make the decoder
 //! allocate more than the limit.
+//!
+//! # Schema versions
+//!
+//! bincode stores no field names, so a field added to a persisted type
+//! changes what the bytes of every later field mean. Each value carries the
+//! schema version that wrote it, and a field added in version 2 is marked
+//! `#[serde(deserialize_with = "crate::codec::since_v2")]`: while a value
+//! written by version 1 is decoded, such a field reads nothing and takes
+//! its default (an empty list, `None`), so every byte after it keeps its
+//! meaning. The version being decoded is known only inside [`decode`]
+//! (a thread-local, set for the duration of one call), which is what lets
+//! a changed type nested anywhere (an event in a journal entry, a record
+//! in a list) decode right without a parallel copy of every type that
+//! contains it. The frozen version-1 bytes of every persisted value are
+//! kept as golden fixtures (`tests/golden/v1/`) and decoded by the tests.
+//!
+//! | version | added |
+//! |---|---|
+//! | 1 | the first format |
+//! | 2 | `WorkflowTerminated::terminated_by`; `HumanTaskAssigned::escalations`; `HumanTaskRecord::escalations`, `claimed_from`; `RunRecord::awaited_signals`; the `HumanTaskClaimed` event |
 
 use bincode::error::DecodeError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::cell::Cell;
 use std::fmt;
 
 /// First two bytes of every stored value.
 pub const MAGIC: [u8; 2] = *b"RF";
 /// Codec id of bincode 2 with its standard configuration.
 pub const CODEC_BINCODE2: u8 = 1;
-/// Schema version written by this build.
-pub const SCHEMA_VERSION: u16 = 1;
+/// Schema version written by this build (see the module docs for what
+/// each version added).
+pub const SCHEMA_VERSION: u16 = 2;
+
+thread_local! {
+    /// The schema version of the value [`decode`] is decoding on this
+    /// thread; [`SCHEMA_VERSION`] outside it (serde_json and other formats
+    /// always see the current shape).
+    static DECODING: Cell<u16> = const { Cell::new(SCHEMA_VERSION) };
+}
+
+/// Sets [`DECODING`] for one decode and restores it after, also when the
+/// decoder returns early.
+struct DecodingVersion(u16);
+
+impl DecodingVersion {
+    fn set(version: u16) -> Self {
+        DecodingVersion(DECODING.with(|d| d.replace(version)))
+    }
+}
+
+impl Drop for DecodingVersion {
+    fn drop(&mut self) {
+        DECODING.with(|d| d.set(self.0));
+    }
+}
+
+/// Deserializes a field added in schema version 2: from a version-1 value,
+/// where its bytes are absent, it reads nothing and is `T::default()`.
+/// Use as `#[serde(deserialize_with = "crate::codec::since_v2")]`.
+///
+/// # Errors
+/// Whatever `T`'s own deserializer returns for a version-2 value.
+pub fn since_v2<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    if DECODING.with(Cell::get) < 2 {
+        Ok(T::default())
+    } else {
+        T::deserialize(deserializer)
+    }
+}
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 13;
 /// Largest payload the decoder accepts. Larger than any payload the store
@@ -268,7 +331,11 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
             actual: actual_crc,
         });
     }
-    let (value, read) = decode_body(body).map_err(|e| CodecError::Decode(e.to_string()))?;
+    let decoded = {
+        let _version = DecodingVersion::set(version);
+        decode_body(body)
+    };
+    let (value, read) = decoded.map_err(|e| CodecError::Decode(e.to_string()))?;
     if read != body.len() {
         return Err(CodecError::Decode(format!(
             "{} of {} payload bytes left unread",
@@ -309,7 +376,7 @@ mod tests {
     fn every_event_variant_round_trips() {
         let events = every_event();
         let variants: std::collections::BTreeSet<_> = events.iter().map(Event::kind).collect();
-        assert_eq!(variants.len(), 31, "one sample or more of every variant");
+        assert_eq!(variants.len(), 32, "one sample or more of every variant");
         for e in events {
             let bytes = encode(&e).unwrap();
             assert_eq!(&bytes[..2], b"RF");

@@ -1,12 +1,15 @@
 //! The events of a run's history. This is a persisted format: variants and
 //! fields are only ever appended under a new schema version, never
 //! reordered, and golden byte fixtures in `tests/` keep old histories
-//! readable. No serde attribute that bincode cannot honour is used here.
+//! readable. No serde attribute that bincode cannot honour is used here;
+//! a field added in schema version 2 reads as its default from a version-1
+//! value (`crate::codec::since_v2`, see the codec's module docs).
 
 use crate::ids::{CommandSeq, RunId, Timestamp, WorkflowId};
 use crate::options::ActivityOptions;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::time::Duration;
 
 /// A user value as recorded in history: JSON bytes. JSON rather than
 /// bincode because user types evolve (a new optional field must still
@@ -363,6 +366,11 @@ pub enum Event {
     WorkflowTerminated {
         /// Why.
         reason: String,
+        /// Who terminated it (a person or a system), as the caller said;
+        /// `None` when not said, and in runs terminated before schema
+        /// version 2 (whose reason may end with "(terminated by …)").
+        #[serde(deserialize_with = "crate::codec::since_v2")]
+        terminated_by: Option<String>,
     },
     /// Command: start a child workflow. The store starts it in the same
     /// transaction that records this command.
@@ -422,6 +430,12 @@ pub enum Event {
         level: u32,
         /// Where the workflow asked for it.
         callsite: Callsite,
+        /// Who gets the task next, in order, each when the previous
+        /// assignee's deadline passes (the first when `deadline` does).
+        /// Empty without a chain, and in tasks assigned before schema
+        /// version 2. Informational: replay does not compare it.
+        #[serde(deserialize_with = "crate::codec::since_v2")]
+        escalations: Vec<EscalationStep>,
     },
     /// Command: the assignee of an open human task was reminded.
     HumanTaskReminded {
@@ -507,6 +521,32 @@ pub enum Event {
         /// The handler's error.
         failure: Failure,
     },
+    /// Inbound (schema version 2): a member of the group an open human task was assigned to
+    /// took it for themselves. Written by the store when the claim is
+    /// made (the task moves to the claimer's list at once); the workflow
+    /// sees it at its next activation, so that a later reminder or
+    /// escalation names the claimer.
+    HumanTaskClaimed {
+        /// The task (its `HumanTaskAssigned` command).
+        cmd: CommandSeq,
+        /// The group that had it.
+        from: String,
+        /// Who claimed it (and has it now).
+        claimed_by: String,
+        /// When the claim was made.
+        claimed_at: Timestamp,
+    },
+}
+
+/// One step of a human task's escalation chain, as recorded with its
+/// assignment.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EscalationStep {
+    /// Who gets the task at this step.
+    pub assignee: String,
+    /// How long they have once they get it; `None` when it is the task's
+    /// own deadline (or the task has none).
+    pub deadline: Option<Duration>,
 }
 
 /// What happens to a running child workflow when its parent closes.
@@ -577,6 +617,7 @@ impl Event {
             Event::UpdateAccepted { .. } => "UpdateAccepted",
             Event::UpdateCompleted { .. } => "UpdateCompleted",
             Event::UpdateFailed { .. } => "UpdateFailed",
+            Event::HumanTaskClaimed { .. } => "HumanTaskClaimed",
         }
     }
 
@@ -621,6 +662,7 @@ impl Event {
                 | Event::ChildWorkflowCompleted { .. }
                 | Event::ChildWorkflowFailed { .. }
                 | Event::HumanTaskDecided { .. }
+                | Event::HumanTaskClaimed { .. }
         )
     }
 

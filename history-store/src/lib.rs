@@ -89,8 +89,8 @@ pub mod telemetry;
 pub use clock::Clock;
 pub use error::StoreError;
 pub use event::{
-    Callsite, Event, Failure, FailureCause, ParentClosePolicy, ParentRef, Payload, SignalRecord,
-    TimeoutKind, HISTORY_LIMIT_KIND,
+    Callsite, EscalationStep, Event, Failure, FailureCause, ParentClosePolicy, ParentRef, Payload,
+    SignalRecord, TimeoutKind, HISTORY_LIMIT_KIND,
 };
 pub use history_store::{
     ActivityError, AttemptRef, BackendError, CommitError, HistoryLimits, HistoryStore,

@@ -3,8 +3,8 @@
 //! variant, so a new variant is added to the samples once.
 
 use crate::event::{
-    Callsite, Event, Failure, FailureCause, ParentClosePolicy, ParentRef, Payload, SignalRecord,
-    TimeoutKind,
+    Callsite, EscalationStep, Event, Failure, FailureCause, ParentClosePolicy, ParentRef, Payload,
+    SignalRecord, TimeoutKind,
 };
 use crate::ids::{CommandSeq, RunId, Timestamp, WorkflowId};
 use crate::options::{ActivityOptions, RetryPolicy};
@@ -135,6 +135,11 @@ pub fn every_event() -> Vec<Event> {
         },
         Event::WorkflowTerminated {
             reason: String::new(),
+            terminated_by: None,
+        },
+        Event::WorkflowTerminated {
+            reason: "duplicate order".into(),
+            terminated_by: Some("ops@example.com".into()),
         },
         Event::ActivityFailed {
             cmd: CommandSeq(5),
@@ -179,6 +184,16 @@ pub fn every_event() -> Vec<Event> {
             deadline: Some(Timestamp(1_700_000_600_000)),
             level: 0,
             callsite: site("src/order.rs", 90, 9),
+            escalations: vec![
+                EscalationStep {
+                    assignee: "finance-lead".into(),
+                    deadline: Some(Duration::from_secs(3600)),
+                },
+                EscalationStep {
+                    assignee: "cfo".into(),
+                    deadline: None,
+                },
+            ],
         },
         Event::HumanTaskAssigned {
             cmd: CommandSeq(9),
@@ -188,6 +203,7 @@ pub fn every_event() -> Vec<Event> {
             deadline: None,
             level: u32::MAX,
             callsite: Callsite::default(),
+            escalations: Vec::new(),
         },
         Event::HumanTaskAssigned {
             cmd: CommandSeq(10),
@@ -197,6 +213,7 @@ pub fn every_event() -> Vec<Event> {
             deadline: None,
             level: 0,
             callsite: Callsite::default(),
+            escalations: Vec::new(),
         },
         Event::HumanTaskReminded {
             cmd: CommandSeq(8),
@@ -252,6 +269,12 @@ pub fn every_event() -> Vec<Event> {
             update_id: "u-2".into(),
             failure: Failure::application("too-late", "already shipped"),
         },
+        Event::HumanTaskClaimed {
+            cmd: CommandSeq(10),
+            from: "refund-desk".into(),
+            claimed_by: "bob".into(),
+            claimed_at: Timestamp(1_700_000_700_000),
+        },
     ];
     for e in &events {
         match e {
@@ -285,7 +308,8 @@ pub fn every_event() -> Vec<Event> {
             | Event::UpdateRequested { .. }
             | Event::UpdateAccepted { .. }
             | Event::UpdateCompleted { .. }
-            | Event::UpdateFailed { .. } => {}
+            | Event::UpdateFailed { .. }
+            | Event::HumanTaskClaimed { .. } => {}
         }
     }
     events

@@ -55,9 +55,17 @@ impl Event {
                     requested_by.as_ref().map_or(0, String::len),
                 ),
             ],
-            Event::WorkflowCancelled { reason } | Event::WorkflowTerminated { reason } => {
-                [("the reason", reason.len()), NONE]
-            }
+            Event::WorkflowCancelled { reason } => [("the reason", reason.len()), NONE],
+            Event::WorkflowTerminated {
+                reason,
+                terminated_by,
+            } => [
+                ("the reason", reason.len()),
+                (
+                    "who terminated",
+                    terminated_by.as_ref().map_or(0, String::len),
+                ),
+            ],
             Event::ChildWorkflowStarted {
                 workflow_type,
                 workflow_id,
@@ -74,10 +82,16 @@ impl Event {
                 task,
                 assignee,
                 form,
+                escalations,
                 ..
             } => [
                 ("the form", form.as_ref().map_or(0, Payload::len)),
-                ("the task and assignee", task.len() + assignee.len()),
+                (
+                    "the task and assignees",
+                    task.len()
+                        + assignee.len()
+                        + escalations.iter().map(|e| e.assignee.len()).sum::<usize>(),
+                ),
             ],
             Event::HumanTaskReminded { assignee, .. } => [("the assignee", assignee.len()), NONE],
             Event::HumanTaskEscalated { from, to, .. } => {
@@ -96,6 +110,12 @@ impl Event {
                 ),
             ],
             Event::HumanTaskClosed { reason, .. } => [("the reason", reason.len()), NONE],
+            Event::HumanTaskClaimed {
+                from, claimed_by, ..
+            } => [
+                ("the group and claimer", from.len() + claimed_by.len()),
+                NONE,
+            ],
             Event::UpdateRequested {
                 update_id,
                 name,

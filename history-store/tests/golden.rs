@@ -1,17 +1,23 @@
 //! Golden byte fixtures: the exact bytes this build writes for every
-//! persisted type, checked in under `tests/golden/`. A change to a
-//! persisted type that alters its encoding fails here, before it can make
-//! existing histories unreadable.
+//! persisted type, checked in under `tests/golden/v2/` (the current
+//! schema version), and the frozen bytes schema version 1 wrote, under
+//! `tests/golden/v1/`, which this build must still decode to the same
+//! values (with the fields version 2 added at their defaults). A change to
+//! a persisted type that alters its encoding fails here, before it can
+//! make existing histories unreadable.
 //!
 //! To create fixtures for a newly added value (never to "fix" a failing
 //! one): `REFRAIN_BLESS=1 cargo test -p refrain-history --test golden`.
+//! Blessing writes only current-version fixtures; the `v1` files are
+//! never written again.
 
-use refrain_history::codec::{decode, encode};
+use refrain_history::codec::{decode, encode, SCHEMA_VERSION};
 use refrain_history::{
-    ActivityOptions, ActivityState, ActivityTaskRecord, Callsite, CommandSeq, Event, EventSeq,
-    Failure, FailureCause, HumanTaskRecord, LeaseToken, OpenHumanTask, ParentClosePolicy,
-    ParentRef, Payload, PendingChild, PendingTimer, RetryPolicy, RunId, RunLease, RunRecord,
-    RunStatus, SignalRecord, TimeoutKind, Timestamp, UpdateRecord, UpdateState, WorkflowId,
+    ActivityOptions, ActivityState, ActivityTaskRecord, Callsite, CommandSeq, EscalationStep,
+    Event, EventSeq, Failure, FailureCause, HumanTaskRecord, LeaseToken, OpenHumanTask,
+    ParentClosePolicy, ParentRef, Payload, PendingChild, PendingTimer, RetryPolicy, RunId,
+    RunLease, RunRecord, RunStatus, SignalRecord, TimeoutKind, Timestamp, UpdateRecord,
+    UpdateState, WorkflowId,
 };
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
@@ -207,6 +213,14 @@ fn events() -> Vec<(&'static str, Event)> {
             "event_workflow_terminated",
             Event::WorkflowTerminated {
                 reason: "duplicate order".into(),
+                terminated_by: None,
+            },
+        ),
+        (
+            "event_workflow_terminated_by",
+            Event::WorkflowTerminated {
+                reason: "duplicate order".into(),
+                terminated_by: Some("ops@example.com".into()),
             },
         ),
         (
@@ -249,6 +263,29 @@ fn events() -> Vec<(&'static str, Event)> {
                 deadline: Some(Timestamp(1_700_000_300_000)),
                 level: 0,
                 callsite: callsite(),
+                escalations: Vec::new(),
+            },
+        ),
+        (
+            "event_human_task_assigned_with_chain",
+            Event::HumanTaskAssigned {
+                cmd: CommandSeq(8),
+                task: "credit-exception".into(),
+                assignee: "underwriters".into(),
+                form: None,
+                deadline: Some(Timestamp(1_700_000_300_000)),
+                level: 0,
+                callsite: callsite(),
+                escalations: vec![
+                    EscalationStep {
+                        assignee: "credit-manager".into(),
+                        deadline: Some(Duration::from_secs(7_200)),
+                    },
+                    EscalationStep {
+                        assignee: "head-of-credit@bank.example".into(),
+                        deadline: None,
+                    },
+                ],
             },
         ),
         (
@@ -315,6 +352,15 @@ fn events() -> Vec<(&'static str, Event)> {
                 failure: failure(),
             },
         ),
+        (
+            "event_human_task_claimed",
+            Event::HumanTaskClaimed {
+                cmd: CommandSeq(8),
+                from: "underwriters".into(),
+                claimed_by: "underwriter-1@bank.example".into(),
+                claimed_at: Timestamp(1_700_000_200_000),
+            },
+        ),
     ]
 }
 
@@ -355,6 +401,7 @@ fn fixture_of_variant(event: &Event) -> &'static str {
         Event::UpdateAccepted { .. } => "event_update_accepted",
         Event::UpdateCompleted { .. } => "event_update_completed",
         Event::UpdateFailed { .. } => "event_update_failed",
+        Event::HumanTaskClaimed { .. } => "event_human_task_claimed",
     }
 }
 
@@ -432,6 +479,14 @@ fn run_record_open() -> RunRecord {
             workflow_id: WorkflowId::new("order-1001/shipment"),
             parent_close: ParentClosePolicy::Terminate,
         }],
+        awaited_signals: Vec::new(),
+    }
+}
+
+fn run_record_awaiting_signals() -> RunRecord {
+    RunRecord {
+        awaited_signals: vec!["stock-resolved".into(), "order-cancelled".into()],
+        ..run_record_open()
     }
 }
 
@@ -503,6 +558,7 @@ fn run_records() -> Vec<(&'static str, RunRecord)> {
         ("run_record_continued_as_new", run_record_continued_as_new()),
         ("run_record_cancelled", run_record_cancelled()),
         ("run_record_terminated", run_record_terminated()),
+        ("run_record_awaiting_signals", run_record_awaiting_signals()),
     ]
 }
 
@@ -538,17 +594,37 @@ fn activity_task_running() -> ActivityTaskRecord {
     }
 }
 
-fn fixture_path(name: &str) -> PathBuf {
+fn fixture_path(version: u16, name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
+        .join(format!("tests/golden/v{version}"))
         .join(format!("{name}.bin"))
 }
 
+/// Checks `expected` against its fixture of the current version (same
+/// bytes both ways) and, if schema version 1 wrote it, against that
+/// frozen fixture (same value when decoded). A value version 1 could not
+/// hold (a field version 2 added, set) has no v1 fixture.
 fn check<T>(name: &str, expected: &T)
 where
     T: Serialize + DeserializeOwned + PartialEq + Debug,
 {
-    let path = fixture_path(name);
+    let v1 = fixture_path(1, name);
+    if v1.exists() {
+        let frozen = std::fs::read(&v1).unwrap();
+        assert_eq!(
+            u16::from_be_bytes([frozen[3], frozen[4]]),
+            1,
+            "{} must stay as schema version 1 wrote it",
+            v1.display()
+        );
+        let decoded: T = decode(&frozen)
+            .unwrap_or_else(|e| panic!("version-1 fixture {name} no longer decodes: {e}"));
+        assert_eq!(
+            &decoded, expected,
+            "version-1 fixture {name} decodes to a different value"
+        );
+    }
+    let path = fixture_path(SCHEMA_VERSION, name);
     let encoded = encode(expected).unwrap();
     if std::env::var_os("REFRAIN_BLESS").is_some() && !path.exists() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -633,18 +709,31 @@ fn every_run_status_has_a_run_record_fixture() {
 
 #[test]
 fn human_task_records_match_their_fixtures() {
+    let record = HumanTaskRecord {
+        workflow_id: WorkflowId::new("loan-77"),
+        run: RunId(12),
+        cmd: CommandSeq(8),
+        task: "credit-exception".into(),
+        assignee: "head-of-credit@bank.example".into(),
+        form: Some(p("{\"amount\":25000}")),
+        deadline: Some(Timestamp(1_700_000_900_000)),
+        assigned_at: Timestamp(1_700_000_300_000),
+        level: 1,
+        escalations: Vec::new(),
+        claimed_from: None,
+    };
+    check("human_task_record", &record);
     check(
-        "human_task_record",
+        "human_task_record_claimed",
         &HumanTaskRecord {
-            workflow_id: WorkflowId::new("loan-77"),
-            run: RunId(12),
-            cmd: CommandSeq(8),
-            task: "credit-exception".into(),
-            assignee: "head-of-credit@bank.example".into(),
-            form: Some(p("{\"amount\":25000}")),
-            deadline: Some(Timestamp(1_700_000_900_000)),
-            assigned_at: Timestamp(1_700_000_300_000),
-            level: 1,
+            assignee: "underwriter-1@bank.example".into(),
+            level: 0,
+            escalations: vec![EscalationStep {
+                assignee: "head-of-credit@bank.example".into(),
+                deadline: Some(Duration::from_secs(3_600)),
+            }],
+            claimed_from: Some("underwriters".into()),
+            ..record
         },
     );
     check(

@@ -18,6 +18,7 @@ fn assign(cmd: u32, task: &str, assignee: &str, deadline: Option<Timestamp>) -> 
         deadline,
         level: 0,
         callsite: callsite(),
+        escalations: Vec::new(),
     }
 }
 
@@ -75,6 +76,8 @@ fn a_task_is_listed_under_its_current_assignee_only() {
             deadline: Some(at(1_000)),
             assigned_at: at(10),
             level: 0,
+            escalations: Vec::new(),
+            claimed_from: None,
         }]
     );
     assert!(listed(&store, "anna").is_empty(), "no prefix matches");

@@ -360,6 +360,7 @@ fn malformed_commits_are_refused() {
         inbox_upto: task.inbox_upto,
         events,
         rejected_updates: Vec::new(),
+        awaited_signals: Vec::new(),
     };
     let done = Event::WorkflowCompleted {
         result: payload("1"),

@@ -23,6 +23,7 @@ fn assigned(cmd: u32, assignee: &str, deadline: Option<Timestamp>) -> Event {
         deadline,
         level: 0,
         callsite: callsite(),
+        escalations: Vec::new(),
     }
 }
 

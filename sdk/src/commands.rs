@@ -331,27 +331,50 @@ impl Drop for TimerFuture {
 
 /// Waits for the next signal of type `S`.
 #[must_use = "futures do nothing unless awaited"]
-pub struct SignalFuture<S> {
+pub struct SignalFuture<S: Signal> {
     pub(crate) state: SharedState,
+    /// Whether this future is counted in `RunState::awaited_signals`: from
+    /// its first pending poll until it resolves or is dropped.
+    pub(crate) waiting: bool,
     pub(crate) _marker: PhantomData<fn() -> S>,
 }
 
-impl<S> Unpin for SignalFuture<S> {}
+impl<S: Signal> Unpin for SignalFuture<S> {}
 
 impl<S: Signal> Future for SignalFuture<S> {
     type Output = Result<S, WorkflowError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut st = self.state.borrow_mut();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let state = self.state.clone();
+        let mut st = state.borrow_mut();
         match st.take_signal(S::NAME) {
-            Some(p) => Poll::Ready(
-                payload::decode(&format!("signal {}", S::NAME), &p).map_err(WorkflowError::from),
-            ),
+            Some(p) => {
+                if std::mem::take(&mut self.waiting) {
+                    st.await_signal(S::NAME, false);
+                }
+                Poll::Ready(
+                    payload::decode(&format!("signal {}", S::NAME), &p)
+                        .map_err(WorkflowError::from),
+                )
+            }
             None => {
                 if !st.signal_wakers.iter().any(|w| w.will_wake(cx.waker())) {
                     st.signal_wakers.push(cx.waker().clone());
                 }
+                if !std::mem::replace(&mut self.waiting, true) {
+                    st.await_signal(S::NAME, true);
+                }
                 Poll::Pending
+            }
+        }
+    }
+}
+
+impl<S: Signal> Drop for SignalFuture<S> {
+    fn drop(&mut self) {
+        if self.waiting {
+            if let Ok(mut st) = self.state.try_borrow_mut() {
+                st.await_signal(S::NAME, false);
             }
         }
     }

@@ -421,6 +421,7 @@ impl WorkflowContext {
     pub fn wait_signal<S: Signal>(&self) -> SignalFuture<S> {
         SignalFuture {
             state: self.state.clone(),
+            waiting: false,
             _marker: PhantomData,
         }
     }

@@ -72,8 +72,8 @@ use crate::replay::state::{Resolution, SharedState};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use refrain_history::{
-    ActivityOptions, Callsite, CommandSeq, Event, EventSeq, Failure, HumanTaskRecord, Payload,
-    RetryPolicy, RunId, Timestamp, WorkflowId,
+    ActivityOptions, Callsite, CommandSeq, EscalationStep, Event, EventSeq, Failure,
+    HumanTaskRecord, Payload, RetryPolicy, RunId, Timestamp, WorkflowId,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -349,6 +349,7 @@ impl WorkflowContext {
                     deadline: None,
                     level: 0,
                     callsite: callsite.clone(),
+                    escalations: Vec::new(),
                 },
                 Some(callsite.clone()),
             );
@@ -379,11 +380,7 @@ impl WorkflowContext {
 impl<D: DeserializeOwned + 'static> HumanTaskCall<D> {
     /// Changes the recorded `HumanTaskAssigned` (in the activation that
     /// produced it; later is a misuse).
-    fn amend(
-        &self,
-        what: &str,
-        f: impl FnOnce(&mut String, &mut Option<Payload>, &mut Option<Timestamp>, Timestamp),
-    ) {
+    fn amend(&self, what: &str, f: impl FnOnce(Amended<'_>, Timestamp)) {
         let mut st = self.ctx.state().borrow_mut();
         let now = st.now;
         let found = st
@@ -396,12 +393,18 @@ impl<D: DeserializeOwned + 'static> HumanTaskCall<D> {
                     assignee,
                     form,
                     deadline,
+                    escalations,
                     ..
-                } if *cmd == self.cmd => Some((assignee, form, deadline)),
+                } if *cmd == self.cmd => Some(Amended {
+                    assignee,
+                    form,
+                    deadline,
+                    escalations,
+                }),
                 _ => None,
             });
         match found {
-            Some((assignee, form, deadline)) => f(assignee, form, deadline, now),
+            Some(amended) => f(amended, now),
             None => st.record_misuse(
                 format!(
                     "the {what} of human task {} ({}) was changed after the activation that assigned it",
@@ -415,7 +418,7 @@ impl<D: DeserializeOwned + 'static> HumanTaskCall<D> {
     /// Who is asked first. Required.
     pub fn assignee(mut self, who: impl Into<String>) -> Self {
         let who = who.into();
-        self.amend("assignee", |a, _, _, _| a.clone_from(&who));
+        self.amend("assignee", |a, _| a.assignee.clone_from(&who));
         self.assignee = Some(who);
         self
     }
@@ -425,7 +428,7 @@ impl<D: DeserializeOwned + 'static> HumanTaskCall<D> {
     pub fn form<T: Serialize + ?Sized>(mut self, form: &T) -> Self {
         match payload::encode(&format!("form of human task {}", self.task), form) {
             Ok(p) => {
-                self.amend("form", |_, f, _, _| *f = Some(p.clone()));
+                self.amend("form", |a, _| *a.form = Some(p.clone()));
                 self.form = Some(p);
             }
             Err(e) => self
@@ -441,8 +444,8 @@ impl<D: DeserializeOwned + 'static> HumanTaskCall<D> {
     /// the chain (or, after the last, ends with the fallback or a failure).
     /// Without a deadline the task waits for its first assignee forever.
     pub fn deadline(mut self, each: Duration) -> Self {
-        self.amend("deadline", |_, _, d, now| {
-            *d = Some(now.saturating_add(each));
+        self.amend("deadline", |a, now| {
+            *a.deadline = Some(now.saturating_add(each));
         });
         self.deadline = Some(each);
         self
@@ -463,7 +466,17 @@ impl<D: DeserializeOwned + 'static> HumanTaskCall<D> {
         I: IntoIterator,
         I::Item: Into<Escalation>,
     {
-        self.escalations.extend(chain.into_iter().map(Into::into));
+        let added: Vec<Escalation> = chain.into_iter().map(Into::into).collect();
+        // Recorded with the assignment, so that task lists and `describe`
+        // can say who is next ("escalates to credit-manager") without the
+        // workflow's code.
+        self.amend("escalation chain", |a, _| {
+            a.escalations.extend(added.iter().map(|e| EscalationStep {
+                assignee: e.assignee.clone(),
+                deadline: e.deadline,
+            }));
+        });
+        self.escalations.extend(added);
         self
     }
 
@@ -494,6 +507,14 @@ impl<D: DeserializeOwned + 'static> HumanTaskCall<D> {
         self.notify_options = options;
         self
     }
+}
+
+/// The fields of a recorded `HumanTaskAssigned` that the builder amends.
+struct Amended<'a> {
+    assignee: &'a mut String,
+    form: &'a mut Option<Payload>,
+    deadline: &'a mut Option<Timestamp>,
+    escalations: &'a mut Vec<EscalationStep>,
 }
 
 /// The future of an awaited [`HumanTaskCall`].
@@ -634,7 +655,7 @@ impl Plan {
             workflow_id: self.state.borrow().workflow_id.clone(),
             task: self.task.clone(),
             kind,
-            assignee: self.chain[level].assignee.clone(),
+            assignee: self.holder(level),
             level: level as u32,
             deadline: due.map(Timestamp::to_system_time),
             form: self.form.clone(),
@@ -703,6 +724,25 @@ impl Plan {
         }
     }
 
+    /// Who has the task at `level`: its assignee, or the member who
+    /// claimed it from that group.
+    fn holder(&self, level: usize) -> String {
+        self.state
+            .borrow()
+            .human_task_claims
+            .get(&self.cmd.0)
+            .cloned()
+            .unwrap_or_else(|| self.chain[level].assignee.clone())
+    }
+
+    /// The claim of the task, which ends as the task escalates.
+    fn take_claim(&self) -> Option<String> {
+        self.state
+            .borrow_mut()
+            .human_task_claims
+            .remove(&self.cmd.0)
+    }
+
     fn asked(&self) -> Vec<String> {
         self.chain.iter().map(|e| e.assignee.clone()).collect()
     }
@@ -736,7 +776,11 @@ async fn drive<D: DeserializeOwned + 'static>(
         if level == 0 {
             plan.notify(&mut notices, NoticeKind::Assigned, level, due);
         } else {
-            let from = plan.chain[level - 1].assignee.clone();
+            // The store moves the task from whoever holds it, a member who
+            // claimed it from the group included; the history says so.
+            let from = plan
+                .take_claim()
+                .unwrap_or_else(|| plan.chain[level - 1].assignee.clone());
             plan.emit(Event::HumanTaskEscalated {
                 cmd,
                 from: from.clone(),
@@ -806,7 +850,7 @@ async fn drive<D: DeserializeOwned + 'static>(
                     reminders += 1;
                     plan.emit(Event::HumanTaskReminded {
                         cmd,
-                        assignee: plan.chain[level].assignee.clone(),
+                        assignee: plan.holder(level),
                     });
                     plan.notify(
                         &mut notices,
@@ -882,6 +926,13 @@ pub struct HumanTask {
     pub assigned_at: SystemTime,
     /// Escalation level, 0 for the first assignee.
     pub level: u32,
+    /// Who gets it when the current assignee's deadline passes: the next
+    /// step of the chain recorded with the assignment, if the task has a
+    /// deadline and a next step.
+    pub escalates_to: Option<String>,
+    /// The group the current assignee claimed it from, if it was claimed
+    /// ([`Client::claim_human_task`]).
+    pub claimed_from: Option<String>,
 }
 
 impl HumanTask {
@@ -908,6 +959,7 @@ impl HumanTask {
 
 impl From<HumanTaskRecord> for HumanTask {
     fn from(r: HumanTaskRecord) -> Self {
+        let escalates_to = next_assignee(&r);
         HumanTask {
             workflow_id: r.workflow_id,
             run: r.run,
@@ -918,8 +970,17 @@ impl From<HumanTaskRecord> for HumanTask {
             deadline: r.deadline.map(Timestamp::to_system_time),
             assigned_at: r.assigned_at.to_system_time(),
             level: r.level,
+            escalates_to,
+            claimed_from: r.claimed_from,
         }
     }
+}
+
+/// Who gets task `r` when its current assignee's deadline passes. Without
+/// a deadline it never escalates, whatever the chain says.
+pub(crate) fn next_assignee(r: &HumanTaskRecord) -> Option<String> {
+    r.deadline?;
+    r.escalates_to().map(|e| e.assignee.clone())
 }
 
 /// Which human task a decision is for.

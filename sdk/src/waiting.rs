@@ -3,9 +3,14 @@
 //! the store's record of the latest run, its pending activities, timers,
 //! children and open human tasks, so it costs a few reads and no replay.
 //!
-//! What the store does not record is not guessed: a run that waits on a
-//! signal or an update keeps no command for it, so such a run reads as
-//! [`Waiting::Signal`] without the signal's name.
+//! Waiting for a signal is not a command, so the history does not say it;
+//! each activation's commit records instead the names of the signals the
+//! workflow's pending `ctx.wait_signal::<S>()` futures wait for
+//! (`RunRecord::awaited_signals`; why a record field and not an event is
+//! written at `ActivationCommit::awaited_signals`), and such a run reads
+//! "signal stock-resolved". What the store does not record is not
+//! guessed: a run that waits on an update, or on a condition a signal
+//! handler sets, reads as [`Waiting::Signal`] with no names.
 
 use crate::client::{Client, ClientError, WorkflowDescription};
 use crate::display::utc;
@@ -68,6 +73,8 @@ pub enum Waiting {
         deadline: Option<Timestamp>,
         /// 0 for the first assignee, +1 per escalation.
         level: u32,
+        /// Who gets it when `deadline` passes, if anyone does.
+        escalates_to: Option<String>,
     },
     /// A child workflow.
     Child {
@@ -76,9 +83,14 @@ pub enum Waiting {
         /// The child's workflow id.
         workflow_id: WorkflowId,
     },
-    /// Nothing pending that the store records: the workflow waits for a
-    /// signal or an update (or a condition one of them sets).
-    Signal,
+    /// Signals the workflow waits for, by name (`ctx.wait_signal`), as of
+    /// its last activation; with no names, nothing pending that the store
+    /// records: the workflow waits for a signal or an update (or a
+    /// condition one of them sets).
+    Signal {
+        /// The signal names, sorted; empty when not known.
+        names: Vec<String>,
+    },
 }
 
 impl Waiting {
@@ -92,7 +104,7 @@ impl Waiting {
             Waiting::Timer { .. } => "timer",
             Waiting::HumanTask { .. } => "human_task",
             Waiting::Child { .. } => "child",
-            Waiting::Signal => "signal",
+            Waiting::Signal { .. } => "signal",
         }
     }
 }
@@ -139,6 +151,7 @@ impl fmt::Display for Waiting {
                 assignee,
                 deadline,
                 level,
+                escalates_to,
                 ..
             } => {
                 write!(f, "human task {task} assigned to {assignee}")?;
@@ -148,10 +161,14 @@ impl fmt::Display for Waiting {
                 if let Some(d) = deadline {
                     write!(f, ", due {}", utc(*d))?;
                 }
+                if let Some(next) = escalates_to {
+                    write!(f, ", escalates to {next}")?;
+                }
                 Ok(())
             }
             Waiting::Child { workflow_id, .. } => write!(f, "child workflow {workflow_id}"),
-            Waiting::Signal => f.write_str("a signal or an update"),
+            Waiting::Signal { names } if names.is_empty() => f.write_str("a signal or an update"),
+            Waiting::Signal { names } => write!(f, "signal {}", names.join(" or ")),
         }
     }
 }
@@ -205,6 +222,7 @@ pub fn waits(d: &WorkflowDescription, tasks: &[HumanTaskRecord]) -> Vec<Waiting>
             assignee: t.assignee.clone(),
             deadline: t.deadline,
             level: t.level,
+            escalates_to: crate::human_task::next_assignee(t),
         });
     }
     for a in &d.pending_activities {
@@ -236,8 +254,10 @@ pub fn waits(d: &WorkflowDescription, tasks: &[HumanTaskRecord]) -> Vec<Waiting>
             });
         }
     }
-    if waiting.is_empty() {
-        waiting.push(Waiting::Signal);
+    if !record.awaited_signals.is_empty() || waiting.is_empty() {
+        waiting.push(Waiting::Signal {
+            names: record.awaited_signals.clone(),
+        });
     }
     waiting
 }
@@ -276,10 +296,24 @@ mod tests {
             assignee: "credit-manager".into(),
             deadline: Some(Timestamp(0)),
             level: 1,
+            escalates_to: None,
         };
         assert_eq!(
             task.to_string(),
             "human task underwriting-review assigned to credit-manager (escalated 1×), due 1970-01-01T00:00:00.000Z"
+        );
+        let first = Waiting::HumanTask {
+            cmd: CommandSeq(9),
+            task: "underwriting-review".into(),
+            assignee: "underwriter-1".into(),
+            deadline: Some(Timestamp(1_714_564_800_000)),
+            level: 0,
+            escalates_to: Some("credit-manager".into()),
+        };
+        assert_eq!(
+            first.to_string(),
+            "human task underwriting-review assigned to underwriter-1, due 2024-05-01T12:00:00.000Z, \
+             escalates to credit-manager"
         );
         assert_eq!(
             Waiting::Timer {
@@ -289,6 +323,14 @@ mod tests {
             .to_string(),
             "timer until 1970-01-01T00:00:00.000Z"
         );
-        assert_eq!(Waiting::Signal.kind(), "signal");
+        let signal = Waiting::Signal {
+            names: vec!["stock-resolved".into()],
+        };
+        assert_eq!(signal.kind(), "signal");
+        assert_eq!(signal.to_string(), "signal stock-resolved");
+        assert_eq!(
+            Waiting::Signal { names: Vec::new() }.to_string(),
+            "a signal or an update"
+        );
     }
 }

@@ -58,6 +58,7 @@ fn commit(store: &Store, task: &Activation, commands: Vec<Event>, rejected: Vec<
             inbox_upto: task.inbox_upto,
             events,
             rejected_updates: rejected,
+            awaited_signals: Vec::new(),
         })
         .unwrap();
 }

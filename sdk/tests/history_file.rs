@@ -578,3 +578,53 @@ fn damaged_json_never_panics() {
     ));
     let _ = HistoryExport::from_json(&deep);
 }
+
+/// Exports written before `terminated_by` and `escalations` existed still
+/// import: the first reads as `None`, the second as no chain; and the
+/// fields written now read back.
+#[test]
+fn exports_without_the_fields_added_later_still_import() {
+    let old = HistoryExport::from_json(&with_event(
+        r#"{"seq":1,"type":"WorkflowTerminated","reason":"duplicate order (terminated by ops)"}"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        old.events[0],
+        Event::WorkflowTerminated {
+            reason: "duplicate order (terminated by ops)".into(),
+            terminated_by: None,
+        }
+    );
+    let old = HistoryExport::from_json(&with_event(
+        r#"{"seq":1,"type":"HumanTaskAssigned","cmd":1,"task":"review","assignee":"ann",
+            "form":null,"deadline":null,"level":0,"callsite":null}"#,
+    ))
+    .unwrap();
+    assert!(
+        matches!(&old.events[0], Event::HumanTaskAssigned { escalations, .. } if escalations.is_empty()),
+        "{:?}",
+        old.events[0]
+    );
+    let new = HistoryExport::from_json(&with_event(
+        r#"{"seq":1,"type":"HumanTaskAssigned","cmd":1,"task":"review","assignee":"ann",
+            "form":null,"deadline":null,"level":0,"callsite":null,
+            "escalations":[{"assignee":"bob","deadline_ms":3600000},{"assignee":"cy","deadline_ms":null}]}"#,
+    ))
+    .unwrap();
+    let Event::HumanTaskAssigned { escalations, .. } = &new.events[0] else {
+        panic!("{:?}", new.events[0]);
+    };
+    assert_eq!(
+        escalations
+            .iter()
+            .map(|e| (e.assignee.as_str(), e.deadline))
+            .collect::<Vec<_>>(),
+        [("bob", Some(Duration::from_secs(3600))), ("cy", None)]
+    );
+    // A typo in a step is named, not dropped.
+    let e = err(&with_event(
+        r#"{"seq":1,"type":"HumanTaskAssigned","cmd":1,"task":"review","assignee":"ann",
+            "level":0,"escalations":[{"asignee":"bob"}]}"#,
+    ));
+    assert!(e.to_string().contains("escalations[0]"), "{e}");
+}

@@ -227,3 +227,52 @@ fn a_task_without_an_assignee_is_a_named_misuse() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The assignment records the escalation chain; after a member claims
+/// the task, reminders go to the claimer and the escalation moves it on
+/// from the claimer.
+#[test]
+fn a_claimed_task_is_reminded_to_and_escalated_from_the_claimer() {
+    let mut m = machine::<Approve>();
+    let first = commands(&m.activate(Timestamp(T0), vec![]).unwrap());
+    assert!(
+        matches!(&first[0], Event::HumanTaskAssigned { escalations, .. }
+            if escalations.len() == 1 && escalations[0].assignee == "bob"
+                && escalations[0].deadline.is_none()),
+        "{first:?}"
+    );
+    let claimed = Event::HumanTaskClaimed {
+        cmd: CommandSeq(1),
+        from: "ann".into(),
+        claimed_by: "ann-marie".into(),
+        claimed_at: Timestamp(T0 + 10),
+    };
+    // The claim and the first reminder (cmd 3) arrive together.
+    let reminded = commands(
+        &m.activate(
+            Timestamp(T0 + 100),
+            vec![claimed, Event::TimerFired { cmd: CommandSeq(3) }],
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        reminded[0],
+        Event::HumanTaskReminded {
+            cmd: CommandSeq(1),
+            assignee: "ann-marie".into(),
+        }
+    );
+    let escalated = commands(
+        &m.activate(
+            Timestamp(T0 + 1_000),
+            vec![Event::TimerFired { cmd: CommandSeq(2) }],
+        )
+        .unwrap(),
+    );
+    assert!(
+        escalated.iter().any(|e| matches!(e,
+            Event::HumanTaskEscalated { from, to, level: 1, .. }
+                if from == "ann-marie" && to == "bob")),
+        "{escalated:?}"
+    );
+}

@@ -469,6 +469,7 @@ fn a_history_terminated_after_an_activation_replays_as_closed() {
     history.truncate(6);
     history.push(Event::WorkflowTerminated {
         reason: "duplicate".into(),
+        terminated_by: None,
     });
     let mut m = machine::<Flow>(&history[0]);
     m.replay(&history[1..]).unwrap();

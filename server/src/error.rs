@@ -49,6 +49,9 @@ pub mod codes {
     /// The human task was reassigned (it escalated) after the caller's
     /// right to decide it was checked; the decision was not recorded. 409.
     pub const REASSIGNED: &str = "reassigned";
+    /// The group's human task was already claimed by a member (or the
+    /// claim lost to another member's, or to an escalation). 409.
+    pub const CLAIMED: &str = "claimed";
     /// Several open human tasks match; name one exactly. 409.
     pub const AMBIGUOUS: &str = "ambiguous";
     /// A payload exceeds the store's limit. 413.
@@ -95,6 +98,16 @@ impl ApiError {
     /// 403 `forbidden`.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, message)
+    }
+
+    /// 409 `claimed`: a task of `group` is `holder`'s now, so a claim of it
+    /// was not recorded.
+    pub fn claimed(group: &str, holder: &str) -> Self {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            codes::CLAIMED,
+            format!("this task of group {group} is {holder}'s now; nothing was recorded"),
+        )
     }
 
     /// 404 `not_found`.

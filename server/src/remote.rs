@@ -301,6 +301,13 @@ impl RemoteClient {
         self.call(Method::POST, &path, Some(body)).await
     }
 
+    /// `POST /api/v1/tasks/{run}/{cmd}/claim`: the token's identity claims
+    /// a task of one of its groups.
+    pub async fn claim(&self, run: u64, cmd: u64) -> Result<Claimed, RemoteError> {
+        let path = format!("/api/v1/tasks/{run}/{cmd}/claim");
+        self.call(Method::POST, &path, Some(json!({}))).await
+    }
+
     /// `GET /api/v1/schedules`.
     pub async fn schedules(&self) -> Result<ScheduleList, RemoteError> {
         self.call(Method::GET, "/api/v1/schedules", None).await

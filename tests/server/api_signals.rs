@@ -213,6 +213,23 @@ async fn cancel_records_the_caller_and_terminate_closes_the_run() {
         .await;
     assert_eq!(t.status, StatusCode::OK, "{}", t.body);
     assert_eq!(closed_status(&h, "loan-c2").await, "terminated");
+    // Who terminated is a field of its own, in the export and the timeline.
+    let events = history_with(&h, "loan-c2", "the termination", |e| {
+        e["type"] == "WorkflowTerminated"
+    })
+    .await;
+    let terminated = events.last().expect("events");
+    assert_eq!(terminated["type"], "WorkflowTerminated", "{terminated}");
+    assert_eq!(terminated["reason"], "test", "{terminated}");
+    assert_eq!(terminated["terminated_by"], "operator", "{terminated}");
+    let browser = crate::dashboard_support::login(&h, OPERATOR);
+    let (_, run_page) = crate::dashboard_support::page(&h.router, &browser, "/runs/loan-c2").await;
+    assert!(
+        run_page.contains(
+            "<strong>TERMINATED</strong> by <strong class=\"who\">operator</strong>: test"
+        ),
+        "{run_page}"
+    );
     let again = h
         .post(
             "/api/v1/workflows/loan-c2/terminate",

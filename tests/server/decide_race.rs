@@ -138,6 +138,17 @@ impl HistoryStore for ReadsFrom {
     async fn decide_human_task(&self, decision: HumanTaskDecision) -> Result<(), HumanTaskError> {
         self.inner.decide_human_task(decision).await
     }
+    async fn claim_human_task(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+        group: &str,
+        claimed_by: &str,
+    ) -> Result<(), HumanTaskError> {
+        self.inner
+            .claim_human_task(run, cmd, group, claimed_by)
+            .await
+    }
     async fn create_schedule(&self, spec: ScheduleSpec) -> Result<ScheduleRecord, ScheduleError> {
         self.inner.create_schedule(spec).await
     }

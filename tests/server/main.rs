@@ -5,6 +5,7 @@
 //! and a worker running them; `cli` runs the command line against the
 //! same server listening on a port.
 
+mod api_claim;
 mod api_groups;
 mod api_queries;
 mod api_retention;

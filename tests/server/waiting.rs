@@ -46,6 +46,8 @@ async fn a_loan_in_review_waits_on_its_underwriter_by_name() {
         text.starts_with("human task underwriting-review assigned to underwriter-1, due 20"),
         "{text}"
     );
+    // Who is next, from the chain recorded with the assignment.
+    assert!(text.ends_with(", escalates to credit-manager"), "{text}");
     // The deadline's timer is the task's, not a second thing to wait on;
     // the reminder's timer is its own line.
     assert!(

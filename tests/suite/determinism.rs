@@ -144,6 +144,7 @@ async fn select_takes_the_same_branch_when_both_results_wait_in_the_inbox() {
             inbox_upto: task.inbox_upto,
             events,
             rejected_updates: Vec::new(),
+            awaited_signals: Vec::new(),
         })
         .unwrap();
     drop(machine);

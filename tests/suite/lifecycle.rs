@@ -565,6 +565,7 @@ async fn a_timer_that_fires_while_its_cancellation_is_computed_is_not_delivered(
             inbox_upto: task.inbox_upto,
             events,
             rejected_updates: Vec::new(),
+            awaited_signals: Vec::new(),
         }
     };
     let first = activate(&mut machine);

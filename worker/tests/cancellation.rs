@@ -269,11 +269,12 @@ async fn cancelling_a_missing_or_closed_workflow_is_a_named_error() {
         .unwrap();
     assert_eq!(run, h.run_id(), "terminate names the run it ended");
     h.result().await.unwrap_err();
-    // Who terminated is in the audit trail.
+    // Who terminated is in the audit trail, a field of its own.
     let history = client.history("sleeper-2").await.unwrap();
     assert!(
         history.iter().any(|e| matches!(e,
-            Event::WorkflowTerminated { reason } if reason == "done (terminated by ops)")),
+            Event::WorkflowTerminated { reason, terminated_by: Some(who) }
+                if reason == "done" && who == "ops")),
         "{history:?}"
     );
     assert!(matches!(

@@ -140,7 +140,12 @@ fn fixture() -> Fixture {
         }
         client.start::<Stuck>("stuck-2", ()).await.unwrap();
         store
-            .terminate(&"stuck-2".into(), "duplicate alert", Timestamp::now())
+            .terminate_by(
+                &"stuck-2".into(),
+                "duplicate alert",
+                Some("oncall"),
+                Timestamp::now(),
+            )
             .unwrap();
         store.durable().await.unwrap();
         worker.shutdown(Duration::from_secs(1)).await;
@@ -364,7 +369,7 @@ fn history_is_a_timeline_that_shows_retries_and_signals() {
 
     let terminated = ok(f.db(), &["history", "stuck-2"]);
     assert!(
-        terminated.contains("workflow TERMINATED: duplicate alert"),
+        terminated.contains("workflow TERMINATED by oncall: duplicate alert"),
         "{terminated}"
     );
 

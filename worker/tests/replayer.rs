@@ -191,6 +191,7 @@ fn a_history_cut_at_an_activation_replays_as_open() {
     // no code to check it against: it closes the run and nothing more.
     export.events.push(Event::WorkflowTerminated {
         reason: "duplicate".into(),
+        terminated_by: None,
     });
     let report = Replayer::new()
         .workflow::<Onboard>()

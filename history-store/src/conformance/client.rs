@@ -173,11 +173,12 @@ pub async fn cancel_and_terminate_reach_the_run_and_refuse_a_closed_one(f: &Fixt
     assert_eq!(record.status, RunStatus::Terminated);
     let history = f.other.read_history(run, EventSeq(1)).await.unwrap();
     match history.last() {
-        Some(Event::WorkflowTerminated { reason }) => {
-            assert!(
-                reason.contains("stuck") && reason.contains("oncall"),
-                "{reason}"
-            );
+        Some(Event::WorkflowTerminated {
+            reason,
+            terminated_by,
+        }) => {
+            assert_eq!(reason, "stuck");
+            assert_eq!(terminated_by.as_deref(), Some("oncall"));
         }
         other => panic!("expected WorkflowTerminated last, got {other:?}"),
     }
@@ -502,6 +503,7 @@ pub async fn human_tasks_are_listed_and_decided_once(f: &Fixture) {
             deadline: None,
             level: 0,
             callsite: callsite(),
+            escalations: Vec::new(),
         }],
     )
     .await;

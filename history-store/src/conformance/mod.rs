@@ -121,6 +121,8 @@ macro_rules! history_store_conformance {
             client::a_query_is_a_workflow_task_answered_once,
             client::human_tasks_are_listed_and_decided_once,
             human_tasks::a_decision_made_as_an_earlier_assignee_is_refused,
+            human_tasks::a_claim_moves_a_group_task_to_one_member,
+            human_tasks::an_escalation_moves_a_claimed_task_from_the_claimer,
             client::schedules_are_created_paused_resumed_and_deleted,
             operator::list_filters_by_id_prefix_and_start_time,
             operator::signal_with_start_signals_the_open_run_or_starts_one,
@@ -214,6 +216,7 @@ pub fn commit_for(task: &Activation, time: Timestamp, commands: Vec<Event>) -> A
         inbox_upto: task.inbox_upto,
         events,
         rejected_updates: Vec::new(),
+        awaited_signals: Vec::new(),
     }
 }
 

@@ -533,6 +533,7 @@ pub async fn a_start_with_its_first_activation_commits_both(f: &Fixture) {
             schedule(1, one_attempt()),
         ],
         rejected_updates: Vec::new(),
+        awaited_signals: Vec::new(),
     };
     let commit = first(&reserved);
     let local = DirectActivities {

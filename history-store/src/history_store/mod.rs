@@ -313,6 +313,20 @@ pub trait HistoryStore: Send + Sync {
     /// while the task is still `expected_assignee`'s when that is given.
     async fn decide_human_task(&self, decision: HumanTaskDecision) -> Result<(), HumanTaskError>;
 
+    /// Claims task `cmd` of `run`, assigned to group `group`, for the
+    /// member `claimed_by` (a member check is the caller's): the task
+    /// moves to `claimed_by` and `HumanTaskClaimed` is recorded.
+    /// [`HumanTaskError::Reassigned`] if the task is no longer the group's
+    /// (someone claimed it first, or it escalated); nothing is written on
+    /// error.
+    async fn claim_human_task(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+        group: &str,
+        claimed_by: &str,
+    ) -> Result<(), HumanTaskError>;
+
     // ----- client side: schedules -----
 
     /// Creates a schedule; its first fire is the first fire time after now.

@@ -169,15 +169,10 @@ impl HistoryStore for Store {
         reason: &str,
         terminated_by: Option<&str>,
     ) -> Result<RunId, RunOpError> {
-        // `WorkflowTerminated` has one text field; who ended the run is
-        // part of it rather than a new field of a persisted event.
-        let reason = match terminated_by {
-            Some(who) => format!("{reason} (terminated by {who})"),
-            None => reason.to_owned(),
-        };
+        let (reason, by) = (reason.to_owned(), terminated_by.map(str::to_owned));
         let workflow_id = workflow_id.clone();
         let run = off_thread(self, move |s| {
-            s.terminate(&workflow_id, &reason, s.config().clock.now())
+            s.terminate_by(&workflow_id, &reason, by.as_deref(), s.config().clock.now())
         })
         .await?;
         self.durable().await?;
@@ -300,6 +295,22 @@ impl HistoryStore for Store {
     async fn decide_human_task(&self, d: HumanTaskDecision) -> Result<(), HumanTaskError> {
         off_thread(self, move |s| {
             s.decide_human_task_as_assignee(&d, s.config().clock.now())
+        })
+        .await?;
+        self.durable().await?;
+        Ok(())
+    }
+
+    async fn claim_human_task(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+        group: &str,
+        claimed_by: &str,
+    ) -> Result<(), HumanTaskError> {
+        let (group, claimed_by) = (group.to_owned(), claimed_by.to_owned());
+        off_thread(self, move |s| {
+            Store::claim_human_task(s, run, cmd, &group, &claimed_by, Timestamp::now())
         })
         .await?;
         self.durable().await?;

@@ -163,6 +163,23 @@ pub struct ActivationCommit {
     /// Update requests from the consumed inbox that the workflow refused.
     /// They are answered without entering the history.
     pub rejected_updates: Vec<UpdateRejection>,
+    /// Names of the signals the workflow waits for once this activation
+    /// ends (sorted, each once), stored as `RunRecord::awaited_signals`
+    /// so that `describe` can say "signal stock-resolved".
+    ///
+    /// Why a field of the run record, set by every commit, and not an
+    /// event: waiting for a signal is not a command (nothing happens until
+    /// the signal arrives, and a signal that is already buffered is taken
+    /// without waiting), so an event would be one that replay has to skip
+    /// and that nondeterminism checks must ignore; a workflow that changes
+    /// what it waits for would then rewrite history for no one's benefit.
+    /// The record field is outside the history: replay never reads it, a
+    /// replayed activation recomputes the same names from the same code,
+    /// and each commit replaces the last value, so it always describes the
+    /// workflow as of its latest committed activation. An activation that
+    /// fails to commit leaves the previous value, which was true when the
+    /// workflow last blocked.
+    pub awaited_signals: Vec<String>,
 }
 
 /// An update request the workflow refused, and why.

@@ -57,13 +57,17 @@ impl Inner {
         &self,
         workflow_id: &WorkflowId,
         reason: &str,
+        terminated_by: Option<&str>,
         now: Timestamp,
     ) -> Result<RunId, StoreError> {
-        check_payload(reason.len(), self.config.max_payload_bytes)?;
+        check_payload(
+            reason.len() + terminated_by.map_or(0, str::len),
+            self.config.max_payload_bytes,
+        )?;
         // Rare and operator-driven: its own transaction (over the same
         // trees as a batch), not through the batcher.
         let (run, fx) = finish(super::batch::transaction(&self.trees, |ctx| {
-            signals::terminate(ctx, workflow_id, reason, now)
+            signals::terminate(ctx, workflow_id, reason, terminated_by, now)
         }))?;
         fx.wake(self, run);
         Ok(run)

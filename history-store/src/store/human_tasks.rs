@@ -5,7 +5,7 @@
 //!
 //! The two trees and why there are two: see `transitions::human_tasks`.
 
-use super::transitions::human_tasks::decide;
+use super::transitions::human_tasks::{claim, decide};
 pub use super::transitions::human_tasks::{HumanTaskRecord, OpenHumanTask};
 use super::tx::{check_payload, decode, finish};
 use super::{Inner, Store};
@@ -27,6 +27,30 @@ pub(super) struct Decision<'a> {
 }
 
 impl Store {
+    /// Claims task `cmd` of `run`, now assigned to group `group`, for its
+    /// member `claimed_by`: the task moves to `claimed_by`'s list and
+    /// `HumanTaskClaimed` enters the run's inbox. Whether `claimed_by` is
+    /// a member of `group` is the caller's to check.
+    ///
+    /// Not durable until [`Store::durable`] returns.
+    ///
+    /// # Errors
+    /// `HumanTaskNotFound` / `HumanTaskClosed` as for a decision, and
+    /// `HumanTaskReassigned` (naming who has it) if the task is no longer
+    /// `group`'s: claimed by someone or escalated. Nothing is written on
+    /// error.
+    pub fn claim_human_task(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+        group: &str,
+        claimed_by: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .claim_human_task(run, cmd, group, claimed_by, now)
+    }
+
     /// [`Store::decide_human_task`] with the whole of a
     /// [`HumanTaskDecision`]: when it names the assignee it is made as, the
     /// decision lands only if the task is still that assignee's, compared
@@ -88,6 +112,58 @@ impl Inner {
             },
         ));
         match decided {
+            Ok(()) => {
+                self.ready_queue.push(run);
+                Ok(())
+            }
+            Err(StoreError::HumanTaskNotFound { .. }) => match self.why_not_open(run, cmd)? {
+                Some(why) => Err(StoreError::HumanTaskClosed { run, cmd, why }),
+                None => Err(StoreError::HumanTaskNotFound { run, cmd }),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Claims task `cmd` of `run`, assigned to `group`, for `claimed_by`
+    /// (see `transitions::human_tasks` on how a claim meets escalation).
+    pub(super) fn claim_human_task(
+        &self,
+        run: RunId,
+        cmd: CommandSeq,
+        group: &str,
+        claimed_by: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        check_payload(
+            group.len() + claimed_by.len(),
+            self.config.max_payload_bytes,
+        )?;
+        if claimed_by.is_empty() {
+            return Err(StoreError::InvalidCommit {
+                run,
+                reason: format!("a claim of human task {cmd} names no claimer"),
+            });
+        }
+        let event = Event::HumanTaskClaimed {
+            cmd,
+            from: group.to_owned(),
+            claimed_by: claimed_by.to_owned(),
+            claimed_at: now,
+        };
+        let t = &self.trees;
+        let claimed = finish(t.engine.transaction(
+            [
+                &t.runs,
+                &t.inbox,
+                &t.ready,
+                &t.human_tasks,
+                &t.run_human_tasks,
+            ],
+            |[runs, inbox, ready, tasks, by_run]| {
+                claim((runs, inbox, ready, tasks, by_run), run, group, &event)
+            },
+        ));
+        match claimed {
             Ok(()) => {
                 self.ready_queue.push(run);
                 Ok(())

@@ -159,6 +159,7 @@ mod tests {
                 inbox_upto: task.inbox_upto,
                 events,
                 rejected_updates: Vec::new(),
+                awaited_signals: Vec::new(),
             })
             .unwrap();
         run

@@ -565,7 +565,23 @@ impl Store {
         reason: &str,
         now: Timestamp,
     ) -> Result<RunId, StoreError> {
-        self.inner.terminate(workflow_id, reason, now)
+        self.inner.terminate(workflow_id, reason, None, now)
+    }
+
+    /// As [`Store::terminate`], recording who terminated the run
+    /// (`WorkflowTerminated::terminated_by`).
+    ///
+    /// # Errors
+    /// As [`Store::terminate`].
+    pub fn terminate_by(
+        &self,
+        workflow_id: &WorkflowId,
+        reason: &str,
+        terminated_by: Option<&str>,
+        now: Timestamp,
+    ) -> Result<RunId, StoreError> {
+        self.inner
+            .terminate(workflow_id, reason, terminated_by, now)
     }
 
     /// The queries waiting for a worker (see `HistoryStore::query`).

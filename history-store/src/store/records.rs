@@ -107,6 +107,12 @@ pub struct RunRecord {
     pub parent: Option<ParentRef>,
     /// Child workflows started by this run and not yet closed.
     pub pending_children: Vec<PendingChild>,
+    /// Names of the signals the workflow waits for, as of its last
+    /// committed activation (see [`crate::ActivationCommit::awaited_signals`]).
+    /// Empty before the first activation and for records written before
+    /// schema version 2.
+    #[serde(deserialize_with = "crate::codec::since_v2")]
+    pub awaited_signals: Vec<String>,
 }
 
 /// A child workflow its parent is waiting on.
@@ -151,6 +157,7 @@ impl RunRecord {
             continued_to: None,
             parent,
             pending_children: Vec::new(),
+            awaited_signals: Vec::new(),
         }
     }
 

@@ -40,6 +40,7 @@ fn commit(store: &Store, run: RunId, now: Timestamp, commands: Vec<Event>, late:
             inbox_upto: task.inbox_upto,
             events,
             rejected_updates: Vec::new(),
+            awaited_signals: Vec::new(),
         })
         .expect("commit");
 }
@@ -99,6 +100,7 @@ fn a_purged_run_leaves_no_key_behind_and_a_later_run_of_its_id_keeps_working() {
         form: None,
         deadline: Some(t0.saturating_add(DAY)),
         level: 0,
+        escalations: Vec::new(),
         callsite: site("loan.rs", 1, 1),
     };
     commit(&store, run, t0, vec![assign], || {});

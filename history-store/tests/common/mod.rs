@@ -175,6 +175,7 @@ pub fn commit_for(task: &Activation, time: Timestamp, commands: Vec<Event>) -> A
         inbox_upto: task.inbox_upto,
         events,
         rejected_updates: Vec::new(),
+        awaited_signals: Vec::new(),
     }
 }
 

@@ -6,8 +6,8 @@
 use super::scalars::{cause_from_name, has_bytes_key, parent_close_from_name, unhex};
 use super::HistoryFileError;
 use refrain_history::{
-    ActivityOptions, Callsite, CommandSeq, Failure, ParentClosePolicy, ParentRef, Payload,
-    RetryPolicy, RunId, SignalRecord, Timestamp, WorkflowId,
+    ActivityOptions, Callsite, CommandSeq, EscalationStep, Failure, ParentClosePolicy, ParentRef,
+    Payload, RetryPolicy, RunId, SignalRecord, Timestamp, WorkflowId,
 };
 use serde::de::Deserialize;
 use serde_json::value::RawValue;
@@ -272,6 +272,26 @@ impl<'a> Obj<'a> {
                 name: o.string("name")?,
                 payload: o.payload("payload")?,
                 sender: o.opt("sender")?,
+            });
+            o.finish()?;
+        }
+        Ok(out)
+    }
+
+    /// An escalation chain (`HumanTaskAssigned::escalations`): a list of
+    /// `{assignee, deadline_ms}`; absent (an export written before the
+    /// field existed) or `null` is an empty chain.
+    pub(super) fn escalations(&mut self, field: &str) -> R<Vec<EscalationStep>> {
+        let Some(raw) = self.opt_raw(field) else {
+            return Ok(Vec::new());
+        };
+        let items: Vec<&'a RawValue> = self.decode(field, raw)?;
+        let mut out = Vec::with_capacity(items.len());
+        for (i, raw) in items.into_iter().enumerate() {
+            let mut o = Obj::parse(raw, self.event, format!("{}[{i}]", self.name(field)))?;
+            out.push(EscalationStep {
+                assignee: o.string("assignee")?,
+                deadline: o.opt_duration("deadline_ms")?,
             });
             o.finish()?;
         }

@@ -136,6 +136,7 @@ fn parse_event(index: usize, raw: &RawValue) -> R<Event> {
         },
         "WorkflowTerminated" => Event::WorkflowTerminated {
             reason: o.string("reason")?,
+            terminated_by: o.opt("terminated_by")?,
         },
         "ChildWorkflowStarted" => Event::ChildWorkflowStarted {
             cmd: o.cmd("cmd")?,
@@ -165,6 +166,7 @@ fn parse_event(index: usize, raw: &RawValue) -> R<Event> {
             deadline: o.opt("deadline")?.map(Timestamp),
             level: o.req("level")?,
             callsite: o.callsite("callsite")?,
+            escalations: o.escalations("escalations")?,
         },
         "HumanTaskReminded" => Event::HumanTaskReminded {
             cmd: o.cmd("cmd")?,
@@ -187,6 +189,12 @@ fn parse_event(index: usize, raw: &RawValue) -> R<Event> {
         "HumanTaskClosed" => Event::HumanTaskClosed {
             cmd: o.cmd("cmd")?,
             reason: o.string("reason")?,
+        },
+        "HumanTaskClaimed" => Event::HumanTaskClaimed {
+            cmd: o.cmd("cmd")?,
+            from: o.string("from")?,
+            claimed_by: o.string("claimed_by")?,
+            claimed_at: o.timestamp("claimed_at")?,
         },
         "UpdateRequested" => Event::UpdateRequested {
             update_id: o.string("update_id")?,

@@ -201,8 +201,17 @@ fn event_json(seq: u64, event: &Event) -> J {
             ));
         }
         Event::ActivityCancelRequested { cmd } => o.push(("cmd", cmd_json(*cmd))),
-        Event::WorkflowCancelled { reason } | Event::WorkflowTerminated { reason } => {
+        Event::WorkflowCancelled { reason } => o.push(("reason", str_j(reason))),
+        Event::WorkflowTerminated {
+            reason,
+            terminated_by,
+        } => {
             o.push(("reason", str_j(reason)));
+            // Omitted when not known, so that a history without it is
+            // written exactly as before the field existed.
+            if let Some(who) = terminated_by {
+                o.push(("terminated_by", str_j(who)));
+            }
         }
         Event::ChildWorkflowStarted {
             cmd,
@@ -238,6 +247,7 @@ fn event_json(seq: u64, event: &Event) -> J {
             deadline,
             level,
             callsite,
+            escalations,
         } => {
             o.push(("cmd", cmd_json(*cmd)));
             o.push(("task", str_j(task)));
@@ -246,6 +256,19 @@ fn event_json(seq: u64, event: &Event) -> J {
             o.push(("deadline", deadline.map_or(J::Null, |t| J::Num(t.0))));
             o.push(("level", J::Num(u64::from(*level))));
             o.push(("callsite", callsite_json(callsite)));
+            // Omitted without a chain, as for `terminated_by`.
+            let steps: Vec<J> = escalations
+                .iter()
+                .map(|e| {
+                    J::Obj(vec![
+                        ("assignee", str_j(&e.assignee)),
+                        ("deadline_ms", e.deadline.map_or(J::Null, duration_json)),
+                    ])
+                })
+                .collect();
+            if !steps.is_empty() {
+                o.push(("escalations", J::List(steps)));
+            }
         }
         Event::HumanTaskReminded { cmd, assignee } => {
             o.push(("cmd", cmd_json(*cmd)));
@@ -280,6 +303,17 @@ fn event_json(seq: u64, event: &Event) -> J {
         Event::HumanTaskClosed { cmd, reason } => {
             o.push(("cmd", cmd_json(*cmd)));
             o.push(("reason", str_j(reason)));
+        }
+        Event::HumanTaskClaimed {
+            cmd,
+            from,
+            claimed_by,
+            claimed_at,
+        } => {
+            o.push(("cmd", cmd_json(*cmd)));
+            o.push(("from", str_j(from)));
+            o.push(("claimed_by", str_j(claimed_by)));
+            o.push(("claimed_at", J::Num(claimed_at.0)));
         }
         Event::UpdateRequested {
             update_id,

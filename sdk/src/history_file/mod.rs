@@ -135,16 +135,17 @@
 //!   | `WorkflowCancelRequested` | `reason`, `requested_by` (string or null) |
 //!   | `ActivityCancelRequested` | `cmd` |
 //!   | `WorkflowCancelled` | `reason` |
-//!   | `WorkflowTerminated` | `reason` |
+//!   | `WorkflowTerminated` | `reason`, `terminated_by` (string or null) |
 //!   | `ChildWorkflowStarted` | `cmd`, `workflow_type`, `workflow_id`, `input`, `seed`, `parent_close` (`"terminate"`, `"request-cancel"` or `"abandon"`), `callsite` |
 //!   | `ChildWorkflowCompleted` | `cmd`, `result` |
 //!   | `ChildWorkflowFailed` | `cmd`, `failure` |
 //!   | `ChildWorkflowCancelRequested` | `cmd` |
-//!   | `HumanTaskAssigned` | `cmd`, `task`, `assignee`, `form` (payload or null), `deadline` (timestamp or null), `level`, `callsite` |
+//!   | `HumanTaskAssigned` | `cmd`, `task`, `assignee`, `form` (payload or null), `deadline` (timestamp or null), `level`, `callsite`, `escalations` (list of `{assignee, deadline_ms}`, `deadline_ms` a duration or null for the task's own) |
 //!   | `HumanTaskReminded` | `cmd`, `assignee` |
 //!   | `HumanTaskEscalated` | `cmd`, `from`, `to`, `level`, `deadline` (timestamp or null) |
 //!   | `HumanTaskDecided` | `cmd`, `decision`, `decided_by`, `comment` (string or null), `decided_at` |
 //!   | `HumanTaskClosed` | `cmd`, `reason` |
+//!   | `HumanTaskClaimed` | `cmd`, `from` (the group), `claimed_by`, `claimed_at` |
 //!   | `UpdateRequested` | `update_id`, `name`, `input` (inbox only: never in a history) |
 //!   | `UpdateAccepted` | `update_id`, `name`, `input` |
 //!   | `UpdateCompleted` | `update_id`, `result` |
@@ -160,7 +161,7 @@
 //!   form so the two stay apart.
 //! - **Timestamps** (`start_time`, `time`, `fire_at`) are integer
 //!   milliseconds since the Unix epoch, UTC.
-//! - **Durations** (`*_ms` fields of `options`) are milliseconds: an
+//! - **Durations** (`*_ms` fields of `options` and `escalations`) are milliseconds: an
 //!   integer, or a decimal with up to six fractional digits when the
 //!   duration is not a whole number of milliseconds (`2500.5` is 2.5005 s).
 //!   Absent timeouts are `null`.
@@ -178,7 +179,14 @@
 //!   contain `:`; the last two fields are the numbers), or `null` where the
 //!   location is unknown (the default, empty callsite).
 //!
-//! The writer always emits every field, in the order shown, pretty-printed
+//! Fields added after the form's first release (`terminated_by`,
+//! `escalations`, the `HumanTaskClaimed` event) keep `version` 1: the
+//! reader takes an export without them as `null` and an empty chain, so
+//! every older export still imports, and the writer leaves them out when
+//! they are `null` or empty, so a history without them is written exactly
+//! as before they existed.
+//!
+//! The writer emits every other field, in the order shown, pretty-printed
 //! with two-space indentation. The reader accepts any whitespace and field
 //! order, lets optional fields be omitted (read as null), and refuses
 //! unknown fields, unknown event types and wrong types with a

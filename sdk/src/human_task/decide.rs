@@ -59,6 +59,35 @@ impl Client {
             .await
     }
 
+    /// Claims a human task assigned to group `group` for `claimed_by`, a
+    /// member of it (whether they are is the caller's to check, as who may
+    /// decide is): the task leaves the other members' lists for
+    /// `claimed_by`'s, and the history records `HumanTaskClaimed` with who
+    /// and when. Returns once it is durable.
+    ///
+    /// After a claim the task is `claimed_by`'s as if assigned to them: a
+    /// decision made as the group is refused with `HumanTaskReassigned`,
+    /// and an escalation (its deadline is unchanged) moves it on from the
+    /// claimer.
+    ///
+    /// # Errors
+    /// `HumanTaskReassigned` naming who has it if the task is no longer
+    /// `group`'s (another member claimed it first, or it escalated);
+    /// `HumanTaskClosed`, `HumanTaskNotFound`, `HumanTaskAmbiguous` as for
+    /// a decision; storage errors. Nothing is written on error.
+    pub async fn claim_human_task(
+        &self,
+        task: &HumanTaskRef,
+        group: &str,
+        claimed_by: &str,
+    ) -> Result<(), ClientError> {
+        let (run, cmd) = self.resolve_human_task(task).await?;
+        self.history_store()
+            .claim_human_task(run, cmd, group, claimed_by)
+            .await
+            .map_err(|e| in_callers_terms(task, e.into()))
+    }
+
     async fn record_decision<D: Serialize + ?Sized>(
         &self,
         task: &HumanTaskRef,
@@ -79,24 +108,29 @@ impl Client {
                 expected_assignee: expected_assignee.map(str::to_owned),
             })
             .await
-            .map_err(|e| match ClientError::from(e) {
-                // The reference as the caller gave it, not the store's ids.
-                ClientError::HumanTaskClosed { why, .. } => ClientError::HumanTaskClosed {
-                    task: task.to_string(),
-                    why,
-                },
-                ClientError::HumanTaskNotFound { .. } => ClientError::HumanTaskNotFound {
-                    task: task.to_string(),
-                },
-                ClientError::HumanTaskReassigned {
-                    expected, assignee, ..
-                } => ClientError::HumanTaskReassigned {
-                    task: task.to_string(),
-                    expected,
-                    assignee,
-                },
-                other => other,
-            })?;
+            .map_err(|e| in_callers_terms(task, e.into()))?;
         Ok(())
+    }
+}
+
+/// A store error about `task` named by the reference as the caller gave
+/// it, not by the store's ids.
+fn in_callers_terms(task: &HumanTaskRef, e: ClientError) -> ClientError {
+    match e {
+        ClientError::HumanTaskClosed { why, .. } => ClientError::HumanTaskClosed {
+            task: task.to_string(),
+            why,
+        },
+        ClientError::HumanTaskNotFound { .. } => ClientError::HumanTaskNotFound {
+            task: task.to_string(),
+        },
+        ClientError::HumanTaskReassigned {
+            expected, assignee, ..
+        } => ClientError::HumanTaskReassigned {
+            task: task.to_string(),
+            expected,
+            assignee,
+        },
+        other => other,
     }
 }

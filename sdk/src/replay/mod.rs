@@ -415,6 +415,22 @@ impl WorkflowMachine {
         Ok(events)
     }
 
+    /// The names of the signals the workflow waits for now (sorted, each
+    /// once): what a commit records as
+    /// [`ActivationCommit::awaited_signals`](refrain_history::ActivationCommit::awaited_signals).
+    /// Empty once the workflow has returned.
+    pub fn awaited_signals(&self) -> Vec<String> {
+        if self.is_closed() {
+            return Vec::new();
+        }
+        self.state
+            .borrow()
+            .awaited_signals
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// The update requests the last [`activate`](Self::activate) refused,
     /// for the commit to answer without recording them.
     pub fn take_rejected_updates(&mut self) -> Vec<UpdateRejection> {

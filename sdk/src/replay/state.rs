@@ -85,6 +85,12 @@ pub(crate) struct RunState {
     pub signals: BTreeMap<String, VecDeque<BufferedSignal>>,
     pub signals_applied: u64,
     pub signal_wakers: Vec<Waker>,
+    /// Who claimed each human task (by command) from its group, until it
+    /// escalates: reminders and the escalation then name the claimer.
+    pub human_task_claims: HashMap<u32, String>,
+    /// How many pending signal futures wait for each signal name: what
+    /// the run waits for, recorded with each commit for `describe`.
+    pub awaited_signals: BTreeMap<String, usize>,
     pub rng: ChaCha8Rng,
     pub replaying: bool,
     /// Side-effect values recorded in history, by command number, so that
@@ -134,6 +140,8 @@ impl RunState {
             signals: BTreeMap::new(),
             signals_applied: 0,
             signal_wakers: Vec::new(),
+            awaited_signals: BTreeMap::new(),
+            human_task_claims: HashMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             replaying: false,
             recorded_side_effects: HashMap::new(),
@@ -223,6 +231,12 @@ impl RunState {
                     decided_at: *decided_at,
                 },
             ),
+            Event::HumanTaskClaimed {
+                cmd, claimed_by, ..
+            } => {
+                self.human_task_claims.insert(cmd.0, claimed_by.clone());
+                return;
+            }
             Event::WorkflowCancelRequested { reason, .. } => {
                 if self.cancel_requested.is_none() {
                     self.cancel_requested = Some(reason.clone());
@@ -285,6 +299,19 @@ impl RunState {
                 sender: s.sender,
             })
             .collect()
+    }
+
+    /// A signal future started (`true`) or stopped (`false`) waiting for
+    /// `name`.
+    pub fn await_signal(&mut self, name: &str, waiting: bool) {
+        if waiting {
+            *self.awaited_signals.entry(name.to_owned()).or_default() += 1;
+        } else if let Some(n) = self.awaited_signals.get_mut(name) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.awaited_signals.remove(name);
+            }
+        }
     }
 
     /// Whether any SDK future is registered as waiting. A workflow that is

@@ -231,6 +231,7 @@ pub fn waiting(run: u64, w: &refrain::Waiting) -> Value {
             assignee,
             deadline,
             level,
+            escalates_to,
         } => json!({
             "id": format!("{run}/{}", cmd.0),
             "cmd": cmd.0,
@@ -238,11 +239,13 @@ pub fn waiting(run: u64, w: &refrain::Waiting) -> Value {
             "assignee": assignee,
             "deadline": opt_time(*deadline),
             "level": level,
+            "escalates_to": escalates_to,
         }),
         Waiting::Child { cmd, workflow_id } => {
             json!({ "cmd": cmd.0, "workflow_id": workflow_id.as_str() })
         }
-        // `signal`, and kinds newer than this server: the text says it.
+        Waiting::Signal { names } => json!({ "names": names }),
+        // Kinds newer than this server: the text says it.
         _ => json!({}),
     };
     if let Value::Object(fields) = fields {
@@ -264,6 +267,8 @@ pub fn human_task(t: &refrain::HumanTask, now: SystemTime) -> Value {
         "deadline": t.deadline.map_or(Value::Null, system_time),
         "assigned_at": system_time(t.assigned_at),
         "level": t.level,
+        "escalates_to": t.escalates_to,
+        "claimed_from": t.claimed_from,
         "overdue": t.deadline.is_some_and(|d| d < now),
     })
 }
@@ -367,6 +372,8 @@ mod tests {
             deadline,
             assigned_at: UNIX_EPOCH,
             level: 0,
+            escalates_to: None,
+            claimed_from: None,
         };
         let before = now - Duration::from_millis(1);
         let after = now + Duration::from_millis(1);

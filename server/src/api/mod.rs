@@ -95,6 +95,11 @@ pub(crate) fn table() -> Vec<Route> {
             "/api/v1/tasks/{run}/{cmd}/decide",
             post(tasks::decide),
         ),
+        route(
+            Method::POST,
+            "/api/v1/tasks/{run}/{cmd}/claim",
+            post(tasks::claim),
+        ),
         route(Method::GET, "/api/v1/schedules", get(schedules::list)),
         route(
             Method::GET,

@@ -11,6 +11,13 @@
 //! The check and the write are one: the decision is made as the assignee
 //! checked, and the store refuses it (409 `reassigned`, nothing written)
 //! if the task escalated to someone else in between.
+//!
+//! A task assigned to a group can be claimed by one member, which makes it
+//! theirs alone (`POST .../claim`): only a member of the group may claim,
+//! whatever the role (403 otherwise); a task already claimed, or one that
+//! moved on while the claim was made, is a 409 `claimed` and nothing is
+//! written. After a claim, a decision made as the group answers 409
+//! `reassigned`, and an escalation moves the task on from the claimer.
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::json;
@@ -143,6 +150,45 @@ fn may_decide(who: &Identity, assignee: &str) -> Result<(), ApiError> {
              {assignee}) may decide it, whatever the role"
         )))
     }
+}
+
+/// `POST /api/v1/tasks/{run}/{cmd}/claim`: the caller, a member of the
+/// group the task is assigned to, takes it.
+pub(crate) async fn claim(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    ApiPath((run, cmd)): ApiPath<(u64, u32)>,
+) -> Result<Json<Value>, ApiError> {
+    let who = &caller.0;
+    let task = open_task(&state, run, cmd).await?;
+    let group = task.claimed_from.as_deref().unwrap_or(&task.assignee);
+    if !who.groups.iter().any(|g| g == group) {
+        return Err(ApiError::forbidden(format!(
+            "this task is assigned to {group}; only a member of group {group} may claim it, \
+             whatever the role"
+        )));
+    }
+    if task.claimed_from.is_some() {
+        return Err(ApiError::claimed(group, &task.assignee));
+    }
+    let claimed = state
+        .client()
+        .claim_human_task(&HumanTaskRef::from(&task), group, &who.name)
+        .await;
+    match claimed {
+        Ok(()) => {}
+        Err(ClientError::HumanTaskReassigned { assignee, .. }) => {
+            return Err(ApiError::claimed(group, &assignee))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Json(json!({
+        "workflow_id": task.workflow_id.as_str(),
+        "run": task.run.0,
+        "task": task.task,
+        "claimed_from": group,
+        "claimed_by": who.name,
+    })))
 }
 
 /// `POST /api/v1/tasks/{run}/{cmd}/decide`

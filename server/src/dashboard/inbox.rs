@@ -4,6 +4,9 @@
 //! the form; only the task's assignee (or a member of the assignee group)
 //! may decide. The decision is made as the assignee checked, so a task
 //! that escalated meanwhile refuses it and the page says where it went.
+//! A member of the group a task is assigned to can claim it (a form with
+//! its CSRF token), which takes it out of the other members' inboxes; see
+//! `api::tasks` for the rules.
 
 use super::fmt::{human, pretty, utc};
 use super::layout::page;
@@ -48,7 +51,7 @@ pub(super) async fn list(State(state): State<AppState>, caller: WebCaller) -> Pa
             p.muted { "Nothing waits for you." }
         } @else {
             table.inbox {
-                thead { tr { th { "Task" } th { "Workflow" } th { "Assigned to" } th { "Assigned (UTC)" } th { "Due (UTC)" } th { "Level" } } }
+                thead { tr { th { "Task" } th { "Workflow" } th { "Assigned to" } th { "Assigned (UTC)" } th { "Due (UTC)" } th { "Level" } th { "Escalates to" } } }
                 tbody {
                     @for t in tasks.values() {
                         tr class=[overdue(t, now).then_some("overdue")] {
@@ -58,6 +61,7 @@ pub(super) async fn list(State(state): State<AppState>, caller: WebCaller) -> Pa
                             td { (utc(t.assigned_at)) }
                             td { (due(t, now)) }
                             td { (t.level) }
+                            td { (next_assignee(t).unwrap_or_else(|| "-".into())) }
                         }
                     }
                 }
@@ -65,6 +69,11 @@ pub(super) async fn list(State(state): State<AppState>, caller: WebCaller) -> Pa
         }
     };
     Ok(page("Inbox", Some(&caller), body).into_response())
+}
+
+/// Who gets `t` when its deadline passes (none without a deadline).
+fn next_assignee(t: &HumanTaskRecord) -> Option<String> {
+    refrain::HumanTask::from(t.clone()).escalates_to
 }
 
 fn overdue(t: &HumanTaskRecord, now: Timestamp) -> bool {
@@ -103,18 +112,33 @@ pub(super) async fn show(
         .map_err(|e| PageError::new(e.into(), &caller))?;
     let now = Timestamp::now();
     let mine = caller.identity.is_assignee(&t.assignee);
+    let claimable = t.claimed_from.is_none() && caller.identity.groups.contains(&t.assignee);
     let body = html! {
         h1 { (t.task) }
         table.facts {
             tr { th { "Workflow" } td { a href={ "/runs/" (enc(t.workflow_id.as_str())) "?run=" (t.run.0) } { (t.workflow_id.as_str()) } " (run " (t.run.0) ")" } }
-            tr { th { "Assigned to" } td { (t.assignee) " since " (utc(t.assigned_at)) } }
+            tr { th { "Assigned to" } td {
+                (t.assignee)
+                @if let Some(group) = &t.claimed_from { " (claimed from group " (group) ")" }
+                " since " (utc(t.assigned_at))
+            } }
             tr class=[overdue(&t, now).then_some("overdue")] { th { "Deadline" } td { (due(&t, now)) } }
             tr { th { "Escalation level" } td { (t.level) @if t.level > 0 { " (escalated)" } } }
+            @if let Some(next) = next_assignee(&t) {
+                tr { th { "Escalates to" } td { (next) " when the deadline passes" } }
+            }
         }
         h2 { "Form" }
         @match &t.form {
             Some(f) => pre.form { (pretty(f)) },
             None => p.muted { "This task has no form data." },
+        }
+        @if claimable {
+            form.claim method="post" action={ "/inbox/" (run) "/" (cmd) "/claim" } {
+                (csrf_field(&caller))
+                button type="submit" { "Claim for " (caller.identity.name) }
+                " " span.muted { "(takes it out of the other members' inboxes of " (t.assignee) ")" }
+            }
         }
         @if mine {
             h2 { "Decide" }
@@ -204,6 +228,62 @@ pub(super) async fn decide(
         enc(t.workflow_id.as_str()),
         t.run.0
     )))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct ClaimForm {
+    csrf: String,
+}
+
+impl CsrfForm for ClaimForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /inbox/{run}/{cmd}/claim`: the caller, a member of the task's
+/// group, takes it; then shows the task.
+pub(super) async fn claim(
+    State(state): State<AppState>,
+    caller: WebCaller,
+    Path((run, cmd)): Path<(u64, u32)>,
+    form: Result<Form<ClaimForm>, FormRejection>,
+) -> PageResult {
+    checked(&caller, form, Role::Viewer)?;
+    let fail = |e: ClientError| PageError::new(e.into(), &caller);
+    let t = open_task(&state, run, cmd).await.map_err(fail)?;
+    let group = t.claimed_from.as_deref().unwrap_or(&t.assignee);
+    if !caller.identity.groups.iter().any(|g| g == group) {
+        return Err(PageError::new(
+            ApiError::forbidden(format!(
+                "this task is assigned to {group}; only a member of group {group} may claim it"
+            )),
+            &caller,
+        ));
+    }
+    if t.claimed_from.is_some() {
+        return Err(PageError::new(
+            ApiError::claimed(group, &t.assignee),
+            &caller,
+        ));
+    }
+    let reference = HumanTaskRef::Exact {
+        workflow_id: t.workflow_id.clone(),
+        run: t.run,
+        cmd: t.cmd,
+    };
+    match state
+        .client()
+        .claim_human_task(&reference, group, &caller.identity.name)
+        .await
+    {
+        Ok(()) => Ok(see_other(&format!("/inbox/{run}/{cmd}"))),
+        Err(ClientError::HumanTaskReassigned { assignee, .. }) => {
+            Err(PageError::new(ApiError::claimed(group, &assignee), &caller))
+        }
+        Err(e) => Err(fail(e)),
+    }
 }
 
 /// The answer to a decision refused because task `t` escalated to

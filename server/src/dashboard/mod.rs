@@ -46,6 +46,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/runs/{id}/terminate", post(actions::terminate))
         .route("/inbox", get(inbox::list))
         .route("/inbox/{run}/{cmd}", get(inbox::show).post(inbox::decide))
+        .route("/inbox/{run}/{cmd}/claim", post(inbox::claim))
         .route("/schedules", get(schedules::list))
         .route("/schedules/{id}/pause", post(schedules::pause))
         .route("/schedules/{id}/resume", post(schedules::resume))

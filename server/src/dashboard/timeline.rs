@@ -85,7 +85,8 @@ fn row_class(event: &Event) -> &'static str {
         | Event::HumanTaskReminded { .. }
         | Event::HumanTaskEscalated { .. }
         | Event::HumanTaskDecided { .. }
-        | Event::HumanTaskClosed { .. } => "human",
+        | Event::HumanTaskClosed { .. }
+        | Event::HumanTaskClaimed { .. } => "human",
         _ => "",
     }
 }
@@ -223,9 +224,14 @@ fn describe(event: &Event, time: Timestamp, activation: u64, known: &mut Known) 
         Event::WorkflowCancelled { reason } => {
             html! { "workflow " strong { "CANCELLED" } ": " (reason) }
         }
-        Event::WorkflowTerminated { reason } => {
-            html! { "workflow " strong { "TERMINATED" } ": " (reason) }
-        }
+        Event::WorkflowTerminated {
+            reason,
+            terminated_by,
+        } => html! {
+            "workflow " strong { "TERMINATED" }
+            @if let Some(who) = terminated_by { " by " strong.who { (who) } }
+            ": " (reason)
+        },
         Event::ChildWorkflowStarted {
             cmd,
             workflow_type,
@@ -261,7 +267,8 @@ fn describe(event: &Event, time: Timestamp, activation: u64, known: &mut Known) 
         | Event::HumanTaskReminded { .. }
         | Event::HumanTaskEscalated { .. }
         | Event::HumanTaskDecided { .. }
-        | Event::HumanTaskClosed { .. } => human_task(event, time, known),
+        | Event::HumanTaskClosed { .. }
+        | Event::HumanTaskClaimed { .. } => human_task(event, time, known),
         Event::UpdateRequested {
             update_id, name, ..
         } => html! { "update " code { (name) } " (" (update_id) ") requested" },
@@ -310,13 +317,16 @@ fn human_task(event: &Event, time: Timestamp, known: &mut Known) -> Markup {
             assignee,
             form,
             deadline,
+            escalations,
             ..
         } => {
             known.human_tasks.insert(*cmd, task.clone());
+            let chain: Vec<&str> = escalations.iter().map(|e| e.assignee.as_str()).collect();
             html! {
                 strong { "ASSIGN" } " " (name(known, cmd)) " to " strong.who { (assignee) }
                 @if let Some(f) = form { " with form " code { (short(f, SHORT)) } }
                 (due(deadline))
+                @if !chain.is_empty() { ", escalates to " (chain.join(", then ")) }
             }
         }
         Event::HumanTaskReminded { cmd, assignee } => {
@@ -345,6 +355,14 @@ fn human_task(event: &Event, time: Timestamp, known: &mut Known) -> Markup {
         },
         Event::HumanTaskClosed { cmd, reason } => html! {
             "close " (name(known, cmd)) " without a decision: " (reason)
+        },
+        Event::HumanTaskClaimed {
+            cmd,
+            from,
+            claimed_by,
+            ..
+        } => html! {
+            (name(known, cmd)) " " strong { "CLAIMED" } " from group " (from) " by " strong.who { (claimed_by) }
         },
         _ => html! {},
     }

@@ -198,6 +198,12 @@ pub struct HumanTask {
     /// Escalation level: 0 for the first assignee.
     #[serde(default)]
     pub level: u32,
+    /// Who gets it when the deadline passes, if anyone does.
+    #[serde(default)]
+    pub escalates_to: Option<String>,
+    /// The group the assignee claimed it from, if claimed.
+    #[serde(default)]
+    pub claimed_from: Option<String>,
     /// Past its deadline.
     #[serde(default)]
     pub overdue: bool,
@@ -221,6 +227,21 @@ pub struct Decided {
     pub task: Value,
     /// The identity the server recorded as the decider.
     pub decided_by: String,
+}
+
+/// What a claim recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Claimed {
+    /// The workflow.
+    pub workflow_id: String,
+    /// Its run.
+    pub run: u64,
+    /// The task's name.
+    pub task: String,
+    /// The group it was assigned to.
+    pub claimed_from: String,
+    /// The identity the server recorded as the claimer.
+    pub claimed_by: String,
 }
 
 /// A schedule, as the server describes it. Its fields are kept as given

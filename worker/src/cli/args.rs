@@ -151,6 +151,10 @@ pub(super) enum Command {
         /// Why, recorded in the history.
         #[arg(long)]
         reason: String,
+        /// Who terminates, recorded in the history (with --db only: a
+        /// server records the token's identity).
+        #[arg(long = "by", value_name = "WHO")]
+        terminated_by: Option<String>,
     },
     /// Starts a run of a workflow type with a JSON input. No workflow code
     /// is needed here: the application's workers run it.
@@ -236,6 +240,17 @@ pub(super) enum Command {
         /// Only print the runs that would go; delete nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Claims a human task assigned to a group for one member, taking it
+    /// out of the other members' inboxes. With --server the token's
+    /// identity claims (it must be a member of the group); with --db the
+    /// name given with --as.
+    Claim {
+        /// The task, RUN/CMD as `tasks` prints it.
+        task: String,
+        /// Who claims (with --db only, where it is required).
+        #[arg(long = "as", value_name = "NAME")]
+        claimed_by: Option<String>,
     },
     /// Lists, describes, pauses, resumes or fires schedules.
     Schedules {

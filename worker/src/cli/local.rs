@@ -20,7 +20,9 @@ use refrain_history::{
     Failure, HistoryStore, HumanTaskRecord, Payload, RunId, ScheduleRecord, Store, Timestamp,
     TriggerOutcome, WorkflowId,
 };
-use refrain_server::remote::{Decided, HumanTask, RunSummary, Schedule, Started, Triggered};
+use refrain_server::remote::{
+    Claimed, Decided, HumanTask, RunSummary, Schedule, Started, Triggered,
+};
 use serde_json::{json, Value};
 
 /// `start` on a store: the store records the start; the application's
@@ -174,6 +176,60 @@ pub(super) fn decide(
             "task {} of {} (run {run}) decided by {}",
             d.task, answer.workflow_id, answer.decided_by
         )?;
+        Ok(())
+    }
+}
+
+/// `claim` on a store records the name given with `--as` as the claimer
+/// of a task assigned to a group (nobody checks membership: whoever can
+/// open the store can write anything to it).
+pub(super) fn claim(
+    store: &Store,
+    task: &str,
+    claimed_by: Option<String>,
+    as_json: bool,
+    out: Out<'_>,
+) -> Result<(), CliError> {
+    let claimed_by = claimed_by.ok_or_else(|| {
+        CliError::Unusable(
+            "on a store, say who claims: --as NAME (recorded in the history as the claimer)".into(),
+        )
+    })?;
+    let (run, cmd) = parse_task_id(task)?;
+    let no_task = || CliError::Failed(format!("no open task {task}"));
+    let cmd = u32::try_from(cmd).map_err(|_| no_task())?;
+    let t = store
+        .human_tasks_of_run(RunId(run))?
+        .into_iter()
+        .find(|t| t.cmd == CommandSeq(cmd))
+        .ok_or_else(no_task)?;
+    if let Some(group) = &t.claimed_from {
+        return Err(CliError::Failed(format!(
+            "not claimed: {} claimed it from {group} already",
+            t.assignee
+        )));
+    }
+    store
+        .claim_human_task(
+            RunId(run),
+            CommandSeq(cmd),
+            &t.assignee,
+            &claimed_by,
+            Timestamp::now(),
+        )
+        .map_err(|e| CliError::Failed(format!("not claimed: {e}")))?;
+    acknowledge(store, "claim")?;
+    let answer = Claimed {
+        workflow_id: t.workflow_id.to_string(),
+        run,
+        task: t.task,
+        claimed_from: t.assignee,
+        claimed_by,
+    };
+    if as_json {
+        print_json(out, &answer)
+    } else {
+        writeln!(out, "{}", super::remote::claimed_text(task, &answer))?;
         Ok(())
     }
 }

@@ -380,11 +380,15 @@ fn execute(
             )?;
             Ok(())
         }
-        Command::Terminate { id, reason } => {
+        Command::Terminate {
+            id,
+            reason,
+            terminated_by,
+        } => {
             let store = open_store(db)?;
             let id = WorkflowId::new(id);
             let run = store
-                .terminate(&id, &reason, Timestamp::now())
+                .terminate_by(&id, &reason, terminated_by.as_deref(), Timestamp::now())
                 .map_err(|e| CliError::Failed(format!("not terminated: {e}")))?;
             acknowledge(&store, "termination")?;
             if json {
@@ -432,6 +436,9 @@ fn execute(
                 decided_by,
             };
             local::decide(&open_store(db)?, decision, json, out)
+        }
+        Command::Claim { task, claimed_by } => {
+            local::claim(&open_store(db)?, &task, claimed_by, json, out)
         }
         Command::Schedules { action } => local::schedules(&open_store(db)?, action, json, out),
         Command::Purge {

@@ -22,8 +22,8 @@ use super::{CliError, Out};
 use refrain::history_file::FileFormat;
 use refrain_history::{RunId, RunStatus, Timestamp, WorkflowId};
 use refrain_server::remote::{
-    Description, HumanTask, ListQuery, RemoteClient, RemoteError, RunSummary, Schedule, StartBody,
-    Triggered,
+    Claimed, Description, HumanTask, ListQuery, RemoteClient, RemoteError, RunSummary, Schedule,
+    StartBody, Triggered,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -54,9 +54,17 @@ pub(super) async fn execute(
         Command::Cancel {
             requested_by: Some(_),
             ..
+        }
+        | Command::Terminate {
+            terminated_by: Some(_),
+            ..
         } => Some("--by"),
         Command::Decide {
             decided_by: Some(_),
+            ..
+        }
+        | Command::Claim {
+            claimed_by: Some(_),
             ..
         } => Some("--as"),
         _ => None,
@@ -187,7 +195,7 @@ impl Remote {
                     format!("cancellation of {id} (run {}) requested: {reason}", run.run)
                 })?;
             }
-            Command::Terminate { id, reason } => {
+            Command::Terminate { id, reason, .. } => {
                 let run = api.terminate(&id, &reason).await.map_err(failed)?;
                 self.done(out, &run, || {
                     format!("{id} (run {}) terminated: {reason}", run.run)
@@ -255,6 +263,11 @@ impl Remote {
                         d.workflow_id, d.run, d.decided_by
                     )
                 })?;
+            }
+            Command::Claim { task, .. } => {
+                let (run, cmd) = super::local::parse_task_id(&task)?;
+                let c = self.api.claim(run, cmd).await.map_err(failed)?;
+                self.done(out, &c, || claimed_text(&task, &c))?;
             }
             Command::Schedules { action } => self.schedules(action, out).await?,
             Command::Purge {
@@ -505,6 +518,14 @@ fn compact(v: &Value) -> String {
     }
 }
 
+/// The line that says a claim was recorded.
+pub(super) fn claimed_text(task: &str, c: &Claimed) -> String {
+    format!(
+        "task {task} of {} (run {}) claimed from {} by {}",
+        c.workflow_id, c.run, c.claimed_from, c.claimed_by
+    )
+}
+
 pub(super) fn tasks_text(tasks: &[HumanTask], out: Out<'_>) -> Result<(), CliError> {
     let mut rows = vec![[
         "TASK".to_owned(),
@@ -513,6 +534,7 @@ pub(super) fn tasks_text(tasks: &[HumanTask], out: Out<'_>) -> Result<(), CliErr
         "ASSIGNEE".to_owned(),
         "LEVEL".to_owned(),
         "DEADLINE (UTC)".to_owned(),
+        "ESCALATES TO".to_owned(),
     ]];
     for t in tasks {
         let deadline = match (&t.deadline, t.overdue) {
@@ -520,13 +542,18 @@ pub(super) fn tasks_text(tasks: &[HumanTask], out: Out<'_>) -> Result<(), CliErr
             (Some(d), false) => d.clone(),
             (None, _) => "-".to_owned(),
         };
+        let assignee = match &t.claimed_from {
+            Some(group) => format!("{} (claimed from {group})", t.assignee),
+            None => t.assignee.clone(),
+        };
         rows.push([
             t.id.clone(),
             t.workflow_id.clone(),
             t.task.clone(),
-            t.assignee.clone(),
+            assignee,
             t.level.to_string(),
             deadline,
+            t.escalates_to.clone().unwrap_or_else(|| "-".to_owned()),
         ]);
     }
     write_table(out, &rows)?;

@@ -331,7 +331,13 @@ fn describe_event(event: &Event, time: Timestamp, activation: u64, known: &mut C
             format!("cancel activity {}", activity(known, cmd))
         }
         Event::WorkflowCancelled { reason } => format!("workflow CANCELLED: {reason}"),
-        Event::WorkflowTerminated { reason } => format!("workflow TERMINATED: {reason}"),
+        Event::WorkflowTerminated {
+            reason,
+            terminated_by,
+        } => match terminated_by {
+            Some(who) => format!("workflow TERMINATED by {who}: {reason}"),
+            None => format!("workflow TERMINATED: {reason}"),
+        },
         Event::ChildWorkflowStarted {
             cmd,
             workflow_type,
@@ -371,7 +377,8 @@ fn describe_event(event: &Event, time: Timestamp, activation: u64, known: &mut C
         | Event::HumanTaskReminded { .. }
         | Event::HumanTaskEscalated { .. }
         | Event::HumanTaskDecided { .. }
-        | Event::HumanTaskClosed { .. } => human_task_line(event, time, known),
+        | Event::HumanTaskClosed { .. }
+        | Event::HumanTaskClaimed { .. } => human_task_line(event, time, known),
         Event::UpdateRequested {
             update_id, name, ..
         } => format!("update {name:?} ({update_id}) requested (never recorded in a history)"),
@@ -421,6 +428,7 @@ fn human_task_line(event: &Event, time: Timestamp, known: &mut Commands) -> Stri
             assignee,
             form,
             deadline,
+            escalations,
             ..
         } => {
             known.human_tasks.insert(*cmd, task.clone());
@@ -428,8 +436,14 @@ fn human_task_line(event: &Event, time: Timestamp, known: &mut Commands) -> Stri
                 .as_ref()
                 .map(|f| format!(" with form {}", short(f)))
                 .unwrap_or_default();
+            let chain: Vec<&str> = escalations.iter().map(|e| e.assignee.as_str()).collect();
+            let chain = if chain.is_empty() {
+                String::new()
+            } else {
+                format!(", escalates to {}", chain.join(", then "))
+            };
             format!(
-                "ASSIGN {} to {assignee}{form}{}",
+                "ASSIGN {} to {assignee}{form}{}{chain}",
                 name(known, cmd),
                 due(deadline)
             )
@@ -467,6 +481,15 @@ fn human_task_line(event: &Event, time: Timestamp, known: &mut Commands) -> Stri
         Event::HumanTaskClosed { cmd, reason } => {
             format!("close {} without a decision: {reason}", name(known, cmd))
         }
+        Event::HumanTaskClaimed {
+            cmd,
+            from,
+            claimed_by,
+            ..
+        } => format!(
+            "{} CLAIMED from group {from} by {claimed_by}",
+            name(known, cmd)
+        ),
         _ => String::new(),
     }
 }

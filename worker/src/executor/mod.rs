@@ -306,6 +306,7 @@ impl Executor {
             inbox_upto: task.inbox_upto,
             events,
             rejected_updates: machine.take_rejected_updates(),
+            awaited_signals: machine.awaited_signals(),
         };
         let report = self.task_report(&task.record, &commit, began);
         let completed = delivered.iter().map(Delivered::completion).collect();
@@ -555,6 +556,7 @@ impl Executor {
                 Event::WorkflowFailed { failure },
             ],
             rejected_updates: Vec::new(),
+            awaited_signals: Vec::new(),
         };
         let report = self.task_report(record, &commit, Instant::now());
         let closed = self.rt.block_on(

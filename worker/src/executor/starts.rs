@@ -51,6 +51,7 @@ impl Executor {
             inbox_upto: record.inbox_tail,
             events,
             rejected_updates: machine.take_rejected_updates(),
+            awaited_signals: machine.awaited_signals(),
         };
         let report = self.task_report(&record, &commit, began);
         let waiting = InFlight {

@@ -283,6 +283,7 @@ impl Model {
                     deadline: None,
                     level: 0,
                     callsite: site(),
+                    escalations: Vec::new(),
                 },
                 _ => match self.rng.index(record.pending_activities.len()) {
                     Some(i) => Event::ActivityCancelRequested {
@@ -329,6 +330,7 @@ impl Model {
                 inbox_upto: task.inbox_upto,
                 events,
                 rejected_updates: Vec::new(),
+                awaited_signals: Vec::new(),
             }
         };
         let [a, b] = [commit(&tasks[0]), commit(&tasks[1])];

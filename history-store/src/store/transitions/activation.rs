@@ -123,6 +123,11 @@ pub(in crate::store) fn apply(
     }
     record.lease = None;
     record.last_task_failure = None;
+    if record.status.is_open() {
+        record.awaited_signals.clone_from(&commit.awaited_signals);
+    } else {
+        record.awaited_signals.clear();
+    }
     put_run(tx.runs, tx.ready, run, &record)?;
     fx.ready = record.is_ready();
     Ok(fx)

@@ -153,7 +153,7 @@ fn terminate_child(
     let Some((child_run, mut child)) = open_child(ctx, child_id)? else {
         return Ok(());
     };
-    append_terminated(ctx, child_run, &mut child, reason)?;
+    append_terminated(ctx, child_run, &mut child, reason, None)?;
     let outcome = Some(Err(Failure::terminated(reason)));
     let how = Closing {
         status: RunStatus::Terminated,
@@ -173,9 +173,11 @@ pub(in crate::store) fn append_terminated(
     run: RunId,
     record: &mut RunRecord,
     reason: &str,
+    terminated_by: Option<&str>,
 ) -> TxResult<()> {
     let event = Event::WorkflowTerminated {
         reason: reason.to_owned(),
+        terminated_by: terminated_by.map(str::to_owned),
     };
     let bytes = encode(&event, "history", Some(run)).map_err(abort)?;
     let seq = record.last_seq.0 + 1;

@@ -1,6 +1,6 @@
 //! Human tasks: the index of open tasks by assignee, kept in step with the
-//! commands that open, move and close them, and the one client operation
-//! that decides one.
+//! commands that open, move and close them, and the two client operations
+//! on one: deciding it, and claiming a group's task for one member.
 //!
 //! Two trees:
 //!
@@ -13,12 +13,36 @@
 //! inside the transaction that closes it, and a transaction reads by key
 //! (it cannot scan): one `get` of the run's list names every key to
 //! delete. Both trees change only inside a commit (assign, escalate,
-//! close, run closed) or a decision, each one transaction, so they never
-//! disagree.
+//! close, run closed), a decision or a claim, each one transaction, so
+//! they never disagree.
+//!
+//! # Claiming and escalation
+//!
+//! A task assigned to a group is in every member's inbox; a claim moves it
+//! to one member (the index key changes from the group to the member, and
+//! `claimed_from` names the group) and puts `HumanTaskClaimed` in the
+//! run's inbox, so the history says who claimed it and when. From then on
+//! the task is the claimer's, as if the workflow had assigned it to them:
+//!
+//! - a decision made as the group (`expected_assignee` = the group, as a
+//!   member checked it before the claim) is refused with
+//!   `HumanTaskReassigned`, exactly like a decision that lost a race with
+//!   an escalation;
+//! - an escalation moves the task from whoever holds it now, the claimer
+//!   included (this index, not the event's `from`, says where it is), and
+//!   clears the claim; the workflow, having seen `HumanTaskClaimed`,
+//!   records the claimer as `from`;
+//! - the deadline does not change: claiming is taking the work, not
+//!   getting more time for it.
+//!
+//! Who may claim (a member of the group) is the caller's check, as who
+//! may decide is; the store checks that the task is still the group's in
+//! the transaction that moves it, so of two members claiming at once one
+//! wins and the other is told who has it.
 
 use super::tables::{abort, decode, encode, get_run, missing, push_inbox, put_run, Tx, TxResult};
 use crate::error::StoreError;
-use crate::event::{Event, Payload};
+use crate::event::{EscalationStep, Event, Payload};
 use crate::ids::{CommandSeq, RunId, Timestamp, WorkflowId};
 use crate::keys;
 use crate::store::engine::TxTree;
@@ -47,6 +71,26 @@ pub struct HumanTaskRecord {
     pub assigned_at: Timestamp,
     /// Escalation level: 0 for the first assignee.
     pub level: u32,
+    /// The task's whole escalation chain as assigned
+    /// (`HumanTaskAssigned::escalations`): the next assignee is
+    /// `escalations[level]`, if there is one. Empty for tasks indexed
+    /// before schema version 2.
+    #[serde(deserialize_with = "crate::codec::since_v2")]
+    pub escalations: Vec<EscalationStep>,
+    /// The group the current assignee claimed the task from
+    /// (`HumanTaskClaimed`), until it escalates.
+    #[serde(deserialize_with = "crate::codec::since_v2")]
+    pub claimed_from: Option<String>,
+}
+
+impl HumanTaskRecord {
+    /// Who gets the task when the current assignee's deadline passes, if
+    /// anyone does.
+    pub fn escalates_to(&self) -> Option<&EscalationStep> {
+        usize::try_from(self.level)
+            .ok()
+            .and_then(|l| self.escalations.get(l))
+    }
 }
 
 /// One open human task of a run (tree `run_human_tasks`, a list per run):
@@ -137,6 +181,7 @@ pub(in crate::store) fn apply_command(
             task.level = *level;
             task.deadline = *deadline;
             task.assigned_at = now;
+            task.claimed_from = None;
             put_task(tasks, &new_key, &task)?;
             entry.assignee = to.clone();
             write_open(by_run, run, &open)
@@ -161,6 +206,7 @@ fn assign(
         form,
         deadline,
         level,
+        escalations,
         ..
     } = event
     else {
@@ -191,6 +237,8 @@ fn assign(
         deadline: *deadline,
         assigned_at: now,
         level: *level,
+        escalations: escalations.clone(),
+        claimed_from: None,
     };
     put_task(tasks, &key, &record)?;
     open.push(OpenHumanTask {
@@ -221,6 +269,64 @@ fn remove_open(ctx: &Tx<'_>, run: RunId, cmd: Option<CommandSeq>) -> TxResult<()
         }
     }
     write_open(ctx.run_human_tasks, run, &kept)
+}
+
+/// Moves task `cmd` of `run` from group `group` to the member `claimed`
+/// (a `HumanTaskClaimed`) names, and puts `claimed` in the run's inbox.
+/// A task that is not open is refused with `HumanTaskNotFound`, one that
+/// is no longer `group`'s (claimed by someone, or escalated) with
+/// `HumanTaskReassigned` naming who has it; nothing is written on error.
+pub(in crate::store) fn claim(
+    (runs, inbox, ready, tasks, by_run): (
+        &TxTree<'_>,
+        &TxTree<'_>,
+        &TxTree<'_>,
+        &TxTree<'_>,
+        &TxTree<'_>,
+    ),
+    run: RunId,
+    group: &str,
+    claimed: &Event,
+) -> TxResult<()> {
+    let Event::HumanTaskClaimed {
+        cmd, claimed_by, ..
+    } = claimed
+    else {
+        return Err(abort(invalid(
+            run,
+            "a claim must be HumanTaskClaimed".into(),
+        )));
+    };
+    let cmd = *cmd;
+    let not_open = || abort(StoreError::HumanTaskNotFound { run, cmd });
+    let Some(mut record) = get_run(runs, run)?.filter(|r| r.status.is_open()) else {
+        return Err(not_open());
+    };
+    let mut open = read_open(by_run, run)?;
+    let Some(entry) = open.iter_mut().find(|o| o.cmd == cmd) else {
+        return Err(not_open());
+    };
+    if entry.assignee != group {
+        return Err(abort(StoreError::HumanTaskReassigned {
+            run,
+            cmd,
+            expected: group.to_owned(),
+            assignee: entry.assignee.clone(),
+        }));
+    }
+    let old_key = index_key(group, run, cmd).map_err(abort)?;
+    let new_key = index_key(claimed_by, run, cmd).map_err(abort)?;
+    let Some(bytes) = tasks.remove(&old_key[..])? else {
+        return Err(abort(missing("human task", Some(run))));
+    };
+    let mut task: HumanTaskRecord = decode(&bytes, "human task", Some(run)).map_err(abort)?;
+    task.assignee.clone_from(claimed_by);
+    task.claimed_from = Some(group.to_owned());
+    put_task(tasks, &new_key, &task)?;
+    entry.assignee.clone_from(claimed_by);
+    write_open(by_run, run, &open)?;
+    push_inbox(inbox, run, &mut record, claimed)?;
+    put_run(runs, ready, run, &record)
 }
 
 /// Delivers a person's decision on task `cmd` of `run`: the task leaves

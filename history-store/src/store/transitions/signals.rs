@@ -67,11 +67,12 @@ pub(in crate::store) fn terminate(
     ctx: &Tx<'_>,
     workflow_id: &WorkflowId,
     reason: &str,
+    terminated_by: Option<&str>,
     now: Timestamp,
 ) -> TxResult<(RunId, Effects)> {
     let tx = &ctx.task;
     let (run, mut record) = open_run_of(ctx.ids, tx.runs, workflow_id)?;
-    append_terminated(ctx, run, &mut record, reason)?;
+    append_terminated(ctx, run, &mut record, reason, terminated_by)?;
     let mut fx = Effects::default();
     let how = Closing::by_code(
         RunStatus::Terminated,

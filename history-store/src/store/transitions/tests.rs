@@ -103,6 +103,7 @@ pub(super) fn activation(
         inbox_upto: r.inbox_tail,
         events,
         rejected_updates: vec![],
+        awaited_signals: Vec::new(),
     }
 }
 
@@ -320,6 +321,7 @@ fn a_human_task_is_decided_once() {
             deadline: None,
             level: 0,
             callsite: Callsite::default(),
+            escalations: Vec::new(),
         }],
     );
     assert_eq!(t.keys("human_tasks").len(), 1);
@@ -375,6 +377,7 @@ fn a_decision_made_as_an_earlier_assignee_is_refused() {
             deadline: Some(T2),
             level: 0,
             callsite: Callsite::default(),
+            escalations: Vec::new(),
         }],
     );
     // The deadline passed: the workflow moved the task on.

@@ -471,6 +471,37 @@ pub(crate) fn operation(method: &Method, path: &str) -> Option<Value> {
             ],
         }
         .build(),
+        ("POST", "/api/v1/tasks/{run}/{cmd}/claim") => Op {
+            summary: "Claim a task assigned to a group: it leaves the other members' inboxes \
+                      for the caller's, and the history records who claimed it \
+                      (HumanTaskClaimed). Only a member of the group may claim, whatever the \
+                      role. Afterwards a decision made as the group answers 409 reassigned; \
+                      the deadline is unchanged, and an escalation moves the task on from \
+                      the claimer.",
+            role: "viewer (a member of the assignee group)",
+            params: vec![
+                path_param("run", "The run.", true),
+                path_param("cmd", "The task's command.", true),
+            ],
+            body: None,
+            success: ("200", ok("Claimed.", schema("Claimed"))),
+            also: None,
+            errors: &[
+                BAD,
+                (
+                    "403",
+                    "forbidden: the caller is not a member of the task's group",
+                ),
+                ("404", "not_found: no such task"),
+                (
+                    "409",
+                    "claimed: a member claimed it already, or it moved on while the claim \
+                     was made (nothing recorded); closed: decided or closed, or its \
+                     workflow ended",
+                ),
+            ],
+        }
+        .build(),
         ("GET", "/api/v1/schedules") => Op {
             summary: "Every schedule, in creation order.",
             role: "viewer",

@@ -67,6 +67,11 @@ pub(super) fn components() -> Value {
             "Decided": { "type": "object", "required": ["workflow_id", "run", "task", "decided_by"],
                 "properties": { "workflow_id": { "type": "string" }, "run": { "type": "integer" },
                     "task": { "type": "string" }, "decided_by": { "type": "string" } } },
+            "Claimed": { "type": "object",
+                "required": ["workflow_id", "run", "task", "claimed_from", "claimed_by"],
+                "properties": { "workflow_id": { "type": "string" }, "run": { "type": "integer" },
+                    "task": { "type": "string" }, "claimed_from": { "type": "string" },
+                    "claimed_by": { "type": "string" } } },
             "Triggered": { "type": "object",
                 "required": ["schedule", "outcome", "fire_time", "workflow_id", "run"],
                 "description": "What the fire did under the schedule's overlap policy. \
@@ -97,8 +102,9 @@ pub(super) fn components() -> Value {
                 "description": "One thing the run waits on: kind, a sentence, and the kind's \
                     fields (activity: cmd, activity_type, attempt, max_attempts, running_until, \
                     next_attempt_at, last_failure; timer: cmd, fire_at; human_task: id, cmd, \
-                    task, assignee, deadline, level; child: cmd, workflow_id; activation: \
-                    events, first; task_failure: message).",
+                    task, assignee, deadline, level, escalates_to; child: cmd, workflow_id; \
+                    activation: events, first; task_failure: message; signal: names, the \
+                    signals the workflow waits for, empty when not known).",
                 "properties": { "kind": { "type": "string", "enum": ["activation",
                     "task_failure", "activity", "timer", "human_task", "child", "signal"] },
                     "text": { "type": "string" } } }
@@ -119,6 +125,10 @@ pub(super) fn components() -> Value {
                     "cmd": { "type": "integer" }, "task": { "type": "string" },
                     "assignee": { "type": "string" }, "form": any, "deadline": opt_time,
                     "assigned_at": time, "level": { "type": "integer" },
+                    "escalates_to": { "type": ["string", "null"],
+                        "description": "who gets the task when its deadline passes" },
+                    "claimed_from": { "type": ["string", "null"],
+                        "description": "the group the assignee claimed it from" },
                     "overdue": { "type": "boolean", "description": "deadline < now" } } },
             "TaskList": { "type": "object", "required": ["tasks"],
                 "properties": { "tasks": { "type": "array", "items": schema("HumanTask") } } }
