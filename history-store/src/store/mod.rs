@@ -56,13 +56,14 @@ mod direct;
 mod durability;
 mod eager_start;
 mod engine;
+mod external;
 mod gauges;
 mod human_tasks;
 mod in_memory;
 mod integrity;
 mod journal;
-#[cfg(test)]
-mod model;
+#[cfg(any(test, feature = "test-support"))]
+pub mod model;
 mod progress;
 pub(crate) mod queries;
 mod ready;
@@ -94,6 +95,7 @@ use tx::Trees;
 pub use direct::{DirectActivities, LocalCompletion};
 pub use durability::FlushTicket;
 pub use eager_start::{EagerStart, EagerStartAnswer};
+pub use engine::external::{ExternalEngine, ExternalError, ExternalTable, TableWrites, TxBody};
 pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
 pub use in_memory::MemoryStorage;
 pub use progress::{CommitProgress, FlushProgress, StoreProgress};
