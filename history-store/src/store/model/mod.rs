@@ -552,7 +552,11 @@ impl Model {
 
     /// Compares the two stores' tables and checks each one's invariants.
     fn check(&self) -> Result<(), String> {
-        for (store, name) in self.stores().iter().zip(["sled", "memory"]) {
+        let first = match self.pair.first {
+            First::Sled(_) => "sled",
+            First::External(_) => "external",
+        };
+        for (store, name) in self.stores().iter().zip([first, "memory"]) {
             observe::invariants(store).map_err(|e| format!("{name} store: {e}"))?;
         }
         let a = observe::snapshot(&self.stores()[0]);
