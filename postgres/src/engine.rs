@@ -19,7 +19,7 @@
 use crate::schema;
 use crate::{OpenError, Options};
 use futures::executor::block_on;
-use refrain_history::store::{TableWrites, TxBody};
+use refrain_history::store::{Entries, TableWrites, TxBody};
 use refrain_history::{ExternalEngine, ExternalError, ExternalTable};
 use std::ops::Bound;
 use std::str::FromStr;
@@ -218,7 +218,7 @@ impl ExternalTable for PgTable {
         upper: Bound<&[u8]>,
         reverse: bool,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ExternalError> {
+    ) -> Result<Entries, ExternalError> {
         let mut sql = format!("SELECT k, v FROM {} WHERE true", self.table);
         let mut params: Vec<(&(dyn ToSql + Sync), Type)> = Vec::new();
         let lower_key;
@@ -326,7 +326,9 @@ impl<'a> Open<'a> {
                 ));
             }
         }
-        // Sent together: the client pipelines them.
+        // Sent together: the client pipelines them (their order does not
+        // matter: each key is written once). The COMMIT follows once all
+        // have succeeded.
         let sent = writes.iter().map(|(sql, arrays)| {
             let params: Vec<(&(dyn ToSql + Sync), Type)> = arrays
                 .iter()

@@ -2,9 +2,9 @@
 //! same schema, scans longer than a page, and bad input at open.
 
 use refrain_history::{
-    ActivationCommit, ActivityOptions, ActivityState, Callsite, CommandSeq, Event,
-    HistoryStore, IdConflictPolicy, ListOrder, PageRequest, Payload, RetryPolicy, RunFilter,
-    StartRequest, Store, StoreConfig, Timestamp,
+    ActivationCommit, ActivityOptions, ActivityState, Callsite, CommandSeq, Event, HistoryStore,
+    IdConflictPolicy, ListOrder, PageRequest, Payload, RetryPolicy, RunFilter, StartRequest, Store,
+    StoreConfig, Timestamp,
 };
 use refrain_postgres::{OpenError, Options};
 use std::time::Duration;
@@ -32,8 +32,8 @@ fn a_store_reopened_on_its_schema_has_everything_and_fails_orphaned_attempts() {
     let Some(db) = refrain_postgres::testing::fresh("reopen") else {
         return;
     };
-    let store = refrain_postgres::open_with(&db.url, &db.options(), StoreConfig::default())
-        .expect("open");
+    let store =
+        refrain_postgres::open_with(&db.url, &db.options(), StoreConfig::default()).expect("open");
     let run = start(&store, "order-1");
     let task = store.claim_activation(run).expect("claim").expect("a task");
     let mut events = vec![Event::ActivationStarted {
@@ -80,7 +80,10 @@ fn a_store_reopened_on_its_schema_has_everything_and_fails_orphaned_attempts() {
     let store = refrain_postgres::open_with(&db.url, &db.options(), StoreConfig::default())
         .expect("reopen");
     assert_eq!(store.read_history(run).expect("history again"), history);
-    let again = store.run_record(run).expect("record again").expect("the run");
+    let again = store
+        .run_record(run)
+        .expect("record again")
+        .expect("the run");
     assert_eq!(again.last_seq, record.last_seq);
     assert_eq!(again.workflow_id, record.workflow_id);
     let task = store
@@ -99,8 +102,8 @@ async fn scans_longer_than_a_page_list_every_run_once_in_both_orders() {
     let Some(db) = refrain_postgres::testing::fresh("long_scans") else {
         return;
     };
-    let store = refrain_postgres::open_with(&db.url, &db.options(), StoreConfig::default())
-        .expect("open");
+    let store =
+        refrain_postgres::open_with(&db.url, &db.options(), StoreConfig::default()).expect("open");
     // More than one page of the engine's scans (256 entries).
     let n = 600;
     let mut runs: Vec<_> = (0..n).map(|i| start(&store, &format!("wf-{i}"))).collect();
@@ -149,7 +152,11 @@ fn a_url_that_does_not_connect_is_named() {
     assert!(!message.contains("secret"), "{message}");
 
     let bad = refrain_postgres::open("postgresql://[::1", StoreConfig::default());
-    assert!(matches!(bad, Err(OpenError::BadUrl { .. })), "{:?}", bad.err());
+    assert!(
+        matches!(bad, Err(OpenError::BadUrl { .. })),
+        "{:?}",
+        bad.err()
+    );
     let bad = refrain_postgres::open_with(
         &url,
         &Options {
@@ -158,7 +165,11 @@ fn a_url_that_does_not_connect_is_named() {
         },
         StoreConfig::default(),
     );
-    assert!(matches!(bad, Err(OpenError::BadSchemaName { .. })), "{:?}", bad.err());
+    assert!(
+        matches!(bad, Err(OpenError::BadSchemaName { .. })),
+        "{:?}",
+        bad.err()
+    );
 }
 
 #[tokio::test]
@@ -183,15 +194,23 @@ async fn a_schema_of_a_newer_layout_is_refused_by_name() {
         .expect("pretend a newer Refrain wrote it");
     let url = db.url.clone();
     let options = db.options();
-    let opened =
-        tokio::task::spawn_blocking(move || refrain_postgres::open_with(&url, &options, StoreConfig::default()))
-            .await
-            .expect("join");
+    let opened = tokio::task::spawn_blocking(move || {
+        refrain_postgres::open_with(&url, &options, StoreConfig::default())
+    })
+    .await
+    .expect("join");
     let Err(e) = opened else {
         panic!("opened a schema of a newer layout");
     };
     assert!(
-        matches!(e, OpenError::SchemaTooNew { found: 99, supported: 1, .. }),
+        matches!(
+            e,
+            OpenError::SchemaTooNew {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ),
         "{e:?}"
     );
     assert!(e.to_string().contains("newer"), "{e}");

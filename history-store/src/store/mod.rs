@@ -95,7 +95,9 @@ use tx::Trees;
 pub use direct::{DirectActivities, LocalCompletion};
 pub use durability::FlushTicket;
 pub use eager_start::{EagerStart, EagerStartAnswer};
-pub use engine::external::{ExternalEngine, ExternalError, ExternalTable, TableWrites, TxBody};
+pub use engine::external::{
+    Entries, ExternalEngine, ExternalError, ExternalTable, TableWrites, TxBody,
+};
 pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
 pub use in_memory::MemoryStorage;
 pub use progress::{CommitProgress, FlushProgress, StoreProgress};

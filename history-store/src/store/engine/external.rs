@@ -26,7 +26,7 @@
 use super::{Bytes, EngineError, Table, TxError, TxTree};
 use std::fmt;
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 /// A failure of an external engine, in its own words. Cheap to clone.
 #[derive(Clone)]
@@ -104,8 +104,11 @@ pub trait ExternalTable: Send + Sync {
         upper: Bound<&[u8]>,
         reverse: bool,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ExternalError>;
+    ) -> Result<Entries, ExternalError>;
 }
+
+/// Keys with their values, in the order a scan returns them.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// The writes one transaction makes to one table: each key with its new
 /// value (`None`: removed), in key order, each key once.
@@ -189,7 +192,7 @@ impl ExternalHandle {
         // A closure that panicked (a bug) wrote nothing: the state the
         // lock guards is still sound.
         let _one = self.applying.write().unwrap_or_else(|p| p.into_inner());
-        let outcome = Mutex::new(None);
+        let mut outcome = None;
         let mut body = || {
             let views = tables.map(TxTree::new);
             let decided = f(&views).and_then(|a| {
@@ -215,13 +218,14 @@ impl ExternalHandle {
                 Ok((a, sets)) => (Ok(a), TxBody::Commit(sets)),
                 Err(e) => (Err(e), TxBody::Abort),
             };
-            *outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+            // The last run's outcome is the one committed.
+            outcome = Some(result);
             body
         };
         self.engine
             .transaction(&mut body)
             .map_err(|e| TxError::Storage(e.into()))?;
-        match outcome.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        match outcome {
             Some(result) => result,
             None => Err(TxError::Storage(EngineError::External(ExternalError::msg(
                 "the engine committed without running the transaction's body",
