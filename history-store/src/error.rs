@@ -20,6 +20,11 @@ pub enum StoreError {
     /// sled or the file system failed. I/O errors are sticky in sled: treat
     /// this as fatal for the engine and restart.
     Storage(sled::Error),
+    /// An external storage engine (PostgreSQL: see
+    /// [`Store::open_external`](crate::Store::open_external)) failed; its
+    /// own words are the source. Nothing of the failed transaction was
+    /// written.
+    Backend(crate::store::ExternalError),
     /// An fsync of the data file failed; nothing later is acknowledged.
     Sync(std::io::Error),
     /// Stored bytes failed to decode. Only the named record is affected.
@@ -211,6 +216,7 @@ impl fmt::Display for StoreError {
                 path.display()
             ),
             StoreError::Storage(e) => write!(f, "storage error: {e}"),
+            StoreError::Backend(e) => write!(f, "storage backend error: {e}"),
             StoreError::Sync(e) => write!(f, "fsync of the data file failed: {e}"),
             StoreError::Corrupt { what, run, source } => match run {
                 Some(run) => write!(f, "corrupt {what} record of {run}: {source}"),
@@ -310,6 +316,7 @@ impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StoreError::Storage(e) => Some(e),
+            StoreError::Backend(e) => Some(e),
             StoreError::Sync(e) => Some(e),
             StoreError::Corrupt { source, .. } => Some(source),
             _ => None,

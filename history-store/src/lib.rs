@@ -117,7 +117,7 @@ pub use store::schedules::{
 /// Tables of an in-memory store, kept across restarts ([`Store::open_in_memory`]).
 pub use store::MemoryStorage;
 pub use store::{
-    CommitProgress, DirectActivities, EagerStart, EagerStartAnswer, FlushProgress, FlushTicket,
-    HumanTaskRecord, LocalCompletion, OpenHumanTask, Store, StoreProgress, UpdateRecord,
-    UpdateState, UpdateWait,
+    CommitProgress, DirectActivities, EagerStart, EagerStartAnswer, ExternalEngine, ExternalError,
+    ExternalTable, FlushProgress, FlushTicket, HumanTaskRecord, LocalCompletion, OpenHumanTask,
+    Store, StoreProgress, UpdateRecord, UpdateState, UpdateWait,
 };

@@ -97,7 +97,7 @@ impl Store {
     pub fn memory_storage(&self) -> Option<MemoryStorage> {
         match &self.inner.trees.engine {
             Engine::Memory(e) => Some(e.storage().clone()),
-            Engine::Disk(_) => None,
+            Engine::Disk(_) | Engine::External(_) => None,
         }
     }
 }

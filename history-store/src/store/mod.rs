@@ -58,6 +58,7 @@ mod direct;
 mod durability;
 mod eager_start;
 mod engine;
+mod external;
 mod gauges;
 mod human_tasks;
 #[cfg(feature = "test-support")]
@@ -65,8 +66,8 @@ mod idle;
 mod in_memory;
 mod integrity;
 mod journal;
-#[cfg(test)]
-mod model;
+#[cfg(any(test, feature = "test-support"))]
+pub mod model;
 mod owners;
 mod progress;
 pub(crate) mod queries;
@@ -99,6 +100,9 @@ use tx::Trees;
 pub use direct::{DirectActivities, LocalCompletion};
 pub use durability::FlushTicket;
 pub use eager_start::{EagerStart, EagerStartAnswer};
+pub use engine::external::{
+    Entries, ExternalEngine, ExternalError, ExternalTable, TableWrites, TxBody,
+};
 pub use human_tasks::{HumanTaskRecord, OpenHumanTask};
 pub use in_memory::MemoryStorage;
 pub use progress::{CommitProgress, FlushProgress, StoreProgress};

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 impl From<sled::Error> for EngineError {
     fn from(e: sled::Error) -> EngineError {
-        EngineError(e)
+        EngineError::Sled(e)
     }
 }
 
@@ -67,7 +67,7 @@ pub(super) fn entry(item: sled::Result<(IVec, IVec)>) -> Result<(Bytes, Bytes), 
 /// The storage error for a bug: a transaction given a table of another
 /// engine.
 pub(in crate::store) fn foreign_table() -> EngineError {
-    EngineError(sled::Error::ReportableBug(
+    EngineError::Sled(sled::Error::ReportableBug(
         "a sled transaction was given a table of another engine".into(),
     ))
 }
@@ -75,7 +75,7 @@ pub(in crate::store) fn foreign_table() -> EngineError {
 /// The storage error a transaction returns while an earlier failed apply
 /// blocks every write.
 pub(in crate::store) fn sled_error(e: sled::Error) -> EngineError {
-    EngineError(e)
+    EngineError::Sled(e)
 }
 
 /// A view's staged writes as the journal stores and applies them: its

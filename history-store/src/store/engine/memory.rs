@@ -424,9 +424,11 @@ impl MemoryEngine {
             }
         }
         if !sets.is_empty() && !self.storage.admit_commit() {
-            return Err(TxError::Storage(super::EngineError(::sled::Error::Io(
-                std::io::Error::other("the store's process is dead (a test's crash point)"),
-            ))));
+            return Err(TxError::Storage(super::EngineError::Sled(
+                ::sled::Error::Io(std::io::Error::other(
+                    "the store's process is dead (a test's crash point)",
+                )),
+            )));
         }
         let _applying = shared.applying.write().unwrap_or_else(|p| p.into_inner());
         for (table, writes) in sets {

@@ -18,12 +18,19 @@
 //!   and for embedding without a directory. Its flush does nothing and its
 //!   ids come from a counter; its maps outlive a store opened over them,
 //!   so a test can drop the store and open it again.
+//! - [`Engine::External`]: an engine kept outside this crate behind the
+//!   object-safe [`external::ExternalEngine`] (PostgreSQL, in
+//!   `refrain-postgres`). The transactions' views are still [`TxTree`]s
+//!   here; the engine gets their writes as bytes.
 //!
 //! A small enum rather than a trait: a transaction is generic over its
-//! closure, which a trait object could not take, and two engines do not
-//! need more. The match per call costs nothing next to a sled lookup.
+//! closure, which a trait object could not take, and the two engines in
+//! this crate stay free of dynamic calls. The match per call costs
+//! nothing next to a sled lookup; only the external arm goes through a
+//! trait object (and the network).
 
 pub(super) mod disk;
+pub(super) mod external;
 pub(super) mod memory;
 
 use crate::error::StoreError;
@@ -85,20 +92,35 @@ impl PartialEq for Bytes {
     }
 }
 
-/// A storage failure. Only sled fails; its errors are sticky, so the
-/// store treats one as fatal (see [`StoreError::Storage`]).
+/// A storage failure: sled's (sticky, so the store treats one as fatal;
+/// see [`StoreError::Storage`]) or an external engine's.
 #[derive(Clone, Debug)]
-pub(in crate::store) struct EngineError(::sled::Error);
+pub(in crate::store) enum EngineError {
+    Sled(::sled::Error),
+    External(external::ExternalError),
+}
 
 impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        match self {
+            EngineError::Sled(e) => fmt::Display::fmt(e, f),
+            EngineError::External(e) => fmt::Display::fmt(e, f),
+        }
     }
 }
 
 impl From<EngineError> for StoreError {
     fn from(e: EngineError) -> StoreError {
-        StoreError::Storage(e.0)
+        match e {
+            EngineError::Sled(e) => StoreError::Storage(e),
+            EngineError::External(e) => StoreError::Backend(e),
+        }
+    }
+}
+
+impl From<external::ExternalError> for EngineError {
+    fn from(e: external::ExternalError) -> EngineError {
+        EngineError::External(e)
     }
 }
 
@@ -121,6 +143,7 @@ impl<E> From<EngineError> for TxError<E> {
 pub(in crate::store) enum Table {
     Disk(::sled::Tree),
     Memory(Arc<memory::MemTable>),
+    External(Arc<dyn external::ExternalTable>),
 }
 
 impl Table {
@@ -132,6 +155,7 @@ impl Table {
         match self {
             Table::Disk(t) => disk::get(t, key.as_ref()),
             Table::Memory(t) => Ok(t.get(key.as_ref())),
+            Table::External(t) => Ok(t.get(key.as_ref())?.map(|v| Bytes::copy_of(&v))),
         }
     }
 
@@ -148,6 +172,7 @@ impl Table {
                 t.insert(key.as_ref(), Bytes::copy_of(value.as_ref()));
                 Ok(())
             }
+            Table::External(t) => Ok(t.insert(key.as_ref(), value.as_ref())?),
         }
     }
 
@@ -167,6 +192,7 @@ impl Table {
         match self {
             Table::Disk(t) => Iter(IterRepr::Disk(t.range((lower, upper)))),
             Table::Memory(t) => Iter(IterRepr::Memory(memory::Iter::new(t, lower, upper, None))),
+            Table::External(t) => Iter(IterRepr::External(external::Iter::new(t, lower, upper))),
         }
     }
 
@@ -181,17 +207,20 @@ impl Table {
                 Bound::Unbounded,
                 Some(prefix.to_vec()),
             ))),
+            Table::External(t) => Iter(IterRepr::External(external::Iter::prefix(t, prefix))),
         }
     }
 }
 
-/// A scan of a table. Lazy on both engines: entries are read as the scan
-/// advances, so a scan may see writes made after it began.
+/// A scan of a table. Lazy on every engine: entries are read as the scan
+/// advances (a page at a time on an external one), so a scan may see
+/// writes made after it began.
 pub(in crate::store) struct Iter(IterRepr);
 
 enum IterRepr {
     Disk(::sled::Iter),
     Memory(memory::Iter),
+    External(external::Iter),
 }
 
 impl Iterator for Iter {
@@ -201,6 +230,7 @@ impl Iterator for Iter {
         match &mut self.0 {
             IterRepr::Disk(i) => i.next().map(disk::entry),
             IterRepr::Memory(i) => i.next().map(Ok),
+            IterRepr::External(i) => i.next_entry(),
         }
     }
 }
@@ -212,6 +242,7 @@ impl DoubleEndedIterator for Iter {
         match &mut self.0 {
             IterRepr::Disk(i) => i.next_back().map(disk::entry),
             IterRepr::Memory(i) => i.next_back().map(Ok),
+            IterRepr::External(i) => i.next_back_entry(),
         }
     }
 }
@@ -302,6 +333,7 @@ impl<'a> TxTree<'a> {
 pub(in crate::store) enum Engine {
     Disk(Arc<disk::DiskEngine>),
     Memory(Arc<memory::MemoryEngine>),
+    External(Arc<external::ExternalHandle>),
 }
 
 impl Engine {
@@ -320,17 +352,26 @@ impl Engine {
         Ok(Engine::Memory(Arc::new(storage.engine(lock_timeout)?)))
     }
 
+    /// The engine of a store opening over `engine`, kept outside this
+    /// crate.
+    pub(in crate::store) fn external(engine: Arc<dyn external::ExternalEngine>) -> Engine {
+        Engine::External(Arc::new(external::ExternalHandle::new(engine)))
+    }
+
     /// The table `name`, created empty if it does not exist.
     pub(in crate::store) fn open_table(&self, name: &str) -> Result<Table, EngineError> {
         match self {
             Engine::Disk(e) => e.open_table(name),
             Engine::Memory(e) => Ok(Table::Memory(e.open_table(name))),
+            Engine::External(e) => e.open_table(name),
         }
     }
 
     /// Runs `f` over views of `tables` and, if it succeeds, commits its
-    /// writes atomically. `f` runs once: with one writer at a time there
-    /// is no conflict to retry. `tables` must be this engine's.
+    /// writes atomically. `f` runs once on sled and memory: with one
+    /// writer at a time there is no conflict to retry; an external engine
+    /// may run it again after a conflict with another process (so `f`
+    /// must decide from its reads alone). `tables` must be this engine's.
     pub(in crate::store) fn transaction<const N: usize, A, E>(
         &self,
         tables: [&Table; N],
@@ -339,6 +380,7 @@ impl Engine {
         match self {
             Engine::Disk(e) => e.journal().transaction(tables, f),
             Engine::Memory(e) => e.transaction(tables, f),
+            Engine::External(e) => e.transaction(tables, f),
         }
     }
 
@@ -349,15 +391,17 @@ impl Engine {
         match self {
             Engine::Disk(e) => e.journal().consistent(),
             Engine::Memory(e) => e.consistent(),
+            Engine::External(e) => e.consistent(),
         }
     }
 
     /// Makes everything written so far survive the process (sled's flush;
-    /// nothing in memory).
+    /// nothing in memory, nor on an external engine, whose commit is
+    /// durable when it returns).
     pub(in crate::store) fn flush(&self) -> Result<(), EngineError> {
         match self {
             Engine::Disk(e) => e.flush(),
-            Engine::Memory(_) => Ok(()),
+            Engine::Memory(_) | Engine::External(_) => Ok(()),
         }
     }
 
@@ -384,6 +428,15 @@ impl Engine {
                 Ok(a)
             }
             Engine::Memory(e) => e.update_key(table, key, f),
+            // One process per external store for now (see
+            // `Store::open_external`), like sled; its writes are durable
+            // when they return.
+            Engine::External(_) => {
+                let old = table.get(key)?;
+                let (new, a) = f(old.as_deref())?;
+                table.insert(key, new)?;
+                Ok(a)
+            }
         }
     }
 
@@ -394,6 +447,7 @@ impl Engine {
         match self {
             Engine::Disk(_) => false,
             Engine::Memory(e) => e.storage().is_shared(),
+            Engine::External(_) => false,
         }
     }
 
@@ -403,6 +457,7 @@ impl Engine {
         match self {
             Engine::Disk(e) => e.generate_id(),
             Engine::Memory(e) => Ok(e.generate_id()),
+            Engine::External(e) => e.generate_id(),
         }
     }
 }

@@ -9,12 +9,17 @@
 //! `REFRAIN_MODEL_OPS` sets how many operations a run makes in all
 //! (default 10,000, in seeds of [`STEPS`]); `REFRAIN_MODEL_SEED` runs that
 //! one seed alone. A failure names the seed and step that reproduce it.
+//!
+//! An engine kept outside this crate runs the same sequences in place of
+//! sled with [`external_and_memory_stores_agree`] (feature
+//! `test-support`).
 
 mod observe;
 
 use observe::{answer, claims_answer, task_answer};
 
 use super::api::{ActivationCommit, DurabilityMode, IdConflictPolicy, StartRequest, StoreConfig};
+use super::engine::external::ExternalEngine;
 use super::engine::Engine;
 use super::records::RunRecord;
 use super::{MemoryStorage, Store};
@@ -24,11 +29,13 @@ use crate::keys;
 use crate::options::{ActivityOptions, RetryPolicy};
 use crate::store::api::Activation;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Operations per seed.
 const STEPS: u64 = 400;
 /// Operations per `cargo test` unless `REFRAIN_MODEL_OPS` says otherwise.
+#[cfg(test)]
 const DEFAULT_OPS: u64 = 10_000;
 /// Workflow ids in play: few, so that starts and children collide.
 const IDS: u64 = 5;
@@ -87,7 +94,8 @@ fn workflow_id(i: u64) -> WorkflowId {
     WorkflowId::new(format!("wf-{i}"))
 }
 
-/// Which of a pair `store` is: 0 for sled, 1 for memory.
+/// Which of a pair `store` is: 0 for sled (or an external engine), 1
+/// for memory.
 fn side(store: &Store) -> usize {
     usize::from(matches!(store.inner.trees.engine, Engine::Memory(_)))
 }
@@ -101,17 +109,28 @@ struct Claim {
     tokens: [LeaseToken; 2],
 }
 
-/// The two stores, sled first.
+/// Opens an engine over one seed's external storage, the same storage at
+/// every call (each open after the first is a restart).
+pub type ExternalOpener = Box<dyn Fn() -> Arc<dyn ExternalEngine>>;
+
+/// What the first store of a pair is opened over.
+enum First {
+    #[cfg_attr(not(test), allow(dead_code))]
+    Sled(tempfile::TempDir),
+    External(ExternalOpener),
+}
+
+/// The two stores, sled (or the external engine) first.
 struct Pair {
-    dir: tempfile::TempDir,
+    first: First,
     storage: MemoryStorage,
     stores: Vec<Store>,
 }
 
 impl Pair {
-    fn new(now: Timestamp) -> Pair {
+    fn new(first: First, now: Timestamp) -> Pair {
         let mut pair = Pair {
-            dir: tempfile::tempdir().expect("temp dir"),
+            first,
             storage: MemoryStorage::new(),
             stores: Vec::new(),
         };
@@ -120,8 +139,14 @@ impl Pair {
     }
 
     fn open(&mut self, now: Timestamp) {
+        let first = match &self.first {
+            First::Sled(dir) => Store::open_at(dir.path(), config(), now).expect("open sled"),
+            First::External(open) => {
+                Store::open_external_at(open(), config(), now).expect("open the external engine")
+            }
+        };
         self.stores = vec![
-            Store::open_at(self.dir.path(), config(), now).expect("open sled"),
+            first,
             Store::open_in_memory_at(&self.storage, config(), now).expect("open memory"),
         ];
     }
@@ -529,7 +554,11 @@ impl Model {
 
     /// Compares the two stores' tables and checks each one's invariants.
     fn check(&self) -> Result<(), String> {
-        for (store, name) in self.stores().iter().zip(["sled", "memory"]) {
+        let first = match self.pair.first {
+            First::Sled(_) => "sled",
+            First::External(_) => "external",
+        };
+        for (store, name) in self.stores().iter().zip([first, "memory"]) {
             observe::invariants(store).map_err(|e| format!("{name} store: {e}"))?;
         }
         let a = observe::snapshot(&self.stores()[0]);
@@ -548,10 +577,10 @@ impl Model {
 
 /// Runs `steps` operations from `seed`; on a failure, the step it
 /// happened at and why.
-fn run_seed(seed: u64, steps: u64) -> Result<(), (u64, String)> {
+fn run_seed(first: First, seed: u64, steps: u64) -> Result<(), (u64, String)> {
     let mut model = Model {
         rng: Rng(seed),
-        pair: Pair::new(Timestamp(T0)),
+        pair: Pair::new(first, Timestamp(T0)),
         clock: 0,
         next_cmd: HashMap::new(),
         held: Vec::new(),
@@ -575,16 +604,18 @@ fn env_u64(name: &str) -> Option<u64> {
     )
 }
 
-#[test]
-fn sled_and_memory_stores_agree_on_random_operations() {
-    let ops = env_u64("REFRAIN_MODEL_OPS").unwrap_or(DEFAULT_OPS);
+/// Runs the seeded sequences (`REFRAIN_MODEL_OPS` operations in all,
+/// `default_ops` unless it is set; `REFRAIN_MODEL_SEED` for one seed) on
+/// pairs whose first store `first` opens for each seed.
+fn run_model(default_ops: u64, first: &dyn Fn() -> First) {
+    let ops = env_u64("REFRAIN_MODEL_OPS").unwrap_or(default_ops);
     // One seed runs as many operations as asked; otherwise seeds of STEPS.
     let (seeds, steps): (Vec<u64>, u64) = match env_u64("REFRAIN_MODEL_SEED") {
         Some(seed) => (vec![seed], env_u64("REFRAIN_MODEL_OPS").unwrap_or(STEPS)),
         None => ((0..ops.div_ceil(STEPS)).collect(), STEPS),
     };
     for seed in seeds {
-        if let Err((step, why)) = run_seed(seed, steps) {
+        if let Err((step, why)) = run_seed(first(), seed, steps) {
             panic!(
                 "seed {seed}, step {step}: {why}\n\
                  (reproduce with REFRAIN_MODEL_SEED={seed} REFRAIN_MODEL_OPS={})",
@@ -592,4 +623,25 @@ fn sled_and_memory_stores_agree_on_random_operations() {
             );
         }
     }
+}
+
+/// The seeded model test with a store over an external engine in place of
+/// sled, against the in-memory store: `fresh` makes a new, empty storage
+/// for each seed and returns how to open an engine over it (again at each
+/// restart). `default_ops` operations in all unless `REFRAIN_MODEL_OPS`
+/// says otherwise; `REFRAIN_MODEL_SEED` runs one seed.
+///
+/// # Panics
+/// On the first disagreement or broken invariant, naming the seed and
+/// step that reproduce it.
+pub fn external_and_memory_stores_agree(default_ops: u64, fresh: &dyn Fn() -> ExternalOpener) {
+    run_model(default_ops, &|| First::External(fresh()));
+}
+
+#[cfg(test)]
+#[test]
+fn sled_and_memory_stores_agree_on_random_operations() {
+    run_model(DEFAULT_OPS, &|| {
+        First::Sled(tempfile::tempdir().expect("temp dir"))
+    });
 }

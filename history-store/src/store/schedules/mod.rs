@@ -405,7 +405,7 @@ pub(super) struct ScheduleTrees {
 
 impl ScheduleTrees {
     /// The trees by name, for tests that compare whole stores.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-support"))]
     pub(super) fn tables(&self) -> [(&'static str, &Table); 4] {
         [
             ("schedules", &self.schedules),
