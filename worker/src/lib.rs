@@ -42,6 +42,7 @@ mod executor;
 pub mod otel;
 mod registry;
 mod replayer;
+pub mod shadow;
 mod telemetry;
 mod timers;
 mod watchdog;
