@@ -24,3 +24,5 @@ mod nondeterminism;
 mod payload_limits;
 /// Activity retries, backoff, non-retryable errors, timeouts, heartbeats.
 mod retries;
+/// Open runs replayed against new code before a deploy.
+mod shadow;

@@ -43,6 +43,7 @@ pub mod otel;
 mod registry;
 mod replayer;
 mod retention;
+pub mod shadow;
 mod telemetry;
 mod timers;
 mod watchdog;
