@@ -182,3 +182,54 @@ fn a_missing_store_is_a_named_error() {
     let err = shadow::replay_open_runs(&Replayer::new(), &source).unwrap_err();
     assert!(err.to_string().contains("cannot read the store"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shadow_verb_exits_1_and_lists_the_runs_the_new_code_would_not_replay() {
+    let env = store_with_open_runs().await;
+    let db = env.store_path();
+    let db = db.to_str().expect("a UTF-8 temporary path");
+    let run = |replayer: Replayer| {
+        refrain_worker::cli::run_captured(replayer, ["refrain", "--db", db, "shadow"], None)
+    };
+
+    let same = run(Replayer::new().workflow::<ShopV1>());
+    assert_eq!(same.code, 0, "{}{}", same.stdout, same.stderr);
+    assert!(
+        same.stdout
+            .contains("3 open runs checked: 2 passed, 0 failed, 1 skipped"),
+        "{}",
+        same.stdout
+    );
+
+    let changed = run(Replayer::new().workflow::<ShopV2>().workflow::<Retired>());
+    assert_eq!(changed.code, 1, "{}{}", changed.stdout, changed.stderr);
+    for needle in ["FAILED shop-1", "FAILED shop-2", "\"charge\""] {
+        assert!(
+            changed.stdout.contains(needle),
+            "{needle:?} missing from:\n{}",
+            changed.stdout
+        );
+    }
+
+    // The stock binary has no workflow code: it says how to get one.
+    let stock = run(Replayer::new());
+    assert_eq!(stock.code, 2, "{}", stock.stderr);
+    assert!(
+        stock.stderr.contains("no workflow types registered"),
+        "{}",
+        stock.stderr
+    );
+
+    // A server holds no workflow code either: refused by name, nothing read.
+    let remote = refrain_worker::cli::run_captured(
+        Replayer::new().workflow::<ShopV1>(),
+        ["refrain", "--server", "http://127.0.0.1:9", "shadow"],
+        Some("token"),
+    );
+    assert_eq!(remote.code, 2, "{}", remote.stderr);
+    assert!(
+        remote.stderr.contains("reads no server"),
+        "{}",
+        remote.stderr
+    );
+}

@@ -116,6 +116,17 @@ pub(super) enum Command {
         #[arg(required = true, value_name = "FILE_OR_DIR")]
         paths: Vec<PathBuf>,
     },
+    /// Before a deploy: replays every open run of the store (--db; a copy
+    /// is read, so the application may keep running) or of a directory of
+    /// exported histories (--exports) through the registered workflow code,
+    /// and lists the runs the new code would not replay, each with its
+    /// report. Exits 1 if any would fail. Local only.
+    Shadow {
+        /// Check the open runs among the exported histories (.json/.bin)
+        /// in DIR instead of a store.
+        #[arg(long, value_name = "DIR")]
+        exports: Option<PathBuf>,
+    },
     /// Sends a signal with a raw JSON value to the open run of a workflow.
     Signal {
         /// Workflow id.

@@ -1,9 +1,10 @@
-//! The shorter commands: `list`, `export`, `replay` and `signal`
+//! The shorter commands: `list`, `export`, `replay`, `shadow` and `signal`
 //! (`describe` and `history` have files of their own).
 
 use super::args::StatusArg;
 use super::{acknowledge, pick_run, CliError, Out, EXIT_FAILED};
 use crate::replayer::{history_files, indent, ReplayError, Replayer};
+use crate::shadow::{replay_open_runs, ShadowSource};
 use refrain::history_file::{FileFormat, HistoryExport};
 use refrain_history::{
     HistoryStore, ListOrder, PageRequest, Payload, RunCursor, RunFilter, RunId, Store, WorkflowId,
@@ -185,6 +186,23 @@ pub(super) fn replay(replayer: &Replayer, paths: &[PathBuf], out: Out<'_>) -> Re
         results.len()
     )?;
     Ok(if failed == 0 { 0 } else { EXIT_FAILED })
+}
+
+// ----- shadow -----
+
+/// Replays the open runs of `source` through `replayer` (see
+/// [`crate::shadow`]) and prints the report; 1 if a run would fail.
+pub(super) fn shadow(
+    replayer: &Replayer,
+    source: &ShadowSource,
+    out: Out<'_>,
+) -> Result<u8, CliError> {
+    if replayer.is_empty() {
+        return Err(CliError::Unusable(NO_WORKFLOWS.trim().to_owned()));
+    }
+    let report = replay_open_runs(replayer, source).map_err(|e| CliError::Failed(e.to_string()))?;
+    write!(out, "{report}")?;
+    Ok(if report.is_clean() { 0 } else { EXIT_FAILED })
 }
 
 const NO_WORKFLOWS: &str = r#"

@@ -89,8 +89,9 @@ mod timeline;
 mod verify;
 
 use crate::replayer::Replayer;
+use crate::shadow::ShadowSource;
 use args::{Cli, Command};
-use commands::{export, list, replay, signal, ListArgs};
+use commands::{export, list, replay, shadow, signal, ListArgs};
 use describe::describe;
 use refrain::history_file::HistoryExport;
 use refrain_history::{
@@ -340,6 +341,13 @@ fn execute(
         ),
         Command::Verify => return verify::verify(store_dir(db)?, out),
         Command::Replay { paths } => return replay(replayer, &paths, out),
+        Command::Shadow { exports } => {
+            let source = match exports {
+                Some(dir) => ShadowSource::ExportDir(dir),
+                None => ShadowSource::StoreDir(store_dir(db)?.to_path_buf()),
+            };
+            return shadow(replayer, &source, out);
+        }
         Command::Signal {
             id,
             name,

@@ -172,6 +172,14 @@ impl Remote {
                         .into(),
                 ))
             }
+            Command::Shadow { .. } => {
+                return Err(CliError::Unusable(
+                    "shadow runs workflow code on a store's open runs and reads no server: run it \
+                     with --db DIR (a copy of the store is read), or export the open runs and \
+                     give --exports DIR"
+                        .into(),
+                ))
+            }
             Command::Replay { .. } => {
                 return Err(CliError::Unusable(
                     "replay runs workflow code on history files and reads no server: export the \
