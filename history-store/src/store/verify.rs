@@ -27,7 +27,7 @@ use crate::keys;
 use crate::store::records::RunRecord;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// What [`Store::verify`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -67,8 +67,35 @@ pub(super) struct Scratch {
 }
 
 impl Scratch {
-    /// Copies the store in `dir` (files and the `blobs` folder).
-    pub(super) fn copy_of(dir: &Path) -> Result<Scratch, StoreError> {
+    /// Copies the store in `dir` (files and the `blobs` folder), again
+    /// while the data file changes under the copy, for up to
+    /// `lock_timeout`: a handle dropped a moment ago in this process may
+    /// still be flushing on a sled thread (as `open_db` waits for its
+    /// lock), while a running application keeps changing it and is refused.
+    pub(super) fn copy_of(dir: &Path, lock_timeout: Duration) -> Result<Scratch, StoreError> {
+        let give_up = Instant::now() + lock_timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match Scratch::copy_once(dir)? {
+                Some(scratch) => return Ok(scratch),
+                None if Instant::now() >= give_up => {
+                    return Err(StoreError::StorageLocked {
+                        path: dir.to_path_buf(),
+                    })
+                }
+                None => {
+                    std::thread::sleep(
+                        pause.min(give_up.saturating_duration_since(Instant::now())),
+                    );
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    /// One copy of the store in `dir`, or `None` if the data file changed
+    /// while it was copied (the copy may be torn; it is removed).
+    fn copy_once(dir: &Path) -> Result<Option<Scratch>, StoreError> {
         let io = |e: std::io::Error| StoreError::Storage(sled::Error::Io(e));
         let before = stamp(dir).map_err(io)?;
         let base = std::env::temp_dir();
@@ -92,11 +119,9 @@ impl Scratch {
         // sled's lock cannot be taken without writing; a store that changed
         // while it was copied has an owner, and the copy may be torn.
         if stamp(dir).map_err(io)? != before {
-            return Err(StoreError::StorageLocked {
-                path: dir.to_path_buf(),
-            });
+            return Ok(None);
         }
-        Ok(scratch)
+        Ok(Some(scratch))
     }
 }
 
@@ -151,8 +176,8 @@ impl Store {
     /// `Closed`).
     ///
     /// # Errors
-    /// `StorageLocked` if the data file changed while it was copied (the
-    /// application is running); `Damaged` if sled cannot read the copy at
+    /// `StorageLocked` if the data file kept changing under every copy
+    /// for `config.lock_timeout` (the application is running); `Damaged` if sled cannot read the copy at
     /// all; `Storage` if `path` holds no store or cannot be copied.
     pub fn open_read_only(
         path: impl AsRef<Path>,
@@ -165,7 +190,7 @@ impl Store {
                 format!("no store at {}", path.display()),
             ))));
         }
-        let scratch = Scratch::copy_of(path)?;
+        let scratch = Scratch::copy_of(path, config.lock_timeout)?;
         Store::open_copy(path, config, scratch)
     }
 
