@@ -26,12 +26,16 @@ async fn a_loan_in_review_waits_on_its_underwriter_by_name() {
         .start::<LoanApproval>("loan-wait", app)
         .await
         .expect("start");
+    // `waiting_on` is several reads (the run's record, its pending
+    // activities, its open tasks), not one snapshot: the open task can be
+    // read after the commit that assigns it while the record was read
+    // before it (the risk score still running, no reminder timer yet).
+    // Wait for a list read wholly after that commit.
     let waits = eventually("the review is assigned", async || {
         let (_, _, waits) = h.client.waiting_on("loan-wait").await.expect("waiting_on");
-        waits
-            .iter()
-            .any(|w| matches!(w, Waiting::HumanTask { .. }))
-            .then_some(waits)
+        let assigned = waits.iter().any(|w| matches!(w, Waiting::HumanTask { .. }));
+        let reminder = waits.iter().any(|w| w.kind() == "timer");
+        (assigned && reminder).then_some(waits)
     })
     .await;
     let task = waits
